@@ -1,0 +1,21 @@
+// actors/atoms.hpp — CAF atoms shared by the actors (CAF 0.17 atom_constant).
+//
+// Owns: message tags only. Must not touch: behaviour.
+#pragma once
+
+#include <caf/atom.hpp>
+
+namespace yard::actors {
+
+using generate_atom = caf::atom_constant<caf::atom("generate")>;   // (generate_atom, nats_message)
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;       // (cancel_atom, nats_message | string)
+using heartbeat_atom = caf::atom_constant<caf::atom("heartbt")>;   // (heartbeat_atom, nats_message) or timer
+using kv_events_atom = caf::atom_constant<caf::atom("kvevents")>;  // (kv_events_atom, nats_message)
+using chunk_atom = caf::atom_constant<caf::atom("chunk")>;         // (chunk_atom, nats_message)
+using step_atom = caf::atom_constant<caf::atom("step")>;           // worker: run one engine step
+using tick_atom = caf::atom_constant<caf::atom("tick")>;           // periodic housekeeping
+using open_atom = caf::atom_constant<caf::atom("open")>;           // frontend: open a stream
+using drain_atom = caf::atom_constant<caf::atom("drain")>;         // stop taking new work
+using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;   // KV snapshot request
+
+}  // namespace yard::actors

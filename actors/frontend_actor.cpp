@@ -1,0 +1,239 @@
+#include "actors/frontend_actor.hpp"
+
+#include <chrono>
+#include <map>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/worker_registry.hpp"
+#include "common/log.hpp"
+#include "messages/subjects.hpp"
+#include "transport/actor_bridge.hpp"
+
+namespace yard::actors {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+struct open_stream {
+  msg::generate_request req;
+  chunk_queue_ptr sink;
+  std::string key;                          // current attempt's inbox suffix
+  std::uint64_t next_seq = 0;               // expected seq from the current attempt
+  std::uint64_t client_seq = 0;             // seq of the next chunk handed to the client
+  std::vector<msg::token_id> delivered;     // tokens already handed to the client
+  std::string worker_id;                    // who serves the current attempt
+  std::uint32_t attempts = 0;
+  clock::time_point started, last_activity, last_token;
+  bool got_first_token = false;
+};
+
+struct frontend_state {
+  transport::nats_connection* conn = nullptr;
+  frontend_config cfg;
+  std::shared_ptr<frontend_metrics> metrics;
+  std::shared_ptr<cluster_view> view;
+  std::string inbox_prefix;
+  std::uint64_t next_key = 0;
+  std::map<std::string, open_stream> by_id;          // request id -> stream
+  std::map<std::string, std::string> id_by_key;      // inbox suffix -> request id
+  worker_registry workers;
+  std::shared_ptr<spdlog::logger> log;
+  static inline const char* name = "frontend";
+};
+
+using frontend_actor = caf::stateful_actor<frontend_state>;
+
+void fail_stream(frontend_state& st, open_stream& s, errc code, const std::string& message) {
+  msg::token_chunk c;
+  c.request_id = s.req.request_id;
+  c.seq = s.client_seq++;
+  c.finish_reason = "error";
+  c.error = msg::error_reply{static_cast<std::int32_t>(code), message};
+  s.sink->push(std::move(c));
+}
+
+void finish(frontend_state& st, const std::string& request_id) {
+  auto it = st.by_id.find(request_id);
+  if (it == st.by_id.end()) return;
+  st.id_by_key.erase(it->second.key);
+  st.metrics->e2e.observe(std::chrono::duration<double>(clock::now() - it->second.started).count());
+  st.by_id.erase(it);
+}
+
+void dispatch(frontend_state& st, open_stream& s) {
+  st.id_by_key.erase(s.key);
+  s.key = std::to_string(st.next_key++);
+  st.id_by_key[s.key] = s.req.request_id;
+  s.next_seq = 0;
+  s.worker_id.clear();
+  s.last_activity = clock::now();
+  s.attempts++;
+  auto req = s.req;
+  req.resume_tokens = s.delivered;
+  req.attempt = s.attempts - 1;
+  auto st_pub = st.conn->publish(subjects::router_generate(st.cfg.ns), msg::encode(req), st.inbox_prefix + "." + s.key,
+                                 msg::content_type_of(msg::wire_format::msgpack));
+  if (!st_pub) {
+    st.log->warn("dispatch of {} failed: {}", s.req.request_id, st_pub.err().describe());
+    // The tick will retry after the stream timeout; NATS buffers while reconnecting.
+  }
+}
+
+// Re-dispatches a stream whose worker failed, or fails it after max_attempts.
+void migrate(frontend_state& st, open_stream& s, const std::string& why) {
+  if (s.attempts >= static_cast<std::uint32_t>(st.cfg.max_attempts)) {
+    st.log->warn("request {} failed after {} attempts ({})", s.req.request_id, s.attempts, why);
+    fail_stream(st, s, errc::unavailable, "request failed after " + std::to_string(s.attempts) + " attempts: " + why);
+    finish(st, s.req.request_id);
+    return;
+  }
+  st.log->warn("migrating request {} ({}), {} tokens already delivered", s.req.request_id, why, s.delivered.size());
+  st.metrics->migrations_total++;
+  dispatch(st, s);
+}
+
+void on_chunk(frontend_actor* self, transport::nats_message& m) {
+  auto& st = self->state;
+  auto key = m.subject.substr(st.inbox_prefix.size() + 1);
+  auto kit = st.id_by_key.find(key);
+  if (kit == st.id_by_key.end()) return;  // a late chunk of a finished or migrated attempt
+  auto& s = st.by_id.at(kit->second);
+  auto chunk = msg::decode_auto<msg::token_chunk>(m.data, m.content_type);
+  if (!chunk) {
+    st.log->warn("bad chunk for {}: {}", s.req.request_id, chunk.err().describe());
+    migrate(st, s, "malformed chunk");
+    return;
+  }
+  if (chunk->error) {
+    auto code = static_cast<errc>(chunk->error->code);
+    // A worker that refused because it is draining, or a router with no worker
+    // right now, is worth another attempt; request errors go to the client.
+    if ((code == errc::unavailable) && s.attempts < static_cast<std::uint32_t>(st.cfg.max_attempts) && s.delivered.empty() &&
+        st.workers.size() > 0) {
+      migrate(st, s, chunk->error->message);
+      return;
+    }
+    fail_stream(st, s, code, chunk->error->message);
+    finish(st, s.req.request_id);
+    return;
+  }
+  if (chunk->seq < s.next_seq) return;  // duplicate
+  if (chunk->seq > s.next_seq) {
+    migrate(st, s, "gap in stream: expected seq " + std::to_string(s.next_seq) + ", got " + std::to_string(chunk->seq));
+    return;
+  }
+  s.next_seq++;
+  s.worker_id = chunk->worker_id;
+  s.last_activity = clock::now();
+  if (!chunk->token_ids.empty()) {
+    auto now = clock::now();
+    if (!s.got_first_token) {
+      st.metrics->ttft.observe(std::chrono::duration<double>(now - s.started).count());
+      s.got_first_token = true;
+    } else {
+      st.metrics->itl.observe(std::chrono::duration<double>(now - s.last_token).count());
+    }
+    s.last_token = now;
+    st.metrics->output_tokens_total += chunk->token_ids.size();
+    s.delivered.insert(s.delivered.end(), chunk->token_ids.begin(), chunk->token_ids.end());
+  }
+  bool done = chunk->finish_reason.has_value();
+  chunk->seq = s.client_seq++;
+  if (done && chunk->usage_info) chunk->usage_info->completion_tokens = static_cast<std::uint32_t>(s.delivered.size());
+  s.sink->push(std::move(*chunk));
+  if (done) finish(st, s.req.request_id);
+}
+
+void on_tick(frontend_actor* self) {
+  auto& st = self->state;
+  auto now = clock::now();
+  for (const auto& id : st.workers.expire(now)) st.log->warn("worker {} missed its lease", id);
+  st.view->set(st.workers.eligible("").size(), st.workers.models());
+  std::vector<std::string> to_migrate;
+  for (auto& [id, s] : st.by_id) {
+    bool worker_lost = !s.worker_id.empty() && !st.workers.alive(s.worker_id);
+    bool silent = now - s.last_activity > std::chrono::milliseconds(st.cfg.stream_timeout_ms);
+    if (worker_lost || silent) to_migrate.push_back(id);
+  }
+  for (const auto& id : to_migrate) {
+    auto it = st.by_id.find(id);
+    if (it == st.by_id.end()) continue;
+    bool lost = !it->second.worker_id.empty() && !st.workers.alive(it->second.worker_id);
+    migrate(st, it->second, lost ? "worker " + it->second.worker_id + " lost" : "stream timed out");
+  }
+}
+
+caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection* conn, frontend_config cfg,
+                                std::shared_ptr<frontend_metrics> metrics, std::shared_ptr<cluster_view> view,
+                                std::string inbox_prefix) {
+  auto& st = self->state;
+  st.conn = conn;
+  st.cfg = std::move(cfg);
+  st.metrics = std::move(metrics);
+  st.view = std::move(view);
+  st.inbox_prefix = std::move(inbox_prefix);
+  st.log = component_logger("frontend");
+  self->send(self, tick_atom::value);
+  return {
+      [=](open_atom, msg::generate_request& req, chunk_queue_ptr& sink) {
+        auto& st = self->state;
+        if (st.by_id.count(req.request_id)) {
+          msg::token_chunk c;
+          c.request_id = req.request_id;
+          c.finish_reason = "error";
+          c.error = msg::error_reply{static_cast<std::int32_t>(errc::conflict), "duplicate request id"};
+          sink->push(std::move(c));
+          return;
+        }
+        open_stream s;
+        s.req = std::move(req);
+        s.sink = std::move(sink);
+        s.started = clock::now();
+        auto id = s.req.request_id;
+        auto& ref = st.by_id.emplace(id, std::move(s)).first->second;
+        dispatch(st, ref);
+      },
+      [=](cancel_atom, const std::string& request_id) {
+        auto& st = self->state;
+        if (!st.by_id.count(request_id)) return;
+        st.log->info("client of {} went away: cancelling", request_id);
+        msg::cancel_request c{request_id, "client disconnected"};
+        st.conn->publish(subjects::worker_cancel(st.cfg.ns), msg::encode(c));
+        finish(st, request_id);
+      },
+      [=](chunk_atom, transport::nats_message& m) { on_chunk(self, m); },
+      [=](heartbeat_atom, transport::nats_message& m) {
+        auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type);
+        if (!hb || hb->component != "worker") return;
+        self->state.workers.observe(*hb, clock::now());
+      },
+      [=](tick_atom) {
+        on_tick(self);
+        self->delayed_send(self, std::chrono::milliseconds(self->state.cfg.tick_ms), tick_atom::value);
+      },
+  };
+}
+
+}  // namespace
+
+result<caf::actor> spawn_frontend(caf::actor_system& sys, transport::nats_connection& conn, frontend_config cfg,
+                                  std::shared_ptr<frontend_metrics> metrics, std::shared_ptr<cluster_view> view) {
+  auto ns = cfg.ns;
+  auto inbox = conn.new_inbox();
+  auto actor = sys.spawn(frontend_behavior, &conn, cfg, std::move(metrics), std::move(view), inbox);
+  auto keep = std::make_shared<std::vector<transport::subscription>>();
+  auto chunks = transport::expose(conn, inbox + ".*", actor, chunk_atom::value);
+  if (!chunks) return chunks.err();
+  keep->push_back(std::move(*chunks));
+  auto hb = transport::expose(conn, subjects::heartbeat(ns), actor, heartbeat_atom::value);
+  if (!hb) return hb.err();
+  keep->push_back(std::move(*hb));
+  actor->attach_functor([keep]() mutable { keep->clear(); });
+  conn.flush();
+  return actor;
+}
+
+}  // namespace yard::actors

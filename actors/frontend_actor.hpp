@@ -1,0 +1,64 @@
+// actors/frontend_actor.hpp — the frontend's actor: owns every open stream.
+//
+// Owns: open requests (request -> chunk_queue of the HTTP thread serving it),
+// seq checking, stream timeouts, request migration (a stream whose worker
+// misses its lease, or that goes silent, is re-dispatched with the tokens
+// already delivered as resume_tokens, up to max_attempts), cancellation on
+// client disconnect, TTFT/ITL metrics, and the cluster_view the HTTP layer
+// reads (live workers, models).
+// HTTP threads talk to it with (open_atom, generate_request, chunk_queue_ptr)
+// and (cancel_atom, request_id); chunks arrive on one wildcard inbox
+// subscription `<inbox>.*`.
+// Must not touch: HTTP parsing (http_server), routing (router_actor).
+// Thread-safety: an actor; cluster_view is shared and locked.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <caf/fwd.hpp>
+
+#include "actors/chunk_queue.hpp"
+#include "actors/metrics.hpp"
+#include "messages/codec.hpp"
+#include "transport/nats_connection.hpp"
+
+namespace yard::actors {
+
+struct frontend_config {
+  std::string ns = "default";       // subject namespace (default "default")
+  std::string id = "frontend-0";    // instance id (default "frontend-0")
+  int stream_timeout_ms = 30000;    // silence after which a stream is migrated (default 30 s)
+  int max_attempts = 3;             // dispatches per request incl. the first (default 3)
+  int tick_ms = 100;                // housekeeping period (default 100 ms)
+};
+
+// What the HTTP layer may read without asking the actor.
+class cluster_view {
+ public:
+  void set(std::size_t live_workers, std::vector<std::string> models) {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_ = live_workers;
+    models_ = std::move(models);
+  }
+  std::size_t live_workers() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return live_;
+  }
+  std::vector<std::string> models() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return models_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::size_t live_ = 0;
+  std::vector<std::string> models_;
+};
+
+result<caf::actor> spawn_frontend(caf::actor_system& sys, transport::nats_connection& conn, frontend_config cfg,
+                                  std::shared_ptr<frontend_metrics> metrics, std::shared_ptr<cluster_view> view);
+
+}  // namespace yard::actors

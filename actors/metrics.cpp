@@ -1,0 +1,60 @@
+#include "actors/metrics.hpp"
+
+#include <fmt/format.h>
+
+namespace yard::actors {
+
+void histogram::observe(double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::size_t i = 0;
+  while (i < bounds_.size() && seconds > bounds_[i]) ++i;
+  counts_[i]++;
+  sum_ += seconds;
+  ++n_;
+}
+
+std::uint64_t histogram::count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return n_;
+}
+
+void histogram::render(std::string& out, const std::string& name, const std::string& help) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  out += fmt::format("# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
+  std::uint64_t cum = 0;
+  for (std::size_t i = 0; i < bounds_.size(); ++i) {
+    cum += counts_[i];
+    out += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, bounds_[i], cum);
+  }
+  cum += counts_.back();
+  out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n{}_sum {}\n{}_count {}\n", name, cum, name, sum_, name, n_);
+}
+
+void frontend_metrics::count_error(int http_status) {
+  std::lock_guard<std::mutex> lock(errors_mu_);
+  errors_by_status_[http_status]++;
+}
+
+std::string frontend_metrics::render() const {
+  std::string out;
+  out += fmt::format("# HELP yard_requests_total Requests received by the frontend.\n# TYPE yard_requests_total counter\nyard_requests_total {}\n",
+                     requests_total.load());
+  out += "# HELP yard_request_errors_total Requests answered with an error, by HTTP status.\n# TYPE yard_request_errors_total counter\n";
+  {
+    std::lock_guard<std::mutex> lock(errors_mu_);
+    if (errors_by_status_.empty()) out += "yard_request_errors_total{status=\"500\"} 0\n";
+    for (const auto& [st, n] : errors_by_status_) out += fmt::format("yard_request_errors_total{{status=\"{}\"}} {}\n", st, n);
+  }
+  out += fmt::format("# HELP yard_requests_in_flight Requests being served.\n# TYPE yard_requests_in_flight gauge\nyard_requests_in_flight {}\n",
+                     in_flight.load());
+  out += fmt::format("# HELP yard_output_tokens_total Tokens streamed to clients.\n# TYPE yard_output_tokens_total counter\nyard_output_tokens_total {}\n",
+                     output_tokens_total.load());
+  out += fmt::format("# HELP yard_migrations_total Requests re-dispatched after a worker failed.\n# TYPE yard_migrations_total counter\nyard_migrations_total {}\n",
+                     migrations_total.load());
+  ttft.render(out, "yard_time_to_first_token_seconds", "Time from request to first token.");
+  itl.render(out, "yard_inter_token_latency_seconds", "Time between consecutive tokens.");
+  e2e.render(out, "yard_request_duration_seconds", "Time from request to last token.");
+  return out;
+}
+
+}  // namespace yard::actors

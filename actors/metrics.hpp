@@ -1,0 +1,51 @@
+// actors/metrics.hpp — Prometheus counters and histograms for the frontend.
+//
+// Owns: the frontend's metric values and their text exposition
+// (https://prometheus.io/docs/instrumenting/exposition_formats/).
+// Must not touch: HTTP or NATS (the server renders render()).
+// Thread-safety: thread-safe (atomics and one mutex per histogram).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace yard::actors {
+
+class histogram {
+ public:
+  explicit histogram(std::vector<double> bounds_s) : bounds_(std::move(bounds_s)), counts_(bounds_.size() + 1, 0) {}
+  void observe(double seconds);
+  void render(std::string& out, const std::string& name, const std::string& help) const;
+  std::uint64_t count() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<double> bounds_;
+  std::vector<std::uint64_t> counts_;
+  double sum_ = 0;
+  std::uint64_t n_ = 0;
+};
+
+struct frontend_metrics {
+  std::atomic<std::uint64_t> requests_total{0};
+  std::atomic<std::uint64_t> migrations_total{0};
+  std::atomic<std::int64_t> in_flight{0};
+  std::atomic<std::uint64_t> output_tokens_total{0};
+  histogram ttft{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
+  histogram itl{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};
+  histogram e2e{{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
+
+  void count_error(int http_status);
+  std::string render() const;
+
+ private:
+  mutable std::mutex errors_mu_;
+  std::map<int, std::uint64_t> errors_by_status_;
+};
+
+}  // namespace yard::actors

@@ -1,0 +1,98 @@
+// backends/engine.hpp — the interface every inference engine implements.
+//
+// Owns: the contract between a worker (actors/worker_actor, sim/) and an engine
+// (mock_engine, native engine). An engine is a step machine: requests are
+// added, each step() runs one scheduler iteration (a batch of prefill chunks
+// and decode tokens) and returns what each sequence produced, plus how long
+// the step took in model time. The caller decides when to call step() (a live
+// worker right away or after the emulated step time; the simulator on its
+// virtual clock).
+// Must not touch: NATS, actors, wall-clock sleeping (engines never sleep).
+// Thread-safety: not thread-safe; one owner calls every method.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.hpp"
+#include "messages/types.hpp"
+
+namespace yard::backends {
+
+using msg::token_id;
+
+struct engine_request {
+  std::string request_id;
+  std::vector<token_id> prompt;          // prompt tokens (already tokenized)
+  std::vector<token_id> resume_tokens;   // already-delivered output (migration); generation continues after them
+  msg::sampling_params sampling;
+  std::uint32_t max_tokens = 16;         // includes resume_tokens
+  std::vector<token_id> stop_token_ids;
+  std::vector<std::string> stop;         // stop strings
+  std::optional<std::string> cache_salt; // seeds the block-hash chain
+};
+
+struct sequence_output {
+  std::string request_id;
+  std::vector<token_id> new_tokens;       // tokens produced this step (usually 0 or 1)
+  std::string text_delta;                 // their text, valid UTF-8
+  std::vector<float> logprobs;            // per new token when requested
+  std::optional<std::string> finish_reason;  // "stop", "length", "cancelled", "error"
+  msg::usage usage_info;                  // filled when finish_reason is set
+  std::optional<std::string> error_message;  // with finish_reason "error"
+};
+
+struct step_result {
+  std::vector<sequence_output> outputs;
+  double model_time_ms = 0.0;  // emulated (mock) or measured (native) duration of the step
+};
+
+class engine {
+ public:
+  virtual ~engine() = default;
+
+  // Name for logs and /v1/models ("mock", "native:<model>").
+  virtual std::string name() const = 0;
+
+  virtual result<std::vector<token_id>> tokenize(std::string_view text) const = 0;
+  virtual std::string detokenize(const std::vector<token_id>& tokens) const = 0;
+
+  // Renders chat messages with the model's chat template and tokenizes them.
+  // The default is a plain "<|role|>\ncontent\n" template ending with the
+  // assistant's turn; engines with a real template override it.
+  virtual result<std::vector<token_id>> apply_chat_template(const std::vector<msg::chat_message>& messages) const {
+    std::string text;
+    for (const auto& m : messages) text += "<|" + m.role + "|>\n" + m.content + "\n";
+    text += "<|assistant|>\n";
+    return tokenize(text);
+  }
+
+  // Queues a request. Fails (and queues nothing) on a bad request, e.g. a
+  // prompt longer than the context or a duplicate id.
+  virtual status add_request(engine_request req) = 0;
+
+  // Stops a request; its next step output carries finish_reason "cancelled"
+  // and its blocks are released. Unknown ids are ignored.
+  virtual void cancel(const std::string& request_id) = 0;
+
+  // True while any request is queued or running.
+  virtual bool has_work() const = 0;
+
+  // Runs one scheduler iteration.
+  virtual step_result step() = 0;
+
+  // Current load, for routing.
+  virtual msg::load_report load() const = 0;
+
+  // KV events produced since the last call (block stored/removed/cleared).
+  virtual std::vector<msg::kv_event> drain_kv_events() { return {}; }
+
+  // KV block size in tokens (for the router's block hashing).
+  virtual std::uint32_t block_size() const { return 16; }
+};
+
+}  // namespace yard::backends

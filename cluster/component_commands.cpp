@@ -1,0 +1,100 @@
+// cluster/component_commands.cpp — `yard worker`, `yard router`, `yard frontend`:
+// the pieces of `yard up`, one per process, against a given --nats URL.
+//
+// Owns: their flags and lifecycle. SIGTERM/SIGINT on a worker drains it: it
+// stops taking work (its heartbeat says draining), finishes in-flight
+// requests (up to --drain-timeout-ms), then exits 0.
+#include <cstdio>
+
+#include "cluster/node_runtime.hpp"
+#include "tools/commands.hpp"
+
+namespace yard::cmd {
+
+namespace {
+
+int fail(const std::shared_ptr<spdlog::logger>& log, const std::string& what, const error& e) {
+  log->error("{}: {}", what, e.describe());
+  return 1;
+}
+
+}  // namespace
+
+int run_worker(int argc, char** argv) {
+  cluster::block_stop_signals();
+  CLI::App app{"yard worker: one engine worker"};
+  cluster::process_options proc;
+  cluster::engine_options eng;
+  actors::worker_config wc;
+  int drain_timeout_ms = 30000;
+  cluster::add_process_flags(app, proc, true);
+  cluster::add_engine_flags(app, eng);
+  app.add_option("--id", wc.id, "unique worker id")->required();
+  app.add_option("--role", wc.role, "both | prefill | decode")->check(CLI::IsMember({"both", "prefill", "decode"}))->capture_default_str();
+  app.add_option("--heartbeat-ms", wc.heartbeat_ms, "heartbeat period")->capture_default_str();
+  app.add_option("--lease-ms", wc.lease_ms, "lease: peers drop this worker after this silence")->capture_default_str();
+  app.add_option("--drain-timeout-ms", drain_timeout_ms, "max wait for in-flight requests on SIGTERM")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  cluster::finish_process_options(proc, "yard-worker-" + wc.id);
+  wc.ns = proc.ns;
+  auto log = component_logger("worker");
+  auto rt = cluster::node_runtime::create(proc.nats);
+  if (!rt) return fail(log, "cannot start", rt.err());
+  if (auto w = (*rt)->add_worker(eng, wc); !w) return fail(log, "worker " + wc.id, w.err());
+  log->info("worker {} serving '{}' ({} engine)", wc.id, cluster::served_model_name(eng), eng.engine);
+  cluster::wait_for_stop_signal();
+  auto left = (*rt)->drain_workers(drain_timeout_ms);
+  if (left > 0) log->warn("{} requests still running after the drain timeout", left);
+  (*rt)->shutdown();
+  return 0;
+}
+
+int run_router(int argc, char** argv) {
+  cluster::block_stop_signals();
+  CLI::App app{"yard router: route requests to workers"};
+  cluster::process_options proc;
+  actors::router_config rc;
+  cluster::add_process_flags(app, proc, true);
+  app.add_option("--id", rc.id, "router instance id")->capture_default_str();
+  app.add_option("--policy", rc.policy, "routing policy")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  cluster::finish_process_options(proc, "yard-router-" + rc.id);
+  rc.ns = proc.ns;
+  auto log = component_logger("router");
+  auto rt = cluster::node_runtime::create(proc.nats);
+  if (!rt) return fail(log, "cannot start", rt.err());
+  if (auto r = (*rt)->add_router(rc); !r) return fail(log, "router", r.err());
+  log->info("router {} up ({})", rc.id, rc.policy);
+  cluster::wait_for_stop_signal();
+  (*rt)->shutdown();
+  return 0;
+}
+
+int run_frontend(int argc, char** argv) {
+  cluster::block_stop_signals();
+  CLI::App app{"yard frontend: the OpenAI-compatible HTTP API"};
+  cluster::process_options proc;
+  actors::frontend_config fc;
+  actors::http_options http;
+  cluster::add_process_flags(app, proc, true);
+  app.add_option("--id", fc.id, "frontend instance id")->capture_default_str();
+  app.add_option("--http-port", http.port, "HTTP port (0 = any free port)")->capture_default_str();
+  app.add_option("--http-host", http.host, "HTTP listen address")->capture_default_str();
+  app.add_option("--max-body-bytes", http.max_body_bytes, "larger request bodies get 413")->capture_default_str();
+  app.add_option("--stream-timeout-ms", fc.stream_timeout_ms, "silence before a stream is migrated")->capture_default_str();
+  app.add_option("--max-attempts", fc.max_attempts, "dispatches per request, first included")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  cluster::finish_process_options(proc, "yard-frontend-" + fc.id);
+  fc.ns = proc.ns;
+  auto log = component_logger("frontend");
+  auto rt = cluster::node_runtime::create(proc.nats);
+  if (!rt) return fail(log, "cannot start", rt.err());
+  if (auto s = (*rt)->add_frontend(fc, http); !s) return fail(log, "frontend", s.err());
+  std::printf("frontend listening on http://%s:%d/v1\n", http.host.c_str(), (*rt)->http_port());
+  std::fflush(stdout);
+  cluster::wait_for_stop_signal();
+  (*rt)->shutdown();
+  return 0;
+}
+
+}  // namespace yard::cmd

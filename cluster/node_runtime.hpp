@@ -1,0 +1,64 @@
+// cluster/node_runtime.hpp — one process's actor system, NATS connection and
+// the components it hosts.
+//
+// Owns: the caf::actor_system, the process's single nats_connection, the
+// actors spawned into it (workers, router, frontend) and the HTTP server.
+// `yard up` puts all of them in one runtime; `yard worker|router|frontend`
+// put one each. Actors only ever talk through NATS subjects, so both shapes
+// behave the same.
+// Must not touch: process supervision (cluster/agent), policy logic.
+// Thread-safety: call from the main thread only.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+#include "actors/frontend_actor.hpp"
+#include "actors/http_server.hpp"
+#include "actors/router_actor.hpp"
+#include "actors/worker_actor.hpp"
+#include "cluster/process_options.hpp"
+
+namespace yard::cluster {
+
+class node_runtime {
+ public:
+  // Connects to NATS and starts the actor system. errc::unavailable with the
+  // URLs tried when NATS cannot be reached.
+  static result<std::unique_ptr<node_runtime>> create(const transport::nats_options& nats, int scheduler_threads = 0);
+  ~node_runtime();
+
+  result<caf::actor> add_worker(const engine_options& eng, actors::worker_config cfg);
+  result<caf::actor> add_router(actors::router_config cfg);
+  // Spawns the frontend actor and starts its HTTP server.
+  status add_frontend(actors::frontend_config cfg, actors::http_options http);
+
+  // Live workers the frontend sees (0 without a frontend).
+  std::size_t live_workers() const { return view_ ? view_->live_workers() : 0; }
+  int http_port() const { return http_ ? http_->port() : 0; }
+  transport::nats_connection& nats() { return *conn_; }
+
+  // Tells every worker to stop taking work and waits (up to timeout_ms) until
+  // their in-flight requests finish. Returns the number still running.
+  std::int64_t drain_workers(int timeout_ms);
+  // Stops HTTP, then every actor; idempotent.
+  void shutdown();
+
+ private:
+  node_runtime() = default;
+  std::unique_ptr<transport::nats_connection> conn_;
+  std::unique_ptr<caf::actor_system_config> sys_cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  std::vector<caf::actor> workers_;
+  std::vector<caf::actor> others_;
+  std::shared_ptr<actors::frontend_metrics> metrics_;
+  std::shared_ptr<actors::cluster_view> view_;
+  std::unique_ptr<actors::http_server> http_;
+  bool down_ = false;
+};
+
+}  // namespace yard::cluster

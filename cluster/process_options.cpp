@@ -1,0 +1,77 @@
+#include "cluster/process_options.hpp"
+
+#include <signal.h>
+
+#include <filesystem>
+
+#include "backends/mock/mock_engine.hpp"
+
+namespace yard::cluster {
+
+void add_process_flags(CLI::App& app, process_options& o, bool nats_required) {
+  auto* nats = app.add_option("--nats", o.nats_urls, "NATS server URL(s), comma-separated (nats://host:4222)");
+  if (nats_required) nats->required();
+  app.add_option("--namespace", o.ns, "subject namespace: subjects are yard.<namespace>.*")->capture_default_str();
+  app.add_option("--nats-user", o.nats.user, "NATS user name");
+  app.add_option("--nats-password", o.nats.password, "NATS password");
+  app.add_option("--nats-token", o.nats.token, "NATS auth token");
+  app.add_option("--nats-creds", o.nats.creds_file, "NATS credentials file")->check(CLI::ExistingFile);
+  app.add_flag("--nats-tls", o.nats.tls, "require TLS to NATS");
+  app.add_option("--nats-tls-ca", o.nats.tls_ca_file, "CA certificate (PEM)")->check(CLI::ExistingFile);
+  app.add_option("--nats-tls-cert", o.nats.tls_cert_file, "client certificate (PEM)")->check(CLI::ExistingFile);
+  app.add_option("--nats-tls-key", o.nats.tls_key_file, "client key (PEM)")->check(CLI::ExistingFile);
+  app.add_option("--log-level", o.log.level, "trace|debug|info|warn|error|off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
+      ->capture_default_str();
+  app.add_flag("--log-json", o.log.json, "log one JSON object per line");
+}
+
+void finish_process_options(process_options& o, const std::string& client_name) {
+  if (!o.nats_urls.empty()) o.nats.servers = transport::split_servers(o.nats_urls);
+  o.nats.name = client_name;
+  configure_logging(o.log);
+}
+
+void add_engine_flags(CLI::App& app, engine_options& o) {
+  app.add_option("--engine", o.engine, "mock | native")->check(CLI::IsMember({"mock", "native"}))->capture_default_str();
+  app.add_option("--model", o.model, "model name (mock) or Hugging Face model folder (native)");
+  app.add_option("--token-delay-ms", o.token_delay_ms, "mock engine: model time per decode step")->capture_default_str();
+  app.add_option("--speedup", o.speedup, "mock engine: run model time this many times faster")->capture_default_str();
+}
+
+std::string served_model_name(const engine_options& o) {
+  if (o.engine == "mock") return o.model.empty() ? "mock" : o.model;
+  auto p = std::filesystem::path(o.model);
+  if (p.has_filename()) return p.filename().string();
+  return p.parent_path().filename().string();
+}
+
+result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
+  if (o.engine == "mock") {
+    backends::mock_engine_options mo;
+    mo.per_token_delay_ms = o.token_delay_ms;
+    mo.speedup = o.speedup;
+    return std::unique_ptr<backends::engine>(std::make_unique<backends::mock_engine>(mo));
+  }
+  return make_error(errc::unsupported, "engine '" + o.engine + "' is not available in this build");
+}
+
+void block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int wait_for_stop_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+}  // namespace yard::cluster

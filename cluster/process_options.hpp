@@ -1,0 +1,50 @@
+// cluster/process_options.hpp — flags every `yard` process shares.
+//
+// Owns: the NATS connection flags (--nats, auth, TLS), --namespace, logging
+// flags (--log-level, --log-json), and turning them into nats_options and
+// log_options; the engine flags and the engine factory (mock or native).
+// Must not touch: actors (callers spawn them).
+// Thread-safety: plain values; parse on the main thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "backends/engine.hpp"
+#include "common/log.hpp"
+#include "transport/nats_connection.hpp"
+
+namespace yard::cluster {
+
+struct process_options {
+  std::string nats_urls;           // comma-separated; empty = embedded server (yard up only)
+  std::string ns = "default";      // subject namespace (default "default")
+  transport::nats_options nats;    // auth/TLS fields filled from flags
+  log_options log;
+};
+
+void add_process_flags(CLI::App& app, process_options& o, bool nats_required);
+// Fills o.nats.servers from o.nats_urls.
+void finish_process_options(process_options& o, const std::string& client_name);
+
+struct engine_options {
+  std::string engine = "mock";       // mock | native (default mock)
+  std::string model;                 // model name (mock) or model folder (native); default "mock"
+  double token_delay_ms = 10.0;      // mock: model time per decode step (default 10 ms)
+  double speedup = 1.0;              // mock: divides model time (default 1)
+};
+
+void add_engine_flags(CLI::App& app, engine_options& o);
+// The served model name: "mock" for the mock engine, the folder's name for native.
+std::string served_model_name(const engine_options& o);
+result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o);
+
+// Blocks SIGINT/SIGTERM in the calling thread (call first in main, before any
+// thread starts, so every thread inherits it); wait_for_stop_signal() then
+// returns the signal that arrived.
+void block_stop_signals();
+int wait_for_stop_signal();
+
+}  // namespace yard::cluster

@@ -1,0 +1,106 @@
+// cluster/up_command.cpp — `yard up`: a whole cluster in one command.
+//
+// Owns: the main job. Starts an embedded nats-server child on a free (or
+// given) loopback port unless --nats names a server, then the frontend (HTTP),
+// a router and N workers in this process, all talking over NATS; prints where
+// to send requests and stops cleanly on Ctrl-C/SIGTERM (the nats-server child
+// is stopped, and dies with us even on a crash).
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "cluster/node_runtime.hpp"
+#include "messages/subjects.hpp"
+#include "tools/commands.hpp"
+#include "transport/nats_server_process.hpp"
+
+namespace yard::cmd {
+
+int run_up(int argc, char** argv) {
+  cluster::block_stop_signals();
+  CLI::App app{"yard up: start a local Switchyard cluster"};
+  cluster::process_options proc;
+  cluster::engine_options eng;
+  int workers = 2;
+  int nats_port = 0;
+  actors::http_options http;
+  std::string policy = "round_robin";
+  int ready_timeout_s = 20;
+  cluster::add_process_flags(app, proc, false);
+  cluster::add_engine_flags(app, eng);
+  app.add_option("--workers", workers, "number of workers")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--nats-port", nats_port, "port for the embedded nats-server (0 = a free port)")->capture_default_str();
+  app.add_option("--http-port", http.port, "OpenAI API port")->capture_default_str();
+  app.add_option("--http-host", http.host, "OpenAI API listen address")->capture_default_str();
+  app.add_option("--router-policy", policy, "routing policy")->capture_default_str();
+  app.add_option("--ready-timeout", ready_timeout_s, "seconds to wait for the workers to register")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  cluster::finish_process_options(proc, "yard-up");
+  auto log = component_logger("up");
+
+  std::unique_ptr<transport::nats_server_process> server;
+  if (proc.nats_urls.empty()) {
+    transport::nats_server_options so;
+    so.port = nats_port;
+    auto s = transport::nats_server_process::start(so);
+    if (!s) {
+      log->error("cannot start the embedded nats-server: {}", s.err().describe());
+      return 1;
+    }
+    server = std::move(*s);
+    proc.nats.servers = {server->url()};
+  }
+  auto rt = cluster::node_runtime::create(proc.nats);
+  if (!rt) {
+    log->error("{}", rt.err().describe());
+    return 1;
+  }
+  auto& node = **rt;
+  for (int i = 0; i < workers; ++i) {
+    actors::worker_config wc;
+    wc.ns = proc.ns;
+    wc.id = "worker-" + std::to_string(i);
+    if (auto w = node.add_worker(eng, wc); !w) {
+      log->error("worker {}: {}", wc.id, w.err().describe());
+      return 1;
+    }
+  }
+  actors::router_config rc;
+  rc.ns = proc.ns;
+  rc.policy = policy;
+  if (auto r = node.add_router(rc); !r) {
+    log->error("router: {}", r.err().describe());
+    return 1;
+  }
+  actors::frontend_config fc;
+  fc.ns = proc.ns;
+  http.default_model = cluster::served_model_name(eng);
+  if (auto s = node.add_frontend(fc, http); !s) {
+    log->error("frontend: {}", s.err().describe());
+    return 1;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ready_timeout_s);
+  while (node.live_workers() < static_cast<std::size_t>(workers) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (node.live_workers() < static_cast<std::size_t>(workers))
+    log->warn("only {} of {} workers registered in {} s", node.live_workers(), workers, ready_timeout_s);
+  std::printf("Switchyard is up: %d %s worker(s), model '%s'\n", workers, eng.engine.c_str(),
+              cluster::served_model_name(eng).c_str());
+  std::printf("  OpenAI API : http://127.0.0.1:%d/v1  (try: curl -N http://127.0.0.1:%d/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}')\n",
+              node.http_port(), node.http_port(), cluster::served_model_name(eng).c_str());
+  std::printf("  NATS       : %s\n", proc.nats.servers.front().c_str());
+  std::printf("  generate   : %s (JSON or msgpack body, reply inbox gets token chunks)\n",
+              subjects::router_generate(proc.ns).c_str());
+  std::printf("  Ctrl-C to stop\n");
+  std::fflush(stdout);
+  int sig = cluster::wait_for_stop_signal();
+  log->info("signal {}: shutting down", sig);
+  node.drain_workers(2000);
+  node.shutdown();
+  rt->reset();
+  server.reset();
+  log->info("stopped");
+  return 0;
+}
+
+}  // namespace yard::cmd

@@ -1,0 +1,50 @@
+# Helpers shared by every folder's CMakeLists.txt.
+
+# yard_module(NAME DIR DEPS...): a static library from every .cpp directly in DIR
+# and its sub-folders, excluding tests/ and fuzz/ folders.
+function(yard_module name)
+  cmake_parse_arguments(M "" "" "DEPS;EXCLUDE" ${ARGN})
+  file(GLOB_RECURSE srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  list(FILTER srcs EXCLUDE REGEX "/(tests|fuzz)/")
+  foreach(ex ${M_EXCLUDE})
+    list(FILTER srcs EXCLUDE REGEX "${ex}")
+  endforeach()
+  if(srcs)
+    add_library(${name} STATIC ${srcs})
+    target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+    target_link_libraries(${name} PUBLIC ${M_DEPS})
+    target_compile_options(${name} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+  else()
+    add_library(${name} INTERFACE)
+    target_include_directories(${name} INTERFACE ${PROJECT_SOURCE_DIR})
+    target_link_libraries(${name} INTERFACE ${M_DEPS})
+  endif()
+endfunction()
+
+# yard_tests(DEPS...): one GoogleTest executable and one CTest entry per
+# tests/*_test.cpp file in the calling folder (or DIR). A test named *_slow_test.cpp gets
+# the label "slow"; the rest get "unit".
+function(yard_tests)
+  if(NOT YARD_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(T "" "TIMEOUT;DIR" "DEPS" ${ARGN})
+  if(NOT T_DIR)
+    set(T_DIR ${CMAKE_CURRENT_SOURCE_DIR}/tests)
+  endif()
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  file(GLOB tests CONFIGURE_DEPENDS ${T_DIR}/*_test.cpp)
+  foreach(src ${tests})
+    get_filename_component(stem ${src} NAME_WE)
+    get_filename_component(folder ${CMAKE_CURRENT_SOURCE_DIR} NAME)
+    set(exe ${folder}_${stem})
+    add_executable(${exe} ${src})
+    target_link_libraries(${exe} PRIVATE ${T_DEPS} GTest::gtest_main GTest::gtest)
+    set_target_properties(${exe} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+    add_test(NAME ${exe} COMMAND ${exe})
+    set_tests_properties(${exe} PROPERTIES TIMEOUT ${T_TIMEOUT}
+      ENVIRONMENT "YARD_BIN=${CMAKE_BINARY_DIR}/bin/yard;YARD_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+  endforeach()
+endfunction()

@@ -1,0 +1,27 @@
+// messages/subjects.hpp — every NATS subject, defined once.
+//
+// Scheme: yard.<namespace>.<component>.<endpoint>[.<instance>]
+//   yard.<ns>.router.generate          generate_request in, token_chunk stream to the reply inbox
+//   yard.<ns>.worker.generate.<id>     the same, addressed to one worker (the router forwards here)
+//   yard.<ns>.worker.cancel            cancel_request, broadcast to all workers
+//   yard.<ns>.discovery.heartbeat      heartbeat from every instance
+//   yard.<ns>.kv.events                kv_event_batch from workers
+//   yard.<ns>.kv.snapshot.<id>         request: a worker's full block set as a kv_event_batch
+//   yard.<ns>.router.inflight          router replicas share in-flight accounting
+// Must not touch: anything else. Thread-safety: pure functions.
+#pragma once
+
+#include <string>
+
+namespace yard::subjects {
+
+inline std::string prefix(const std::string& ns) { return "yard." + ns; }
+inline std::string router_generate(const std::string& ns) { return prefix(ns) + ".router.generate"; }
+inline std::string router_inflight(const std::string& ns) { return prefix(ns) + ".router.inflight"; }
+inline std::string worker_generate(const std::string& ns, const std::string& id) { return prefix(ns) + ".worker.generate." + id; }
+inline std::string worker_cancel(const std::string& ns) { return prefix(ns) + ".worker.cancel"; }
+inline std::string heartbeat(const std::string& ns) { return prefix(ns) + ".discovery.heartbeat"; }
+inline std::string kv_events(const std::string& ns) { return prefix(ns) + ".kv.events"; }
+inline std::string kv_snapshot(const std::string& ns, const std::string& id) { return prefix(ns) + ".kv.snapshot." + id; }
+
+}  // namespace yard::subjects

@@ -1,0 +1,118 @@
+// Round-trips and bad-input handling for the msgpack and JSON codecs.
+#include "messages/codec.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace yard;
+using namespace yard::msg;
+
+namespace {
+
+generate_request sample_request() {
+  generate_request r;
+  r.request_id = "req-1";
+  r.model = "mock";
+  r.prompt = "hello";
+  r.sampling.temperature = 0.5;
+  r.sampling.seed = 42;
+  r.stop = {"\n"};
+  r.max_tokens = 7;
+  r.cache_salt = "tenant-a";
+  return r;
+}
+
+}  // namespace
+
+TEST(codec, generate_request_round_trips_in_both_formats) {
+  for (auto f : {wire_format::msgpack, wire_format::json}) {
+    auto bytes = encode(sample_request(), f);
+    auto back = decode<generate_request>(bytes, f);
+    ASSERT_TRUE(back.ok()) << back.err().message;
+    EXPECT_EQ(back->request_id, "req-1");
+    EXPECT_EQ(*back->prompt, "hello");
+    EXPECT_EQ(back->max_tokens, 7u);
+    EXPECT_EQ(*back->sampling.seed, 42u);
+    EXPECT_DOUBLE_EQ(back->sampling.temperature, 0.5);
+    EXPECT_EQ(back->stop, std::vector<std::string>{"\n"});
+    EXPECT_EQ(*back->cache_salt, "tenant-a");
+    EXPECT_FALSE(back->token_ids.has_value());
+  }
+}
+
+TEST(codec, nested_optional_and_vectors_of_structs_round_trip) {
+  kv_event_batch b;
+  b.worker_id = "w1";
+  b.seq = 9;
+  b.events.push_back({"stored", {1, 2, 3}, 77, 2});
+  b.events.push_back({"cleared", {}, std::nullopt, 1});
+  for (auto f : {wire_format::msgpack, wire_format::json}) {
+    auto back = decode<kv_event_batch>(encode(b, f), f);
+    ASSERT_TRUE(back.ok()) << back.err().message;
+    ASSERT_EQ(back->events.size(), 2u);
+    EXPECT_EQ(back->events[0].block_hashes, (std::vector<std::uint64_t>{1, 2, 3}));
+    EXPECT_EQ(*back->events[0].parent_hash, 77u);
+    EXPECT_EQ(back->events[0].tier, 2);
+    EXPECT_FALSE(back->events[1].parent_hash.has_value());
+  }
+}
+
+TEST(codec, format_detection_prefers_header_then_body) {
+  EXPECT_EQ(detect_format("application/json", "\x81"), wire_format::json);
+  EXPECT_EQ(detect_format("", "  {\"a\":1}"), wire_format::json);
+  EXPECT_EQ(detect_format("", "\x81\xa1" "a\x01"), wire_format::msgpack);
+  EXPECT_EQ(detect_format("application/msgpack", "{"), wire_format::msgpack);
+}
+
+TEST(codec, unknown_fields_are_ignored) {
+  auto r = decode<cancel_request>(R"({"request_id":"x","future_field":[1,2,{"a":null}]})", wire_format::json);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->request_id, "x");
+}
+
+TEST(codec, missing_required_field_names_it) {
+  auto r = decode<generate_request>(R"({"prompt":"hi"})", wire_format::json);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.err().code, errc::bad_request);
+  EXPECT_NE(r.err().message.find("request_id"), std::string::npos);
+}
+
+TEST(codec, wrong_type_names_the_field_path) {
+  auto r = decode<generate_request>(R"({"request_id":"a","sampling":{"top_k":"many"}})", wire_format::json);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.err().message.find("sampling.top_k"), std::string::npos);
+  auto neg = decode<generate_request>(R"({"request_id":"a","max_tokens":-3})", wire_format::json);
+  ASSERT_FALSE(neg.ok());
+  EXPECT_NE(neg.err().message.find("max_tokens"), std::string::npos);
+  auto big = decode<generate_request>(R"({"request_id":"a","max_tokens":99999999999})", wire_format::json);
+  EXPECT_FALSE(big.ok());
+}
+
+TEST(codec, malformed_and_truncated_bodies_are_errors) {
+  EXPECT_EQ(decode<generate_request>("{\"request_id\":", wire_format::json).err().code, errc::bad_request);
+  EXPECT_EQ(decode<generate_request>("[1,2]", wire_format::json).err().code, errc::bad_request);
+  auto good = encode(sample_request(), wire_format::msgpack);
+  for (std::size_t cut = 0; cut < good.size(); ++cut) {
+    auto r = decode<generate_request>(std::string_view(good.data(), cut), wire_format::msgpack);
+    EXPECT_FALSE(r.ok()) << "cut at " << cut;
+  }
+  EXPECT_FALSE(decode<generate_request>("\xc1", wire_format::msgpack).ok());      // reserved byte
+  EXPECT_FALSE(decode<generate_request>("\x93\x01\x02\x03", wire_format::msgpack).ok());  // array, not map
+}
+
+TEST(codec, oversize_and_too_deep_bodies_are_rejected) {
+  decode_limits lim;
+  lim.max_bytes = 64;
+  std::string big(100, ' ');
+  EXPECT_EQ(decode<generate_request>(big, wire_format::json, lim).err().code, errc::payload_too_large);
+  EXPECT_EQ(decode<generate_request>(big, wire_format::msgpack, lim).err().code, errc::payload_too_large);
+  std::string deep = "{\"request_id\":\"a\",\"x\":" + std::string(10000, '[') + std::string(10000, ']') + "}";
+  EXPECT_EQ(decode<generate_request>(deep, wire_format::json).err().code, errc::bad_request);
+  std::string mp_deep(10000, '\x91');  // 10000 nested one-element arrays
+  mp_deep.push_back('\x01');
+  EXPECT_FALSE(decode<generate_request>(mp_deep, wire_format::msgpack).ok());
+}
+
+TEST(codec, huge_claimed_container_in_tiny_body_is_rejected) {
+  std::string claim = "\xdd\xff\xff\xff\xff";  // array32 claiming 4G elements
+  EXPECT_FALSE(decode<generate_request>(claim, wire_format::msgpack).ok());
+}

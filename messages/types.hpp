@@ -1,0 +1,214 @@
+// messages/types.hpp — every wire type, defined once.
+//
+// Owns: the plain value structs that travel between processes, and their field
+// lists (`describe`), which the msgpack and JSON codecs in codec.hpp walk.
+// Must not touch: behaviour, I/O, actors. Adding a field is backwards
+// compatible (decoders ignore unknown fields and keep defaults for absent
+// optional ones); renaming or retyping one is not.
+// Thread-safety: plain values.
+//
+// describe(v, x) lists fields in wire order. v.req(...) fields must be present
+// on input; v.opt(...) fields may be absent and keep their default (the default
+// is written in the field comment).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace yard::msg {
+
+using token_id = std::uint32_t;
+
+struct sampling_params {
+  double temperature = 0.0;            // 0 = greedy (default 0)
+  double top_p = 1.0;                  // nucleus mass (default 1 = off)
+  std::int32_t top_k = 0;              // 0 = off (default 0)
+  std::optional<std::uint64_t> seed;   // absent = engine-chosen
+  bool logprobs = false;               // return the chosen token's logprob (default false)
+};
+template <class V> void describe(V& v, sampling_params& x) {
+  v.opt("temperature", x.temperature);
+  v.opt("top_p", x.top_p);
+  v.opt("top_k", x.top_k);
+  v.opt("seed", x.seed);
+  v.opt("logprobs", x.logprobs);
+}
+
+struct chat_message {
+  std::string role;     // "system", "user", "assistant"
+  std::string content;
+};
+template <class V> void describe(V& v, chat_message& x) {
+  v.req("role", x.role);
+  v.req("content", x.content);
+}
+
+// A request to generate tokens. Sent to the router's generate subject with a
+// NATS reply inbox; token_chunk messages stream back to that inbox.
+struct generate_request {
+  std::string request_id;                  // required, unique per client request
+  std::string model;                       // default "" = the deployment's model
+  std::optional<std::string> prompt;       // text prompt (one of prompt/token_ids)
+  std::optional<std::vector<token_id>> token_ids;  // pre-tokenized prompt
+  std::optional<std::vector<chat_message>> messages;  // chat: the engine applies its template
+  sampling_params sampling;
+  std::vector<std::string> stop;           // stop strings (default none)
+  std::vector<token_id> stop_token_ids;    // stop tokens (default none)
+  std::uint32_t max_tokens = 16;           // completion budget (default 16)
+  bool stream = true;                      // stream chunks (default true)
+  std::optional<std::string> tenant;       // tenant id, for accounting
+  std::optional<std::string> cache_salt;   // isolates prefix-cache blocks
+  // Tokens already delivered to the client by an earlier attempt (request
+  // migration): the worker continues after them without re-sending them.
+  std::vector<token_id> resume_tokens;
+  std::uint32_t attempt = 0;               // 0 for the first dispatch
+};
+template <class V> void describe(V& v, generate_request& x) {
+  v.req("request_id", x.request_id);
+  v.opt("model", x.model);
+  v.opt("prompt", x.prompt);
+  v.opt("token_ids", x.token_ids);
+  v.opt("messages", x.messages);
+  v.opt("sampling", x.sampling);
+  v.opt("stop", x.stop);
+  v.opt("stop_token_ids", x.stop_token_ids);
+  v.opt("max_tokens", x.max_tokens);
+  v.opt("stream", x.stream);
+  v.opt("tenant", x.tenant);
+  v.opt("cache_salt", x.cache_salt);
+  v.opt("resume_tokens", x.resume_tokens);
+  v.opt("attempt", x.attempt);
+}
+
+struct usage {
+  std::uint32_t prompt_tokens = 0;
+  std::uint32_t completion_tokens = 0;
+  std::uint32_t cached_tokens = 0;  // prompt tokens served from the prefix cache
+};
+template <class V> void describe(V& v, usage& x) {
+  v.opt("prompt_tokens", x.prompt_tokens);
+  v.opt("completion_tokens", x.completion_tokens);
+  v.opt("cached_tokens", x.cached_tokens);
+}
+
+struct error_reply {
+  std::int32_t code = 500;  // yard::errc value (HTTP-like)
+  std::string message;
+};
+template <class V> void describe(V& v, error_reply& x) {
+  v.req("code", x.code);
+  v.opt("message", x.message);
+}
+
+// One streamed piece of a generation. seq starts at 0 and increases by one per
+// chunk; the last chunk has finish_reason set ("stop", "length", "cancelled",
+// "error"); an error chunk also carries `error`.
+struct token_chunk {
+  std::string request_id;
+  std::uint64_t seq = 0;
+  std::vector<token_id> token_ids;
+  std::string text;                       // text delta (valid UTF-8)
+  std::optional<std::string> finish_reason;
+  std::optional<usage> usage_info;        // on the last chunk
+  std::optional<error_reply> error;       // on an error chunk
+  std::string worker_id;                  // who produced it
+  std::vector<float> logprobs;            // per token when requested
+};
+template <class V> void describe(V& v, token_chunk& x) {
+  v.req("request_id", x.request_id);
+  v.req("seq", x.seq);
+  v.opt("token_ids", x.token_ids);
+  v.opt("text", x.text);
+  v.opt("finish_reason", x.finish_reason);
+  v.opt("usage", x.usage_info);
+  v.opt("error", x.error);
+  v.opt("worker_id", x.worker_id);
+  v.opt("logprobs", x.logprobs);
+}
+
+// Asks whoever is generating request_id to stop and free its resources.
+struct cancel_request {
+  std::string request_id;
+  std::string reason;  // default "" (free text for logs)
+};
+template <class V> void describe(V& v, cancel_request& x) {
+  v.req("request_id", x.request_id);
+  v.opt("reason", x.reason);
+}
+
+// Periodic load report from a worker (also carried inside heartbeats).
+struct load_report {
+  std::string worker_id;
+  std::uint32_t active_requests = 0;        // sequences being decoded
+  std::uint32_t queued_requests = 0;        // waiting for admission
+  std::uint64_t pending_prefill_tokens = 0; // prompt tokens not yet prefilled
+  std::uint32_t active_kv_blocks = 0;       // blocks referenced by live sequences
+  std::uint32_t total_kv_blocks = 0;        // pool capacity
+  std::uint64_t timestamp_ms = 0;           // sender wall clock, ms since epoch
+};
+template <class V> void describe(V& v, load_report& x) {
+  v.req("worker_id", x.worker_id);
+  v.opt("active_requests", x.active_requests);
+  v.opt("queued_requests", x.queued_requests);
+  v.opt("pending_prefill_tokens", x.pending_prefill_tokens);
+  v.opt("active_kv_blocks", x.active_kv_blocks);
+  v.opt("total_kv_blocks", x.total_kv_blocks);
+  v.opt("timestamp_ms", x.timestamp_ms);
+}
+
+// Liveness and discovery: every instance publishes one every interval_ms.
+// A peer that misses lease_ms of heartbeats is considered gone.
+struct heartbeat {
+  std::string instance_id;
+  std::string component;        // "worker", "router", "frontend", "agent"
+  std::string role;             // worker role: "both", "prefill", "decode"
+  std::string model;            // served model name
+  std::string generate_subject; // where to send this instance's work
+  std::uint32_t lease_ms = 3000;
+  std::uint32_t block_size = 16;      // KV block size in tokens (workers)
+  std::optional<load_report> load;
+  bool draining = false;        // true while the instance refuses new work
+};
+template <class V> void describe(V& v, heartbeat& x) {
+  v.req("instance_id", x.instance_id);
+  v.req("component", x.component);
+  v.opt("role", x.role);
+  v.opt("model", x.model);
+  v.opt("generate_subject", x.generate_subject);
+  v.opt("lease_ms", x.lease_ms);
+  v.opt("block_size", x.block_size);
+  v.opt("load", x.load);
+  v.opt("draining", x.draining);
+}
+
+// KV events: the router's view of which blocks each worker holds.
+// kind: "stored" (block_hashes chained after parent_hash), "removed", "cleared".
+struct kv_event {
+  std::string kind;
+  std::vector<std::uint64_t> block_hashes;
+  std::optional<std::uint64_t> parent_hash;  // absent = chain starts at the root
+  std::uint8_t tier = 1;                     // 1 device/engine pool, 2 host, 3 disk
+};
+template <class V> void describe(V& v, kv_event& x) {
+  v.req("kind", x.kind);
+  v.opt("block_hashes", x.block_hashes);
+  v.opt("parent_hash", x.parent_hash);
+  v.opt("tier", x.tier);
+}
+
+// A batch of KV events from one worker; seq increases by one per batch so the
+// indexer can detect a lost batch and ask for a snapshot.
+struct kv_event_batch {
+  std::string worker_id;
+  std::uint64_t seq = 0;
+  std::vector<kv_event> events;
+};
+template <class V> void describe(V& v, kv_event_batch& x) {
+  v.req("worker_id", x.worker_id);
+  v.req("seq", x.seq);
+  v.opt("events", x.events);
+}
+
+}  // namespace yard::msg

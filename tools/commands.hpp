@@ -1,0 +1,31 @@
+// tools/commands.hpp — the `yard` subcommands, one declaration each.
+//
+// Each subcommand is `int run_X(int argc, char** argv)` with argv[0] being the
+// subcommand name (so CLI11 parses the rest); it returns the process exit code.
+// The implementation lives in the module that owns the feature.
+#pragma once
+
+namespace yard::cmd {
+
+using command_fn = int (*)(int argc, char** argv);
+
+struct command {
+  const char* name;      // "up", "bench indexer", ...
+  command_fn fn;
+  const char* summary;   // one line for `yard --help`
+};
+
+// foundation (cluster/, actors/)
+int run_up(int argc, char** argv);
+int run_worker(int argc, char** argv);
+int run_router(int argc, char** argv);
+int run_frontend(int argc, char** argv);
+int run_bench_overhead(int argc, char** argv);
+// <decl-router>
+// <decl-sim>
+// <decl-native>
+// <decl-ucx>
+// <decl-tiers>
+// <decl-cluster>
+
+}  // namespace yard::cmd

@@ -1,0 +1,55 @@
+// tools/yard_main.cpp — `yard`, the single Switchyard executable.
+//
+// Owns: the subcommand table and dispatch. Everything else lives in modules;
+// each subcommand parses its own flags.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "tools/commands.hpp"
+
+namespace {
+
+using yard::cmd::command;
+
+const command commands[] = {
+    {"up", yard::cmd::run_up, "start a local cluster (embedded nats-server, frontend, router, workers)"},
+    {"worker", yard::cmd::run_worker, "run one worker against --nats URL"},
+    {"router", yard::cmd::run_router, "run one router against --nats URL"},
+    {"frontend", yard::cmd::run_frontend, "run the OpenAI-compatible HTTP frontend against --nats URL"},
+    {"bench overhead", yard::cmd::run_bench_overhead, "frontend->router->worker round trip vs bare NATS request/reply"},
+    // <cmd-router>
+    // <cmd-sim>
+    // <cmd-native>
+    // <cmd-ucx>
+    // <cmd-tiers>
+    // <cmd-cluster>
+};
+
+void usage() {
+  std::printf("usage: yard COMMAND [options]   (yard COMMAND --help for its options)\n\ncommands:\n");
+  for (const auto& c : commands) std::printf("  %-18s %s\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage();
+    return argc < 2 ? 2 : 0;
+  }
+  // Two-word commands ("bench indexer") first, then one-word ones.
+  if (argc >= 3) {
+    std::string two = std::string(argv[1]) + " " + argv[2];
+    for (const auto& c : commands)
+      if (two == c.name) {
+        argv[2] = const_cast<char*>(c.name);
+        return c.fn(argc - 2, argv + 2);
+      }
+  }
+  for (const auto& c : commands)
+    if (!std::strcmp(argv[1], c.name)) return c.fn(argc - 1, argv + 1);
+  std::fprintf(stderr, "yard: unknown command '%s'\n\n", argv[1]);
+  usage();
+  return 2;
+}

@@ -1,0 +1,232 @@
+#include "transport/nats_connection.hpp"
+
+#include <nats/nats.h>
+
+#include "common/log.hpp"
+
+namespace yard::transport {
+
+namespace {
+
+error nats_error(natsStatus s, const std::string& context) {
+  errc code = errc::internal;
+  switch (s) {
+    case NATS_TIMEOUT: code = errc::timeout; break;
+    case NATS_NO_RESPONDERS: code = errc::unavailable; break;
+    case NATS_NO_SERVER:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_STALE_CONNECTION:
+    case NATS_NOT_YET_CONNECTED: code = errc::unavailable; break;
+    case NATS_MAX_PAYLOAD: code = errc::payload_too_large; break;
+    case NATS_INVALID_SUBJECT:
+    case NATS_INVALID_ARG: code = errc::bad_request; break;
+    default: break;
+  }
+  return error{code, context + ": " + natsStatus_GetText(s)};
+}
+
+auto& log() {
+  static auto l = component_logger("nats");
+  return l;
+}
+
+}  // namespace
+
+std::vector<std::string> split_servers(const std::string& urls) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= urls.size()) {
+    auto end = urls.find(',', start);
+    if (end == std::string::npos) end = urls.size();
+    if (end > start) out.push_back(urls.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// ---- subscription ----------------------------------------------------------
+
+struct subscription::closure {
+  message_handler handler;
+};
+
+namespace {
+
+void deliver(natsConnection*, natsSubscription*, natsMsg* m, void* c) {
+  auto* cl = static_cast<subscription::closure*>(c);
+  nats_message msg;
+  msg.subject = natsMsg_GetSubject(m);
+  if (const char* r = natsMsg_GetReply(m)) msg.reply = r;
+  msg.data.assign(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+  const char* ct = nullptr;
+  if (natsMsgHeader_Get(m, "Content-Type", &ct) == NATS_OK && ct) msg.content_type = ct;
+  natsMsg_Destroy(m);
+  cl->handler(std::move(msg));
+}
+
+void on_complete(void* c) { delete static_cast<subscription::closure*>(c); }
+
+}  // namespace
+
+subscription::~subscription() { reset(); }
+
+subscription::subscription(subscription&& other) noexcept : sub_(other.sub_), closure_(other.closure_) {
+  other.sub_ = nullptr;
+  other.closure_ = nullptr;
+}
+
+subscription& subscription::operator=(subscription&& other) noexcept {
+  if (this != &other) {
+    reset();
+    sub_ = other.sub_;
+    closure_ = other.closure_;
+    other.sub_ = nullptr;
+    other.closure_ = nullptr;
+  }
+  return *this;
+}
+
+void subscription::reset() {
+  if (sub_ == nullptr) return;
+  // The on-complete callback frees the closure once no handler can run any more.
+  natsSubscription_Unsubscribe(sub_);
+  natsSubscription_Destroy(sub_);
+  sub_ = nullptr;
+  closure_ = nullptr;
+}
+
+// ---- connection ------------------------------------------------------------
+
+result<std::unique_ptr<nats_connection>> nats_connection::connect(const nats_options& o) {
+  std::unique_ptr<nats_connection> self(new nats_connection());
+  self->name_ = o.name;
+  natsOptions* opts = nullptr;
+  natsStatus s = natsOptions_Create(&opts);
+  if (s != NATS_OK) return nats_error(s, "creating NATS options");
+  std::vector<const char*> servers;
+  for (const auto& srv : o.servers) servers.push_back(srv.c_str());
+  std::string all;
+  for (const auto& srv : o.servers) all += (all.empty() ? "" : ",") + srv;
+  if (s == NATS_OK && !servers.empty()) s = natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
+  if (s == NATS_OK) s = natsOptions_SetName(opts, o.name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, o.connect_timeout_ms);
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, o.max_reconnect);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, o.reconnect_wait_ms);
+  if (s == NATS_OK) s = natsOptions_SetPingInterval(opts, o.ping_interval_ms);
+  if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(opts, 2);
+  if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(opts, 8 * 1024 * 1024);
+  if (s == NATS_OK && !o.user.empty()) s = natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str());
+  if (s == NATS_OK && !o.token.empty()) s = natsOptions_SetToken(opts, o.token.c_str());
+  if (s == NATS_OK && !o.creds_file.empty()) s = natsOptions_SetUserCredentialsFromFiles(opts, o.creds_file.c_str(), nullptr);
+  if (s == NATS_OK && o.tls) s = natsOptions_SetSecure(opts, true);
+  if (s == NATS_OK && !o.tls_ca_file.empty()) s = natsOptions_LoadCATrustedCertificates(opts, o.tls_ca_file.c_str());
+  if (s == NATS_OK && !o.tls_cert_file.empty())
+    s = natsOptions_LoadCertificatesChain(opts, o.tls_cert_file.c_str(), o.tls_key_file.c_str());
+  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &nats_connection::on_disconnected, self.get());
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &nats_connection::on_reconnected, self.get());
+  if (s != NATS_OK) {
+    natsOptions_Destroy(opts);
+    return nats_error(s, "configuring NATS options");
+  }
+  s = natsConnection_Connect(&self->nc_, opts);
+  natsOptions_Destroy(opts);
+  if (s != NATS_OK) {
+    self->nc_ = nullptr;
+    return nats_error(s == NATS_TIMEOUT ? NATS_NO_SERVER : s, "cannot connect to NATS at " + all);
+  }
+  log()->info("{} connected to {}", o.name, self->connected_url());
+  return self;
+}
+
+nats_connection::~nats_connection() {
+  if (nc_ != nullptr) {
+    closing_ = true;
+    natsConnection_FlushTimeout(nc_, 500);
+    natsConnection_Close(nc_);
+    natsConnection_Destroy(nc_);
+  }
+}
+
+void nats_connection::on_disconnected(natsConnection*, void* p) {
+  auto* self = static_cast<nats_connection*>(p);
+  if (self->closing_) return;
+  log()->warn("{} lost its NATS connection; reconnecting", self->name_);
+}
+
+void nats_connection::on_reconnected(natsConnection*, void* p) {
+  auto* self = static_cast<nats_connection*>(p);
+  self->reconnects_++;
+  log()->info("{} reconnected to {}", self->name_, self->connected_url());
+}
+
+status nats_connection::publish(const std::string& subject, std::string_view data, const std::string& reply,
+                                std::string_view content_type) {
+  natsMsg* m = nullptr;
+  natsStatus s = natsMsg_Create(&m, subject.c_str(), reply.empty() ? nullptr : reply.c_str(), data.data(),
+                                static_cast<int>(data.size()));
+  if (s == NATS_OK && !content_type.empty()) s = natsMsgHeader_Set(m, "Content-Type", std::string(content_type).c_str());
+  if (s == NATS_OK) s = natsConnection_PublishMsg(nc_, m);
+  natsMsg_Destroy(m);
+  if (s != NATS_OK) return nats_error(s, "publish on '" + subject + "'");
+  return status::success();
+}
+
+result<subscription> nats_connection::subscribe(const std::string& subject, message_handler handler,
+                                                const std::string& queue_group) {
+  auto* c = new subscription::closure{std::move(handler)};
+  natsSubscription* sub = nullptr;
+  natsStatus s = queue_group.empty()
+                     ? natsConnection_Subscribe(&sub, nc_, subject.c_str(), deliver, c)
+                     : natsConnection_QueueSubscribe(&sub, nc_, subject.c_str(), queue_group.c_str(), deliver, c);
+  if (s != NATS_OK) {
+    delete c;
+    return nats_error(s, "subscribe to '" + subject + "'");
+  }
+  natsSubscription_SetOnCompleteCB(sub, on_complete, c);
+  // Generous limits: a slow consumer drops messages instead of growing forever.
+  natsSubscription_SetPendingLimits(sub, 1 << 20, 1 << 30);
+  return subscription(sub, c);
+}
+
+result<nats_message> nats_connection::request(const std::string& subject, std::string_view data, int timeout_ms,
+                                              std::string_view content_type) {
+  natsMsg* m = nullptr;
+  natsMsg* reply = nullptr;
+  natsStatus s = natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
+  if (s == NATS_OK && !content_type.empty()) s = natsMsgHeader_Set(m, "Content-Type", std::string(content_type).c_str());
+  if (s == NATS_OK) s = natsConnection_RequestMsg(&reply, nc_, m, timeout_ms);
+  natsMsg_Destroy(m);
+  if (s != NATS_OK) return nats_error(s, "request on '" + subject + "'");
+  nats_message out;
+  out.subject = natsMsg_GetSubject(reply);
+  out.data.assign(natsMsg_GetData(reply), static_cast<std::size_t>(natsMsg_GetDataLength(reply)));
+  const char* ct = nullptr;
+  if (natsMsgHeader_Get(reply, "Content-Type", &ct) == NATS_OK && ct) out.content_type = ct;
+  natsMsg_Destroy(reply);
+  return out;
+}
+
+status nats_connection::flush(int timeout_ms) {
+  natsStatus s = natsConnection_FlushTimeout(nc_, timeout_ms);
+  if (s != NATS_OK) return nats_error(s, "flush");
+  return status::success();
+}
+
+std::string nats_connection::new_inbox() const {
+  natsInbox* inbox = nullptr;
+  if (natsInbox_Create(&inbox) != NATS_OK) return "_INBOX.fallback";
+  std::string out(inbox);
+  natsInbox_Destroy(inbox);
+  return out;
+}
+
+bool nats_connection::connected() const { return natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED; }
+
+std::string nats_connection::connected_url() const {
+  char buf[256] = {0};
+  if (natsConnection_GetConnectedUrl(nc_, buf, sizeof(buf)) != NATS_OK) return "";
+  return buf;
+}
+
+}  // namespace yard::transport

@@ -1,0 +1,105 @@
+// transport/nats_connection.hpp — the process's one NATS connection.
+//
+// Owns: a natsConnection (nats.c) with reconnect, auth (user/password, token,
+// credentials file, TLS) and subscriptions. natsStatus is converted to
+// yard::error here, once, with context; nothing above this file sees nats.c.
+// Must not touch: message schemas (bytes in, bytes out), actors.
+// Thread-safety: every method is thread-safe. Handlers run on nats.c delivery
+// threads and must not block for long.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.hpp"
+
+struct __natsConnection;
+struct __natsSubscription;
+
+namespace yard::transport {
+
+struct nats_options {
+  std::vector<std::string> servers = {"nats://127.0.0.1:4222"};  // tried in order; a cluster lists all
+  std::string name = "yard";            // client name shown by the server
+  std::string user, password;           // user/password auth (default none)
+  std::string token;                    // token auth (default none)
+  std::string creds_file;               // NATS credentials file (JWT + nkey seed) (default none)
+  bool tls = false;                     // require TLS (default off)
+  std::string tls_ca_file, tls_cert_file, tls_key_file;  // PEM files (default none)
+  int connect_timeout_ms = 2000;        // per attempt (default 2 s)
+  int max_reconnect = -1;               // reconnect attempts after a loss, -1 = forever (default)
+  int reconnect_wait_ms = 250;          // between attempts (default 250 ms)
+  int ping_interval_ms = 2000;          // detects a dead server (default 2 s)
+};
+
+// Parses "nats://a:4222,nats://b:4222" into nats_options::servers.
+std::vector<std::string> split_servers(const std::string& urls);
+
+struct nats_message {
+  std::string subject;
+  std::string reply;         // reply inbox, empty when none
+  std::string data;          // body bytes
+  std::string content_type;  // Content-Type header, empty when none
+};
+
+using message_handler = std::function<void(nats_message)>;
+
+// An active subscription; unsubscribes when destroyed. The handler is never
+// called after the destructor returns.
+class subscription {
+ public:
+  subscription() = default;
+  ~subscription();
+  subscription(const subscription&) = delete;
+  subscription& operator=(const subscription&) = delete;
+  subscription(subscription&& other) noexcept;
+  subscription& operator=(subscription&& other) noexcept;
+  bool active() const { return sub_ != nullptr; }
+  struct closure;  // the handler, owned until nats.c says the subscription is complete
+
+ private:
+  friend class nats_connection;
+  subscription(__natsSubscription* sub, closure* c) : sub_(sub), closure_(c) {}
+  void reset();
+  __natsSubscription* sub_ = nullptr;
+  closure* closure_ = nullptr;
+};
+
+class nats_connection {
+ public:
+  // Connects to the first reachable server. Fails with errc::unavailable and
+  // the servers tried when none answers; nothing is left open on failure.
+  static result<std::unique_ptr<nats_connection>> connect(const nats_options& opts);
+  ~nats_connection();
+
+  status publish(const std::string& subject, std::string_view data, const std::string& reply = {},
+                 std::string_view content_type = {});
+  // `queue_group` non-empty: one member of the group gets each message.
+  result<subscription> subscribe(const std::string& subject, message_handler handler,
+                                 const std::string& queue_group = {});
+  // One request, one reply (or errc::timeout / errc::unavailable when no one listens).
+  result<nats_message> request(const std::string& subject, std::string_view data, int timeout_ms,
+                               std::string_view content_type = {});
+  status flush(int timeout_ms = 2000);
+
+  std::string new_inbox() const;
+  bool connected() const;
+  std::string connected_url() const;
+  // Counts of reconnects seen (for tests and /metrics).
+  std::uint64_t reconnects() const { return reconnects_.load(); }
+
+ private:
+  nats_connection() = default;
+  static void on_disconnected(__natsConnection*, void* self);
+  static void on_reconnected(__natsConnection*, void* self);
+  __natsConnection* nc_ = nullptr;
+  std::string name_;
+  std::atomic<std::uint64_t> reconnects_{0};
+  std::atomic<bool> closing_{false};  // silences the disconnect callback on our own close
+};
+
+}  // namespace yard::transport
