@@ -45,6 +45,7 @@ void http_server::install_routes() {
   svr.set_read_timeout(30, 0);
   svr.set_write_timeout(30, 0);
   svr.set_keep_alive_max_count(1000);
+  svr.set_tcp_nodelay(true);  // SSE writes small chunks: no Nagle delay
 
   const std::size_t max_body = opts_.max_body_bytes;
   svr.set_pre_routing_handler([this, max_body](const httplib::Request& req, httplib::Response& res) {

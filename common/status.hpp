@@ -59,6 +59,7 @@ class result {
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
 
   const error& err() const { assert(!ok()); return std::get<1>(v_); }
 

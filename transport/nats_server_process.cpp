@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -86,7 +87,14 @@ status nats_server_process::spawn() {
     return make_error(errc::unavailable, "'" + opts_.binary + "' not found in PATH (apt-get install nats-server)");
   if (port_accepts(host_, port_))
     return make_error(errc::unavailable, "port " + std::to_string(port_) + " is already in use");
-  std::vector<std::string> args = {bin, "-a", host_, "-p", std::to_string(port_)};
+  config_path_ = "/tmp/yard-nats-" + std::to_string(getpid()) + "-" + std::to_string(port_) + ".conf";
+  {
+    FILE* f = std::fopen(config_path_.c_str(), "w");
+    if (f == nullptr) return make_error(errc::io_error, "cannot write " + config_path_);
+    std::fprintf(f, "max_payload: %zu\n", opts_.max_payload_bytes);
+    std::fclose(f);
+  }
+  std::vector<std::string> args = {bin, "-c", config_path_, "-a", host_, "-p", std::to_string(port_)};
   for (const auto& a : opts_.extra_args) args.push_back(a);
   pid_t parent = getpid();
   pid_t pid = fork();
@@ -126,7 +134,10 @@ status nats_server_process::spawn() {
   return make_error(errc::timeout, "nats-server did not accept on port " + std::to_string(port_) + " in time");
 }
 
-nats_server_process::~nats_server_process() { stop(); }
+nats_server_process::~nats_server_process() {
+  stop();
+  if (!config_path_.empty()) std::remove(config_path_.c_str());
+}
 
 void nats_server_process::stop() {
   if (pid_ <= 0) return;

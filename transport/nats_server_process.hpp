@@ -24,6 +24,9 @@ struct nats_server_options {
   int ready_timeout_ms = 5000;         // wait for the port to accept (default 5 s)
   std::vector<std::string> extra_args; // e.g. {"--cluster", "nats://127.0.0.1:6222", "--routes", ...}
   bool quiet = true;                   // discard the server's own log (default)
+  // Largest message the server accepts (default 8 MiB: above the 4 MiB body
+  // limit of our decoders, so oversize bodies get our 413, not a dropped publish).
+  std::size_t max_payload_bytes = 8u << 20;
 };
 
 // Returns a port the kernel reports free on 127.0.0.1 right now.
@@ -52,6 +55,7 @@ class nats_server_process {
   std::string host_;
   int port_ = 0;
   pid_t pid_ = -1;
+  std::string config_path_;
 };
 
 }  // namespace yard::transport

@@ -47,6 +47,7 @@ struct cluster_options {
   bool with_router = true;
   bool with_frontend = true;
   int stream_timeout_ms = 30000;
+  std::size_t max_body_bytes = 4u << 20;
 };
 
 inline std::unique_ptr<cluster::node_runtime> start_cluster(const std::string& nats_url, const cluster_options& o = {}) {
@@ -75,6 +76,7 @@ inline std::unique_ptr<cluster::node_runtime> start_cluster(const std::string& n
     http.host = "127.0.0.1";
     http.port = 0;
     http.threads = 16;
+    http.max_body_bytes = o.max_body_bytes;
     EXPECT_TRUE((*rt)->add_frontend(fc, http).ok());
     EXPECT_TRUE(eventually([&] { return (*rt)->live_workers() == static_cast<std::size_t>(o.workers); }));
   }

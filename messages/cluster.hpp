@@ -1,0 +1,121 @@
+// messages/cluster.hpp — wire types of the node agents and the SLO planner.
+//
+// Owns: scale_request/scale_reply (planner -> agent control subject),
+// agent_status (agent -> everyone, periodic) and latency_report (frontend ->
+// planner). Same rules as messages/types.hpp: describe() lists the fields,
+// adding an optional field is backwards compatible.
+// Must not touch: behaviour, I/O. Thread-safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace yard::msg {
+
+// Asks one agent to change how many workers of `role` it runs. Exactly one of
+// delta / target is set; the agent clamps to its configured bounds.
+struct scale_request {
+  std::string request_id;               // for logs (default "")
+  std::string role;                     // "both", "prefill" or "decode"
+  std::optional<std::int32_t> delta;    // add (>0) or stop (<0) this many
+  std::optional<std::uint32_t> target;  // absolute count on this node
+  std::string reason;                   // free text for logs (default "")
+};
+template <class V> void describe(V& v, scale_request& x) {
+  v.opt("request_id", x.request_id);
+  v.req("role", x.role);
+  v.opt("delta", x.delta);
+  v.opt("target", x.target);
+  v.opt("reason", x.reason);
+}
+
+struct scale_reply {
+  std::string request_id;
+  bool ok = false;
+  std::string message;           // why not, when !ok; what was done otherwise
+  std::string node;
+  std::string role;
+  std::uint32_t running = 0;     // workers of role running (not stopping) after the change
+  std::uint32_t min_count = 0;   // this node's bounds for role
+  std::uint32_t max_count = 0;
+};
+template <class V> void describe(V& v, scale_reply& x) {
+  v.opt("request_id", x.request_id);
+  v.req("ok", x.ok);
+  v.opt("message", x.message);
+  v.opt("node", x.node);
+  v.opt("role", x.role);
+  v.opt("running", x.running);
+  v.opt("min_count", x.min_count);
+  v.opt("max_count", x.max_count);
+}
+
+// One supervised child as the agent sees it.
+struct agent_child_status {
+  std::string id;          // worker instance id
+  std::string role;
+  std::string state;       // "running", "backoff", "stopping", "stopped", "failed"
+  std::int32_t pid = -1;   // -1 when not running
+  std::uint32_t restarts = 0;
+};
+template <class V> void describe(V& v, agent_child_status& x) {
+  v.req("id", x.id);
+  v.opt("role", x.role);
+  v.opt("state", x.state);
+  v.opt("pid", x.pid);
+  v.opt("restarts", x.restarts);
+}
+
+struct agent_role_bounds {
+  std::string role;
+  std::uint32_t running = 0;
+  std::uint32_t min_count = 0;
+  std::uint32_t max_count = 0;
+};
+template <class V> void describe(V& v, agent_role_bounds& x) {
+  v.req("role", x.role);
+  v.opt("running", x.running);
+  v.opt("min_count", x.min_count);
+  v.opt("max_count", x.max_count);
+}
+
+// Published by each agent every ~1 s on subjects::agent_status.
+struct agent_status {
+  std::string node;
+  std::string control_subject;
+  std::vector<agent_role_bounds> roles;
+  std::vector<agent_child_status> children;
+  bool draining = false;        // true once the agent is shutting down
+  std::uint64_t timestamp_ms = 0;
+};
+template <class V> void describe(V& v, agent_status& x) {
+  v.req("node", x.node);
+  v.opt("control_subject", x.control_subject);
+  v.opt("roles", x.roles);
+  v.opt("children", x.children);
+  v.opt("draining", x.draining);
+  v.opt("timestamp_ms", x.timestamp_ms);
+}
+
+// Latency samples a frontend observed since its last report (the planner's
+// input). Frontends publish one every ~1 s on subjects::latency_metrics.
+struct latency_report {
+  std::string source;                 // frontend instance id
+  std::uint32_t window_ms = 1000;     // period the samples cover
+  std::uint32_t arrivals = 0;         // requests admitted in the window
+  std::vector<float> ttft_ms;         // one per request that got its first token
+  std::vector<float> itl_ms;          // inter-token gaps (may be subsampled)
+  std::uint64_t timestamp_ms = 0;
+};
+template <class V> void describe(V& v, latency_report& x) {
+  v.opt("source", x.source);
+  v.opt("window_ms", x.window_ms);
+  v.opt("arrivals", x.arrivals);
+  v.opt("ttft_ms", x.ttft_ms);
+  v.opt("itl_ms", x.itl_ms);
+  v.opt("timestamp_ms", x.timestamp_ms);
+}
+
+}  // namespace yard::msg

@@ -1,0 +1,240 @@
+// Bad input at every edge: subjects, HTTP, disconnecting clients, NATS outages.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include "messages/codec.hpp"
+#include "messages/subjects.hpp"
+#include "tests/support/cluster_fixture.hpp"
+
+using namespace yard;
+using nlohmann::json;
+namespace ts = yard::test_support;
+
+namespace {
+
+class bad_input : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    nats_ = ts::start_nats().release();
+    ASSERT_NE(nats_, nullptr);
+    node_ = ts::start_cluster(nats_->url(), {.workers = 2, .token_delay_ms = 5, .max_body_bytes = 64 * 1024}).release();
+    ASSERT_NE(node_, nullptr);
+    transport::nats_options no;
+    no.servers = {nats_->url()};
+    client_ = transport::nats_connection::connect(no)->release();
+  }
+  static void TearDownTestSuite() {
+    delete client_;
+    delete node_;
+    delete nats_;
+  }
+
+  // One request on `subject`; returns the first reply chunk decoded (format auto).
+  static result<msg::token_chunk> first_reply(const std::string& subject, const std::string& body,
+                                              const std::string& content_type = {}) {
+    auto r = client_->request(subject, body, 3000, content_type);
+    if (!r) return r.err();
+    return msg::decode_auto<msg::token_chunk>(r->data, r->content_type);
+  }
+
+  // The router must still serve after bad input.
+  static void expect_still_serving() {
+    msg::generate_request ok;
+    ok.request_id = "after-bad-input-" + std::to_string(counter_++);
+    ok.prompt = "fine";
+    ok.max_tokens = 1;
+    auto r = first_reply(subjects::router_generate("default"), msg::encode(ok));
+    ASSERT_TRUE(r.ok()) << r.err().describe();
+    EXPECT_FALSE(r->error.has_value());
+    EXPECT_EQ(r->token_ids.size(), 1u);
+  }
+
+  static transport::nats_server_process* nats_;
+  static cluster::node_runtime* node_;
+  static transport::nats_connection* client_;
+  static inline int counter_ = 0;
+};
+transport::nats_server_process* bad_input::nats_ = nullptr;
+cluster::node_runtime* bad_input::node_ = nullptr;
+transport::nats_connection* bad_input::client_ = nullptr;
+
+TEST_F(bad_input, malformed_json_on_the_generate_subject_gets_a_json_error) {
+  auto r = client_->request(subjects::router_generate("default"), "{\"request_id\": \"x\", ", 3000);
+  ASSERT_TRUE(r.ok());
+  auto j = json::parse(r->data);
+  EXPECT_EQ(j["finish_reason"], "error");
+  EXPECT_EQ(j["error"]["code"], 400);
+  expect_still_serving();
+}
+
+TEST_F(bad_input, malformed_msgpack_gets_a_msgpack_error) {
+  auto r = first_reply(subjects::router_generate("default"), std::string("\x82\xa1" "a\xc1", 4), "application/msgpack");
+  ASSERT_TRUE(r.ok()) << r.err().describe();
+  ASSERT_TRUE(r->error.has_value());
+  EXPECT_EQ(r->error->code, 400);
+  expect_still_serving();
+}
+
+TEST_F(bad_input, missing_fields_and_wrong_types_name_the_field) {
+  auto r = first_reply(subjects::router_generate("default"), R"({"prompt":"no id"})");
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r->error.has_value());
+  EXPECT_NE(r->error->message.find("request_id"), std::string::npos);
+  auto t = first_reply(subjects::router_generate("default"), R"({"request_id":"t","max_tokens":"ten"})");
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE(t->error.has_value());
+  EXPECT_NE(t->error->message.find("max_tokens"), std::string::npos);
+  // A request with no prompt at all reaches a worker, which says what is missing.
+  auto e = first_reply(subjects::router_generate("default"), R"({"request_id":"empty"})");
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(e->error.has_value());
+  EXPECT_EQ(e->error->code, 400);
+  expect_still_serving();
+}
+
+TEST_F(bad_input, oversize_body_on_a_subject_gets_413) {
+  std::string big = R"({"request_id":"big","prompt":")" + std::string(5u << 20, 'a') + "\"}";
+  auto r = first_reply(subjects::router_generate("default"), big);
+  ASSERT_TRUE(r.ok()) << r.err().describe();
+  ASSERT_TRUE(r->error.has_value());
+  EXPECT_EQ(r->error->code, 413);
+  expect_still_serving();
+}
+
+TEST_F(bad_input, unknown_subject_fails_fast_with_no_responders) {
+  auto r = client_->request("yard.default.nothing.here", "{}", 3000);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.err().code, errc::unavailable) << r.err().describe();
+}
+
+TEST_F(bad_input, unknown_model_on_a_subject_is_404) {
+  auto r = first_reply(subjects::router_generate("default"), R"({"request_id":"m","prompt":"x","model":"gpt-99"})");
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r->error.has_value());
+  EXPECT_EQ(r->error->code, 404);
+}
+
+TEST_F(bad_input, http_errors_use_openai_schema_and_status_codes) {
+  httplib::Client cli("127.0.0.1", node_->http_port());
+  auto bad_json = cli.Post("/v1/completions", "{not json", "application/json");
+  ASSERT_TRUE(bad_json);
+  EXPECT_EQ(bad_json->status, 400);
+  EXPECT_EQ(json::parse(bad_json->body)["error"]["type"], "invalid_request_error");
+  auto missing = cli.Post("/v1/chat/completions", R"({"model":"mock"})", "application/json");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 400);
+  EXPECT_NE(json::parse(missing->body)["error"]["message"].get<std::string>().find("messages"), std::string::npos);
+  auto wrong_type = cli.Post("/v1/completions", R"({"prompt":"x","max_tokens":"many"})", "application/json");
+  ASSERT_TRUE(wrong_type);
+  EXPECT_EQ(wrong_type->status, 400);
+  auto model = cli.Post("/v1/completions", R"({"prompt":"x","model":"nope"})", "application/json");
+  ASSERT_TRUE(model);
+  EXPECT_EQ(model->status, 404);
+  auto route = cli.Get("/v1/nothing");
+  ASSERT_TRUE(route);
+  EXPECT_EQ(route->status, 404);
+  EXPECT_TRUE(json::parse(route->body).contains("error"));
+  auto big = cli.Post("/v1/completions", std::string(100 * 1024, ' '), "application/json");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
+}
+
+TEST_F(bad_input, http_garbage_gets_400_and_the_server_keeps_serving) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(node_->http_port()));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  std::string garbage = "\x01\x02 GARBAGE \xff\r\n\r\n";
+  ASSERT_GT(send(fd, garbage.data(), garbage.size(), 0), 0);
+  char buf[512] = {0};
+  auto n = recv(fd, buf, sizeof(buf) - 1, 0);
+  close(fd);
+  ASSERT_GT(n, 0);
+  EXPECT_NE(std::string(buf).find(" 400 "), std::string::npos) << buf;
+  httplib::Client cli("127.0.0.1", node_->http_port());
+  auto ok = cli.Post("/v1/completions", R"({"prompt":"x","max_tokens":2})", "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+}
+
+// Sums active+queued requests over the workers' latest heartbeats.
+struct load_watch {
+  explicit load_watch(transport::nats_connection& c) {
+    sub = *c.subscribe(subjects::heartbeat("default"), [this](transport::nats_message m) {
+      auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type);
+      if (!hb || !hb->load) return;
+      std::lock_guard<std::mutex> lock(mu);
+      busy[hb->instance_id] = hb->load->active_requests + hb->load->queued_requests;
+    });
+  }
+  std::uint32_t total() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::uint32_t t = 0;
+    for (auto& [k, v] : busy) t += v;
+    return t;
+  }
+  std::mutex mu;
+  std::map<std::string, std::uint32_t> busy;
+  transport::subscription sub;
+};
+
+TEST_F(bad_input, client_disconnect_mid_stream_stops_the_worker) {
+  load_watch watch(*client_);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(node_->http_port()));
+  inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  std::string body = R"({"prompt":"long one","max_tokens":100000,"stream":true})";
+  std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
+  ASSERT_GT(send(fd, req.data(), req.size(), 0), 0);
+  char buf[4096];
+  std::string got;
+  while (got.find("data: ") == std::string::npos) {
+    auto n = recv(fd, buf, sizeof(buf), 0);
+    ASSERT_GT(n, 0);
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  ASSERT_TRUE(ts::eventually([&] { return watch.total() >= 1; }, 5000)) << "the worker never reported the request";
+  close(fd);  // the client goes away mid-stream
+  EXPECT_TRUE(ts::eventually([&] { return watch.total() == 0; }, 5000))
+      << "the worker kept generating for a client that left";
+}
+
+TEST(nats_outage, worker_without_a_nats_server_exits_with_a_clear_error) {
+  int port = transport::free_loopback_port();
+  ts::yard_process worker({"worker", "--nats", "nats://127.0.0.1:" + std::to_string(port), "--id", "lonely"});
+  EXPECT_EQ(worker.wait_exit(15000), 1);
+}
+
+TEST(nats_outage, cluster_serves_again_after_the_nats_server_restarts) {
+  auto nats = ts::start_nats();
+  ASSERT_NE(nats, nullptr);
+  auto node = ts::start_cluster(nats->url(), {.workers = 1, .token_delay_ms = 1});
+  ASSERT_NE(node, nullptr);
+  httplib::Client cli("127.0.0.1", node->http_port());
+  auto first = cli.Post("/v1/completions", R"({"prompt":"x","max_tokens":2})", "application/json");
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200);
+  ASSERT_TRUE(nats->restart().ok());
+  EXPECT_TRUE(ts::eventually([&] { return node->nats().connected(); }, 15000)) << "no reconnect";
+  bool served = ts::eventually(
+      [&] {
+        auto r = cli.Post("/v1/completions", R"({"prompt":"y","max_tokens":2})", "application/json");
+        return r && r->status == 200;
+      },
+      15000);
+  EXPECT_TRUE(served);
+  EXPECT_GE(node->nats().reconnects(), 1u);
+}
+
+}  // namespace
