@@ -64,6 +64,11 @@ void finish(frontend_state& st, const std::string& request_id) {
 }
 
 void dispatch(frontend_state& st, open_stream& s) {
+  if (s.attempts > 0) {
+    // Stop the previous attempt wherever it still runs (a frozen worker may wake up).
+    msg::cancel_request c{s.req.request_id, "migrated", s.attempts - 1};
+    st.conn->publish(subjects::worker_cancel(st.cfg.ns), msg::encode(c));
+  }
   st.id_by_key.erase(s.key);
   s.key = std::to_string(st.next_key++);
   st.id_by_key[s.key] = s.req.request_id;
@@ -128,6 +133,7 @@ void on_chunk(frontend_actor* self, transport::nats_message& m) {
   s.next_seq++;
   s.worker_id = chunk->worker_id;
   s.last_activity = clock::now();
+  if (chunk->token_ids.empty() && !chunk->finish_reason) return;  // admission ack: nothing for the client
   if (!chunk->token_ids.empty()) {
     auto now = clock::now();
     if (!s.got_first_token) {
@@ -156,13 +162,15 @@ void on_tick(frontend_actor* self) {
   for (auto& [id, s] : st.by_id) {
     bool worker_lost = !s.worker_id.empty() && !st.workers.alive(s.worker_id);
     bool silent = now - s.last_activity > std::chrono::milliseconds(st.cfg.stream_timeout_ms);
-    if (worker_lost || silent) to_migrate.push_back(id);
+    bool unacked = s.worker_id.empty() && now - s.last_activity > std::chrono::milliseconds(st.cfg.ack_timeout_ms);
+    if (worker_lost || silent || unacked) to_migrate.push_back(id);
   }
   for (const auto& id : to_migrate) {
     auto it = st.by_id.find(id);
     if (it == st.by_id.end()) continue;
-    bool lost = !it->second.worker_id.empty() && !st.workers.alive(it->second.worker_id);
-    migrate(st, it->second, lost ? "worker " + it->second.worker_id + " lost" : "stream timed out");
+    auto& s = it->second;
+    bool lost = !s.worker_id.empty() && !st.workers.alive(s.worker_id);
+    migrate(st, s, lost ? "worker " + s.worker_id + " lost" : s.worker_id.empty() ? "no worker acknowledged" : "stream timed out");
   }
 }
 
@@ -208,7 +216,13 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
       [=](heartbeat_atom, transport::nats_message& m) {
         auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type);
         if (!hb || hb->component != "worker") return;
-        self->state.workers.observe(*hb, clock::now());
+        auto& st = self->state;
+        if (st.workers.observe(*hb, clock::now()) != worker_registry::change::restarted) return;
+        // The process behind this id died and came back: its streams are gone.
+        std::vector<std::string> lost;
+        for (auto& [id, s] : st.by_id)
+          if (s.worker_id == hb->instance_id) lost.push_back(id);
+        for (const auto& id : lost) migrate(st, st.by_id.at(id), "worker " + hb->instance_id + " restarted");
       },
       [=](tick_atom) {
         on_tick(self);

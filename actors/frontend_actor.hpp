@@ -31,6 +31,7 @@ struct frontend_config {
   std::string ns = "default";       // subject namespace (default "default")
   std::string id = "frontend-0";    // instance id (default "frontend-0")
   int stream_timeout_ms = 30000;    // silence after which a stream is migrated (default 30 s)
+  int ack_timeout_ms = 2000;        // a dispatch no worker acknowledged is re-sent after this (default 2 s)
   int max_attempts = 3;             // dispatches per request incl. the first (default 3)
   int tick_ms = 100;                // housekeeping period (default 100 ms)
 };

@@ -82,8 +82,11 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
           return;
         }
         if (hb->component != "worker") return;
-        if (self->state.workers.observe(*hb, std::chrono::steady_clock::now()))
+        auto change = self->state.workers.observe(*hb, std::chrono::steady_clock::now());
+        if (change == worker_registry::change::joined)
           self->state.log->info("worker {} joined ({})", hb->instance_id, hb->generate_subject);
+        else if (change == worker_registry::change::restarted)
+          self->state.log->warn("worker {} restarted", hb->instance_id);
       },
       [=](tick_atom) {
         for (const auto& id : self->state.workers.expire(std::chrono::steady_clock::now()))

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <map>
+#include <random>
 
 #include <caf/all.hpp>
 
@@ -16,7 +17,14 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
+// Engine-side id of one dispatch attempt: a migrated request may come back to
+// this worker while its earlier attempt is still being cancelled.
+std::string attempt_key(const std::string& request_id, std::uint32_t attempt) {
+  return request_id + "#" + std::to_string(attempt);
+}
+
 struct stream_state {
+  std::string request_id;
   std::string reply;
   msg::wire_format format = msg::wire_format::msgpack;
   std::uint64_t next_seq = 0;
@@ -31,6 +39,7 @@ struct worker_state {
   bool stepping = false;
   bool draining = false;
   std::uint64_t kv_seq = 0;
+  std::uint64_t incarnation = 0;
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "worker";
 };
@@ -66,6 +75,7 @@ void publish_heartbeat(worker_state& st) {
   load.timestamp_ms = now_ms();
   hb.load = load;
   hb.draining = st.draining;
+  hb.incarnation = st.incarnation;
   st.conn->publish(subjects::heartbeat(st.cfg.ns), msg::encode(hb));
 }
 
@@ -108,8 +118,9 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
     reply_error(st, m.reply, fmt, req->request_id, 0, tokens.err());
     return;
   }
+  auto key = attempt_key(req->request_id, req->attempt);
   backends::engine_request er;
-  er.request_id = req->request_id;
+  er.request_id = key;
   er.prompt = std::move(*tokens);
   er.resume_tokens = req->resume_tokens;
   er.sampling = req->sampling;
@@ -117,7 +128,7 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
   er.stop_token_ids = req->stop_token_ids;
   er.stop = req->stop;
   er.cache_salt = req->cache_salt;
-  if (st.streams.count(req->request_id)) {
+  if (st.streams.count(key)) {
     reply_error(st, m.reply, fmt, req->request_id, 0, error{errc::conflict, "request id already running here"});
     return;
   }
@@ -126,7 +137,13 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
     reply_error(st, m.reply, fmt, req->request_id, 0, s.err());
     return;
   }
-  st.streams[req->request_id] = stream_state{m.reply, fmt, 0};
+  auto& stream = st.streams[key] = stream_state{req->request_id, m.reply, fmt, 0};
+  // Acknowledge admission so the client knows who serves it.
+  msg::token_chunk ack;
+  ack.request_id = req->request_id;
+  ack.seq = stream.next_seq++;
+  ack.worker_id = st.cfg.id;
+  st.conn->publish(m.reply, msg::encode(ack, fmt), {}, msg::content_type_of(fmt));
   if (!st.stepping) {
     st.stepping = true;
     self->send(self, step_atom::value);
@@ -142,7 +159,7 @@ void on_step(worker_actor* self) {
     if (it == st.streams.end()) continue;
     if (out.new_tokens.empty() && !out.finish_reason) continue;
     msg::token_chunk c;
-    c.request_id = out.request_id;
+    c.request_id = it->second.request_id;
     c.seq = it->second.next_seq++;
     c.token_ids = std::move(out.new_tokens);
     c.text = std::move(out.text_delta);
@@ -174,6 +191,7 @@ caf::behavior worker_behavior(worker_actor* self, transport::nats_connection* co
   st.engine = std::move(*engine);
   st.cfg = std::move(cfg);
   st.log = component_logger("worker");
+  st.incarnation = std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ now_ms();
   self->send(self, heartbeat_atom::value);
   self->set_down_handler([](const caf::down_msg&) {});
   return {
@@ -184,9 +202,11 @@ caf::behavior worker_behavior(worker_actor* self, transport::nats_connection* co
           self->state.log->warn("bad cancel request: {}", c.err().describe());
           return;
         }
-        if (self->state.streams.count(c->request_id)) {
-          self->state.log->info("cancelling {} ({})", c->request_id, c->reason);
-          self->state.engine->cancel(c->request_id);
+        for (const auto& [key, stream] : self->state.streams) {
+          if (stream.request_id != c->request_id) continue;
+          if (c->attempt && key != attempt_key(c->request_id, *c->attempt)) continue;
+          self->state.log->info("cancelling {} ({})", key, c->reason);
+          self->state.engine->cancel(key);
         }
       },
       [=](step_atom) { on_step(self); },

@@ -4,11 +4,12 @@
 
 namespace yard::actors {
 
-bool worker_registry::observe(const msg::heartbeat& hb, time_point now) {
+worker_registry::change worker_registry::observe(const msg::heartbeat& hb, time_point now) {
   auto [it, inserted] = workers_.try_emplace(hb.instance_id);
+  bool restarted = !inserted && it->second.last.incarnation != hb.incarnation;
   it->second.last = hb;
   it->second.last_seen = now;
-  return inserted;
+  return inserted ? change::joined : restarted ? change::restarted : change::none;
 }
 
 std::vector<std::string> worker_registry::expire(time_point now) {

@@ -26,8 +26,10 @@ class worker_registry {
  public:
   using time_point = std::chrono::steady_clock::time_point;
 
-  // Records a heartbeat; returns true when the worker is new.
-  bool observe(const msg::heartbeat& hb, time_point now);
+  enum class change { none, joined, restarted };
+  // Records a heartbeat; says whether the worker is new, or came back as a new
+  // process (another incarnation) under the same id.
+  change observe(const msg::heartbeat& hb, time_point now);
   // Drops workers whose lease ran out; returns their ids.
   std::vector<std::string> expire(time_point now);
   void remove(const std::string& id) { workers_.erase(id); }

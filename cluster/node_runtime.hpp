@@ -40,6 +40,8 @@ class node_runtime {
   // Live workers the frontend sees (0 without a frontend).
   std::size_t live_workers() const { return view_ ? view_->live_workers() : 0; }
   int http_port() const { return http_ ? http_->port() : 0; }
+  // The frontend's metrics (null without a frontend).
+  const actors::frontend_metrics* metrics() const { return metrics_.get(); }
   transport::nats_connection& nats() { return *conn_; }
 
   // Tells every worker to stop taking work and waits (up to timeout_ms) until

@@ -104,7 +104,8 @@ template <class V> void describe(V& v, error_reply& x) {
 
 // One streamed piece of a generation. seq starts at 0 and increases by one per
 // chunk; the last chunk has finish_reason set ("stop", "length", "cancelled",
-// "error"); an error chunk also carries `error`.
+// "error"); an error chunk also carries `error`. A worker that admits a
+// request first sends an acknowledgement: seq 0, no tokens, its worker_id.
 struct token_chunk {
   std::string request_id;
   std::uint64_t seq = 0;
@@ -131,11 +132,13 @@ template <class V> void describe(V& v, token_chunk& x) {
 // Asks whoever is generating request_id to stop and free its resources.
 struct cancel_request {
   std::string request_id;
-  std::string reason;  // default "" (free text for logs)
+  std::string reason;                     // default "" (free text for logs)
+  std::optional<std::uint32_t> attempt;   // only this dispatch attempt (default: every attempt)
 };
 template <class V> void describe(V& v, cancel_request& x) {
   v.req("request_id", x.request_id);
   v.opt("reason", x.reason);
+  v.opt("attempt", x.attempt);
 }
 
 // Periodic load report from a worker (also carried inside heartbeats).
@@ -170,6 +173,7 @@ struct heartbeat {
   std::uint32_t block_size = 16;      // KV block size in tokens (workers)
   std::optional<load_report> load;
   bool draining = false;        // true while the instance refuses new work
+  std::uint64_t incarnation = 0;  // random per process start: a restarted instance with the same id differs
 };
 template <class V> void describe(V& v, heartbeat& x) {
   v.req("instance_id", x.instance_id);
@@ -181,6 +185,7 @@ template <class V> void describe(V& v, heartbeat& x) {
   v.opt("block_size", x.block_size);
   v.opt("load", x.load);
   v.opt("draining", x.draining);
+  v.opt("incarnation", x.incarnation);
 }
 
 // KV events: the router's view of which blocks each worker holds.
