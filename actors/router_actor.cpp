@@ -1,12 +1,17 @@
 #include "actors/router_actor.hpp"
 
 #include <chrono>
+#include <map>
 
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/worker_registry.hpp"
+#include "backends/mock/mock_engine.hpp"
 #include "common/log.hpp"
+#include "kv/block_hash.hpp"
+#include "kv/kv_router_core.hpp"
+#include "messages/router.hpp"
 #include "messages/subjects.hpp"
 #include "transport/actor_bridge.hpp"
 
@@ -14,17 +19,27 @@ namespace yard::actors {
 
 namespace {
 
+using clock = std::chrono::steady_clock;
+using route_notice_atom = caf::atom_constant<caf::atom("notice")>;
+
 struct router_state {
   transport::nats_connection* conn = nullptr;
   router_config cfg;
   worker_registry workers;
-  std::size_t rr_next = 0;
+  std::map<std::string, std::unique_ptr<kv::kv_router_core>> cores;  // per model
+  std::map<std::string, std::string> model_of;                       // worker id -> model
+  std::string snapshot_inbox;
   std::uint64_t routed = 0;
+  clock::time_point started = clock::now();
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "router";
 };
 
 using router_actor = caf::stateful_actor<router_state>;
+
+double now_ms(const router_state& st) {
+  return std::chrono::duration<double, std::milli>(clock::now() - st.started).count();
+}
 
 void reply_error(router_state& st, const transport::nats_message& m, msg::wire_format f, const std::string& request_id,
                  const error& err) {
@@ -33,6 +48,51 @@ void reply_error(router_state& st, const transport::nats_message& m, msg::wire_f
   c.finish_reason = "error";
   c.error = msg::error_reply{static_cast<std::int32_t>(err.code), err.message};
   st.conn->publish(m.reply, msg::encode(c, f), {}, msg::content_type_of(f));
+}
+
+kv::kv_router_core* core_for(router_state& st, const std::string& model, std::uint32_t block_size) {
+  auto it = st.cores.find(model);
+  if (it != st.cores.end()) return it->second.get();
+  kv::kv_router_options o;
+  o.policy = st.cfg.policy;
+  o.policy_cfg = st.cfg.policy_cfg;
+  o.seed = st.cfg.seed;
+  o.block_size = block_size;
+  o.use_kv_events = st.cfg.use_kv_events;
+  auto core = kv::kv_router_core::create(o);
+  if (!core) {
+    st.log->error("cannot create the router core for '{}': {}", model, core.err().describe());
+    return nullptr;
+  }
+  st.log->info("routing model '{}' with policy {} (block size {}, {})", model, st.cfg.policy, block_size,
+               st.cfg.use_kv_events ? "KV events" : "approximate");
+  return st.cores.emplace(model, std::move(*core)).first->second.get();
+}
+
+void drop_worker(router_state& st, const std::string& id) {
+  auto m = st.model_of.find(id);
+  if (m == st.model_of.end()) return;
+  if (auto c = st.cores.find(m->second); c != st.cores.end()) c->second->remove_worker(id);
+  st.model_of.erase(m);
+}
+
+void request_snapshot(router_state& st, const std::string& worker_id) {
+  st.log->info("asking worker {} for a KV snapshot", worker_id);
+  st.conn->publish(subjects::kv_snapshot(st.cfg.ns, worker_id), "{}", st.snapshot_inbox + "." + worker_id,
+                   "application/json");
+}
+
+void pump(router_state& st) {
+  for (auto& [model, core] : st.cores)
+    if (core->queued_events() > 0)
+      for (const auto& r : core->pump(st.cfg.pump_budget)) request_snapshot(st, r.worker_id);
+}
+
+result<std::vector<msg::token_id>> prompt_tokens(const router_state& st, const msg::generate_request& r) {
+  if (r.token_ids && !r.token_ids->empty()) return *r.token_ids;
+  if (r.messages && !r.messages->empty()) return st.cfg.tokenizer->apply_chat_template(*r.messages);
+  if (r.prompt && !r.prompt->empty()) return st.cfg.tokenizer->tokenize(*r.prompt);
+  return std::vector<msg::token_id>{};
 }
 
 void on_generate(router_actor* self, transport::nats_message& m) {
@@ -57,57 +117,179 @@ void on_generate(router_actor* self, transport::nats_message& m) {
     reply_error(st, m, fmt, req->request_id, error{errc::unavailable, "no worker available"});
     return;
   }
-  const worker_entry* chosen = candidates[st.rr_next++ % candidates.size()];
+  const std::string& model = candidates.front()->last.model;
+  auto* core = core_for(st, model, candidates.front()->last.block_size);
+  if (core == nullptr) {
+    reply_error(st, m, fmt, req->request_id, error{errc::internal, "router core unavailable"});
+    return;
+  }
+  pump(st);
+  auto tokens = prompt_tokens(st, *req);
+  kv::route_input in;
+  in.request_id = req->request_id + "#" + std::to_string(req->attempt);
+  in.now_ms = now_ms(st);
+  in.max_tokens = req->max_tokens;
+  if (tokens) {
+    // A migrated request is prefilled with the tokens already delivered too.
+    auto all = std::move(*tokens);
+    all.insert(all.end(), req->resume_tokens.begin(), req->resume_tokens.end());
+    in.prompt_tokens = static_cast<std::uint32_t>(all.size());
+    in.hashes = kv::hash_blocks(all, candidates.front()->last.block_size,
+                                req->cache_salt ? std::optional<std::string_view>(*req->cache_salt) : std::nullopt);
+  }
+  auto out = core->route(in);
+  if (!out) {
+    reply_error(st, m, fmt, req->request_id, out.err());
+    return;
+  }
+  const worker_entry* chosen = nullptr;
+  for (const auto* c : candidates)
+    if (c->last.instance_id == out->worker_id) chosen = c;
+  if (chosen == nullptr) {
+    // The core knew a worker the registry no longer offers (draining, leaving): fall back.
+    chosen = candidates[st.routed % candidates.size()];
+  }
   st.routed++;
   auto ct = m.content_type.empty() ? std::string(msg::content_type_of(fmt)) : m.content_type;
   if (auto s = st.conn->publish(chosen->last.generate_subject, m.data, m.reply, ct); !s) {
     reply_error(st, m, fmt, req->request_id, s.err());
     return;
   }
-  st.log->debug("{} -> {}", req->request_id, chosen->last.instance_id);
+  msg::route_notice note;
+  note.router_id = st.cfg.id;
+  note.request_id = in.request_id;
+  note.worker_id = chosen->last.instance_id;
+  note.model = model;
+  note.prompt_tokens = in.prompt_tokens;
+  note.cached_tokens = out->overlap_blocks * chosen->last.block_size;
+  note.max_tokens = in.max_tokens;
+  st.conn->publish(subjects::router_inflight(st.cfg.ns), msg::encode(note));
+  st.log->debug("{} -> {} (overlap {} blocks, score {:.2f})", req->request_id, chosen->last.instance_id,
+                out->overlap_blocks, out->score);
 }
 
-caf::behavior router_behavior(router_actor* self, transport::nats_connection* conn, router_config cfg) {
+void on_heartbeat(router_actor* self, transport::nats_message& m) {
+  auto& st = self->state;
+  auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type, st.cfg.limits);
+  if (!hb) {
+    st.log->warn("bad heartbeat: {}", hb.err().describe());
+    return;
+  }
+  if (hb->component != "worker") return;
+  auto change = st.workers.observe(*hb, clock::now());
+  if (change == worker_registry::change::joined) {
+    st.log->info("worker {} joined ({})", hb->instance_id, hb->generate_subject);
+  } else if (change == worker_registry::change::restarted) {
+    st.log->warn("worker {} restarted: its KV blocks are gone", hb->instance_id);
+    drop_worker(st, hb->instance_id);
+  }
+  if (hb->role == "prefill") return;
+  auto* core = core_for(st, hb->model, hb->block_size);
+  if (core == nullptr) return;
+  if (!core->has_worker(hb->instance_id)) {
+    core->add_worker(hb->instance_id);
+    st.model_of[hb->instance_id] = hb->model;
+  }
+  if (hb->load) {
+    auto load = *hb->load;
+    load.worker_id = hb->instance_id;
+    core->on_load_report(load);
+  }
+}
+
+void on_kv_events(router_actor* self, transport::nats_message& m) {
+  auto& st = self->state;
+  auto batch = msg::decode_auto<msg::kv_event_batch>(m.data, m.content_type, st.cfg.limits);
+  if (!batch) {
+    st.log->warn("bad KV event batch: {}", batch.err().describe());
+    return;
+  }
+  auto it = st.model_of.find(batch->worker_id);
+  if (it == st.model_of.end()) return;  // not routable yet: its snapshot comes when it joins
+  auto& core = st.cores.at(it->second);
+  if (auto r = core->on_kv_events(std::move(*batch))) request_snapshot(st, r->worker_id);
+  pump(st);
+}
+
+void on_snapshot_reply(router_actor* self, transport::nats_message& m) {
+  auto& st = self->state;
+  auto batch = msg::decode_auto<msg::kv_event_batch>(m.data, m.content_type, st.cfg.limits);
+  if (!batch) {
+    st.log->warn("bad KV snapshot: {}", batch.err().describe());
+    return;
+  }
+  auto it = st.model_of.find(batch->worker_id);
+  if (it == st.model_of.end()) return;
+  st.cores.at(it->second)->on_snapshot(batch->worker_id, batch->seq, batch->events);
+  st.log->info("worker {}: KV snapshot applied ({} events)", batch->worker_id, batch->events.size());
+}
+
+void on_route_notice(router_actor* self, transport::nats_message& m) {
+  auto& st = self->state;
+  auto note = msg::decode_auto<msg::route_notice>(m.data, m.content_type, st.cfg.limits);
+  if (!note || note->router_id == st.cfg.id) return;
+  auto it = st.cores.find(note->model);
+  if (it == st.cores.end()) return;
+  it->second->on_remote_dispatch(note->worker_id, note->request_id,
+                                 note->prompt_tokens - std::min(note->prompt_tokens, note->cached_tokens),
+                                 std::uint64_t{note->prompt_tokens} + note->max_tokens);
+}
+
+caf::behavior router_behavior(router_actor* self, transport::nats_connection* conn, router_config cfg,
+                              std::string snapshot_inbox) {
   auto& st = self->state;
   st.conn = conn;
   st.cfg = std::move(cfg);
+  if (!st.cfg.tokenizer) st.cfg.tokenizer = std::make_shared<backends::mock_engine>();
+  st.snapshot_inbox = std::move(snapshot_inbox);
   st.log = component_logger("router");
   self->send(self, tick_atom::value);
   return {
       [=](generate_atom, transport::nats_message& m) { on_generate(self, m); },
-      [=](heartbeat_atom, transport::nats_message& m) {
-        auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type, self->state.cfg.limits);
-        if (!hb) {
-          self->state.log->warn("bad heartbeat: {}", hb.err().describe());
-          return;
-        }
-        if (hb->component != "worker") return;
-        auto change = self->state.workers.observe(*hb, std::chrono::steady_clock::now());
-        if (change == worker_registry::change::joined)
-          self->state.log->info("worker {} joined ({})", hb->instance_id, hb->generate_subject);
-        else if (change == worker_registry::change::restarted)
-          self->state.log->warn("worker {} restarted", hb->instance_id);
-      },
+      [=](heartbeat_atom, transport::nats_message& m) { on_heartbeat(self, m); },
+      [=](kv_events_atom, transport::nats_message& m) { on_kv_events(self, m); },
+      [=](snapshot_atom, transport::nats_message& m) { on_snapshot_reply(self, m); },
+      [=](route_notice_atom, transport::nats_message& m) { on_route_notice(self, m); },
       [=](tick_atom) {
-        for (const auto& id : self->state.workers.expire(std::chrono::steady_clock::now()))
-          self->state.log->warn("worker {} missed its lease: removed from routing", id);
-        self->delayed_send(self, std::chrono::milliseconds(self->state.cfg.tick_ms), tick_atom::value);
+        auto& st = self->state;
+        for (const auto& id : st.workers.expire(clock::now())) {
+          st.log->warn("worker {} missed its lease: removed from routing", id);
+          drop_worker(st, id);
+        }
+        pump(st);
+        self->delayed_send(self, std::chrono::milliseconds(st.cfg.tick_ms), tick_atom::value);
       },
   };
 }
 
 }  // namespace
 
+status validate_router_config(const router_config& cfg) {
+  auto p = kv::make_policy(cfg.policy, cfg.policy_cfg, cfg.seed);
+  if (!p) return p.err();
+  return status::success();
+}
+
 result<caf::actor> spawn_router(caf::actor_system& sys, transport::nats_connection& conn, router_config cfg) {
+  if (auto s = validate_router_config(cfg); !s) return s.err();
   auto ns = cfg.ns;
-  auto actor = sys.spawn(router_behavior, &conn, cfg);
+  auto inbox = conn.new_inbox();
+  auto actor = sys.spawn(router_behavior, &conn, cfg, inbox);
   auto keep = std::make_shared<std::vector<transport::subscription>>();
-  auto gen = transport::expose(conn, subjects::router_generate(ns), actor, generate_atom::value, "routers");
-  if (!gen) return gen.err();
-  keep->push_back(std::move(*gen));
-  auto hb = transport::expose(conn, subjects::heartbeat(ns), actor, heartbeat_atom::value);
-  if (!hb) return hb.err();
-  keep->push_back(std::move(*hb));
+  auto sub = [&](const std::string& subject, auto tag, const std::string& group = {}) -> status {
+    auto s = transport::expose(conn, subject, actor, tag, group);
+    if (!s) return s.err();
+    keep->push_back(std::move(*s));
+    return status::success();
+  };
+  for (auto s : {sub(subjects::router_generate(ns), generate_atom::value, "routers"),
+                 sub(subjects::heartbeat(ns), heartbeat_atom::value), sub(subjects::kv_events(ns), kv_events_atom::value),
+                 sub(inbox + ".*", snapshot_atom::value), sub(subjects::router_inflight(ns), route_notice_atom::value)}) {
+    if (!s) {
+      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+      return s.err();
+    }
+  }
   actor->attach_functor([keep]() mutable { keep->clear(); });
   conn.flush();
   return actor;

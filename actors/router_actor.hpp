@@ -1,32 +1,48 @@
 // actors/router_actor.hpp — the router: picks a worker for each request.
 //
-// Owns: the router's worker registry (from heartbeats) and its policy state.
-// Receives generate_request on yard.<ns>.router.generate (queue group
-// "routers", so router replicas split requests), forwards the original body,
-// reply inbox and Content-Type to the chosen worker's subject: the worker then
-// streams straight to the client's inbox (no extra hop through the router).
-// Answers with an error chunk when no worker can serve (503) or the model is
-// unknown (404).
-// Must not touch: engines, HTTP.
+// Owns: the router's worker registry (from heartbeats) and one
+// kv::kv_router_core per served model (KV index fed by workers' KV events,
+// load tracker, routing policy). Receives generate_request on
+// yard.<ns>.router.generate (queue group "routers", so router replicas split
+// requests), tokenizes and hashes the prompt, asks the policy, and forwards
+// the original body, reply inbox and Content-Type to the chosen worker: the
+// worker then streams straight to the client's inbox. Answers with an error
+// chunk when no worker can serve (503) or the model is unknown (404).
+// Replicas publish every dispatch on yard.<ns>.router.inflight so each
+// replica's load estimate counts the others' work. A worker whose KV events
+// show a gap is asked for a snapshot on yard.<ns>.kv.snapshot.<id>.
+// Must not touch: engines (except a tokenizer-only one), HTTP.
 // Thread-safety: an actor.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <caf/fwd.hpp>
 
+#include "backends/engine.hpp"
+#include "kv/routing_policy.hpp"
 #include "messages/codec.hpp"
 #include "transport/nats_connection.hpp"
 
 namespace yard::actors {
 
 struct router_config {
-  std::string ns = "default";   // subject namespace (default "default")
-  std::string id = "router-0";  // instance id (default "router-0")
-  std::string policy = "round_robin";  // routing policy (default round_robin)
-  int tick_ms = 100;            // lease check period (default 100 ms)
+  std::string ns = "default";        // subject namespace (default "default")
+  std::string id = "router-0";       // instance id (default "router-0")
+  std::string policy = "ttft";       // random|round_robin|least_loaded|approx|dynamo|ttft (default ttft)
+  kv::policy_config policy_cfg;      // per-policy knobs
+  bool use_kv_events = true;         // false: approximate mode (routed = cached) (default true)
+  std::uint64_t seed = 1;            // policy RNG seed (default 1)
+  int tick_ms = 100;                 // lease check and event pump period (default 100 ms)
+  std::uint64_t pump_budget = 65536; // block events applied between two messages (default 64Ki)
   msg::decode_limits limits;
+  // Turns prompts into tokens exactly as the workers do (mock: bytes). Null = mock.
+  std::shared_ptr<const backends::engine> tokenizer;
 };
+
+// Checks the policy name before anything is spawned.
+status validate_router_config(const router_config& cfg);
 
 result<caf::actor> spawn_router(caf::actor_system& sys, transport::nats_connection& conn, router_config cfg);
 

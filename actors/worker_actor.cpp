@@ -35,7 +35,6 @@ struct worker_state {
   std::unique_ptr<backends::engine> engine;
   worker_config cfg;
   std::map<std::string, stream_state> streams;
-  std::vector<transport::subscription> subs;
   bool stepping = false;
   bool draining = false;
   std::uint64_t kv_seq = 0;
@@ -210,6 +209,16 @@ caf::behavior worker_behavior(worker_actor* self, transport::nats_connection* co
         }
       },
       [=](step_atom) { on_step(self); },
+      [=](snapshot_atom, transport::nats_message& m) {
+        auto& st = self->state;
+        if (m.reply.empty()) return;
+        publish_kv_events(st);  // whatever is pending goes out first, in order
+        msg::kv_event_batch b;
+        b.worker_id = st.cfg.id;
+        b.seq = st.kv_seq - 1;  // covers every batch sent so far (wraps to "none yet" at 0)
+        b.events = st.engine->kv_snapshot();
+        st.conn->publish(m.reply, msg::encode(b));
+      },
       [=](heartbeat_atom) {
         publish_heartbeat(self->state);
         self->delayed_send(self, std::chrono::milliseconds(self->state.cfg.heartbeat_ms), heartbeat_atom::value);
@@ -231,15 +240,17 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
   auto id = cfg.id;
   auto holder = std::make_shared<std::unique_ptr<backends::engine>>(std::move(engine));
   auto actor = sys.spawn<caf::detached>(worker_behavior, &conn, holder, cfg);
-  std::vector<transport::subscription> subs;
   auto gen = transport::expose(conn, subjects::worker_generate(ns, id), actor, generate_atom::value);
   if (!gen) return gen.err();
   auto cancel = transport::expose(conn, subjects::worker_cancel(ns), actor, cancel_atom::value);
   if (!cancel) return cancel.err();
+  auto snap = transport::expose(conn, subjects::kv_snapshot(ns, id), actor, snapshot_atom::value);
+  if (!snap) return snap.err();
   // The subscriptions live as long as the actor: released when it exits.
   auto keep = std::make_shared<std::vector<transport::subscription>>();
   keep->push_back(std::move(*gen));
   keep->push_back(std::move(*cancel));
+  keep->push_back(std::move(*snap));
   actor->attach_functor([keep]() mutable { keep->clear(); });
   conn.flush();
   return actor;

@@ -91,6 +91,10 @@ class engine {
   // KV events produced since the last call (block stored/removed/cleared).
   virtual std::vector<msg::kv_event> drain_kv_events() { return {}; }
 
+  // Every block the engine holds now, as "stored" events (a router that lost
+  // events resyncs from this).
+  virtual std::vector<msg::kv_event> kv_snapshot() const { return {}; }
+
   // KV block size in tokens (for the router's block hashing).
   virtual std::uint32_t block_size() const { return 16; }
 };

@@ -5,6 +5,8 @@
 #include <filesystem>
 
 #include "backends/mock/mock_engine.hpp"
+#include "backends/native/native_engine.hpp"
+#include "backends/timing_model.hpp"
 
 namespace yard::cluster {
 
@@ -37,6 +39,10 @@ void add_engine_flags(CLI::App& app, engine_options& o) {
   app.add_option("--model", o.model, "model name (mock) or Hugging Face model folder (native)");
   app.add_option("--token-delay-ms", o.token_delay_ms, "mock engine: model time per decode step")->capture_default_str();
   app.add_option("--speedup", o.speedup, "mock engine: run model time this many times faster")->capture_default_str();
+  app.add_option("--profile", o.profile, "mock engine: timing profile JSON (profiles/default.json); implies profile timing")
+      ->check(CLI::ExistingFile);
+  app.add_option("--block-size", o.block_size, "mock engine: KV block size in tokens")->capture_default_str();
+  app.add_option("--num-blocks", o.num_blocks, "mock engine: KV pool capacity in blocks")->capture_default_str();
 }
 
 std::string served_model_name(const engine_options& o) {
@@ -49,9 +55,23 @@ std::string served_model_name(const engine_options& o) {
 result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
   if (o.engine == "mock") {
     backends::mock_engine_options mo;
-    mo.per_token_delay_ms = o.token_delay_ms;
-    mo.speedup = o.speedup;
+    if (!o.profile.empty() || o.token_delay_ms <= 0) {
+      auto prof = o.profile.empty() ? result<backends::engine_profile>(backends::default_profile())
+                                    : backends::load_profile(o.profile);
+      if (!prof) return prof.err();
+      mo = backends::mock_options_from_profile(*prof, o.speedup);
+    } else {
+      mo.per_token_delay_ms = o.token_delay_ms;
+      mo.speedup = o.speedup;
+      mo.block_size = o.block_size;
+      mo.num_blocks = o.num_blocks;
+    }
     return std::unique_ptr<backends::engine>(std::make_unique<backends::mock_engine>(mo));
+  }
+  if (o.engine == "native") {
+    if (o.model.empty()) return make_error(errc::bad_request, "--engine native needs --model DIR (a Hugging Face model folder)");
+    backends::native_engine_options no;
+    return backends::make_native_engine(o.model, no);
   }
   return make_error(errc::unsupported, "engine '" + o.engine + "' is not available in this build");
 }

@@ -34,6 +34,9 @@ struct engine_options {
   std::string model;                 // model name (mock) or model folder (native); default "mock"
   double token_delay_ms = 10.0;      // mock: model time per decode step (default 10 ms)
   double speedup = 1.0;              // mock: divides model time (default 1)
+  std::string profile;               // mock: timing profile JSON; set = profile mode (default: fixed delay)
+  std::uint32_t block_size = 16;     // mock: KV block size in tokens (default 16)
+  std::uint32_t num_blocks = 16384;  // mock: KV pool capacity in blocks (default 16384)
 };
 
 void add_engine_flags(CLI::App& app, engine_options& o);

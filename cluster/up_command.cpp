@@ -24,7 +24,8 @@ int run_up(int argc, char** argv) {
   int workers = 2;
   int nats_port = 0;
   actors::http_options http;
-  std::string policy = "round_robin";
+  std::string policy = "ttft";
+  bool approximate = false;
   int ready_timeout_s = 20;
   cluster::add_process_flags(app, proc, false);
   cluster::add_engine_flags(app, eng);
@@ -32,7 +33,8 @@ int run_up(int argc, char** argv) {
   app.add_option("--nats-port", nats_port, "port for the embedded nats-server (0 = a free port)")->capture_default_str();
   app.add_option("--http-port", http.port, "OpenAI API port")->capture_default_str();
   app.add_option("--http-host", http.host, "OpenAI API listen address")->capture_default_str();
-  app.add_option("--router-policy", policy, "routing policy")->capture_default_str();
+  app.add_option("--router-policy", policy, "random|round_robin|least_loaded|approx|dynamo|ttft")->capture_default_str();
+  app.add_flag("--router-approximate", approximate, "route without KV events (assume routed = cached)");
   app.add_option("--ready-timeout", ready_timeout_s, "seconds to wait for the workers to register")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   cluster::finish_process_options(proc, "yard-up");
@@ -68,6 +70,8 @@ int run_up(int argc, char** argv) {
   actors::router_config rc;
   rc.ns = proc.ns;
   rc.policy = policy;
+  rc.use_kv_events = !approximate;
+  if (auto tok = cluster::make_engine(eng)) rc.tokenizer = std::shared_ptr<const backends::engine>(std::move(*tok));
   if (auto r = node.add_router(rc); !r) {
     log->error("router: {}", r.err().describe());
     return 1;

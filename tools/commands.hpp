@@ -21,11 +21,17 @@ int run_worker(int argc, char** argv);
 int run_router(int argc, char** argv);
 int run_frontend(int argc, char** argv);
 int run_bench_overhead(int argc, char** argv);
+int run_bench_indexer(int argc, char** argv);
 // <decl-router>
+int run_sim(int argc, char** argv);
 // <decl-sim>
+int run_mkmodel(int argc, char** argv);
+int run_bench_engine(int argc, char** argv);
 // <decl-native>
 // <decl-ucx>
 // <decl-tiers>
+int run_agent(int argc, char** argv);
+int run_planner(int argc, char** argv);
 // <decl-cluster>
 
 }  // namespace yard::cmd

@@ -18,11 +18,17 @@ const command commands[] = {
     {"router", yard::cmd::run_router, "run one router against --nats URL"},
     {"frontend", yard::cmd::run_frontend, "run the OpenAI-compatible HTTP frontend against --nats URL"},
     {"bench overhead", yard::cmd::run_bench_overhead, "frontend->router->worker round trip vs bare NATS request/reply"},
+    {"bench indexer", yard::cmd::run_bench_indexer, "KV indexer ingest and match latency vs a naive baseline, Mooncake trace replay"},
     // <cmd-router>
+    {"sim", yard::cmd::run_sim, "replay a trace through N simulated workers per router policy (table, CSV, PNG, --sweep)"},
     // <cmd-sim>
+    {"mkmodel", yard::cmd::run_mkmodel, "write a random-weight HF-format Llama-family model folder"},
+    {"bench engine", yard::cmd::run_bench_engine, "native engine decode/prefill tokens/s vs the memory-bandwidth bound"},
     // <cmd-native>
     // <cmd-ucx>
     // <cmd-tiers>
+    {"agent", yard::cmd::run_agent, "node agent: start and supervise this node's workers from a config file"},
+    {"planner", yard::cmd::run_planner, "SLO planner: scale prefill/decode workers to meet TTFT/ITL targets"},
     // <cmd-cluster>
 };
 

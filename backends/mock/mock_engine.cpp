@@ -1,3 +1,4 @@
+// backends/mock/mock_engine.cpp — see mock_engine.hpp.
 #include "backends/mock/mock_engine.hpp"
 
 #include <algorithm>
@@ -17,14 +18,73 @@ std::uint64_t splitmix(std::uint64_t x) {
 
 }  // namespace
 
-mock_engine::mock_engine(mock_engine_options opts) : opts_(opts) {
+// The "forward pass": a token from the per-prompt state, a step time from the
+// fixed delay or the profile.
+class mock_engine::mock_executor final : public executor {
+ public:
+  explicit mock_executor(mock_engine_options o) : o_(std::move(o)) {}
+  execution_result execute(const batch_plan& plan) override {
+    execution_result r;
+    r.sampled.resize(plan.seqs.size(), 0);
+    r.logprobs.resize(plan.seqs.size(), 0.0f);
+    for (std::size_t i = 0; i < plan.seqs.size(); ++i) {
+      const auto& e = plan.seqs[i];
+      if (e.sample) r.sampled[i] = token_at(e.user_tag, e.output_index);
+    }
+    double ms = o_.per_token_delay_ms > 0 ? o_.per_token_delay_ms : step_time_ms(o_.profile, plan);
+    r.model_time_ms = ms / o_.speedup;
+    return r;
+  }
+
+ private:
+  mock_engine_options o_;
+};
+
+mock_engine_options mock_options_from_profile(const engine_profile& p, double speedup) {
+  mock_engine_options o;
+  o.per_token_delay_ms = 0;
+  o.speedup = speedup;
+  o.block_size = p.block_size;
+  o.num_blocks = p.num_blocks;
+  o.profile = p;
+  return o;
+}
+
+mock_engine::mock_engine(mock_engine_options opts) : opts_(std::move(opts)) {
   if (opts_.speedup <= 0) opts_.speedup = 1.0;
+  if (opts_.block_size == 0) opts_.block_size = 16;
+  scheduler_config sc;
+  if (opts_.per_token_delay_ms > 0) {
+    // Fixed-delay mode: every queued request runs every step.
+    sc.max_num_seqs = 1u << 30;
+    sc.max_num_batched_tokens = 1u << 30;
+    sc.watermark = 0.0;
+  } else {
+    sc = scheduler_config_from(opts_.profile);
+  }
+  sc.max_model_len = opts_.max_context;
+  kv::block_pool_options po;
+  po.block_size = opts_.block_size;
+  po.num_blocks = opts_.num_blocks;
+  po.enable_prefix_caching = opts_.enable_prefix_caching;
+  sched_ = std::make_unique<scheduler>(sc, po);
+  exec_ = std::make_unique<mock_executor>(opts_);
+}
+
+mock_engine::~mock_engine() = default;
+
+std::uint64_t mock_engine::prompt_state(const std::vector<token_id>& prompt, std::uint64_t seed) {
+  std::uint64_t h = splitmix(seed);
+  for (auto t : prompt) h = splitmix(h ^ t);
+  return h;
+}
+
+token_id mock_engine::token_at(std::uint64_t state, std::size_t i) {
+  return static_cast<token_id>(alphabet[splitmix(state + i) % (sizeof(alphabet) - 1)]);
 }
 
 token_id mock_engine::expected_token(const std::vector<token_id>& prompt, std::uint64_t seed, std::size_t i) {
-  std::uint64_t h = splitmix(seed);
-  for (auto t : prompt) h = splitmix(h ^ t);
-  return static_cast<token_id>(alphabet[splitmix(h + i) % (sizeof(alphabet) - 1)]);
+  return token_at(prompt_state(prompt, seed), i);
 }
 
 result<std::vector<token_id>> mock_engine::tokenize(std::string_view text) const {
@@ -40,71 +100,63 @@ std::string mock_engine::detokenize(const std::vector<token_id>& tokens) const {
   return s;
 }
 
-status mock_engine::add_request(engine_request req) {
+status mock_engine::add_request(engine_request req) { return add_request_prehashed(std::move(req), {}); }
+
+status mock_engine::add_request_prehashed(engine_request req, std::vector<kv::block_hash> prompt_hashes) {
   if (req.request_id.empty()) return make_error(errc::bad_request, "empty request_id");
-  if (seqs_.count(req.request_id)) return make_error(errc::conflict, "duplicate request_id '" + req.request_id + "'");
   if (req.prompt.empty()) return make_error(errc::bad_request, "empty prompt");
-  if (req.prompt.size() + req.max_tokens > opts_.max_context)
-    return make_error(errc::bad_request, "prompt of " + std::to_string(req.prompt.size()) + " tokens plus max_tokens exceeds the context of " +
-                                             std::to_string(opts_.max_context));
-  sequence s;
-  s.produced = req.resume_tokens.size();
-  auto id = req.request_id;
-  s.req = std::move(req);
-  seqs_.emplace(std::move(id), std::move(s));
+  sequence_spec spec;
+  spec.request_id = req.request_id;
+  spec.user_tag = prompt_state(req.prompt, req.sampling.seed.value_or(0));
+  spec.num_prompt_tokens = static_cast<std::uint32_t>(req.prompt.size());
+  spec.tokens = std::move(req.prompt);
+  spec.tokens.insert(spec.tokens.end(), req.resume_tokens.begin(), req.resume_tokens.end());
+  spec.max_output_tokens = req.max_tokens;
+  spec.stop_token_ids = std::move(req.stop_token_ids);
+  spec.cache_salt = std::move(req.cache_salt);
+  spec.sampling = req.sampling;
+  spec.block_hashes = std::move(prompt_hashes);
+  auto r = sched_->add(std::move(spec));
+  if (!r) return r.err();
+  if (!req.stop.empty()) extras_[req.request_id] = request_extra{std::move(req.stop), {}};
   return status::success();
 }
 
-void mock_engine::cancel(const std::string& request_id) {
-  auto it = seqs_.find(request_id);
-  if (it != seqs_.end()) it->second.cancelled = true;
-}
+void mock_engine::cancel(const std::string& request_id) { sched_->cancel(request_id); }
 
 step_result mock_engine::step() {
   step_result r;
-  r.model_time_ms = opts_.per_token_delay_ms / opts_.speedup;
-  for (auto it = seqs_.begin(); it != seqs_.end();) {
-    auto& s = it->second;
+  auto o = sched_->step(*exec_);
+  r.model_time_ms = o.ran ? o.model_time_ms : 0.0;
+  for (auto& u : o.updates) {
     sequence_output out;
-    out.request_id = it->first;
-    auto finish = [&](const char* reason) {
-      out.finish_reason = reason;
-      out.usage_info.prompt_tokens = static_cast<std::uint32_t>(s.req.prompt.size());
-      out.usage_info.completion_tokens = static_cast<std::uint32_t>(s.produced);
-    };
-    if (s.cancelled) {
-      finish("cancelled");
-    } else if (s.produced >= s.req.max_tokens) {
-      finish("length");
-    } else {
-      s.prefilled = true;
-      auto tok = expected_token(s.req.prompt, s.req.sampling.seed.value_or(0), s.produced);
-      ++s.produced;
-      out.new_tokens.push_back(tok);
-      out.text_delta.push_back(static_cast<char>(tok));
-      if (s.req.sampling.logprobs) out.logprobs.push_back(0.0f);
-      bool stop_tok = std::find(s.req.stop_token_ids.begin(), s.req.stop_token_ids.end(), tok) != s.req.stop_token_ids.end();
-      if (stop_tok) finish("stop");
-      else if (s.produced >= s.req.max_tokens) finish("length");
+    out.request_id = std::move(u.request_id);
+    out.text_delta = detokenize(u.new_tokens);
+    out.new_tokens = std::move(u.new_tokens);
+    out.logprobs = std::move(u.logprobs);
+    out.finish_reason = std::move(u.finish_reason);
+    if (!out.finish_reason && !extras_.empty()) {
+      auto it = extras_.find(out.request_id);
+      if (it != extras_.end()) {
+        it->second.text += out.text_delta;
+        for (const auto& s : it->second.stop)
+          if (!s.empty() && it->second.text.find(s) != std::string::npos) {
+            sched_->finish(out.request_id, "stop");  // reported (with usage) by the next step
+            break;
+          }
+      }
+    }
+    if (out.finish_reason) {
+      out.usage_info.prompt_tokens = u.prompt_tokens;
+      out.usage_info.completion_tokens = u.completion_tokens;
+      out.usage_info.cached_tokens = u.cached_tokens;
+      extras_.erase(out.request_id);
     }
     r.outputs.push_back(std::move(out));
-    if (r.outputs.back().finish_reason) it = seqs_.erase(it);
-    else ++it;
   }
   return r;
 }
 
-msg::load_report mock_engine::load() const {
-  msg::load_report l;
-  for (const auto& [id, s] : seqs_) {
-    if (s.prefilled) ++l.active_requests;
-    else {
-      ++l.queued_requests;
-      l.pending_prefill_tokens += s.req.prompt.size();
-    }
-    l.active_kv_blocks += static_cast<std::uint32_t>((s.req.prompt.size() + s.produced + opts_.block_size - 1) / opts_.block_size);
-  }
-  return l;
-}
+msg::load_report mock_engine::load() const { return sched_->load(); }
 
 }  // namespace yard::backends

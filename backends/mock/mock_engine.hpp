@@ -1,56 +1,85 @@
-// backends/mock/mock_engine.hpp — an engine without a model, for tests and scale.
+// backends/mock/mock_engine.hpp — an engine without a model, for tests, live mock clusters and the simulator.
 //
-// Owns: mock sequences and their deterministic output. Tokenization is
-// byte-level (token = byte). Output token i of a request depends only on the
-// prompt tokens, the sampling seed and i, so a migrated request (prompt plus
-// resume_tokens) continues with exactly the tokens an undisturbed run gives.
-// Every step advances every running sequence by one token and reports
-// `per_token_delay_ms / speedup` of model time.
+// Owns: a backends::scheduler (the same continuous-batching scheduler and
+// kv::block_pool the native engine uses) driven by a mock executor whose
+// "forward pass" only computes deterministic tokens and a step time.
+// Tokenization is byte-level (token = byte). Output token i of a request
+// depends only on the prompt tokens, the sampling seed and i, so a migrated
+// request (prompt plus resume_tokens) continues with exactly the tokens an
+// undisturbed run gives — also after a preemption (recompute).
+// Timing: per_token_delay_ms > 0 is the fixed-delay mode (every step reports
+// per_token_delay_ms / speedup; the batch limits are effectively unlimited, so
+// every request advances one token per step); per_token_delay_ms == 0 is the
+// profile mode (backends/timing_model.hpp, limits from the profile).
+// KV events are real: every block the pool stores or evicts.
 // Must not touch: clocks or sleeping (the caller paces steps).
 // Thread-safety: not thread-safe (see engine).
 #pragma once
 
-#include <map>
+#include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "backends/engine.hpp"
+#include "backends/scheduler/scheduler.hpp"
+#include "backends/timing_model.hpp"
 
 namespace yard::backends {
 
 struct mock_engine_options {
-  double per_token_delay_ms = 10.0;  // model time per decode step (default 10 ms)
+  double per_token_delay_ms = 10.0;  // >0: fixed model time per step (default 10 ms); 0: profile timing
   double speedup = 1.0;              // divides every model time (default 1)
   std::uint32_t max_context = 1u << 20;  // longest prompt+output accepted (default 1M tokens)
   std::uint32_t block_size = 16;     // KV block size in tokens (default 16)
+  std::uint32_t num_blocks = 16384;  // KV pool capacity in blocks (default 16384)
+  engine_profile profile;            // profile-mode timing and limits (default: default_profile())
+  bool enable_prefix_caching = true; // (default true)
 };
+
+// Profile-mode options: timing, limits and block geometry from `p`.
+mock_engine_options mock_options_from_profile(const engine_profile& p, double speedup = 1.0);
 
 class mock_engine final : public engine {
  public:
   explicit mock_engine(mock_engine_options opts = {});
+  ~mock_engine() override;
 
   std::string name() const override { return "mock"; }
   result<std::vector<token_id>> tokenize(std::string_view text) const override;
   std::string detokenize(const std::vector<token_id>& tokens) const override;
   status add_request(engine_request req) override;
   void cancel(const std::string& request_id) override;
-  bool has_work() const override { return !seqs_.empty(); }
+  bool has_work() const override { return sched_->has_work(); }
   step_result step() override;
   msg::load_report load() const override;
-  std::uint32_t block_size() const override { return opts_.block_size; }
+  std::vector<msg::kv_event> drain_kv_events() override { return sched_->pool().drain_events(); }
+  std::uint32_t block_size() const override { return sched_->pool().block_size(); }
+
+  // Like add_request, with the prompt's full-block hashes already computed
+  // (same block size and cache salt): the simulator hashes a trace once.
+  status add_request_prehashed(engine_request req, std::vector<kv::block_hash> prompt_hashes);
+
+  // The full block set, as stored events (answer to an indexer resync).
+  std::vector<msg::kv_event> kv_snapshot() const { return sched_->pool().snapshot(); }
+  const scheduler& sched() const { return *sched_; }
 
   // The deterministic token at output position `i` for a prompt (exposed so
   // tests can compute the expected stream).
   static token_id expected_token(const std::vector<token_id>& prompt, std::uint64_t seed, std::size_t i);
+  // expected_token split in two: the per-prompt state, then the token.
+  static std::uint64_t prompt_state(const std::vector<token_id>& prompt, std::uint64_t seed);
+  static token_id token_at(std::uint64_t state, std::size_t i);
 
  private:
-  struct sequence {
-    engine_request req;
-    std::size_t produced = 0;  // output tokens so far, including resume_tokens
-    bool prefilled = false;
-    bool cancelled = false;
+  class mock_executor;
+  struct request_extra {
+    std::vector<std::string> stop;  // stop strings
+    std::string text;               // output text so far (for stop strings)
   };
   mock_engine_options opts_;
-  std::map<std::string, sequence> seqs_;  // ordered: deterministic step output order
+  std::unique_ptr<scheduler> sched_;
+  std::unique_ptr<mock_executor> exec_;
+  std::unordered_map<std::string, request_extra> extras_;  // only requests with stop strings
 };
 
 }  // namespace yard::backends

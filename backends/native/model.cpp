@@ -1,0 +1,173 @@
+#include "backends/native/model.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace yard::backends::native {
+
+void rms_norm(const float* x, const float* w, float* out, int n, float eps) {
+  double ss = 0;
+  for (int i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  float scale = static_cast<float>(1.0 / std::sqrt(ss / n + eps));
+  for (int i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+void apply_rope(float* v, int n_heads, int head_dim, const float* cos, const float* sin) {
+  int half = head_dim / 2;
+  for (int h = 0; h < n_heads; ++h) {
+    float* p = v + h * head_dim;
+    for (int i = 0; i < half; ++i) {
+      float a = p[i], b = p[i + half];
+      p[i] = a * cos[i] - b * sin[i];
+      p[i + half] = b * cos[i] + a * sin[i];
+    }
+  }
+}
+
+namespace {
+
+// Dot product with 8 independent partial sums, so the compiler can use SIMD
+// without -ffast-math (a single running sum is a strict sequential reduction).
+inline float dot(const float* a, const float* b, int n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * b[i + k];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// out[T][n] = in[T][k] x W[n][k]^T; beta = 1 accumulates into out (residual adds). One row goes through gemv,
+// which streams W once without gemm's packing.
+void gemm_wt(const float* in, int T, int k, const float* W, int n, float* out, float beta) {
+  if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, W, k, in, 1, beta, out, 1);
+  else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, k, 1.0f, in, k, W, k, beta, out, n);
+}
+
+// out[T][n] = in[T][k] x W[n][k]^T (+ bias)
+void linear(const float* in, int T, int k, const float* W, int n, float* out, const float* bias = nullptr) {
+  gemm_wt(in, T, k, W, n, out, 0.0f);
+  if (bias)
+    for (int t = 0; t < T; ++t)
+      for (int i = 0; i < n; ++i) out[static_cast<std::size_t>(t) * n + i] += bias[i];
+}
+
+}  // namespace
+
+model::model(std::shared_ptr<const model_weights> w, int n_threads)
+    : w_(std::move(w)), pool_(n_threads), inv_freq_(rope_inv_freq(w_->config)) {}
+
+void model::attention(int layer, const std::vector<batch_item>& batch, const kv_cache& cache) {
+  const auto& c = w_->config;
+  const int nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim, group = nh / nkv;
+  const int bs = cache.shape().block_size;
+  const int T = static_cast<int>(pos_.size());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  pool_.parallel_for(T * nh, [&](int job) {
+    int t = job / nh, h = job % nh, kvh = h / group;
+    const auto& it = batch[item_of_[t]];
+    const auto& table = it.block_table;
+    int n_ctx = pos_[t] + 1;  // causal: positions 0..pos
+    thread_local std::vector<float> scores;
+    scores.resize(static_cast<std::size_t>(n_ctx));
+    const float* q = q_.data() + (static_cast<std::size_t>(t) * nh + h) * hd;
+    float mx = -INFINITY;
+    for (int p = 0; p < n_ctx; ++p) {
+      const float* kp = cache.k(layer, table[p / bs], p % bs) + kvh * hd;
+      float s = dot(q, kp, hd) * scale;
+      scores[p] = s;
+      mx = std::max(mx, s);
+    }
+    float sum = 0;
+    for (int p = 0; p < n_ctx; ++p) sum += (scores[p] = std::exp(scores[p] - mx));
+    float inv = 1.0f / sum;
+    float* out = att_.data() + (static_cast<std::size_t>(t) * nh + h) * hd;
+    std::fill(out, out + hd, 0.0f);
+    for (int p = 0; p < n_ctx; ++p) {
+      const float* vp = cache.v(layer, table[p / bs], p % bs) + kvh * hd;
+      float a = scores[p] * inv;
+      for (int d = 0; d < hd; ++d) out[d] += a * vp[d];
+    }
+  });
+}
+
+void model::forward(const std::vector<batch_item>& batch, kv_cache& cache, std::vector<float>& logits) {
+  const auto& c = w_->config;
+  const int H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size, hd = c.head_dim,
+            half = hd / 2, V = c.vocab_size, bs = cache.shape().block_size;
+  int T = 0;
+  for (const auto& it : batch) T += it.n_tokens;
+  pos_.resize(T);
+  item_of_.resize(T);
+  x_.resize(static_cast<std::size_t>(T) * H);
+  xn_.resize(x_.size());
+  q_.resize(static_cast<std::size_t>(T) * Q);
+  att_.resize(q_.size());
+  k_.resize(static_cast<std::size_t>(T) * KV);
+  v_.resize(k_.size());
+  gate_.resize(static_cast<std::size_t>(T) * I);
+  up_.resize(gate_.size());
+  cos_.resize(static_cast<std::size_t>(T) * half);
+  sin_.resize(cos_.size());
+  int t = 0;
+  for (int b = 0; b < static_cast<int>(batch.size()); ++b) {
+    const auto& it = batch[b];
+    for (int i = 0; i < it.n_tokens; ++i, ++t) {
+      pos_[t] = it.start_pos + i;
+      item_of_[t] = b;
+      auto tok = std::min<std::uint32_t>(it.tokens[i], static_cast<std::uint32_t>(V - 1));
+      std::memcpy(&x_[static_cast<std::size_t>(t) * H], w_->embed + static_cast<std::size_t>(tok) * H, sizeof(float) * H);
+      for (int j = 0; j < half; ++j) {
+        double ang = static_cast<double>(pos_[t]) * inv_freq_[j];
+        cos_[static_cast<std::size_t>(t) * half + j] = static_cast<float>(std::cos(ang));
+        sin_[static_cast<std::size_t>(t) * half + j] = static_cast<float>(std::sin(ang));
+      }
+    }
+  }
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const auto& L = w_->layers[l];
+    for (int i = 0; i < T; ++i) rms_norm(&x_[static_cast<std::size_t>(i) * H], L.attn_norm, &xn_[static_cast<std::size_t>(i) * H], H, c.rms_norm_eps);
+    linear(xn_.data(), T, H, L.wq, Q, q_.data(), L.bq);
+    linear(xn_.data(), T, H, L.wk, KV, k_.data(), L.bk);
+    linear(xn_.data(), T, H, L.wv, KV, v_.data(), L.bv);
+    for (int i = 0; i < T; ++i) {
+      const float* cs = &cos_[static_cast<std::size_t>(i) * half];
+      const float* sn = &sin_[static_cast<std::size_t>(i) * half];
+      apply_rope(&q_[static_cast<std::size_t>(i) * Q], c.num_attention_heads, hd, cs, sn);
+      apply_rope(&k_[static_cast<std::size_t>(i) * KV], c.num_key_value_heads, hd, cs, sn);
+      const auto& table = batch[item_of_[i]].block_table;
+      int p = pos_[i];
+      std::memcpy(cache.k(l, table[p / bs], p % bs), &k_[static_cast<std::size_t>(i) * KV], sizeof(float) * KV);
+      std::memcpy(cache.v(l, table[p / bs], p % bs), &v_[static_cast<std::size_t>(i) * KV], sizeof(float) * KV);
+    }
+    attention(l, batch, cache);
+    // x += att Wo^T
+    gemm_wt(att_.data(), T, Q, L.wo, H, x_.data(), 1.0f);
+    for (int i = 0; i < T; ++i) rms_norm(&x_[static_cast<std::size_t>(i) * H], L.ffn_norm, &xn_[static_cast<std::size_t>(i) * H], H, c.rms_norm_eps);
+    linear(xn_.data(), T, H, L.w_gate, I, gate_.data());
+    linear(xn_.data(), T, H, L.w_up, I, up_.data());
+    for (std::size_t i = 0; i < gate_.size(); ++i) {
+      float g = gate_[i];
+      gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
+    }
+    gemm_wt(gate_.data(), T, I, L.w_down, H, x_.data(), 1.0f);
+  }
+  // Final norm + LM head for the last token of items that want logits.
+  std::vector<int> rows;
+  t = 0;
+  for (const auto& it : batch) {
+    t += it.n_tokens;
+    if (it.want_logits && it.n_tokens > 0) rows.push_back(t - 1);
+  }
+  int R = static_cast<int>(rows.size());
+  for (int r = 0; r < R; ++r)
+    rms_norm(&x_[static_cast<std::size_t>(rows[r]) * H], w_->final_norm, &xn_[static_cast<std::size_t>(r) * H], H, c.rms_norm_eps);
+  logits.resize(static_cast<std::size_t>(R) * V);
+  if (R) linear(xn_.data(), R, H, w_->lm_head, V, logits.data());
+}
+
+}  // namespace yard::backends::native

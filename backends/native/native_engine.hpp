@@ -1,0 +1,85 @@
+// backends/native/native_engine.hpp — the engine interface over a real Llama-family model.
+//
+// Owns: the model folder (weights, tokenizer, chat family), the shared
+// continuous-batching scheduler (backends/scheduler, with its kv::block_pool)
+// driving a native_executor, and per-request output state: streaming
+// detokenization that never splits UTF-8, stop strings (held back while they
+// may still match), EOS/turn-end stop ids, usage counts.
+// Must not touch: NATS, actors, sleeping.
+// Thread-safety: not thread-safe (see engine).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "backends/engine.hpp"
+#include "backends/native/chat_template.hpp"
+#include "backends/native/native_executor.hpp"
+#include "backends/native/tokenizer.hpp"
+#include "backends/scheduler/scheduler.hpp"
+
+namespace yard::backends {
+
+struct native_engine_options {
+  std::uint32_t block_size = 16;               // KV block size in tokens (default 16)
+  std::uint32_t num_blocks = 0;                // pool capacity; 0 = from kv_cache_mb (default 0)
+  std::uint32_t kv_cache_mb = 256;             // KV memory when num_blocks is 0 (default 256 MiB)
+  std::uint32_t max_num_seqs = 64;             // running sequences (default 64)
+  std::uint32_t max_num_batched_tokens = 512;  // tokens per step (default 512)
+  bool enable_prefix_caching = true;           // (default true)
+  bool enable_chunked_prefill = true;          // (default true)
+  int threads = 0;                             // attention threads; 0 = all cores (default 0)
+  bool add_bos = true;                         // tokenize() prepends the tokenizer's BOS (default true)
+};
+
+class native_engine final : public engine {
+ public:
+  static result<std::unique_ptr<native_engine>> open(const std::string& model_dir, native_engine_options opts = {});
+
+  std::string name() const override { return "native:" + model_name_; }
+  result<std::vector<token_id>> tokenize(std::string_view text) const override;
+  std::string detokenize(const std::vector<token_id>& tokens) const override;
+  result<std::vector<token_id>> apply_chat_template(const std::vector<msg::chat_message>& messages) const override;
+  status add_request(engine_request req) override;
+  void cancel(const std::string& request_id) override;
+  bool has_work() const override { return sched_->has_work(); }
+  step_result step() override;
+  msg::load_report load() const override { return sched_->load(); }
+  std::vector<msg::kv_event> drain_kv_events() override { return sched_->pool().drain_events(); }
+  std::uint32_t block_size() const override { return opts_.block_size; }
+
+  const native::tokenizer& get_tokenizer() const { return tok_; }
+  const native::model_config& config() const { return weights_->config; }
+  const native::model_weights& weights() const { return *weights_; }
+  native::chat_family family() const { return family_; }
+  const scheduler& get_scheduler() const { return *sched_; }
+
+ private:
+  native_engine() = default;
+  struct request_state {
+    std::vector<std::string> stop;
+    native::utf8_stream utf8;
+    std::string text;          // decoded output so far
+    std::size_t emitted = 0;   // bytes of text already sent
+    std::uint32_t prompt_tokens = 0;
+    std::uint32_t completion_tokens = 0;  // resume tokens included
+    bool finished = false;     // finished by a stop string (scheduler reports it a step later)
+  };
+
+  native_engine_options opts_;
+  std::string model_name_;
+  std::shared_ptr<const native::model_weights> weights_;
+  native::tokenizer tok_;
+  native::chat_family family_ = native::chat_family::plain;
+  std::vector<token_id> eos_ids_;
+  std::unique_ptr<native::native_executor> exec_;
+  std::unique_ptr<scheduler> sched_;
+  std::map<std::string, request_state> states_;
+  std::uint64_t seed_counter_ = 0x9e3779b97f4a7c15ULL;
+};
+
+// Factory used by `yard up --engine native --model DIR`.
+result<std::unique_ptr<engine>> make_native_engine(const std::string& model_dir, const native_engine_options& opts = {});
+
+}  // namespace yard::backends

@@ -1,0 +1,466 @@
+#include "backends/native/tokenizer.hpp"
+
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace yard::backends::native {
+
+using nlohmann::json;
+
+// ---- UTF-8 ---------------------------------------------------------------
+
+void utf8_append(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) out.push_back(static_cast<char>(cp));
+  else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xc0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xe0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+  } else {
+    out.push_back(static_cast<char>(0xf0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3f)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
+  }
+}
+
+// Returns the sequence length, 0 if invalid, -1 if valid so far but incomplete.
+static int utf8_check(std::string_view s, std::size_t i, std::uint32_t& cp) {
+  auto c = static_cast<std::uint8_t>(s[i]);
+  int len;
+  std::uint32_t min;
+  if (c < 0x80) { cp = c; return 1; }
+  if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; min = 0x80; }
+  else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; min = 0x800; }
+  else if ((c & 0xf8) == 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; min = 0x10000; }
+  else return 0;
+  for (int k = 1; k < len; ++k) {
+    if (i + k >= s.size()) return -1;
+    auto cc = static_cast<std::uint8_t>(s[i + k]);
+    if ((cc & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+  return len;
+}
+
+int utf8_decode(std::string_view s, std::size_t i, std::uint32_t& cp) {
+  int n = utf8_check(s, i, cp);
+  return n < 0 ? 0 : n;
+}
+
+std::string utf8_stream::push(std::string_view bytes) {
+  pending_.append(bytes);
+  std::string out;
+  std::size_t i = 0;
+  while (i < pending_.size()) {
+    std::uint32_t cp;
+    int n = utf8_check(pending_, i, cp);
+    if (n < 0) break;  // incomplete: wait for more bytes
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+      continue;
+    }
+    out.append(pending_, i, static_cast<std::size_t>(n));
+    i += static_cast<std::size_t>(n);
+  }
+  pending_.erase(0, i);
+  return out;
+}
+
+std::string utf8_stream::flush() {
+  std::string out;
+  if (!pending_.empty()) out = "\xEF\xBF\xBD";
+  pending_.clear();
+  return out;
+}
+
+// ---- byte-level mapping ----------------------------------------------------
+
+namespace {
+
+struct byte_map {
+  std::array<std::string, 256> to_uni;
+  std::array<int, 512> from_uni;  // code point (< 512) -> byte or -1
+  byte_map() {
+    from_uni.fill(-1);
+    int n = 0;
+    for (int b = 0; b < 256; ++b) {
+      bool printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+      std::uint32_t cp = printable ? static_cast<std::uint32_t>(b) : static_cast<std::uint32_t>(256 + n++);
+      utf8_append(to_uni[b], cp);
+      from_uni[cp] = b;
+    }
+  }
+};
+
+const byte_map& bmap() {
+  static const byte_map m;
+  return m;
+}
+
+// ---- character classes (approximate \p{L}, \p{N}, \s) ---------------------
+
+bool is_space(std::uint32_t c) {
+  return c == ' ' || (c >= 9 && c <= 13) || c == 0x85 || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+         c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
+}
+bool is_number(std::uint32_t c) {
+  return (c >= '0' && c <= '9') || (c >= 0x660 && c <= 0x669) || (c >= 0xff10 && c <= 0xff19) || c == 0xb2 ||
+         c == 0xb3 || c == 0xb9 || (c >= 0xbc && c <= 0xbe);
+}
+bool is_letter(std::uint32_t c) {
+  if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  if (is_space(c) || is_number(c)) return false;
+  if (c >= 0xa0 && c <= 0xbf) return c == 0xaa || c == 0xb5 || c == 0xba;
+  if (c == 0xd7 || c == 0xf7) return false;
+  if (c >= 0x2000 && c <= 0x2bff) return false;  // punctuation, symbols, arrows, math
+  if (c >= 0x3000 && c <= 0x303f) return false;  // CJK punctuation
+  if (c >= 0xfe30 && c <= 0xfe4f) return false;
+  if (c >= 0xff00 && c <= 0xff20) return false;  // full-width punctuation
+  if (c >= 0x1f000 && c <= 0x1faff) return false;  // emoji and symbols
+  if (c >= 0x300 && c <= 0x36f) return false;    // combining marks (\p{M})
+  return true;
+}
+bool is_nl(std::uint32_t c) { return c == '\r' || c == '\n'; }
+
+struct cps {
+  std::vector<std::uint32_t> cp;
+  std::vector<std::size_t> off;  // byte offset of cp[i]; off[n] = size
+};
+
+cps to_cps(std::string_view s) {
+  cps r;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::uint32_t c;
+    int n = utf8_decode(s, i, c);
+    if (n == 0) { c = 0xfffd; n = 1; }  // invalid byte: its own "character"
+    r.cp.push_back(c);
+    r.off.push_back(i);
+    i += static_cast<std::size_t>(n);
+  }
+  r.off.push_back(s.size());
+  return r;
+}
+
+std::uint32_t lower(std::uint32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+
+// Length (in code points) of a contraction at i, or 0.
+std::size_t contraction(const cps& t, std::size_t i, bool ci) {
+  std::size_t n = t.cp.size();
+  if (t.cp[i] != '\'' || i + 1 >= n) return 0;
+  auto c1 = ci ? lower(t.cp[i + 1]) : t.cp[i + 1];
+  if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') return 2;
+  if (i + 2 < n) {
+    auto c2 = ci ? lower(t.cp[i + 2]) : t.cp[i + 2];
+    if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) return 3;
+  }
+  return 0;
+}
+
+std::size_t run(const cps& t, std::size_t i, bool (*pred)(std::uint32_t), std::size_t max = SIZE_MAX) {
+  std::size_t j = i;
+  while (j < t.cp.size() && j - i < max && pred(t.cp[j])) ++j;
+  return j - i;
+}
+
+bool is_other(std::uint32_t c) { return !is_space(c) && !is_letter(c) && !is_number(c); }
+
+// Length in code points of the next pre-token at i (>= 1).
+std::size_t next_piece(const cps& t, std::size_t i, pretokenizer mode) {
+  const std::size_t n = t.cp.size();
+  auto c = t.cp[i];
+  if (mode == pretokenizer::gpt2) {
+    if (auto k = contraction(t, i, false)) return k;
+    std::size_t sp = (c == ' ' && i + 1 < n) ? 1 : 0;
+    if (auto k = run(t, i + sp, is_letter)) return sp + k;
+    if (auto k = run(t, i + sp, is_number)) return sp + k;
+    if (auto k = run(t, i + sp, is_other)) return sp + k;
+  } else {
+    if (auto k = contraction(t, i, true)) return k;
+    // [^\r\n\p{L}\p{N}]?\p{L}+
+    if (is_letter(c)) return run(t, i, is_letter);
+    if (!is_nl(c) && !is_letter(c) && !is_number(c) && i + 1 < n && is_letter(t.cp[i + 1]))
+      return 1 + run(t, i + 1, is_letter);
+    // \p{N}{1,3} (llama3) or \p{N} (qwen2)
+    if (is_number(c)) return run(t, i, is_number, mode == pretokenizer::llama3 ? 3 : 1);
+    // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+    std::size_t sp = (c == ' ') ? 1 : 0;
+    if (auto k = run(t, i + sp, is_other)) {
+      std::size_t j = i + sp + k;
+      return j - i + run(t, j, is_nl);
+    }
+  }
+  // whitespace
+  std::size_t ws = run(t, i, is_space);
+  if (ws == 0) return 1;  // cannot happen: every code point is in one class
+  if (mode != pretokenizer::gpt2) {
+    // \s*[\r\n]+ : up to the last newline of the whitespace run
+    for (std::size_t j = i + ws; j > i; --j)
+      if (is_nl(t.cp[j - 1])) return j - i;
+  }
+  // \s+(?!\S) then \s+
+  if (i + ws == n) return ws;
+  if (ws >= 2) return ws - 1;
+  return ws;
+}
+
+}  // namespace
+
+const std::string& byte_to_unicode(std::uint8_t b) { return bmap().to_uni[b]; }
+
+bool unicode_to_byte(std::uint32_t cp, std::uint8_t& out) {
+  if (cp >= 512 || bmap().from_uni[cp] < 0) return false;
+  out = static_cast<std::uint8_t>(bmap().from_uni[cp]);
+  return true;
+}
+
+// ---- tokenizer -------------------------------------------------------------
+
+result<tokenizer> tokenizer::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return make_error(errc::not_found, "cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto t = parse(ss.str());
+  if (!t) return make_error(t.err().code, path + ": " + t.err().message);
+  return t;
+}
+
+result<tokenizer> tokenizer::parse(std::string_view text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return make_error(errc::corrupt, "tokenizer.json is not a valid JSON object");
+  if (!j.contains("model") || !j["model"].is_object()) return make_error(errc::corrupt, "tokenizer.json: missing field 'model'");
+  auto& m = j["model"];
+  if (!m.contains("type") || m["type"] != "BPE")
+    return make_error(errc::unsupported, "tokenizer.json: field 'model.type' must be \"BPE\" (byte-level BPE)");
+  if (!m.contains("vocab") || !m["vocab"].is_object()) return make_error(errc::corrupt, "tokenizer.json: missing field 'model.vocab'");
+  tokenizer t;
+  auto put = [&](const std::string& s, long long id) -> status {
+    if (id < 0 || id > (1 << 24)) return make_error(errc::corrupt, "tokenizer.json: token '" + s + "' has a bad id");
+    if (static_cast<std::size_t>(id) >= t.id_to_token_.size()) {
+      t.id_to_token_.resize(static_cast<std::size_t>(id) + 1);
+      t.is_added_.resize(static_cast<std::size_t>(id) + 1, 0);
+      t.is_special_.resize(static_cast<std::size_t>(id) + 1, 0);
+    }
+    t.id_to_token_[static_cast<std::size_t>(id)] = s;
+    return status::success();
+  };
+  for (auto& [s, id] : m["vocab"].items()) {
+    if (!id.is_number_integer()) return make_error(errc::corrupt, "tokenizer.json: model.vocab['" + s + "'] is not an integer");
+    if (auto st = put(s, id.get<long long>()); !st) return st.err();
+    t.vocab_[s] = id.get<tok_id>();
+  }
+  if (m.contains("merges") && m["merges"].is_array()) {
+    int rank = 0;
+    for (auto& mg : m["merges"]) {
+      std::string key;
+      if (mg.is_string()) key = mg.get<std::string>();
+      else if (mg.is_array() && mg.size() == 2 && mg[0].is_string() && mg[1].is_string())
+        key = mg[0].get<std::string>() + " " + mg[1].get<std::string>();
+      else return make_error(errc::corrupt, "tokenizer.json: model.merges[" + std::to_string(rank) + "] is malformed");
+      t.merge_rank_.emplace(std::move(key), rank++);
+    }
+  }
+  if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
+    for (auto& a : j["added_tokens"]) {
+      if (!a.contains("id") || !a["id"].is_number_integer() || !a.contains("content") || !a["content"].is_string())
+        return make_error(errc::corrupt, "tokenizer.json: an added_tokens entry lacks 'id' or 'content'");
+      auto id = a["id"].get<tok_id>();
+      auto content = a["content"].get<std::string>();
+      if (auto st = put(content, id); !st) return st.err();
+      t.is_added_[static_cast<std::size_t>(id)] = 1;
+      t.is_special_[static_cast<std::size_t>(id)] = a.value("special", false) ? 1 : 0;
+      t.added_ids_[content] = id;
+      if (!content.empty()) t.added_.push_back(content);
+    }
+  }
+  std::sort(t.added_.begin(), t.added_.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  // Pre-tokenizer: look for the Split regex of Llama 3 / Qwen2.
+  std::string pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"].dump() : "";
+  if (pre.find("\\\\p{N}{1,3}") != std::string::npos) t.mode_ = pretokenizer::llama3;
+  else if (pre.find("[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+") != std::string::npos) t.mode_ = pretokenizer::qwen2;
+  else t.mode_ = pretokenizer::gpt2;
+  std::string norm = j.contains("normalizer") ? j["normalizer"].dump() : "";
+  bool byte_fallback = m.contains("byte_fallback") && m["byte_fallback"].is_boolean() && m["byte_fallback"].get<bool>();
+  if (pre.find("Metaspace") != std::string::npos || norm.find("\u2581") != std::string::npos ||
+      norm.find("\xe2\x96\x81") != std::string::npos || norm.find("\u2581") != std::string::npos ||
+      norm.find("▁") != std::string::npos || byte_fallback) {
+    t.mode_ = pretokenizer::sentencepiece;
+    t.sp_prepend_all_ = pre.find("\"first\"") == std::string::npos;
+    if (pre.find("Metaspace") != std::string::npos && pre.find("\"never\"") != std::string::npos) t.sp_prepend_all_ = false;
+    std::string dec = j.contains("decoder") ? j["decoder"].dump() : "";
+    t.sp_strip_lead_ = dec.find("Strip") != std::string::npos || dec.find("Metaspace") != std::string::npos;
+  }
+  // BOS from a TemplateProcessing post-processor.
+  if (j.contains("post_processor") && j["post_processor"].is_object()) {
+    auto& pp = j["post_processor"];
+    const json* tp = nullptr;
+    if (pp.value("type", "") == "TemplateProcessing") tp = &pp;
+    else if (pp.contains("processors") && pp["processors"].is_array())
+      for (auto& p : pp["processors"])
+        if (p.value("type", "") == "TemplateProcessing") tp = &p;
+    if (tp && tp->contains("single") && (*tp)["single"].is_array() && !(*tp)["single"].empty()) {
+      auto& first = (*tp)["single"][0];
+      if (first.contains("SpecialToken") && first["SpecialToken"].contains("id")) {
+        auto name = first["SpecialToken"]["id"].get<std::string>();
+        if (auto id = t.find(name)) t.bos_ = *id;
+      }
+    }
+  }
+  return t;
+}
+
+std::optional<tok_id> tokenizer::find(std::string_view token) const {
+  if (auto it = added_ids_.find(std::string(token)); it != added_ids_.end()) return it->second;
+  if (auto it = vocab_.find(std::string(token)); it != vocab_.end()) return it->second;
+  return std::nullopt;
+}
+
+bool tokenizer::is_special(tok_id id) const {
+  return id >= 0 && static_cast<std::size_t>(id) < is_special_.size() && is_special_[static_cast<std::size_t>(id)];
+}
+
+std::vector<std::string> tokenizer::pre_split(std::string_view text) const {
+  std::vector<std::string> out;
+  auto t = to_cps(text);
+  for (std::size_t i = 0; i < t.cp.size();) {
+    auto k = next_piece(t, i, mode_);
+    out.emplace_back(text.substr(t.off[i], t.off[i + k] - t.off[i]));
+    i += k;
+  }
+  return out;
+}
+
+void tokenizer::bpe_word(std::string_view word, std::vector<tok_id>& out) const {
+  std::vector<std::string> sym;
+  for (char ch : word) sym.push_back(byte_to_unicode(static_cast<std::uint8_t>(ch)));
+  bpe_symbols(std::move(sym), out);
+}
+
+void tokenizer::encode_sentencepiece(std::string_view seg, bool first, std::vector<tok_id>& out) const {
+  if (seg.empty()) return;
+  static const std::string meta = "\xE2\x96\x81";  // U+2581
+  std::string text = (first || sp_prepend_all_) ? meta : std::string();
+  for (char ch : seg) {
+    if (ch == ' ') text += meta;
+    else text.push_back(ch);
+  }
+  std::vector<std::string> sym;
+  auto c = to_cps(text);
+  for (std::size_t i = 0; i < c.cp.size(); ++i) sym.emplace_back(text.substr(c.off[i], c.off[i + 1] - c.off[i]));
+  bpe_symbols(std::move(sym), out);
+}
+
+void tokenizer::bpe_symbols(std::vector<std::string> sym, std::vector<tok_id>& out) const {
+  std::string key;
+  while (sym.size() > 1) {
+    int best = INT_MAX;
+    std::size_t at = 0;
+    for (std::size_t i = 0; i + 1 < sym.size(); ++i) {
+      key.assign(sym[i]).append(" ").append(sym[i + 1]);
+      auto it = merge_rank_.find(key);
+      if (it != merge_rank_.end() && it->second < best) { best = it->second; at = i; }
+    }
+    if (best == INT_MAX) break;
+    std::string a = sym[at], b = sym[at + 1];
+    std::vector<std::string> next;
+    next.reserve(sym.size());
+    for (std::size_t i = 0; i < sym.size();) {
+      if (i + 1 < sym.size() && sym[i] == a && sym[i + 1] == b) { next.push_back(a + b); i += 2; }
+      else next.push_back(std::move(sym[i++]));
+    }
+    sym.swap(next);
+  }
+  for (const auto& s : sym) {
+    if (auto it = vocab_.find(s); it != vocab_.end()) out.push_back(it->second);
+    else if (mode_ == pretokenizer::sentencepiece) {  // <0xNN> byte fallback
+      for (unsigned char ch : s) {
+        char name[8];
+        std::snprintf(name, sizeof(name), "<0x%02X>", ch);
+        if (auto jt = vocab_.find(name); jt != vocab_.end()) out.push_back(jt->second);
+      }
+    } else {  // a merge result missing from the vocab: fall back to its bytes
+      auto c = to_cps(s);
+      for (std::size_t i = 0; i < c.cp.size(); ++i) {
+        std::string one(s.substr(c.off[i], c.off[i + 1] - c.off[i]));
+        if (auto jt = vocab_.find(one); jt != vocab_.end()) out.push_back(jt->second);
+      }
+    }
+  }
+}
+
+std::vector<tok_id> tokenizer::encode(std::string_view text, bool parse_special, bool add_bos) const {
+  std::vector<tok_id> out;
+  if (add_bos && bos_) out.push_back(*bos_);
+  bool first = true;
+  auto encode_plain = [&](std::string_view seg) {
+    if (mode_ == pretokenizer::sentencepiece) {
+      encode_sentencepiece(seg, first, out);
+      first = false;
+      return;
+    }
+    for (const auto& piece : pre_split(seg)) bpe_word(piece, out);
+  };
+  std::size_t start = 0, i = 0;
+  while (i < text.size()) {
+    bool matched = false;
+    if (parse_special) {
+      for (const auto& a : added_) {
+        if (text.compare(i, a.size(), a) == 0) {
+          encode_plain(text.substr(start, i - start));
+          out.push_back(added_ids_.at(a));
+          i += a.size();
+          start = i;
+          matched = true;
+          break;
+        }
+      }
+    }
+    if (!matched) ++i;
+  }
+  encode_plain(text.substr(start));
+  return out;
+}
+
+std::string tokenizer::token_bytes(tok_id id, bool skip_special) const {
+  if (id < 0 || static_cast<std::size_t>(id) >= id_to_token_.size()) return {};
+  const auto& s = id_to_token_[static_cast<std::size_t>(id)];
+  if (is_added_[static_cast<std::size_t>(id)]) return (skip_special && is_special_[static_cast<std::size_t>(id)]) ? std::string() : s;
+  std::string out;
+  if (mode_ == pretokenizer::sentencepiece) {
+    if (s.size() == 6 && s.compare(0, 3, "<0x") == 0 && s[5] == '>')
+      return std::string(1, static_cast<char>(std::stoi(s.substr(3, 2), nullptr, 16)));
+    for (std::size_t i = 0; i < s.size();) {
+      if (s.compare(i, 3, "\xE2\x96\x81") == 0) { out.push_back(' '); i += 3; }
+      else out.push_back(s[i++]);
+    }
+    return out;
+  }
+  auto c = to_cps(s);
+  for (auto cp : c.cp) {
+    std::uint8_t b;
+    if (unicode_to_byte(cp, b)) out.push_back(static_cast<char>(b));
+    else utf8_append(out, cp);
+  }
+  return out;
+}
+
+std::string tokenizer::decode(const std::vector<tok_id>& ids, bool skip_special) const {
+  std::string out;
+  for (auto id : ids) out += token_bytes(id, skip_special);
+  if (mode_ == pretokenizer::sentencepiece && sp_strip_lead_ && !out.empty() && out[0] == ' ') out.erase(0, 1);
+  return out;
+}
+
+}  // namespace yard::backends::native

@@ -1,0 +1,151 @@
+// backends/scheduler/scheduler.hpp — vLLM-style continuous batching over a kv::block_pool.
+//
+// Owns: the waiting and running queues, every sequence's tokens, block table
+// and block hashes, admission (max_num_seqs, max_num_batched_tokens, watermark,
+// prefix-cache hits), chunked prefill, and preemption by recompute when the
+// pool runs out of blocks. One implementation drives both executors (mock and
+// native): schedule() builds a batch_plan, an executor runs it, update() applies
+// the sampled tokens, commits full blocks to the prefix cache and reports what
+// each sequence produced. step(executor&) does all three.
+// Must not touch: tokenization, stop strings, timing (the executor's job).
+// Thread-safety: not thread-safe; one owner.
+//
+// Policy (FCFS, like vLLM v1): running sequences are scheduled first, in
+// admission order (a decode costs 1 token of budget, an unfinished prefill
+// takes what the budget allows); if blocks run out the most recently admitted
+// running sequence is preempted (blocks released, re-queued at the front of
+// waiting, recomputed later — usually mostly from the prefix cache). Waiting
+// sequences are admitted in order while seats, budget and blocks (keeping
+// `watermark` of the pool free) allow; no admission happens in a step that
+// preempted.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backends/scheduler/batch_plan.hpp"
+#include "common/status.hpp"
+#include "kv/block_pool.hpp"
+
+namespace yard::backends {
+
+struct scheduler_config {
+  std::uint32_t max_num_seqs = 256;              // running sequences (default 256)
+  std::uint32_t max_num_batched_tokens = 8192;   // tokens per step (default 8192)
+  double watermark = 0.01;                       // pool fraction kept free at admission (default 0.01)
+  bool enable_chunked_prefill = true;            // split prompts over steps (default true)
+  std::uint32_t max_model_len = 1u << 20;        // prompt + output limit (default 1M)
+};
+
+struct sequence_spec {
+  std::string request_id;
+  std::vector<token_id> tokens;          // prompt followed by resume tokens (already delivered output)
+  std::uint32_t num_prompt_tokens = 0;   // of tokens, the prompt (0 = all)
+  std::uint32_t max_output_tokens = 16;  // output budget, resume tokens included
+  std::vector<token_id> stop_token_ids;
+  std::optional<std::string> cache_salt;
+  msg::sampling_params sampling;
+  std::vector<kv::block_hash> block_hashes;  // optional: precomputed hashes of full blocks of `tokens`
+  std::uint64_t user_tag = 0;            // passed through to the executor
+};
+
+// What a sequence did in one step.
+struct sequence_update {
+  std::uint64_t seq_id = 0;
+  std::string request_id;
+  std::vector<token_id> new_tokens;
+  std::vector<float> logprobs;
+  std::optional<std::string> finish_reason;  // "stop", "length", "cancelled", "error"
+  std::uint32_t prompt_tokens = 0;           // filled when finished
+  std::uint32_t completion_tokens = 0;       // resume tokens included
+  std::uint32_t cached_tokens = 0;           // prompt tokens served by the prefix cache at first admission
+  std::uint64_t user_tag = 0;
+};
+
+struct step_outcome {
+  std::vector<sequence_update> updates;
+  double model_time_ms = 0.0;
+  bool ran = false;  // false when nothing was schedulable
+};
+
+struct scheduler_stats {
+  std::uint64_t steps = 0;
+  std::uint64_t preemptions = 0;
+  std::uint64_t prompt_tokens = 0;    // of admitted sequences (first admission)
+  std::uint64_t cached_prompt_tokens = 0;
+  std::uint64_t computed_tokens = 0;  // prefill + decode tokens executed
+};
+
+class scheduler {
+ public:
+  scheduler(scheduler_config cfg, kv::block_pool_options pool_opts);
+
+  // Queues a sequence. Fails (queues nothing) on an empty or duplicate id, an
+  // empty prompt, or one that can never fit the pool or max_model_len.
+  result<std::uint64_t> add(sequence_spec spec);
+
+  // Marks a sequence cancelled; the next step reports "cancelled" and frees it.
+  void cancel(const std::string& request_id);
+  // Finishes a sequence now with `reason` (e.g. a stop string matched by the
+  // engine); it is reported by the next step. Unknown ids are ignored.
+  void finish(const std::string& request_id, const std::string& reason);
+
+  // Builds the next plan (may preempt). An empty plan means nothing can run.
+  batch_plan schedule();
+  // Applies an executor's result for `plan` (which must be the last schedule()).
+  std::vector<sequence_update> update(const batch_plan& plan, const execution_result& res);
+  // schedule + execute + update; also reports cancelled/finished sequences.
+  step_outcome step(executor& ex);
+
+  bool has_work() const { return !seqs_.empty(); }
+  std::size_t num_running() const { return running_.size(); }
+  std::size_t num_waiting() const { return waiting_.size(); }
+  msg::load_report load() const;
+  const scheduler_stats& stats() const { return stats_; }
+  kv::block_pool& pool() { return pool_; }
+  const kv::block_pool& pool() const { return pool_; }
+  const scheduler_config& config() const { return cfg_; }
+
+ private:
+  struct sequence {
+    std::uint64_t id = 0;
+    sequence_spec spec;
+    std::vector<token_id>& tokens() { return spec.tokens; }
+    std::uint32_t num_prompt = 0;        // prompt tokens
+    std::uint32_t produced = 0;          // outputs so far, resume included
+    std::uint32_t num_computed = 0;      // tokens with KV in blocks
+    std::uint32_t prefill_end = 0;       // tokens present at the last (re)admission
+    std::uint32_t committed_blocks = 0;  // leading blocks registered in the cache
+    std::uint32_t cached_tokens = 0;     // prefix hit at first admission
+    bool admitted_once = false;
+    std::vector<kv::block_id> blocks;
+    std::vector<kv::block_hash> hashes;  // hashes of leading full blocks (grows lazily)
+    kv::block_hash root = 0;
+    std::optional<std::string> pending_finish;  // cancelled or finished by the engine
+  };
+  std::uint32_t blocks_for(std::uint32_t tokens) const { return (tokens + block_size_ - 1) / block_size_; }
+  void ensure_hashes(sequence& s, std::size_t n_blocks);
+  bool try_admit(sequence& s, std::uint32_t& budget, batch_plan& plan);
+  void preempt(sequence& s);
+  void free_sequence(sequence& s);
+  void add_to_plan(sequence& s, std::uint32_t n_new, batch_plan& plan);
+  sequence_update make_finished(sequence& s, const std::string& reason);
+
+  scheduler_config cfg_;
+  kv::block_pool pool_;
+  std::uint32_t block_size_;
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, std::unique_ptr<sequence>> seqs_;
+  std::unordered_map<std::string, std::uint64_t> by_request_;
+  std::deque<sequence*> waiting_;
+  std::vector<sequence*> running_;  // admission order
+  std::vector<sequence*> pending_finish_;
+  executor* freed_listener_ = nullptr;
+  scheduler_stats stats_;
+};
+
+}  // namespace yard::backends

@@ -1,0 +1,87 @@
+// cluster/agent/agent_config.hpp — the `yard agent` config file (TOML).
+//
+// Owns: the config structs and their parser/validator. A bad file gives an
+// error value naming the file, the line and the field, e.g.
+//   agent.toml:12: workers[1].role: must be one of both|prefill|decode (got "prefil")
+// Unknown keys are errors too (a typo must not be silently ignored).
+// Must not touch: processes, NATS. Thread-safety: plain values, pure functions.
+//
+// Example:
+//   [agent]
+//   node = "node-a"                  # required; [A-Za-z0-9_-]+
+//   namespace = "default"            # default "default"
+//   nats = ["nats://127.0.0.1:4222"] # required, at least one nats:// or tls:// URL
+//   [resources]
+//   cpus = 16                        # default 0 = unknown
+//   memory_gb = 128                  # default 0 = unknown
+//   devices = ["cuda:0", "cuda:1"]   # default none; a worker's device must be listed
+//   [restart]
+//   max_restarts = 5                 # per child within window_s (default 5)
+//   window_s = 60                    # default 60
+//   backoff_initial_ms = 250         # default 250, doubles per consecutive crash
+//   backoff_max_ms = 10000           # default 10000
+//   shutdown_timeout_ms = 15000      # drain wait before SIGKILL (default 15000)
+//   [[workers]]
+//   role = "decode"                  # required: both|prefill|decode
+//   engine = "mock"                  # required: mock|native
+//   model = "mock-7b"                # required
+//   device = "cuda:0"                # default "" (cpu / engine default)
+//   count = 2                        # default 1, >= 0
+//   min_count = 0                    # scale bound on this node (default 0)
+//   max_count = 8                    # scale bound on this node (default max(count, 8))
+//   args = ["--token-delay-ms", "5"] # extra worker flags (default none)
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.hpp"
+
+namespace yard::cluster {
+
+struct node_resources {
+  std::uint32_t cpus = 0;          // 0 = unknown (default)
+  double memory_gb = 0;            // 0 = unknown (default)
+  std::vector<std::string> devices;  // default none
+};
+
+struct restart_settings {
+  std::uint32_t max_restarts = 5;        // restarts allowed per child in window (default 5)
+  std::uint32_t window_s = 60;           // default 60 s
+  std::uint32_t backoff_initial_ms = 250;  // first restart delay (default 250 ms)
+  std::uint32_t backoff_max_ms = 10000;    // cap (default 10 s)
+  std::uint32_t shutdown_timeout_ms = 15000;  // SIGTERM -> SIGKILL (default 15 s)
+};
+
+struct worker_group {
+  std::string role;                // both|prefill|decode
+  std::string engine;              // mock|native
+  std::string model;
+  std::string device;              // default ""
+  std::uint32_t count = 1;         // started at boot (default 1)
+  std::uint32_t min_count = 0;     // default 0
+  std::uint32_t max_count = 8;     // default max(count, 8)
+  std::vector<std::string> args;   // extra worker flags (default none)
+  int line = 0;                    // where the entry starts in the file, for logs
+};
+
+struct agent_config {
+  std::string node;
+  std::string ns = "default";
+  std::vector<std::string> nats;
+  node_resources resources;
+  restart_settings restart;
+  std::vector<worker_group> workers;
+  std::string worker_binary;       // [agent] worker_binary, default "" = this executable
+  std::string source_name;         // file name used in messages
+};
+
+// Parses TOML text; `source_name` prefixes error messages. Errors are
+// errc::bad_request with "<source>:<line>: <field>: <what>".
+result<agent_config> parse_agent_config(std::string_view text, const std::string& source_name = "config");
+// Reads and parses a file (errc::io_error when it cannot be read).
+result<agent_config> load_agent_config(const std::string& path);
+
+}  // namespace yard::cluster

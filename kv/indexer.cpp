@@ -1,0 +1,532 @@
+// kv/indexer.cpp — see indexer.hpp.
+//
+// Layout: each shard is an open-addressing table (linear probing, backward-shift
+// deletion, no tombstones) of 32-byte slots: the block hash and up to five
+// holders inline; a block with more holders keeps them in an overflow vector.
+// A holder is (worker << 2) | (tier - 1). Key 0 marks an empty slot, so a block
+// hash of 0 is stored as `zero_key` (a collision chance of 2^-64, accepted).
+// find_matches prefetches the home slots of a chunk of hashes before walking
+// them, so the cache misses of one match overlap instead of queueing.
+#include "kv/indexer.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <new>
+#include <shared_mutex>
+#include <sys/mman.h>
+
+#include "common/log.hpp"
+
+namespace yard::kv {
+
+namespace {
+
+constexpr std::uint64_t mix_mul = 0x9E3779B97F4A7C15ULL;
+constexpr std::uint64_t zero_key = 0x5a5a5a5a5a5a5a5aULL;
+constexpr std::uint32_t inline_holders = 5;
+
+inline std::uint64_t key_of(block_hash h) { return h ? h : zero_key; }
+inline std::uint64_t mixed(std::uint64_t k) { return k * mix_mul; }
+inline std::uint32_t holder_of(worker_index w, std::uint8_t tier) { return (w << 2) | (tier - 1u); }
+inline worker_index holder_worker(std::uint32_t h) { return h >> 2; }
+inline std::uint8_t holder_tier(std::uint32_t h) { return static_cast<std::uint8_t>((h & 3u) + 1u); }
+
+enum class ev_kind : std::uint8_t { stored, removed, cleared, bad };
+ev_kind kind_of(const msg::kv_event& e) {
+  if (e.tier < 1 || e.tier > 3) return ev_kind::bad;
+  if (e.kind == "stored") return ev_kind::stored;
+  if (e.kind == "removed") return ev_kind::removed;
+  if (e.kind == "cleared") return ev_kind::cleared;
+  return ev_kind::bad;
+}
+
+// A zeroed array of T that asks for transparent huge pages when large: at 1M
+// blocks the slots span tens of MiB and 4 KiB pages make every probe a TLB miss.
+template <class T>
+class huge_array {
+ public:
+  huge_array() = default;
+  huge_array(const huge_array&) = delete;
+  huge_array& operator=(const huge_array&) = delete;
+  ~huge_array() { std::free(p_); }
+  void assign(std::size_t n) {
+    std::free(p_);
+    constexpr std::size_t huge = std::size_t{2} << 20;
+    std::size_t bytes = n * sizeof(T);
+    std::size_t align = bytes >= huge ? huge : alignof(std::max_align_t) * 4;
+    bytes = (bytes + align - 1) / align * align;
+    p_ = static_cast<T*>(std::aligned_alloc(align, bytes));
+    if (!p_) throw std::bad_alloc();
+    if (align == huge) ::madvise(p_, bytes, MADV_HUGEPAGE);  // a hint: failure is harmless
+    for (std::size_t i = 0; i < n; ++i) new (p_ + i) T{};
+    n_ = n;
+  }
+  void swap(huge_array& o) {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+  }
+  std::size_t size() const { return n_; }
+  T& operator[](std::size_t i) { return p_[i]; }
+  const T& operator[](std::size_t i) const { return p_[i]; }
+  const T* begin() const { return p_; }
+  const T* end() const { return p_ + n_; }
+
+ private:
+  T* p_ = nullptr;
+  std::size_t n_ = 0;
+};
+
+}  // namespace
+
+struct kv_indexer::shard {
+  struct slot {
+    std::uint64_t key = 0;
+    std::uint32_t n = 0;                    // holders
+    std::uint32_t h[inline_holders] = {};   // inline holders, or h[0] = overflow index when n > inline_holders
+  };
+  static_assert(sizeof(slot) == 32);
+
+  mutable std::shared_mutex mu;
+  huge_array<slot> slots;
+  std::uint64_t mask = 0;
+  std::uint32_t bits = 0;
+  std::uint32_t shard_bits = 0;
+  std::size_t size = 0;
+  std::vector<std::vector<std::uint32_t>> overflow;
+  std::vector<std::uint32_t> overflow_free;
+
+  shard(std::size_t cap, std::uint32_t sbits) : shard_bits(sbits) {
+    bits = 4;
+    while ((std::size_t{1} << bits) < cap) ++bits;
+    slots.assign(std::size_t{1} << bits);
+    mask = slots.size() - 1;
+  }
+
+  std::uint64_t home(std::uint64_t key) const {
+    // Skip the bits that chose the shard.
+    return ((mixed(key) << shard_bits) >> (64 - bits)) & mask;
+  }
+
+  const slot* find(std::uint64_t key) const {
+    for (std::uint64_t i = home(key);; i = (i + 1) & mask) {
+      const slot& s = slots[i];
+      if (s.key == key) return &s;
+      if (s.key == 0) return nullptr;
+    }
+  }
+
+  std::span<const std::uint32_t> holders(const slot& s) const {
+    if (s.n <= inline_holders) return {s.h, s.n};
+    return overflow[s.h[0]];
+  }
+
+  void grow() {
+    huge_array<slot> old;
+    old.swap(slots);
+    ++bits;
+    slots.assign(std::size_t{1} << bits);
+    mask = slots.size() - 1;
+    for (const slot& s : old) {
+      if (!s.key) continue;
+      std::uint64_t i = home(s.key);
+      while (slots[i].key) i = (i + 1) & mask;
+      slots[i] = s;
+    }
+  }
+
+  // Adds the holder; true when it was new.
+  bool add(std::uint64_t key, std::uint32_t holder) {
+    if ((size + 1) * 10 > slots.size() * 7) grow();
+    std::uint64_t i = home(key);
+    while (slots[i].key && slots[i].key != key) i = (i + 1) & mask;
+    slot& s = slots[i];
+    if (!s.key) {
+      s.key = key;
+      s.n = 1;
+      s.h[0] = holder;
+      ++size;
+      return true;
+    }
+    if (s.n < inline_holders) {
+      for (std::uint32_t j = 0; j < s.n; ++j)
+        if (s.h[j] == holder) return false;
+      s.h[s.n++] = holder;
+      return true;
+    }
+    if (s.n == inline_holders) {
+      for (std::uint32_t j = 0; j < s.n; ++j)
+        if (s.h[j] == holder) return false;
+      std::uint32_t idx;
+      if (!overflow_free.empty()) {
+        idx = overflow_free.back();
+        overflow_free.pop_back();
+      } else {
+        idx = static_cast<std::uint32_t>(overflow.size());
+        overflow.emplace_back();
+      }
+      auto& v = overflow[idx];
+      v.assign(s.h, s.h + inline_holders);
+      v.push_back(holder);
+      s.h[0] = idx;
+      s.n = static_cast<std::uint32_t>(v.size());
+      return true;
+    }
+    auto& v = overflow[s.h[0]];
+    if (std::find(v.begin(), v.end(), holder) != v.end()) return false;
+    v.push_back(holder);
+    s.n = static_cast<std::uint32_t>(v.size());
+    return true;
+  }
+
+  // Removes the holder; true when it was there.
+  bool remove(std::uint64_t key, std::uint32_t holder) {
+    std::uint64_t i = home(key);
+    for (;; i = (i + 1) & mask) {
+      if (slots[i].key == key) break;
+      if (slots[i].key == 0) return false;
+    }
+    slot& s = slots[i];
+    if (!remove_holder(s, holder)) return false;
+    if (s.n == 0) erase_at(i);
+    return true;
+  }
+
+  bool remove_holder(slot& s, std::uint32_t holder) {
+    if (s.n <= inline_holders) {
+      for (std::uint32_t j = 0; j < s.n; ++j) {
+        if (s.h[j] == holder) {
+          s.h[j] = s.h[--s.n];
+          return true;
+        }
+      }
+      return false;
+    }
+    std::uint32_t idx = s.h[0];
+    auto& v = overflow[idx];
+    auto it = std::find(v.begin(), v.end(), holder);
+    if (it == v.end()) return false;
+    *it = v.back();
+    v.pop_back();
+    s.n = static_cast<std::uint32_t>(v.size());
+    if (s.n == inline_holders) {
+      std::copy(v.begin(), v.end(), s.h);
+      v.clear();
+      overflow_free.push_back(idx);
+    }
+    return true;
+  }
+
+  // Backward-shift deletion keeps every probe chain unbroken.
+  void erase_at(std::uint64_t i) {
+    --size;
+    std::uint64_t j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      if (!slots[j].key) break;
+      std::uint64_t k = home(slots[j].key);
+      // Move j back to i when i lies cyclically in [k, j).
+      bool movable = (i <= j) ? (k <= i || k > j) : (k <= i && k > j);
+      if (movable) {
+        slots[i] = slots[j];
+        i = j;
+      }
+    }
+    slots[i] = slot{};
+  }
+
+  // Drops every holder of `worker`; returns how many were dropped.
+  std::uint64_t drop_worker(worker_index worker) {
+    std::uint64_t dropped = 0;
+    for (std::uint64_t i = 0; i < slots.size();) {
+      slot& s = slots[i];
+      if (!s.key) {
+        ++i;
+        continue;
+      }
+      bool changed = false;
+      for (std::uint8_t t = 1; t <= 3; ++t) {
+        if (remove_holder(s, holder_of(worker, t))) {
+          ++dropped;
+          changed = true;
+        }
+      }
+      if (changed && s.n == 0) {
+        erase_at(i);  // a later slot may have shifted into i: look at it again
+        continue;
+      }
+      ++i;
+    }
+    return dropped;
+  }
+};
+
+kv_indexer::kv_indexer(indexer_options opts) : opts_(opts) {
+  if (opts_.shards == 0) opts_.shards = 1;
+  std::uint32_t sbits = 0;
+  while ((1u << sbits) < opts_.shards) ++sbits;
+  opts_.shards = 1u << sbits;
+  shard_shift_ = sbits;
+  if (opts_.max_workers == 0) opts_.max_workers = 1;
+  assert(opts_.max_workers <= (1u << 22));
+  if (opts_.max_events_per_lock == 0) opts_.max_events_per_lock = 1;
+  for (std::uint32_t i = 0; i < opts_.shards; ++i)
+    shards_.push_back(std::make_unique<shard>(opts_.initial_capacity, sbits));
+  seq_.resize(opts_.max_workers);
+  worker_blocks_ = std::make_unique<std::atomic<std::int64_t>[]>(opts_.max_workers);
+}
+
+kv_indexer::~kv_indexer() = default;
+
+kv_indexer::shard& kv_indexer::shard_for(block_hash h) const {
+  if (shard_shift_ == 0) return *shards_[0];
+  return *shards_[mixed(key_of(h)) >> (64 - shard_shift_)];
+}
+
+void kv_indexer::apply_unlocked_range(worker_index worker, std::span<const msg::kv_event> events, bool& malformed) {
+  // Events up to the next "cleared" are bucketed by shard (order within one
+  // hash is kept because one hash always lives in one shard), then each shard
+  // is updated under its lock in slices of max_events_per_lock.
+  struct op {
+    std::uint64_t key;
+    std::uint32_t holder;
+    bool add;
+  };
+  thread_local std::vector<std::vector<op>> buckets;
+  buckets.resize(shards_.size());
+  std::int64_t delta = 0;
+  std::uint64_t applied = 0;
+
+  auto flush = [&] {
+    for (std::size_t s = 0; s < buckets.size(); ++s) {
+      auto& b = buckets[s];
+      for (std::size_t off = 0; off < b.size(); off += opts_.max_events_per_lock) {
+        std::size_t end = std::min(b.size(), off + opts_.max_events_per_lock);
+        std::unique_lock lk(shards_[s]->mu);
+        for (std::size_t k = off; k < end; ++k) {
+          if (b[k].add) delta += shards_[s]->add(b[k].key, b[k].holder) ? 1 : 0;
+          else delta -= shards_[s]->remove(b[k].key, b[k].holder) ? 1 : 0;
+        }
+      }
+      b.clear();
+    }
+  };
+
+  for (const auto& e : events) {
+    switch (kind_of(e)) {
+      case ev_kind::bad:
+        malformed = true;
+        malformed_.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case ev_kind::cleared:
+        flush();
+        clear_worker_blocks(worker);
+        delta = 0;
+        worker_blocks_[worker].store(0, std::memory_order_relaxed);
+        break;
+      case ev_kind::stored:
+      case ev_kind::removed: {
+        bool add = kind_of(e) == ev_kind::stored;
+        std::uint32_t holder = holder_of(worker, e.tier);
+        for (block_hash h : e.block_hashes) {
+          std::uint64_t key = key_of(h);
+          std::size_t s = shard_shift_ ? (mixed(key) >> (64 - shard_shift_)) : 0;
+          buckets[s].push_back(op{key, holder, add});
+        }
+        applied += e.block_hashes.size();
+        break;
+      }
+    }
+  }
+  flush();
+  worker_blocks_[worker].fetch_add(delta, std::memory_order_relaxed);
+  block_events_.fetch_add(applied, std::memory_order_relaxed);
+}
+
+void kv_indexer::clear_worker_blocks(worker_index worker) {
+  for (auto& s : shards_) {
+    std::unique_lock lk(s->mu);
+    s->drop_worker(worker);
+  }
+  worker_blocks_[worker].store(0, std::memory_order_relaxed);
+}
+
+batch_action kv_indexer::apply_batch(worker_index worker, std::uint64_t seq, std::span<const msg::kv_event> events) {
+  if (worker >= opts_.max_workers) {
+    component_logger("kv_indexer")->warn("batch from worker index {} >= max_workers {}: dropped", worker,
+                                               opts_.max_workers);
+    malformed_.fetch_add(1, std::memory_order_relaxed);
+    return batch_action::ignored_stale;
+  }
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  bool gap = false;
+  {
+    std::lock_guard lk(seq_mu_);
+    auto& st = seq_[worker];
+    if (st.known && seq < st.next) {
+      stale_.fetch_add(1, std::memory_order_relaxed);
+      return batch_action::ignored_stale;
+    }
+    if ((!st.known && seq != 0) || (st.known && seq != st.next)) gap = true;
+    st.known = true;
+    st.next = seq + 1;
+  }
+  bool malformed = false;
+  apply_unlocked_range(worker, events, malformed);
+  if (gap || malformed) {
+    if (gap) gaps_.fetch_add(1, std::memory_order_relaxed);
+    auto lg = component_logger("kv_indexer");
+    if (gap) lg->warn("worker {}: kv event seq {} out of order: requesting snapshot", worker, seq);
+    if (malformed) lg->warn("worker {}: malformed kv event in batch {}: requesting snapshot", worker, seq);
+    std::lock_guard lk(seq_mu_);
+    seq_[worker].resync = true;
+    return batch_action::request_snapshot;
+  }
+  std::lock_guard lk(seq_mu_);
+  return seq_[worker].resync ? batch_action::request_snapshot : batch_action::none;
+}
+
+bool kv_indexer::apply_events(worker_index worker, std::span<const msg::kv_event> events) {
+  if (worker >= opts_.max_workers) return false;
+  bool malformed = false;
+  apply_unlocked_range(worker, events, malformed);
+  return !malformed;
+}
+
+void kv_indexer::apply_snapshot(worker_index worker, std::uint64_t seq, std::span<const msg::kv_event> events) {
+  if (worker >= opts_.max_workers) return;
+  clear_worker_blocks(worker);
+  bool malformed = false;
+  apply_unlocked_range(worker, events, malformed);
+  snapshots_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lk(seq_mu_);
+  auto& st = seq_[worker];
+  st.known = true;
+  st.next = seq + 1;
+  st.resync = malformed;
+}
+
+void kv_indexer::remove_worker(worker_index worker) {
+  if (worker >= opts_.max_workers) return;
+  clear_worker_blocks(worker);
+  std::lock_guard lk(seq_mu_);
+  seq_[worker] = seq_state{};
+}
+
+bool kv_indexer::needs_resync(worker_index worker) const {
+  if (worker >= opts_.max_workers) return false;
+  std::lock_guard lk(seq_mu_);
+  return seq_[worker].resync;
+}
+
+std::size_t kv_indexer::num_blocks() const {
+  std::size_t n = 0;
+  for (const auto& s : shards_) {
+    std::shared_lock lk(s->mu);
+    n += s->size;
+  }
+  return n;
+}
+
+std::uint64_t kv_indexer::worker_blocks(worker_index w) const {
+  if (w >= opts_.max_workers) return 0;
+  auto v = worker_blocks_[w].load(std::memory_order_relaxed);
+  return v > 0 ? static_cast<std::uint64_t>(v) : 0;
+}
+
+indexer_stats kv_indexer::stats() const {
+  indexer_stats s;
+  s.block_events = block_events_.load();
+  s.batches = batches_.load();
+  s.gaps = gaps_.load();
+  s.stale = stale_.load();
+  s.malformed = malformed_.load();
+  s.snapshots = snapshots_.load();
+  return s;
+}
+
+std::vector<overlap> kv_indexer::find_matches(std::span<const block_hash> hashes) const {
+  std::vector<overlap> out;
+  find_matches(hashes, out);
+  return out;
+}
+
+void kv_indexer::find_matches(std::span<const block_hash> hashes, std::vector<overlap>& out) const {
+  out.clear();
+  if (hashes.empty()) return;
+  // Per-thread scratch indexed by worker, valid only where epoch == cur, so
+  // nothing is cleared between calls.
+  thread_local std::vector<std::uint32_t> epoch, any_len, t1_len;
+  thread_local std::uint32_t cur = 0;
+  thread_local std::vector<worker_index> touched;
+  if (epoch.size() < opts_.max_workers) {
+    epoch.assign(opts_.max_workers, 0);
+    any_len.assign(opts_.max_workers, 0);
+    t1_len.assign(opts_.max_workers, 0);
+    cur = 0;
+  }
+  if (++cur == 0) {
+    std::fill(epoch.begin(), epoch.end(), 0);
+    cur = 1;
+  }
+  touched.clear();
+
+  for (const auto& s : shards_) s->mu.lock_shared();
+
+  constexpr std::size_t chunk = 128;
+  const shard::slot* found[chunk];
+  bool done = false;
+  for (std::size_t base = 0; base < hashes.size() && !done; base += chunk) {
+    std::size_t m = std::min(chunk, hashes.size() - base);
+    for (std::size_t k = 0; k < m; ++k) {
+      const shard& sh = shard_for(hashes[base + k]);
+      __builtin_prefetch(&sh.slots[sh.home(key_of(hashes[base + k]))]);
+    }
+    for (std::size_t k = 0; k < m; ++k) {
+      std::uint64_t key = key_of(hashes[base + k]);
+      found[k] = shard_for(hashes[base + k]).find(key);
+    }
+    for (std::size_t k = 0; k < m; ++k) {
+      std::uint32_t i = static_cast<std::uint32_t>(base + k);
+      const shard::slot* s = found[k];
+      if (!s) {
+        done = true;
+        break;
+      }
+      std::uint32_t extended = 0;
+      for (std::uint32_t h : shard_for(hashes[i]).holders(*s)) {
+        worker_index w = holder_worker(h);
+        if (w >= opts_.max_workers) continue;
+        if (i == 0) {
+          if (epoch[w] != cur) {
+            epoch[w] = cur;
+            any_len[w] = 0;
+            t1_len[w] = 0;
+            touched.push_back(w);
+          }
+        } else if (epoch[w] != cur) {
+          continue;
+        }
+        if (any_len[w] == i) {
+          any_len[w] = i + 1;
+          ++extended;
+        }
+        if (holder_tier(h) == 1 && t1_len[w] == i) t1_len[w] = i + 1;
+      }
+      if (!extended) {
+        done = true;
+        break;
+      }
+    }
+  }
+
+  for (auto it = shards_.rbegin(); it != shards_.rend(); ++it) (*it)->mu.unlock_shared();
+
+  out.reserve(touched.size());
+  for (worker_index w : touched) {
+    if (any_len[w] == 0) continue;
+    out.push_back(overlap{w, t1_len[w], any_len[w]});
+  }
+}
+
+}  // namespace yard::kv

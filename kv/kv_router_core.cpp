@@ -1,0 +1,184 @@
+// kv/kv_router_core.cpp — see kv_router_core.hpp.
+#include "kv/kv_router_core.hpp"
+
+#include <algorithm>
+
+#include "common/log.hpp"
+
+namespace yard::kv {
+
+namespace {
+std::uint64_t batch_events(const msg::kv_event_batch& b) {
+  std::uint64_t n = 0;
+  for (const auto& e : b.events) n += std::max<std::size_t>(1, e.block_hashes.size());
+  return n;
+}
+}  // namespace
+
+result<std::unique_ptr<kv_router_core>> kv_router_core::create(kv_router_options opts) {
+  auto p = make_policy(opts.policy, opts.policy_cfg, opts.seed);
+  if (!p) return p.err();
+  if (opts.block_size == 0) return make_error(errc::bad_request, "block_size must be > 0");
+  return std::unique_ptr<kv_router_core>(new kv_router_core(std::move(opts), std::move(*p)));
+}
+
+kv_router_core::kv_router_core(kv_router_options opts, std::unique_ptr<routing_policy> p)
+    : opts_(std::move(opts)),
+      policy_(std::move(p)),
+      index_(std::make_unique<kv_indexer>(opts_.index)),
+      approx_(opts_.approx),
+      load_(opts_.index.max_workers) {}
+
+std::optional<worker_index> kv_router_core::index_of(const std::string& worker_id) const {
+  auto it = ids_.find(worker_id);
+  if (it == ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+worker_index kv_router_core::add_worker(const std::string& worker_id) {
+  if (auto i = index_of(worker_id)) return *i;
+  worker_index w;
+  if (!free_.empty()) {
+    w = free_.back();
+    free_.pop_back();
+    names_[w] = worker_id;
+  } else {
+    w = static_cast<worker_index>(names_.size());
+    names_.push_back(worker_id);
+    queues_.emplace_back();
+  }
+  ids_[worker_id] = w;
+  return w;
+}
+
+void kv_router_core::remove_worker(const std::string& worker_id) {
+  auto it = ids_.find(worker_id);
+  if (it == ids_.end()) return;
+  worker_index w = it->second;
+  index_->remove_worker(w);
+  approx_.remove_worker(w);
+  load_.remove_worker(w);
+  policy_->on_worker_removed(w);
+  queued_total_ -= queues_[w].events;
+  queues_[w] = queued{};
+  names_[w].clear();
+  free_.push_back(w);
+  ids_.erase(it);
+}
+
+result<route_output> kv_router_core::route(const route_input& in) {
+  if (ids_.empty()) return make_error(errc::unavailable, "no workers to route to");
+  route_request req;
+  req.hashes = in.hashes;
+  req.prompt_tokens = in.prompt_tokens;
+  req.block_size = opts_.block_size;
+  req.max_tokens = in.max_tokens;
+  req.now_ms = in.now_ms;
+  if (opts_.use_kv_events) index_->find_matches(in.hashes, scratch_);
+  else approx_.find_matches(in.hashes, in.now_ms, scratch_);
+  cands_.clear();
+  for (worker_index w = 0; w < names_.size(); ++w) {
+    if (names_[w].empty()) continue;
+    cands_.push_back(worker_candidate{w, 0, 0, load_.load(w)});
+  }
+  // names_ order = worker index order, so cands_ is sorted by worker.
+  for (const auto& m : scratch_) {
+    auto it = std::lower_bound(cands_.begin(), cands_.end(), m.worker,
+                               [](const worker_candidate& c, worker_index w) { return c.worker < w; });
+    if (it != cands_.end() && it->worker == m.worker) {
+      it->overlap_blocks = m.blocks;
+      it->overlap_blocks_any = m.blocks_any;
+    }
+  }
+  auto d = policy_->choose(req, cands_);
+  if (!d) return d.err();
+  policy_->on_routed(req, d->worker);
+  if (!opts_.use_kv_events) approx_.record(d->worker, in.hashes, in.now_ms);
+  std::uint64_t cached = std::min<std::uint64_t>(in.prompt_tokens, std::uint64_t{d->overlap_blocks} * opts_.block_size);
+  std::uint64_t blocks = (in.prompt_tokens + in.max_tokens + opts_.block_size - 1) / opts_.block_size;
+  load_.on_dispatch(d->worker, in.request_id, in.prompt_tokens - cached, blocks);
+  return route_output{names_[d->worker], d->worker, d->score, d->overlap_blocks};
+}
+
+void kv_router_core::on_remote_dispatch(const std::string& worker_id, const std::string& request_id,
+                                        std::uint64_t prefill_tokens, std::uint64_t total_tokens) {
+  auto it = ids_.find(worker_id);
+  if (it == ids_.end()) return;
+  load_.on_dispatch(it->second, request_id, prefill_tokens, (total_tokens + opts_.block_size - 1) / opts_.block_size);
+}
+
+std::optional<resync_needed> kv_router_core::on_kv_events(msg::kv_event_batch batch) {
+  worker_index w = add_worker(batch.worker_id);
+  if (w >= opts_.index.max_workers) {
+    component_logger("kv_router")->warn("worker {}: index {} over max_workers: events dropped", batch.worker_id, w);
+    return std::nullopt;
+  }
+  auto& q = queues_[w];
+  std::uint64_t n = batch_events(batch);
+  if (q.events + n > opts_.max_queued_events_per_worker) {
+    component_logger("kv_router")
+        ->warn("worker {}: {} queued kv events over the bound {}: queue dropped, snapshot requested", batch.worker_id,
+               q.events + n, opts_.max_queued_events_per_worker);
+    queued_total_ -= q.events;
+    q = queued{};
+    return resync_needed{batch.worker_id};
+  }
+  q.events += n;
+  queued_total_ += n;
+  q.batches.push_back(std::move(batch));
+  return std::nullopt;
+}
+
+std::vector<resync_needed> kv_router_core::pump(std::uint64_t budget) {
+  std::vector<resync_needed> out;
+  if (queues_.empty()) return out;
+  // One batch per worker per turn: a flooding worker gets one batch of
+  // progress for each batch of every other worker with work queued.
+  std::size_t idle_turns = 0;
+  while (budget > 0 && queued_total_ > 0 && idle_turns < queues_.size()) {
+    std::size_t w = pump_cursor_;
+    pump_cursor_ = (pump_cursor_ + 1) % queues_.size();
+    auto& q = queues_[w];
+    if (q.batches.empty()) {
+      ++idle_turns;
+      continue;
+    }
+    idle_turns = 0;
+    auto b = std::move(q.batches.front());
+    q.batches.pop_front();
+    std::uint64_t n = batch_events(b);
+    q.events -= n;
+    queued_total_ -= n;
+    budget = n >= budget ? 0 : budget - n;
+    if (!opts_.use_kv_events) continue;  // approximate mode: events are not trusted
+    auto act = index_->apply_batch(static_cast<worker_index>(w), b.seq, b.events);
+    if (act == batch_action::request_snapshot) {
+      bool already = std::any_of(out.begin(), out.end(), [&](const resync_needed& r) { return r.worker_id == b.worker_id; });
+      if (!already) out.push_back(resync_needed{b.worker_id});
+    }
+  }
+  return out;
+}
+
+void kv_router_core::on_snapshot(const std::string& worker_id, std::uint64_t seq,
+                                 const std::vector<msg::kv_event>& events) {
+  worker_index w = add_worker(worker_id);
+  if (w >= opts_.index.max_workers) return;
+  // Queued batches up to `seq` are covered by the snapshot; later ones stay.
+  auto& q = queues_[w];
+  while (!q.batches.empty() && q.batches.front().seq <= seq) {
+    std::uint64_t n = batch_events(q.batches.front());
+    q.events -= n;
+    queued_total_ -= n;
+    q.batches.pop_front();
+  }
+  index_->apply_snapshot(w, seq, events);
+}
+
+void kv_router_core::on_load_report(const msg::load_report& report) {
+  auto w = index_of(report.worker_id);
+  if (!w) return;
+  load_.on_load_report(*w, report);
+}
+
+}  // namespace yard::kv

@@ -1,0 +1,65 @@
+// kv/policies/ttft_policy.cpp — ours: route to the minimum predicted time to first token.
+//
+// For candidate w with C effectively cached prompt tokens (tier-1 blocks fully,
+// tier-2/3 blocks at (1 - lower_tier_cost)) out of P prompt tokens:
+//   prefill_ms = f(P) - f(C) + c           f(t) = a t^2 + b t (fitted profile);
+//                                          attention over the cached prefix is still paid
+//   queue_ms   = pending_prefill_tokens * f_chunk / chunk      (f_chunk = prefill_ms(chunk))
+//   interfere  = decode_ms_per_block * active_decode_blocks * steps,
+//                steps = ceil((pending + P - C) / chunk)        (decode batched into every prefill step)
+//   ttft       = queue_ms + prefill_ms + interfere
+// Every candidate within max(tie_ms, tie_rel * best) of the best is tied; the
+// least loaded of those wins (exact ties: uniform by the seed).
+#include <algorithm>
+#include <cmath>
+
+#include "kv/policies/policy_common.hpp"
+
+namespace yard::kv::policies {
+namespace {
+
+class ttft_policy final : public routing_policy {
+ public:
+  ttft_policy(const policy_config& c, std::uint64_t seed) : cfg_(c), rng_(seed) {}
+  std::string_view name() const override { return "ttft"; }
+
+  result<route_decision> choose(const route_request& req, std::span<const worker_candidate> c) override {
+    if (c.empty()) return make_error(errc::unavailable, "no candidate workers");
+    const double bs = req.block_size ? req.block_size : 1;
+    const double p = req.prompt_tokens;
+    const double chunk = cfg_.prefill_chunk_tokens ? cfg_.prefill_chunk_tokens : 2048;
+    const double ms_per_queued_token = predicted_prefill_ms(cfg_, chunk) / chunk;
+    auto f = [&](double t) { return cfg_.prefill_a * t * t + cfg_.prefill_b * t; };
+    ttft_.resize(c.size());
+    double best = 0;
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      double t1 = std::min(p, c[i].overlap_blocks * bs);
+      double any = std::min(p, std::max(c[i].overlap_blocks, c[i].overlap_blocks_any) * bs);
+      double cached = t1 + (any - t1) * (1.0 - cfg_.lower_tier_cost);
+      cached = std::min(cached, std::max(0.0, p - 1));  // the last token is always computed
+      double prefill = p > 0 ? f(p) - f(cached) + cfg_.prefill_c : 0;
+      double pending = static_cast<double>(c[i].load.pending_prefill_tokens);
+      double queue = pending * ms_per_queued_token;
+      double steps = std::ceil((pending + p - cached) / chunk);
+      double interfere = cfg_.decode_ms_per_block * static_cast<double>(c[i].load.active_decode_blocks) * steps;
+      ttft_[i] = queue + prefill + interfere;
+      best = i ? std::min(best, ttft_[i]) : ttft_[i];
+    }
+    double slack = std::max(cfg_.tie_ms, cfg_.tie_rel * best);
+    std::size_t pick = least_loaded_of(c, rng_, [&](std::size_t k) { return ttft_[k] <= best + slack; });
+    return route_decision{c[pick].worker, ttft_[pick], c[pick].overlap_blocks};
+  }
+
+ private:
+  policy_config cfg_;
+  rng rng_;
+  std::vector<double> ttft_;
+};
+
+}  // namespace
+
+std::unique_ptr<routing_policy> make_ttft(const policy_config& c, std::uint64_t seed) {
+  return std::make_unique<ttft_policy>(c, seed);
+}
+
+}  // namespace yard::kv::policies

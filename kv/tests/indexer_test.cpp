@@ -1,0 +1,254 @@
+// kv/tests/indexer_test.cpp — kv_indexer: add/remove/clear, matching, sequence gaps, snapshots, removal, concurrency.
+#include "kv/indexer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+namespace yard::kv {
+namespace {
+
+msg::kv_event stored(std::vector<std::uint64_t> h, std::uint8_t tier = 1) {
+  msg::kv_event e;
+  e.kind = "stored";
+  e.block_hashes = std::move(h);
+  e.tier = tier;
+  return e;
+}
+msg::kv_event removed(std::vector<std::uint64_t> h, std::uint8_t tier = 1) {
+  auto e = stored(std::move(h), tier);
+  e.kind = "removed";
+  return e;
+}
+msg::kv_event cleared() {
+  msg::kv_event e;
+  e.kind = "cleared";
+  return e;
+}
+
+overlap of(const std::vector<overlap>& v, worker_index w) {
+  for (auto o : v)
+    if (o.worker == w) return o;
+  return overlap{w, 0, 0};
+}
+
+indexer_options small() {
+  indexer_options o;
+  o.shards = 4;
+  o.max_workers = 64;
+  o.initial_capacity = 16;  // forces growth in the tests
+  return o;
+}
+
+TEST(kv_indexer, prefix_match_per_worker) {
+  kv_indexer ix(small());
+  ix.apply_events(0, std::vector{stored({1, 2, 3, 4})});
+  ix.apply_events(1, std::vector{stored({1, 2})});
+  ix.apply_events(2, std::vector{stored({2, 3, 4})});  // no block 1: no prefix
+  std::vector<block_hash> q{1, 2, 3, 4, 5};
+  auto m = ix.find_matches(q);
+  EXPECT_EQ(of(m, 0).blocks, 4u);
+  EXPECT_EQ(of(m, 1).blocks, 2u);
+  EXPECT_EQ(of(m, 2).blocks, 0u);
+  EXPECT_EQ(m.size(), 2u);  // only workers with a match are listed
+  EXPECT_EQ(ix.num_blocks(), 4u);
+  EXPECT_EQ(ix.worker_blocks(0), 4u);
+}
+
+TEST(kv_indexer, match_must_be_consecutive) {
+  kv_indexer ix(small());
+  ix.apply_events(0, std::vector{stored({1, 2, 4})});
+  auto m = ix.find_matches(std::vector<block_hash>{1, 2, 3, 4});
+  EXPECT_EQ(of(m, 0).blocks, 2u);
+}
+
+TEST(kv_indexer, remove_and_clear) {
+  kv_indexer ix(small());
+  ix.apply_events(0, std::vector{stored({1, 2, 3})});
+  ix.apply_events(1, std::vector{stored({1, 2, 3})});
+  ix.apply_events(0, std::vector{removed({2})});
+  std::vector<block_hash> q{1, 2, 3};
+  EXPECT_EQ(of(ix.find_matches(q), 0).blocks, 1u);
+  EXPECT_EQ(of(ix.find_matches(q), 1).blocks, 3u);
+  ix.apply_events(1, std::vector{cleared()});
+  EXPECT_EQ(of(ix.find_matches(q), 1).blocks, 0u);
+  EXPECT_EQ(ix.worker_blocks(1), 0u);
+  EXPECT_EQ(ix.num_blocks(), 2u);  // worker 0 still has 1 and 3
+  // Removing what is not there changes nothing.
+  ix.apply_events(0, std::vector{removed({99, 2})});
+  EXPECT_EQ(ix.worker_blocks(0), 2u);
+}
+
+TEST(kv_indexer, events_in_one_batch_apply_in_order) {
+  kv_indexer ix(small());
+  ix.apply_events(0, std::vector{stored({1, 2}), removed({2}), cleared(), stored({7}), removed({7}), stored({7, 8})});
+  auto m = ix.find_matches(std::vector<block_hash>{7, 8});
+  EXPECT_EQ(of(m, 0).blocks, 2u);
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{1}), 0).blocks, 0u);
+  EXPECT_EQ(ix.worker_blocks(0), 2u);
+}
+
+TEST(kv_indexer, tiers_count_separately) {
+  kv_indexer ix(small());
+  ix.apply_events(0, std::vector{stored({1, 2}, 1), stored({3, 4}, 2)});
+  auto o = of(ix.find_matches(std::vector<block_hash>{1, 2, 3, 4}), 0);
+  EXPECT_EQ(o.blocks, 2u);
+  EXPECT_EQ(o.blocks_any, 4u);
+  ix.apply_events(0, std::vector{removed({3}, 2)});
+  o = of(ix.find_matches(std::vector<block_hash>{1, 2, 3, 4}), 0);
+  EXPECT_EQ(o.blocks_any, 2u);
+  // The same hash in two tiers is two entries; removing one tier keeps the other.
+  ix.apply_events(0, std::vector{stored({1}, 3), removed({1}, 1)});
+  o = of(ix.find_matches(std::vector<block_hash>{1, 2}), 0);
+  EXPECT_EQ(o.blocks, 0u);
+  EXPECT_EQ(o.blocks_any, 2u);
+}
+
+TEST(kv_indexer, many_holders_overflow_and_shrink) {
+  kv_indexer ix(small());
+  for (worker_index w = 0; w < 20; ++w) ix.apply_events(w, std::vector{stored({42, 43})});
+  auto m = ix.find_matches(std::vector<block_hash>{42, 43});
+  EXPECT_EQ(m.size(), 20u);
+  for (worker_index w = 0; w < 18; ++w) ix.apply_events(w, std::vector{removed({42})});
+  m = ix.find_matches(std::vector<block_hash>{42, 43});
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(of(m, 18).blocks, 2u);
+  EXPECT_EQ(of(m, 19).blocks, 2u);
+}
+
+TEST(kv_indexer, growth_and_deletion_keep_every_key_findable) {
+  kv_indexer ix(small());
+  std::vector<std::uint64_t> hs;
+  for (std::uint64_t i = 0; i < 5000; ++i) hs.push_back(i * 0x10001 + 1);
+  ix.apply_events(3, std::vector{stored(hs)});
+  EXPECT_EQ(ix.num_blocks(), 5000u);
+  std::vector<std::uint64_t> odd;
+  for (std::size_t i = 1; i < hs.size(); i += 2) odd.push_back(hs[i]);
+  ix.apply_events(3, std::vector{removed(odd)});
+  EXPECT_EQ(ix.num_blocks(), 2500u);
+  for (std::size_t i = 0; i < hs.size(); ++i) {
+    auto m = ix.find_matches(std::vector<block_hash>{hs[i]});
+    EXPECT_EQ(of(m, 3).blocks, i % 2 == 0 ? 1u : 0u) << i;
+  }
+}
+
+TEST(kv_indexer, hash_zero_is_a_valid_block) {
+  kv_indexer ix(small());
+  ix.apply_events(0, std::vector{stored({0, 5})});
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{0, 5}), 0).blocks, 2u);
+}
+
+TEST(kv_indexer, in_order_batches_need_nothing) {
+  kv_indexer ix(small());
+  EXPECT_EQ(ix.apply_batch(0, 0, std::vector{stored({1})}), batch_action::none);
+  EXPECT_EQ(ix.apply_batch(0, 1, std::vector{stored({2})}), batch_action::none);
+  EXPECT_FALSE(ix.needs_resync(0));
+  EXPECT_EQ(ix.stats().batches, 2u);
+}
+
+TEST(kv_indexer, gap_requests_snapshot_until_applied) {
+  kv_indexer ix(small());
+  EXPECT_EQ(ix.apply_batch(0, 0, std::vector{stored({1, 2})}), batch_action::none);
+  // Batch 1 lost: batch 2 is applied but the index may be wrong.
+  EXPECT_EQ(ix.apply_batch(0, 2, std::vector{stored({9})}), batch_action::request_snapshot);
+  EXPECT_TRUE(ix.needs_resync(0));
+  EXPECT_EQ(ix.stats().gaps, 1u);
+  // Late batch 1 arrives: stale, dropped.
+  EXPECT_EQ(ix.apply_batch(0, 1, std::vector{stored({3})}), batch_action::ignored_stale);
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{3}), 0).blocks, 0u);
+  // Still resyncing: later batches keep asking.
+  EXPECT_EQ(ix.apply_batch(0, 3, std::vector<msg::kv_event>{}), batch_action::request_snapshot);
+  // Snapshot as of seq 3 replaces the worker's set.
+  ix.apply_snapshot(0, 3, std::vector{stored({1, 2, 3})});
+  EXPECT_FALSE(ix.needs_resync(0));
+  auto o = of(ix.find_matches(std::vector<block_hash>{1, 2, 3, 9}), 0);
+  EXPECT_EQ(o.blocks, 3u);
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{9}), 0).blocks, 0u);
+  EXPECT_EQ(ix.apply_batch(0, 4, std::vector{stored({4})}), batch_action::none);
+}
+
+TEST(kv_indexer, first_batch_not_at_zero_requests_snapshot) {
+  kv_indexer ix(small());
+  EXPECT_EQ(ix.apply_batch(5, 17, std::vector{stored({1})}), batch_action::request_snapshot);
+  EXPECT_TRUE(ix.needs_resync(5));
+}
+
+TEST(kv_indexer, duplicate_batch_is_dropped) {
+  kv_indexer ix(small());
+  ix.apply_batch(0, 0, std::vector{stored({1})});
+  ix.apply_batch(0, 1, std::vector{removed({1})});
+  EXPECT_EQ(ix.apply_batch(0, 0, std::vector{stored({1})}), batch_action::ignored_stale);
+  EXPECT_EQ(ix.worker_blocks(0), 0u);
+  EXPECT_EQ(ix.stats().stale, 1u);
+}
+
+TEST(kv_indexer, malformed_events_skipped_and_resynced) {
+  kv_indexer ix(small());
+  msg::kv_event bad_kind = stored({5});
+  bad_kind.kind = "exploded";
+  msg::kv_event bad_tier = stored({6}, 0);
+  msg::kv_event bad_tier2 = stored({7}, 9);
+  EXPECT_EQ(ix.apply_batch(0, 0, std::vector{stored({1}), bad_kind, bad_tier, bad_tier2, stored({2})}),
+            batch_action::request_snapshot);
+  EXPECT_EQ(ix.stats().malformed, 3u);
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{1, 2}), 0).blocks, 2u);  // good events still applied
+  EXPECT_EQ(ix.num_blocks(), 2u);
+  // Out-of-range worker index: dropped, never a crash.
+  EXPECT_EQ(ix.apply_batch(1000, 0, std::vector{stored({1})}), batch_action::ignored_stale);
+  EXPECT_FALSE(ix.apply_events(1000, std::vector{stored({1})}));
+}
+
+TEST(kv_indexer, remove_worker_drops_blocks_and_sequence) {
+  kv_indexer ix(small());
+  ix.apply_batch(0, 0, std::vector{stored({1, 2, 3})});
+  ix.apply_batch(1, 0, std::vector{stored({1, 2})});
+  ix.remove_worker(0);
+  auto m = ix.find_matches(std::vector<block_hash>{1, 2, 3});
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].worker, 1u);
+  EXPECT_EQ(ix.num_blocks(), 2u);
+  // The index may be reused by a new worker starting at seq 0.
+  EXPECT_EQ(ix.apply_batch(0, 0, std::vector{stored({8})}), batch_action::none);
+}
+
+TEST(kv_indexer, empty_query_and_empty_index) {
+  kv_indexer ix(small());
+  EXPECT_TRUE(ix.find_matches(std::vector<block_hash>{}).empty());
+  EXPECT_TRUE(ix.find_matches(std::vector<block_hash>{1, 2}).empty());
+}
+
+TEST(kv_indexer, readers_see_consistent_state_while_a_writer_floods) {
+  // Worker 0's prefix {1..8} never changes; worker 1 floods stores/removes of
+  // other hashes. Every concurrent match must still see worker 0's 8 blocks.
+  indexer_options o = small();
+  o.max_events_per_lock = 16;
+  kv_indexer ix(o);
+  std::vector<std::uint64_t> stable{1, 2, 3, 4, 5, 6, 7, 8};
+  ix.apply_events(0, std::vector{stored(stable)});
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    std::vector<std::uint64_t> hs;
+    for (std::uint64_t i = 0; i < 2000; ++i) hs.push_back(1000 + i);
+    for (int round = 0; round < 50; ++round) {
+      ix.apply_events(1, std::vector{stored(hs)});
+      ix.apply_events(1, std::vector{removed(hs)});
+    }
+    stop = true;
+  });
+  std::vector<block_hash> q(stable.begin(), stable.end());
+  std::vector<overlap> out;
+  std::uint64_t checks = 0;
+  while (!stop || checks < 100) {
+    ix.find_matches(q, out);
+    ASSERT_EQ(of(out, 0).blocks, 8u);
+    ++checks;
+  }
+  writer.join();
+  EXPECT_EQ(ix.worker_blocks(1), 0u);
+  EXPECT_EQ(ix.num_blocks(), 8u);
+}
+
+}  // namespace
+}  // namespace yard::kv

@@ -1,0 +1,252 @@
+// kv/tests/router_core_test.cpp — kv_router_core: events -> routing, resync, removal, load, approximate mode, flood fairness.
+#include "kv/kv_router_core.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace yard::kv {
+namespace {
+
+msg::kv_event stored(std::vector<std::uint64_t> h) {
+  msg::kv_event e;
+  e.kind = "stored";
+  e.block_hashes = std::move(h);
+  return e;
+}
+
+msg::kv_event_batch batch(const std::string& w, std::uint64_t seq, std::vector<msg::kv_event> ev) {
+  msg::kv_event_batch b;
+  b.worker_id = w;
+  b.seq = seq;
+  b.events = std::move(ev);
+  return b;
+}
+
+std::unique_ptr<kv_router_core> core(kv_router_options o = {}) {
+  auto c = kv_router_core::create(std::move(o));
+  EXPECT_TRUE(c.ok());
+  return std::move(*c);
+}
+
+route_input req(const std::string& id, std::vector<block_hash> h, std::uint32_t bs = 16) {
+  route_input r;
+  r.request_id = id;
+  r.prompt_tokens = static_cast<std::uint32_t>(h.size()) * bs;
+  r.hashes = std::move(h);
+  return r;
+}
+
+TEST(kv_router_core, bad_config_is_an_error) {
+  kv_router_options o;
+  o.policy = "nope";
+  EXPECT_FALSE(kv_router_core::create(o).ok());
+  o.policy = "ttft";
+  o.block_size = 0;
+  EXPECT_FALSE(kv_router_core::create(o).ok());
+}
+
+TEST(kv_router_core, no_workers_is_unavailable) {
+  auto c = core();
+  auto r = c->route(req("r", {1, 2}));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.err().code, errc::unavailable);
+}
+
+TEST(kv_router_core, routes_to_the_worker_holding_the_prefix_until_evicted) {
+  auto c = core();
+  for (auto w : {"w0", "w1", "w2", "w3"}) c->add_worker(w);
+  std::vector<block_hash> p{11, 12, 13, 14, 15, 16, 17, 18};
+  EXPECT_FALSE(c->on_kv_events(batch("w2", 0, {stored(p)})));
+  EXPECT_TRUE(c->pump().empty());
+  auto r = c->route(req("a", p));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->worker_id, "w2");
+  EXPECT_EQ(r->overlap_blocks, 8u);
+  c->on_complete("a");
+  msg::kv_event rm = stored(p);
+  rm.kind = "removed";
+  c->on_kv_events(batch("w2", 1, {rm}));
+  c->pump();
+  auto r2 = c->route(req("b", p));
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->overlap_blocks, 0u);
+}
+
+TEST(kv_router_core, gap_then_snapshot) {
+  auto c = core();
+  c->on_kv_events(batch("w0", 0, {stored({1})}));
+  c->on_kv_events(batch("w0", 2, {stored({2})}));  // 1 lost
+  auto rs = c->pump();
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].worker_id, "w0");
+  c->on_kv_events(batch("w0", 3, {stored({3})}));  // queued, newer than the snapshot below
+  c->on_snapshot("w0", 2, {stored({1, 9})});
+  EXPECT_TRUE(c->pump().empty());
+  EXPECT_FALSE(c->index().needs_resync(*c->index_of("w0")));
+  auto m = c->index().find_matches(std::vector<block_hash>{1, 9});
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].blocks, 2u);
+  EXPECT_EQ(c->index().worker_blocks(*c->index_of("w0")), 3u);  // 1, 9, 3
+}
+
+TEST(kv_router_core, removed_worker_vanishes) {
+  auto c = core();
+  c->add_worker("w0");
+  c->add_worker("w1");
+  c->on_kv_events(batch("w0", 0, {stored({1, 2, 3})}));
+  c->pump();
+  c->remove_worker("w0");
+  EXPECT_FALSE(c->has_worker("w0"));
+  EXPECT_TRUE(c->index().find_matches(std::vector<block_hash>{1, 2, 3}).empty());
+  for (int i = 0; i < 4; ++i) {
+    auto r = c->route(req("r" + std::to_string(i), {1, 2, 3}));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->worker_id, "w1");
+  }
+}
+
+TEST(kv_router_core, dispatch_load_spreads_identical_cold_requests) {
+  kv_router_options o;
+  o.policy = "least_loaded";
+  auto c = core(o);
+  for (auto w : {"w0", "w1", "w2"}) c->add_worker(w);
+  std::set<std::string> used;
+  for (int i = 0; i < 3; ++i) used.insert(c->route(req("r" + std::to_string(i), {1, 2}))->worker_id);
+  EXPECT_EQ(used.size(), 3u);
+  auto l = c->loads().load(*c->index_of("w0"));
+  EXPECT_EQ(l.queue_depth, 1u);
+  EXPECT_EQ(l.pending_prefill_tokens, 32u);
+}
+
+TEST(kv_router_core, load_report_replaces_estimate) {
+  auto c = core();
+  c->add_worker("w0");
+  auto r = c->route(req("a", {1, 2, 3, 4}));
+  ASSERT_TRUE(r.ok());
+  worker_index w = *c->index_of("w0");
+  EXPECT_EQ(c->loads().load(w).pending_prefill_tokens, 64u);
+  c->on_first_token("a");
+  EXPECT_EQ(c->loads().load(w).pending_prefill_tokens, 0u);
+  msg::load_report rep;
+  rep.worker_id = "w0";
+  rep.pending_prefill_tokens = 500;
+  rep.active_requests = 2;
+  rep.queued_requests = 3;
+  rep.active_kv_blocks = 40;
+  c->on_load_report(rep);
+  auto l = c->loads().load(w);
+  EXPECT_EQ(l.pending_prefill_tokens, 500u);
+  EXPECT_EQ(l.queue_depth, 5u);
+  EXPECT_EQ(l.active_decode_blocks, 40u);
+  // Completing a request dispatched before the report does not double-subtract.
+  c->on_complete("a");
+  EXPECT_EQ(c->loads().load(w).queue_depth, 5u);
+  // Work dispatched after the report adds on top.
+  c->route(req("b", {7, 8}));
+  EXPECT_EQ(c->loads().load(w).pending_prefill_tokens, 532u);
+  c->on_complete("b");
+  EXPECT_EQ(c->loads().load(w).pending_prefill_tokens, 500u);
+  // Unknown worker's report is ignored.
+  rep.worker_id = "ghost";
+  c->on_load_report(rep);
+  EXPECT_FALSE(c->has_worker("ghost"));
+}
+
+TEST(kv_router_core, approximate_mode_assumes_routed_is_cached) {
+  kv_router_options o;
+  o.use_kv_events = false;
+  o.approx.ttl_ms = 1000;
+  auto c = core(o);
+  for (auto w : {"w0", "w1", "w2"}) c->add_worker(w);
+  auto in = req("a", {1, 2, 3, 4, 5, 6, 7, 8});
+  auto first = c->route(in);
+  ASSERT_TRUE(first.ok());
+  c->on_first_token("a");
+  c->on_complete("a");
+  in.request_id = "b";
+  in.now_ms = 500;
+  auto again = c->route(in);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->worker_id, first->worker_id);
+  EXPECT_EQ(again->overlap_blocks, 8u);
+  c->on_complete("b");
+  in.request_id = "c";
+  in.now_ms = 5000;  // past the TTL
+  auto late = c->route(in);
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(late->overlap_blocks, 0u);
+}
+
+TEST(kv_router_core, event_flood_cannot_starve_routing_or_other_workers) {
+  auto c = core();
+  c->add_worker("flood");
+  c->add_worker("quiet");
+  // The flooder queues 100 batches of 1000 block events ...
+  std::uint64_t seq = 0;
+  for (int b = 0; b < 100; ++b) {
+    std::vector<std::uint64_t> hs;
+    for (int i = 0; i < 1000; ++i) hs.push_back(1000000 + b * 1000 + i);
+    EXPECT_FALSE(c->on_kv_events(batch("flood", seq++, {stored(hs)})));
+  }
+  // ... and the quiet worker's batch arrives last, behind the whole flood.
+  std::vector<block_hash> p;
+  for (std::uint64_t i = 1; i <= 64; ++i) p.push_back(i);
+  c->on_kv_events(batch("quiet", 0, {stored(std::vector<std::uint64_t>(p.begin(), p.end()))}));
+  // Two small pump slices (budget 1000 = one flood batch each) apply the
+  // quiet worker's batch: round-robin across workers, not FIFO behind the flood.
+  c->pump(1000);
+  c->pump(1000);
+  auto m = c->index().find_matches(p);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].blocks, 64u);
+  EXPECT_GE(c->queued_events(), 98000u);  // the flood is still queued ...
+  auto r = c->route(req("x", p));         // ... and routing answers anyway, with the quiet worker's blocks
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->worker_id, "quiet");
+  EXPECT_EQ(r->overlap_blocks, 64u);
+  int slices = 0;
+  while (c->queued_events() > 0) {
+    EXPECT_TRUE(c->pump(4096).empty());  // in-order batches: no resync
+    ++slices;
+  }
+  EXPECT_GE(slices, 20);  // never more than one slice of work between two routes
+  EXPECT_EQ(c->index().worker_blocks(*c->index_of("flood")), 100000u);
+}
+
+TEST(kv_router_core, flood_over_the_queue_bound_is_dropped_and_resynced) {
+  kv_router_options o;
+  o.max_queued_events_per_worker = 10000;
+  auto c = core(o);
+  int resyncs = 0;
+  std::uint64_t seq = 0;
+  for (int b = 0; b < 30; ++b) {
+    std::vector<std::uint64_t> hs(1000);
+    for (int i = 0; i < 1000; ++i) hs[i] = 5000000 + b * 1000 + i;
+    if (auto r = c->on_kv_events(batch("flood", seq++, {stored(hs)}))) {
+      EXPECT_EQ(r->worker_id, "flood");
+      ++resyncs;
+    }
+    EXPECT_LE(c->queued_events(), 10000u);  // memory stays bounded
+  }
+  EXPECT_EQ(resyncs, 2);  // batches 10 and 21 overflowed
+  // The surviving batches have a seq gap: applying them asks for a snapshot too.
+  auto rs = c->pump(1u << 20);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(rs[0].worker_id, "flood");
+  c->on_snapshot("flood", seq - 1, {stored({1, 2})});
+  EXPECT_FALSE(c->index().needs_resync(*c->index_of("flood")));
+  EXPECT_EQ(c->index().worker_blocks(*c->index_of("flood")), 2u);
+}
+
+TEST(kv_router_core, worker_slots_are_reused) {
+  auto c = core();
+  auto a = c->add_worker("a");
+  c->add_worker("b");
+  c->remove_worker("a");
+  EXPECT_EQ(c->add_worker("c"), a);
+  EXPECT_EQ(c->num_workers(), 2u);
+}
+
+}  // namespace
+}  // namespace yard::kv

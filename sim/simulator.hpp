@@ -1,0 +1,78 @@
+// sim/simulator.hpp — deterministic discrete-event simulation of a fleet of mock workers behind a router.
+//
+// Owns: the virtual clock, the event loop (arrivals from a trace, step
+// completions of each worker), per-request timing, and the metrics of one run.
+// Each simulated worker is a real backends::mock_engine in profile mode (the
+// same scheduler and block pool as live workers); routing goes through a
+// sim::router_bridge onto the production router policy classes, fed with the
+// workers' real KV events and load reports.
+// Must not touch: wall clocks inside the simulation (only the optional
+// progress callback looks at time), files, threads (one run = one thread; run
+// several policies on several threads, they share only the read-only trace).
+// Thread-safety: run_simulation is reentrant; prepared_trace is read-only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/timing_model.hpp"
+#include "common/status.hpp"
+#include "sim/router_bridge.hpp"
+#include "sim/trace.hpp"
+
+namespace yard::sim {
+
+// A trace with its prompt block hashes at one block size, computed once and
+// shared by every policy's run.
+struct prepared_trace {
+  const trace* source = nullptr;
+  std::uint32_t block_size = 64;
+  std::vector<std::vector<kv::block_hash>> hashes;  // [request][full block]
+  double ideal_hit_rate = 0;  // prompt tokens an infinite shared cache would serve / prompt tokens
+};
+prepared_trace prepare_trace(const trace& t, std::uint32_t block_size);
+
+struct sim_options {
+  std::uint32_t workers = 16;
+  std::string policy = "round_robin";
+  backends::engine_profile profile;  // timing, limits, block size, cache blocks per worker
+  double rate_scale = 1.0;           // arrival timestamps are divided by this (default 1)
+  std::uint64_t seed = 1;            // router randomness and sampling seeds (default 1)
+  std::uint32_t hit_rate_buckets = 40;  // points of the hit-rate-over-time series (default 40)
+  // Tests may inject a router (e.g. one that records what it is fed); empty =
+  // make_router_bridge(policy, ...), the production policies.
+  std::function<std::unique_ptr<router_bridge>()> router_factory;
+};
+
+struct latency_summary {
+  double p50 = 0, p90 = 0, p99 = 0, mean = 0;
+};
+
+struct sim_result {
+  std::string policy;
+  std::uint32_t workers = 0;
+  double rate_scale = 1;
+  std::uint64_t requests = 0;    // arrivals
+  std::uint64_t completed = 0;
+  std::uint64_t rejected = 0;    // refused by the engine (never fits) or by the router
+  std::uint64_t preempted = 0;   // preemptions across workers
+  latency_summary ttft_ms, itl_ms, e2e_ms;
+  double makespan_ms = 0;        // first arrival to last token
+  double throughput_tok_s = 0;   // output tokens / makespan
+  double requests_per_s = 0;
+  double hit_rate = 0;           // cached prompt tokens / prompt tokens
+  double ideal_hit_rate = 0;
+  double imbalance = 0;          // max / mean busy time over workers
+  std::vector<double> ttft_sorted_ms;                 // for the CDF plot
+  std::vector<std::pair<double, double>> hit_rate_series;  // (arrival time s, hit rate in that bucket)
+};
+
+// Progress: requests finished so far, out of the total.
+using progress_fn = std::function<void(std::uint64_t done, std::uint64_t total)>;
+
+result<sim_result> run_simulation(const prepared_trace& t, const sim_options& opts, const progress_fn& progress = {});
+
+}  // namespace yard::sim

@@ -1,0 +1,144 @@
+// KV-aware routing over real NATS with 4 mock worker processes: the router
+// follows the workers' KV events (prefix hits, evictions, dead workers).
+#include <atomic>
+#include <mutex>
+#include <set>
+
+#include "messages/codec.hpp"
+#include "messages/router.hpp"
+#include "messages/subjects.hpp"
+#include "tests/support/cluster_fixture.hpp"
+
+using namespace yard;
+namespace ts = yard::test_support;
+
+namespace {
+
+std::vector<std::string> worker_args(const std::string& url, const std::string& id) {
+  return {"worker", "--nats", url, "--id", id, "--heartbeat-ms", "100", "--lease-ms", "800", "--token-delay-ms", "1",
+          "--num-blocks", "64", "--block-size", "16", "--log-level", "warn"};
+}
+
+std::string long_prompt(char fill, int n = 512) { return std::string(static_cast<std::size_t>(n), fill); }
+
+class kv_routing : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    nats_ = ts::start_nats();
+    ASSERT_NE(nats_, nullptr);
+    for (int i = 0; i < 4; ++i)
+      workers_.push_back(std::make_unique<ts::yard_process>(worker_args(nats_->url(), "kw" + std::to_string(i))));
+    node_ = ts::start_cluster(nats_->url(), {.workers = 0, .with_router = false});
+    ASSERT_NE(node_, nullptr);
+    actors::router_config rc;
+    rc.policy = "ttft";
+    ASSERT_TRUE(node_->add_router(rc).ok());
+    ASSERT_TRUE(ts::eventually([&] { return node_->live_workers() == 4; }, 15000));
+    transport::nats_options no;
+    no.servers = {nats_->url()};
+    client_ = std::move(*transport::nats_connection::connect(no));
+    notices_ = std::move(*client_->subscribe(subjects::router_inflight("default"), [this](transport::nats_message m) {
+      auto n = msg::decode_auto<msg::route_notice>(m.data, m.content_type);
+      if (!n) return;
+      std::lock_guard<std::mutex> lock(mu_);
+      last_[n->request_id.substr(0, n->request_id.find('#'))] = *n;
+    }));
+    client_->flush();
+  }
+
+  // Sends a request through the router, waits for its last chunk, returns the router's notice.
+  msg::route_notice route(const std::string& prompt) {
+    msg::generate_request r;
+    r.request_id = "kv-" + std::to_string(n_++);
+    r.prompt = prompt;
+    r.max_tokens = 2;
+    run(subjects::router_generate("default"), r);  // may time out on a dead worker: the notice still says where it went
+    msg::route_notice n;
+    ts::eventually([&] {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = last_.find(r.request_id);
+      if (it == last_.end()) return false;
+      n = it->second;
+      return true;
+    });
+    return n;
+  }
+
+  // Sends straight to a subject (a worker, bypassing the router) and waits for
+  // the end; false when it did not finish in time (a dead worker).
+  bool run(const std::string& subject, const msg::generate_request& r, int timeout_ms = 3000) {
+    auto inbox = client_->new_inbox();
+    std::atomic<bool> done{false};
+    auto sub = client_->subscribe(inbox, [&](transport::nats_message m) {
+      auto c = msg::decode_auto<msg::token_chunk>(m.data, m.content_type);
+      if (!c || c->finish_reason) done = true;
+    });
+    client_->flush();
+    client_->publish(subject, msg::encode(r), inbox);
+    return ts::eventually([&] { return done.load(); }, timeout_ms);
+  }
+
+  std::unique_ptr<transport::nats_server_process> nats_;
+  std::vector<std::unique_ptr<ts::yard_process>> workers_;
+  std::unique_ptr<cluster::node_runtime> node_;
+  std::unique_ptr<transport::nats_connection> client_;
+  transport::subscription notices_;
+  std::mutex mu_;
+  std::map<std::string, msg::route_notice> last_;
+  int n_ = 0;
+};
+
+TEST_F(kv_routing, repeated_prompt_lands_on_the_worker_that_cached_it) {
+  auto p = long_prompt('a');
+  std::set<std::string> holders;  // every worker that ran p (and so cached it)
+  auto first = route(p);
+  ASSERT_FALSE(first.worker_id.empty());
+  EXPECT_EQ(first.cached_tokens, 0u);
+  holders.insert(first.worker_id);
+  // Once its KV events reach the router, repeats go to a worker holding p, as full hits.
+  ASSERT_TRUE(ts::eventually([&] {
+    auto n = route(p);
+    holders.insert(n.worker_id);
+    return n.cached_tokens == 512;
+  }, 5000));
+  for (int i = 0; i < 5; ++i) {
+    auto again = route(p);
+    EXPECT_TRUE(holders.count(again.worker_id)) << again.worker_id << " never ran the prompt";
+    EXPECT_EQ(again.cached_tokens, 512u);
+  }
+  EXPECT_LE(holders.size(), 2u) << "the prompt was spread over workers instead of following its cache";
+}
+
+TEST_F(kv_routing, after_eviction_the_router_stops_expecting_a_hit) {
+  auto p = long_prompt('b');
+  auto first = route(p);
+  ASSERT_TRUE(ts::eventually([&] { return route(p).cached_tokens > 0; }, 5000));
+  // Fill that worker's 64-block pool with other prompts, evicting p's blocks.
+  for (char c = 'c'; c < 'k'; ++c) {
+    msg::generate_request r;
+    r.request_id = std::string("evict-") + c;
+    r.prompt = long_prompt(c);
+    r.max_tokens = 2;
+    ASSERT_TRUE(run(subjects::worker_generate("default", first.worker_id), r));
+  }
+  EXPECT_TRUE(ts::eventually([&] { return route(p).cached_tokens == 0 || route(p).worker_id != first.worker_id; }, 5000))
+      << "the router still expects " << first.worker_id << " to hold an evicted prefix";
+}
+
+TEST_F(kv_routing, a_killed_worker_vanishes_from_the_index) {
+  auto p = long_prompt('z');
+  auto first = route(p);
+  ASSERT_TRUE(ts::eventually([&] { return route(p).cached_tokens > 0; }, 5000));
+  int victim = first.worker_id.back() - '0';
+  workers_[static_cast<std::size_t>(victim)].reset();  // SIGKILL
+  ASSERT_TRUE(ts::eventually([&] { return node_->live_workers() == 3; }, 5000));
+  // Within the router's lease check the dead worker and its blocks are gone.
+  msg::route_notice after;
+  EXPECT_TRUE(ts::eventually([&] {
+    after = route(p);
+    return after.worker_id != first.worker_id;
+  }, 5000));
+  EXPECT_EQ(after.cached_tokens, 0u) << "the dead worker's blocks are still indexed";
+}
+
+}  // namespace
