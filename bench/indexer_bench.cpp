@@ -381,7 +381,7 @@ int run_bench_indexer(int argc, char** argv) {
   } else {
     auto t = replay_trace(path, trace_requests, block_size);
     if (!t.ran) {
-      std::printf("trace replay skipped: %s could not be read\n", path.c_str());
+      std::printf("trace replay skipped: no readable requests in %s\n", path.c_str());
     } else {
       trace_ops = t.ops_per_s;
       std::printf("trace replay: %llu requests, %llu block events, prefix hit rate %.1f%%, %.3gM ops/s in the router core\n",

@@ -142,3 +142,31 @@ TEST_F(kv_routing, a_killed_worker_vanishes_from_the_index) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(kv_routing, out_of_order_and_malformed_event_batches_resync_from_a_snapshot) {
+  auto p = long_prompt('q');
+  auto first = route(p);
+  ASSERT_TRUE(ts::eventually([&] { return route(p).cached_tokens == 512; }, 5000));
+  auto holder = route(p).worker_id;
+  // Garbage and a batch far out of order that claims the prefix was removed.
+  client_->publish(subjects::kv_events("default"), "{\"worker_id\": 7", {}, "application/json");
+  client_->publish(subjects::kv_events("default"), std::string("\xc1\xc1", 2));
+  msg::kv_event_batch lie;
+  lie.worker_id = holder;
+  lie.seq = 1000000;
+  msg::kv_event removed;
+  removed.kind = "cleared";
+  lie.events.push_back(removed);
+  client_->publish(subjects::kv_events("default"), msg::encode(lie));
+  client_->flush();
+  // The router detects the gap, asks the worker for its real block set, and
+  // routes the prompt to its holder as a full hit again.
+  EXPECT_TRUE(ts::eventually([&] {
+    auto n = route(p);
+    return n.worker_id == holder && n.cached_tokens == 512;
+  }, 5000));
+}
+
+}  // namespace
