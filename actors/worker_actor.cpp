@@ -16,6 +16,7 @@ namespace yard::actors {
 namespace {
 
 using clock = std::chrono::steady_clock;
+using publish_atom = caf::atom_constant<caf::atom("publish")>;
 
 // Engine-side id of one dispatch attempt: a migrated request may come back to
 // this worker while its earlier attempt is still being cancelled.
@@ -36,9 +37,11 @@ struct worker_state {
   worker_config cfg;
   std::map<std::string, stream_state> streams;
   bool stepping = false;
+  std::optional<backends::step_result> held;  // a step's outputs waiting for its model time
   bool draining = false;
   std::uint64_t kv_seq = 0;
   std::uint64_t incarnation = 0;
+  clock::time_point last_heartbeat;
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "worker";
 };
@@ -61,6 +64,7 @@ void reply_error(worker_state& st, const std::string& reply, msg::wire_format f,
 }
 
 void publish_heartbeat(worker_state& st) {
+  st.last_heartbeat = clock::now();
   msg::heartbeat hb;
   hb.instance_id = st.cfg.id;
   hb.component = "worker";
@@ -149,10 +153,11 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
   }
 }
 
-void on_step(worker_actor* self) {
-  auto& st = self->state;
-  auto t0 = clock::now();
-  auto r = st.engine->step();
+// Streams one step's outputs to their clients. The step's KV events go out
+// first, so a router sees the blocks before the client sees the request end.
+void publish_outputs(worker_state& st, backends::step_result& r) {
+  publish_kv_events(st);
+  bool finished = false;
   for (auto& out : r.outputs) {
     auto it = st.streams.find(out.request_id);
     if (it == st.streams.end()) continue;
@@ -168,19 +173,38 @@ void on_step(worker_actor* self) {
     if (out.finish_reason) c.usage_info = out.usage_info;
     if (out.error_message) c.error = msg::error_reply{static_cast<std::int32_t>(errc::internal), *out.error_message};
     st.conn->publish(it->second.reply, msg::encode(c, it->second.format), {}, msg::content_type_of(it->second.format));
-    if (out.finish_reason) st.streams.erase(it);
+    if (out.finish_reason) {
+      st.streams.erase(it);
+      finished = true;
+    }
   }
-  publish_kv_events(st);
-  if (!st.engine->has_work()) {
-    st.stepping = false;
-    return;
-  }
+  // Routers only learn that work finished from our reports: send one now
+  // (at most every 10 ms) instead of waiting for the next heartbeat.
+  if (finished && clock::now() - st.last_heartbeat > std::chrono::milliseconds(10)) publish_heartbeat(st);
+}
+
+// After a step's outputs are out: the next step now, or idle.
+void continue_stepping(worker_actor* self) {
+  if (self->state.engine->has_work()) self->send(self, step_atom::value);
+  else self->state.stepping = false;
+}
+
+// One engine step. Its outputs are released when the step's model time has
+// passed (an emulated engine computes instantly; a real one has already spent
+// it), so clients see the step's true latency.
+void on_step(worker_actor* self) {
+  auto& st = self->state;
+  auto t0 = clock::now();
+  auto r = st.engine->step();
   auto spent = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
   double wait_ms = r.model_time_ms - spent;
-  if (wait_ms > 0.05)
-    self->delayed_send(self, std::chrono::microseconds(static_cast<std::int64_t>(wait_ms * 1000)), step_atom::value);
-  else
-    self->send(self, step_atom::value);
+  if (wait_ms > 0.05) {
+    st.held = std::move(r);
+    self->delayed_send(self, std::chrono::microseconds(static_cast<std::int64_t>(wait_ms * 1000)), publish_atom::value);
+    return;
+  }
+  publish_outputs(st, r);
+  continue_stepping(self);
 }
 
 caf::behavior worker_behavior(worker_actor* self, transport::nats_connection* conn,
@@ -209,6 +233,13 @@ caf::behavior worker_behavior(worker_actor* self, transport::nats_connection* co
         }
       },
       [=](step_atom) { on_step(self); },
+      [=](publish_atom) {
+        if (self->state.held) {
+          publish_outputs(self->state, *self->state.held);
+          self->state.held.reset();
+        }
+        continue_stepping(self);
+      },
       [=](snapshot_atom, transport::nats_message& m) {
         auto& st = self->state;
         if (m.reply.empty()) return;
