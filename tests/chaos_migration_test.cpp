@@ -17,12 +17,7 @@ namespace ts = yard::test_support;
 
 namespace {
 
-std::string expected_text(const std::string& prompt, std::size_t n) {
-  std::vector<msg::token_id> toks(prompt.begin(), prompt.end());
-  std::string s;
-  for (std::size_t i = 0; i < n; ++i) s.push_back(static_cast<char>(backends::mock_engine::expected_token(toks, 0, i)));
-  return s;
-}
+std::string expected_text(const std::string& prompt, std::size_t n) { return ts::mock_expected_text(prompt, n); }
 
 std::vector<std::string> worker_args(const std::string& url, const std::string& id) {
   return {"worker", "--nats", url, "--id", id, "--heartbeat-ms", "100", "--lease-ms", "800", "--token-delay-ms", "4",

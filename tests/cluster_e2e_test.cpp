@@ -14,12 +14,7 @@ namespace ts = yard::test_support;
 
 namespace {
 
-std::string expected_text(const std::string& prompt, std::size_t n) {
-  std::vector<msg::token_id> toks(prompt.begin(), prompt.end());
-  std::string s;
-  for (std::size_t i = 0; i < n; ++i) s.push_back(static_cast<char>(backends::mock_engine::expected_token(toks, 0, i)));
-  return s;
-}
+std::string expected_text(const std::string& prompt, std::size_t n) { return ts::mock_expected_text(prompt, n); }
 
 // Sends a generate_request on the router subject and collects the reply chunks.
 std::vector<transport::nats_message> stream_on_subject(transport::nats_connection& conn, const std::string& body,

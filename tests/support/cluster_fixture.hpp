@@ -20,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backends/mock/mock_engine.hpp"
 #include "cluster/node_runtime.hpp"
 #include "transport/nats_server_process.hpp"
 
@@ -126,6 +127,14 @@ class yard_process {
   pid_t pid_ = -1;
   bool exited_ = false;
 };
+
+// The text the mock engine generates for `prompt` (byte tokens, seed 0).
+inline std::string mock_expected_text(const std::string& prompt, std::size_t n) {
+  std::vector<msg::token_id> toks(prompt.begin(), prompt.end());
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) s.push_back(static_cast<char>(backends::mock_engine::expected_token(toks, 0, i)));
+  return s;
+}
 
 // Splits an SSE body into its `data:` payloads.
 inline std::vector<std::string> sse_data(const std::string& body) {
