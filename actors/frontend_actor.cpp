@@ -8,6 +8,8 @@
 #include "actors/atoms.hpp"
 #include "actors/worker_registry.hpp"
 #include "common/log.hpp"
+#include "messages/cluster.hpp"
+#include "messages/cluster_subjects.hpp"
 #include "messages/subjects.hpp"
 #include "transport/actor_bridge.hpp"
 
@@ -40,6 +42,8 @@ struct frontend_state {
   std::map<std::string, open_stream> by_id;          // request id -> stream
   std::map<std::string, std::string> id_by_key;      // inbox suffix -> request id
   worker_registry workers;
+  msg::latency_report window;          // samples since the last latency report (for the planner)
+  clock::time_point window_start = clock::now();
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "frontend";
 };
@@ -137,10 +141,14 @@ void on_chunk(frontend_actor* self, transport::nats_message& m) {
   if (!chunk->token_ids.empty()) {
     auto now = clock::now();
     if (!s.got_first_token) {
-      st.metrics->ttft.observe(std::chrono::duration<double>(now - s.started).count());
+      double ttft = std::chrono::duration<double>(now - s.started).count();
+      st.metrics->ttft.observe(ttft);
+      st.window.ttft_ms.push_back(static_cast<float>(ttft * 1000));
       s.got_first_token = true;
     } else {
-      st.metrics->itl.observe(std::chrono::duration<double>(now - s.last_token).count());
+      double itl = std::chrono::duration<double>(now - s.last_token).count();
+      st.metrics->itl.observe(itl);
+      if (st.window.itl_ms.size() < 4096) st.window.itl_ms.push_back(static_cast<float>(itl * 1000));
     }
     s.last_token = now;
     st.metrics->output_tokens_total += chunk->token_ids.size();
@@ -153,9 +161,21 @@ void on_chunk(frontend_actor* self, transport::nats_message& m) {
   if (done) finish(st, s.req.request_id);
 }
 
+// Publishes the window's latency samples for the SLO planner (yard planner).
+void publish_latency_window(frontend_state& st, clock::time_point now) {
+  st.window.source = st.cfg.id;
+  st.window.window_ms = static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now - st.window_start).count());
+  st.window.timestamp_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  st.conn->publish(subjects::latency_metrics(st.cfg.ns), msg::encode(st.window));
+  st.window = msg::latency_report{};
+  st.window_start = now;
+}
+
 void on_tick(frontend_actor* self) {
   auto& st = self->state;
   auto now = clock::now();
+  if (now - st.window_start >= std::chrono::milliseconds(st.cfg.latency_window_ms)) publish_latency_window(st, now);
   for (const auto& id : st.workers.expire(now)) st.log->warn("worker {} missed its lease", id);
   st.view->set(st.workers.eligible("").size(), st.workers.models());
   std::vector<std::string> to_migrate;
@@ -196,6 +216,7 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
           sink->push(std::move(c));
           return;
         }
+        st.window.arrivals++;
         open_stream s;
         s.req = std::move(req);
         s.sink = std::move(sink);

@@ -34,6 +34,7 @@ struct frontend_config {
   int ack_timeout_ms = 2000;        // a dispatch no worker acknowledged is re-sent after this (default 2 s)
   int max_attempts = 3;             // dispatches per request incl. the first (default 3)
   int tick_ms = 100;                // housekeeping period (default 100 ms)
+  int latency_window_ms = 1000;     // period of latency reports for the planner (default 1 s)
 };
 
 // What the HTTP layer may read without asking the actor.

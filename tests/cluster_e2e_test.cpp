@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/mock/mock_engine.hpp"
+#include "messages/cluster.hpp"
+#include "messages/cluster_subjects.hpp"
 #include "messages/codec.hpp"
 #include "messages/subjects.hpp"
 #include "tests/support/cluster_fixture.hpp"
@@ -146,6 +148,31 @@ TEST_F(cluster_e2e, msgpack_request_on_the_generate_subject_gets_msgpack_chunks)
     ASSERT_EQ(c->token_ids.size(), 1u);
     EXPECT_EQ(c->token_ids.front(), backends::mock_engine::expected_token({'x', 'y'}, 0, i - 1));
   }
+}
+
+TEST_F(cluster_e2e, frontend_publishes_latency_windows_for_the_planner) {
+  transport::nats_options no;
+  no.servers = {nats_->url()};
+  auto conn = transport::nats_connection::connect(no);
+  ASSERT_TRUE(conn.ok());
+  std::mutex mu;
+  std::uint32_t arrivals = 0;
+  std::size_t ttfts = 0;
+  auto sub = (*conn)->subscribe(subjects::latency_metrics("default"), [&](transport::nats_message m) {
+    auto r = msg::decode_auto<msg::latency_report>(m.data, m.content_type);
+    if (!r) return;
+    std::lock_guard<std::mutex> lock(mu);
+    arrivals += r->arrivals;
+    ttfts += r->ttft_ms.size();
+  });
+  (*conn)->flush();
+  httplib::Client cli("127.0.0.1", node_->http_port());
+  auto res = cli.Post("/v1/completions", R"({"prompt":"latency","max_tokens":3})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_TRUE(ts::eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return arrivals >= 1 && ttfts >= 1;
+  }, 5000));
 }
 
 TEST(cluster_processes, router_and_worker_run_as_separate_processes) {
