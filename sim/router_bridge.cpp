@@ -18,7 +18,7 @@ namespace {
 class core_bridge final : public router_bridge {
  public:
   core_bridge(std::unique_ptr<kv::kv_router_core> core, std::uint32_t workers)
-      : core_(std::move(core)), names_(workers), index_(workers), seq_(workers, 0) {
+      : core_(std::move(core)), names_(workers), index_(workers), seq_(workers, 0), serving_(workers, true) {
     for (std::uint32_t w = 0; w < workers; ++w) {
       names_[w] = "w" + std::to_string(w);
       index_[w] = core_->add_worker(names_[w]);
@@ -41,6 +41,7 @@ class core_bridge final : public router_bridge {
   }
 
   void on_kv_events(std::uint32_t worker, std::vector<msg::kv_event> events, double) override {
+    if (!serving_[worker]) return;
     msg::kv_event_batch b;
     b.worker_id = names_[worker];
     b.seq = seq_[worker]++;
@@ -50,6 +51,7 @@ class core_bridge final : public router_bridge {
   }
 
   void on_load(std::uint32_t worker, const msg::load_report& load, double now_ms) override {
+    if (!serving_[worker]) return;
     msg::load_report r = load;
     r.worker_id = names_[worker];
     r.timestamp_ms = static_cast<std::uint64_t>(now_ms);
@@ -58,12 +60,26 @@ class core_bridge final : public router_bridge {
   void on_first_token(std::string_view id, std::uint32_t, double) override { core_->on_first_token(std::string(id)); }
   void on_finished(std::string_view id, std::uint32_t, double) override { core_->on_complete(std::string(id)); }
 
+  void set_serving(std::uint32_t w, bool serving) override {
+    if (serving_[w] == serving) return;
+    serving_[w] = serving;
+    if (!serving) {
+      by_index_.erase(index_[w]);
+      core_->remove_worker(names_[w]);
+      return;
+    }
+    index_[w] = core_->add_worker(names_[w]);  // a fresh worker: empty cache, seq from 0
+    by_index_[index_[w]] = w;
+    seq_[w] = 0;
+  }
+
  private:
   std::unique_ptr<kv::kv_router_core> core_;
   std::vector<std::string> names_;            // [sim worker] -> id
   std::vector<kv::worker_index> index_;       // [sim worker] -> core index
   std::unordered_map<kv::worker_index, std::uint32_t> by_index_;
   std::vector<std::uint64_t> seq_;            // next batch seq per worker
+  std::vector<bool> serving_;                 // [sim worker] -> in routing
 };
 
 }  // namespace

@@ -39,6 +39,9 @@ class router_bridge {
   virtual void on_load(std::uint32_t worker, const msg::load_report& load, double now_ms) = 0;
   virtual void on_first_token(std::string_view request_id, std::uint32_t worker, double now_ms) {}
   virtual void on_finished(std::string_view request_id, std::uint32_t worker, double now_ms) = 0;
+  // Takes a worker out of routing (it finishes what it has; its events and
+  // load are ignored from then on) or puts a fresh one in (autoscaling).
+  virtual void set_serving(std::uint32_t worker, bool serving) {}
 };
 
 // The policy names a bridge accepts ("random", "round_robin", "least_loaded",

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 #include <cmath>
 #include <queue>
 #include <unordered_set>
@@ -91,20 +92,30 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
     return make_error(errc::bad_request, "trace prepared for block size " + std::to_string(pt.block_size) + " but the profile uses " +
                                              std::to_string(opts.profile.block_size));
   const auto& reqs = pt.source->requests;
+  // Worker slots: a fixed fleet, or every worker the autoscaler may bring up.
+  const std::uint32_t slots = opts.autoscaler ? std::max(opts.workers, opts.max_workers) : opts.workers;
   std::unique_ptr<router_bridge> bridge;
   if (opts.router_factory) {
     bridge = opts.router_factory();
   } else {
-    auto b = make_router_bridge(opts.policy, opts.workers, opts.profile.block_size, opts.seed);
+    auto b = make_router_bridge(opts.policy, slots, opts.profile.block_size, opts.seed);
     if (!b) return b.err();
     bridge = std::move(b.value());
   }
   if (!bridge) return make_error(errc::internal, "no router");
   auto& router = *bridge;
 
-  std::vector<worker_state> workers(opts.workers);
+  std::vector<worker_state> workers(slots);
   auto eo = backends::mock_options_from_profile(opts.profile);
   for (auto& w : workers) w.engine = std::make_unique<backends::mock_engine>(eo);
+  // Autoscaling state: slots [0, workers) serve first; later slots are fresh
+  // workers brought up in order; removed ones are retired for good.
+  std::vector<std::uint32_t> serving_stack;  // serving slots, most recent last
+  for (std::uint32_t w = 0; w < opts.workers; ++w) serving_stack.push_back(w);
+  for (std::uint32_t w = opts.workers; w < slots; ++w) router.set_serving(w, false);
+  std::uint32_t next_fresh = opts.workers, starting = 0, cancelled_starts = 0;
+  std::priority_queue<std::pair<double, std::uint32_t>, std::vector<std::pair<double, std::uint32_t>>, std::greater<>> activations;
+  autoscale_window window;
 
   std::vector<request_state> rs(reqs.size());
   std::vector<double> ttft, itl, e2e;
@@ -150,9 +161,11 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
         if (r.first < 0) {
           r.first = now;
           ttft.push_back(now - r.arrival);
+          if (opts.autoscaler) window.ttft_ms.push_back(now - r.arrival);
           router.on_first_token(o.request_id, w, now);
         } else {
           itl.push_back(now - r.last);
+          if (opts.autoscaler && window.itl_ms.size() < 100000) window.itl_ms.push_back(now - r.last);
         }
         r.last = now;
       }
@@ -172,9 +185,53 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
     if (ws.engine->has_work()) start_step(w, now);
   };
 
+  constexpr double never = std::numeric_limits<double>::infinity();
+  double next_tick = opts.autoscaler && !reqs.empty() ? arrival_of(0) + opts.autoscale_period_ms : never;
+  double window_start = reqs.empty() ? 0 : arrival_of(0);
+  auto autoscale = [&](double now) {
+    window.now_ms = now;
+    window.window_ms = now - window_start;
+    window.serving = static_cast<std::uint32_t>(serving_stack.size());
+    std::vector<double> sorted = window.ttft_ms;
+    std::sort(sorted.begin(), sorted.end());
+    double p90 = sorted.empty() ? -1 : sorted[std::min(sorted.size() - 1, static_cast<std::size_t>(0.9 * sorted.size()))];
+    std::uint32_t want = std::clamp<std::uint32_t>(opts.autoscaler(window), 1, slots);
+    std::uint32_t have = window.serving + starting - cancelled_starts;
+    for (; have < want && next_fresh < slots; ++have, ++starting) activations.push({now + opts.startup_ms, next_fresh++});
+    for (; have > want && starting > cancelled_starts; --have) ++cancelled_starts;  // not started yet: cancel those first
+    while (have > want && !serving_stack.empty() && serving_stack.size() > 1) {
+      router.set_serving(serving_stack.back(), false);  // drains: keeps stepping what it has
+      serving_stack.pop_back();
+      --have;
+    }
+    out.scale_series.push_back({now / 1000.0, static_cast<std::uint32_t>(serving_stack.size()), p90});
+    window = autoscale_window{};
+    window_start = now;
+  };
+
   std::size_t next = 0;
   while (next < reqs.size() || !steps.empty()) {
-    bool take_step = !steps.empty() && (next >= reqs.size() || steps.top().t <= arrival_of(next));
+    double t_step = steps.empty() ? never : steps.top().t;
+    double t_arrival = next < reqs.size() ? arrival_of(next) : never;
+    double t_activate = activations.empty() ? never : activations.top().first;
+    if (t_activate <= std::min({t_step, t_arrival, next_tick})) {
+      auto w = activations.top().second;
+      activations.pop();
+      --starting;
+      if (cancelled_starts > 0) {
+        --cancelled_starts;  // a start the autoscaler took back: the slot stays retired
+        continue;
+      }
+      router.set_serving(w, true);
+      serving_stack.push_back(w);
+      continue;
+    }
+    if (next_tick <= std::min(t_step, t_arrival)) {
+      autoscale(next_tick);
+      next_tick += opts.autoscale_period_ms;
+      continue;
+    }
+    bool take_step = t_step <= t_arrival;
     if (take_step) {
       auto ev = steps.top();
       steps.pop();
@@ -187,6 +244,7 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
     auto& r = rs[i];
     r.arrival = now;
     r.prompt = tr.input_length;
+    window.arrivals++;
     std::string id = std::to_string(i);
     route_query q;
     q.request_id = id;
@@ -195,7 +253,7 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
     q.max_tokens = tr.output_length;
     q.now_ms = now;
     auto w = router.route(q);
-    if (!w || w.value() >= opts.workers) {
+    if (!w || w.value() >= slots) {
       ++out.rejected;
       finish_request(i, now);
       continue;

@@ -35,6 +35,18 @@ struct prepared_trace {
 };
 prepared_trace prepare_trace(const trace& t, std::uint32_t block_size);
 
+// What an autoscaler (e.g. cluster::slo_planner) sees every period.
+struct autoscale_window {
+  double now_ms = 0;                 // virtual time at the end of the window
+  double window_ms = 0;
+  std::uint32_t arrivals = 0;        // requests that arrived in the window
+  std::vector<double> ttft_ms;       // first tokens seen in the window
+  std::vector<double> itl_ms;        // inter-token gaps seen in the window
+  std::uint32_t serving = 0;         // workers in routing now
+};
+// Returns how many workers should serve from now on.
+using autoscaler_fn = std::function<std::uint32_t(const autoscale_window&)>;
+
 struct sim_options {
   std::uint32_t workers = 16;
   std::string policy = "round_robin";
@@ -45,6 +57,14 @@ struct sim_options {
   // Tests may inject a router (e.g. one that records what it is fed); empty =
   // make_router_bridge(policy, ...), the production policies.
   std::function<std::unique_ptr<router_bridge>()> router_factory;
+  // Autoscaling: empty = a fixed fleet of `workers`. Otherwise `workers` start
+  // serving, the autoscaler is asked every autoscale_period_ms, new workers
+  // come up after startup_ms (fresh, empty cache) and removed ones stop taking
+  // requests but finish theirs. At most max_workers ever serve at once.
+  autoscaler_fn autoscaler;
+  double autoscale_period_ms = 1000;  // (default 1 s)
+  double startup_ms = 0;              // worker start-up delay (default 0)
+  std::uint32_t max_workers = 64;     // (default 64)
 };
 
 struct latency_summary {
@@ -68,6 +88,13 @@ struct sim_result {
   double imbalance = 0;          // max / mean busy time over workers
   std::vector<double> ttft_sorted_ms;                 // for the CDF plot
   std::vector<std::pair<double, double>> hit_rate_series;  // (arrival time s, hit rate in that bucket)
+  // With an autoscaler: per period (end time s, workers serving, TTFT p90 ms of the window or -1).
+  struct scale_point {
+    double t_s = 0;
+    std::uint32_t serving = 0;
+    double ttft_p90_ms = -1;
+  };
+  std::vector<scale_point> scale_series;
 };
 
 // Progress: requests finished so far, out of the total.
