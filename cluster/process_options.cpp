@@ -1,6 +1,10 @@
 #include "cluster/process_options.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <filesystem>
 
@@ -76,22 +80,45 @@ result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
   return make_error(errc::unsupported, "engine '" + o.engine + "' is not available in this build");
 }
 
+namespace {
+
+// Written by the signal handler, read by wait_for_stop_signal(). A handler
+// (not sigwait on a blocked mask) because libraries start threads before
+// main — OpenBLAS does — and a signal delivered to one of those would
+// otherwise take its default action and kill the process mid-drain.
+int stop_pipe[2] = {-1, -1};
+
+void on_stop_signal(int sig) {
+  unsigned char b = static_cast<unsigned char>(sig);
+  [[maybe_unused]] auto n = ::write(stop_pipe[1], &b, 1);
+}
+
+}  // namespace
+
 void block_stop_signals() {
+  if (stop_pipe[0] < 0 && ::pipe2(stop_pipe, O_CLOEXEC) != 0) return;
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  // A child inherits a blocked mask through fork+exec: make sure ours is open.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 int wait_for_stop_signal() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  int sig = 0;
-  sigwait(&set, &sig);
-  return sig;
+  unsigned char b = 0;
+  while (true) {
+    auto n = ::read(stop_pipe[0], &b, 1);
+    if (n == 1) return b;
+    if (n < 0 && errno == EINTR) continue;
+    return 0;
+  }
 }
 
 }  // namespace yard::cluster

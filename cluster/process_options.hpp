@@ -44,9 +44,9 @@ void add_engine_flags(CLI::App& app, engine_options& o);
 std::string served_model_name(const engine_options& o);
 result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o);
 
-// Blocks SIGINT/SIGTERM in the calling thread (call first in main, before any
-// thread starts, so every thread inherits it); wait_for_stop_signal() then
-// returns the signal that arrived.
+// Installs SIGINT/SIGTERM handlers (call first in a command); then
+// wait_for_stop_signal() blocks until one arrives and returns it. Works
+// whichever thread the kernel delivers the signal to.
 void block_stop_signals();
 int wait_for_stop_signal();
 
