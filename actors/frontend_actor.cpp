@@ -229,7 +229,7 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
         auto& st = self->state;
         if (!st.by_id.count(request_id)) return;
         st.log->info("client of {} went away: cancelling", request_id);
-        msg::cancel_request c{request_id, "client disconnected"};
+        msg::cancel_request c{request_id, "client disconnected", std::nullopt};
         st.conn->publish(subjects::worker_cancel(st.cfg.ns), msg::encode(c));
         finish(st, request_id);
       },

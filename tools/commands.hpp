@@ -28,7 +28,9 @@ int run_sim(int argc, char** argv);
 int run_mkmodel(int argc, char** argv);
 int run_bench_engine(int argc, char** argv);
 // <decl-native>
+int run_bench_transfer(int argc, char** argv);
 // <decl-ucx>
+int run_bench_tiers(int argc, char** argv);
 // <decl-tiers>
 int run_agent(int argc, char** argv);
 int run_planner(int argc, char** argv);

@@ -25,7 +25,9 @@ const command commands[] = {
     {"mkmodel", yard::cmd::run_mkmodel, "write a random-weight HF-format Llama-family model folder"},
     {"bench engine", yard::cmd::run_bench_engine, "native engine decode/prefill tokens/s vs the memory-bandwidth bound"},
     // <cmd-native>
+    {"bench transfer", yard::cmd::run_bench_transfer, "UCX KV transfer vs ucx_perftest"},
     // <cmd-ucx>
+    {"bench tiers", yard::cmd::run_bench_tiers, "KV tiers: TTFT on vs off, G3 vs sequential disk"},
     // <cmd-tiers>
     {"agent", yard::cmd::run_agent, "node agent: start and supervise this node's workers from a config file"},
     {"planner", yard::cmd::run_planner, "SLO planner: scale prefill/decode workers to meet TTFT/ITL targets"},

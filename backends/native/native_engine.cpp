@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "backends/native/cuda/cuda_executor.hpp"
 #include "common/log.hpp"
 
 namespace yard::backends {
@@ -44,7 +45,18 @@ result<std::unique_ptr<native_engine>> native_engine::open(const std::string& mo
   std::uint32_t nb = opts.num_blocks ? opts.num_blocks
                                      : static_cast<std::uint32_t>(std::max<std::size_t>(4, (opts.kv_cache_mb << 20) / block_bytes));
   shape.n_blocks = static_cast<int>(nb);
-  e->exec_ = std::make_unique<native_executor>(e->weights_, shape, opts.threads);
+  if (opts.device == "cuda") {
+    auto ex = make_cuda_executor(e->weights_, shape);
+    if (!ex) {
+      log->error("opening '{}' on device cuda: {}", model_dir, ex.err().describe());
+      return ex.err();
+    }
+    e->exec_ = std::move(*ex);
+  } else if (opts.device == "cpu" || opts.device.empty()) {
+    e->exec_ = std::make_unique<native_executor>(e->weights_, shape, opts.threads);
+  } else {
+    return make_error(errc::bad_request, "unknown device '" + opts.device + "' (expected cpu or cuda)");
+  }
 
   scheduler_config sc;
   sc.max_num_seqs = opts.max_num_seqs;

@@ -31,6 +31,7 @@ struct native_engine_options {
   bool enable_chunked_prefill = true;          // (default true)
   int threads = 0;                             // attention threads; 0 = all cores (default 0)
   bool add_bos = true;                         // tokenize() prepends the tokenizer's BOS (default true)
+  std::string device = "cpu";                  // "cpu" | "cuda" (CUDA executor, native/cuda; default cpu)
 };
 
 class native_engine final : public engine {
@@ -73,7 +74,7 @@ class native_engine final : public engine {
   native::tokenizer tok_;
   native::chat_family family_ = native::chat_family::plain;
   std::vector<token_id> eos_ids_;
-  std::unique_ptr<native::native_executor> exec_;
+  std::unique_ptr<executor> exec_;  // native_executor (cpu) or the CUDA executor
   std::unique_ptr<scheduler> sched_;
   std::map<std::string, request_state> states_;
   std::uint64_t seed_counter_ = 0x9e3779b97f4a7c15ULL;

@@ -1,0 +1,131 @@
+// backends/native/cuda/cuda_executor.cpp — CUDA executor factory, sampling, and the
+// no-CUDA fallbacks (see cuda_executor.hpp).
+//
+// Owns: cuda_executor (plan -> cuda_model::forward -> host sampling) and
+// cuda_available() with its one-time log line. Must not touch: kernels
+// (cuda_model.cu), scheduling. Thread-safety: the executor is single-threaded;
+// cuda_available() is safe from any thread.
+#include "backends/native/cuda/cuda_executor.hpp"
+
+#include <chrono>
+#include <random>
+
+#include "backends/native/cuda/cuda_device.hpp"
+#include "backends/native/model.hpp"
+#include "backends/native/sampler.hpp"
+#include "common/log.hpp"
+
+#ifdef YARD_HAVE_CUDA
+#include "backends/native/cuda/cuda_model.hpp"
+#endif
+
+namespace yard::backends::native {
+
+bool cuda_available() {
+  static const bool ok = [] {
+    auto p = probe_cuda_device();
+    auto log = component_logger("cuda");
+    if (p.available)
+      log->info("CUDA device 0: {} (sm_{}{}, {:.1f} GiB), {} device(s)", p.name, p.compute_major, p.compute_minor,
+                static_cast<double>(p.total_memory) / (1ull << 30), p.device_count);
+    else
+      log->info("CUDA not available: {}", p.reason);
+    return p.available;
+  }();
+  return ok;
+}
+
+#ifndef YARD_HAVE_CUDA
+
+bool cuda_built() { return false; }
+
+cuda_probe probe_cuda_device() {
+  cuda_probe p;
+  p.reason = "built without CUDA (nvcc/CUDA toolkit not found at configure time)";
+  return p;
+}
+
+result<std::unique_ptr<executor>> make_cuda_executor(std::shared_ptr<const model_weights>, kv_cache_shape) {
+  return make_error(errc::unsupported, "device 'cuda' requested but this build has no CUDA support "
+                                       "(reconfigure with nvcc and the CUDA toolkit installed)");
+}
+
+#else
+
+bool cuda_built() { return true; }
+
+namespace {
+
+class cuda_executor final : public executor {
+ public:
+  cuda_executor(std::unique_ptr<cuda_model> m, int vocab) : model_(std::move(m)), vocab_(vocab) {}
+
+  execution_result execute(const batch_plan& plan) override {
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<batch_item> items;
+    items.reserve(plan.seqs.size());
+    for (const auto& e : plan.seqs) {
+      batch_item it;
+      it.tokens = e.tokens.data();
+      it.n_tokens = static_cast<int>(e.tokens.size());
+      it.start_pos = static_cast<int>(e.start_pos);
+      it.block_table = e.block_table;
+      it.want_logits = e.sample;
+      items.push_back(it);
+    }
+    execution_result r;
+    r.sampled.assign(plan.seqs.size(), 0);
+    r.logprobs.assign(plan.seqs.size(), 0.0f);
+    if (auto err = model_->forward(items, logits_); !err.empty()) {
+      // The executor interface has no error channel: log loudly; the sampled
+      // tokens stay 0 for this step.
+      component_logger("cuda")->error("CUDA forward failed: {}", err);
+      return r;
+    }
+    std::size_t row = 0;
+    for (std::size_t i = 0; i < plan.seqs.size(); ++i) {
+      const auto& e = plan.seqs[i];
+      if (!e.sample || e.tokens.empty()) continue;
+      msg::sampling_params greedy;
+      const auto& sp = e.sampling ? *e.sampling : greedy;
+      std::seed_seq seq{static_cast<std::uint32_t>(sp.seed.value_or(0)), static_cast<std::uint32_t>(sp.seed.value_or(0) >> 32),
+                        e.output_index};
+      std::mt19937_64 rng(seq);
+      auto s = sample(logits_.data() + row * vocab_, vocab_, sp, rng);
+      ++row;
+      r.sampled[i] = static_cast<token_id>(s.token);
+      r.logprobs[i] = s.logprob;
+    }
+    r.model_time_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+  }
+
+ private:
+  std::unique_ptr<cuda_model> model_;
+  int vocab_;
+  std::vector<float> logits_;
+};
+
+}  // namespace
+
+result<std::unique_ptr<executor>> make_cuda_executor(std::shared_ptr<const model_weights> w, kv_cache_shape shape) {
+  if (!w) return make_error(errc::bad_request, "make_cuda_executor: no weights");
+  if (!cuda_available()) {
+    return make_error(errc::unavailable, "device 'cuda' requested but no CUDA device is usable: " + probe_cuda_device().reason);
+  }
+  std::string err;
+  auto m = cuda_model::create(*w, shape, rope_inv_freq(w->config), err);
+  if (!m) {
+    component_logger("cuda")->error("CUDA model setup failed: {}", err);
+    return make_error(errc::unavailable, "CUDA model setup failed: " + err);
+  }
+  component_logger("cuda")->info("CUDA executor: {:.1f} MiB weights, {:.1f} MiB KV cache on device", m->weight_bytes() / 1048576.0,
+                                 m->kv_bytes() / 1048576.0);
+  const int vocab = w->config.vocab_size;
+  // The model keeps raw pointers only during create(); the host weights may be released afterwards.
+  return std::unique_ptr<executor>(new cuda_executor(std::move(m), vocab));
+}
+
+#endif
+
+}  // namespace yard::backends::native

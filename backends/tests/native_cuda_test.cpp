@@ -1,0 +1,181 @@
+// native_cuda: the CUDA executor (backends/native/cuda) against the CPU model on the tiny preset.
+//
+// Without a GPU (or in a build without CUDA) only the "no device" tests run:
+// asking for device cuda must give a clear error value and cuda_available()
+// must be false. The GPU tests GTEST_SKIP when no device is usable.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <numeric>
+
+#include "backends/native/cuda/cuda_device.hpp"
+#include "backends/native/cuda/cuda_executor.hpp"
+#include "backends/native/model.hpp"
+#include "backends/native/native_engine.hpp"
+#include "backends/tests/native_test_util.hpp"
+
+#ifdef YARD_HAVE_CUDA
+#include "backends/native/cuda/cuda_model.hpp"
+#endif
+
+namespace yard::backends {
+namespace {
+
+using native::testing::temp_dir;
+
+class native_cuda_test : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new temp_dir();
+    model_dir_ = new std::string(native::testing::make_model(*dir_, "tiny"));
+  }
+  static void TearDownTestSuite() {
+    delete model_dir_;
+    delete dir_;
+  }
+  static temp_dir* dir_;
+  static std::string* model_dir_;
+};
+temp_dir* native_cuda_test::dir_ = nullptr;
+std::string* native_cuda_test::model_dir_ = nullptr;
+
+TEST_F(native_cuda_test, probe_never_aborts_and_agrees_with_available) {
+  auto p = native::probe_cuda_device();
+  EXPECT_EQ(p.available, native::cuda_available());
+  if (!p.available) {
+    EXPECT_FALSE(p.reason.empty());
+  } else {
+    EXPECT_GT(p.device_count, 0);
+    EXPECT_TRUE(p.reason.empty());
+  }
+}
+
+TEST_F(native_cuda_test, device_cuda_without_gpu_is_a_clear_error) {
+  if (native::cuda_available()) GTEST_SKIP() << "a CUDA device is present; this test covers machines without one";
+  native_engine_options o;
+  o.device = "cuda";
+  o.num_blocks = 16;
+  auto e = native_engine::open(*model_dir_, o);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.err().code, native::cuda_built() ? errc::unavailable : errc::unsupported);
+  EXPECT_NE(e.err().message.find("cuda"), std::string::npos) << e.err().message;
+  // The CPU engine still opens from the same folder.
+  o.device = "cpu";
+  EXPECT_TRUE(native_engine::open(*model_dir_, o));
+}
+
+TEST_F(native_cuda_test, unknown_device_is_bad_request) {
+  native_engine_options o;
+  o.device = "tpu";
+  o.num_blocks = 16;
+  auto e = native_engine::open(*model_dir_, o);
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.err().code, errc::bad_request);
+}
+
+TEST_F(native_cuda_test, factory_without_device_returns_error_value) {
+  if (native::cuda_available()) GTEST_SKIP() << "a CUDA device is present";
+  auto w = native::load_model_weights(*model_dir_);
+  ASSERT_TRUE(w) << w.err().describe();
+  std::shared_ptr<const native::model_weights> sw(std::move(*w));
+  native::kv_cache_shape s{sw->config.num_hidden_layers, 8, 16, sw->config.num_key_value_heads, sw->config.head_dim};
+  auto ex = native::make_cuda_executor(sw, s);
+  ASSERT_FALSE(ex);
+  EXPECT_FALSE(ex.err().message.empty());
+}
+
+#ifdef YARD_HAVE_CUDA
+
+// Runs the same two-sequence batch (prefill, then chunked prefill + decode) on
+// the CPU model and the CUDA model, with shuffled block ids.
+TEST_F(native_cuda_test, logits_match_cpu_model) {
+  if (!native::cuda_available()) GTEST_SKIP() << "no CUDA device: " << native::probe_cuda_device().reason;
+  auto w = native::load_model_weights(*model_dir_);
+  ASSERT_TRUE(w) << w.err().describe();
+  std::shared_ptr<const native::model_weights> sw(std::move(*w));
+  const auto& c = sw->config;
+  native::kv_cache_shape s{c.num_hidden_layers, 16, 4, c.num_key_value_heads, c.head_dim};
+  native::model cpu(sw, 1);
+  native::kv_cache cpu_cache(s);
+  std::string err;
+  auto gpu = native::cuda_model::create(*sw, s, native::rope_inv_freq(c), err);
+  ASSERT_TRUE(gpu) << err;
+
+  std::vector<std::uint32_t> a(11), b(6);
+  std::iota(a.begin(), a.end(), 5u);
+  std::iota(b.begin(), b.end(), 40u);
+  std::vector<std::uint32_t> ta{7, 2, 12, 9}, tb{3, 14, 0};
+  auto run = [&](std::vector<native::batch_item> batch) {
+    std::vector<float> lc, lg;
+    cpu.forward(batch, cpu_cache, lc);
+    auto e = gpu->forward(batch, lg);
+    EXPECT_EQ(e, "");
+    ASSERT_EQ(lc.size(), lg.size());
+    const std::size_t V = static_cast<std::size_t>(c.vocab_size);
+    for (std::size_t r = 0; r * V < lc.size(); ++r) {
+      std::vector<float> ref(lc.begin() + r * V, lc.begin() + (r + 1) * V);
+      EXPECT_LT(native::testing::rel_error(lg.data() + r * V, ref), 1e-3) << "row " << r;
+      std::vector<float> got(lg.begin() + r * V, lg.begin() + (r + 1) * V);
+      EXPECT_EQ(native::testing::argmax(got), native::testing::argmax(ref)) << "row " << r;
+    }
+  };
+  // step 1: a's first 8 tokens (no logits) + all of b
+  run({{a.data(), 8, 0, ta, false}, {b.data(), 6, 0, tb, true}});
+  // step 2: rest of a + one decode token of b
+  std::uint32_t nb = 77;
+  run({{a.data() + 8, 3, 8, ta, true}, {&nb, 1, 6, tb, true}});
+}
+
+TEST_F(native_cuda_test, bad_block_table_is_an_error_not_a_fault) {
+  if (!native::cuda_available()) GTEST_SKIP() << "no CUDA device: " << native::probe_cuda_device().reason;
+  auto w = native::load_model_weights(*model_dir_);
+  ASSERT_TRUE(w);
+  std::shared_ptr<const native::model_weights> sw(std::move(*w));
+  const auto& c = sw->config;
+  native::kv_cache_shape s{c.num_hidden_layers, 4, 4, c.num_key_value_heads, c.head_dim};
+  std::string err;
+  auto gpu = native::cuda_model::create(*sw, s, native::rope_inv_freq(c), err);
+  ASSERT_TRUE(gpu) << err;
+  std::vector<std::uint32_t> toks{1, 2, 3, 4, 5};
+  std::vector<std::uint32_t> out_of_range{0, 9}, too_short{0};
+  std::vector<float> lg;
+  EXPECT_NE(gpu->forward({{toks.data(), 5, 0, out_of_range, true}}, lg), "");
+  EXPECT_NE(gpu->forward({{toks.data(), 5, 0, too_short, true}}, lg), "");
+}
+
+// Greedy generation through the engine: identical tokens on cpu and cuda.
+TEST_F(native_cuda_test, greedy_tokens_match_cpu_engine) {
+  if (!native::cuda_available()) GTEST_SKIP() << "no CUDA device: " << native::probe_cuda_device().reason;
+  auto generate = [&](const std::string& device) {
+    native_engine_options o;
+    o.device = device;
+    o.num_blocks = 64;
+    o.max_num_batched_tokens = 8;  // forces chunked prefill
+    auto e = native_engine::open(*model_dir_, o);
+    EXPECT_TRUE(e) << (e ? "" : e.err().describe());
+    std::map<std::string, std::vector<token_id>> out;
+    if (!e) return out;
+    for (int i = 0; i < 3; ++i) {
+      engine_request r;
+      r.request_id = "r" + std::to_string(i);
+      auto p = (*e)->tokenize("the quick brown fox number " + std::to_string(i) + " jumps over");
+      r.prompt = *p;
+      r.max_tokens = 12;
+      r.sampling.temperature = 0;
+      EXPECT_TRUE((*e)->add_request(std::move(r)));
+    }
+    for (int guard = 0; (*e)->has_work() && guard < 10000; ++guard)
+      for (auto& o2 : (*e)->step().outputs)
+        out[o2.request_id].insert(out[o2.request_id].end(), o2.new_tokens.begin(), o2.new_tokens.end());
+    return out;
+  };
+  auto cpu = generate("cpu");
+  auto gpu = generate("cuda");
+  ASSERT_EQ(cpu.size(), 3u);
+  EXPECT_EQ(cpu, gpu);
+}
+
+#endif  // YARD_HAVE_CUDA
+
+}  // namespace
+}  // namespace yard::backends

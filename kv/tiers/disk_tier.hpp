@@ -1,0 +1,118 @@
+// kv/tiers/disk_tier.hpp — G3: one checksummed (optionally AES-256-GCM encrypted) file per KV block.
+//
+// Owns: the block files under `dir` (<16 hex hash>.ykvb), their LRU index, a
+// small I/O thread pool (pread/pwrite), the G3 key.
+// Must not touch: G1/G2, files in `dir` that are not *.ykvb / *.ykvb.tmp.*.
+// Thread-safety: every member is internally synchronised; futures complete on
+// pool threads; the eviction callback runs on a pool thread.
+//
+// File = 64-byte header + payload. Header (little-endian): "YKVB", u16 version
+// (1), u16 flags (bit 0 = encrypted), u64 block hash, u64 payload length, u64
+// xxh3-64 of the stored payload, 12-byte GCM nonce, 16-byte GCM tag, 4 zero bytes.
+// A write goes to <name>.tmp.<n> and is renamed over the final name, so a torn
+// file is never visible under the final name; recover() removes leftover temps
+// and files whose header or checksum is bad. With a key, the payload is
+// encrypted with the block hash as associated data: a wrong key (or a file
+// renamed to another hash) fails authentication -> errc::corrupt.
+// Any write error (ENOSPC, EIO, the test hook) logs "G3 disabled: ..." once
+// and the tier degrades to no-G3: puts become no-ops, gets miss.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.hpp"
+#include "kv/block_hash.hpp"
+#include "kv/tiers/host_tier.hpp"
+
+namespace yard::kv::tiers {
+
+struct disk_tier_options {
+  std::filesystem::path dir;            // block directory, created if missing (required)
+  std::size_t capacity_blocks = 65536;  // max files kept (default 65536)
+  std::uint32_t io_threads = 2;         // pread/pwrite pool size (default 2)
+  bool sync_each_write = false;         // fdatasync each file before rename (default off; recovery checksums anyway)
+  std::optional<std::filesystem::path> key_file;  // 32 raw bytes -> AES-256-GCM at rest (default none)
+};
+
+class io_pool;
+
+class disk_tier {
+ public:
+  using evict_fn = std::function<void(block_hash)>;
+
+  // Creates the directory and loads the key. Errors: bad_request (no dir,
+  // key file not exactly 32 bytes), io_error (cannot create/read).
+  static result<std::unique_ptr<disk_tier>> open(disk_tier_options opts);
+  ~disk_tier();
+  disk_tier(const disk_tier&) = delete;
+  disk_tier& operator=(const disk_tier&) = delete;
+
+  // Scans `dir`: removes temps and invalid files (bad magic/version/length/
+  // checksum, name != header hash), indexes the rest (oldest mtime = LRU head,
+  // trimmed to capacity) and returns the recovered hashes. Call once, at start.
+  result<std::vector<block_hash>> recover();
+
+  void set_evict_callback(evict_fn fn);  // called for each block dropped by capacity
+
+  // Writes asynchronously; the block is visible to get() once the future is
+  // ready. A no-op returning ok when the tier is disabled.
+  std::future<status> put_async(block_hash hash, bytes data);
+  status put(block_hash hash, std::span<const std::byte> data);
+  // Reads and validates: not_found, corrupt (file removed), io_error.
+  std::future<result<bytes>> get_async(block_hash hash);
+  result<bytes> get(block_hash hash);
+
+  bool contains(block_hash hash) const;
+  bool erase(block_hash hash);
+  std::size_t size() const;
+  bool disabled() const { return disabled_.load(); }
+  tier_stats stats() const;
+  // syncfs() on the directory: makes every finished write durable.
+  status sync();
+  const std::filesystem::path& dir() const { return opts_.dir; }
+
+  // Test hook: every write after this fails as if the disk were full.
+  void fail_writes_for_testing(bool on) { fail_writes_.store(on); }
+
+ private:
+  explicit disk_tier(disk_tier_options opts);
+  std::filesystem::path path_of(block_hash h) const;
+  status write_file(block_hash h, const bytes& data);  // pool thread
+  result<bytes> read_file(block_hash h, bool decrypt = true);  // pool thread; !decrypt = validate only
+  void disable(const std::string& why);
+  void index_insert(block_hash h, std::uint64_t len);  // takes mu_, evicts over capacity
+  void index_drop(block_hash h);                       // takes mu_
+
+  disk_tier_options opts_;
+  std::optional<std::array<unsigned char, 32>> key_;
+  std::unique_ptr<io_pool> pool_;
+  int dir_fd_ = -1;
+  mutable std::mutex mu_;
+  struct entry {
+    std::uint64_t len;
+    std::list<block_hash>::iterator pos;
+  };
+  std::unordered_map<block_hash, entry> map_;
+  std::list<block_hash> lru_;  // front = least recently used
+  tier_stats stats_;
+  evict_fn on_evict_;
+  std::atomic<bool> disabled_{false};
+  std::atomic<bool> fail_writes_{false};
+  std::atomic<std::uint64_t> tmp_counter_{0};
+};
+
+}  // namespace yard::kv::tiers

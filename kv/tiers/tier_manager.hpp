@@ -1,0 +1,101 @@
+// kv/tiers/tier_manager.hpp — G2 (host) + G3 (disk) behind one interface for an engine.
+//
+// Owns: a host_tier, an optional disk_tier, the cascade G1 -> G2 -> G3, the
+// onboarding decision model and the tier-2/3 KV events (msg::kv_event).
+// Must not touch: G1 (the engine's block_pool: the engine calls offload() with
+// a block's bytes when G1 evicts it, and copies onboarded bytes into G1 itself).
+// Thread-safety: every member is internally synchronised.
+//
+// Tenant isolation is by construction: blocks are keyed by salted chain hashes
+// (kv/block_hash.hpp), so a chain under another salt never names the same block;
+// G3 also binds each file to its hash (header check + GCM associated data).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "common/status.hpp"
+#include "kv/tiers/disk_tier.hpp"
+#include "kv/tiers/host_tier.hpp"
+#include "messages/types.hpp"
+
+namespace yard::kv::tiers {
+
+struct tier_manager_options {
+  host_tier_options g2;                  // host tier (capacity 0 = no G2: offload goes straight to G3)
+  std::optional<disk_tier_options> g3;   // disk tier (default none)
+  bool emit_events = true;               // record tier-2/3 kv_events for drain_events() (default true)
+};
+
+// Leading blocks of a hash chain found below G1; each counts once, in the tier
+// it would be read from (G2 when in both).
+struct prefix_hit {
+  std::size_t g2 = 0;
+  std::size_t g3 = 0;
+  std::vector<std::uint8_t> tier_of;  // 2 or 3 per leading block (lookup_prefix fills it; may be empty)
+  std::size_t total() const { return g2 + g3; }
+  // Tier of leading block i: tier_of when filled, else the first g2 blocks count as G2.
+  std::uint8_t tier(std::size_t i) const { return i < tier_of.size() ? tier_of[i] : (i < g2 ? 2 : 3); }
+};
+
+// Inputs of the onboard-or-recompute decision.
+struct onboard_cost_model {
+  double g2_bytes_per_ms = 0;  // measured G2 -> G1 copy bandwidth
+  double g3_bytes_per_ms = 0;  // measured G3 read bandwidth
+  std::size_t block_bytes = 0; // bytes per KV block
+  std::uint32_t block_tokens = 0;
+  std::function<double(std::size_t uncached_tokens)> prefill_ms;  // engine's prefill cost
+};
+
+class tier_manager {
+ public:
+  // Errors: those of disk_tier::open. Does not recover(); call recover() next.
+  static result<std::unique_ptr<tier_manager>> create(tier_manager_options opts);
+
+  // Scans G3 and records a "stored" tier-3 event for every block found
+  // (the worker republishes them). Empty without G3.
+  result<std::vector<block_hash>> recover();
+
+  // G1 evicted `hash`: keep a copy in G2 (or G3 if G2 has no capacity).
+  void offload(block_hash hash, std::span<const std::byte> data);
+
+  // How many leading blocks of `hashes` are held in G2/G3 (stops at the first miss).
+  prefix_hit lookup_prefix(std::span<const block_hash> hashes) const;
+
+  // Copies the first `count` blocks of `hashes` into `out[i]` (each exactly
+  // block-sized). G3 reads are issued in parallel. Returns the number of
+  // leading blocks copied (a block that fails — missing, corrupt — ends the run).
+  std::size_t onboard(std::span<const block_hash> hashes, std::size_t count, std::span<const std::span<std::byte>> out);
+
+  // Best number of the hit's leading blocks to onboard (0 = recompute), given
+  // `prompt_tokens` of which `g1_tokens` are already in G1: minimises
+  // prefill(rest) + G2/G3 copy time.
+  static std::size_t plan_onboard(std::size_t prompt_tokens, std::size_t g1_tokens, const prefix_hit& hit,
+                                  const onboard_cost_model& m);
+  static bool should_onboard(std::size_t prompt_tokens, std::size_t g1_tokens, const prefix_hit& hit,
+                             const onboard_cost_model& m) {
+    return plan_onboard(prompt_tokens, g1_tokens, hit, m) > 0;
+  }
+
+  std::vector<msg::kv_event> drain_events();
+
+  host_tier& g2() { return *g2_; }
+  disk_tier* g3() { return g3_.get(); }
+
+ private:
+  explicit tier_manager(tier_manager_options opts);
+  void emit(const char* kind, std::uint8_t tier, block_hash h);
+
+  tier_manager_options opts_;
+  // Declared before the tiers: G3's pool threads may still emit while g3_ is destroyed.
+  std::mutex ev_mu_;
+  std::vector<msg::kv_event> events_;
+  std::unique_ptr<host_tier> g2_;
+  std::unique_ptr<disk_tier> g3_;
+};
+
+}  // namespace yard::kv::tiers
