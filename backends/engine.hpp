@@ -14,11 +14,14 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/status.hpp"
+#include "kv/block_hash.hpp"
 #include "messages/types.hpp"
 
 namespace yard::backends {
@@ -97,6 +100,21 @@ class engine {
 
   // KV block size in tokens (for the router's block hashing).
   virtual std::uint32_t block_size() const { return 16; }
+
+  // ---- KV block bytes (disaggregated prefill, tiers); see backends/kv_exchange.hpp ----
+  // Bytes of one block in the engine's portable layout; 0 = nothing to move.
+  virtual std::size_t kv_block_bytes() const { return 0; }
+  // Leading blocks of `hashes` (full-block hashes of a prompt, this engine's
+  // block size and salt) cached in the engine's pool now.
+  virtual std::size_t cached_blocks(std::span<const kv::block_hash> hashes) const { return 0; }
+  // Copies the cached leading blocks of `hashes` into `out`; returns how many.
+  virtual std::size_t export_kv(std::span<const kv::block_hash> hashes, std::span<std::byte> out) const { return 0; }
+  // Stores blocks computed elsewhere as cached blocks (they then serve a
+  // later request's prefix like blocks computed here). Returns how many.
+  virtual result<std::size_t> import_kv(std::span<const kv::block_hash> hashes, std::optional<kv::block_hash> parent,
+                                        std::span<const std::byte> data) {
+    return make_error(errc::bad_request, name() + " cannot import KV blocks");
+  }
 };
 
 }  // namespace yard::backends

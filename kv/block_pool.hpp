@@ -99,6 +99,12 @@ class block_pool {
 
   std::uint32_t ref_count(block_id b) const { return b < meta_.size() ? meta_[b].ref : 0; }
   std::optional<block_hash> hash_of(block_id b) const;
+  // The block caching `h` now, if any (no side effects).
+  std::optional<block_id> block_of(block_hash h) const {
+    auto it = cache_.find(h);
+    if (it == cache_.end()) return std::nullopt;
+    return it->second;
+  }
 
  private:
   struct block_meta {

@@ -2,6 +2,10 @@
 #include "backends/mock/mock_engine.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "backends/kv_exchange.hpp"
 
 namespace yard::backends {
 
@@ -34,6 +38,17 @@ class mock_engine::mock_executor final : public executor {
     double ms = o_.per_token_delay_ms > 0 ? o_.per_token_delay_ms : step_time_ms(o_.profile, plan);
     r.model_time_ms = ms / o_.speedup;
     return r;
+  }
+  std::size_t kv_block_bytes() const override { return o_.kv_block_bytes; }
+  void read_block(kv::block_id, kv::block_hash hash, std::span<std::byte> out) const override {
+    synthetic_block(hash, out);
+  }
+  status write_block(kv::block_id b, kv::block_hash hash, std::span<const std::byte> in) override {
+    std::vector<std::byte> want(in.size());
+    synthetic_block(hash, want);
+    if (!std::equal(in.begin(), in.end(), want.begin()))
+      return make_error(errc::corrupt, "mock KV block " + std::to_string(hash) + " has the wrong bytes");
+    return status::success();
   }
 
  private:
@@ -158,5 +173,26 @@ step_result mock_engine::step() {
 }
 
 msg::load_report mock_engine::load() const { return sched_->load(); }
+
+void mock_engine::synthetic_block(kv::block_hash hash, std::span<std::byte> out) {
+  std::uint64_t x = splitmix(hash);
+  for (std::size_t i = 0; i < out.size(); i += 8) {
+    x = splitmix(x + i);
+    std::memcpy(out.data() + i, &x, std::min<std::size_t>(8, out.size() - i));
+  }
+}
+
+std::size_t mock_engine::cached_blocks(std::span<const kv::block_hash> hashes) const {
+  return backends::cached_blocks(sched_->pool(), hashes);
+}
+
+std::size_t mock_engine::export_kv(std::span<const kv::block_hash> hashes, std::span<std::byte> out) const {
+  return export_blocks(sched_->pool(), *exec_, hashes, out);
+}
+
+result<std::size_t> mock_engine::import_kv(std::span<const kv::block_hash> hashes, std::optional<kv::block_hash> parent,
+                                           std::span<const std::byte> data) {
+  return import_blocks(sched_->pool(), *exec_, hashes, parent, data);
+}
 
 }  // namespace yard::backends

@@ -11,7 +11,9 @@
 // per_token_delay_ms / speedup; the batch limits are effectively unlimited, so
 // every request advances one token per step); per_token_delay_ms == 0 is the
 // profile mode (backends/timing_model.hpp, limits from the profile).
-// KV events are real: every block the pool stores or evicts.
+// KV events are real: every block the pool stores or evicts. Blocks have
+// synthetic bytes (a function of the block hash, kv_block_bytes long), so
+// disaggregated transfers and tiers move and verify real data.
 // Must not touch: clocks or sleeping (the caller paces steps).
 // Thread-safety: not thread-safe (see engine).
 #pragma once
@@ -34,6 +36,7 @@ struct mock_engine_options {
   std::uint32_t num_blocks = 16384;  // KV pool capacity in blocks (default 16384)
   engine_profile profile;            // profile-mode timing and limits (default: default_profile())
   bool enable_prefix_caching = true; // (default true)
+  std::uint32_t kv_block_bytes = 4096; // synthetic bytes per KV block for transfers/tiers; 0 = none (default 4096)
 };
 
 // Profile-mode options: timing, limits and block geometry from `p`.
@@ -54,6 +57,14 @@ class mock_engine final : public engine {
   msg::load_report load() const override;
   std::vector<msg::kv_event> drain_kv_events() override { return sched_->pool().drain_events(); }
   std::uint32_t block_size() const override { return sched_->pool().block_size(); }
+  std::size_t kv_block_bytes() const override { return opts_.kv_block_bytes; }
+  std::size_t cached_blocks(std::span<const kv::block_hash> hashes) const override;
+  std::size_t export_kv(std::span<const kv::block_hash> hashes, std::span<std::byte> out) const override;
+  result<std::size_t> import_kv(std::span<const kv::block_hash> hashes, std::optional<kv::block_hash> parent,
+                                std::span<const std::byte> data) override;
+  // The synthetic content of the block stored under `hash` (what export_kv
+  // writes and import_kv insists on), so corruption is always detected.
+  static void synthetic_block(kv::block_hash hash, std::span<std::byte> out);
 
   // Like add_request, with the prompt's full-block hashes already computed
   // (same block size and cache salt): the simulator hashes a trace once.

@@ -1,5 +1,7 @@
 #include "backends/native/native_engine.hpp"
 
+#include "backends/kv_exchange.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -196,6 +198,19 @@ step_result native_engine::step() {
   }
   r.model_time_ms = outcome.ran ? std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() : 0.0;
   return r;
+}
+
+std::size_t native_engine::cached_blocks(std::span<const kv::block_hash> hashes) const {
+  return backends::cached_blocks(sched_->pool(), hashes);
+}
+
+std::size_t native_engine::export_kv(std::span<const kv::block_hash> hashes, std::span<std::byte> out) const {
+  return export_blocks(sched_->pool(), *exec_, hashes, out);
+}
+
+result<std::size_t> native_engine::import_kv(std::span<const kv::block_hash> hashes,
+                                             std::optional<kv::block_hash> parent, std::span<const std::byte> data) {
+  return import_blocks(sched_->pool(), *exec_, hashes, parent, data);
 }
 
 result<std::unique_ptr<engine>> make_native_engine(const std::string& model_dir, const native_engine_options& opts) {

@@ -49,6 +49,11 @@ class native_engine final : public engine {
   msg::load_report load() const override { return sched_->load(); }
   std::vector<msg::kv_event> drain_kv_events() override { return sched_->pool().drain_events(); }
   std::uint32_t block_size() const override { return opts_.block_size; }
+  std::size_t kv_block_bytes() const override { return exec_->kv_block_bytes(); }
+  std::size_t cached_blocks(std::span<const kv::block_hash> hashes) const override;
+  std::size_t export_kv(std::span<const kv::block_hash> hashes, std::span<std::byte> out) const override;
+  result<std::size_t> import_kv(std::span<const kv::block_hash> hashes, std::optional<kv::block_hash> parent,
+                                std::span<const std::byte> data) override;
 
   const native::tokenizer& get_tokenizer() const { return tok_; }
   const native::model_config& config() const { return weights_->config; }

@@ -1,5 +1,7 @@
 #include "backends/native/native_executor.hpp"
 
+#include <cstring>
+
 #include <chrono>
 #include <random>
 
@@ -44,6 +46,37 @@ execution_result native_executor::execute(const batch_plan& plan) {
   }
   r.model_time_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return r;
+}
+
+std::size_t native_executor::kv_block_bytes() const {
+  const auto& sh = cache_.shape();
+  return static_cast<std::size_t>(sh.n_layers) * 2 * sh.block_size * sh.n_kv_heads * sh.head_dim * sizeof(float);
+}
+
+void native_executor::read_block(kv::block_id b, kv::block_hash, std::span<std::byte> out) const {
+  const auto& sh = cache_.shape();
+  const std::size_t part = static_cast<std::size_t>(sh.block_size) * sh.n_kv_heads * sh.head_dim * sizeof(float);
+  if (out.size() < kv_block_bytes() || b >= static_cast<kv::block_id>(sh.n_blocks)) return;
+  std::byte* p = out.data();
+  for (int l = 0; l < sh.n_layers; ++l) {
+    std::memcpy(p, cache_.k(l, b, 0), part);
+    std::memcpy(p + part, cache_.v(l, b, 0), part);
+    p += 2 * part;
+  }
+}
+
+status native_executor::write_block(kv::block_id b, kv::block_hash, std::span<const std::byte> in) {
+  const auto& sh = cache_.shape();
+  const std::size_t part = static_cast<std::size_t>(sh.block_size) * sh.n_kv_heads * sh.head_dim * sizeof(float);
+  if (in.size() != kv_block_bytes()) return make_error(errc::bad_request, "KV block of the wrong size");
+  if (b >= static_cast<kv::block_id>(sh.n_blocks)) return make_error(errc::bad_request, "KV block id out of range");
+  const std::byte* p = in.data();
+  for (int l = 0; l < sh.n_layers; ++l) {
+    std::memcpy(cache_.k(l, b, 0), p, part);
+    std::memcpy(cache_.v(l, b, 0), p + part, part);
+    p += 2 * part;
+  }
+  return status::success();
 }
 
 }  // namespace yard::backends::native

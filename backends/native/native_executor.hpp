@@ -22,6 +22,11 @@ class native_executor final : public executor {
   native_executor(std::shared_ptr<const model_weights> w, kv_cache_shape shape, int n_threads);
 
   execution_result execute(const batch_plan& plan) override;
+  // Block layout for transfers/tiers: for each layer, K then V, each
+  // [block_size][n_kv_heads][head_dim] float32.
+  std::size_t kv_block_bytes() const override;
+  void read_block(kv::block_id b, kv::block_hash hash, std::span<std::byte> out) const override;
+  status write_block(kv::block_id b, kv::block_hash hash, std::span<const std::byte> in) override;
 
   model& get_model() { return model_; }
   kv_cache& cache() { return cache_; }

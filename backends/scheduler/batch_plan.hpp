@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/status.hpp"
 #include "kv/block_pool.hpp"
 #include "messages/types.hpp"
 
@@ -63,6 +64,16 @@ class executor {
   // Called when a sequence leaves the scheduler (finished, cancelled, or
   // preempted: its blocks are gone and it will be re-prefilled).
   virtual void on_sequence_freed(std::uint64_t seq_id) {}
+
+  // KV block bytes in a portable layout (disaggregated transfer, tier offload).
+  // 0 = this executor has no block bytes to move (the defaults below do nothing).
+  virtual std::size_t kv_block_bytes() const { return 0; }
+  // Copies block `b` (registered under `hash`) into `out` (kv_block_bytes() long).
+  virtual void read_block(kv::block_id b, kv::block_hash hash, std::span<std::byte> out) const {}
+  // Writes `in` (kv_block_bytes() long) into block `b`, which will hold `hash`.
+  // An executor that can tell the bytes are not a valid block for `hash`
+  // (the mock's synthetic blocks) says so with errc::corrupt.
+  virtual status write_block(kv::block_id b, kv::block_hash hash, std::span<const std::byte> in) { return status::success(); }
 };
 
 }  // namespace yard::backends

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "backends/native/native_engine.hpp"
+#include "kv/block_hash.hpp"
 #include "backends/tests/native_test_util.hpp"
 
 namespace yard::backends {
@@ -222,6 +223,41 @@ TEST_F(native_engine_test, text_and_chat_round_trip) {
       all += o.text_delta;
     }
   EXPECT_FALSE(e->name().empty());
+}
+
+
+// Disaggregation seam: the prefill engine's KV, exported and imported into a
+// second engine, continues exactly like an aggregated run (first token from
+// the prefill side, the rest decoded on the importing side).
+TEST_F(native_engine_test, exported_kv_continues_identically_elsewhere) {
+  auto p = prompt(50, 9);  // 3 full 16-token blocks and a 2-token tail
+  auto want = alone(p, 8);
+  auto pre = open();
+  ASSERT_TRUE(pre->add_request(req("pf", p, 1)).ok());
+  auto first = run_all(*pre)["pf"].tokens;
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0], want[0]);
+  auto hashes = kv::hash_blocks(p, 16, std::nullopt);
+  ASSERT_EQ(hashes.size(), 3u);
+  ASSERT_EQ(pre->cached_blocks(hashes), 3u);
+  std::vector<std::byte> buf(hashes.size() * pre->kv_block_bytes());
+  ASSERT_EQ(pre->export_kv(hashes, buf), 3u);
+
+  auto dec = open();
+  auto n = dec->import_kv(hashes, std::nullopt, buf);
+  ASSERT_TRUE(n.ok()) << n.err().describe();
+  EXPECT_EQ(*n, 3u);
+  EXPECT_EQ(dec->cached_blocks(hashes), 3u);
+  auto r = req("dec", p, 8);
+  r.resume_tokens = first;
+  ASSERT_TRUE(dec->add_request(r).ok());
+  auto out = run_all(*dec)["dec"];
+  std::vector<token_id> got = first;
+  got.insert(got.end(), out.tokens.begin(), out.tokens.end());
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(out.usage.cached_tokens, 48u);  // only the tail and the first token were computed here
+  // Wrong sizes are errors, not crashes.
+  EXPECT_FALSE(dec->import_kv(hashes, std::nullopt, std::span<const std::byte>(buf).first(10)).ok());
 }
 
 }  // namespace

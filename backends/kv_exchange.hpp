@@ -1,0 +1,42 @@
+// backends/kv_exchange.hpp — moves KV block bytes between an engine's pool and flat buffers.
+//
+// Owns: the one place that turns "these block hashes" into bytes (export) and
+// bytes into cached blocks of a kv::block_pool (import), through an executor's
+// read_block/write_block. Used by both engines for disaggregated prefill
+// (prefill worker exports, decode worker imports) and by KV tiers.
+// Must not touch: scheduling, I/O, transport (callers own the buffers).
+// Thread-safety: none; the engine's owner calls it between steps.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <span>
+
+#include "backends/scheduler/batch_plan.hpp"
+#include "common/status.hpp"
+#include "kv/block_pool.hpp"
+
+namespace yard::backends {
+
+// Leading blocks of `hashes` cached in `pool` now.
+std::size_t cached_blocks(const kv::block_pool& pool, std::span<const kv::block_hash> hashes);
+
+// Copies the cached blocks of the leading `hashes` into `out` (block i at
+// i * executor.kv_block_bytes()), stopping at the first hash that is not
+// cached or when `out` is full. Returns how many blocks were copied (0 when the
+// executor has no block bytes).
+std::size_t export_blocks(const kv::block_pool& pool, const executor& ex, std::span<const kv::block_hash> hashes,
+                          std::span<std::byte> out);
+
+// Stores `data` (hashes.size() blocks of executor.kv_block_bytes()) as cached
+// blocks of the chain hashes[0..n) whose first block follows `parent` (absent =
+// the chain root). Hashes already cached are kept as they are. Each block is
+// allocated, written, committed (a "stored" KV event) and released, so it
+// stays cached and evictable like a block computed here. Stops early (the
+// count says where) when the pool has no free block. errc::corrupt when the
+// executor rejects a block's bytes; errc::bad_request on a size mismatch or an
+// executor without block bytes.
+result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<const kv::block_hash> hashes,
+                                  std::optional<kv::block_hash> parent, std::span<const std::byte> data);
+
+}  // namespace yard::backends
