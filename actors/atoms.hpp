@@ -17,5 +17,8 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;           // periodic h
 using open_atom = caf::atom_constant<caf::atom("open")>;           // frontend: open a stream
 using drain_atom = caf::atom_constant<caf::atom("drain")>;         // stop taking new work
 using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;   // KV snapshot request
+using prefill_atom = caf::atom_constant<caf::atom("prefill")>;     // remote prefill request (router, prefill worker)
+using prefilled_atom = caf::atom_constant<caf::atom("prefilled")>; // remote prefill reply (decode worker)
+using release_atom = caf::atom_constant<caf::atom("kvrelease")>;   // kv_release (prefill worker)
 
 }  // namespace yard::actors

@@ -11,6 +11,7 @@
 #include "common/log.hpp"
 #include "kv/block_hash.hpp"
 #include "kv/kv_router_core.hpp"
+#include "messages/disagg.hpp"
 #include "messages/router.hpp"
 #include "messages/subjects.hpp"
 #include "transport/actor_bridge.hpp"
@@ -49,6 +50,9 @@ void reply_error(router_state& st, const transport::nats_message& m, msg::wire_f
   c.error = msg::error_reply{static_cast<std::int32_t>(err.code), err.message};
   st.conn->publish(m.reply, msg::encode(c, f), {}, msg::content_type_of(f));
 }
+
+// Router cores are per pool: a model's decode/aggregated workers, and its prefill workers.
+std::string pool_key(const std::string& model, bool prefill) { return prefill ? model + "@prefill" : model; }
 
 kv::kv_router_core* core_for(router_state& st, const std::string& model, std::uint32_t block_size) {
   auto it = st.cores.find(model);
@@ -168,6 +172,60 @@ void on_generate(router_actor* self, transport::nats_message& m) {
                 out->overlap_blocks, out->score);
 }
 
+// A decode worker asks for a remote prefill: pick a prefill worker KV-aware and
+// forward the request unchanged; its reply goes straight to the decode worker.
+void on_prefill(router_actor* self, transport::nats_message& m) {
+  auto& st = self->state;
+  if (m.reply.empty()) return;
+  auto fail = [&](const std::string& request_id, std::uint32_t attempt, const error& err) {
+    msg::remote_prefill_reply r;
+    r.request_id = request_id;
+    r.attempt = attempt;
+    r.error = msg::error_reply{static_cast<std::int32_t>(err.code), err.message};
+    st.conn->publish(m.reply, msg::encode(r));
+  };
+  auto req = msg::decode_auto<msg::remote_prefill_request>(m.data, m.content_type, st.cfg.limits);
+  if (!req) {
+    st.log->warn("bad remote prefill request: {}", req.err().describe());
+    fail("", 0, req.err());
+    return;
+  }
+  auto candidates = st.workers.eligible_prefill(req->model);
+  if (candidates.empty()) {
+    fail(req->request_id, req->attempt, error{errc::unavailable, "no prefill worker available"});
+    return;
+  }
+  const auto& first = candidates.front()->last;
+  auto* core = core_for(st, pool_key(first.model, true), first.block_size);
+  if (core == nullptr) {
+    fail(req->request_id, req->attempt, error{errc::internal, "router core unavailable"});
+    return;
+  }
+  pump(st);
+  kv::route_input in;
+  in.request_id = "pf:" + req->request_id + "#" + std::to_string(req->attempt);
+  in.now_ms = now_ms(st);
+  in.max_tokens = 1;
+  in.prompt_tokens = static_cast<std::uint32_t>(req->token_ids.size());
+  in.hashes = kv::hash_blocks(req->token_ids, first.block_size,
+                              req->cache_salt ? std::optional<std::string_view>(*req->cache_salt) : std::nullopt);
+  auto out = core->route(in);
+  const worker_entry* chosen = nullptr;
+  if (out)
+    for (const auto* c : candidates)
+      if (c->last.instance_id == out->worker_id) chosen = c;
+  if (chosen == nullptr) chosen = candidates[st.routed % candidates.size()];
+  st.routed++;
+  if (auto s = st.conn->publish(subjects::worker_prefill(st.cfg.ns, chosen->last.instance_id), m.data, m.reply,
+                                m.content_type);
+      !s) {
+    fail(req->request_id, req->attempt, s.err());
+    return;
+  }
+  st.log->debug("remote prefill {} -> {} (overlap {} blocks)", req->request_id, chosen->last.instance_id,
+                out ? out->overlap_blocks : 0);
+}
+
 void on_heartbeat(router_actor* self, transport::nats_message& m) {
   auto& st = self->state;
   auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type, st.cfg.limits);
@@ -183,12 +241,13 @@ void on_heartbeat(router_actor* self, transport::nats_message& m) {
     st.log->warn("worker {} restarted: its KV blocks are gone", hb->instance_id);
     drop_worker(st, hb->instance_id);
   }
-  if (hb->role == "prefill") return;
-  auto* core = core_for(st, hb->model, hb->block_size);
+  // Prefill-only workers form their own pool (KV-aware choice for remote prefill).
+  auto pool = pool_key(hb->model, hb->role == "prefill");
+  auto* core = core_for(st, pool, hb->block_size);
   if (core == nullptr) return;
   if (!core->has_worker(hb->instance_id)) {
     core->add_worker(hb->instance_id);
-    st.model_of[hb->instance_id] = hb->model;
+    st.model_of[hb->instance_id] = pool;
   }
   if (hb->load) {
     auto load = *hb->load;
@@ -250,6 +309,7 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
       [=](kv_events_atom, transport::nats_message& m) { on_kv_events(self, m); },
       [=](snapshot_atom, transport::nats_message& m) { on_snapshot_reply(self, m); },
       [=](route_notice_atom, transport::nats_message& m) { on_route_notice(self, m); },
+      [=](prefill_atom, transport::nats_message& m) { on_prefill(self, m); },
       [=](tick_atom) {
         auto& st = self->state;
         for (const auto& id : st.workers.expire(clock::now())) {
@@ -284,7 +344,8 @@ result<caf::actor> spawn_router(caf::actor_system& sys, transport::nats_connecti
   };
   for (auto s : {sub(subjects::router_generate(ns), generate_atom::value, "routers"),
                  sub(subjects::heartbeat(ns), heartbeat_atom::value), sub(subjects::kv_events(ns), kv_events_atom::value),
-                 sub(inbox + ".*", snapshot_atom::value), sub(subjects::router_inflight(ns), route_notice_atom::value)}) {
+                 sub(inbox + ".*", snapshot_atom::value), sub(subjects::router_inflight(ns), route_notice_atom::value),
+                 sub(subjects::router_prefill(ns), prefill_atom::value, "routers")}) {
     if (!s) {
       caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
       return s.err();

@@ -37,6 +37,13 @@ std::vector<const worker_entry*> worker_registry::eligible(const std::string& mo
   return out;
 }
 
+std::vector<const worker_entry*> worker_registry::eligible_prefill(const std::string& model) const {
+  std::vector<const worker_entry*> out;
+  for (const auto& [id, w] : workers_)
+    if (!w.last.draining && w.last.role == "prefill" && (model.empty() || w.last.model == model)) out.push_back(&w);
+  return out;
+}
+
 bool worker_registry::knows_model(const std::string& model) const {
   for (const auto& [id, w] : workers_)
     if (w.last.model == model) return true;

@@ -36,6 +36,8 @@ class worker_registry {
 
   // Workers that accept work for `model` ("" = any), excluding draining ones.
   std::vector<const worker_entry*> eligible(const std::string& model) const;
+  // Prefill-only workers for `model` ("" = any), excluding draining ones.
+  std::vector<const worker_entry*> eligible_prefill(const std::string& model) const;
   bool knows_model(const std::string& model) const;
   std::vector<std::string> models() const;
   bool alive(const std::string& id) const { return workers_.count(id) != 0; }

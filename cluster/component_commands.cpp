@@ -6,6 +6,7 @@
 // requests (up to --drain-timeout-ms), then exits 0.
 #include <cstdio>
 
+#include "cluster/disagg_flags.hpp"
 #include "cluster/node_runtime.hpp"
 #include "tools/commands.hpp"
 
@@ -34,6 +35,7 @@ int run_worker(int argc, char** argv) {
   app.add_option("--heartbeat-ms", wc.heartbeat_ms, "heartbeat period")->capture_default_str();
   app.add_option("--lease-ms", wc.lease_ms, "lease: peers drop this worker after this silence")->capture_default_str();
   app.add_option("--drain-timeout-ms", drain_timeout_ms, "max wait for in-flight requests on SIGTERM")->capture_default_str();
+  cluster::add_disagg_flags(app, wc);
   CLI11_PARSE(app, argc, argv);
   cluster::finish_process_options(proc, "yard-worker-" + wc.id);
   wc.ns = proc.ns;
@@ -41,7 +43,7 @@ int run_worker(int argc, char** argv) {
   auto rt = cluster::node_runtime::create(proc.nats);
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto w = (*rt)->add_worker(eng, wc); !w) return fail(log, "worker " + wc.id, w.err());
-  log->info("worker {} serving '{}' ({} engine)", wc.id, cluster::served_model_name(eng), eng.engine);
+  log->info("worker {} serving '{}' ({} engine, role {})", wc.id, cluster::served_model_name(eng), eng.engine, wc.role);
   cluster::wait_for_stop_signal();
   auto left = (*rt)->drain_workers(drain_timeout_ms);
   if (left > 0) log->warn("{} requests still running after the drain timeout", left);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "cluster/disagg_flags.hpp"
 #include "cluster/node_runtime.hpp"
 #include "messages/subjects.hpp"
 #include "tools/commands.hpp"
@@ -29,7 +30,12 @@ int run_up(int argc, char** argv) {
   int ready_timeout_s = 20;
   cluster::add_process_flags(app, proc, false);
   cluster::add_engine_flags(app, eng);
-  app.add_option("--workers", workers, "number of workers")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--workers", workers, "number of workers (decode workers when --prefill-workers > 0)")->check(CLI::Range(1, 4096))->capture_default_str();
+  int prefill_workers = 0;
+  app.add_option("--prefill-workers", prefill_workers, "disaggregated serving: this many prefill-only workers")
+      ->check(CLI::Range(0, 4096))->capture_default_str();
+  actors::worker_config wtemplate;
+  cluster::add_disagg_flags(app, wtemplate);
   app.add_option("--nats-port", nats_port, "port for the embedded nats-server (0 = a free port)")->capture_default_str();
   app.add_option("--http-port", http.port, "OpenAI API port")->capture_default_str();
   app.add_option("--http-host", http.host, "OpenAI API listen address")->capture_default_str();
@@ -58,10 +64,12 @@ int run_up(int argc, char** argv) {
     return 1;
   }
   auto& node = **rt;
-  for (int i = 0; i < workers; ++i) {
-    actors::worker_config wc;
+  for (int i = 0; i < workers + prefill_workers; ++i) {
+    actors::worker_config wc = wtemplate;
     wc.ns = proc.ns;
-    wc.id = "worker-" + std::to_string(i);
+    bool prefill = i >= workers;
+    wc.id = (prefill ? "prefill-" + std::to_string(i - workers) : "worker-" + std::to_string(i));
+    wc.role = prefill_workers == 0 ? "both" : prefill ? "prefill" : "decode";
     if (auto w = node.add_worker(eng, wc); !w) {
       log->error("worker {}: {}", wc.id, w.err().describe());
       return 1;

@@ -8,6 +8,9 @@
 //   yard.<ns>.kv.events                kv_event_batch from workers
 //   yard.<ns>.kv.snapshot.<id>         request: a worker's full block set as a kv_event_batch
 //   yard.<ns>.router.inflight          router replicas share in-flight accounting
+//   yard.<ns>.router.prefill           remote_prefill_request in (decode workers); forwarded KV-aware to a prefill worker
+//   yard.<ns>.worker.prefill.<id>      remote_prefill_request for one prefill worker; remote_prefill_reply to the reply inbox
+//   yard.<ns>.worker.kv_release.<id>   kv_release: a decode worker has pulled a lease's blocks
 // Must not touch: anything else. Thread-safety: pure functions.
 #pragma once
 
@@ -18,6 +21,9 @@ namespace yard::subjects {
 inline std::string prefix(const std::string& ns) { return "yard." + ns; }
 inline std::string router_generate(const std::string& ns) { return prefix(ns) + ".router.generate"; }
 inline std::string router_inflight(const std::string& ns) { return prefix(ns) + ".router.inflight"; }
+inline std::string router_prefill(const std::string& ns) { return prefix(ns) + ".router.prefill"; }
+inline std::string worker_prefill(const std::string& ns, const std::string& id) { return prefix(ns) + ".worker.prefill." + id; }
+inline std::string worker_kv_release(const std::string& ns, const std::string& id) { return prefix(ns) + ".worker.kv_release." + id; }
 inline std::string worker_generate(const std::string& ns, const std::string& id) { return prefix(ns) + ".worker.generate." + id; }
 inline std::string worker_cancel(const std::string& ns) { return prefix(ns) + ".worker.cancel"; }
 inline std::string heartbeat(const std::string& ns) { return prefix(ns) + ".discovery.heartbeat"; }

@@ -1,0 +1,108 @@
+// actors/kv_transfer_agent.hpp — a worker's side of disaggregated KV transfer.
+//
+// Owns: the worker's UCX data plane (transport/ucx), one registered staging
+// region cut into block-sized slots, and the leases on them. Prefill side:
+// stage() copies a prompt's blocks out of the engine into free slots (with
+// xxh3 checksums) under a lease that ends on release() or when it expires.
+// Decode side: pull_and_import() reads a remote lease's blocks over UCX into
+// local slots, verifies them and imports them into the engine's prefix cache.
+// Must not touch: NATS, routing, the engine's scheduling (it only calls the
+// engine's export_kv/import_kv/cached_blocks).
+// Thread-safety: not thread-safe; the worker actor owns it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/engine.hpp"
+#include "common/status.hpp"
+#include "messages/disagg.hpp"
+#include "transport/ucx/ucx_data_plane.hpp"
+
+namespace yard::actors {
+
+struct kv_transfer_options {
+  std::size_t staging_mb = 256;     // registered staging memory (default 256 MiB; touched only as used)
+  std::string ucx_transports = "tcp";  // UCX_TLS list (default tcp: works across hosts, detects dead peers)
+  int lease_ms = 10000;             // prefill side: blocks freed when not released by then (default 10 s)
+  int pull_timeout_ms = 5000;       // decode side: one pull's limit (default 5 s)
+  bool checksums = true;            // per-block xxh3 on stage, verified on pull (default on)
+};
+
+struct staged_blocks {
+  std::uint64_t lease_id = 0;
+  msg::kv_region_descriptor region;
+  std::vector<msg::kv_block_ref> blocks;
+};
+
+struct transfer_counters {
+  std::uint64_t staged_leases = 0, released_leases = 0, expired_leases = 0;
+  std::uint64_t pulls = 0, pulled_blocks = 0, pulled_bytes = 0, failed_pulls = 0;
+};
+
+class kv_transfer_agent {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  // Fails when UCX cannot start or the staging memory cannot be registered.
+  static result<std::unique_ptr<kv_transfer_agent>> create(const kv_transfer_options& opts, std::size_t block_bytes);
+  ~kv_transfer_agent();
+
+  // Prefill side. Copies the cached leading blocks of `hashes` into staging
+  // slots under a new lease. errc::unavailable when the slots are exhausted;
+  // a result with no blocks when the engine holds none of them.
+  result<staged_blocks> stage(const backends::engine& eng, const std::vector<kv::block_hash>& hashes,
+                              clock::time_point now);
+  // Frees a lease's slots; false when it is unknown (already released or expired).
+  bool release(std::uint64_t lease_id);
+  // Frees every lease older than lease_ms; returns their ids.
+  std::vector<std::uint64_t> expire(clock::time_point now);
+  std::size_t leased_blocks() const { return slots_.size() - free_.size() - pulling_; }
+  std::size_t num_leases() const { return leases_.size(); }
+
+  // Test hook (yard worker --fault corrupt-block): flips a byte of the next
+  // staged block after its checksum was taken.
+  void corrupt_next_stage() { corrupt_next_ = true; }
+
+  // Decode side. Pulls the reply's blocks into local slots, verifies their
+  // checksums, and imports them into `eng` (the chain of `hashes`, which must
+  // start with the reply's block hashes). Returns the blocks imported.
+  result<std::size_t> pull_and_import(backends::engine& eng, const msg::remote_prefill_reply& reply,
+                                      const std::vector<kv::block_hash>& hashes);
+  // Drops the cached UCX endpoint of a peer that left.
+  void forget_peer(const std::string& worker_address) { plane_->forget_peer(worker_address); }
+
+  std::size_t block_bytes() const { return block_bytes_; }
+  std::size_t capacity_blocks() const { return slots_.size(); }
+  const transfer_counters& counters() const { return counters_; }
+  const kv_transfer_options& options() const { return opts_; }
+
+ private:
+  kv_transfer_agent() = default;
+  struct lease {
+    std::vector<std::uint32_t> slots;
+    clock::time_point created;
+  };
+  std::byte* slot_ptr(std::uint32_t s) { return static_cast<std::byte*>(base_) + std::size_t{s} * block_bytes_; }
+
+  kv_transfer_options opts_;
+  std::size_t block_bytes_ = 0;
+  std::unique_ptr<transport::ucx_data_plane> plane_;
+  transport::region_handle region_{};
+  void* base_ = nullptr;
+  msg::kv_region_descriptor descriptor_;
+  std::vector<std::uint32_t> slots_;  // all slot indices (size = capacity)
+  std::vector<std::uint32_t> free_;
+  std::size_t pulling_ = 0;           // slots borrowed by a pull in progress
+  std::map<std::uint64_t, lease> leases_;
+  std::uint64_t next_lease_ = 1;
+  bool corrupt_next_ = false;
+  transfer_counters counters_;
+};
+
+}  // namespace yard::actors
