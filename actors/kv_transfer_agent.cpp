@@ -57,6 +57,12 @@ result<std::unique_ptr<kv_transfer_agent>> kv_transfer_agent::create(const kv_tr
 }
 
 kv_transfer_agent::~kv_transfer_agent() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();  // a pull in flight ends within pull_timeout_ms
   if (plane_ && region_.id) (void)plane_->deregister_region(region_);
   plane_.reset();
   std::free(base_);
@@ -122,9 +128,15 @@ std::vector<std::uint64_t> kv_transfer_agent::expire(clock::time_point now) {
   return gone;
 }
 
-result<std::size_t> kv_transfer_agent::pull_and_import(backends::engine& eng, const msg::remote_prefill_reply& reply,
-                                                       const std::vector<kv::block_hash>& hashes) {
-  if (!reply.region || reply.blocks.empty()) return std::size_t{0};
+std::size_t kv_transfer_agent::leased_blocks() const {
+  std::size_t n = 0;
+  for (const auto& [id, l] : leases_) n += l.slots.size();
+  return n;
+}
+
+result<std::optional<kv_transfer_agent::pull_job>> kv_transfer_agent::prepare_pull(
+    const backends::engine& eng, const msg::remote_prefill_reply& reply, const std::vector<kv::block_hash>& hashes) {
+  if (!reply.region || reply.blocks.empty()) return std::optional<pull_job>{};
   const auto& blocks = reply.blocks;
   if (blocks.size() > hashes.size()) return make_error(errc::bad_request, "the reply names more blocks than the prompt has");
   for (std::size_t i = 0; i < blocks.size(); ++i) {
@@ -137,37 +149,76 @@ result<std::size_t> kv_transfer_agent::pull_and_import(backends::engine& eng, co
   // Blocks this engine already holds need no transfer: pull only the rest.
   std::size_t have = eng.cached_blocks(std::span<const kv::block_hash>(hashes.data(), blocks.size()));
   std::size_t want = blocks.size() - have;
-  if (want == 0) return have;
+  if (want == 0) return std::optional<pull_job>{};
   if (want > free_.size()) return make_error(errc::unavailable, "no local KV staging room for the pull");
-  std::vector<std::uint32_t> local(free_.end() - static_cast<std::ptrdiff_t>(want), free_.end());
+  pull_job job;
+  job.id = next_pull_++;
+  job.remote = *reply.region;
+  job.hashes.assign(hashes.begin() + static_cast<std::ptrdiff_t>(have), hashes.begin() + static_cast<std::ptrdiff_t>(blocks.size()));
+  if (have > 0) job.parent = hashes[have - 1];
+  job.slots.assign(free_.end() - static_cast<std::ptrdiff_t>(want), free_.end());
   free_.resize(free_.size() - want);
   pulling_ += want;
-  std::vector<transport::block_copy> copies;
-  std::vector<std::uint64_t> sums;
+  bool all_sums = opts_.checksums;
   for (std::size_t i = 0; i < want; ++i) {
     const auto& b = blocks[have + i];
-    copies.push_back({b.offset, std::uint64_t{local[i]} * block_bytes_, b.length});
-    if (opts_.checksums && b.checksum) sums.push_back(*b.checksum);
+    job.copies.push_back({b.offset, std::uint64_t{job.slots[i]} * block_bytes_, b.length});
+    if (b.checksum) job.checksums.push_back(*b.checksum);
+    else all_sums = false;
   }
-  if (sums.size() != copies.size()) sums.clear();  // verify all or none
+  if (!all_sums) job.checksums.clear();  // verify all or none
   counters_.pulls++;
-  auto pulled = plane_->pull(*reply.region, copies, region_, opts_.pull_timeout_ms, sums);
+  return std::optional<pull_job>(std::move(job));
+}
+
+void kv_transfer_agent::start_pull(const pull_job& job, std::function<void(status)> done) {
+  {
+    std::lock_guard lk(mu_);
+    queue_.emplace_back(job, std::move(done));
+    if (!thread_.joinable()) thread_ = std::thread([this] { transfer_loop(); });
+  }
+  cv_.notify_one();
+}
+
+void kv_transfer_agent::transfer_loop() {
+  std::unique_lock lk(mu_);
+  for (;;) {
+    cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping with nothing left
+    auto [job, done] = std::move(queue_.front());
+    queue_.pop_front();
+    bool stopping = stop_;
+    lk.unlock();
+    status st = status::success();
+    if (stopping) {
+      st = make_error(errc::unavailable, "worker stopping");
+    } else {
+      auto r = plane_->pull(job.remote, job.copies, region_, opts_.pull_timeout_ms, job.checksums);
+      if (!r) {
+        st = r.err();
+        if (r.err().code == errc::unavailable) plane_->forget_peer(job.remote.worker_address);
+      }
+    }
+    done(st);
+    lk.lock();
+  }
+}
+
+result<std::size_t> kv_transfer_agent::finish_pull(backends::engine& eng, const pull_job& job, const status& pulled) {
   auto give_back = [&] {
-    free_.insert(free_.end(), local.begin(), local.end());
-    pulling_ -= want;
+    free_.insert(free_.end(), job.slots.begin(), job.slots.end());
+    pulling_ -= job.slots.size();
   };
   if (!pulled) {
     give_back();
     counters_.failed_pulls++;
-    if (pulled.err().code == errc::unavailable) plane_->forget_peer(reply.region->worker_address);
     return pulled.err();
   }
-  std::size_t done = have;
-  for (std::size_t i = 0; i < want; ++i) {
-    std::optional<kv::block_hash> parent;
-    if (have + i > 0) parent = hashes[have + i - 1];
-    auto n = eng.import_kv(std::span<const kv::block_hash>(&hashes[have + i], 1), parent,
-                           std::span<const std::byte>(slot_ptr(local[i]), block_bytes_));
+  std::size_t done = 0;
+  for (std::size_t i = 0; i < job.hashes.size(); ++i) {
+    std::optional<kv::block_hash> parent = i == 0 ? job.parent : std::optional<kv::block_hash>(job.hashes[i - 1]);
+    auto n = eng.import_kv(std::span<const kv::block_hash>(&job.hashes[i], 1), parent,
+                           std::span<const std::byte>(slot_ptr(job.slots[i]), block_bytes_));
     if (!n) {
       give_back();
       counters_.failed_pulls++;
@@ -177,8 +228,8 @@ result<std::size_t> kv_transfer_agent::pull_and_import(backends::engine& eng, co
     ++done;
   }
   give_back();
-  counters_.pulled_blocks += want;
-  counters_.pulled_bytes += pulled->bytes;
+  counters_.pulled_blocks += job.hashes.size();
+  counters_.pulled_bytes += job.hashes.size() * block_bytes_;
   return done;
 }
 

@@ -4,14 +4,22 @@
 // region cut into block-sized slots, and the leases on them. Prefill side:
 // stage() copies a prompt's blocks out of the engine into free slots (with
 // xxh3 checksums) under a lease that ends on release() or when it expires.
-// Decode side: pull_and_import() reads a remote lease's blocks over UCX into
-// local slots, verifies them and imports them into the engine's prefix cache.
+// Decode side: a pull reads a remote lease's blocks over UCX into local slots
+// on the agent's transfer thread, verifying checksums; the owner then imports
+// them into the engine's prefix cache.
 // Must not touch: NATS, routing, the engine's scheduling (it only calls the
 // engine's export_kv/import_kv/cached_blocks).
-// Thread-safety: not thread-safe; the worker actor owns it.
+// Thread-safety: every method but the transfer thread's work runs on the
+// owner's thread (the worker actor); start_pull's callback runs on the
+// transfer thread.
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -62,18 +70,33 @@ class kv_transfer_agent {
   bool release(std::uint64_t lease_id);
   // Frees every lease older than lease_ms; returns their ids.
   std::vector<std::uint64_t> expire(clock::time_point now);
-  std::size_t leased_blocks() const { return slots_.size() - free_.size() - pulling_; }
+  std::size_t leased_blocks() const;
   std::size_t num_leases() const { return leases_.size(); }
 
   // Test hook (yard worker --fault corrupt-block): flips a byte of the next
   // staged block after its checksum was taken.
   void corrupt_next_stage() { corrupt_next_ = true; }
 
-  // Decode side. Pulls the reply's blocks into local slots, verifies their
-  // checksums, and imports them into `eng` (the chain of `hashes`, which must
-  // start with the reply's block hashes). Returns the blocks imported.
-  result<std::size_t> pull_and_import(backends::engine& eng, const msg::remote_prefill_reply& reply,
-                                      const std::vector<kv::block_hash>& hashes);
+  // Decode side, in three steps so the worker keeps decoding while bytes move:
+  // prepare_pull() checks the reply against the prompt's hashes and reserves
+  // local slots for the blocks the engine lacks (nullopt: nothing to pull);
+  // start_pull() reads them over UCX on the agent's transfer thread and calls
+  // `done` there (post it back to the owner); finish_pull() — on the owner's
+  // thread — imports the verified blocks into the engine and frees the slots.
+  struct pull_job {
+    std::uint64_t id = 0;
+    msg::kv_region_descriptor remote;
+    std::vector<kv::block_hash> hashes;   // the blocks to import, in chain order
+    std::optional<kv::block_hash> parent; // of hashes[0]
+    std::vector<std::uint32_t> slots;     // local slot per block
+    std::vector<transport::block_copy> copies;
+    std::vector<std::uint64_t> checksums; // empty = unchecked
+  };
+  result<std::optional<pull_job>> prepare_pull(const backends::engine& eng, const msg::remote_prefill_reply& reply,
+                                               const std::vector<kv::block_hash>& hashes);
+  void start_pull(const pull_job& job, std::function<void(status)> done);
+  // Imports a pulled job (when `pulled` is ok) and frees its slots. Returns the blocks imported.
+  result<std::size_t> finish_pull(backends::engine& eng, const pull_job& job, const status& pulled);
   // Drops the cached UCX endpoint of a peer that left.
   void forget_peer(const std::string& worker_address) { plane_->forget_peer(worker_address); }
 
@@ -98,7 +121,15 @@ class kv_transfer_agent {
   msg::kv_region_descriptor descriptor_;
   std::vector<std::uint32_t> slots_;  // all slot indices (size = capacity)
   std::vector<std::uint32_t> free_;
-  std::size_t pulling_ = 0;           // slots borrowed by a pull in progress
+  std::size_t pulling_ = 0;           // slots borrowed by pulls in progress
+  std::uint64_t next_pull_ = 1;
+  // The transfer thread: runs pulls one at a time (the data plane serialises them anyway).
+  void transfer_loop();
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<pull_job, std::function<void(status)>>> queue_;
+  bool stop_ = false;
   std::map<std::uint64_t, lease> leases_;
   std::uint64_t next_lease_ = 1;
   bool corrupt_next_ = false;

@@ -1,5 +1,6 @@
 #include "actors/worker_actor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <random>
@@ -20,6 +21,7 @@ namespace {
 using clock = std::chrono::steady_clock;
 using publish_atom = caf::atom_constant<caf::atom("publish")>;
 using remote_timeout_atom = caf::atom_constant<caf::atom("rtimeout")>;
+using pulled_atom = caf::atom_constant<caf::atom("pulled")>;
 
 // Engine-side id of one dispatch attempt: a migrated request may come back to
 // this worker while its earlier attempt is still being cancelled.
@@ -53,6 +55,13 @@ struct worker_state {
     std::vector<kv::block_hash> hashes;
   };
   std::map<std::string, remote_wait> remote;  // attempt key -> waiting
+  struct pull_wait {                          // decode side: KV bytes on their way
+    std::string key;
+    backends::engine_request er;
+    msg::remote_prefill_reply reply;
+    kv_transfer_agent::pull_job job;
+  };
+  std::map<std::uint64_t, pull_wait> pulls;   // pull id -> waiting
   struct prefill_job {                        // prefill side: a remote prefill being computed
     msg::remote_prefill_request req;
     std::string reply;
@@ -248,20 +257,44 @@ void on_prefill_reply(worker_actor* self, transport::nats_message& m) {
     send_release(st, *r);
     return;
   }
-  if (!r->blocks.empty()) {
-    auto n = st.xfer->pull_and_import(*st.engine, *r, wait.hashes);
-    if (!n) {
-      st.log->warn("KV pull of {} from {} failed ({}): prefilling locally", r->request_id, r->prefill_worker_id,
-                   n.err().describe());
-      st.local_fallbacks++;
-    } else {
-      st.log->debug("{}: {} KV blocks from {}", r->request_id, *n, r->prefill_worker_id);
-    }
+  wait.er.resume_tokens = r->first_tokens;
+  auto job = st.xfer->prepare_pull(*st.engine, *r, wait.hashes);
+  if (!job || !*job) {
+    if (!job)
+      st.log->warn("KV of {} from {} unusable ({}): prefilling locally", r->request_id, r->prefill_worker_id,
+                   job.err().describe());
+    send_release(st, *r);
+    run_locally(self, key, std::move(wait.er));
+    return;
+  }
+  // The bytes move on the transfer thread; this worker keeps decoding meanwhile.
+  auto id = (*job)->id;
+  st.pulls[id] = worker_state::pull_wait{key, std::move(wait.er), std::move(*r), std::move(**job)};
+  st.xfer->start_pull(st.pulls[id].job, [actor = caf::actor_cast<caf::actor>(self), id](status s) {
+    caf::anon_send(actor, pulled_atom::value, id, s.ok() ? std::int32_t{0} : static_cast<std::int32_t>(s.err().code),
+                   s.ok() ? std::string() : s.err().message);
+  });
+}
+
+// A pull finished (on the transfer thread): import, release the lease, decode on.
+void on_pulled(worker_actor* self, std::uint64_t id, std::int32_t code, const std::string& message) {
+  auto& st = self->state;
+  auto it = st.pulls.find(id);
+  if (it == st.pulls.end()) return;
+  auto p = std::move(it->second);
+  st.pulls.erase(it);
+  status pulled = code == 0 ? status::success() : status(error{static_cast<errc>(code), message});
+  auto n = st.xfer->finish_pull(*st.engine, p.job, pulled);
+  if (!n) {
+    st.log->warn("KV pull of {} from {} failed ({}): prefilling locally", p.reply.request_id, p.reply.prefill_worker_id,
+                 n.err().describe());
+    st.local_fallbacks++;
+  } else {
+    st.log->debug("{}: {} KV blocks from {}", p.reply.request_id, *n, p.reply.prefill_worker_id);
     publish_kv_events(st);  // imported blocks are ours now: the router may route to them
   }
-  send_release(st, *r);
-  wait.er.resume_tokens = r->first_tokens;
-  run_locally(self, key, std::move(wait.er));
+  send_release(st, p.reply);
+  run_locally(self, p.key, std::move(p.er));  // no-op when the client cancelled meanwhile
 }
 
 void on_remote_timeout(worker_actor* self, const std::string& key) {
@@ -542,7 +575,9 @@ caf::behavior worker_behavior(worker_actor* self, transport::nats_connection* co
             continue;
           }
           st.log->info("cancelling {} ({})", key, c->reason);
-          if (st.remote.erase(key)) {  // still waiting for a remote prefill: end it here (a late reply is released)
+          bool pulling = std::any_of(st.pulls.begin(), st.pulls.end(), [&](const auto& p) { return p.second.key == key; });
+          // Still waiting for a remote prefill or its KV: end it here (a late reply or pull is released then).
+          if (st.remote.erase(key) || pulling) {
             msg::token_chunk fin;
             fin.request_id = stream.request_id;
             fin.seq = it->second.next_seq++;
@@ -582,6 +617,9 @@ caf::behavior worker_behavior(worker_actor* self, transport::nats_connection* co
       [=](prefilled_atom, transport::nats_message& m) { on_prefill_reply(self, m); },
       [=](release_atom, transport::nats_message& m) { on_kv_release(self->state, m); },
       [=](remote_timeout_atom, const std::string& key) { on_remote_timeout(self, key); },
+      [=](pulled_atom, std::uint64_t id, std::int32_t code, const std::string& message) {
+        on_pulled(self, id, code, message);
+      },
       [=](heartbeat_atom, transport::nats_message& m) { on_peer_heartbeat(self->state, m); },
       [=](heartbeat_atom) {
         auto& st = self->state;
