@@ -88,15 +88,21 @@ double decode_ms(const engine_profile& p, double u) {
 
 double step_time_ms(const engine_profile& p, const batch_plan& plan) {
   double ms = 0;
-  bool any_prefill = false;
+  bool any_prefill = false, any_decode = plan.num_decode_seqs > 0;
   for (const auto& e : plan.seqs) {
     if (!e.is_prefill) continue;
+    // A one-token "prefill" (a resumed sequence whose KV is all present, e.g.
+    // after a disaggregated prefill of a block-aligned prompt) is a decode.
+    if (e.tokens.size() <= 1 && e.start_pos > 0) {
+      any_decode = true;
+      continue;
+    }
     double t = static_cast<double>(e.tokens.size()), c = e.start_pos;
     ms += p.prefill_a * (t * t + p.prefill_context_factor * t * c) + p.prefill_b * t;
     any_prefill = true;
   }
   if (any_prefill) ms += p.prefill_c;
-  if (plan.num_decode_seqs > 0) {
+  if (any_decode) {
     double cap = double(plan.num_blocks) * plan.block_size;
     double u = cap > 0 ? std::min(1.0, double(plan.active_kv_tokens) / cap) : 0.0;
     ms += decode_ms(p, u);

@@ -28,7 +28,11 @@ result<caf::actor> node_runtime::add_worker(const engine_options& eng, actors::w
   auto engine = make_engine(eng);
   if (!engine) return engine.err();
   cfg.model = served_model_name(eng);
-  auto w = actors::spawn_worker(*sys_, *conn_, std::move(*engine), std::move(cfg));
+  return add_worker(std::move(*engine), std::move(cfg));
+}
+
+result<caf::actor> node_runtime::add_worker(std::unique_ptr<backends::engine> engine, actors::worker_config cfg) {
+  auto w = actors::spawn_worker(*sys_, *conn_, std::move(engine), std::move(cfg));
   if (!w) return w.err();
   workers_.push_back(*w);
   return *w;

@@ -33,6 +33,8 @@ class node_runtime {
   ~node_runtime();
 
   result<caf::actor> add_worker(const engine_options& eng, actors::worker_config cfg);
+  // A worker around an engine built by the caller (cfg.model names what it serves).
+  result<caf::actor> add_worker(std::unique_ptr<backends::engine> engine, actors::worker_config cfg);
   result<caf::actor> add_router(actors::router_config cfg);
   // Spawns the frontend actor and starts its HTTP server.
   status add_frontend(actors::frontend_config cfg, actors::http_options http);

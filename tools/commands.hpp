@@ -29,6 +29,7 @@ int run_mkmodel(int argc, char** argv);
 int run_bench_engine(int argc, char** argv);
 // <decl-native>
 int run_bench_transfer(int argc, char** argv);
+int run_bench_disagg(int argc, char** argv);
 // <decl-ucx>
 int run_bench_tiers(int argc, char** argv);
 // <decl-tiers>

@@ -26,6 +26,7 @@ const command commands[] = {
     {"bench engine", yard::cmd::run_bench_engine, "native engine decode/prefill tokens/s vs the memory-bandwidth bound"},
     // <cmd-native>
     {"bench transfer", yard::cmd::run_bench_transfer, "UCX KV transfer vs ucx_perftest"},
+    {"bench disagg", yard::cmd::run_bench_disagg, "aggregated vs disaggregated prefill/decode: ITL p99, TTFT p50/p99"},
     // <cmd-ucx>
     {"bench tiers", yard::cmd::run_bench_tiers, "KV tiers: TTFT on vs off, G3 vs sequential disk"},
     // <cmd-tiers>

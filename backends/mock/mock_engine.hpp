@@ -65,6 +65,7 @@ class mock_engine final : public engine {
   // The synthetic content of the block stored under `hash` (what export_kv
   // writes and import_kv insists on), so corruption is always detected.
   static void synthetic_block(kv::block_hash hash, std::span<std::byte> out);
+  static std::uint64_t synthetic_word(kv::block_hash hash, std::size_t i);  // 8-byte word i of that content
 
   // Like add_request, with the prompt's full-block hashes already computed
   // (same block size and cache salt): the simulator hashes a trace once.
