@@ -98,9 +98,16 @@ void subscription::reset() {
 
 // ---- connection ------------------------------------------------------------
 
+struct nats_connection::callback_state {
+  std::string name;
+  std::atomic<std::uint64_t> reconnects{0};
+  std::atomic<bool> closing{false};  // silences the disconnect callback on our own close
+};
+
 result<std::unique_ptr<nats_connection>> nats_connection::connect(const nats_options& o) {
   std::unique_ptr<nats_connection> self(new nats_connection());
-  self->name_ = o.name;
+  auto cb = std::make_unique<callback_state>();
+  cb->name = o.name;
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
   if (s != NATS_OK) return nats_error(s, "creating NATS options");
@@ -123,8 +130,9 @@ result<std::unique_ptr<nats_connection>> nats_connection::connect(const nats_opt
   if (s == NATS_OK && !o.tls_ca_file.empty()) s = natsOptions_LoadCATrustedCertificates(opts, o.tls_ca_file.c_str());
   if (s == NATS_OK && !o.tls_cert_file.empty())
     s = natsOptions_LoadCertificatesChain(opts, o.tls_cert_file.c_str(), o.tls_key_file.c_str());
-  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &nats_connection::on_disconnected, self.get());
-  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &nats_connection::on_reconnected, self.get());
+  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &nats_connection::on_disconnected, cb.get());
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &nats_connection::on_reconnected, cb.get());
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &nats_connection::on_closed, cb.get());
   if (s != NATS_OK) {
     natsOptions_Destroy(opts);
     return nats_error(s, "configuring NATS options");
@@ -135,30 +143,37 @@ result<std::unique_ptr<nats_connection>> nats_connection::connect(const nats_opt
     self->nc_ = nullptr;
     return nats_error(s == NATS_TIMEOUT ? NATS_NO_SERVER : s, "cannot connect to NATS at " + all);
   }
+  self->cb_ = cb.release();  // from here on the closed callback frees it
   log()->info("{} connected to {}", o.name, self->connected_url());
   return self;
 }
 
 nats_connection::~nats_connection() {
   if (nc_ != nullptr) {
-    closing_ = true;
+    cb_->closing = true;
     natsConnection_FlushTimeout(nc_, 500);
     natsConnection_Close(nc_);
     natsConnection_Destroy(nc_);
   }
 }
 
+std::uint64_t nats_connection::reconnects() const { return cb_ ? cb_->reconnects.load() : 0; }
+
 void nats_connection::on_disconnected(natsConnection*, void* p) {
-  auto* self = static_cast<nats_connection*>(p);
-  if (self->closing_) return;
-  log()->warn("{} lost its NATS connection; reconnecting", self->name_);
+  auto* cb = static_cast<callback_state*>(p);
+  if (cb->closing) return;
+  log()->warn("{} lost its NATS connection; reconnecting", cb->name);
 }
 
-void nats_connection::on_reconnected(natsConnection*, void* p) {
-  auto* self = static_cast<nats_connection*>(p);
-  self->reconnects_++;
-  log()->info("{} reconnected to {}", self->name_, self->connected_url());
+void nats_connection::on_reconnected(natsConnection* nc, void* p) {
+  auto* cb = static_cast<callback_state*>(p);
+  cb->reconnects++;
+  char url[256] = {0};
+  natsConnection_GetConnectedUrl(nc, url, sizeof(url));
+  log()->info("{} reconnected to {}", cb->name, url);
 }
+
+void nats_connection::on_closed(natsConnection*, void* p) { delete static_cast<callback_state*>(p); }
 
 status nats_connection::publish(const std::string& subject, std::string_view data, const std::string& reply,
                                 std::string_view content_type) {

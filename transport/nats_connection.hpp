@@ -90,16 +90,19 @@ class nats_connection {
   bool connected() const;
   std::string connected_url() const;
   // Counts of reconnects seen (for tests and /metrics).
-  std::uint64_t reconnects() const { return reconnects_.load(); }
+  std::uint64_t reconnects() const;
 
  private:
+  // What nats.c's connection callbacks see. It outlives this object: nats.c
+  // may run the disconnected callback of our own close() after the destructor
+  // returned, so the closed callback (always the last one) frees it.
+  struct callback_state;
   nats_connection() = default;
-  static void on_disconnected(__natsConnection*, void* self);
-  static void on_reconnected(__natsConnection*, void* self);
+  static void on_disconnected(__natsConnection*, void* state);
+  static void on_reconnected(__natsConnection*, void* state);
+  static void on_closed(__natsConnection*, void* state);
   __natsConnection* nc_ = nullptr;
-  std::string name_;
-  std::atomic<std::uint64_t> reconnects_{0};
-  std::atomic<bool> closing_{false};  // silences the disconnect callback on our own close
+  callback_state* cb_ = nullptr;
 };
 
 }  // namespace yard::transport
