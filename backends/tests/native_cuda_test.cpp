@@ -12,6 +12,7 @@
 #include "backends/native/cuda/cuda_executor.hpp"
 #include "backends/native/model.hpp"
 #include "backends/native/native_engine.hpp"
+#include "kv/block_hash.hpp"
 #include "backends/tests/native_test_util.hpp"
 
 #ifdef YARD_HAVE_CUDA
@@ -173,6 +174,53 @@ TEST_F(native_cuda_test, greedy_tokens_match_cpu_engine) {
   auto gpu = generate("cuda");
   ASSERT_EQ(cpu.size(), 3u);
   EXPECT_EQ(cpu, gpu);
+}
+
+// KV blocks computed on the GPU, exported through host memory, are byte-for-byte
+// what a CPU engine can import and continue from (disaggregation, tiers).
+TEST_F(native_cuda_test, exported_device_kv_continues_on_the_cpu_engine) {
+  if (!native::cuda_available()) GTEST_SKIP() << "no CUDA device: " << native::probe_cuda_device().reason;
+  native_engine_options og;
+  og.device = "cuda";
+  og.num_blocks = 64;
+  auto gpu = native_engine::open(*model_dir_, og);
+  ASSERT_TRUE(gpu) << gpu.err().describe();
+  native_engine_options oc;
+  oc.num_blocks = 64;
+  auto cpu = native_engine::open(*model_dir_, oc);
+  ASSERT_TRUE(cpu);
+  auto prompt = *(*gpu)->tokenize("a prompt long enough to fill two or three sixteen-token blocks of the KV cache, at least");
+  auto run = [](native_engine& e, engine_request r) {
+    std::vector<token_id> out;
+    EXPECT_TRUE(e.add_request(std::move(r)));
+    for (int guard = 0; e.has_work() && guard < 10000; ++guard)
+      for (auto& o2 : e.step().outputs) out.insert(out.end(), o2.new_tokens.begin(), o2.new_tokens.end());
+    return out;
+  };
+  engine_request r;
+  r.request_id = "ref";
+  r.prompt = prompt;
+  r.max_tokens = 8;
+  r.sampling.temperature = 0;
+  auto want = run(**cpu, r);
+  r.request_id = "pf";
+  r.max_tokens = 1;
+  auto first = run(**gpu, r);
+  ASSERT_EQ(first.size(), 1u);
+  auto hashes = kv::hash_blocks(prompt, 16, std::nullopt);
+  ASSERT_GE(hashes.size(), 2u);
+  std::vector<std::byte> buf(hashes.size() * (*gpu)->kv_block_bytes());
+  ASSERT_EQ((*gpu)->export_kv(hashes, buf), hashes.size());
+  native_engine_options oc2 = oc;
+  auto dec = native_engine::open(*model_dir_, oc2);
+  ASSERT_TRUE(dec);
+  ASSERT_TRUE((*dec)->import_kv(hashes, std::nullopt, buf));
+  r.request_id = "dec";
+  r.max_tokens = 8;
+  r.resume_tokens = first;
+  auto rest = run(**dec, r);
+  first.insert(first.end(), rest.begin(), rest.end());
+  EXPECT_EQ(first, want);
 }
 
 #endif  // YARD_HAVE_CUDA

@@ -60,6 +60,18 @@ class cuda_executor final : public executor {
  public:
   cuda_executor(std::unique_ptr<cuda_model> m, int vocab) : model_(std::move(m)), vocab_(vocab) {}
 
+  // KV bytes for disaggregation and tiers: staged through host memory.
+  std::size_t kv_block_bytes() const override { return model_->block_bytes(); }
+  void read_block(kv::block_id b, kv::block_hash, std::span<std::byte> out) const override {
+    if (out.size() < model_->block_bytes()) return;
+    if (auto err = model_->read_block(b, out.data()); !err.empty()) component_logger("cuda")->error("KV read: {}", err);
+  }
+  status write_block(kv::block_id b, kv::block_hash, std::span<const std::byte> in) override {
+    if (in.size() != model_->block_bytes()) return make_error(errc::bad_request, "KV block of the wrong size");
+    if (auto err = model_->write_block(b, in.data()); !err.empty()) return make_error(errc::internal, err);
+    return status::success();
+  }
+
   execution_result execute(const batch_plan& plan) override {
     auto t0 = std::chrono::steady_clock::now();
     std::vector<batch_item> items;

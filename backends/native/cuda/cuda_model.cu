@@ -353,6 +353,42 @@ std::unique_ptr<cuda_model> cuda_model::create(const model_weights& w, const kv_
   return m;
 }
 
+std::size_t cuda_model::block_bytes() const {
+  const auto& sh = p_->shape;
+  return static_cast<std::size_t>(sh.n_layers) * 2 * sh.block_size * sh.n_kv_heads * sh.head_dim * sizeof(float);
+}
+
+namespace {
+// Copies one block between the device cache and a host buffer, layer by layer.
+std::string copy_block(const kv_cache_shape& sh, float* kc, float* vc, std::uint32_t block, char* host, bool to_host,
+                       cudaStream_t stream) {
+  if (block >= static_cast<std::uint32_t>(sh.n_blocks)) return "KV block id out of range";
+  const std::size_t row = static_cast<std::size_t>(sh.n_kv_heads) * sh.head_dim;
+  const std::size_t part = static_cast<std::size_t>(sh.block_size) * row;  // floats per K (or V) block of a layer
+  if (cudaError_t rc = cudaStreamSynchronize(stream); rc != cudaSuccess) return cuda_err("cudaStreamSynchronize", rc);
+  for (int l = 0; l < sh.n_layers; ++l) {
+    const std::size_t off = (static_cast<std::size_t>(l) * sh.n_blocks + block) * part;
+    char* h = host + static_cast<std::size_t>(l) * 2 * part * sizeof(float);
+    for (int kv = 0; kv < 2; ++kv) {
+      float* dev = (kv == 0 ? kc : vc) + off;
+      char* hp = h + kv * part * sizeof(float);
+      cudaError_t rc = to_host ? cudaMemcpy(hp, dev, part * sizeof(float), cudaMemcpyDeviceToHost)
+                               : cudaMemcpy(dev, hp, part * sizeof(float), cudaMemcpyHostToDevice);
+      if (rc != cudaSuccess) return cuda_err("cudaMemcpy(kv block)", rc);
+    }
+  }
+  return "";
+}
+}  // namespace
+
+std::string cuda_model::read_block(std::uint32_t block, void* out) const {
+  return copy_block(p_->shape, p_->kc, p_->vc, block, static_cast<char*>(out), true, p_->stream);
+}
+
+std::string cuda_model::write_block(std::uint32_t block, const void* in) {
+  return copy_block(p_->shape, p_->kc, p_->vc, block, const_cast<char*>(static_cast<const char*>(in)), false, p_->stream);
+}
+
 std::string cuda_model::forward(const std::vector<batch_item>& batch, std::vector<float>& logits) {
   auto& p = *p_;
   const auto& c = p.cfg;

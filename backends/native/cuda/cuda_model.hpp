@@ -43,6 +43,13 @@ class cuda_model {
   // (a block id outside the cache, a table too short, a CUDA error).
   std::string forward(const std::vector<batch_item>& batch, std::vector<float>& logits);
 
+  // One KV block in the portable layout (backends/native/native_executor.hpp:
+  // for each layer, K then V, [block_size][n_kv_heads][head_dim] f32), copied
+  // between device and host memory (synchronous). "" on success.
+  std::size_t block_bytes() const;
+  std::string read_block(std::uint32_t block, void* out) const;
+  std::string write_block(std::uint32_t block, const void* in);
+
   std::size_t weight_bytes() const;  // device bytes of weights
   std::size_t kv_bytes() const;      // device bytes of the K/V cache
 
