@@ -96,8 +96,12 @@ int run_up(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   if (node.live_workers() < static_cast<std::size_t>(workers))
     log->warn("only {} of {} workers registered in {} s", node.live_workers(), workers, ready_timeout_s);
-  std::printf("Switchyard is up: %d %s worker(s), model '%s'\n", workers, eng.engine.c_str(),
-              cluster::served_model_name(eng).c_str());
+  if (prefill_workers > 0)
+    std::printf("Switchyard is up: %d decode + %d prefill %s worker(s) (KV over UCX), model '%s'\n", workers,
+                prefill_workers, eng.engine.c_str(), cluster::served_model_name(eng).c_str());
+  else
+    std::printf("Switchyard is up: %d %s worker(s), model '%s'\n", workers, eng.engine.c_str(),
+                cluster::served_model_name(eng).c_str());
   std::printf("  OpenAI API : http://127.0.0.1:%d/v1  (try: curl -N http://127.0.0.1:%d/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}')\n",
               node.http_port(), node.http_port(), cluster::served_model_name(eng).c_str());
   std::printf("  NATS       : %s\n", proc.nats.servers.front().c_str());
