@@ -71,6 +71,7 @@ struct worker_state {
   struct prefill_peer {
     std::uint32_t in_flight = 0;
     clock::time_point seen;
+    std::string ucx_address;  // from its replies: the cached UCX endpoint to drop when it leaves
   };
   std::map<std::string, prefill_peer> prefill_pool;  // decode side: prefill workers of our model
   std::string prefill_inbox;
@@ -141,6 +142,11 @@ void kick(worker_actor* self) {
 
 // ---- disaggregation, decode side ----
 
+// A prefill worker left (lease expired, draining): close our UCX endpoint to it.
+void forget_prefill_peer(worker_state& st, const worker_state::prefill_peer& p) {
+  if (st.xfer && !p.ucx_address.empty()) st.xfer->forget_peer(p.ucx_address);
+}
+
 // Remote prefill only pays off for a long uncached prompt and only while the
 // prefill pool has room; anything else (and any failure later) is local.
 bool wants_remote_prefill(worker_state& st, const backends::engine_request& er,
@@ -154,6 +160,7 @@ bool wants_remote_prefill(worker_state& st, const backends::engine_request& er,
   std::size_t fresh = 0;
   for (auto it = st.prefill_pool.begin(); it != st.prefill_pool.end();) {
     if (now - it->second.seen > std::chrono::milliseconds(st.cfg.lease_ms)) {
+      forget_prefill_peer(st, it->second);
       it = st.prefill_pool.erase(it);
       continue;
     }
@@ -258,6 +265,9 @@ void on_prefill_reply(worker_actor* self, transport::nats_message& m) {
     return;
   }
   wait.er.resume_tokens = r->first_tokens;
+  if (r->region)
+    if (auto peer = st.prefill_pool.find(r->prefill_worker_id); peer != st.prefill_pool.end())
+      peer->second.ucx_address = r->region->worker_address;
   auto job = st.xfer->prepare_pull(*st.engine, *r, wait.hashes);
   if (!job || !*job) {
     if (!job)
@@ -313,7 +323,10 @@ void on_peer_heartbeat(worker_state& st, transport::nats_message& m) {
   auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type, st.cfg.limits);
   if (!hb || hb->component != "worker" || hb->role != "prefill" || hb->model != st.cfg.model) return;
   if (hb->draining) {
-    st.prefill_pool.erase(hb->instance_id);
+    if (auto it = st.prefill_pool.find(hb->instance_id); it != st.prefill_pool.end()) {
+      forget_prefill_peer(st, it->second);
+      st.prefill_pool.erase(it);
+    }
     return;
   }
   auto& p = st.prefill_pool[hb->instance_id];
