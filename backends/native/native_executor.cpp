@@ -3,9 +3,8 @@
 #include <cstring>
 
 #include <chrono>
-#include <random>
 
-#include "backends/native/sampler.hpp"
+#include "backends/native/plan_glue.hpp"
 
 namespace yard::backends::native {
 
@@ -14,36 +13,9 @@ native_executor::native_executor(std::shared_ptr<const model_weights> w, kv_cach
 
 execution_result native_executor::execute(const batch_plan& plan) {
   auto t0 = std::chrono::steady_clock::now();
-  std::vector<batch_item> items;
-  items.reserve(plan.seqs.size());
-  for (const auto& e : plan.seqs) {
-    batch_item it;
-    it.tokens = e.tokens.data();
-    it.n_tokens = static_cast<int>(e.tokens.size());
-    it.start_pos = static_cast<int>(e.start_pos);
-    it.block_table = e.block_table;
-    it.want_logits = e.sample;
-    items.push_back(it);
-  }
-  model_.forward(items, cache_, logits_);
+  model_.forward(batch_items(plan), cache_, logits_);
   execution_result r;
-  r.sampled.assign(plan.seqs.size(), 0);
-  r.logprobs.assign(plan.seqs.size(), 0.0f);
-  const int V = model_.config().vocab_size;
-  std::size_t row = 0;
-  for (std::size_t i = 0; i < plan.seqs.size(); ++i) {
-    const auto& e = plan.seqs[i];
-    if (!e.sample || e.tokens.empty()) continue;
-    msg::sampling_params greedy;
-    const auto& sp = e.sampling ? *e.sampling : greedy;
-    std::seed_seq seq{static_cast<std::uint32_t>(sp.seed.value_or(0)), static_cast<std::uint32_t>(sp.seed.value_or(0) >> 32),
-                      e.output_index};
-    std::mt19937_64 rng(seq);
-    auto s = sample(logits_.data() + row * V, V, sp, rng);
-    ++row;
-    r.sampled[i] = static_cast<token_id>(s.token);
-    r.logprobs[i] = s.logprob;
-  }
+  sample_plan(plan, logits_.data(), model_.config().vocab_size, r);
   r.model_time_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return r;
 }

@@ -12,7 +12,7 @@
 
 #include "backends/native/cuda/cuda_device.hpp"
 #include "backends/native/model.hpp"
-#include "backends/native/sampler.hpp"
+#include "backends/native/plan_glue.hpp"
 #include "common/log.hpp"
 
 #ifdef YARD_HAVE_CUDA
@@ -74,40 +74,16 @@ class cuda_executor final : public executor {
 
   execution_result execute(const batch_plan& plan) override {
     auto t0 = std::chrono::steady_clock::now();
-    std::vector<batch_item> items;
-    items.reserve(plan.seqs.size());
-    for (const auto& e : plan.seqs) {
-      batch_item it;
-      it.tokens = e.tokens.data();
-      it.n_tokens = static_cast<int>(e.tokens.size());
-      it.start_pos = static_cast<int>(e.start_pos);
-      it.block_table = e.block_table;
-      it.want_logits = e.sample;
-      items.push_back(it);
-    }
     execution_result r;
     r.sampled.assign(plan.seqs.size(), 0);
     r.logprobs.assign(plan.seqs.size(), 0.0f);
-    if (auto err = model_->forward(items, logits_); !err.empty()) {
+    if (auto err = model_->forward(batch_items(plan), logits_); !err.empty()) {
       // The executor interface has no error channel: log loudly; the sampled
       // tokens stay 0 for this step.
       component_logger("cuda")->error("CUDA forward failed: {}", err);
       return r;
     }
-    std::size_t row = 0;
-    for (std::size_t i = 0; i < plan.seqs.size(); ++i) {
-      const auto& e = plan.seqs[i];
-      if (!e.sample || e.tokens.empty()) continue;
-      msg::sampling_params greedy;
-      const auto& sp = e.sampling ? *e.sampling : greedy;
-      std::seed_seq seq{static_cast<std::uint32_t>(sp.seed.value_or(0)), static_cast<std::uint32_t>(sp.seed.value_or(0) >> 32),
-                        e.output_index};
-      std::mt19937_64 rng(seq);
-      auto s = sample(logits_.data() + row * vocab_, vocab_, sp, rng);
-      ++row;
-      r.sampled[i] = static_cast<token_id>(s.token);
-      r.logprobs[i] = s.logprob;
-    }
+    sample_plan(plan, logits_.data(), vocab_, r);
     r.model_time_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     return r;
   }

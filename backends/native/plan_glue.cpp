@@ -1,0 +1,44 @@
+// backends/native/plan_glue.cpp — see plan_glue.hpp.
+#include "backends/native/plan_glue.hpp"
+
+#include <random>
+
+#include "backends/native/sampler.hpp"
+
+namespace yard::backends::native {
+
+std::vector<batch_item> batch_items(const batch_plan& plan) {
+  std::vector<batch_item> items;
+  items.reserve(plan.seqs.size());
+  for (const auto& e : plan.seqs) {
+    batch_item it;
+    it.tokens = e.tokens.data();
+    it.n_tokens = static_cast<int>(e.tokens.size());
+    it.start_pos = static_cast<int>(e.start_pos);
+    it.block_table = e.block_table;
+    it.want_logits = e.sample;
+    items.push_back(it);
+  }
+  return items;
+}
+
+void sample_plan(const batch_plan& plan, const float* logits, int vocab, execution_result& r) {
+  r.sampled.assign(plan.seqs.size(), 0);
+  r.logprobs.assign(plan.seqs.size(), 0.0f);
+  std::size_t row = 0;
+  for (std::size_t i = 0; i < plan.seqs.size(); ++i) {
+    const auto& e = plan.seqs[i];
+    if (!e.sample || e.tokens.empty()) continue;
+    msg::sampling_params greedy;
+    const auto& sp = e.sampling ? *e.sampling : greedy;
+    std::seed_seq seq{static_cast<std::uint32_t>(sp.seed.value_or(0)), static_cast<std::uint32_t>(sp.seed.value_or(0) >> 32),
+                      e.output_index};
+    std::mt19937_64 rng(seq);
+    auto s = sample(logits + row * static_cast<std::size_t>(vocab), vocab, sp, rng);
+    ++row;
+    r.sampled[i] = static_cast<token_id>(s.token);
+    r.logprobs[i] = s.logprob;
+  }
+}
+
+}  // namespace yard::backends::native
