@@ -112,7 +112,8 @@ class disagg_netns : public ::testing::Test {
     auto out = run_capture("bash " + script_ + " exec " + name_ + " a curl -s -m 20 -H 'Content-Type: application/json' " +
                            "-d '" + body.dump() + "' http://192.0.2.1:" + std::to_string(http_port_) + "/v1/completions");
     auto j = nlohmann::json::parse(out, nullptr, false);
-    return j.is_discarded() ? nlohmann::json() : j;
+    if (j.is_discarded()) return nlohmann::json{{"raw_output", out}};  // shows what curl printed in a failure
+    return j;
   }
   std::string script_, name_;
   bool up_ = false;
