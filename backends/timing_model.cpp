@@ -110,6 +110,11 @@ double step_time_ms(const engine_profile& p, const batch_plan& plan) {
   return ms;
 }
 
+double onboard_ms(std::size_t blocks, std::size_t block_bytes, double gbps) {
+  if (gbps <= 0) return 0.0;
+  return double(blocks) * double(block_bytes) / (gbps * 1e6);  // GB/s = 1e6 bytes per ms
+}
+
 scheduler_config scheduler_config_from(const engine_profile& p) {
   scheduler_config c;
   c.max_num_seqs = p.max_num_seqs;

@@ -55,4 +55,8 @@ double step_time_ms(const engine_profile& p, const batch_plan& plan);
 
 scheduler_config scheduler_config_from(const engine_profile& p);
 
+// Modelled time to copy `blocks` KV blocks of `block_bytes` at `gbps` GB/s
+// (tier onboarding, charged to the mock's step time). gbps <= 0 -> 0.
+double onboard_ms(std::size_t blocks, std::size_t block_bytes, double gbps);
+
 }  // namespace yard::backends

@@ -23,6 +23,10 @@ void block_pool::acquire_cached(std::span<const block_hash> hashes, std::size_t 
                                 std::vector<block_id>& out) {
   stats_.lookup_blocks += lookup;
   stats_.hit_blocks += n;
+  pin_cached(hashes, n, out);
+}
+
+void block_pool::pin_cached(std::span<const block_hash> hashes, std::size_t n, std::vector<block_id>& out) {
   for (std::size_t i = 0; i < n; ++i) {
     auto it = cache_.find(hashes[i]);
     assert(it != cache_.end() && "acquire_cached: hash not cached (call match_prefix first)");
@@ -50,13 +54,18 @@ block_id block_pool::take_one() {
   if (lru_head_ == no_block) return no_block;
   block_id b = lru_head_;
   lru_remove(b);
+  evict(b);
+  return b;
+}
+
+void block_pool::evict(block_id b) {
   auto& m = meta_[b];
+  if (on_evict_) on_evict_(b, m.hash, m.has_parent ? std::optional<block_hash>(m.parent) : std::nullopt);
   cache_.erase(m.hash);
   record_removed(m.hash);
   ++stats_.evicted_blocks;
   m.hashed = false;
   m.has_parent = false;
-  return b;
 }
 
 bool block_pool::allocate(std::size_t n, std::vector<block_id>& out) {
@@ -183,12 +192,7 @@ void block_pool::evict_all_unreferenced() {
   while (lru_head_ != no_block) {
     block_id b = lru_head_;
     lru_remove(b);
-    auto& m = meta_[b];
-    cache_.erase(m.hash);
-    record_removed(m.hash);
-    ++stats_.evicted_blocks;
-    m.hashed = false;
-    m.has_parent = false;
+    evict(b);
     free_.push_back(b);
   }
 }

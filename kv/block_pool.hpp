@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <unordered_map>
@@ -49,7 +50,16 @@ struct block_pool_stats {
 
 class block_pool {
  public:
+  // Called right before a cached block is evicted (allocation reusing it, or
+  // evict_all_unreferenced), while its contents are still valid: the block,
+  // its hash and its parent (absent = chain root). KV tiers copy the bytes out
+  // here (offload on eviction). The callback must not call back into the pool.
+  using evict_fn = std::function<void(block_id, block_hash, std::optional<block_hash> parent)>;
+
   explicit block_pool(block_pool_options opts = {});
+
+  // Replaces the eviction callback (empty = none, the default).
+  void set_evict_callback(evict_fn fn) { on_evict_ = std::move(fn); }
 
   std::uint32_t num_blocks() const { return opts_.num_blocks; }
   std::uint32_t block_size() const { return opts_.block_size; }
@@ -69,6 +79,9 @@ class block_pool {
   // Counts `lookup` blocks asked / n hit in the stats (lookup >= n).
   void acquire_cached(std::span<const block_hash> hashes, std::size_t n, std::size_t lookup,
                       std::vector<block_id>& out);
+  // Like acquire_cached without touching the lookup/hit stats: holds blocks
+  // (e.g. while importing more behind them) so allocation cannot evict them.
+  void pin_cached(std::span<const block_hash> hashes, std::size_t n, std::vector<block_id>& out);
 
   // Appends `n` fresh blocks (ref 1, unhashed) to `out`, evicting LRU cached
   // blocks as needed. Returns false and changes nothing when fewer than `n`
@@ -121,6 +134,7 @@ class block_pool {
   block_id take_one();  // a free or evicted block, or no_block
   void record_stored(block_hash h, std::optional<block_hash> parent);
   void record_removed(block_hash h);
+  void evict(block_id b);  // cached, unreferenced, already off the LRU list
 
   block_pool_options opts_;
   std::vector<block_meta> meta_;          // grows lazily up to num_blocks
@@ -130,6 +144,7 @@ class block_pool {
   std::uint32_t num_referenced_ = 0;
   std::vector<msg::kv_event> events_;
   block_pool_stats stats_;
+  evict_fn on_evict_;
 };
 
 }  // namespace yard::kv

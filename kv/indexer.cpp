@@ -456,13 +456,14 @@ void kv_indexer::find_matches(std::span<const block_hash> hashes, std::vector<ov
   if (hashes.empty()) return;
   // Per-thread scratch indexed by worker, valid only where epoch == cur, so
   // nothing is cleared between calls.
-  thread_local std::vector<std::uint32_t> epoch, any_len, t1_len;
+  thread_local std::vector<std::uint32_t> epoch, any_len, t1_len, n2, n3, best_at;
+  thread_local std::vector<std::uint8_t> best;
   thread_local std::uint32_t cur = 0;
   thread_local std::vector<worker_index> touched;
   if (epoch.size() < opts_.max_workers) {
     epoch.assign(opts_.max_workers, 0);
-    any_len.assign(opts_.max_workers, 0);
-    t1_len.assign(opts_.max_workers, 0);
+    for (auto* v : {&any_len, &t1_len, &n2, &n3, &best_at}) v->assign(opts_.max_workers, 0);
+    best.assign(opts_.max_workers, 0);
     cur = 0;
   }
   if (++cur == 0) {
@@ -494,24 +495,41 @@ void kv_indexer::find_matches(std::span<const block_hash> hashes, std::vector<ov
         break;
       }
       std::uint32_t extended = 0;
-      for (std::uint32_t h : shard_for(hashes[i]).holders(*s)) {
+      const auto holders = shard_for(hashes[i]).holders(*s);
+      // Pass 1: each worker still in the run gets the best (lowest) tier it holds block i in.
+      for (std::uint32_t h : holders) {
         worker_index w = holder_worker(h);
         if (w >= opts_.max_workers) continue;
         if (i == 0) {
           if (epoch[w] != cur) {
             epoch[w] = cur;
-            any_len[w] = 0;
-            t1_len[w] = 0;
+            any_len[w] = t1_len[w] = n2[w] = n3[w] = best_at[w] = 0;
             touched.push_back(w);
           }
         } else if (epoch[w] != cur) {
           continue;
         }
-        if (any_len[w] == i) {
-          any_len[w] = i + 1;
-          ++extended;
+        if (any_len[w] != i) continue;
+        if (best_at[w] != i + 1) {
+          best_at[w] = i + 1;
+          best[w] = holder_tier(h);
+        } else {
+          best[w] = std::min(best[w], holder_tier(h));
         }
-        if (holder_tier(h) == 1 && t1_len[w] == i) t1_len[w] = i + 1;
+      }
+      // Pass 2: extend each of those runs once, counting the block in its best tier.
+      for (std::uint32_t h : holders) {
+        worker_index w = holder_worker(h);
+        if (w >= opts_.max_workers || epoch[w] != cur || best_at[w] != i + 1 || any_len[w] != i) continue;
+        any_len[w] = i + 1;
+        ++extended;
+        if (best[w] == 1) {
+          if (t1_len[w] == i) t1_len[w] = i + 1;
+        } else if (best[w] == 2) {
+          ++n2[w];
+        } else {
+          ++n3[w];
+        }
       }
       if (!extended) {
         done = true;
@@ -525,7 +543,7 @@ void kv_indexer::find_matches(std::span<const block_hash> hashes, std::vector<ov
   out.reserve(touched.size());
   for (worker_index w : touched) {
     if (any_len[w] == 0) continue;
-    out.push_back(overlap{w, t1_len[w], any_len[w]});
+    out.push_back(overlap{w, t1_len[w], any_len[w], n2[w], n3[w]});
   }
 }
 

@@ -15,7 +15,8 @@
 //
 // Matching semantics: for a hash chain h[0..n), a worker's tier-1 overlap is
 // the largest k such that it holds h[0..k) in tier 1; its any-tier overlap the
-// largest k such that it holds each of h[0..k) in some tier.
+// largest k such that it holds each of h[0..k) in some tier; of those k
+// blocks, blocks_g2/blocks_g3 are held at best (lowest tier) in tier 2/3.
 #pragma once
 
 #include <atomic>
@@ -43,6 +44,8 @@ struct overlap {
   worker_index worker = 0;
   std::uint32_t blocks = 0;      // tier-1 consecutive prefix
   std::uint32_t blocks_any = 0;  // any-tier consecutive prefix
+  std::uint32_t blocks_g2 = 0;   // of the any-tier prefix, blocks whose best tier is 2 (host)
+  std::uint32_t blocks_g3 = 0;   // ... whose best tier is 3 (disk)
 };
 
 // What the caller must do after a batch.

@@ -88,6 +88,8 @@ result<route_output> kv_router_core::route(const route_input& in) {
     if (it != cands_.end() && it->worker == m.worker) {
       it->overlap_blocks = m.blocks;
       it->overlap_blocks_any = m.blocks_any;
+      it->overlap_blocks_g2 = m.blocks_g2;
+      it->overlap_blocks_g3 = m.blocks_g3;
     }
   }
   auto d = policy_->choose(req, cands_);

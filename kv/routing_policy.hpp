@@ -41,6 +41,8 @@ struct worker_candidate {
   std::uint32_t overlap_blocks = 0;        // leading blocks of the prompt cached in tier 1 (device)
   std::uint32_t overlap_blocks_any = 0;    // leading blocks cached in any tier (>= overlap_blocks)
   worker_load load;
+  std::uint32_t overlap_blocks_g2 = 0;     // of overlap_blocks_any, blocks found at best in tier 2 (host)
+  std::uint32_t overlap_blocks_g3 = 0;     // ... in tier 3 (disk); the rest are in tier 1
 };
 
 // What a policy is asked to place.
@@ -84,8 +86,15 @@ struct policy_config {
   std::uint32_t prefill_chunk_tokens = 2048;
   // Decode interference: ms a worker's prefill is slowed per active decode block (default 0.002).
   double decode_ms_per_block = 0.002;
-  // A block found only in tier 2/3 costs this fraction of recomputing it (default 0.25).
-  double lower_tier_cost = 0.25;
+  // Lower-tier hits count as partial: a leading block found only in tier 2
+  // (host) / tier 3 (disk) counts as this fraction of a tier-1 hit (used by
+  // "ttft" and "dynamo"). weight = 1 - onboarding time / recompute time of a
+  // block. Defaults from backends/kv_tiering.hpp's modelled bandwidths and the
+  // default profile at a 4k-token context, 64-token blocks of 8 MiB (Llama-3-8B
+  // fp16): recompute ~1.2 ms/block; G2 at 25 GB/s 0.34 ms -> 0.7; G3 at 8 GB/s
+  // 1.05 ms -> 0.1. Set them from measured onboarding cost where known.
+  double tier2_hit_weight = 0.7;  // (default 0.7)
+  double tier3_hit_weight = 0.1;  // (default 0.1)
   // Candidates whose prediction is within this many ms (or relative fraction) of the
   // best are tied; ties go to the least loaded (default 1 ms / 2 %).
   double tie_ms = 1.0;
@@ -116,6 +125,10 @@ std::vector<std::string> policy_names();
 // A new policy by name; unknown name -> errc::bad_request naming the valid ones.
 result<std::unique_ptr<routing_policy>> make_policy(std::string_view name, const policy_config& config,
                                                     std::uint64_t seed);
+
+// A candidate's leading cached blocks with lower-tier hits weighted:
+// tier-1 blocks + tier2_hit_weight * g2 + tier3_hit_weight * g3 (<= overlap_blocks_any).
+double weighted_overlap_blocks(const worker_candidate& c, const policy_config& config);
 
 // prefill_ms(t) of `config`'s fitted model (shared with the simulator's reports).
 double predicted_prefill_ms(const policy_config& config, double tokens);

@@ -4,8 +4,10 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "backends/kv_exchange.hpp"
+#include "common/log.hpp"
 
 namespace yard::backends {
 
@@ -92,9 +94,40 @@ mock_engine::mock_engine(mock_engine_options opts) : opts_(std::move(opts)) {
   po.enable_prefix_caching = opts_.enable_prefix_caching;
   sched_ = std::make_unique<scheduler>(sc, po);
   exec_ = std::make_unique<mock_executor>(opts_);
+  if (opts_.tiers.enabled()) {
+    const engine_profile prof = opts_.profile;
+    auto t = kv_tiering::create(opts_.tiers, sched_->pool(), *exec_, [prof](std::size_t prompt, std::size_t uncached) {
+      return prefill_ms(prof, double(uncached), double(prompt - uncached));
+    });
+    if (t) tiering_ = std::move(t.value());
+    else {
+      tier_status_ = t.err();
+      component_logger("mock")->error("KV tiers disabled: {}", t.err().describe());
+    }
+  }
 }
 
 mock_engine::~mock_engine() = default;
+
+result<std::unique_ptr<mock_engine>> mock_engine::create(mock_engine_options opts) {
+  auto e = std::make_unique<mock_engine>(std::move(opts));
+  if (!e->tier_status_) return e->tier_status_.err();
+  return e;
+}
+
+std::vector<msg::kv_event> mock_engine::drain_kv_events() {
+  auto ev = sched_->pool().drain_events();
+  if (tiering_)
+    for (auto& e : tiering_->drain_events()) ev.push_back(std::move(e));
+  return ev;
+}
+
+std::vector<msg::kv_event> mock_engine::kv_snapshot() const {
+  auto ev = sched_->pool().snapshot();
+  if (tiering_)
+    for (auto& e : tiering_->snapshot()) ev.push_back(std::move(e));
+  return ev;
+}
 
 std::uint64_t mock_engine::prompt_state(const std::vector<token_id>& prompt, std::uint64_t seed) {
   std::uint64_t h = splitmix(seed);
@@ -138,9 +171,14 @@ status mock_engine::add_request_prehashed(engine_request req, std::vector<kv::bl
   spec.stop_token_ids = std::move(req.stop_token_ids);
   spec.cache_salt = std::move(req.cache_salt);
   spec.sampling = req.sampling;
-  spec.block_hashes = std::move(prompt_hashes);
+  if (tiering_ && prompt_hashes.empty())
+    prompt_hashes = kv::hash_blocks(spec.tokens, sched_->pool().block_size(),
+                                    spec.cache_salt ? std::optional<std::string_view>(*spec.cache_salt) : std::nullopt);
+  const std::size_t total_tokens = spec.tokens.size();
+  spec.block_hashes = tiering_ ? prompt_hashes : std::move(prompt_hashes);
   auto r = sched_->add(std::move(spec));
   if (!r) return r.err();
+  if (tiering_) pending_onboard_ms_ += tiering_->onboard(prompt_hashes, total_tokens).modelled_ms;
   if (!req.stop.empty()) extras_[req.request_id] = request_extra{std::move(req.stop), {}};
   return status::success();
 }
@@ -150,7 +188,7 @@ void mock_engine::cancel(const std::string& request_id) { sched_->cancel(request
 step_result mock_engine::step() {
   step_result r;
   auto o = sched_->step(*exec_);
-  r.model_time_ms = o.ran ? o.model_time_ms : 0.0;
+  r.model_time_ms = (o.ran ? o.model_time_ms : 0.0) + std::exchange(pending_onboard_ms_, 0.0) / opts_.speedup;
   for (auto& u : o.updates) {
     sequence_output out;
     out.request_id = std::move(u.request_id);

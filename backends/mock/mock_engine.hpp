@@ -14,6 +14,11 @@
 // KV events are real: every block the pool stores or evicts. Blocks have
 // synthetic bytes (a function of the block hash, kv_block_bytes long), so
 // disaggregated transfers and tiers move and verify real data.
+// KV tiers (options.tiers, off by default): G1 evictions go down to G2/G3
+// (backends/kv_tiering.hpp) and a new request's prefix found there is onboarded
+// before prefill when predicted faster than recompute; the modelled copy time
+// (block bytes / tier bandwidth, backends/timing_model.hpp onboard_ms) is added
+// to the next step's model time, so a simulator sees what onboarding costs.
 // Must not touch: clocks or sleeping (the caller paces steps).
 // Thread-safety: not thread-safe (see engine).
 #pragma once
@@ -23,6 +28,7 @@
 #include <unordered_map>
 
 #include "backends/engine.hpp"
+#include "backends/kv_tiering.hpp"
 #include "backends/scheduler/scheduler.hpp"
 #include "backends/timing_model.hpp"
 
@@ -37,6 +43,7 @@ struct mock_engine_options {
   engine_profile profile;            // profile-mode timing and limits (default: default_profile())
   bool enable_prefix_caching = true; // (default true)
   std::uint32_t kv_block_bytes = 4096; // synthetic bytes per KV block for transfers/tiers; 0 = none (default 4096)
+  kv_tier_options tiers;             // G2/G3 KV tiers (default off)
 };
 
 // Profile-mode options: timing, limits and block geometry from `p`.
@@ -44,8 +51,12 @@ mock_engine_options mock_options_from_profile(const engine_profile& p, double sp
 
 class mock_engine final : public engine {
  public:
+  // A tier set-up error (bad G3 dir or key) is logged and the engine runs
+  // without tiers; use create() to get the error instead.
   explicit mock_engine(mock_engine_options opts = {});
   ~mock_engine() override;
+  // Like the constructor, but a tier set-up error is returned.
+  static result<std::unique_ptr<mock_engine>> create(mock_engine_options opts);
 
   std::string name() const override { return "mock"; }
   result<std::vector<token_id>> tokenize(std::string_view text) const override;
@@ -55,7 +66,7 @@ class mock_engine final : public engine {
   bool has_work() const override { return sched_->has_work(); }
   step_result step() override;
   msg::load_report load() const override;
-  std::vector<msg::kv_event> drain_kv_events() override { return sched_->pool().drain_events(); }
+  std::vector<msg::kv_event> drain_kv_events() override;
   std::uint32_t block_size() const override { return sched_->pool().block_size(); }
   std::size_t kv_block_bytes() const override { return opts_.kv_block_bytes; }
   std::size_t cached_blocks(std::span<const kv::block_hash> hashes) const override;
@@ -72,8 +83,10 @@ class mock_engine final : public engine {
   status add_request_prehashed(engine_request req, std::vector<kv::block_hash> prompt_hashes);
 
   // The full block set, as stored events (answer to an indexer resync).
-  std::vector<msg::kv_event> kv_snapshot() const { return sched_->pool().snapshot(); }
+  std::vector<msg::kv_event> kv_snapshot() const override;
   const scheduler& sched() const { return *sched_; }
+  // The tiers, when configured and set up (nullptr otherwise).
+  const kv_tiering* tiering() const { return tiering_.get(); }
 
   // The deterministic token at output position `i` for a prompt (exposed so
   // tests can compute the expected stream).
@@ -91,6 +104,9 @@ class mock_engine final : public engine {
   mock_engine_options opts_;
   std::unique_ptr<scheduler> sched_;
   std::unique_ptr<mock_executor> exec_;
+  std::unique_ptr<kv_tiering> tiering_;  // after exec_ and sched_: unhooks the pool first
+  status tier_status_;                   // tier set-up result (create() returns it)
+  double pending_onboard_ms_ = 0;        // modelled onboarding time, charged to the next step
   std::unordered_map<std::string, request_extra> extras_;  // only requests with stop strings
 };
 

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <utility>
 
 #include "backends/native/cuda/cuda_executor.hpp"
+#include "backends/timing_model.hpp"
 #include "common/log.hpp"
 
 namespace yard::backends {
@@ -71,6 +73,18 @@ result<std::unique_ptr<native_engine>> native_engine::open(const std::string& mo
   po.block_size = opts.block_size;
   po.enable_prefix_caching = opts.enable_prefix_caching;
   e->sched_ = std::make_unique<scheduler>(sc, po);
+  if (opts.tiers.enabled()) {
+    // Recompute cost for the onboarding decision: the default profile's fit
+    // (a model of the GPU deployment this engine stands in for).
+    auto t = kv_tiering::create(opts.tiers, e->sched_->pool(), *e->exec_, [](std::size_t prompt, std::size_t uncached) {
+      return prefill_ms(default_profile(), double(uncached), double(prompt - uncached));
+    });
+    if (!t) {
+      log->error("KV tiers for '{}': {}", model_dir, t.err().describe());
+      return t.err();
+    }
+    e->tiering_ = std::move(t.value());
+  }
   e->model_name_ = std::filesystem::path(model_dir).filename().string();
   if (e->model_name_.empty()) e->model_name_ = std::filesystem::path(model_dir).parent_path().filename().string();
   log->info("native engine: {} ({} {} layers, hidden {}, vocab {}, {:.1f}M params), chat template {}, KV {} blocks x {} tokens ({:.1f} MiB)",
@@ -118,8 +132,20 @@ status native_engine::add_request(engine_request req) {
     s.sampling.seed = seed_counter_ ^ static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   }
   if (req.prompt.empty()) return make_error(errc::bad_request, "empty prompt");
+  std::vector<kv::block_hash> hashes;
+  if (tiering_) {
+    hashes = kv::hash_blocks(s.tokens, opts_.block_size,
+                             s.cache_salt ? std::optional<std::string_view>(*s.cache_salt) : std::nullopt);
+    s.block_hashes = hashes;
+  }
+  const std::size_t total_tokens = s.tokens.size();
   auto id = sched_->add(std::move(s));
   if (!id) return id.err();
+  if (tiering_) {
+    auto t0 = std::chrono::steady_clock::now();
+    tiering_->onboard(hashes, total_tokens);
+    pending_onboard_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
   request_state st;
   st.prompt_tokens = static_cast<std::uint32_t>(req.prompt.size());
   st.completion_tokens = static_cast<std::uint32_t>(req.resume_tokens.size());
@@ -196,8 +222,23 @@ step_result native_engine::step() {
     }
     r.outputs.push_back(std::move(out));
   }
-  r.model_time_ms = outcome.ran ? std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() : 0.0;
+  r.model_time_ms = (outcome.ran ? std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() : 0.0) +
+                    std::exchange(pending_onboard_ms_, 0.0);
   return r;
+}
+
+std::vector<msg::kv_event> native_engine::drain_kv_events() {
+  auto ev = sched_->pool().drain_events();
+  if (tiering_)
+    for (auto& e : tiering_->drain_events()) ev.push_back(std::move(e));
+  return ev;
+}
+
+std::vector<msg::kv_event> native_engine::kv_snapshot() const {
+  auto ev = sched_->pool().snapshot();
+  if (tiering_)
+    for (auto& e : tiering_->snapshot()) ev.push_back(std::move(e));
+  return ev;
 }
 
 std::size_t native_engine::cached_blocks(std::span<const kv::block_hash> hashes) const {

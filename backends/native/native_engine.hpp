@@ -5,6 +5,10 @@
 // driving a native_executor, and per-request output state: streaming
 // detokenization that never splits UTF-8, stop strings (held back while they
 // may still match), EOS/turn-end stop ids, usage counts.
+// KV tiers (options.tiers, off by default; backends/kv_tiering.hpp): evicted
+// blocks' KV is copied to G2/G3 and a new request's prefix found there is
+// imported into the cache before prefill when predicted faster than recompute;
+// the import's wall time is added to the next step's model time.
 // Must not touch: NATS, actors, sleeping.
 // Thread-safety: not thread-safe (see engine).
 #pragma once
@@ -14,6 +18,7 @@
 #include <string>
 
 #include "backends/engine.hpp"
+#include "backends/kv_tiering.hpp"
 #include "backends/native/chat_template.hpp"
 #include "backends/native/native_executor.hpp"
 #include "backends/native/tokenizer.hpp"
@@ -32,6 +37,7 @@ struct native_engine_options {
   int threads = 0;                             // attention threads; 0 = all cores (default 0)
   bool add_bos = true;                         // tokenize() prepends the tokenizer's BOS (default true)
   std::string device = "cpu";                  // "cpu" | "cuda" (CUDA executor, native/cuda; default cpu)
+  kv_tier_options tiers;                       // G2/G3 KV tiers (default off)
 };
 
 class native_engine final : public engine {
@@ -47,7 +53,8 @@ class native_engine final : public engine {
   bool has_work() const override { return sched_->has_work(); }
   step_result step() override;
   msg::load_report load() const override { return sched_->load(); }
-  std::vector<msg::kv_event> drain_kv_events() override { return sched_->pool().drain_events(); }
+  std::vector<msg::kv_event> drain_kv_events() override;
+  std::vector<msg::kv_event> kv_snapshot() const override;
   std::uint32_t block_size() const override { return opts_.block_size; }
   std::size_t kv_block_bytes() const override { return exec_->kv_block_bytes(); }
   std::size_t cached_blocks(std::span<const kv::block_hash> hashes) const override;
@@ -60,6 +67,7 @@ class native_engine final : public engine {
   const native::model_weights& weights() const { return *weights_; }
   native::chat_family family() const { return family_; }
   const scheduler& get_scheduler() const { return *sched_; }
+  const kv_tiering* tiering() const { return tiering_.get(); }
 
  private:
   native_engine() = default;
@@ -81,6 +89,8 @@ class native_engine final : public engine {
   std::vector<token_id> eos_ids_;
   std::unique_ptr<executor> exec_;  // native_executor (cpu) or the CUDA executor
   std::unique_ptr<scheduler> sched_;
+  std::unique_ptr<kv_tiering> tiering_;  // after exec_ and sched_: unhooks the pool first
+  double pending_onboard_ms_ = 0;        // wall time of onboarding, added to the next step
   std::map<std::string, request_state> states_;
   std::uint64_t seed_counter_ = 0x9e3779b97f4a7c15ULL;
 };

@@ -2,6 +2,7 @@
 //
 // cost(w) = overlap_weight * prefill_blocks(w) + decode_blocks(w), where
 //   prefill_blocks = (uncached prompt tokens + the worker's pending prefill tokens) / block_size
+//   (cached = weighted_overlap_blocks: tier-2/3 hits count partially)
 //   decode_blocks  = the worker's active decode blocks + this request's blocks.
 // temperature 0: the minimum cost (exact ties: least loaded, then uniform).
 // temperature > 0: costs are normalised to [0, 1] and a worker is drawn with
@@ -26,7 +27,7 @@ class dynamo_policy final : public routing_policy {
     cost_.resize(c.size());
     double lo = 0, hi = 0;
     for (std::size_t i = 0; i < c.size(); ++i) {
-      double cached_tokens = std::min<double>(req.prompt_tokens, c[i].overlap_blocks * bs);
+      double cached_tokens = std::min<double>(req.prompt_tokens, weighted_overlap_blocks(c[i], cfg_) * bs);
       double prefill = (req.prompt_tokens - cached_tokens + static_cast<double>(c[i].load.pending_prefill_tokens)) / bs;
       double decode = static_cast<double>(c[i].load.active_decode_blocks) + blocks;
       cost_[i] = cfg_.overlap_weight * prefill + decode;
@@ -49,7 +50,7 @@ class dynamo_policy final : public routing_policy {
         u -= cost_[i];
       }
       // Report the cost, not the weight.
-      double cached_tokens = std::min<double>(req.prompt_tokens, c[pick].overlap_blocks * bs);
+      double cached_tokens = std::min<double>(req.prompt_tokens, weighted_overlap_blocks(c[pick], cfg_) * bs);
       double prefill = (req.prompt_tokens - cached_tokens + static_cast<double>(c[pick].load.pending_prefill_tokens)) / bs;
       return route_decision{c[pick].worker,
                             cfg_.overlap_weight * prefill + static_cast<double>(c[pick].load.active_decode_blocks) + blocks,

@@ -1,4 +1,6 @@
-// kv/policies/policy_factory.cpp — make_policy, policy_names, predicted_prefill_ms.
+// kv/policies/policy_factory.cpp — make_policy, policy_names, weighted_overlap_blocks, predicted_prefill_ms.
+#include <algorithm>
+
 #include "kv/policies/policy_common.hpp"
 
 namespace yard::kv {
@@ -17,6 +19,13 @@ result<std::unique_ptr<routing_policy>> make_policy(std::string_view name, const
   std::string valid;
   for (const auto& n : policy_names()) valid += (valid.empty() ? "" : ", ") + n;
   return make_error(errc::bad_request, "unknown routing policy '" + std::string(name) + "' (valid: " + valid + ")");
+}
+
+double weighted_overlap_blocks(const worker_candidate& c, const policy_config& config) {
+  const double any = std::max(c.overlap_blocks, c.overlap_blocks_any);
+  const double lower = std::min<double>(any, double(c.overlap_blocks_g2) + c.overlap_blocks_g3);
+  // Blocks of the run not attributed to tier 2/3 are tier-1 hits.
+  return any - lower + config.tier2_hit_weight * c.overlap_blocks_g2 + config.tier3_hit_weight * c.overlap_blocks_g3;
 }
 
 double predicted_prefill_ms(const policy_config& c, double t) {

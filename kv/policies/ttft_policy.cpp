@@ -1,7 +1,7 @@
 // kv/policies/ttft_policy.cpp — ours: route to the minimum predicted time to first token.
 //
 // For candidate w with C effectively cached prompt tokens (tier-1 blocks fully,
-// tier-2/3 blocks at (1 - lower_tier_cost)) out of P prompt tokens:
+// tier-2/3 blocks at tier2/3_hit_weight, weighted_overlap_blocks) out of P prompt tokens:
 //   prefill_ms = f(P) - f(C) + c           f(t) = a t^2 + b t (fitted profile);
 //                                          attention over the cached prefix is still paid
 //   queue_ms   = pending_prefill_tokens * f_chunk / chunk      (f_chunk = prefill_ms(chunk))
@@ -33,9 +33,7 @@ class ttft_policy final : public routing_policy {
     ttft_.resize(c.size());
     double best = 0;
     for (std::size_t i = 0; i < c.size(); ++i) {
-      double t1 = std::min(p, c[i].overlap_blocks * bs);
-      double any = std::min(p, std::max(c[i].overlap_blocks, c[i].overlap_blocks_any) * bs);
-      double cached = t1 + (any - t1) * (1.0 - cfg_.lower_tier_cost);
+      double cached = std::min(p, weighted_overlap_blocks(c[i], cfg_) * bs);
       cached = std::min(cached, std::max(0.0, p - 1));  // the last token is always computed
       double prefill = p > 0 ? f(p) - f(cached) + cfg_.prefill_c : 0;
       double pending = static_cast<double>(c[i].load.pending_prefill_tokens);

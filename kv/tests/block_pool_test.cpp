@@ -149,6 +149,47 @@ TEST(block_pool, snapshot_and_evict_all) {
   EXPECT_EQ(ev[0].block_hashes.size(), 2u);
 }
 
+// The eviction hook sees each cached block (id, hash, parent) before it is
+// reused, while it is still cached; pinned blocks are never evicted.
+TEST(block_pool, evict_callback_before_reuse_and_pins_protect) {
+  block_pool p(small(3));
+  struct seen {
+    block_id b;
+    block_hash h;
+    std::optional<block_hash> parent;
+    bool still_cached;
+  };
+  std::vector<seen> ev;
+  p.set_evict_callback([&](block_id b, block_hash h, std::optional<block_hash> par) {
+    ev.push_back({b, h, par, p.block_of(h).has_value()});
+  });
+  std::vector<block_id> a;
+  ASSERT_TRUE(p.allocate(3, a));
+  p.commit(a[0], 10, std::nullopt);
+  p.commit(a[1], 11, 10);
+  p.commit(a[2], 12, 11);
+  p.release_all(a);  // LRU order: 12, 11, 10
+  std::vector<block_id> pin;
+  const std::vector<block_hash> chain{10, 11, 12};
+  p.pin_cached(chain, 1, pin);  // hold 10
+  EXPECT_EQ(p.stats().hit_blocks, 0u);  // pins are not prefix hits
+  std::vector<block_id> b;
+  ASSERT_TRUE(p.allocate(2, b));
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0].h, 12u);
+  EXPECT_EQ(ev[0].parent, std::optional<block_hash>(11));
+  EXPECT_EQ(ev[0].b, a[2]);
+  EXPECT_TRUE(ev[0].still_cached);
+  EXPECT_EQ(ev[1].h, 11u);
+  EXPECT_FALSE(p.allocate(1, b));  // 10 is pinned
+  p.release_all(pin);
+  p.release_all(b);
+  p.evict_all_unreferenced();
+  ASSERT_EQ(ev.size(), 3u);
+  EXPECT_EQ(ev[2].h, 10u);
+  EXPECT_EQ(ev[2].parent, std::nullopt);
+}
+
 TEST(block_pool, memory_grows_lazily) {
   block_pool_options o;
   o.num_blocks = 1u << 30;  // would be GBs if eagerly allocated

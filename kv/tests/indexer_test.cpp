@@ -106,6 +106,25 @@ TEST(kv_indexer, tiers_count_separately) {
   EXPECT_EQ(o.blocks_any, 2u);
 }
 
+// Lower-tier hits are counted by the best tier a worker holds each block in,
+// so a router can weight them (kv/routing_policy.hpp weighted_overlap_blocks).
+TEST(kv_indexer, lower_tier_blocks_counted_by_best_tier) {
+  kv_indexer ix(small());
+  ix.apply_events(0, std::vector{stored({1}, 1), stored({2, 3}, 2), stored({3, 4, 5}, 3), stored({5}, 1)});
+  ix.apply_events(1, std::vector{stored({1, 2}, 3)});
+  auto m = ix.find_matches(std::vector<block_hash>{1, 2, 3, 4, 5, 6});
+  auto o = of(m, 0);
+  EXPECT_EQ(o.blocks, 1u);
+  EXPECT_EQ(o.blocks_any, 5u);
+  EXPECT_EQ(o.blocks_g2, 2u);  // 2, 3 (3 is also in tier 3: the best tier counts)
+  EXPECT_EQ(o.blocks_g3, 1u);  // 4; 5 is in tier 1 past the gap
+  auto o1 = of(m, 1);
+  EXPECT_EQ(o1.blocks, 0u);
+  EXPECT_EQ(o1.blocks_any, 2u);
+  EXPECT_EQ(o1.blocks_g2, 0u);
+  EXPECT_EQ(o1.blocks_g3, 2u);
+}
+
 TEST(kv_indexer, many_holders_overflow_and_shrink) {
   kv_indexer ix(small());
   for (worker_index w = 0; w < 20; ++w) ix.apply_events(w, std::vector{stored({42, 43})});

@@ -177,7 +177,7 @@ TEST(policy_ttft, lower_tier_hits_count_partially) {
   prompt pr(128, 100);
   auto p = make("ttft");
   worker_candidate t2 = cand(0, 0);
-  t2.overlap_blocks_any = 128;  // whole prompt in host memory
+  t2.overlap_blocks_any = t2.overlap_blocks_g2 = 128;  // whole prompt in host memory
   worker_candidate t1 = cand(1, 64);  // half in device memory
   worker_candidate none = cand(2, 0);
   auto d0 = p->choose(pr.req, std::vector{t2, none});
@@ -185,8 +185,36 @@ TEST(policy_ttft, lower_tier_hits_count_partially) {
   EXPECT_EQ(d0->worker, 0u);  // a tier-2 hit beats recomputing
   auto d1 = p->choose(pr.req, std::vector{t2, t1});
   ASSERT_TRUE(d1.ok());
-  // 75 % of 2048 effectively cached (tier-2 at cost 0.25) beats 50 % in tier 1.
+  // 70 % of 2048 effectively cached (tier-2 hits weighted 0.7) beats 50 % in tier 1.
   EXPECT_EQ(d1->worker, 0u);
+}
+
+TEST(policy_weights, lower_tier_hits_weighted_per_tier) {
+  policy_config cfg;
+  worker_candidate c = cand(0, 2);
+  c.overlap_blocks_any = 10;
+  c.overlap_blocks_g2 = 4;
+  c.overlap_blocks_g3 = 3;  // the other 1 block past the gap is in tier 1
+  EXPECT_DOUBLE_EQ(weighted_overlap_blocks(c, cfg), 3 + 4 * cfg.tier2_hit_weight + 3 * cfg.tier3_hit_weight);
+  cfg.tier2_hit_weight = 1;
+  cfg.tier3_hit_weight = 0;
+  EXPECT_DOUBLE_EQ(weighted_overlap_blocks(c, cfg), 7.0);
+}
+
+// dynamo counts a disk hit as worth less than a host hit of the same length.
+TEST(policy_dynamo, prefers_host_tier_hit_over_disk_tier_hit) {
+  prompt pr(64, 100);
+  auto p = make("dynamo");
+  worker_candidate g2 = cand(0, 0), g3 = cand(1, 0);
+  g2.overlap_blocks_any = g2.overlap_blocks_g2 = 64;
+  g3.overlap_blocks_any = g3.overlap_blocks_g3 = 64;
+  EXPECT_EQ(pick(*p, pr.req, {g3, g2}), 0u);
+  // With equal weights they tie on cost and the least loaded wins.
+  policy_config eq;
+  eq.tier3_hit_weight = eq.tier2_hit_weight;
+  auto q = make("dynamo", eq);
+  g2.load.queue_depth = 3;
+  EXPECT_EQ(pick(*q, pr.req, {g3, g2}), 1u);
 }
 
 TEST(policy_approx, sticks_to_the_worker_it_routed_to) {

@@ -431,6 +431,14 @@ bool disk_tier::erase(block_hash hash) {
   return true;
 }
 
+std::vector<block_hash> disk_tier::hashes() const {
+  std::lock_guard lk(mu_);
+  std::vector<block_hash> out;
+  out.reserve(map_.size());
+  for (const auto& kv : map_) out.push_back(kv.first);
+  return out;
+}
+
 std::size_t disk_tier::size() const {
   std::lock_guard lk(mu_);
   return map_.size();

@@ -79,6 +79,7 @@ class disk_tier {
   bool contains(block_hash hash) const;
   bool erase(block_hash hash);
   std::size_t size() const;
+  std::vector<block_hash> hashes() const;  // every block held now (any order)
   bool disabled() const { return disabled_.load(); }
   tier_stats stats() const;
   // syncfs() on the directory: makes every finished write durable.

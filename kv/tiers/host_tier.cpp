@@ -105,6 +105,14 @@ bool host_tier::erase(block_hash hash) {
   return true;
 }
 
+std::vector<block_hash> host_tier::hashes() const {
+  std::lock_guard lk(mu_);
+  std::vector<block_hash> out;
+  out.reserve(map_.size());
+  for (const auto& kv : map_) out.push_back(kv.first);
+  return out;
+}
+
 std::size_t host_tier::size() const {
   std::lock_guard lk(mu_);
   return map_.size();

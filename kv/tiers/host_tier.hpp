@@ -61,6 +61,7 @@ class host_tier {
   bool erase(block_hash hash);  // true if it was held
 
   std::size_t size() const;
+  std::vector<block_hash> hashes() const;  // every block held now (any order)
   std::size_t capacity() const { return opts_.capacity_blocks; }
   tier_stats stats() const;
 

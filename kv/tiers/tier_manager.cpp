@@ -20,7 +20,8 @@ result<std::unique_ptr<tier_manager>> tier_manager::create(tier_manager_options 
   m->g2_->set_evict_callback([p = m.get()](block_hash h, bytes&& b) {
     p->emit("removed", 2, h);
     if (p->g3_ && !p->g3_->disabled()) {
-      p->g3_->put_async(h, std::move(b));  // completes on the pool; the event is recorded now
+      auto f = p->g3_->put_async(h, std::move(b));  // completes on the pool; the event is recorded now
+      if (p->opts_.sync_g3_writes) f.get();
       p->emit("stored", 3, h);
     }
   });
@@ -55,7 +56,8 @@ void tier_manager::offload(block_hash hash, std::span<const std::byte> data) {
     g2_->put(hash, data);
     emit("stored", 2, hash);
   } else if (g3_ && !g3_->disabled()) {
-    g3_->put_async(hash, bytes(data.begin(), data.end()));
+    auto f = g3_->put_async(hash, bytes(data.begin(), data.end()));
+    if (opts_.sync_g3_writes) f.get();
     emit("stored", 3, hash);
   }
 }
@@ -104,13 +106,35 @@ std::size_t tier_manager::plan_onboard(std::size_t prompt_tokens, std::size_t g1
   double best_ms = m.prefill_ms(prompt_tokens - g1_tokens);
   double io = 0;
   for (std::size_t k = 1; k <= hit.total(); ++k) {
-    io += hit.tier(k - 1) == 2 ? g2c : g3c;
+    const std::uint8_t tier = hit.tier(k - 1);
+    io += tier == 1 ? 0.0 : tier == 2 ? g2c : g3c;
     std::size_t cached = g1_tokens + k * m.block_tokens;
     if (cached > prompt_tokens) break;
     double t = m.prefill_ms(prompt_tokens - cached) + io;
     if (t < best_ms) { best_ms = t; best = k; }
   }
   return best;
+}
+
+std::uint8_t tier_manager::tier_of(block_hash hash) const {
+  if (g2_->contains(hash)) return 2;
+  if (g3_ && g3_->contains(hash)) return 3;
+  return 0;
+}
+
+std::vector<msg::kv_event> tier_manager::snapshot() const {
+  std::vector<msg::kv_event> out;
+  auto add = [&](std::uint8_t tier, std::vector<block_hash> hs) {
+    if (hs.empty()) return;
+    msg::kv_event e;
+    e.kind = "stored";
+    e.tier = tier;
+    e.block_hashes = std::move(hs);
+    out.push_back(std::move(e));
+  };
+  add(2, g2_->hashes());
+  if (g3_) add(3, g3_->hashes());
+  return out;
 }
 
 std::vector<msg::kv_event> tier_manager::drain_events() {

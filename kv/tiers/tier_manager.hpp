@@ -29,6 +29,9 @@ struct tier_manager_options {
   host_tier_options g2;                  // host tier (capacity 0 = no G2: offload goes straight to G3)
   std::optional<disk_tier_options> g3;   // disk tier (default none)
   bool emit_events = true;               // record tier-2/3 kv_events for drain_events() (default true)
+  // Wait for each G3 write to land before offload() returns, so what G3 holds
+  // never depends on I/O thread timing (simulator, tests; default false).
+  bool sync_g3_writes = false;
 };
 
 // Leading blocks of a hash chain found below G1; each counts once, in the tier
@@ -36,8 +39,10 @@ struct tier_manager_options {
 struct prefix_hit {
   std::size_t g2 = 0;
   std::size_t g3 = 0;
-  std::vector<std::uint8_t> tier_of;  // 2 or 3 per leading block (lookup_prefix fills it; may be empty)
-  std::size_t total() const { return g2 + g3; }
+  std::vector<std::uint8_t> tier_of;  // 2 or 3 per leading block (lookup_prefix fills it; may be empty);
+                                      // a caller may also mark a block 1 = already in G1 (free to onboard)
+  // Blocks in the run: tier_of's length when filled (it may mark G1 blocks), else g2 + g3.
+  std::size_t total() const { return tier_of.empty() ? g2 + g3 : tier_of.size(); }
   // Tier of leading block i: tier_of when filled, else the first g2 blocks count as G2.
   std::uint8_t tier(std::size_t i) const { return i < tier_of.size() ? tier_of[i] : (i < g2 ? 2 : 3); }
 };
@@ -82,6 +87,13 @@ class tier_manager {
   }
 
   std::vector<msg::kv_event> drain_events();
+
+  // Every block held in G2 and G3 now, as "stored" events of tier 2 and 3
+  // (answer to an indexer resync, beside G1's own snapshot).
+  std::vector<msg::kv_event> snapshot() const;
+
+  // Where `hash` would be read from: 2 (G2), 3 (G3) or 0 (neither).
+  std::uint8_t tier_of(block_hash hash) const;
 
   host_tier& g2() { return *g2_; }
   disk_tier* g3() { return g3_.get(); }
