@@ -9,13 +9,13 @@
 
 namespace yard::backends {
 
-kv_tiering::kv_tiering(const kv_tier_options& o, kv::block_pool& pool, executor& ex, prefill_cost_fn f)
-    : opts_(o), pool_(pool), ex_(ex), prefill_cost_(std::move(f)) {}
+kv_tiering::kv_tiering(const kv_tier_options& o, kv::block_pool& pool, executor& ex, prefill_cost_fn f, bool overlapped)
+    : opts_(o), pool_(pool), ex_(ex), prefill_cost_(std::move(f)), overlapped_(overlapped && o.overlap_onboarding) {}
 
 kv_tiering::~kv_tiering() { pool_.set_evict_callback({}); }
 
 result<std::unique_ptr<kv_tiering>> kv_tiering::create(const kv_tier_options& opts, kv::block_pool& pool, executor& ex,
-                                                       prefill_cost_fn prefill_cost) {
+                                                       prefill_cost_fn prefill_cost, bool overlapped) {
   auto log = component_logger("kv_tiers");
   kv::tiers::tier_manager_options to;
   to.g2.capacity_blocks = opts.host_blocks;
@@ -30,7 +30,7 @@ result<std::unique_ptr<kv_tiering>> kv_tiering::create(const kv_tier_options& op
   }
   auto tm = kv::tiers::tier_manager::create(to);
   if (!tm) return tm.err();
-  std::unique_ptr<kv_tiering> t(new kv_tiering(opts, pool, ex, std::move(prefill_cost)));
+  std::unique_ptr<kv_tiering> t(new kv_tiering(opts, pool, ex, std::move(prefill_cost), overlapped));
   t->tm_ = std::move(tm.value());
   auto rec = t->tm_->recover();
   if (!rec) {
@@ -84,6 +84,7 @@ onboard_outcome kv_tiering::onboard(std::span<const kv::block_hash> hashes, std:
   cm.g2_bytes_per_ms = opts_.g2_gbps * 1e6;
   cm.g3_bytes_per_ms = opts_.g3_gbps * 1e6;
   cm.prefill_ms = [&](std::size_t uncached) { return prefill_cost_(prompt_tokens, uncached); };
+  cm.overlap = overlapped_;
   std::size_t k = kv::tiers::tier_manager::plan_onboard(prompt_tokens, n1 * bs, hit, cm);
   if (k == 0) return out;
 

@@ -2,8 +2,9 @@
 //
 // Owns: a kv::tiers::tier_manager, the G1 eviction hook (an evicted block's
 // bytes are read through the executor and offloaded to G2, cascading to G3),
-// onboarding a new request's prefix from G2/G3 into G1 (backends/kv_exchange
-// import) when kv::tiers::tier_manager::plan_onboard predicts it beats
+// onboarding a request's prefix from G2/G3 into G1 when the scheduler admits
+// it (backends/kv_exchange import; the engine installs this as the scheduler's
+// admit hook) when kv::tiers::tier_manager::plan_onboard predicts it beats
 // recomputation, G3 recovery at start, and the tier-2/3 KV events/snapshot.
 // Must not touch: scheduling (the engine's scheduler owns the pool; this only
 // imports cached blocks into it), the engine interface, clocks (the caller
@@ -45,6 +46,12 @@ struct kv_tier_options {
   // (default 0). The mock engine's synthetic blocks are small, so the simulator
   // and benches set the real model's block size here.
   std::size_t modelled_block_bytes = 0;
+  // The onboarding copy overlaps the prefill that follows it (layer-wise
+  // loading, as LMCache and vLLM's KV connectors do): the onboard plan weighs
+  // max(prefill, copy), and the mock charges a step max(compute, copy) instead
+  // of their sum. The native engine imports synchronously and always plans and
+  // pays the sum (default true).
+  bool overlap_onboarding = true;
   bool enabled() const { return host_blocks > 0 || !disk_dir.empty(); }
 };
 
@@ -74,15 +81,18 @@ class kv_tiering {
   // and installs the eviction hook on `pool`. `pool` and `ex` must outlive this.
   // Errors: those of tier_manager::create/recover (bad G3 dir or key file);
   // nothing is hooked then.
+  // `overlapped`: the engine overlaps onboarding with the prefill (plan with
+  // max(prefill, copy) when opts.overlap_onboarding is also set).
   static result<std::unique_ptr<kv_tiering>> create(const kv_tier_options& opts, kv::block_pool& pool, executor& ex,
-                                                    prefill_cost_fn prefill_cost);
+                                                    prefill_cost_fn prefill_cost, bool overlapped = true);
   ~kv_tiering();
   kv_tiering(const kv_tiering&) = delete;
   kv_tiering& operator=(const kv_tiering&) = delete;
 
   // A request with these full-block prompt hashes (block i chained after
-  // block i-1, the first after the chain root) and `prompt_tokens` tokens
-  // arrives: imports the worthwhile part of the prefix found below G1 into G1.
+  // block i-1, the first after the chain root) and `prompt_tokens` tokens is
+  // being admitted (the scheduler's admit hook): imports the worthwhile part
+  // of the prefix found below G1 into G1.
   // Never fails: a block that cannot be read or imported ends the onboarding
   // there (the rest is recomputed).
   onboard_outcome onboard(std::span<const kv::block_hash> hashes, std::size_t prompt_tokens);
@@ -96,13 +106,14 @@ class kv_tiering {
   double block_ms(std::uint8_t tier) const;  // modelled onboarding ms of one block from tier 2 or 3
 
  private:
-  kv_tiering(const kv_tier_options& o, kv::block_pool& pool, executor& ex, prefill_cost_fn f);
+  kv_tiering(const kv_tier_options& o, kv::block_pool& pool, executor& ex, prefill_cost_fn f, bool overlapped);
   void on_evict(kv::block_id b, kv::block_hash h);
 
   kv_tier_options opts_;
   kv::block_pool& pool_;
   executor& ex_;
   prefill_cost_fn prefill_cost_;
+  bool overlapped_;
   std::unique_ptr<kv::tiers::tier_manager> tm_;
   std::vector<std::byte> scratch_;  // one block, for offloads
   kv_tiering_stats stats_;

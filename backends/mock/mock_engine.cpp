@@ -99,8 +99,14 @@ mock_engine::mock_engine(mock_engine_options opts) : opts_(std::move(opts)) {
     auto t = kv_tiering::create(opts_.tiers, sched_->pool(), *exec_, [prof](std::size_t prompt, std::size_t uncached) {
       return prefill_ms(prof, double(uncached), double(prompt - uncached));
     });
-    if (t) tiering_ = std::move(t.value());
-    else {
+    if (t) {
+      tiering_ = std::move(t.value());
+      // Onboard at admission, so blocks brought back are used at once (not
+      // evicted again while the request waits in the queue).
+      sched_->set_admit_hook([this](std::span<const kv::block_hash> hashes, std::size_t tokens) {
+        pending_onboard_ms_ += tiering_->onboard(hashes, tokens).modelled_ms;
+      });
+    } else {
       tier_status_ = t.err();
       component_logger("mock")->error("KV tiers disabled: {}", t.err().describe());
     }
@@ -171,14 +177,9 @@ status mock_engine::add_request_prehashed(engine_request req, std::vector<kv::bl
   spec.stop_token_ids = std::move(req.stop_token_ids);
   spec.cache_salt = std::move(req.cache_salt);
   spec.sampling = req.sampling;
-  if (tiering_ && prompt_hashes.empty())
-    prompt_hashes = kv::hash_blocks(spec.tokens, sched_->pool().block_size(),
-                                    spec.cache_salt ? std::optional<std::string_view>(*spec.cache_salt) : std::nullopt);
-  const std::size_t total_tokens = spec.tokens.size();
-  spec.block_hashes = tiering_ ? prompt_hashes : std::move(prompt_hashes);
+  spec.block_hashes = std::move(prompt_hashes);
   auto r = sched_->add(std::move(spec));
   if (!r) return r.err();
-  if (tiering_) pending_onboard_ms_ += tiering_->onboard(prompt_hashes, total_tokens).modelled_ms;
   if (!req.stop.empty()) extras_[req.request_id] = request_extra{std::move(req.stop), {}};
   return status::success();
 }
@@ -188,7 +189,10 @@ void mock_engine::cancel(const std::string& request_id) { sched_->cancel(request
 step_result mock_engine::step() {
   step_result r;
   auto o = sched_->step(*exec_);
-  r.model_time_ms = (o.ran ? o.model_time_ms : 0.0) + std::exchange(pending_onboard_ms_, 0.0) / opts_.speedup;
+  // Onboarding copies run before this step's prefill, or under it (layer-wise) with overlap_onboarding.
+  const double compute = o.ran ? o.model_time_ms : 0.0;
+  const double copy = std::exchange(pending_onboard_ms_, 0.0) / opts_.speedup;
+  r.model_time_ms = opts_.tiers.overlap_onboarding ? std::max(compute, copy) : compute + copy;
   for (auto& u : o.updates) {
     sequence_output out;
     out.request_id = std::move(u.request_id);

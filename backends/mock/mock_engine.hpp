@@ -15,10 +15,13 @@
 // synthetic bytes (a function of the block hash, kv_block_bytes long), so
 // disaggregated transfers and tiers move and verify real data.
 // KV tiers (options.tiers, off by default): G1 evictions go down to G2/G3
-// (backends/kv_tiering.hpp) and a new request's prefix found there is onboarded
-// before prefill when predicted faster than recompute; the modelled copy time
-// (block bytes / tier bandwidth, backends/timing_model.hpp onboard_ms) is added
-// to the next step's model time, so a simulator sees what onboarding costs.
+// (backends/kv_tiering.hpp) and a request's prefix found there is onboarded
+// when the scheduler admits it, before its prefill, when predicted faster than
+// recompute; the modelled copy time
+// (block bytes / tier bandwidth, backends/timing_model.hpp onboard_ms) is
+// charged to that step: step = max(compute, copy) with
+// tiers.overlap_onboarding (layer-wise loading under the prefill, the default),
+// else compute + copy, so a simulator sees what onboarding costs.
 // Must not touch: clocks or sleeping (the caller paces steps).
 // Thread-safety: not thread-safe (see engine).
 #pragma once
@@ -106,7 +109,7 @@ class mock_engine final : public engine {
   std::unique_ptr<mock_executor> exec_;
   std::unique_ptr<kv_tiering> tiering_;  // after exec_ and sched_: unhooks the pool first
   status tier_status_;                   // tier set-up result (create() returns it)
-  double pending_onboard_ms_ = 0;        // modelled onboarding time, charged to the next step
+  double pending_onboard_ms_ = 0;        // modelled onboarding time of this step's admissions
   std::unordered_map<std::string, request_extra> extras_;  // only requests with stop strings
 };
 

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <utility>
 
 #include "backends/native/cuda/cuda_executor.hpp"
 #include "backends/timing_model.hpp"
@@ -78,12 +77,16 @@ result<std::unique_ptr<native_engine>> native_engine::open(const std::string& mo
     // (a model of the GPU deployment this engine stands in for).
     auto t = kv_tiering::create(opts.tiers, e->sched_->pool(), *e->exec_, [](std::size_t prompt, std::size_t uncached) {
       return prefill_ms(default_profile(), double(uncached), double(prompt - uncached));
-    });
+    }, /*overlapped=*/false);  // the import runs before the step, not under it
     if (!t) {
       log->error("KV tiers for '{}': {}", model_dir, t.err().describe());
       return t.err();
     }
     e->tiering_ = std::move(t.value());
+    // Onboard when the scheduler admits a request (inside step(), so the import's time is part of the step's).
+    e->sched_->set_admit_hook([p = e.get()](std::span<const kv::block_hash> hashes, std::size_t tokens) {
+      p->tiering_->onboard(hashes, tokens);
+    });
   }
   e->model_name_ = std::filesystem::path(model_dir).filename().string();
   if (e->model_name_.empty()) e->model_name_ = std::filesystem::path(model_dir).parent_path().filename().string();
@@ -132,20 +135,8 @@ status native_engine::add_request(engine_request req) {
     s.sampling.seed = seed_counter_ ^ static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   }
   if (req.prompt.empty()) return make_error(errc::bad_request, "empty prompt");
-  std::vector<kv::block_hash> hashes;
-  if (tiering_) {
-    hashes = kv::hash_blocks(s.tokens, opts_.block_size,
-                             s.cache_salt ? std::optional<std::string_view>(*s.cache_salt) : std::nullopt);
-    s.block_hashes = hashes;
-  }
-  const std::size_t total_tokens = s.tokens.size();
   auto id = sched_->add(std::move(s));
   if (!id) return id.err();
-  if (tiering_) {
-    auto t0 = std::chrono::steady_clock::now();
-    tiering_->onboard(hashes, total_tokens);
-    pending_onboard_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  }
   request_state st;
   st.prompt_tokens = static_cast<std::uint32_t>(req.prompt.size());
   st.completion_tokens = static_cast<std::uint32_t>(req.resume_tokens.size());
@@ -222,8 +213,7 @@ step_result native_engine::step() {
     }
     r.outputs.push_back(std::move(out));
   }
-  r.model_time_ms = (outcome.ran ? std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() : 0.0) +
-                    std::exchange(pending_onboard_ms_, 0.0);
+  r.model_time_ms = outcome.ran ? std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() : 0.0;
   return r;
 }
 

@@ -7,8 +7,9 @@
 // may still match), EOS/turn-end stop ids, usage counts.
 // KV tiers (options.tiers, off by default; backends/kv_tiering.hpp): evicted
 // blocks' KV is copied to G2/G3 and a new request's prefix found there is
-// imported into the cache before prefill when predicted faster than recompute;
-// the import's wall time is added to the next step's model time.
+// imported into the cache when the scheduler admits the request, before its
+// prefill, when predicted faster than recompute (inside step(): the import's
+// wall time is part of the step's model time).
 // Must not touch: NATS, actors, sleeping.
 // Thread-safety: not thread-safe (see engine).
 #pragma once
@@ -90,7 +91,6 @@ class native_engine final : public engine {
   std::unique_ptr<executor> exec_;  // native_executor (cpu) or the CUDA executor
   std::unique_ptr<scheduler> sched_;
   std::unique_ptr<kv_tiering> tiering_;  // after exec_ and sched_: unhooks the pool first
-  double pending_onboard_ms_ = 0;        // wall time of onboarding, added to the next step
   std::map<std::string, request_state> states_;
   std::uint64_t seed_counter_ = 0x9e3779b97f4a7c15ULL;
 };

@@ -108,6 +108,10 @@ bool scheduler::try_admit(sequence& s, std::uint32_t& budget, batch_plan& plan) 
   // Prefix-cache lookup over full blocks, always leaving at least one token to compute.
   std::size_t full = (total - 1) / block_size_;
   ensure_hashes(s, std::min<std::size_t>(full, s.spec.tokens.size() / block_size_));
+  // Onboard only when the whole sequence fits the free pool: under block
+  // pressure imported blocks would be evicted again before they are used.
+  if (admit_hook_ && pool_.num_free() >= blocks_for(total) + static_cast<std::uint32_t>(cfg_.watermark * pool_.num_blocks()))
+    admit_hook_(std::span<const kv::block_hash>(s.hashes.data(), std::min(full, s.hashes.size())), total);
   std::size_t matched = pool_.match_prefix(std::span<const kv::block_hash>(s.hashes.data(), full));
   std::uint32_t cached = static_cast<std::uint32_t>(matched) * block_size_;
   std::uint32_t n_new = total - cached;

@@ -21,7 +21,9 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <memory>
+#include <span>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -94,6 +96,15 @@ class scheduler {
   // engine); it is reported by the next step. Unknown ids are ignored.
   void finish(const std::string& request_id, const std::string& reason);
 
+  // Called right before a waiting sequence's prefix-cache lookup at admission
+  // (first admission and re-admission after preemption, again on each retry),
+  // with its full-block hashes and token count, so KV tiers can bring prefix
+  // blocks into the pool first (backends/kv_tiering.hpp). The hook may only
+  // add cached, unreferenced blocks to the pool. Called only while the whole
+  // sequence fits the free blocks (above the watermark). Default none.
+  using admit_hook = std::function<void(std::span<const kv::block_hash> hashes, std::size_t tokens)>;
+  void set_admit_hook(admit_hook h) { admit_hook_ = std::move(h); }
+
   // Builds the next plan (may preempt). An empty plan means nothing can run.
   batch_plan schedule();
   // Applies an executor's result for `plan` (which must be the last schedule()).
@@ -145,6 +156,7 @@ class scheduler {
   std::vector<sequence*> running_;  // admission order
   std::vector<sequence*> pending_finish_;
   executor* freed_listener_ = nullptr;
+  admit_hook admit_hook_;
   scheduler_stats stats_;
 };
 

@@ -110,11 +110,12 @@ TEST(mock_tiers, eviction_cascades_g1_g2_g3_and_onboards_back) {
   auto h0 = kv::hash_blocks(p0, 16);
   EXPECT_EQ(eng.cached_blocks(h0), 0u);
   ASSERT_TRUE(eng.add_request(req("again", p0, 4)).ok());
-  EXPECT_EQ(eng.cached_blocks(h0), 4u);  // onboarded at add time (verified synthetic bytes)
+  EXPECT_EQ(eng.cached_blocks(h0), 0u);  // onboarding waits for admission
   auto out = run_all(eng)["again"];
   EXPECT_EQ(out.tokens, mock_expected(p0, 4));
   EXPECT_EQ(out.usage.cached_tokens, 64u);
-  EXPECT_EQ(eng.tiering()->stats().g3_hit_blocks, 4u);
+  EXPECT_EQ(eng.tiering()->stats().g3_hit_blocks, 4u);  // verified synthetic bytes, served as prefix hits
+  EXPECT_EQ(eng.cached_blocks(h0), 4u);
   EXPECT_EQ(count(eng.drain_kv_events())("stored", 1), 4u);  // the onboarded blocks, as tier-1 stores
 }
 
@@ -123,6 +124,7 @@ TEST(mock_tiers, onboarding_charges_modelled_time) {
   o.block_size = 64;
   o.tiers.modelled_block_bytes = 1000000;  // 1 MB per block at 2 GB/s: 0.5 ms each
   o.tiers.g2_gbps = 2.0;
+  o.tiers.overlap_onboarding = false;  // copy, then compute
   auto e = mock_engine::create(o);
   ASSERT_TRUE(e.ok());
   auto& eng = **e;
@@ -133,9 +135,9 @@ TEST(mock_tiers, onboarding_charges_modelled_time) {
   run_all(eng);
   const auto before = eng.tiering()->stats().g2_hit_blocks;
   ASSERT_TRUE(eng.add_request(req("a2", a, 2)).ok());
+  auto out = run_all(eng)["a2"];
   const auto onboarded = eng.tiering()->stats().g2_hit_blocks - before;
   ASSERT_GT(onboarded, 0u);
-  auto out = run_all(eng)["a2"];
   ASSERT_EQ(out.step_ms.size(), 2u);
   EXPECT_DOUBLE_EQ(out.step_ms[0], 10.0 + 0.5 * double(onboarded));  // first step pays the copy
   EXPECT_DOUBLE_EQ(out.step_ms[1], 10.0);
@@ -154,6 +156,32 @@ TEST(mock_tiers, onboarding_charges_modelled_time) {
   auto pout = run_all(plain)["a2"];
   EXPECT_DOUBLE_EQ(pout.step_ms[0], 10.0);
   EXPECT_LT(pout.usage.cached_tokens, out.usage.cached_tokens);
+}
+
+// With overlap (layer-wise loading under the prefill) a step costs the longer
+// of its compute and the copy, not their sum.
+TEST(mock_tiers, overlapped_onboarding_charges_the_longer_of_copy_and_compute) {
+  for (double delay : {0.25, 10.0}) {
+    auto o = mock_opts(6, 64, "");
+    o.per_token_delay_ms = delay;
+    o.block_size = 64;
+    o.tiers.modelled_block_bytes = 1000000;
+    o.tiers.g2_gbps = 2.0;
+    ASSERT_TRUE(o.tiers.overlap_onboarding);  // the default
+    mock_engine eng(o);
+    auto a = prompt(257, 1), b = prompt(257, 2);
+    for (auto* r : {"a", "b"}) {
+      ASSERT_TRUE(eng.add_request(req(r, r[0] == 'a' ? a : b, 1)).ok());
+      run_all(eng);
+    }
+    const auto before = eng.tiering()->stats().g2_hit_blocks;
+    ASSERT_TRUE(eng.add_request(req("a2", a, 2)).ok());
+    auto out = run_all(eng)["a2"];
+    const double copy = 0.5 * double(eng.tiering()->stats().g2_hit_blocks - before);
+    ASSERT_GT(copy, 0.0);
+    EXPECT_DOUBLE_EQ(out.step_ms[0], std::max(delay, copy)) << "delay " << delay;
+    EXPECT_DOUBLE_EQ(out.step_ms[1], delay);
+  }
 }
 
 TEST(mock_tiers, restart_recovers_g3_drops_torn_file_and_republishes) {
@@ -253,13 +281,13 @@ TEST_F(native_tiers, greedy_output_identical_with_and_without_offload) {
   auto h = kv::hash_blocks(p, 16);
   ASSERT_EQ(e->cached_blocks(h), 0u);
   ASSERT_TRUE(e->add_request(req("p2", p, 8)).ok());
-  EXPECT_EQ(e->cached_blocks(h), 3u);
   auto out = run_all(*e)["p2"];
   EXPECT_EQ(out.tokens, want);
   EXPECT_EQ(out.usage.cached_tokens, 48u);
   const auto& st = e->tiering()->stats();
   EXPECT_EQ(st.g2_hit_blocks + st.g3_hit_blocks, 3u);
   EXPECT_GT(st.g3_hit_blocks, 0u);
+  EXPECT_EQ(e->cached_blocks(h), 3u);
 }
 
 }  // namespace

@@ -175,5 +175,26 @@ TEST(tier_manager, plan_onboard_only_when_faster_than_recompute) {
   EXPECT_FALSE(tier_manager::should_onboard(64 * 32, 64 * 32, mixed, cm));  // all in G1 already
 }
 
+// With I/O overlapping the prefill, a tier slower than recompute per block is
+// still worth onboarding up to where the copy outlasts the remaining prefill;
+// blocks already in G1 inside the run cost nothing.
+TEST(tier_manager, plan_onboard_with_overlap_and_g1_blocks_in_the_run) {
+  onboard_cost_model cm;
+  cm.block_bytes = 2 << 20;
+  cm.block_tokens = 64;
+  cm.prefill_ms = [](std::size_t t) { return 1.0 * double(t) / 64; };  // 1 ms per block
+  cm.g2_bytes_per_ms = 1e9;
+  cm.g3_bytes_per_ms = (2 << 20) / 2.0;  // 2 ms per block: twice recompute
+  prefix_hit g3{.g2 = 0, .g3 = 30};
+  EXPECT_EQ(tier_manager::plan_onboard(64 * 31, 0, g3, cm), 0u);
+  cm.overlap = true;
+  // k blocks: max(31 - k, 2k) is smallest at k = 10 (max(21, 20) = 21 ms vs 31 ms).
+  EXPECT_EQ(tier_manager::plan_onboard(64 * 31, 0, g3, cm), 10u);
+  cm.overlap = false;
+  prefix_hit with_g1{.g2 = 0, .g3 = 1, .tier_of = {1, 1, 1, 3}};
+  EXPECT_EQ(with_g1.total(), 4u);
+  EXPECT_EQ(tier_manager::plan_onboard(64 * 31, 0, with_g1, cm), 3u);  // the free G1 blocks, not the slow G3 one
+}
+
 }  // namespace
 }  // namespace yard::kv::tiers

@@ -1,6 +1,7 @@
 // kv/tiers/tier_manager.cpp — see tier_manager.hpp.
 #include "kv/tiers/tier_manager.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <future>
 
@@ -110,7 +111,8 @@ std::size_t tier_manager::plan_onboard(std::size_t prompt_tokens, std::size_t g1
     io += tier == 1 ? 0.0 : tier == 2 ? g2c : g3c;
     std::size_t cached = g1_tokens + k * m.block_tokens;
     if (cached > prompt_tokens) break;
-    double t = m.prefill_ms(prompt_tokens - cached) + io;
+    const double pf = m.prefill_ms(prompt_tokens - cached);
+    double t = m.overlap ? std::max(pf, io) : pf + io;
     if (t < best_ms) { best_ms = t; best = k; }
   }
   return best;

@@ -54,6 +54,9 @@ struct onboard_cost_model {
   std::size_t block_bytes = 0; // bytes per KV block
   std::uint32_t block_tokens = 0;
   std::function<double(std::size_t uncached_tokens)> prefill_ms;  // engine's prefill cost
+  // Onboarding overlaps the prefill (layer-wise loading: layer l's KV is copied
+  // while layer l-1 computes): cost = max(prefill, copy) instead of their sum (default false).
+  bool overlap = false;
 };
 
 class tier_manager {
@@ -78,7 +81,7 @@ class tier_manager {
 
   // Best number of the hit's leading blocks to onboard (0 = recompute), given
   // `prompt_tokens` of which `g1_tokens` are already in G1: minimises
-  // prefill(rest) + G2/G3 copy time.
+  // prefill(rest) + G2/G3 copy time (max of the two with m.overlap).
   static std::size_t plan_onboard(std::size_t prompt_tokens, std::size_t g1_tokens, const prefix_hit& hit,
                                   const onboard_cost_model& m);
   static bool should_onboard(std::size_t prompt_tokens, std::size_t g1_tokens, const prefix_hit& hit,
