@@ -47,6 +47,16 @@ void add_engine_flags(CLI::App& app, engine_options& o) {
       ->check(CLI::ExistingFile);
   app.add_option("--block-size", o.block_size, "mock engine: KV block size in tokens")->capture_default_str();
   app.add_option("--num-blocks", o.num_blocks, "mock engine: KV pool capacity in blocks")->capture_default_str();
+  app.add_option("--kv-host-blocks", o.tiers.host_blocks, "KV tier G2: host-memory blocks (0 = no G2)")->capture_default_str();
+  app.add_option("--kv-disk-dir", o.tiers.disk_dir,
+                 "KV tier G3: block directory of this worker (recovered at start; default none)");
+  app.add_option("--kv-disk-blocks", o.tiers.disk_blocks, "KV tier G3: capacity in blocks")->capture_default_str();
+  app.add_option("--kv-disk-key-file", o.tiers.disk_key_file, "KV tier G3: 32-byte key file, AES-256-GCM at rest")
+      ->check(CLI::ExistingFile);
+  app.add_option("--kv-g2-gbps", o.tiers.g2_gbps, "KV tiers: modelled G2->G1 bandwidth, GB/s (onboard decision)")
+      ->capture_default_str();
+  app.add_option("--kv-g3-gbps", o.tiers.g3_gbps, "KV tiers: modelled G3->G1 bandwidth, GB/s (onboard decision)")
+      ->capture_default_str();
 }
 
 std::string served_model_name(const engine_options& o) {
@@ -70,11 +80,15 @@ result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
       mo.block_size = o.block_size;
       mo.num_blocks = o.num_blocks;
     }
-    return std::unique_ptr<backends::engine>(std::make_unique<backends::mock_engine>(mo));
+    mo.tiers = o.tiers;
+    auto e = backends::mock_engine::create(mo);
+    if (!e) return e.err();
+    return std::unique_ptr<backends::engine>(std::move(*e));
   }
   if (o.engine == "native") {
     if (o.model.empty()) return make_error(errc::bad_request, "--engine native needs --model DIR (a Hugging Face model folder)");
     backends::native_engine_options no;
+    no.tiers = o.tiers;
     return backends::make_native_engine(o.model, no);
   }
   return make_error(errc::unsupported, "engine '" + o.engine + "' is not available in this build");

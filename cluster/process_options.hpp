@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "backends/engine.hpp"
+#include "backends/kv_tiering.hpp"
 #include "common/log.hpp"
 #include "transport/nats_connection.hpp"
 
@@ -37,6 +38,10 @@ struct engine_options {
   std::string profile;               // mock: timing profile JSON; set = profile mode (default: fixed delay)
   std::uint32_t block_size = 16;     // mock: KV block size in tokens (default 16)
   std::uint32_t num_blocks = 16384;  // mock: KV pool capacity in blocks (default 16384)
+  // KV tiers under either engine (--kv-host-blocks, --kv-disk-dir, --kv-disk-blocks,
+  // --kv-disk-key-file, --kv-g2-gbps, --kv-g3-gbps); default off. The disk
+  // directory belongs to one worker: give each worker its own.
+  backends::kv_tier_options tiers;
 };
 
 void add_engine_flags(CLI::App& app, engine_options& o);
