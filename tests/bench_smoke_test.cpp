@@ -36,4 +36,10 @@ TEST(bench_smoke, indexer_prints_its_summary) {
   EXPECT_EQ(l.rfind("indexer: ingest_events_per_s=", 0), 0u) << l;
 }
 
+TEST(bench_smoke, tiers_prints_its_summary) {
+  auto l = last_line("bench tiers --quick");
+  EXPECT_EQ(l.rfind("tiers: ttft_p50_speedup=", 0), 0u) << l;
+  EXPECT_NE(l.find("disk_write_ratio="), std::string::npos) << l;
+}
+
 }  // namespace
