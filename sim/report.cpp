@@ -70,6 +70,39 @@ std::string format_table(const std::vector<sim_result>& rows) {
   return s;
 }
 
+std::string format_tier_table(const std::vector<sim_result>& rows) {
+  char buf[512];
+  std::string s;
+  std::snprintf(buf, sizeof buf, "%-13s %5s %9s %9s %9s %6s %6s %6s %6s\n", "policy", "tiers", "ttft_p50", "ttft_p90",
+                "ttft_p99", "hit", "g1", "g2", "g3");
+  s += buf;
+  auto frac = [](std::uint64_t x, std::uint64_t of) { return of ? double(x) / double(of) : 0.0; };
+  for (const auto& r : rows) {
+    std::snprintf(buf, sizeof buf, "%-13s %5s %9.1f %9.1f %9.1f %6.3f %6.3f %6.3f %6.3f\n", r.policy.c_str(),
+                  r.tiers ? "on" : "off", r.ttft_ms.p50, r.ttft_ms.p90, r.ttft_ms.p99, r.hit_rate,
+                  frac(r.g1_hit_tokens, r.prompt_tokens), frac(r.g2_hit_tokens, r.prompt_tokens),
+                  frac(r.g3_hit_tokens, r.prompt_tokens));
+    s += buf;
+  }
+  s += "(times in ms; g1/g2/g3 = prompt tokens served from the engine's cache / onboarded from host / from disk)\n";
+  for (const auto& off : rows) {
+    if (off.tiers) continue;
+    for (const auto& on : rows) {
+      if (!on.tiers || on.policy != off.policy + "+tiers" || on.workers != off.workers || on.rate_scale != off.rate_scale) continue;
+      auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+      std::snprintf(buf, sizeof buf,
+                    "tiers[%s]: ttft_p50_off=%.1f ttft_p50_on=%.1f ttft_p50_speedup=%.2f ttft_p90_off=%.1f "
+                    "ttft_p90_on=%.1f ttft_p90_speedup=%.2f hit_off=%.3f hit_on=%.3f g1=%.3f g2=%.3f g3=%.3f\n",
+                    off.policy.c_str(), off.ttft_ms.p50, on.ttft_ms.p50, ratio(off.ttft_ms.p50, on.ttft_ms.p50),
+                    off.ttft_ms.p90, on.ttft_ms.p90, ratio(off.ttft_ms.p90, on.ttft_ms.p90), off.hit_rate, on.hit_rate,
+                    frac(on.g1_hit_tokens, on.prompt_tokens), frac(on.g2_hit_tokens, on.prompt_tokens),
+                    frac(on.g3_hit_tokens, on.prompt_tokens));
+      s += buf;
+    }
+  }
+  return s;
+}
+
 status write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
   if (!f) return make_error(errc::io_error, "cannot write '" + path + "'");

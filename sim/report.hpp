@@ -19,6 +19,10 @@ namespace yard::sim {
 std::vector<std::string> csv_columns();
 std::string format_csv(const std::vector<sim_result>& rows);
 std::string format_table(const std::vector<sim_result>& rows);
+// The KV-tier view of rows run with and without tiers: TTFT and the G1/G2/G3
+// hit mix (fractions of prompt tokens), then per policy with both runs one line
+// `tiers[POLICY]: ttft_p50_off=.. ttft_p50_on=.. ttft_p50_speedup=.. ...`.
+std::string format_tier_table(const std::vector<sim_result>& rows);
 status write_text(const std::string& path, const std::string& text);
 // Two panels: CDF of TTFT per policy (log-scaled x) and prefix hit rate over time.
 status write_plot(const std::string& path, const std::vector<sim_result>& rows, const std::string& title);

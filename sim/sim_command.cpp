@@ -9,11 +9,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <unordered_set>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -76,6 +78,12 @@ int run_sim(int argc, char** argv) {
   bool reject_bad = false, no_progress = false, progress = false;
   sim::synthetic_options syn;
   bool synthetic = false;
+  // KV tiers (issue 6): each policy runs with tiers off and on.
+  bool kv_tiers = false;
+  double g1_frac = 0, host_frac = 0.2, disk_frac = 1.0;
+  std::string kv_dir;
+  backends::kv_tier_options tier_opts;
+  std::size_t bytes_per_token = 131072;
   app.add_option("--trace", trace_path, "Mooncake JSONL trace (timestamp ms, input_length, output_length, hash_ids)");
   app.add_flag("--synthetic", synthetic, "use the built-in synthetic generator instead of --trace");
   app.add_option("--syn-sessions", syn.sessions, "synthetic: conversations");
@@ -97,6 +105,16 @@ int run_sim(int argc, char** argv) {
   app.add_option("--jobs", jobs, "parallel simulation runs (default: hardware threads)");
   app.add_flag("--progress", progress, "force the progress bar (default: when stderr is a terminal)");
   app.add_flag("--no-progress", no_progress, "no progress bar");
+  app.add_flag("--kv-tiers", kv_tiers, "run every policy with KV tiers off and on (G2 host, G3 disk); prints the tier hit mix");
+  app.add_option("--g1-frac", g1_frac,
+                 "G1 per worker = this fraction of the trace's distinct blocks / workers (default: --num-blocks)");
+  app.add_option("--kv-host-frac", host_frac, "with --kv-tiers: G2 per worker, same units as --g1-frac (default 0.2)");
+  app.add_option("--kv-disk-frac", disk_frac, "with --kv-tiers: G3 per worker, same units (default 1.0)");
+  app.add_option("--kv-dir", kv_dir, "with --kv-tiers: G3 base directory (default a temp dir, removed at the end)");
+  app.add_option("--kv-bytes-per-token", bytes_per_token,
+                 "modelled KV bytes per token for onboarding time (default 131072: Llama-3-8B fp16)");
+  app.add_option("--kv-g2-gbps", tier_opts.g2_gbps, "modelled G2->G1 bandwidth GB/s (default 25)");
+  app.add_option("--kv-g3-gbps", tier_opts.g3_gbps, "modelled G3->G1 bandwidth GB/s (default 8)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -172,15 +190,46 @@ int run_sim(int argc, char** argv) {
     }
   }
   auto prepared = sim::prepare_trace(tr, prof.block_size);
+  std::size_t working_set = 0;  // distinct blocks of the trace
+  if (g1_frac > 0 || kv_tiers) {
+    std::unordered_set<kv::block_hash> seen;
+    for (const auto& h : prepared.hashes) seen.insert(h.begin(), h.end());
+    working_set = seen.size();
+  }
+  auto per_worker = [&](double frac, std::uint32_t w) {
+    return static_cast<std::size_t>(frac * double(working_set) / double(std::max(1u, w)));
+  };
+  if (g1_frac > 0) prof.num_blocks = static_cast<std::uint32_t>(std::max<std::size_t>(16, per_worker(g1_frac, workers)));
+  std::filesystem::path tier_base;
+  bool own_tier_base = false;
+  if (kv_tiers) {
+    tier_base = kv_dir.empty() ? std::filesystem::temp_directory_path() / ("yard_sim_tiers_" + std::to_string(::getpid()))
+                               : std::filesystem::path(kv_dir);
+    own_tier_base = kv_dir.empty();
+    tier_opts.modelled_block_bytes = bytes_per_token * prof.block_size;
+  }
+  struct dir_cleanup {
+    std::filesystem::path p;
+    bool own;
+    ~dir_cleanup() {
+      std::error_code ec;
+      if (own) std::filesystem::remove_all(p, ec);
+    }
+  } tier_cleanup{tier_base, own_tier_base};
 
   struct task {
     std::string policy;
     double rate;
     std::uint32_t workers;
+    bool tiers = false;
   };
   std::vector<task> tasks;
   for (auto& pt : points)
-    for (auto& p : policies) tasks.push_back({p, pt.first, pt.second});
+    for (auto& p : policies) {
+      tasks.push_back({p, pt.first, pt.second});
+      if (kv_tiers) tasks.push_back({p, pt.first, pt.second, true});
+    }
+  const std::size_t per = policies.size() * (kv_tiers ? 2 : 1);  // rows per sweep point
   std::vector<std::optional<result<sim::sim_result>>> results(tasks.size());
   progress_bar bar;
   bar.enabled = !no_progress && (progress || isatty(2));
@@ -197,12 +246,27 @@ int run_sim(int argc, char** argv) {
       so.rate_scale = tasks[i].rate;
       so.profile = prof;
       so.seed = seed;
+      if (tasks[i].tiers) {
+        so.tiers = tier_opts;
+        so.tiers.host_blocks = std::max<std::size_t>(1, per_worker(host_frac, tasks[i].workers));
+        so.tiers.disk_blocks = per_worker(disk_frac, tasks[i].workers);
+        if (so.tiers.disk_blocks > 0) {
+          so.tiers.disk_dir = (tier_base / ("run" + std::to_string(i))).string();
+          std::error_code ec;
+          std::filesystem::remove_all(so.tiers.disk_dir, ec);  // a fresh G3 per run
+        }
+      }
       std::uint64_t reported = 0;
       results[i] = sim::run_simulation(prepared, so, [&](std::uint64_t done, std::uint64_t) {
         bar.add(done - reported);
         reported = done;
       });
       if (reported < tr.requests.size()) bar.add(tr.requests.size() - reported);
+      if (tasks[i].tiers && results[i]->ok()) (*results[i])->policy += "+tiers";
+      if (tasks[i].tiers && !so.tiers.disk_dir.empty()) {
+        std::error_code ec;
+        std::filesystem::remove_all(so.tiers.disk_dir, ec);
+      }
     }
   };
   std::vector<std::thread> threads;
@@ -221,13 +285,20 @@ int run_sim(int argc, char** argv) {
     rows.push_back(std::move(r.value()));
   }
   // Table per sweep point.
-  std::size_t per = policies.size();
   for (std::size_t k = 0; k < points.size(); ++k) {
     std::cout << "trace=" << (synthetic ? std::string("synthetic") : trace_path) << " requests=" << tr.requests.size()
               << " workers=" << points[k].second << " rate_scale=" << points[k].first << " block_size=" << prof.block_size
               << " cache_blocks=" << prof.num_blocks << " seed=" << seed << "\n";
     std::vector<sim::sim_result> part(rows.begin() + k * per, rows.begin() + (k + 1) * per);
     std::cout << sim::format_table(part) << "\n";
+    if (kv_tiers) {
+      std::cout << "kv tiers: working_set_blocks=" << working_set << " g1_blocks_per_worker=" << prof.num_blocks
+                << " g2_blocks_per_worker=" << std::max<std::size_t>(1, per_worker(host_frac, points[k].second))
+                << " g3_blocks_per_worker=" << per_worker(disk_frac, points[k].second)
+                << " modelled_block_bytes=" << tier_opts.modelled_block_bytes << " g2_gbps=" << tier_opts.g2_gbps
+                << " g3_gbps=" << tier_opts.g3_gbps << "\n";
+      std::cout << sim::format_tier_table(part) << "\n";
+    }
   }
   std::cout << "sim: runs=" << tasks.size() << " requests=" << tr.requests.size() << " wall_s=" << wall << " jobs=" << jobs << "\n";
   if (!csv_path.empty()) {

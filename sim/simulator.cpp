@@ -107,7 +107,18 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
 
   std::vector<worker_state> workers(slots);
   auto eo = backends::mock_options_from_profile(opts.profile);
-  for (auto& w : workers) w.engine = std::make_unique<backends::mock_engine>(eo);
+  if (opts.tiers.enabled()) {
+    eo.kv_block_bytes = 256;  // stand-in bytes (still verified); onboarding time uses tiers.modelled_block_bytes
+    eo.tiers = opts.tiers;
+    eo.tiers.disk_sync_writes = true;
+  }
+  for (std::uint32_t i = 0; i < slots; ++i) {
+    auto wo = eo;
+    if (!wo.tiers.disk_dir.empty()) wo.tiers.disk_dir += "/w" + std::to_string(i);
+    auto e = backends::mock_engine::create(wo);
+    if (!e) return e.err();
+    workers[i].engine = std::move(e.value());
+  }
   // Autoscaling state: slots [0, workers) serve first; later slots are fresh
   // workers brought up in order; removed ones are retired for good.
   std::vector<std::uint32_t> serving_stack;  // serving slots, most recent last
@@ -293,6 +304,15 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
     out.requests_per_s = double(out.completed) / (out.makespan_ms / 1000.0);
   }
   out.hit_rate = prompt ? double(cached) / double(prompt) : 0.0;
+  out.tiers = opts.tiers.enabled();
+  out.prompt_tokens = prompt;
+  for (auto& w : workers)
+    if (const auto* t = w.engine->tiering()) {
+      out.g2_hit_tokens += t->stats().g2_hit_blocks * opts.profile.block_size;
+      out.g3_hit_tokens += t->stats().g3_hit_blocks * opts.profile.block_size;
+    }
+  // Onboarded blocks show up in the engines' cached-token counts; the rest came from G1.
+  out.g1_hit_tokens = cached > out.g2_hit_tokens + out.g3_hit_tokens ? cached - out.g2_hit_tokens - out.g3_hit_tokens : 0;
   double max_busy = 0, sum_busy = 0;
   for (auto& w : workers) {
     max_busy = std::max(max_busy, w.busy_ms);

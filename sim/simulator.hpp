@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/kv_tiering.hpp"
 #include "backends/timing_model.hpp"
 #include "common/status.hpp"
 #include "sim/router_bridge.hpp"
@@ -65,6 +66,11 @@ struct sim_options {
   double autoscale_period_ms = 1000;  // (default 1 s)
   double startup_ms = 0;              // worker start-up delay (default 0)
   std::uint32_t max_workers = 64;     // (default 64)
+  // KV tiers under every worker (default off). A set disk_dir is a base
+  // directory: worker i keeps its G3 in <disk_dir>/w<i> (give each concurrent
+  // run its own base). G3 writes are made synchronous so a run stays
+  // deterministic; onboarding time is charged by the mock's timing model.
+  backends::kv_tier_options tiers;
 };
 
 struct latency_summary {
@@ -86,6 +92,11 @@ struct sim_result {
   double hit_rate = 0;           // cached prompt tokens / prompt tokens
   double ideal_hit_rate = 0;
   double imbalance = 0;          // max / mean busy time over workers
+  // Tier hit mix, in prompt tokens of completed requests: served from G1 (the
+  // engine's prefix cache), onboarded from G2 / G3 (tiers on only).
+  bool tiers = false;
+  std::uint64_t prompt_tokens = 0;
+  std::uint64_t g1_hit_tokens = 0, g2_hit_tokens = 0, g3_hit_tokens = 0;
   std::vector<double> ttft_sorted_ms;                 // for the CDF plot
   std::vector<std::pair<double, double>> hit_rate_series;  // (arrival time s, hit rate in that bucket)
   // With an autoscaler: per period (end time s, workers serving, TTFT p90 ms of the window or -1).
