@@ -73,6 +73,30 @@ TEST(kv_router_core, routes_to_the_worker_holding_the_prefix_until_evicted) {
   EXPECT_EQ(r2->overlap_blocks, 0u);
 }
 
+// A worker's tier-2/3 events reach the policy as partial hits: a prefix held in
+// host memory wins over the same prefix on disk, and a disk hit still beats
+// nothing; the tier-1 overlap reported stays 0 (nothing is in device memory).
+TEST(kv_router_core, lower_tier_hits_route_by_tier_weight) {
+  std::vector<block_hash> p;
+  for (block_hash h = 100; h < 164; ++h) p.push_back(h);  // 1024 tokens: a 10% disk hit saves > tie_ms
+  for (std::uint8_t host_tier : {2, 3}) {
+    auto c = core();
+    for (auto w : {"w0", "w1", "w2"}) c->add_worker(w);
+    auto ev = stored(p);
+    ev.tier = host_tier;  // w1: tier 2 or 3
+    auto disk = stored(p);
+    disk.tier = 3;  // w2: always tier 3
+    c->on_kv_events(batch("w1", 0, {ev}));
+    c->on_kv_events(batch("w2", 0, {disk}));
+    EXPECT_TRUE(c->pump().empty());
+    auto r = c->route(req("a", p));
+    ASSERT_TRUE(r.ok());
+    EXPECT_NE(r->worker_id, "w0");  // a disk hit beats recomputing everything
+    EXPECT_EQ(r->overlap_blocks, 0u);
+    if (host_tier == 2) EXPECT_EQ(r->worker_id, "w1");  // host beats disk
+  }
+}
+
 TEST(kv_router_core, gap_then_snapshot) {
   auto c = core();
   c->on_kv_events(batch("w0", 0, {stored({1})}));
