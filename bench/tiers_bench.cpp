@@ -394,7 +394,7 @@ int run_bench_tiers(int argc, char** argv) {
   double p50_on = percentile(on.ttft, 0.5), p90_on = percentile(on.ttft, 0.9);
   std::printf("  tiers off: TTFT p50 %.1f ms p90 %.1f ms (prompt tokens cached %.1f%%)\n", p50_off, p90_off,
               pct(off.cached_tokens, off.prompt_tokens));
-  std::printf("  tiers on:  TTFT p50 %.1f ms p90 %.1f ms (prompt tokens cached %.1f%%; at arrival G1 %.1f%%, "
+  std::printf("  tiers on:  TTFT p50 %.1f ms p90 %.1f ms (prompt tokens cached %.1f%%; at admission G1 %.1f%%, "
               "onboarded G2 %.1f%%, G3 %.1f%%; %llu blocks offloaded)\n",
               p50_on, p90_on, pct(on.cached_tokens, on.prompt_tokens), pct(on.tiers.g1_hit_blocks * bt, on.prompt_tokens),
               pct(on.tiers.g2_hit_blocks * bt, on.prompt_tokens), pct(on.tiers.g3_hit_blocks * bt, on.prompt_tokens),
