@@ -248,6 +248,9 @@ void on_heartbeat(router_actor* self, transport::nats_message& m) {
   if (!core->has_worker(hb->instance_id)) {
     core->add_worker(hb->instance_id);
     st.model_of[hb->instance_id] = pool;
+    // A worker may join already holding blocks (G3 recovered after a restart, or events sent before this
+    // router saw it): its snapshot makes the index right from the start.
+    request_snapshot(st, hb->instance_id);
   }
   if (hb->load) {
     auto load = *hb->load;

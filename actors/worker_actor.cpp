@@ -639,6 +639,7 @@ caf::behavior worker_behavior(worker_actor* self, transport::nats_connection* co
         if (st.xfer)
           for (auto id : st.xfer->expire(clock::now()))
             st.log->warn("KV lease {:x} expired unreleased after {} ms: blocks freed", id, st.xfer->options().lease_ms);
+        publish_kv_events(st);  // events queued while idle (e.g. G3 blocks recovered at start) go out now
         publish_heartbeat(self->state);
         self->delayed_send(self, std::chrono::milliseconds(self->state.cfg.heartbeat_ms), heartbeat_atom::value);
       },

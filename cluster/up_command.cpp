@@ -7,6 +7,7 @@
 // is stopped, and dies with us even on a crash).
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "cluster/disagg_flags.hpp"
@@ -70,7 +71,10 @@ int run_up(int argc, char** argv) {
     bool prefill = i >= workers;
     wc.id = (prefill ? "prefill-" + std::to_string(i - workers) : "worker-" + std::to_string(i));
     wc.role = prefill_workers == 0 ? "both" : prefill ? "prefill" : "decode";
-    if (auto w = node.add_worker(eng, wc); !w) {
+    auto weng = eng;
+    // One G3 directory per worker (<dir>/<worker id>): each recovers its own blocks after a restart.
+    if (!weng.tiers.disk_dir.empty()) weng.tiers.disk_dir = (std::filesystem::path(eng.tiers.disk_dir) / wc.id).string();
+    if (auto w = node.add_worker(weng, wc); !w) {
       log->error("worker {}: {}", wc.id, w.err().describe());
       return 1;
     }
@@ -79,7 +83,9 @@ int run_up(int argc, char** argv) {
   rc.ns = proc.ns;
   rc.policy = policy;
   rc.use_kv_events = !approximate;
-  if (auto tok = cluster::make_engine(eng)) rc.tokenizer = std::shared_ptr<const backends::engine>(std::move(*tok));
+  auto tok_eng = eng;
+  tok_eng.tiers = {};  // the router's tokenizer copy holds no KV and must not open the workers' G3
+  if (auto tok = cluster::make_engine(tok_eng)) rc.tokenizer = std::shared_ptr<const backends::engine>(std::move(*tok));
   if (auto r = node.add_router(rc); !r) {
     log->error("router: {}", r.err().describe());
     return 1;

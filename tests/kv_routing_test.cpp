@@ -177,3 +177,68 @@ TEST_F(kv_routing, out_of_order_and_malformed_event_batches_resync_from_a_snapsh
 }
 
 }  // namespace
+
+namespace {
+
+// A router that starts after the workers already cached prompts (a router
+// restart, or a worker whose G3 tier survived its own restart) learns their
+// blocks from the snapshot it asks for when each worker joins: the first
+// request is already a full hit, no event has to arrive first.
+class kv_routing_late_router : public kv_routing {
+ protected:
+  void SetUp() override {}
+
+  void start(const std::string& warm_prompt, const std::string& warm_worker) {
+    nats_ = ts::start_nats();
+    ASSERT_NE(nats_, nullptr);
+    for (int i = 0; i < 3; ++i)
+      workers_.push_back(std::make_unique<ts::yard_process>(worker_args(nats_->url(), "lw" + std::to_string(i))));
+    transport::nats_options no;
+    no.servers = {nats_->url()};
+    client_ = std::move(*transport::nats_connection::connect(no));
+    msg::generate_request r;
+    r.request_id = "warm";
+    r.prompt = warm_prompt;
+    r.max_tokens = 2;
+    // Until the worker subscribes, NATS answers "no responders": only a real last chunk counts.
+    ASSERT_TRUE(ts::eventually([&] { return finished(subjects::worker_generate("default", warm_worker), r); }, 15000));
+    // Only now does a router exist: the worker's KV events for the prompt went out before it.
+    node_ = ts::start_cluster(nats_->url(), {.workers = 0, .with_router = false});
+    ASSERT_NE(node_, nullptr);
+    actors::router_config rc;
+    rc.policy = "ttft";
+    ASSERT_TRUE(node_->add_router(rc).ok());
+    ASSERT_TRUE(ts::eventually([&] { return node_->live_workers() == 3; }, 15000));
+    notices_ = std::move(*client_->subscribe(subjects::router_inflight("default"), [this](transport::nats_message m) {
+      auto n = msg::decode_auto<msg::route_notice>(m.data, m.content_type);
+      if (!n) return;
+      std::lock_guard<std::mutex> lock(mu_);
+      last_[n->request_id.substr(0, n->request_id.find('#'))] = *n;
+    }));
+    client_->flush();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the join snapshots' round trips
+  }
+
+  bool finished(const std::string& subject, const msg::generate_request& r) {
+    auto inbox = client_->new_inbox();
+    std::atomic<bool> done{false};
+    auto sub = client_->subscribe(inbox, [&](transport::nats_message m) {
+      auto c = msg::decode_auto<msg::token_chunk>(m.data, m.content_type);
+      if (c && c->finish_reason && *c->finish_reason == "length") done = true;
+    });
+    client_->flush();
+    client_->publish(subject, msg::encode(r), inbox);
+    return ts::eventually([&] { return done.load(); }, 1000);
+  }
+};
+
+TEST_F(kv_routing_late_router, learns_blocks_cached_before_it_started_from_join_snapshots) {
+  auto p = long_prompt('w');
+  start(p, "lw1");
+  if (HasFatalFailure()) return;
+  auto n = route(p);  // one try: no event about p can reach this router any more
+  EXPECT_EQ(n.worker_id, "lw1");
+  EXPECT_EQ(n.cached_tokens, 512u);
+}
+
+}  // namespace
