@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cluster/disagg_flags.hpp"
+#include "kv/policy_flags.hpp"
 #include "cluster/node_runtime.hpp"
 #include "tools/commands.hpp"
 
@@ -60,6 +61,7 @@ int run_router(int argc, char** argv) {
   bool approximate = false;
   cluster::add_process_flags(app, proc, true);
   app.add_option("--id", rc.id, "router instance id")->capture_default_str();
+  kv::add_router_policy_flags(app, rc.policy_cfg);
   app.add_option("--policy", rc.policy, "random|round_robin|least_loaded|approx|dynamo|ttft")->capture_default_str();
   app.add_flag("--approximate", approximate, "route without KV events (assume routed = cached)");
   app.add_option("--seed", rc.seed, "policy RNG seed")->capture_default_str();

@@ -12,6 +12,7 @@
 
 #include "cluster/disagg_flags.hpp"
 #include "cluster/node_runtime.hpp"
+#include "kv/policy_flags.hpp"
 #include "messages/subjects.hpp"
 #include "tools/commands.hpp"
 #include "transport/nats_server_process.hpp"
@@ -37,6 +38,8 @@ int run_up(int argc, char** argv) {
       ->check(CLI::Range(0, 4096))->capture_default_str();
   actors::worker_config wtemplate;
   cluster::add_disagg_flags(app, wtemplate);
+  kv::policy_config policy_cfg;
+  kv::add_router_policy_flags(app, policy_cfg);
   app.add_option("--nats-port", nats_port, "port for the embedded nats-server (0 = a free port)")->capture_default_str();
   app.add_option("--http-port", http.port, "OpenAI API port")->capture_default_str();
   app.add_option("--http-host", http.host, "OpenAI API listen address")->capture_default_str();
@@ -82,6 +85,7 @@ int run_up(int argc, char** argv) {
   actors::router_config rc;
   rc.ns = proc.ns;
   rc.policy = policy;
+  rc.policy_cfg = policy_cfg;
   rc.use_kv_events = !approximate;
   auto tok_eng = eng;
   tok_eng.tiers = {};  // the router's tokenizer copy holds no KV and must not open the workers' G3

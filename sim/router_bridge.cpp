@@ -87,9 +87,11 @@ class core_bridge final : public router_bridge {
 std::vector<std::string> policy_names() { return kv::policy_names(); }
 
 result<std::unique_ptr<router_bridge>> make_router_bridge(const std::string& policy, std::uint32_t workers,
-                                                          std::uint32_t block_size, std::uint64_t seed) {
+                                                          std::uint32_t block_size, std::uint64_t seed,
+                                                          const kv::policy_config& policy_cfg) {
   kv::kv_router_options o;
   o.policy = policy;
+  o.policy_cfg = policy_cfg;
   o.seed = seed;
   o.block_size = block_size;
   o.use_kv_events = true;

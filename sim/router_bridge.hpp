@@ -18,6 +18,7 @@
 
 #include "common/status.hpp"
 #include "kv/block_hash.hpp"
+#include "kv/routing_policy.hpp"
 #include "messages/types.hpp"
 
 namespace yard::sim {
@@ -49,6 +50,7 @@ class router_bridge {
 std::vector<std::string> policy_names();
 
 result<std::unique_ptr<router_bridge>> make_router_bridge(const std::string& policy, std::uint32_t workers,
-                                                          std::uint32_t block_size, std::uint64_t seed);
+                                                          std::uint32_t block_size, std::uint64_t seed,
+                                                          const kv::policy_config& policy_cfg = {});
 
 }  // namespace yard::sim

@@ -21,6 +21,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/log.hpp"
+#include "kv/policy_flags.hpp"
 #include "sim/report.hpp"
 #include "sim/simulator.hpp"
 #include "sim/synthetic.hpp"
@@ -97,6 +98,8 @@ int run_sim(int argc, char** argv) {
   app.add_option("--csv", csv_path, "write one CSV row per policy (and sweep point)");
   app.add_option("--plot", plot_path, "write a PNG: TTFT CDF per policy and hit rate over time");
   app.add_option("--seed", seed, "seed for routing randomness and sampling");
+  kv::policy_config policy_cfg;
+  kv::add_router_policy_flags(app, policy_cfg);
   app.add_option("--block-size", block_size, "KV block size in tokens (default: profile, 64)");
   app.add_option("--num-blocks", num_blocks, "KV cache blocks per worker (default: profile, 16384)");
   app.add_option("--profile", profile_path, "engine profile JSON (default: built-in = profiles/default.json)");
@@ -242,6 +245,7 @@ int run_sim(int argc, char** argv) {
     for (std::size_t i; (i = next++) < tasks.size();) {
       sim::sim_options so;
       so.policy = tasks[i].policy;
+      so.policy_cfg = policy_cfg;
       so.workers = tasks[i].workers;
       so.rate_scale = tasks[i].rate;
       so.profile = prof;

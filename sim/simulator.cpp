@@ -98,7 +98,7 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
   if (opts.router_factory) {
     bridge = opts.router_factory();
   } else {
-    auto b = make_router_bridge(opts.policy, slots, opts.profile.block_size, opts.seed);
+    auto b = make_router_bridge(opts.policy, slots, opts.profile.block_size, opts.seed, opts.policy_cfg);
     if (!b) return b.err();
     bridge = std::move(b.value());
   }

@@ -51,6 +51,7 @@ using autoscaler_fn = std::function<std::uint32_t(const autoscale_window&)>;
 struct sim_options {
   std::uint32_t workers = 16;
   std::string policy = "round_robin";
+  kv::policy_config policy_cfg;      // the policies' knobs (overlap weight, tier hit weights ...)
   backends::engine_profile profile;  // timing, limits, block size, cache blocks per worker
   double rate_scale = 1.0;           // arrival timestamps are divided by this (default 1)
   std::uint64_t seed = 1;            // router randomness and sampling seeds (default 1)

@@ -95,3 +95,20 @@ TEST_F(sim_command, synthetic_generator_runs) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(sim_command, policy_knobs_reach_the_simulated_router_and_bad_ones_are_refused) {
+  auto t = (dir_ / "t.jsonl").string();
+  ASSERT_EQ(run({"--trace", t, "--workers", "3", "--policy", "dynamo", "--csv", (dir_ / "k0.csv").string()}), 0);
+  ASSERT_EQ(run({"--trace", t, "--workers", "3", "--policy", "dynamo", "--temperature", "1000", "--overlap-weight", "0",
+                 "--csv", (dir_ / "k1.csv").string()}),
+            0);
+  auto a = slurp(dir_ / "k0.csv"), b = slurp(dir_ / "k1.csv");
+  ASSERT_FALSE(a.empty());
+  EXPECT_NE(a, b) << "--temperature/--overlap-weight changed nothing in the simulated routing";
+  EXPECT_NE(run({"--trace", t, "--tier2-weight", "1.5"}), 0);
+  EXPECT_NE(run({"--trace", t, "--temperature", "-1"}), 0);
+}
+
+}  // namespace
