@@ -95,6 +95,13 @@ struct policy_config {
   // 1.05 ms -> 0.1. Set them from measured onboarding cost where known.
   double tier2_hit_weight = 0.7;  // (default 0.7)
   double tier3_hit_weight = 0.1;  // (default 0.1)
+  // ttft: the fleet pays for a cache miss beyond this request's own wait (the
+  // recomputed prefill occupies the worker, delaying whoever queues next, and its
+  // duplicate blocks evict others' prefixes). Score = ttft + miss_penalty x the
+  // prefill time of the uncached part (0 = this request's TTFT only). Default
+  // 1.0: on the Mooncake traces it keeps the prefix hit rate within 5% of the
+  // cache-sticky approx policy at no TTFT p90 cost (docs/sim_results.md).
+  double ttft_miss_penalty = 1.0;
   // Candidates whose prediction is within this many ms (or relative fraction) of the
   // best are tied; ties go to the least loaded (default 1 ms / 2 %).
   double tie_ms = 1.0;

@@ -8,7 +8,9 @@
 //   interfere  = decode_ms_per_block * active_decode_blocks * steps,
 //                steps = ceil((pending + P - C) / chunk)        (decode batched into every prefill step)
 //   ttft       = queue_ms + prefill_ms + interfere
-// Every candidate within max(tie_ms, tie_rel * best) of the best is tied; the
+//   score      = ttft + ttft_miss_penalty * f(P - C)   (what the miss costs the rest of the fleet:
+//                the recompute occupies the worker and its duplicate blocks evict other prefixes)
+// Every candidate within max(tie_ms, tie_rel * best) of the best score is tied; the
 // least loaded of those wins (exact ties: uniform by the seed).
 #include <algorithm>
 #include <cmath>
@@ -31,6 +33,7 @@ class ttft_policy final : public routing_policy {
     const double ms_per_queued_token = predicted_prefill_ms(cfg_, chunk) / chunk;
     auto f = [&](double t) { return cfg_.prefill_a * t * t + cfg_.prefill_b * t; };
     ttft_.resize(c.size());
+    score_.resize(c.size());
     double best = 0;
     for (std::size_t i = 0; i < c.size(); ++i) {
       double cached = std::min(p, weighted_overlap_blocks(c[i], cfg_) * bs);
@@ -41,17 +44,19 @@ class ttft_policy final : public routing_policy {
       double steps = std::ceil((pending + p - cached) / chunk);
       double interfere = cfg_.decode_ms_per_block * static_cast<double>(c[i].load.active_decode_blocks) * steps;
       ttft_[i] = queue + prefill + interfere;
-      best = i ? std::min(best, ttft_[i]) : ttft_[i];
+      score_[i] = ttft_[i] + cfg_.ttft_miss_penalty * f(p - cached);
+      best = i ? std::min(best, score_[i]) : score_[i];
     }
     double slack = std::max(cfg_.tie_ms, cfg_.tie_rel * best);
-    std::size_t pick = least_loaded_of(c, rng_, [&](std::size_t k) { return ttft_[k] <= best + slack; });
+    std::size_t pick = least_loaded_of(c, rng_, [&](std::size_t k) { return score_[k] <= best + slack; });
     return route_decision{c[pick].worker, ttft_[pick], c[pick].overlap_blocks};
   }
 
  private:
   policy_config cfg_;
   rng rng_;
-  std::vector<double> ttft_;
+  std::vector<double> ttft_;   // predicted TTFT per candidate (the decision's score)
+  std::vector<double> score_;  // what is minimised: ttft + miss penalty
 };
 
 }  // namespace

@@ -166,6 +166,26 @@ TEST(policy_ttft, queue_wait_beats_cache_hit) {
   EXPECT_EQ(pick(*p, pr.req, {cand(0, 0, 1, 0), cand(1, 128, 1, 256)}), 1u);
 }
 
+TEST(policy_ttft, miss_penalty_keeps_a_moderately_busy_prefix_owner) {
+  prompt pr(128, 100);  // 2048 tokens
+  // Worker 1 holds the prompt but has 2000 tokens queued (~48 ms); worker 0 is idle and would recompute all
+  // 2048 tokens (~49 ms + ~16.5 ms fixed). Own TTFT alone prefers worker 0; counting what the miss costs the
+  // fleet (penalty 1: the recompute's prefill time again) keeps the request with its prefix.
+  policy_config own;
+  own.ttft_miss_penalty = 0;
+  auto p0 = make("ttft", own);
+  EXPECT_EQ(pick(*p0, pr.req, {cand(0, 0, 1, 0), cand(1, 128, 1, 2000)}), 0u);
+  auto p1 = make("ttft");  // default penalty 1
+  EXPECT_EQ(pick(*p1, pr.req, {cand(0, 0, 1, 0), cand(1, 128, 1, 2000)}), 1u);
+  // A long queue still loses: the penalty is bounded by the miss's own prefill time.
+  EXPECT_EQ(pick(*p1, pr.req, {cand(0, 0, 1, 0), cand(1, 128, 1, 8000)}), 0u);
+  // The decision's score stays the predicted TTFT, not the penalised objective.
+  auto d = p1->choose(pr.req, std::vector{cand(0, 0, 1, 0)});
+  ASSERT_TRUE(d.ok());
+  double f2048 = own.prefill_a * 2048.0 * 2048 + own.prefill_b * 2048;
+  EXPECT_NEAR(d->score, f2048 + own.prefill_c, 1e-6);
+}
+
 TEST(policy_ttft, near_ties_go_to_least_loaded) {
   prompt pr(8, 100);
   auto p = make("ttft");
