@@ -39,42 +39,20 @@
 #include "messages/codec.hpp"
 #include "messages/kv_transfer.hpp"
 #include "tools/commands.hpp"
+#include "transport/fd_io.hpp"
 #include "transport/ucx/ucx_data_plane.hpp"
 
 namespace yard::cmd {
 
 namespace {
 
+using transport::read_all;
+using transport::write_all;
+
 using clk = std::chrono::steady_clock;
 constexpr std::size_t kMiB = 1024 * 1024;
 
-bool write_all(int fd, const void* p, std::size_t n) {
-  auto* c = static_cast<const char*>(p);
-  while (n > 0) {
-    ssize_t w = ::write(fd, c, n);
-    if (w <= 0) return false;
-    c += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
 
-bool read_all(int fd, void* p, std::size_t n, int timeout_ms) {
-  auto* c = static_cast<char*>(p);
-  auto deadline = clk::now() + std::chrono::milliseconds(timeout_ms);
-  while (n > 0) {
-    pollfd pfd{fd, POLLIN, 0};
-    if (::poll(&pfd, 1, 100) <= 0) {
-      if (clk::now() > deadline) return false;
-      continue;
-    }
-    ssize_t r = ::read(fd, c, n);
-    if (r <= 0) return false;
-    c += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
 
 void fill(std::vector<char>& v) {
   std::uint64_t s = 0x12345;

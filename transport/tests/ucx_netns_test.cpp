@@ -29,6 +29,7 @@
 
 #include "messages/codec.hpp"
 #include "messages/kv_transfer.hpp"
+#include "transport/fd_io.hpp"
 #include "transport/ucx/ucx_data_plane.hpp"
 
 using namespace yard;
@@ -55,32 +56,7 @@ std::string repo_root() {
 
 bool sh(const std::string& cmd) { return std::system(cmd.c_str()) == 0; }
 
-bool write_all(int fd, const void* p, std::size_t n) {
-  auto* c = static_cast<const char*>(p);
-  while (n > 0) {
-    ssize_t w = ::write(fd, c, n);
-    if (w <= 0) return false;
-    c += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
 
-// Reads exactly n bytes, or fails on EOF / after timeout_ms.
-bool read_all(int fd, void* p, std::size_t n, int timeout_ms) {
-  auto* c = static_cast<char*>(p);
-  auto deadline = clk::now() + std::chrono::milliseconds(timeout_ms);
-  while (n > 0) {
-    pollfd pfd{fd, POLLIN, 0};
-    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clk::now()).count());
-    if (left <= 0 || ::poll(&pfd, 1, left) <= 0) return false;
-    ssize_t r = ::read(fd, c, n);
-    if (r <= 0) return false;
-    c += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
 
 bool send_line(int fd, const std::string& s) {
   std::string l = s + "\n";
