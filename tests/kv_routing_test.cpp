@@ -37,13 +37,18 @@ class kv_routing : public ::testing::Test {
     transport::nats_options no;
     no.servers = {nats_->url()};
     client_ = std::move(*transport::nats_connection::connect(no));
+    subscribe_notices();
+    client_->flush();
+  }
+
+  // Records every router's route notice (where each request went, what it expected cached).
+  void subscribe_notices() {
     notices_ = std::move(*client_->subscribe(subjects::router_inflight("default"), [this](transport::nats_message m) {
       auto n = msg::decode_auto<msg::route_notice>(m.data, m.content_type);
       if (!n) return;
       std::lock_guard<std::mutex> lock(mu_);
       last_[n->request_id.substr(0, n->request_id.find('#'))] = *n;
     }));
-    client_->flush();
   }
 
   // Sends a request through the router, waits for its last chunk, returns the router's notice.
@@ -66,12 +71,15 @@ class kv_routing : public ::testing::Test {
 
   // Sends straight to a subject (a worker, bypassing the router) and waits for
   // the end; false when it did not finish in time (a dead worker).
-  bool run(const std::string& subject, const msg::generate_request& r, int timeout_ms = 3000) {
+  // With `completed_only`, only a last chunk that finished by length counts (not an error or NATS's
+  // "no responders" status before the worker has subscribed).
+  bool run(const std::string& subject, const msg::generate_request& r, int timeout_ms = 3000,
+           bool completed_only = false) {
     auto inbox = client_->new_inbox();
     std::atomic<bool> done{false};
     auto sub = client_->subscribe(inbox, [&](transport::nats_message m) {
       auto c = msg::decode_auto<msg::token_chunk>(m.data, m.content_type);
-      if (!c || c->finish_reason) done = true;
+      if (completed_only ? (c && c->finish_reason == "length") : (!c || c->finish_reason)) done = true;
     });
     client_->flush();
     client_->publish(subject, msg::encode(r), inbox);
@@ -201,7 +209,7 @@ class kv_routing_late_router : public kv_routing {
     r.prompt = warm_prompt;
     r.max_tokens = 2;
     // Until the worker subscribes, NATS answers "no responders": only a real last chunk counts.
-    ASSERT_TRUE(ts::eventually([&] { return finished(subjects::worker_generate("default", warm_worker), r); }, 15000));
+    ASSERT_TRUE(ts::eventually([&] { return run(subjects::worker_generate("default", warm_worker), r, 1000, true); }, 15000));
     // Only now does a router exist: the worker's KV events for the prompt went out before it.
     node_ = ts::start_cluster(nats_->url(), {.workers = 0, .with_router = false});
     ASSERT_NE(node_, nullptr);
@@ -209,27 +217,11 @@ class kv_routing_late_router : public kv_routing {
     rc.policy = "ttft";
     ASSERT_TRUE(node_->add_router(rc).ok());
     ASSERT_TRUE(ts::eventually([&] { return node_->live_workers() == 3; }, 15000));
-    notices_ = std::move(*client_->subscribe(subjects::router_inflight("default"), [this](transport::nats_message m) {
-      auto n = msg::decode_auto<msg::route_notice>(m.data, m.content_type);
-      if (!n) return;
-      std::lock_guard<std::mutex> lock(mu_);
-      last_[n->request_id.substr(0, n->request_id.find('#'))] = *n;
-    }));
+    subscribe_notices();
     client_->flush();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the join snapshots' round trips
   }
 
-  bool finished(const std::string& subject, const msg::generate_request& r) {
-    auto inbox = client_->new_inbox();
-    std::atomic<bool> done{false};
-    auto sub = client_->subscribe(inbox, [&](transport::nats_message m) {
-      auto c = msg::decode_auto<msg::token_chunk>(m.data, m.content_type);
-      if (c && c->finish_reason && *c->finish_reason == "length") done = true;
-    });
-    client_->flush();
-    client_->publish(subject, msg::encode(r), inbox);
-    return ts::eventually([&] { return done.load(); }, 1000);
-  }
 };
 
 TEST_F(kv_routing_late_router, learns_blocks_cached_before_it_started_from_join_snapshots) {

@@ -12,6 +12,7 @@
 
 #include "backends/mock/mock_engine.hpp"
 #include "backends/native/native_engine.hpp"
+#include "backends/tests/engine_test_util.hpp"
 #include "backends/tests/native_test_util.hpp"
 #include "kv/block_hash.hpp"
 
@@ -20,41 +21,14 @@ namespace {
 
 namespace fs = std::filesystem;
 using native::testing::temp_dir;
-
-struct run_out {
-  std::vector<token_id> tokens;
-  msg::usage usage;
-  std::vector<double> step_ms;  // model time of every step while this request ran
-};
-
-// Steps until idle; per request: tokens, usage, and the model time of each step.
-std::map<std::string, run_out> run_all(engine& e) {
-  std::map<std::string, run_out> out;
-  for (int guard = 0; e.has_work() && guard < 10000; ++guard) {
-    auto r = e.step();
-    for (auto& o : r.outputs) {
-      auto& ro = out[o.request_id];
-      ro.tokens.insert(ro.tokens.end(), o.new_tokens.begin(), o.new_tokens.end());
-      ro.step_ms.push_back(r.model_time_ms);
-      if (o.finish_reason) ro.usage = o.usage_info;
-    }
-  }
-  return out;
-}
+using testing::prompt;
+using testing::run_all;
+using testing::run_out;
 
 engine_request req(const std::string& id, std::vector<token_id> prompt, std::uint32_t max_tokens) {
-  engine_request r;
-  r.request_id = id;
-  r.prompt = std::move(prompt);
-  r.max_tokens = max_tokens;
+  auto r = testing::req(id, std::move(prompt), max_tokens);
   r.sampling.seed = 7;
   return r;
-}
-
-std::vector<token_id> prompt(int n, std::uint32_t salt) {
-  std::vector<token_id> p(n);
-  for (int i = 0; i < n; ++i) p[i] = (salt * 131 + static_cast<std::uint32_t>(i) * 37 + 11) % 250;
-  return p;
 }
 
 std::vector<token_id> mock_expected(const std::vector<token_id>& p, std::size_t n) {

@@ -6,52 +6,16 @@
 
 #include "backends/native/native_engine.hpp"
 #include "kv/block_hash.hpp"
+#include "backends/tests/engine_test_util.hpp"
 #include "backends/tests/native_test_util.hpp"
 
 namespace yard::backends {
 namespace {
 
 using native::testing::temp_dir;
-
-struct run_out {
-  std::vector<token_id> tokens;
-  std::string text;
-  std::string finish;
-  msg::usage usage;
-  std::vector<float> logprobs;
-};
-
-std::map<std::string, run_out> run_all(native_engine& e) {
-  std::map<std::string, run_out> out;
-  for (int guard = 0; e.has_work() && guard < 10000; ++guard) {
-    auto r = e.step();
-    for (auto& o : r.outputs) {
-      auto& ro = out[o.request_id];
-      ro.tokens.insert(ro.tokens.end(), o.new_tokens.begin(), o.new_tokens.end());
-      ro.text += o.text_delta;
-      ro.logprobs.insert(ro.logprobs.end(), o.logprobs.begin(), o.logprobs.end());
-      if (o.finish_reason) {
-        ro.finish = *o.finish_reason;
-        ro.usage = o.usage_info;
-      }
-    }
-  }
-  return out;
-}
-
-engine_request req(const std::string& id, std::vector<token_id> prompt, std::uint32_t max_tokens) {
-  engine_request r;
-  r.request_id = id;
-  r.prompt = std::move(prompt);
-  r.max_tokens = max_tokens;
-  return r;
-}
-
-std::vector<token_id> prompt(int n, std::uint32_t salt) {
-  std::vector<token_id> p(n);
-  for (int i = 0; i < n; ++i) p[i] = (salt * 131 + static_cast<std::uint32_t>(i) * 37 + 11) % 250;
-  return p;
-}
+using testing::prompt;
+using testing::req;
+using testing::run_all;
 
 class native_engine_test : public ::testing::Test {
  protected:
