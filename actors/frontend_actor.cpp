@@ -178,6 +178,11 @@ void on_tick(frontend_actor* self) {
   if (now - st.window_start >= std::chrono::milliseconds(st.cfg.latency_window_ms)) publish_latency_window(st, now);
   for (const auto& id : st.workers.expire(now)) st.log->warn("worker {} missed its lease", id);
   st.view->set(st.workers.eligible("").size(), st.workers.models());
+  std::vector<worker_status> ws;
+  ws.reserve(st.workers.size());
+  for (const auto& [id, w] : st.workers.all())
+    ws.push_back(worker_status{id, w.last.role, w.last.model, w.last.draining, w.last.load.value_or(msg::load_report{})});
+  st.view->set_workers(std::move(ws));
   std::vector<std::string> to_migrate;
   for (auto& [id, s] : st.by_id) {
     bool worker_lost = !s.worker_id.empty() && !st.workers.alive(s.worker_id);

@@ -53,11 +53,20 @@ class cluster_view {
     std::lock_guard<std::mutex> lock(mu_);
     return models_;
   }
+  void set_workers(std::vector<worker_status> w) {
+    std::lock_guard<std::mutex> lock(mu_);
+    workers_ = std::move(w);
+  }
+  std::vector<worker_status> workers() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return workers_;
+  }
 
  private:
   mutable std::mutex mu_;
   std::size_t live_ = 0;
   std::vector<std::string> models_;
+  std::vector<worker_status> workers_;  // every worker with a live lease, by id
 };
 
 result<caf::actor> spawn_frontend(caf::actor_system& sys, transport::nats_connection& conn, frontend_config cfg,

@@ -84,7 +84,9 @@ void http_server::install_routes() {
     res.set_content(body.dump(), "application/json");
   });
   svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics_->render(), "text/plain; version=0.0.4");
+    auto body = metrics_->render();
+    render_worker_metrics(body, view_->workers());
+    res.set_content(body, "text/plain; version=0.0.4");
   });
   svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(openai::models_body(view_->models(), unix_now()), "application/json");

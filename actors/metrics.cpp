@@ -57,4 +57,62 @@ std::string frontend_metrics::render() const {
   return out;
 }
 
+namespace {
+
+std::string label_value(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+void render_worker_metrics(std::string& out, const std::vector<worker_status>& workers) {
+  struct series {
+    const char* name;
+    const char* type;
+    const char* help;
+    double (*value)(const worker_status&);
+  };
+  static const series all[] = {
+      {"yard_worker_draining", "gauge", "1 while the worker drains (takes no new work).",
+       [](const worker_status& w) { return w.draining ? 1.0 : 0.0; }},
+      {"yard_worker_active_requests", "gauge", "Sequences being decoded.",
+       [](const worker_status& w) { return double(w.load.active_requests); }},
+      {"yard_worker_queued_requests", "gauge", "Requests waiting for admission.",
+       [](const worker_status& w) { return double(w.load.queued_requests); }},
+      {"yard_worker_pending_prefill_tokens", "gauge", "Prompt tokens not yet prefilled.",
+       [](const worker_status& w) { return double(w.load.pending_prefill_tokens); }},
+      {"yard_worker_kv_blocks_active", "gauge", "G1 KV blocks referenced by live sequences.",
+       [](const worker_status& w) { return double(w.load.active_kv_blocks); }},
+      {"yard_worker_kv_blocks_total", "gauge", "G1 KV pool capacity in blocks.",
+       [](const worker_status& w) { return double(w.load.total_kv_blocks); }},
+      {"yard_worker_kv_blocks_g2", "gauge", "KV blocks held in the host tier (G2).",
+       [](const worker_status& w) { return double(w.load.g2_kv_blocks); }},
+      {"yard_worker_kv_blocks_g3", "gauge", "KV blocks held in the disk tier (G3).",
+       [](const worker_status& w) { return double(w.load.g3_kv_blocks); }},
+      {"yard_worker_kv_offloaded_blocks_total", "counter", "KV blocks copied down from G1 on eviction.",
+       [](const worker_status& w) { return double(w.load.kv_offloaded_blocks); }},
+      {"yard_worker_kv_onboarded_blocks_total", "counter", "KV blocks brought back into G1 from G2/G3.",
+       [](const worker_status& w) { return double(w.load.kv_onboarded_blocks); }},
+      {"yard_worker_g3_dropped_writes_total", "counter", "G3 writes refused because the disk fell behind.",
+       [](const worker_status& w) { return double(w.load.g3_dropped_writes); }},
+      {"yard_worker_g3_disabled", "gauge", "1 when G3 failed (disk full, I/O error) and runs degraded.",
+       [](const worker_status& w) { return w.load.g3_disabled ? 1.0 : 0.0; }},
+  };
+  for (const auto& s : all) {
+    out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", s.name, s.help, s.name, s.type);
+    for (const auto& w : workers)
+      out += fmt::format("{}{{worker=\"{}\",role=\"{}\",model=\"{}\"}} {}\n", s.name, label_value(w.id),
+                         label_value(w.role), label_value(w.model), s.value(w));
+  }
+}
+
 }  // namespace yard::actors

@@ -1,7 +1,8 @@
 // actors/metrics.hpp — Prometheus counters and histograms for the frontend.
 //
 // Owns: the frontend's metric values and their text exposition
-// (https://prometheus.io/docs/instrumenting/exposition_formats/).
+// (https://prometheus.io/docs/instrumenting/exposition_formats/), plus the
+// per-worker gauges rendered from the workers' latest heartbeats.
 // Must not touch: HTTP or NATS (the server renders render()).
 // Thread-safety: thread-safe (atomics and one mutex per histogram).
 #pragma once
@@ -13,6 +14,8 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "messages/types.hpp"
 
 namespace yard::actors {
 
@@ -47,5 +50,19 @@ struct frontend_metrics {
   mutable std::mutex errors_mu_;
   std::map<int, std::uint64_t> errors_by_status_;
 };
+
+// One worker as the frontend last heard of it (its heartbeat's load report).
+struct worker_status {
+  std::string id;
+  std::string role;
+  std::string model;
+  bool draining = false;
+  msg::load_report load;
+};
+
+// Appends per-worker gauges and counters (labels worker, role, model): queue,
+// pending prefill tokens, KV blocks in use / total, KV blocks per tier, and
+// the tier counters (offloaded, onboarded, G3 writes dropped, G3 disabled).
+void render_worker_metrics(std::string& out, const std::vector<worker_status>& workers);
 
 }  // namespace yard::actors

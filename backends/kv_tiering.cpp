@@ -53,6 +53,15 @@ void kv_tiering::on_evict(kv::block_id b, kv::block_hash h) {
   ++stats_.offloaded_blocks;
 }
 
+void kv_tiering::fill_load(msg::load_report& load) const {
+  load.g2_kv_blocks = tm_->g2().size();
+  load.g3_kv_blocks = tm_->g3() ? tm_->g3()->size() : 0;
+  load.kv_offloaded_blocks = stats_.offloaded_blocks;
+  load.kv_onboarded_blocks = stats_.g2_hit_blocks + stats_.g3_hit_blocks;
+  load.g3_dropped_writes = tm_->g3() ? tm_->g3()->stats().dropped : 0;
+  load.g3_disabled = tm_->g3() && tm_->g3()->disabled();
+}
+
 double kv_tiering::block_ms(std::uint8_t tier) const {
   const std::size_t bb = opts_.modelled_block_bytes ? opts_.modelled_block_bytes : ex_.kv_block_bytes();
   return onboard_ms(1, bb, tier == 2 ? opts_.g2_gbps : opts_.g3_gbps);

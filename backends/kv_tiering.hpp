@@ -102,7 +102,10 @@ class kv_tiering {
   std::vector<msg::kv_event> snapshot() const { return tm_->snapshot(); }
 
   const kv_tiering_stats& stats() const { return stats_; }
+  // The tier fields of a worker's load report (blocks per tier, offload/onboard counters, G3 health).
+  void fill_load(msg::load_report& load) const;
   kv::tiers::tier_manager& tiers() { return *tm_; }
+  const kv::tiers::tier_manager& tiers() const { return *tm_; }
   double block_ms(std::uint8_t tier) const;  // modelled onboarding ms of one block from tier 2 or 3
 
  private:

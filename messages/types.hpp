@@ -150,6 +150,15 @@ struct load_report {
   std::uint32_t active_kv_blocks = 0;       // blocks referenced by live sequences
   std::uint32_t total_kv_blocks = 0;        // pool capacity
   std::uint64_t timestamp_ms = 0;           // sender wall clock, ms since epoch
+  // KV tiers (0 when the worker runs none): blocks held in G2 (host) and G3
+  // (disk) now; counters since start of blocks offloaded from G1, blocks
+  // onboarded back from G2/G3, and G3 writes dropped by back-pressure.
+  std::uint64_t g2_kv_blocks = 0;
+  std::uint64_t g3_kv_blocks = 0;
+  std::uint64_t kv_offloaded_blocks = 0;
+  std::uint64_t kv_onboarded_blocks = 0;
+  std::uint64_t g3_dropped_writes = 0;
+  bool g3_disabled = false;                 // G3 failed (disk full, I/O error) and runs degraded
 };
 template <class V> void describe(V& v, load_report& x) {
   v.req("worker_id", x.worker_id);
@@ -159,6 +168,12 @@ template <class V> void describe(V& v, load_report& x) {
   v.opt("active_kv_blocks", x.active_kv_blocks);
   v.opt("total_kv_blocks", x.total_kv_blocks);
   v.opt("timestamp_ms", x.timestamp_ms);
+  v.opt("g2_kv_blocks", x.g2_kv_blocks);
+  v.opt("g3_kv_blocks", x.g3_kv_blocks);
+  v.opt("kv_offloaded_blocks", x.kv_offloaded_blocks);
+  v.opt("kv_onboarded_blocks", x.kv_onboarded_blocks);
+  v.opt("g3_dropped_writes", x.g3_dropped_writes);
+  v.opt("g3_disabled", x.g3_disabled);
 }
 
 // Liveness and discovery: every instance publishes one every interval_ms.

@@ -1,6 +1,7 @@
 // `yard up`, the main job, as a user runs it: one process that starts its own
-// nats-server, workers, a router and the HTTP API, serves a completion, gives
-// each worker its own G3 directory, and stops cleanly on SIGTERM.
+// nats-server, workers, a router and the HTTP API, serves completions, gives
+// each worker its own G3 directory, reports tier state in /metrics, and stops
+// cleanly on SIGTERM.
 #include <httplib.h>
 
 #include <filesystem>
@@ -20,7 +21,7 @@ TEST(up_command, serves_with_an_embedded_nats_and_one_g3_dir_per_worker) {
   fs::remove_all(dir);
   int port = transport::free_loopback_port();
   ts::yard_process up({"up", "--workers", "2", "--http-port", std::to_string(port), "--http-host", "127.0.0.1",
-                       "--kv-host-blocks", "8", "--kv-disk-dir", dir.string(), "--kv-disk-blocks",
+                       "--num-blocks", "8", "--block-size", "16", "--kv-host-blocks", "8", "--kv-disk-dir", dir.string(), "--kv-disk-blocks",
                        "64", "--log-level", "warn"});
   httplib::Client cli("127.0.0.1", port);
   cli.set_connection_timeout(1);
@@ -37,6 +38,29 @@ TEST(up_command, serves_with_an_embedded_nats_and_one_g3_dir_per_worker) {
     auto j = nlohmann::json::parse(r->body);
     EXPECT_EQ(j["choices"][0]["text"].get<std::string>(), ts::mock_expected_text(std::string(100, 'x'), 4));
   }
+  // Three more distinct 7-block prompts into 8-block pools: some worker evicts, and the blocks go down a tier.
+  for (char c : {'a', 'b', 'c'}) {
+    nlohmann::json b2 = {{"model", "mock"}, {"prompt", std::string(100, c)}, {"max_tokens", 4}};
+    auto r = cli.Post("/v1/completions", b2.dump(), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+  // The workers' heartbeats carry their tier state to the frontend's /metrics.
+  auto sum = [&](const std::string& body, const std::string& series) {
+    double total = 0;
+    for (std::size_t p = body.find("\n" + series + "{"); p != std::string::npos; p = body.find("\n" + series + "{", p + 1))
+      total += std::stod(body.substr(body.find("} ", p) + 2));
+    return total;
+  };
+  std::string metrics;
+  EXPECT_TRUE(ts::eventually([&] {
+    auto r = cli.Get("/metrics");
+    if (!r || r->status != 200) return false;
+    metrics = r->body;
+    return sum(metrics, "yard_worker_kv_offloaded_blocks_total") > 0 && sum(metrics, "yard_worker_kv_blocks_g2") > 0;
+  }, 5000)) << metrics;
+  EXPECT_EQ(sum(metrics, "yard_worker_kv_blocks_total"), 16);  // 2 workers x 8 blocks
+  EXPECT_EQ(sum(metrics, "yard_worker_g3_disabled"), 0);
   EXPECT_TRUE(fs::is_directory(dir / "worker-0"));
   EXPECT_TRUE(fs::is_directory(dir / "worker-1"));
 

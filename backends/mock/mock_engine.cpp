@@ -222,7 +222,11 @@ step_result mock_engine::step() {
   return r;
 }
 
-msg::load_report mock_engine::load() const { return sched_->load(); }
+msg::load_report mock_engine::load() const {
+  auto l = sched_->load();
+  if (tiering_) tiering_->fill_load(l);
+  return l;
+}
 
 std::uint64_t mock_engine::synthetic_word(kv::block_hash hash, std::size_t i) { return splitmix(splitmix(hash) + i); }
 

@@ -224,6 +224,12 @@ std::vector<msg::kv_event> native_engine::drain_kv_events() {
   return ev;
 }
 
+msg::load_report native_engine::load() const {
+  auto l = sched_->load();
+  if (tiering_) tiering_->fill_load(l);
+  return l;
+}
+
 std::vector<msg::kv_event> native_engine::kv_snapshot() const {
   auto ev = sched_->pool().snapshot();
   if (tiering_)

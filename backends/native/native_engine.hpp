@@ -53,7 +53,7 @@ class native_engine final : public engine {
   void cancel(const std::string& request_id) override;
   bool has_work() const override { return sched_->has_work(); }
   step_result step() override;
-  msg::load_report load() const override { return sched_->load(); }
+  msg::load_report load() const override;
   std::vector<msg::kv_event> drain_kv_events() override;
   std::vector<msg::kv_event> kv_snapshot() const override;
   std::uint32_t block_size() const override { return opts_.block_size; }

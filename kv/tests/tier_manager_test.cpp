@@ -153,6 +153,40 @@ TEST(tier_manager, disk_failure_degrades_without_crash) {
   EXPECT_EQ(m->lookup_prefix(hs).g2, 1u);
 }
 
+TEST(tier_manager, a_slow_disk_drops_cascaded_blocks_instead_of_queueing_without_bound) {
+  temp_dir d;
+  tier_manager_options o;
+  o.g2.capacity_blocks = 1;
+  disk_tier_options dk;
+  dk.dir = d.path;
+  dk.capacity_blocks = 100;
+  dk.io_threads = 1;
+  dk.max_pending_writes = 2;
+  o.g3 = dk;
+  auto m = std::move(tier_manager::create(o).value());
+  m->g3()->hold_writes_for_testing(true);  // the disk stalls
+  // Offloading 1..7 through a 1-block G2 cascades 1..6 to G3; only 2 writes may wait.
+  for (block_hash h = 1; h <= 7; ++h) m->offload(h, make_block(h));
+  EXPECT_EQ(m->g3()->pending_writes(), 2u);
+  EXPECT_EQ(m->g3()->stats().dropped, 4u);
+  m->g3()->hold_writes_for_testing(false);
+  settle(*m, 2);
+  EXPECT_EQ(m->g3()->size(), 2u);
+  EXPECT_TRUE(m->g3()->contains(1));
+  EXPECT_TRUE(m->g3()->contains(2));
+  EXPECT_FALSE(m->g3()->contains(3));
+  // Only what G3 accepted was announced as stored in tier 3.
+  std::size_t stored3 = 0;
+  for (const auto& e : m->drain_events())
+    if (e.kind == "stored" && e.tier == 3) stored3 += e.block_hashes.size();
+  EXPECT_EQ(stored3, 2u);
+  // Once the disk keeps up again, offloads reach G3 again.
+  m->offload(8, make_block(8));  // cascades 7
+  settle(*m, 3);
+  EXPECT_TRUE(m->g3()->contains(7));
+  EXPECT_FALSE(m->g3()->disabled());
+}
+
 TEST(tier_manager, plan_onboard_only_when_faster_than_recompute) {
   onboard_cost_model cm;
   cm.block_bytes = 2 << 20;

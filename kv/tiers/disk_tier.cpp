@@ -187,6 +187,7 @@ bool gcm(bool enc, const unsigned char* key, const unsigned char* nonce, block_h
 disk_tier::disk_tier(disk_tier_options opts) : opts_(std::move(opts)) {}
 
 disk_tier::~disk_tier() {
+  hold_writes_for_testing(false);
   pool_.reset();  // joins: finishes queued I/O first
   if (dir_fd_ >= 0) ::close(dir_fd_);
 }
@@ -320,20 +321,48 @@ std::future<status> disk_tier::put_async(block_hash hash, bytes data) {
     p->set_value(status{});
     return f;
   }
+  pending_writes_.fetch_add(1);
   pool_->submit([this, p, hash, data = std::move(data)]() mutable {
-    if (disabled_.load()) { p->set_value(status{}); return; }
-    status s = write_file(hash, data);
+    {
+      std::unique_lock lk(hold_mu_);
+      hold_cv_.wait(lk, [&] { return !hold_writes_; });
+    }
+    status s = disabled_.load() ? status{} : write_file(hash, data);
     if (!s.ok()) {
       { std::lock_guard lk(mu_); ++stats_.errors; }
       disable(s.err().message);
-      p->set_value(status{});  // degraded, not an error for the caller
-      return;
+    } else if (!disabled_.load()) {
+      { std::lock_guard lk(mu_); ++stats_.puts; }
+      index_insert(hash, data.size());
     }
-    { std::lock_guard lk(mu_); ++stats_.puts; }
-    index_insert(hash, data.size());
-    p->set_value(status{});
+    pending_writes_.fetch_sub(1);
+    p->set_value(status{});  // a failed write degrades the tier; it is not the caller's error
   });
   return f;
+}
+
+std::optional<std::future<status>> disk_tier::try_put_async(block_hash hash, bytes data) {
+  if (pending_writes_.load() >= std::max<std::size_t>(1, opts_.max_pending_writes)) {
+    std::uint64_t n;
+    {
+      std::lock_guard lk(mu_);
+      n = ++stats_.dropped;
+    }
+    if ((n & (n - 1)) == 0)  // the 1st, 2nd, 4th, 8th ... drop: visible, never a flood
+      component_logger("kv.tiers")
+          ->warn("G3 '{}': write queue full ({} blocks): offloaded block dropped ({} so far)", opts_.dir.string(),
+                 opts_.max_pending_writes, n);
+    return std::nullopt;
+  }
+  return put_async(hash, std::move(data));
+}
+
+void disk_tier::hold_writes_for_testing(bool on) {
+  {
+    std::lock_guard lk(hold_mu_);
+    hold_writes_ = on;
+  }
+  hold_cv_.notify_all();
 }
 
 status disk_tier::put(block_hash hash, std::span<const std::byte> data) {

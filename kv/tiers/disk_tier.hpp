@@ -20,6 +20,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -46,6 +47,10 @@ struct disk_tier_options {
   std::uint32_t io_threads = 2;         // pread/pwrite pool size (default 2)
   bool sync_each_write = false;         // fdatasync each file before rename (default off; recovery checksums anyway)
   std::optional<std::filesystem::path> key_file;  // 32 raw bytes -> AES-256-GCM at rest (default none)
+  // Back-pressure: writes queued or in flight at most; try_put_async refuses
+  // more (the block is simply not kept in G3) instead of letting queued block
+  // copies grow without bound when evictions outrun the disk (default 256).
+  std::size_t max_pending_writes = 256;
 };
 
 class io_pool;
@@ -71,6 +76,11 @@ class disk_tier {
   // Writes asynchronously; the block is visible to get() once the future is
   // ready. A no-op returning ok when the tier is disabled.
   std::future<status> put_async(block_hash hash, bytes data);
+  // Like put_async, but refuses (nullopt, counted in stats().dropped, logged)
+  // while max_pending_writes writes are queued or in flight. The offload path
+  // uses this: a cache tier may drop a block, never stall the engine.
+  std::optional<std::future<status>> try_put_async(block_hash hash, bytes data);
+  std::size_t pending_writes() const { return pending_writes_.load(); }
   status put(block_hash hash, std::span<const std::byte> data);
   // Reads and validates: not_found, corrupt (file removed), io_error.
   std::future<result<bytes>> get_async(block_hash hash);
@@ -88,6 +98,8 @@ class disk_tier {
 
   // Test hook: every write after this fails as if the disk were full.
   void fail_writes_for_testing(bool on) { fail_writes_.store(on); }
+  // Test hook: while on, queued writes wait before touching the disk (a slow disk).
+  void hold_writes_for_testing(bool on);
 
  private:
   explicit disk_tier(disk_tier_options opts);
@@ -114,6 +126,10 @@ class disk_tier {
   std::atomic<bool> disabled_{false};
   std::atomic<bool> fail_writes_{false};
   std::atomic<std::uint64_t> tmp_counter_{0};
+  std::atomic<std::size_t> pending_writes_{0};
+  std::mutex hold_mu_;
+  std::condition_variable hold_cv_;
+  bool hold_writes_ = false;
 };
 
 }  // namespace yard::kv::tiers

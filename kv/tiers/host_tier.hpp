@@ -38,6 +38,7 @@ struct tier_stats {
   std::uint64_t evictions = 0;  // blocks pushed out by capacity
   std::uint64_t errors = 0;     // failed reads/writes (corrupt, I/O)
   std::uint64_t bytes_held = 0; // payload bytes held now
+  std::uint64_t dropped = 0;    // puts refused by back-pressure (G3: write queue full)
 };
 
 class host_tier {

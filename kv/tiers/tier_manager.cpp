@@ -21,8 +21,9 @@ result<std::unique_ptr<tier_manager>> tier_manager::create(tier_manager_options 
   m->g2_->set_evict_callback([p = m.get()](block_hash h, bytes&& b) {
     p->emit("removed", 2, h);
     if (p->g3_ && !p->g3_->disabled()) {
-      auto f = p->g3_->put_async(h, std::move(b));  // completes on the pool; the event is recorded now
-      if (p->opts_.sync_g3_writes) f.get();
+      auto f = p->g3_->try_put_async(h, std::move(b));  // completes on the pool; the event is recorded now
+      if (!f) return;                                    // back-pressure: G3 does not keep it
+      if (p->opts_.sync_g3_writes) f->get();
       p->emit("stored", 3, h);
     }
   });
@@ -57,8 +58,9 @@ void tier_manager::offload(block_hash hash, std::span<const std::byte> data) {
     g2_->put(hash, data);
     emit("stored", 2, hash);
   } else if (g3_ && !g3_->disabled()) {
-    auto f = g3_->put_async(hash, bytes(data.begin(), data.end()));
-    if (opts_.sync_g3_writes) f.get();
+    auto f = g3_->try_put_async(hash, bytes(data.begin(), data.end()));
+    if (!f) return;
+    if (opts_.sync_g3_writes) f->get();
     emit("stored", 3, hash);
   }
 }

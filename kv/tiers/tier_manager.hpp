@@ -99,7 +99,9 @@ class tier_manager {
   std::uint8_t tier_of(block_hash hash) const;
 
   host_tier& g2() { return *g2_; }
+  const host_tier& g2() const { return *g2_; }
   disk_tier* g3() { return g3_.get(); }
+  const disk_tier* g3() const { return g3_.get(); }
 
  private:
   explicit tier_manager(tier_manager_options opts);
