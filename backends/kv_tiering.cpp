@@ -25,6 +25,7 @@ result<std::unique_ptr<kv_tiering>> kv_tiering::create(const kv_tier_options& op
     d.dir = opts.disk_dir;
     d.capacity_blocks = opts.disk_blocks;
     d.io_threads = std::max(1u, opts.disk_io_threads);
+    d.max_pending_writes = opts.disk_max_pending_writes;
     if (!opts.disk_key_file.empty()) d.key_file = opts.disk_key_file;
     to.g3 = d;
   }

@@ -36,6 +36,8 @@ struct kv_tier_options {
   std::size_t disk_blocks = 65536;  // G3 capacity in blocks (default 65536)
   std::string disk_key_file;        // 32-byte AES-256-GCM key for G3 at rest (default "" = plaintext)
   std::uint32_t disk_io_threads = 2;  // G3 pread/pwrite threads (default 2)
+  // G3 back-pressure: writes queued at most; further offloads skip G3 (default 256).
+  std::size_t disk_max_pending_writes = 256;
   bool disk_sync_writes = false;    // offload waits for each G3 write: deterministic G3 contents (simulator, tests; default off)
   // Modelled bandwidths for the onboard-or-recompute decision (and, in the mock
   // engine, the charged onboarding time). Defaults: PCIe host->device ~25 GB/s,

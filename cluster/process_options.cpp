@@ -51,6 +51,10 @@ void add_engine_flags(CLI::App& app, engine_options& o) {
   app.add_option("--kv-disk-dir", o.tiers.disk_dir,
                  "KV tier G3: block directory of this worker (recovered at start; default none)");
   app.add_option("--kv-disk-blocks", o.tiers.disk_blocks, "KV tier G3: capacity in blocks")->capture_default_str();
+  app.add_option("--kv-disk-max-pending", o.tiers.disk_max_pending_writes,
+                 "KV tier G3: writes queued at most; beyond that offloads skip G3 (back-pressure)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))
+      ->capture_default_str();
   app.add_option("--kv-disk-key-file", o.tiers.disk_key_file, "KV tier G3: 32-byte key file, AES-256-GCM at rest")
       ->check(CLI::ExistingFile);
   app.add_option("--kv-g2-gbps", o.tiers.g2_gbps, "KV tiers: modelled G2->G1 bandwidth, GB/s (onboard decision)")
