@@ -63,6 +63,22 @@ void kv_tiering::fill_load(msg::load_report& load) const {
   load.g3_disabled = tm_->g3() && tm_->g3()->disabled();
 }
 
+void kv_tiering::note_hits(std::span<const kv::block_hash> g1_prefix) {
+  if (opts_.write_through_hits == 0 || scratch_.empty() || !tm_->g3()) return;
+  constexpr std::size_t max_tracked = std::size_t{1} << 16;  // bounded: forget every count when full
+  if (hits_.size() > max_tracked) hits_.clear();
+  for (auto h : g1_prefix) {
+    if (tm_->g3()->contains(h)) continue;
+    auto& n = hits_[h];
+    if (++n < opts_.write_through_hits) continue;
+    hits_.erase(h);
+    auto b = pool_.block_of(h);
+    if (!b) continue;
+    ex_.read_block(*b, h, scratch_);
+    if (tm_->write_through(h, scratch_)) ++stats_.written_through;
+  }
+}
+
 double kv_tiering::block_ms(std::uint8_t tier) const {
   const std::size_t bb = opts_.modelled_block_bytes ? opts_.modelled_block_bytes : ex_.kv_block_bytes();
   return onboard_ms(1, bb, tier == 2 ? opts_.g2_gbps : opts_.g3_gbps);
@@ -77,6 +93,7 @@ onboard_outcome kv_tiering::onboard(std::span<const kv::block_hash> hashes, std:
   const std::size_t n1 = pool_.match_prefix(hashes.first(usable));
   out.g1_blocks = n1;
   stats_.g1_hit_blocks += n1;
+  note_hits(hashes.first(n1));
   if (bb == 0) return out;
   const auto rest = hashes.subspan(n1, usable - n1);
   kv::tiers::prefix_hit hit;

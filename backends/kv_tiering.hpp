@@ -19,6 +19,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backends/scheduler/batch_plan.hpp"
@@ -38,6 +39,11 @@ struct kv_tier_options {
   std::uint32_t disk_io_threads = 2;  // G3 pread/pwrite threads (default 2)
   // G3 back-pressure: writes queued at most; further offloads skip G3 (default 256).
   std::size_t disk_max_pending_writes = 256;
+  // Write-through for hot prefixes: a G1 block whose prefix is hit this many
+  // times is also written to G3 right away, so a widely shared prefix (a
+  // system prompt) persists across a restart before it is ever evicted
+  // (default 0 = off: G3 only receives evicted blocks).
+  std::uint32_t write_through_hits = 0;
   bool disk_sync_writes = false;    // offload waits for each G3 write: deterministic G3 contents (simulator, tests; default off)
   // Modelled bandwidths for the onboard-or-recompute decision (and, in the mock
   // engine, the charged onboarding time). Defaults: PCIe host->device ~25 GB/s,
@@ -72,6 +78,7 @@ struct kv_tiering_stats {
   std::uint64_t g2_hit_blocks = 0;
   std::uint64_t g3_hit_blocks = 0;
   std::uint64_t recovered_blocks = 0;  // G3 blocks found at start
+  std::uint64_t written_through = 0;   // hot G1 blocks copied to G3 before eviction
 };
 
 class kv_tiering {
@@ -120,8 +127,10 @@ class kv_tiering {
   prefill_cost_fn prefill_cost_;
   bool overlapped_;
   std::unique_ptr<kv::tiers::tier_manager> tm_;
+  void note_hits(std::span<const kv::block_hash> g1_prefix);
   std::vector<std::byte> scratch_;  // one block, for offloads
   kv_tiering_stats stats_;
+  std::unordered_map<kv::block_hash, std::uint32_t> hits_;  // G1 prefix hits of blocks not yet written through
 };
 
 }  // namespace yard::backends

@@ -55,6 +55,9 @@ void add_engine_flags(CLI::App& app, engine_options& o) {
                  "KV tier G3: writes queued at most; beyond that offloads skip G3 (back-pressure)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))
       ->capture_default_str();
+  app.add_option("--kv-write-through-hits", o.tiers.write_through_hits,
+                 "KV tier G3: also write a G1 block to disk once its prefix is hit this often (0 = only on eviction)")
+      ->capture_default_str();
   app.add_option("--kv-disk-key-file", o.tiers.disk_key_file, "KV tier G3: 32-byte key file, AES-256-GCM at rest")
       ->check(CLI::ExistingFile);
   app.add_option("--kv-g2-gbps", o.tiers.g2_gbps, "KV tiers: modelled G2->G1 bandwidth, GB/s (onboard decision)")

@@ -198,6 +198,48 @@ TEST(mock_tiers, restart_recovers_g3_drops_torn_file_and_republishes) {
   EXPECT_EQ((*e)->tiering()->stats().g3_hit_blocks, 4u);
 }
 
+TEST(mock_tiers, hot_prefix_is_written_through_to_g3_and_survives_a_restart_without_eviction) {
+  temp_dir d;
+  const auto g3 = d.sub("g3");
+  auto p0 = prompt(65, 20);  // 4 full blocks
+  auto h0 = kv::hash_blocks(p0, 16);
+  {
+    auto o = mock_opts(64, 8, g3);  // G1 big enough: nothing is ever evicted
+    o.tiers.write_through_hits = 2;
+    auto e = mock_engine::create(o);
+    ASSERT_TRUE(e.ok());
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE((*e)->add_request(req("r" + std::to_string(i), p0, 1)).ok());
+      run_all(**e);
+    }
+    // Hit twice (requests 2 and 3): its 4 blocks are on disk, announced as tier 3, still in G1.
+    EXPECT_EQ((*e)->tiering()->stats().written_through, 4u);
+    EXPECT_EQ((*e)->tiering()->stats().offloaded_blocks, 0u);
+    EXPECT_EQ(count((*e)->drain_kv_events())("stored", 3), 4u);
+    for (auto h : h0) EXPECT_TRUE((*e)->cached_blocks(std::span(&h, 1)) == 1);
+  }
+  {
+    // Without write-through the same run leaves G3 empty.
+    temp_dir d2;
+    auto e = mock_engine::create(mock_opts(64, 8, d2.sub("g3")));
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE((*e)->add_request(req("r" + std::to_string(i), p0, 1)).ok());
+      run_all(**e);
+    }
+    EXPECT_EQ((*e)->tiering()->stats().written_through, 0u);
+    EXPECT_EQ(count((*e)->drain_kv_events())("stored", 3), 0u);
+  }
+  // The restarted worker recovers the hot prefix and serves it from G3.
+  auto e = mock_engine::create(mock_opts(64, 8, g3));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ((*e)->tiering()->stats().recovered_blocks, 4u);
+  ASSERT_TRUE((*e)->add_request(req("again", p0, 3)).ok());
+  auto out = run_all(**e)["again"];
+  EXPECT_EQ(out.tokens, mock_expected(p0, 3));
+  EXPECT_EQ(out.usage.cached_tokens, 64u);
+  EXPECT_EQ((*e)->tiering()->stats().g3_hit_blocks, 4u);
+}
+
 TEST(mock_tiers, bad_key_file_is_an_error_value) {
   temp_dir d;
   auto o = mock_opts(8, 4, d.sub("g3"));

@@ -65,6 +65,15 @@ void tier_manager::offload(block_hash hash, std::span<const std::byte> data) {
   }
 }
 
+bool tier_manager::write_through(block_hash hash, std::span<const std::byte> data) {
+  if (!g3_ || g3_->disabled() || g3_->contains(hash)) return false;
+  auto f = g3_->try_put_async(hash, bytes(data.begin(), data.end()));
+  if (!f) return false;
+  if (opts_.sync_g3_writes) f->get();
+  emit("stored", 3, hash);
+  return true;
+}
+
 prefix_hit tier_manager::lookup_prefix(std::span<const block_hash> hashes) const {
   prefix_hit hit;
   for (auto h : hashes) {

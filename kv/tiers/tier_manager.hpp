@@ -70,6 +70,10 @@ class tier_manager {
 
   // G1 evicted `hash`: keep a copy in G2 (or G3 if G2 has no capacity).
   void offload(block_hash hash, std::span<const std::byte> data);
+  // Write-through: copies a block that is still in G1 to G3 now (a hot prefix
+  // then survives a restart without waiting to be evicted). No-op without G3,
+  // when G3 already holds it, or when G3's write queue is full; true when queued.
+  bool write_through(block_hash hash, std::span<const std::byte> data);
 
   // How many leading blocks of `hashes` are held in G2/G3 (stops at the first miss).
   prefix_hit lookup_prefix(std::span<const block_hash> hashes) const;
