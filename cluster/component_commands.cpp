@@ -7,8 +7,8 @@
 #include <cstdio>
 
 #include "cluster/disagg_flags.hpp"
-#include "kv/policy_flags.hpp"
 #include "cluster/node_runtime.hpp"
+#include "kv/policy_flags.hpp"
 #include "tools/commands.hpp"
 
 namespace yard::cmd {

@@ -327,13 +327,14 @@ std::future<status> disk_tier::put_async(block_hash hash, bytes data) {
       std::unique_lock lk(hold_mu_);
       hold_cv_.wait(lk, [&] { return !hold_writes_; });
     }
-    status s = disabled_.load() ? status{} : write_file(hash, data);
-    if (!s.ok()) {
-      { std::lock_guard lk(mu_); ++stats_.errors; }
-      disable(s.err().message);
-    } else if (!disabled_.load()) {
-      { std::lock_guard lk(mu_); ++stats_.puts; }
-      index_insert(hash, data.size());
+    if (!disabled_.load()) {
+      if (status s = write_file(hash, data); !s.ok()) {
+        { std::lock_guard lk(mu_); ++stats_.errors; }
+        disable(s.err().message);
+      } else {
+        { std::lock_guard lk(mu_); ++stats_.puts; }
+        index_insert(hash, data.size());
+      }
     }
     pending_writes_.fetch_sub(1);
     p->set_value(status{});  // a failed write degrades the tier; it is not the caller's error

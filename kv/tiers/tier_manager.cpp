@@ -20,14 +20,17 @@ result<std::unique_ptr<tier_manager>> tier_manager::create(tier_manager_options 
   }
   m->g2_->set_evict_callback([p = m.get()](block_hash h, bytes&& b) {
     p->emit("removed", 2, h);
-    if (p->g3_ && !p->g3_->disabled()) {
-      auto f = p->g3_->try_put_async(h, std::move(b));  // completes on the pool; the event is recorded now
-      if (!f) return;                                    // back-pressure: G3 does not keep it
-      if (p->opts_.sync_g3_writes) f->get();
-      p->emit("stored", 3, h);
-    }
+    if (p->g3_ && !p->g3_->disabled()) p->put_g3(h, std::move(b));
   });
   return m;
+}
+
+bool tier_manager::put_g3(block_hash h, bytes data) {
+  auto f = g3_->try_put_async(h, std::move(data));  // completes on the pool; the event is recorded now
+  if (!f) return false;                             // back-pressure: G3 does not keep it
+  if (opts_.sync_g3_writes) f->get();
+  emit("stored", 3, h);
+  return true;
 }
 
 void tier_manager::emit(const char* kind, std::uint8_t tier, block_hash h) {
@@ -58,20 +61,13 @@ void tier_manager::offload(block_hash hash, std::span<const std::byte> data) {
     g2_->put(hash, data);
     emit("stored", 2, hash);
   } else if (g3_ && !g3_->disabled()) {
-    auto f = g3_->try_put_async(hash, bytes(data.begin(), data.end()));
-    if (!f) return;
-    if (opts_.sync_g3_writes) f->get();
-    emit("stored", 3, hash);
+    put_g3(hash, bytes(data.begin(), data.end()));
   }
 }
 
 bool tier_manager::write_through(block_hash hash, std::span<const std::byte> data) {
   if (!g3_ || g3_->disabled() || g3_->contains(hash)) return false;
-  auto f = g3_->try_put_async(hash, bytes(data.begin(), data.end()));
-  if (!f) return false;
-  if (opts_.sync_g3_writes) f->get();
-  emit("stored", 3, hash);
-  return true;
+  return put_g3(hash, bytes(data.begin(), data.end()));
 }
 
 prefix_hit tier_manager::lookup_prefix(std::span<const block_hash> hashes) const {

@@ -110,6 +110,9 @@ class tier_manager {
  private:
   explicit tier_manager(tier_manager_options opts);
   void emit(const char* kind, std::uint8_t tier, block_hash h);
+  // Queues `data` for G3 unless back-pressure refuses it; records the tier-3
+  // "stored" event (waiting for the write first with sync_g3_writes). True when queued.
+  bool put_g3(block_hash h, bytes data);
 
   tier_manager_options opts_;
   // Declared before the tiers: G3's pool threads may still emit while g3_ is destroyed.
