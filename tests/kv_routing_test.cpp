@@ -24,21 +24,35 @@ std::string long_prompt(char fill, int n = 512) { return std::string(static_cast
 class kv_routing : public ::testing::Test {
  protected:
   void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(start_workers("kw", 4));
+    ASSERT_NO_FATAL_FAILURE(start_router(4));
+    connect_client();
+    subscribe_notices();
+    client_->flush();
+  }
+
+  // A nats-server and n worker processes PREFIX0..PREFIX<n-1>.
+  void start_workers(const std::string& prefix, int n) {
     nats_ = ts::start_nats();
     ASSERT_NE(nats_, nullptr);
-    for (int i = 0; i < 4; ++i)
-      workers_.push_back(std::make_unique<ts::yard_process>(worker_args(nats_->url(), "kw" + std::to_string(i))));
+    for (int i = 0; i < n; ++i)
+      workers_.push_back(std::make_unique<ts::yard_process>(worker_args(nats_->url(), prefix + std::to_string(i))));
+  }
+
+  // A node with a ttft router (and the frontend's view of the workers); waits until all n workers are live.
+  void start_router(std::size_t n) {
     node_ = ts::start_cluster(nats_->url(), {.workers = 0, .with_router = false});
     ASSERT_NE(node_, nullptr);
     actors::router_config rc;
     rc.policy = "ttft";
     ASSERT_TRUE(node_->add_router(rc).ok());
-    ASSERT_TRUE(ts::eventually([&] { return node_->live_workers() == 4; }, 15000));
+    ASSERT_TRUE(ts::eventually([&] { return node_->live_workers() == n; }, 15000));
+  }
+
+  void connect_client() {
     transport::nats_options no;
     no.servers = {nats_->url()};
     client_ = std::move(*transport::nats_connection::connect(no));
-    subscribe_notices();
-    client_->flush();
   }
 
   // Records every router's route notice (where each request went, what it expected cached).
@@ -197,13 +211,8 @@ class kv_routing_late_router : public kv_routing {
   void SetUp() override {}
 
   void start(const std::string& warm_prompt, const std::string& warm_worker) {
-    nats_ = ts::start_nats();
-    ASSERT_NE(nats_, nullptr);
-    for (int i = 0; i < 3; ++i)
-      workers_.push_back(std::make_unique<ts::yard_process>(worker_args(nats_->url(), "lw" + std::to_string(i))));
-    transport::nats_options no;
-    no.servers = {nats_->url()};
-    client_ = std::move(*transport::nats_connection::connect(no));
+    ASSERT_NO_FATAL_FAILURE(start_workers("lw", 3));
+    connect_client();
     msg::generate_request r;
     r.request_id = "warm";
     r.prompt = warm_prompt;
@@ -211,17 +220,11 @@ class kv_routing_late_router : public kv_routing {
     // Until the worker subscribes, NATS answers "no responders": only a real last chunk counts.
     ASSERT_TRUE(ts::eventually([&] { return run(subjects::worker_generate("default", warm_worker), r, 1000, true); }, 15000));
     // Only now does a router exist: the worker's KV events for the prompt went out before it.
-    node_ = ts::start_cluster(nats_->url(), {.workers = 0, .with_router = false});
-    ASSERT_NE(node_, nullptr);
-    actors::router_config rc;
-    rc.policy = "ttft";
-    ASSERT_TRUE(node_->add_router(rc).ok());
-    ASSERT_TRUE(ts::eventually([&] { return node_->live_workers() == 3; }, 15000));
+    ASSERT_NO_FATAL_FAILURE(start_router(3));
     subscribe_notices();
     client_->flush();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the join snapshots' round trips
   }
-
 };
 
 TEST_F(kv_routing_late_router, learns_blocks_cached_before_it_started_from_join_snapshots) {
