@@ -19,6 +19,8 @@ using drain_atom = caf::atom_constant<caf::atom("drain")>;         // stop takin
 using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;   // KV snapshot request
 using prefill_atom = caf::atom_constant<caf::atom("prefill")>;     // remote prefill request (router, prefill worker)
 using prefilled_atom = caf::atom_constant<caf::atom("prefilled")>; // remote prefill reply (decode worker)
+using status_atom = caf::atom_constant<caf::atom("wstatus")>;   // worker status probe (worker) / its answer (router, frontend)
+using roster_atom = caf::atom_constant<caf::atom("roster")>;     // roster request: heartbeat now (worker)
 using release_atom = caf::atom_constant<caf::atom("kvrelease")>;   // kv_release (prefill worker)
 
 }  // namespace yard::actors

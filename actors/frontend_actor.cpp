@@ -6,6 +6,7 @@
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/worker_liveness.hpp"
 #include "actors/worker_registry.hpp"
 #include "common/log.hpp"
 #include "messages/cluster.hpp"
@@ -18,6 +19,7 @@ namespace yard::actors {
 namespace {
 
 using clock = std::chrono::steady_clock;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;  // (retry_atom, request id, inbox key): re-send after no responders
 
 struct open_stream {
   msg::generate_request req;
@@ -30,6 +32,7 @@ struct open_stream {
   std::uint32_t attempts = 0;
   clock::time_point started, last_activity, last_token;
   bool got_first_token = false;
+  std::chrono::milliseconds backoff{0};     // next wait after "no responders" (doubles, capped)
 };
 
 struct frontend_state {
@@ -42,6 +45,7 @@ struct frontend_state {
   std::map<std::string, open_stream> by_id;          // request id -> stream
   std::map<std::string, std::string> id_by_key;      // inbox suffix -> request id
   worker_registry workers;
+  std::unique_ptr<worker_liveness> liveness;
   msg::latency_report window;          // samples since the last latency report (for the planner)
   clock::time_point window_start = clock::now();
   std::shared_ptr<spdlog::logger> log;
@@ -110,6 +114,21 @@ void on_chunk(frontend_actor* self, transport::nats_message& m) {
   auto kit = st.id_by_key.find(key);
   if (kit == st.id_by_key.end()) return;  // a late chunk of a finished or migrated attempt
   auto& s = st.by_id.at(kit->second);
+  if (m.no_responders) {
+    // Nobody subscribes to the router's subject right now (a router restarting): wait and
+    // send again, within the request's router wait, without spending an attempt.
+    auto waited = clock::now() - s.started;
+    if (waited >= std::chrono::milliseconds(st.cfg.router_wait_ms)) {
+      fail_stream(st, s, errc::unavailable, "no router answered within " + std::to_string(st.cfg.router_wait_ms) + " ms");
+      finish(st, s.req.request_id);
+      return;
+    }
+    s.backoff = std::min(std::chrono::milliseconds(500), std::max(std::chrono::milliseconds(20), s.backoff * 2));
+    st.log->debug("no router for {}: retrying in {} ms", s.req.request_id, s.backoff.count());
+    s.last_activity = clock::now() + s.backoff;  // the ack timeout counts from the retry
+    self->delayed_send(self, s.backoff, retry_atom::value, s.req.request_id, s.key);
+    return;
+  }
   auto chunk = msg::decode_auto<msg::token_chunk>(m.data, m.content_type);
   if (!chunk) {
     st.log->warn("bad chunk for {}: {}", s.req.request_id, chunk.err().describe());
@@ -177,6 +196,7 @@ void on_tick(frontend_actor* self) {
   auto now = clock::now();
   if (now - st.window_start >= std::chrono::milliseconds(st.cfg.latency_window_ms)) publish_latency_window(st, now);
   for (const auto& id : st.workers.expire(now)) st.log->warn("worker {} missed its lease", id);
+  st.liveness->probe(st.workers, now);
   st.view->set(st.workers.eligible("").size(), st.workers.models());
   std::vector<worker_status> ws;
   ws.reserve(st.workers.size());
@@ -209,6 +229,10 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
   st.view = std::move(view);
   st.inbox_prefix = std::move(inbox_prefix);
   st.log = component_logger("frontend");
+  st.cfg.registry.ns = st.cfg.ns;
+  st.cfg.registry.require_answer = true;
+  st.workers = worker_registry(st.cfg.registry);
+  st.liveness = std::make_unique<worker_liveness>(conn, st.cfg.ns, st.inbox_prefix + "-status", st.log);
   self->send(self, tick_atom::value);
   return {
       [=](open_atom, msg::generate_request& req, chunk_queue_ptr& sink) {
@@ -239,11 +263,21 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
         finish(st, request_id);
       },
       [=](chunk_atom, transport::nats_message& m) { on_chunk(self, m); },
-      [=](heartbeat_atom, transport::nats_message& m) {
-        auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type);
-        if (!hb || hb->component != "worker") return;
+      [=](retry_atom, const std::string& request_id, const std::string& key) {
         auto& st = self->state;
-        if (st.workers.observe(*hb, clock::now()) != worker_registry::change::restarted) return;
+        auto it = st.by_id.find(request_id);
+        if (it == st.by_id.end() || it->second.key != key) return;  // finished, or already re-sent
+        it->second.attempts--;  // the retry is the same attempt
+        dispatch(st, it->second);
+      },
+      [=](status_atom, transport::nats_message& m) { self->state.liveness->on_status_reply(self->state.workers, m); },
+      [=](heartbeat_atom, transport::nats_message& m) {
+        auto& st = self->state;
+        auto taken = st.liveness->on_heartbeat(st.workers, m);
+        if (!taken || taken->obs.what == worker_registry::change::refused) return;
+        if (taken->obs.what != worker_registry::change::none) st.liveness->probe(st.workers, clock::now());
+        auto hb = &taken->hb;
+        if (taken->obs.what != worker_registry::change::restarted) return;
         // The process behind this id died and came back: its streams are gone.
         std::vector<std::string> lost;
         for (auto& [id, s] : st.by_id)
@@ -268,11 +302,15 @@ result<caf::actor> spawn_frontend(caf::actor_system& sys, transport::nats_connec
   auto chunks = transport::expose(conn, inbox + ".*", actor, chunk_atom::value);
   if (!chunks) return chunks.err();
   keep->push_back(std::move(*chunks));
-  auto hb = transport::expose(conn, subjects::heartbeat(ns), actor, heartbeat_atom::value);
+  auto hb = transport::expose(conn, subjects::heartbeat_all(ns), actor, heartbeat_atom::value);
   if (!hb) return hb.err();
   keep->push_back(std::move(*hb));
+  auto status = transport::expose(conn, inbox + "-status.*", actor, status_atom::value);
+  if (!status) return status.err();
+  keep->push_back(std::move(*status));
   actor->attach_functor([keep]() mutable { keep->clear(); });
   conn.flush();
+  conn.publish(subjects::roster(ns), "{}", {}, "application/json");  // learn the workers now, not in a heartbeat period
   return actor;
 }
 

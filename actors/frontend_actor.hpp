@@ -5,7 +5,10 @@
 // misses its lease, or that goes silent, is re-dispatched with the tokens
 // already delivered as resume_tokens, up to max_attempts), cancellation on
 // client disconnect, TTFT/ITL metrics, and the cluster_view the HTTP layer
-// reads (live workers, models).
+// reads (live workers, models). A worker counts as live only after it
+// answered a status probe (see worker_liveness); "no responders" on the
+// router's subject (a router restarting) is retried with backoff within
+// router_wait_ms instead of failing the request.
 // HTTP threads talk to it with (open_atom, generate_request, chunk_queue_ptr)
 // and (cancel_atom, request_id); chunks arrive on one wildcard inbox
 // subscription `<inbox>.*`.
@@ -22,6 +25,7 @@
 
 #include "actors/chunk_queue.hpp"
 #include "actors/metrics.hpp"
+#include "actors/worker_registry.hpp"
 #include "messages/codec.hpp"
 #include "transport/nats_connection.hpp"
 
@@ -35,6 +39,10 @@ struct frontend_config {
   int max_attempts = 3;             // dispatches per request incl. the first (default 3)
   int tick_ms = 100;                // housekeeping period (default 100 ms)
   int latency_window_ms = 1000;     // period of latency reports for the planner (default 1 s)
+  // No router listening ("no responders": a router restarting) is retried with
+  // backoff for this long from the request's start, without using an attempt (default 15 s).
+  int router_wait_ms = 15000;
+  registry_limits registry;         // heartbeat checks (ns is set from `ns`); workers count for /health once they answered
 };
 
 // What the HTTP layer may read without asking the actor.

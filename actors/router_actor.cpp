@@ -1,11 +1,13 @@
 #include "actors/router_actor.hpp"
 
 #include <chrono>
+#include <deque>
 #include <map>
 
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/worker_liveness.hpp"
 #include "actors/worker_registry.hpp"
 #include "backends/mock/mock_engine.hpp"
 #include "common/log.hpp"
@@ -23,14 +25,23 @@ namespace {
 using clock = std::chrono::steady_clock;
 using route_notice_atom = caf::atom_constant<caf::atom("notice")>;
 
+struct held_request {
+  transport::nats_message m;
+  clock::time_point deadline;
+};
+
 struct router_state {
   transport::nats_connection* conn = nullptr;
   router_config cfg;
   worker_registry workers;
+  std::unique_ptr<worker_liveness> liveness;
+  std::deque<held_request> held;  // requests no worker could take yet (start-up, unverified workers)
   std::map<std::string, std::unique_ptr<kv::kv_router_core>> cores;  // per model
   std::map<std::string, std::string> model_of;                       // worker id -> model
   std::string snapshot_inbox;
   std::uint64_t routed = 0;
+  std::uint64_t named = 0;  // request ids this router made up
+  std::uint64_t id_nonce = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) % 1000000007u;
   clock::time_point started = clock::now();
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "router";
@@ -99,7 +110,17 @@ result<std::vector<msg::token_id>> prompt_tokens(const router_state& st, const m
   return std::vector<msg::token_id>{};
 }
 
-void on_generate(router_actor* self, transport::nats_message& m) {
+// True while a request that finds no worker should wait rather than fail: the
+// router just started (it has not heard a full lease period of heartbeats), or
+// workers it knows have not answered their probe yet.
+bool should_hold(const router_state& st) {
+  if (clock::now() - st.started < std::chrono::milliseconds(st.cfg.startup_wait_ms)) return true;
+  for (const auto& [id, w] : st.workers.all())
+    if (!w.answered && !w.last.draining) return true;
+  return false;
+}
+
+void on_generate(router_actor* self, transport::nats_message& m, bool held = false) {
   auto& st = self->state;
   if (m.reply.empty()) {
     st.log->warn("generate request without a reply inbox on {}: dropped", m.subject);
@@ -112,12 +133,22 @@ void on_generate(router_actor* self, transport::nats_message& m) {
     reply_error(st, m, fmt, "", req.err());
     return;
   }
+  if (req->request_id.empty()) {
+    // A caller may omit the id: name it here, and forward a body that carries it so the
+    // worker's chunks (and the client's reply) say which id it got.
+    req->request_id = st.cfg.id + "-" + std::to_string(st.id_nonce) + "-" + std::to_string(++st.named);
+    m.data = msg::encode(*req, fmt);
+  }
   if (!req->model.empty() && !st.workers.knows_model(req->model) && st.workers.size() > 0) {
     reply_error(st, m, fmt, req->request_id, error{errc::not_found, "model '" + req->model + "' is not served"});
     return;
   }
   auto candidates = st.workers.eligible(req->model);
   if (candidates.empty()) {
+    if (!held && should_hold(st) && st.held.size() < st.cfg.max_held) {
+      st.held.push_back(held_request{std::move(m), clock::now() + std::chrono::milliseconds(st.cfg.startup_wait_ms)});
+      return;
+    }
     reply_error(st, m, fmt, req->request_id, error{errc::unavailable, "no worker available"});
     return;
   }
@@ -170,6 +201,25 @@ void on_generate(router_actor* self, transport::nats_message& m) {
   st.conn->publish(subjects::router_inflight(st.cfg.ns), msg::encode(note));
   st.log->debug("{} -> {} (overlap {} blocks, score {:.2f})", req->request_id, chosen->last.instance_id,
                 out->overlap_blocks, out->score);
+}
+
+// Routes held requests that a worker can take now; fails those past their deadline.
+void release_held(router_actor* self) {
+  auto& st = self->state;
+  if (st.held.empty()) return;
+  auto now = clock::now();
+  std::deque<held_request> keep;
+  auto pending = std::move(st.held);
+  st.held.clear();
+  for (auto& h : pending) {
+    auto fmt = msg::detect_format(h.m.content_type, h.m.data);
+    auto req = msg::decode<msg::generate_request>(h.m.data, fmt, st.cfg.limits);
+    bool placeable = req && !st.workers.eligible(req->model).empty();
+    if (placeable || now >= h.deadline) on_generate(self, h.m, true);
+    else keep.push_back(std::move(h));
+  }
+  for (auto& h : st.held) keep.push_back(std::move(h));
+  st.held = std::move(keep);
 }
 
 // A decode worker asks for a remote prefill: pick a prefill worker KV-aware and
@@ -228,13 +278,10 @@ void on_prefill(router_actor* self, transport::nats_message& m) {
 
 void on_heartbeat(router_actor* self, transport::nats_message& m) {
   auto& st = self->state;
-  auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type, st.cfg.limits);
-  if (!hb) {
-    st.log->warn("bad heartbeat: {}", hb.err().describe());
-    return;
-  }
-  if (hb->component != "worker") return;
-  auto change = st.workers.observe(*hb, clock::now());
+  auto taken = st.liveness->on_heartbeat(st.workers, m);
+  if (!taken || taken->obs.what == worker_registry::change::refused) return;
+  const msg::heartbeat* hb = &taken->hb;
+  auto change = taken->obs.what;
   if (change == worker_registry::change::joined) {
     st.log->info("worker {} joined ({})", hb->instance_id, hb->generate_subject);
   } else if (change == worker_registry::change::restarted) {
@@ -257,6 +304,7 @@ void on_heartbeat(router_actor* self, transport::nats_message& m) {
     load.worker_id = hb->instance_id;
     core->on_load_report(load);
   }
+  if (change != worker_registry::change::none) st.liveness->probe(st.workers, clock::now());
 }
 
 void on_kv_events(router_actor* self, transport::nats_message& m) {
@@ -264,6 +312,10 @@ void on_kv_events(router_actor* self, transport::nats_message& m) {
   auto batch = msg::decode_auto<msg::kv_event_batch>(m.data, m.content_type, st.cfg.limits);
   if (!batch) {
     st.log->warn("bad KV event batch: {}", batch.err().describe());
+    return;
+  }
+  if (batch->worker_id != subjects::last_token(m.subject)) {
+    st.log->warn("KV events for '{}' on {}: refused", batch->worker_id, m.subject);
     return;
   }
   auto it = st.model_of.find(batch->worker_id);
@@ -278,6 +330,10 @@ void on_snapshot_reply(router_actor* self, transport::nats_message& m) {
   auto batch = msg::decode_auto<msg::kv_event_batch>(m.data, m.content_type, st.cfg.limits);
   if (!batch) {
     st.log->warn("bad KV snapshot: {}", batch.err().describe());
+    return;
+  }
+  if (batch->worker_id != subjects::last_token(m.subject)) {
+    st.log->warn("KV snapshot for '{}' on {}: refused", batch->worker_id, m.subject);
     return;
   }
   auto it = st.model_of.find(batch->worker_id);
@@ -305,6 +361,10 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
   if (!st.cfg.tokenizer) st.cfg.tokenizer = std::make_shared<backends::mock_engine>();
   st.snapshot_inbox = std::move(snapshot_inbox);
   st.log = component_logger("router");
+  st.cfg.registry.ns = st.cfg.ns;
+  st.cfg.registry.require_answer = true;
+  st.workers = worker_registry(st.cfg.registry);
+  st.liveness = std::make_unique<worker_liveness>(conn, st.cfg.ns, st.snapshot_inbox + "-status", st.log, st.cfg.limits);
   self->send(self, tick_atom::value);
   return {
       [=](generate_atom, transport::nats_message& m) { on_generate(self, m); },
@@ -313,6 +373,19 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
       [=](snapshot_atom, transport::nats_message& m) { on_snapshot_reply(self, m); },
       [=](route_notice_atom, transport::nats_message& m) { on_route_notice(self, m); },
       [=](prefill_atom, transport::nats_message& m) { on_prefill(self, m); },
+      [=](status_atom, transport::nats_message& m) {
+        self->state.liveness->on_status_reply(self->state.workers, m);
+        release_held(self);
+      },
+      [=](caf::get_atom) {
+        auto& st = self->state;
+        router_stats s;
+        for (const auto& [model, core] : st.cores) s.tracked_requests += core->tracked_requests();
+        s.held_requests = st.held.size();
+        s.refused_heartbeats = st.liveness->refused();
+        s.routed = st.routed;
+        return s;
+      },
       [=](tick_atom) {
         auto& st = self->state;
         for (const auto& id : st.workers.expire(clock::now())) {
@@ -320,6 +393,8 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
           drop_worker(st, id);
         }
         pump(st);
+        st.liveness->probe(st.workers, clock::now());
+        release_held(self);
         self->delayed_send(self, std::chrono::milliseconds(st.cfg.tick_ms), tick_atom::value);
       },
   };
@@ -338,6 +413,7 @@ result<caf::actor> spawn_router(caf::actor_system& sys, transport::nats_connecti
   auto ns = cfg.ns;
   auto inbox = conn.new_inbox();
   auto actor = sys.spawn(router_behavior, &conn, cfg, inbox);
+  auto probe_inbox = inbox + "-status";
   auto keep = std::make_shared<std::vector<transport::subscription>>();
   auto sub = [&](const std::string& subject, auto tag, const std::string& group = {}) -> status {
     auto s = transport::expose(conn, subject, actor, tag, group);
@@ -346,8 +422,9 @@ result<caf::actor> spawn_router(caf::actor_system& sys, transport::nats_connecti
     return status::success();
   };
   for (auto s : {sub(subjects::router_generate(ns), generate_atom::value, "routers"),
-                 sub(subjects::heartbeat(ns), heartbeat_atom::value), sub(subjects::kv_events(ns), kv_events_atom::value),
-                 sub(inbox + ".*", snapshot_atom::value), sub(subjects::router_inflight(ns), route_notice_atom::value),
+                 sub(subjects::heartbeat_all(ns), heartbeat_atom::value),
+                 sub(subjects::kv_events_all(ns), kv_events_atom::value), sub(inbox + ".*", snapshot_atom::value),
+                 sub(probe_inbox + ".*", status_atom::value), sub(subjects::router_inflight(ns), route_notice_atom::value),
                  sub(subjects::router_prefill(ns), prefill_atom::value, "routers")}) {
     if (!s) {
       caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
@@ -356,6 +433,8 @@ result<caf::actor> spawn_router(caf::actor_system& sys, transport::nats_connecti
   }
   actor->attach_functor([keep]() mutable { keep->clear(); });
   conn.flush();
+  // Every worker heartbeats now instead of at its next period: a restarted router routes at once.
+  conn.publish(subjects::roster(ns), "{}", {}, "application/json");
   return actor;
 }
 

@@ -11,6 +11,12 @@
 // Replicas publish every dispatch on yard.<ns>.router.inflight so each
 // replica's load estimate counts the others' work. A worker whose KV events
 // show a gap is asked for a snapshot on yard.<ns>.kv.snapshot.<id>.
+// Trust: heartbeats and KV events are taken only on the sender's own subject
+// (yard.<ns>.discovery.heartbeat.<id>, yard.<ns>.kv.events.<id>) and checked
+// by worker_registry; a worker gets work only after it answered a status
+// probe. A starting router asks every worker to heartbeat (roster) and holds
+// requests it cannot place yet for up to startup_wait_ms instead of failing
+// them. A request without request_id gets one ("<router id>-<n>").
 // Must not touch: engines (except a tokenizer-only one), HTTP.
 // Thread-safety: an actor.
 #pragma once
@@ -18,8 +24,10 @@
 #include <memory>
 #include <string>
 
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/fwd.hpp>
 
+#include "actors/worker_registry.hpp"
 #include "backends/engine.hpp"
 #include "kv/routing_policy.hpp"
 #include "messages/codec.hpp"
@@ -37,12 +45,29 @@ struct router_config {
   int tick_ms = 100;                 // lease check and event pump period (default 100 ms)
   std::uint64_t pump_budget = 65536; // block events applied between two messages (default 64Ki)
   msg::decode_limits limits;
+  registry_limits registry;          // heartbeat checks (ns is set from `ns`)
+  int startup_wait_ms = 3000;        // hold unplaceable requests this long after start or while workers are unverified (default 3 s)
+  std::size_t max_held = 10000;      // held requests at most; more get 503 at once (default 10000)
   // Turns prompts into tokens exactly as the workers do (mock: bytes). Null = mock.
   std::shared_ptr<const backends::engine> tokenizer;
 };
 
 // Checks the policy name before anything is spawned.
 status validate_router_config(const router_config& cfg);
+
+// What a router holds right now (tests, metrics): ask with (get_atom) -> router_stats.
+struct router_stats {
+  std::uint64_t tracked_requests = 0;  // dispatches the load trackers still track
+  std::uint64_t held_requests = 0;     // requests waiting for a worker
+  std::uint64_t refused_heartbeats = 0;
+  std::uint64_t routed = 0;
+};
+
+}  // namespace yard::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::actors::router_stats)
+
+namespace yard::actors {
 
 result<caf::actor> spawn_router(caf::actor_system& sys, transport::nats_connection& conn, router_config cfg);
 

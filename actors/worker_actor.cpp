@@ -76,6 +76,7 @@ struct worker_state {
   std::map<std::string, prefill_peer> prefill_pool;  // decode side: prefill workers of our model
   std::string prefill_inbox;
   std::uint64_t remote_prefills = 0, local_fallbacks = 0;
+  std::uint64_t named_requests = 0;  // ids made up for requests sent straight to us without one
   static inline const char* name = "worker";
 };
 
@@ -96,8 +97,7 @@ void reply_error(worker_state& st, const std::string& reply, msg::wire_format f,
   st.conn->publish(reply, msg::encode(c, f), {}, msg::content_type_of(f));
 }
 
-void publish_heartbeat(worker_state& st) {
-  st.last_heartbeat = clock::now();
+msg::heartbeat make_heartbeat(worker_state& st) {
   msg::heartbeat hb;
   hb.instance_id = st.cfg.id;
   hb.component = "worker";
@@ -113,7 +113,12 @@ void publish_heartbeat(worker_state& st) {
   hb.draining = st.draining;
   hb.incarnation = st.incarnation;
   if (st.xfer) hb.leased_kv_blocks = static_cast<std::uint32_t>(st.xfer->leased_blocks());
-  st.conn->publish(subjects::heartbeat(st.cfg.ns), msg::encode(hb));
+  return hb;
+}
+
+void publish_heartbeat(worker_state& st) {
+  st.last_heartbeat = clock::now();
+  st.conn->publish(subjects::heartbeat(st.cfg.ns, st.cfg.id), msg::encode(make_heartbeat(st)));
 }
 
 void publish_kv_events(worker_state& st) {
@@ -123,7 +128,7 @@ void publish_kv_events(worker_state& st) {
   b.worker_id = st.cfg.id;
   b.seq = st.kv_seq++;
   b.events = std::move(events);
-  st.conn->publish(subjects::kv_events(st.cfg.ns), msg::encode(b));
+  st.conn->publish(subjects::kv_events(st.cfg.ns, st.cfg.id), msg::encode(b));
 }
 
 result<std::vector<backends::token_id>> prompt_tokens(const backends::engine& eng, const msg::generate_request& r) {
@@ -322,6 +327,7 @@ void on_remote_timeout(worker_actor* self, const std::string& key) {
 void on_peer_heartbeat(worker_state& st, transport::nats_message& m) {
   auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type, st.cfg.limits);
   if (!hb || hb->component != "worker" || hb->role != "prefill" || hb->model != st.cfg.model) return;
+  if (hb->instance_id != subjects::last_token(m.subject)) return;  // a heartbeat only speaks for its own subject
   if (hb->draining) {
     if (auto it = st.prefill_pool.find(hb->instance_id); it != st.prefill_pool.end()) {
       forget_prefill_peer(st, it->second);
@@ -453,6 +459,8 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
     reply_error(st, m.reply, fmt, "", 0, req.err());
     return;
   }
+  if (req->request_id.empty()) req->request_id = st.cfg.id + "-" + std::to_string(st.incarnation % 1000000007u) + "-" +
+                                                 std::to_string(++st.named_requests);
   if (st.draining) {
     reply_error(st, m.reply, fmt, req->request_id, 0, error{errc::unavailable, "worker " + st.cfg.id + " is draining"});
     return;
@@ -634,6 +642,12 @@ caf::behavior worker_behavior(worker_actor* self, transport::nats_connection* co
         on_pulled(self, id, code, message);
       },
       [=](heartbeat_atom, transport::nats_message& m) { on_peer_heartbeat(self->state, m); },
+      // A status probe (router, frontend): answer with our heartbeat, to the asker only.
+      [=](status_atom, transport::nats_message& m) {
+        if (!m.reply.empty()) self->state.conn->publish(m.reply, msg::encode(make_heartbeat(self->state)));
+      },
+      // A component just started and wants to know us now.
+      [=](roster_atom, transport::nats_message&) { publish_heartbeat(self->state); },
       [=](heartbeat_atom) {
         auto& st = self->state;
         if (st.xfer)
@@ -677,17 +691,23 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
   if (!cancel) return cancel.err();
   auto snap = transport::expose(conn, subjects::kv_snapshot(ns, id), actor, snapshot_atom::value);
   if (!snap) return snap.err();
+  auto status = transport::expose(conn, subjects::worker_status(ns, id), actor, status_atom::value);
+  if (!status) return status.err();
+  auto roster = transport::expose(conn, subjects::roster(ns), actor, roster_atom::value);
+  if (!roster) return roster.err();
   // The subscriptions live as long as the actor: released when it exits.
   auto keep = std::make_shared<std::vector<transport::subscription>>();
   keep->push_back(std::move(*gen));
   keep->push_back(std::move(*cancel));
   keep->push_back(std::move(*snap));
+  keep->push_back(std::move(*status));
+  keep->push_back(std::move(*roster));
   if (disagg) {
     for (auto [subject, tag] : std::vector<std::pair<std::string, caf::atom_value>>{
              {subjects::worker_prefill(ns, id), prefill_atom::value},
              {subjects::worker_kv_release(ns, id), release_atom::value},
              {inbox, prefilled_atom::value},
-             {subjects::heartbeat(ns), heartbeat_atom::value}}) {
+             {subjects::heartbeat_all(ns), heartbeat_atom::value}}) {
       auto sub = transport::expose(conn, subject, actor, tag);
       if (!sub) return sub.err();
       keep->push_back(std::move(*sub));

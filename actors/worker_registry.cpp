@@ -1,15 +1,55 @@
 #include "actors/worker_registry.hpp"
 
+#include <algorithm>
 #include <set>
 
 namespace yard::actors {
 
-worker_registry::change worker_registry::observe(const msg::heartbeat& hb, time_point now) {
-  auto [it, inserted] = workers_.try_emplace(hb.instance_id);
-  bool restarted = !inserted && it->second.last.incarnation != hb.incarnation;
-  it->second.last = hb;
-  it->second.last_seen = now;
-  return inserted ? change::joined : restarted ? change::restarted : change::none;
+worker_registry::observation worker_registry::observe(const msg::heartbeat& hb, const std::string& subject_id,
+                                                     time_point now) {
+  auto refuse = [](std::string why) { return observation{change::refused, std::move(why)}; };
+  if (hb.instance_id.empty()) return refuse("heartbeat without an instance id");
+  if (hb.instance_id != subject_id)
+    return refuse("heartbeat for '" + hb.instance_id + "' published on the subject of '" + subject_id + "'");
+  if (hb.component == "worker" && hb.generate_subject != subjects::worker_generate(limits_.ns, hb.instance_id))
+    return refuse("worker '" + hb.instance_id + "' announced generate subject '" + hb.generate_subject +
+                  "', not its own");
+  auto it = workers_.find(hb.instance_id);
+  if (it == workers_.end() && workers_.size() >= limits_.max_workers)
+    return refuse("worker table full (" + std::to_string(limits_.max_workers) + "): '" + hb.instance_id + "' refused");
+  msg::heartbeat clamped = hb;
+  clamped.lease_ms = std::clamp(hb.lease_ms, limits_.min_lease_ms, limits_.max_lease_ms);
+  if (it == workers_.end()) {
+    workers_.emplace(hb.instance_id, worker_entry{std::move(clamped), now, false, {}});
+    return {change::joined, {}};
+  }
+  auto& w = it->second;
+  bool restarted = w.last.incarnation != hb.incarnation;
+  if (restarted && now - w.last_seen < std::chrono::milliseconds(limits_.incarnation_grace_ms))
+    return refuse("worker '" + hb.instance_id + "': incarnation " + std::to_string(hb.incarnation) +
+                  " while incarnation " + std::to_string(w.last.incarnation) + " is still alive");
+  w.last = std::move(clamped);
+  w.last_seen = now;
+  if (restarted) {
+    w.answered = false;
+    w.probed = {};
+  }
+  return {restarted ? change::restarted : change::none, {}};
+}
+
+void worker_registry::mark_answered(const std::string& id, std::uint64_t incarnation) {
+  auto it = workers_.find(id);
+  if (it != workers_.end() && it->second.last.incarnation == incarnation) it->second.answered = true;
+}
+
+std::vector<std::string> worker_registry::due_for_probe(time_point now, std::chrono::milliseconds every) {
+  std::vector<std::string> out;
+  for (auto& [id, w] : workers_)
+    if (!w.answered && now - w.probed >= every) {
+      w.probed = now;
+      out.push_back(id);
+    }
+  return out;
 }
 
 std::vector<std::string> worker_registry::expire(time_point now) {
@@ -29,7 +69,7 @@ std::vector<std::string> worker_registry::expire(time_point now) {
 std::vector<const worker_entry*> worker_registry::eligible(const std::string& model) const {
   std::vector<const worker_entry*> out;
   for (const auto& [id, w] : workers_) {
-    if (w.last.draining) continue;
+    if (!usable(w)) continue;
     if (w.last.role == "prefill") continue;  // prefill-only workers take work from decode workers
     if (!model.empty() && w.last.model != model) continue;
     out.push_back(&w);
@@ -40,7 +80,7 @@ std::vector<const worker_entry*> worker_registry::eligible(const std::string& mo
 std::vector<const worker_entry*> worker_registry::eligible_prefill(const std::string& model) const {
   std::vector<const worker_entry*> out;
   for (const auto& [id, w] : workers_)
-    if (!w.last.draining && w.last.role == "prefill" && (model.empty() || w.last.model == model)) out.push_back(&w);
+    if (usable(w) && w.last.role == "prefill" && (model.empty() || w.last.model == model)) out.push_back(&w);
   return out;
 }
 

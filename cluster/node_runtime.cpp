@@ -31,28 +31,57 @@ result<caf::actor> node_runtime::add_worker(const engine_options& eng, actors::w
   return add_worker(std::move(*engine), std::move(cfg));
 }
 
+void node_runtime::set_identity(const std::string& identity, transport::nats_options opts) {
+  identities_[identity] = std::move(opts);
+}
+
+result<transport::nats_connection*> node_runtime::connection_for(const std::string& identity) {
+  auto it = identities_.find(identity);
+  if (it == identities_.end()) return conn_.get();
+  if (auto c = own_conns_.find(identity); c != own_conns_.end()) return c->second.get();
+  auto conn = transport::nats_connection::connect(it->second);
+  if (!conn) return conn.err();
+  return own_conns_.emplace(identity, std::move(*conn)).first->second.get();
+}
+
 result<caf::actor> node_runtime::add_worker(std::unique_ptr<backends::engine> engine, actors::worker_config cfg) {
-  auto w = actors::spawn_worker(*sys_, *conn_, std::move(engine), std::move(cfg));
+  auto conn = connection_for(cfg.id);
+  if (!conn) return conn.err();
+  auto w = actors::spawn_worker(*sys_, **conn, std::move(engine), std::move(cfg));
   if (!w) return w.err();
   workers_.push_back(*w);
   return *w;
 }
 
 result<caf::actor> node_runtime::add_router(actors::router_config cfg) {
-  auto r = actors::spawn_router(*sys_, *conn_, std::move(cfg));
+  auto conn = connection_for("router");
+  if (!conn) return conn.err();
+  auto r = actors::spawn_router(*sys_, **conn, std::move(cfg));
   if (!r) return r.err();
   others_.push_back(*r);
+  routers_.push_back(*r);
   return *r;
 }
 
 status node_runtime::add_frontend(actors::frontend_config cfg, actors::http_options http) {
   metrics_ = std::make_shared<actors::frontend_metrics>();
   view_ = std::make_shared<actors::cluster_view>();
-  auto f = actors::spawn_frontend(*sys_, *conn_, std::move(cfg), metrics_, view_);
+  auto conn = connection_for("frontend");
+  if (!conn) return conn.err();
+  auto f = actors::spawn_frontend(*sys_, **conn, std::move(cfg), metrics_, view_);
   if (!f) return f.err();
   others_.push_back(*f);
   http_ = std::make_unique<actors::http_server>(std::move(http), *f, metrics_, view_);
   return http_->start();
+}
+
+std::optional<actors::router_stats> node_runtime::router_stats() {
+  if (routers_.empty()) return std::nullopt;
+  caf::scoped_actor self{*sys_};
+  std::optional<actors::router_stats> out;
+  self->request(routers_.front(), std::chrono::seconds(5), caf::get_atom::value)
+      .receive([&](actors::router_stats s) { out = s; }, [&](caf::error&) {});
+  return out;
 }
 
 std::int64_t node_runtime::drain_workers(int timeout_ms) {
@@ -80,8 +109,10 @@ void node_runtime::shutdown() {
   for (auto& a : others_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   workers_.clear();
   others_.clear();
+  routers_.clear();
   if (sys_) sys_->await_all_actors_done();
   if (conn_) conn_->flush(500);
+  for (auto& [id, c] : own_conns_) c->flush(500);
 }
 
 }  // namespace yard::cluster

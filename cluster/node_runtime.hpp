@@ -10,7 +10,9 @@
 // Thread-safety: call from the main thread only.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,14 @@ class node_runtime {
   // Spawns the frontend actor and starts its HTTP server.
   status add_frontend(actors::frontend_config cfg, actors::http_options http);
 
+  // Gives the component named `identity` ("frontend", "router" or a worker id)
+  // its own NATS connection with these options (its own user on a permissioned
+  // bus) instead of the process's shared one. Call before adding it.
+  void set_identity(const std::string& identity, transport::nats_options opts);
+
+  // What the first router holds now (tests, metrics); empty without a router.
+  std::optional<actors::router_stats> router_stats();
+
   // Live workers the frontend sees (0 without a frontend).
   std::size_t live_workers() const { return view_ ? view_->live_workers() : 0; }
   int http_port() const { return http_ ? http_->port() : 0; }
@@ -54,11 +64,15 @@ class node_runtime {
 
  private:
   node_runtime() = default;
+  result<transport::nats_connection*> connection_for(const std::string& identity);
   std::unique_ptr<transport::nats_connection> conn_;
+  std::map<std::string, transport::nats_options> identities_;
+  std::map<std::string, std::unique_ptr<transport::nats_connection>> own_conns_;  // outlive the actors (declared before sys_)
   std::unique_ptr<caf::actor_system_config> sys_cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   std::vector<caf::actor> workers_;
   std::vector<caf::actor> others_;
+  std::vector<caf::actor> routers_;
   std::shared_ptr<actors::frontend_metrics> metrics_;
   std::shared_ptr<actors::cluster_view> view_;
   std::unique_ptr<actors::http_server> http_;

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 
 #include <filesystem>
 
@@ -19,8 +21,13 @@ void add_process_flags(CLI::App& app, process_options& o, bool nats_required) {
   if (nats_required) nats->required();
   app.add_option("--namespace", o.ns, "subject namespace: subjects are yard.<namespace>.*")->capture_default_str();
   app.add_option("--nats-user", o.nats.user, "NATS user name");
-  app.add_option("--nats-password", o.nats.password, "NATS password");
-  app.add_option("--nats-token", o.nats.token, "NATS auth token");
+  app.add_option("--nats-password", o.nats.password,
+                 "NATS password (visible in /proc/<pid>/cmdline: prefer --nats-password-file or YARD_NATS_PASSWORD)");
+  app.add_option("--nats-password-file", o.secrets.password_file, "file whose first line is the NATS password")
+      ->check(CLI::ExistingFile);
+  app.add_option("--nats-token", o.nats.token, "NATS auth token (visible in argv: prefer --nats-token-file or YARD_NATS_TOKEN)");
+  app.add_option("--nats-token-file", o.secrets.token_file, "file whose first line is the NATS token")->check(CLI::ExistingFile);
+  app.add_option("--nats-inbox-prefix", o.nats.inbox_prefix, "reply inbox prefix (default _INBOX_<user> with a user, else _INBOX)");
   app.add_option("--nats-creds", o.nats.creds_file, "NATS credentials file")->check(CLI::ExistingFile);
   app.add_flag("--nats-tls", o.nats.tls, "require TLS to NATS");
   app.add_option("--nats-tls-ca", o.nats.tls_ca_file, "CA certificate (PEM)")->check(CLI::ExistingFile);
@@ -36,6 +43,14 @@ void finish_process_options(process_options& o, const std::string& client_name) 
   if (!o.nats_urls.empty()) o.nats.servers = transport::split_servers(o.nats_urls);
   o.nats.name = client_name;
   configure_logging(o.log);
+  bool secret_in_argv = !o.nats.password.empty() || !o.nats.token.empty();
+  if (auto s = resolve_nats_secrets(o.nats, o.secrets); !s) {
+    std::fprintf(stderr, "yard: %s\n", s.err().message.c_str());
+    std::exit(2);
+  }
+  if (secret_in_argv)
+    component_logger("process")->warn("a NATS secret was given on the command line, where any local user can read it "
+                                      "(/proc/<pid>/cmdline): use --nats-password-file/--nats-token-file or YARD_NATS_*");
 }
 
 void add_engine_flags(CLI::App& app, engine_options& o) {

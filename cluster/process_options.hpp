@@ -14,6 +14,7 @@
 
 #include "backends/engine.hpp"
 #include "backends/kv_tiering.hpp"
+#include "cluster/nats_secrets.hpp"
 #include "common/log.hpp"
 #include "transport/nats_connection.hpp"
 
@@ -22,12 +23,15 @@ namespace yard::cluster {
 struct process_options {
   std::string nats_urls;           // comma-separated; empty = embedded server (yard up only)
   std::string ns = "default";      // subject namespace (default "default")
-  transport::nats_options nats;    // auth/TLS fields filled from flags
+  transport::nats_options nats;    // auth/TLS fields filled from flags, secret files and YARD_NATS_* (nats_secrets.hpp)
+  nats_secret_files secrets;       // --nats-password-file, --nats-token-file
   log_options log;
 };
 
 void add_process_flags(CLI::App& app, process_options& o, bool nats_required);
-// Fills o.nats.servers from o.nats_urls.
+// Fills o.nats.servers from o.nats_urls and the auth fields from secret files
+// and the environment; exits 2 with a message naming the file when a secret
+// cannot be read (start-up only, before anything runs).
 void finish_process_options(process_options& o, const std::string& client_name);
 
 struct engine_options {

@@ -5,11 +5,25 @@
 // a router and N workers in this process, all talking over NATS; prints where
 // to send requests and stops cleanly on Ctrl-C/SIGTERM (the nats-server child
 // is stopped, and dies with us even on a crash).
+// The embedded server never runs anonymous: with no credentials given, each
+// component gets its own generated user with its role's permissions
+// (cluster/bus_permissions: frontend, router, one user per worker limited to
+// its own subjects) and a `client` user whose password is written to a 0600
+// file for the operator; with --nats-user/--nats-password(-file) or a token,
+// those are required of everyone and used by every component.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include <fstream>
+
+#include "cluster/bus_permissions.hpp"
 #include "cluster/disagg_flags.hpp"
 #include "cluster/node_runtime.hpp"
 #include "kv/policy_flags.hpp"
@@ -18,6 +32,64 @@
 #include "transport/nats_server_process.hpp"
 
 namespace yard::cmd {
+
+namespace {
+
+// The embedded server's users: generated per run unless the operator gave credentials.
+struct embedded_auth {
+  std::string config;                                   // the authorization block
+  std::map<std::string, transport::nats_options> ids;   // component identity -> its own options
+  std::string client_password_file;                     // where the operator finds the client password
+};
+
+result<embedded_auth> make_embedded_auth(cluster::process_options& proc, const std::vector<std::string>& worker_ids) {
+  embedded_auth out;
+  if (!proc.nats.token.empty()) {
+    out.config = "authorization { token: \"" + proc.nats.token + "\" }\n";
+    return out;
+  }
+  if (!proc.nats.user.empty()) {
+    // Given credentials: every component uses them; the user may do what all of yard up does.
+    out.config = cluster::render_authorization({{proc.nats.user, proc.nats.password, cluster::bus_role::node, ""}}, proc.ns);
+    return out;
+  }
+  std::vector<cluster::bus_user> users;
+  auto add = [&](const std::string& name, cluster::bus_role role, const std::string& instance) -> status {
+    auto pw = cluster::random_password();
+    if (!pw) return pw.err();
+    users.push_back({name, *pw, role, instance});
+    return status::success();
+  };
+  if (auto s = add("node", cluster::bus_role::node, ""); !s) return s.err();
+  if (auto s = add("frontend", cluster::bus_role::frontend, ""); !s) return s.err();
+  if (auto s = add("router", cluster::bus_role::router, ""); !s) return s.err();
+  if (auto s = add("client", cluster::bus_role::client, ""); !s) return s.err();
+  for (const auto& id : worker_ids)
+    if (auto s = add(id, cluster::bus_role::worker, id); !s) return s.err();
+  out.config = cluster::render_authorization(users, proc.ns);
+  for (const auto& u : users) {
+    auto o = proc.nats;
+    o.user = u.name;
+    o.password = u.password;
+    o.inbox_prefix = cluster::inbox_prefix_for(u.name);
+    if (u.name == "node") {
+      proc.nats = o;
+    } else if (u.name == "client") {
+      char dir[] = "/tmp/yard-up-XXXXXX";
+      if (::mkdtemp(dir) == nullptr) return make_error(errc::io_error, "cannot create a private run directory");
+      out.client_password_file = std::string(dir) + "/client.password";
+      std::ofstream f(out.client_password_file);
+      f << u.password << "\n";
+      if (!f) return make_error(errc::io_error, "cannot write " + out.client_password_file);
+      ::chmod(out.client_password_file.c_str(), 0600);
+    } else {
+      out.ids[u.name] = std::move(o);
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 int run_up(int argc, char** argv) {
   cluster::block_stop_signals();
@@ -50,10 +122,21 @@ int run_up(int argc, char** argv) {
   cluster::finish_process_options(proc, "yard-up");
   auto log = component_logger("up");
 
+  std::vector<std::string> worker_ids;
+  for (int i = 0; i < workers + prefill_workers; ++i)
+    worker_ids.push_back(i >= workers ? "prefill-" + std::to_string(i - workers) : "worker-" + std::to_string(i));
   std::unique_ptr<transport::nats_server_process> server;
+  embedded_auth auth;
   if (proc.nats_urls.empty()) {
+    auto a = make_embedded_auth(proc, worker_ids);
+    if (!a) {
+      log->error("cannot set up the embedded nats-server's users: {}", a.err().describe());
+      return 1;
+    }
+    auth = std::move(*a);
     transport::nats_server_options so;
     so.port = nats_port;
+    so.config_extra = auth.config;
     auto s = transport::nats_server_process::start(so);
     if (!s) {
       log->error("cannot start the embedded nats-server: {}", s.err().describe());
@@ -61,6 +144,7 @@ int run_up(int argc, char** argv) {
     }
     server = std::move(*s);
     proc.nats.servers = {server->url()};
+    for (auto& [id, o] : auth.ids) o.servers = proc.nats.servers;
   }
   auto rt = cluster::node_runtime::create(proc.nats);
   if (!rt) {
@@ -68,11 +152,12 @@ int run_up(int argc, char** argv) {
     return 1;
   }
   auto& node = **rt;
+  for (const auto& [id, o] : auth.ids) node.set_identity(id, o);
   for (int i = 0; i < workers + prefill_workers; ++i) {
     actors::worker_config wc = wtemplate;
     wc.ns = proc.ns;
     bool prefill = i >= workers;
-    wc.id = (prefill ? "prefill-" + std::to_string(i - workers) : "worker-" + std::to_string(i));
+    wc.id = worker_ids[static_cast<std::size_t>(i)];
     wc.role = prefill_workers == 0 ? "both" : prefill ? "prefill" : "decode";
     auto weng = eng;
     // One G3 directory per worker (<dir>/<worker id>): each recovers its own blocks after a restart.
@@ -114,7 +199,10 @@ int run_up(int argc, char** argv) {
                 cluster::served_model_name(eng).c_str());
   std::printf("  OpenAI API : http://127.0.0.1:%d/v1  (try: curl -N http://127.0.0.1:%d/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}')\n",
               node.http_port(), node.http_port(), cluster::served_model_name(eng).c_str());
-  std::printf("  NATS       : %s\n", proc.nats.servers.front().c_str());
+  std::printf("  NATS       : %s\n", transport::redact_url(proc.nats.servers.front()).c_str());
+  if (!auth.client_password_file.empty())
+    std::printf("  NATS auth  : user 'client', password in %s, inbox prefix %s (no anonymous access)\n",
+                auth.client_password_file.c_str(), cluster::inbox_prefix_for("client").c_str());
   std::printf("  generate   : %s (JSON or msgpack body, reply inbox gets token chunks)\n",
               subjects::router_generate(proc.ns).c_str());
   std::printf("  Ctrl-C to stop\n");
@@ -125,6 +213,10 @@ int run_up(int argc, char** argv) {
   node.shutdown();
   rt->reset();
   server.reset();
+  if (!auth.client_password_file.empty()) {
+    std::remove(auth.client_password_file.c_str());
+    ::rmdir(std::filesystem::path(auth.client_password_file).parent_path().c_str());
+  }
   log->info("stopped");
   return 0;
 }

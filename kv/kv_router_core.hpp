@@ -103,6 +103,8 @@ class kv_router_core {
   const kv_indexer& index() const { return *index_; }
   kv_indexer& index() { return *index_; }
   const load_tracker& loads() const { return load_; }
+  // Dispatches still tracked (bounded: see load_tracker).
+  std::size_t tracked_requests() const { return load_.in_flight(); }
   routing_policy& policy() { return *policy_; }
   std::optional<worker_index> index_of(const std::string& worker_id) const;
 

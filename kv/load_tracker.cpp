@@ -12,7 +12,8 @@ std::uint64_t clamp_add(std::uint64_t base, std::int64_t d) {
 }
 }  // namespace
 
-load_tracker::load_tracker(std::uint32_t max_workers) : workers_(max_workers) {}
+load_tracker::load_tracker(std::uint32_t max_workers, std::size_t max_tracked)
+    : workers_(max_workers), max_tracked_(max_tracked) {}
 
 void load_tracker::on_dispatch(worker_index worker, const std::string& id, std::uint64_t prefill_tokens,
                                std::uint64_t blocks) {
@@ -22,7 +23,12 @@ void load_tracker::on_dispatch(worker_index worker, const std::string& id, std::
   w.since.prefill += static_cast<std::int64_t>(prefill_tokens);
   w.since.blocks += static_cast<std::int64_t>(blocks);
   w.since.queue += 1;
+  if (requests_.size() >= max_tracked_) {
+    ++untracked_;  // counted until the next report, but its completion cannot be subtracted
+    return;
+  }
   requests_[id] = request{worker, prefill_tokens, blocks, w.epoch, false};
+  w.dispatched.push_back(id);
 }
 
 void load_tracker::on_first_token(const std::string& id) {
@@ -55,6 +61,12 @@ void load_tracker::on_load_report(worker_index worker, const msg::load_report& r
   w.reported.queue_depth = report.active_requests + report.queued_requests;
   w.reported.total_kv_blocks = report.total_kv_blocks;
   w.since = delta{};
+  // The report covers everything dispatched before it: those requests no longer touch the estimate.
+  for (const auto& id : w.dispatched) {
+    auto it = requests_.find(id);
+    if (it != requests_.end() && it->second.worker == worker && it->second.epoch == w.epoch) requests_.erase(it);
+  }
+  w.dispatched.clear();
   ++w.epoch;
 }
 

@@ -9,8 +9,11 @@
 // Estimate = the worker's last report + what this router dispatched since that
 // report. A report supersedes the router's own count of everything dispatched
 // before it arrived (the worker already counts those), so the two sources
-// never add up twice; requests still in flight keep being tracked so their
-// completion is not subtracted from a later report's baseline twice.
+// never add up twice. A request is tracked only until the worker's next report
+// (or its completion, whichever comes first): once a report covers it, its
+// completion must not change the estimate, so it is forgotten. The table is
+// therefore bounded by what is dispatched between two reports (and by
+// max_tracked), whether or not anyone reports completions.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +28,7 @@ namespace yard::kv {
 
 class load_tracker {
  public:
-  explicit load_tracker(std::uint32_t max_workers = 4096);
+  explicit load_tracker(std::uint32_t max_workers = 4096, std::size_t max_tracked = 1u << 20);
 
   // The router sent request `id` to `worker`: `prefill_tokens` still to be
   // prefilled (the uncached part), `blocks` KV blocks it will hold.
@@ -39,7 +42,10 @@ class load_tracker {
   void remove_worker(worker_index worker);
 
   worker_load load(worker_index worker) const;
+  // Requests tracked now (dispatched since their worker's last report, not completed).
   std::size_t in_flight() const { return requests_.size(); }
+  // Dispatches not tracked because the table was full (counted in the estimate all the same).
+  std::uint64_t untracked() const { return untracked_; }
 
  private:
   struct delta {
@@ -51,6 +57,7 @@ class load_tracker {
     worker_load reported;   // last report (zero until one arrives)
     delta since;            // dispatched after that report, net of completions
     std::uint64_t epoch = 0;  // bumps on each report
+    std::vector<std::string> dispatched;  // ids dispatched in this epoch (forgotten at the next report)
   };
   struct request {
     worker_index worker;
@@ -60,6 +67,8 @@ class load_tracker {
   };
   std::vector<per_worker> workers_;
   std::unordered_map<std::string, request> requests_;
+  std::size_t max_tracked_;
+  std::uint64_t untracked_ = 0;
 };
 
 }  // namespace yard::kv

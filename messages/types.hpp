@@ -48,7 +48,7 @@ template <class V> void describe(V& v, chat_message& x) {
 // A request to generate tokens. Sent to the router's generate subject with a
 // NATS reply inbox; token_chunk messages stream back to that inbox.
 struct generate_request {
-  std::string request_id;                  // required, unique per client request
+  std::string request_id;                  // unique per client request; absent = the router (or worker) names one
   std::string model;                       // default "" = the deployment's model
   std::optional<std::string> prompt;       // text prompt (one of prompt/token_ids)
   std::optional<std::vector<token_id>> token_ids;  // pre-tokenized prompt
@@ -66,7 +66,7 @@ struct generate_request {
   std::uint32_t attempt = 0;               // 0 for the first dispatch
 };
 template <class V> void describe(V& v, generate_request& x) {
-  v.req("request_id", x.request_id);
+  v.opt("request_id", x.request_id);
   v.opt("model", x.model);
   v.opt("prompt", x.prompt);
   v.opt("token_ids", x.token_ids);

@@ -81,10 +81,15 @@ TEST_F(bad_input, malformed_msgpack_gets_a_msgpack_error) {
 }
 
 TEST_F(bad_input, missing_fields_and_wrong_types_name_the_field) {
+  // A missing request_id is not an error: the router names the request, and the reply says which id.
   auto r = first_reply(subjects::router_generate("default"), R"({"prompt":"no id"})");
   ASSERT_TRUE(r.ok());
-  ASSERT_TRUE(r->error.has_value());
-  EXPECT_NE(r->error->message.find("request_id"), std::string::npos);
+  EXPECT_FALSE(r->error.has_value());
+  EXPECT_FALSE(r->request_id.empty());
+  auto w = first_reply(subjects::router_generate("default"), R"({"request_id":7,"prompt":"x"})");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE(w->error.has_value());
+  EXPECT_NE(w->error->message.find("request_id"), std::string::npos);
   auto t = first_reply(subjects::router_generate("default"), R"({"request_id":"t","max_tokens":"ten"})");
   ASSERT_TRUE(t.ok());
   ASSERT_TRUE(t->error.has_value());
@@ -167,7 +172,7 @@ TEST_F(bad_input, http_garbage_gets_400_and_the_server_keeps_serving) {
 // Sums active+queued requests over the workers' latest heartbeats.
 struct load_watch {
   explicit load_watch(transport::nats_connection& c) {
-    sub = *c.subscribe(subjects::heartbeat("default"), [this](transport::nats_message m) {
+    sub = *c.subscribe(subjects::heartbeat_all("default"), [this](transport::nats_message m) {
       auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type);
       if (!hb || !hb->load) return;
       std::lock_guard<std::mutex> lock(mu);

@@ -34,7 +34,7 @@ class observer {
     transport::nats_options no;
     no.servers = {url};
     conn_ = std::move(*transport::nats_connection::connect(no));
-    hb_ = std::move(*conn_->subscribe(subjects::heartbeat("default"), [this](transport::nats_message m) {
+    hb_ = std::move(*conn_->subscribe(subjects::heartbeat_all("default"), [this](transport::nats_message m) {
       auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type);
       if (!hb) return;
       std::lock_guard lk(mu_);
@@ -42,7 +42,7 @@ class observer {
       seen_[hb->instance_id] = std::chrono::steady_clock::now();
       max_leased_[hb->instance_id] = std::max(max_leased_[hb->instance_id], hb->leased_kv_blocks);
     }));
-    ev_ = std::move(*conn_->subscribe(subjects::kv_events("default"), [this](transport::nats_message m) {
+    ev_ = std::move(*conn_->subscribe(subjects::kv_events_all("default"), [this](transport::nats_message m) {
       auto b = msg::decode_auto<msg::kv_event_batch>(m.data, m.content_type);
       if (!b) return;
       std::lock_guard lk(mu_);

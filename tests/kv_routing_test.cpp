@@ -180,15 +180,15 @@ TEST_F(kv_routing, out_of_order_and_malformed_event_batches_resync_from_a_snapsh
   ASSERT_TRUE(ts::eventually([&] { return route(p).cached_tokens == 512; }, 5000));
   auto holder = route(p).worker_id;
   // Garbage and a batch far out of order that claims the prefix was removed.
-  client_->publish(subjects::kv_events("default"), "{\"worker_id\": 7", {}, "application/json");
-  client_->publish(subjects::kv_events("default"), std::string("\xc1\xc1", 2));
+  client_->publish(subjects::kv_events("default", holder), "{\"worker_id\": 7", {}, "application/json");
+  client_->publish(subjects::kv_events("default", holder), std::string("\xc1\xc1", 2));
   msg::kv_event_batch lie;
   lie.worker_id = holder;
   lie.seq = 1000000;
   msg::kv_event removed;
   removed.kind = "cleared";
   lie.events.push_back(removed);
-  client_->publish(subjects::kv_events("default"), msg::encode(lie));
+  client_->publish(subjects::kv_events("default", holder), msg::encode(lie));
   client_->flush();
   // The router detects the gap, asks the worker for its real block set, and
   // routes the prompt to its holder as a full hit again.

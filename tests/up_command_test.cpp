@@ -8,6 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+
+#include "messages/codec.hpp"
+#include "messages/subjects.hpp"
 #include "tests/support/cluster_fixture.hpp"
 
 using namespace yard;
@@ -66,6 +70,55 @@ TEST(up_command, serves_with_an_embedded_nats_and_one_g3_dir_per_worker) {
 
   up.signal(SIGTERM);
   EXPECT_EQ(up.wait_exit(15000), 0);
+  fs::remove_all(dir);
+}
+
+// The embedded nats-server never runs anonymous: without credentials yard up
+// generates one user per component; with a password file, that password is required.
+TEST(up_command, the_embedded_bus_refuses_anonymous_connections) {
+  auto dir = fs::temp_directory_path() / ("yard-up-auth-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream(dir / "pw") << "correct horse\n";
+  }
+  for (bool given : {false, true}) {
+    int port = transport::free_loopback_port();
+    int nats_port = transport::free_loopback_port();
+    std::vector<std::string> args = {"up", "--workers", "1", "--http-port", std::to_string(port), "--nats-port",
+                                     std::to_string(nats_port), "--log-level", "warn"};
+    if (given) args.insert(args.end(), {"--nats-user", "alice", "--nats-password-file", (dir / "pw").string()});
+    ts::yard_process up(args);
+    httplib::Client cli("127.0.0.1", port);
+    cli.set_connection_timeout(1);
+    ASSERT_TRUE(ts::eventually([&] {
+      auto r = cli.Get("/health");
+      return r && r->status == 200;
+    }, 20000)) << "yard up never became healthy";
+    transport::nats_options anon;
+    anon.servers = {"nats://127.0.0.1:" + std::to_string(nats_port)};
+    anon.connect_timeout_ms = 1000;
+    EXPECT_FALSE(transport::nats_connection::connect(anon).ok()) << (given ? "given" : "generated") << " credentials";
+    if (given) {
+      auto alice = anon;
+      alice.user = "alice";
+      alice.password = "correct horse";
+      alice.inbox_prefix = "_INBOX_alice";
+      auto c = transport::nats_connection::connect(alice);
+      ASSERT_TRUE(c.ok()) << c.err().describe();
+      auto inbox = (*c)->new_inbox();
+      std::atomic<bool> done{false};
+      auto sub = (*c)->subscribe(inbox, [&](transport::nats_message m) {
+        auto ch = msg::decode_auto<msg::token_chunk>(m.data, m.content_type);
+        if (ch && ch->finish_reason) done = true;
+      });
+      ASSERT_TRUE(sub.ok());
+      (*c)->flush();
+      (*c)->publish(subjects::router_generate("default"), R"({"prompt":"hi","max_tokens":2})", inbox);
+      EXPECT_TRUE(ts::eventually([&] { return done.load(); }, 5000));
+    }
+    up.signal(SIGTERM);
+    EXPECT_EQ(up.wait_exit(15000), 0);
+  }
   fs::remove_all(dir);
 }
 

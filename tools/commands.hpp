@@ -35,6 +35,7 @@ int run_bench_tiers(int argc, char** argv);
 // <decl-tiers>
 int run_agent(int argc, char** argv);
 int run_planner(int argc, char** argv);
+int run_bus_config(int argc, char** argv);
 // <decl-cluster>
 
 }  // namespace yard::cmd

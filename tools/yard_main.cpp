@@ -32,6 +32,7 @@ const command commands[] = {
     // <cmd-tiers>
     {"agent", yard::cmd::run_agent, "node agent: start and supervise this node's workers from a config file"},
     {"planner", yard::cmd::run_planner, "SLO planner: scale prefill/decode workers to meet TTFT/ITL targets"},
+    {"bus-config", yard::cmd::run_bus_config, "print a nats-server config with per-role users and permissions (hardened bus)"},
     // <cmd-cluster>
 };
 

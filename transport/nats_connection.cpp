@@ -33,6 +33,24 @@ auto& log() {
 
 }  // namespace
 
+std::string redact_url(const std::string& url) {
+  auto scheme = url.find("://");
+  std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  auto at = url.find('@', start);
+  if (at == std::string::npos) return url;
+  auto slash = url.find('/', start);
+  if (slash != std::string::npos && slash < at) return url;  // '@' in the path, not credentials
+  auto colon = url.find(':', start);
+  if (colon != std::string::npos && colon < at) return url.substr(0, colon + 1) + "***" + url.substr(at);
+  return url.substr(0, start) + "***" + url.substr(at);
+}
+
+std::string redact_urls(const std::vector<std::string>& urls) {
+  std::string all;
+  for (const auto& u : urls) all += (all.empty() ? "" : ",") + redact_url(u);
+  return all;
+}
+
 std::vector<std::string> split_servers(const std::string& urls) {
   std::vector<std::string> out;
   std::size_t start = 0;
@@ -61,11 +79,16 @@ void deliver(natsConnection*, natsSubscription*, natsMsg* m, void* c) {
   msg.data.assign(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
   const char* ct = nullptr;
   if (natsMsgHeader_Get(m, "Content-Type", &ct) == NATS_OK && ct) msg.content_type = ct;
+  msg.no_responders = natsMsg_IsNoResponders(m);
   natsMsg_Destroy(m);
   cl->handler(std::move(msg));
 }
 
 void on_complete(void* c) { delete static_cast<subscription::closure*>(c); }
+
+void async_error_trampoline(natsConnection* nc, natsSubscription* sub, natsStatus s, void* p) {
+  nats_connection::on_async_error(nc, sub, static_cast<int>(s), p);
+}
 
 }  // namespace
 
@@ -102,6 +125,8 @@ struct nats_connection::callback_state {
   std::string name;
   std::atomic<std::uint64_t> reconnects{0};
   std::atomic<bool> closing{false};  // silences the disconnect callback on our own close
+  std::atomic<std::uint64_t> async_errors{0};
+  std::atomic<std::uint64_t> permission_violations{0};
 };
 
 result<std::unique_ptr<nats_connection>> nats_connection::connect(const nats_options& o) {
@@ -113,8 +138,7 @@ result<std::unique_ptr<nats_connection>> nats_connection::connect(const nats_opt
   if (s != NATS_OK) return nats_error(s, "creating NATS options");
   std::vector<const char*> servers;
   for (const auto& srv : o.servers) servers.push_back(srv.c_str());
-  std::string all;
-  for (const auto& srv : o.servers) all += (all.empty() ? "" : ",") + srv;
+  std::string all = redact_urls(o.servers);
   if (s == NATS_OK && !servers.empty()) s = natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
   if (s == NATS_OK) s = natsOptions_SetName(opts, o.name.c_str());
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts, o.connect_timeout_ms);
@@ -133,6 +157,8 @@ result<std::unique_ptr<nats_connection>> nats_connection::connect(const nats_opt
   if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &nats_connection::on_disconnected, cb.get());
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &nats_connection::on_reconnected, cb.get());
   if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &nats_connection::on_closed, cb.get());
+  if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts, &async_error_trampoline, cb.get());
+  if (s == NATS_OK && !o.inbox_prefix.empty()) s = natsOptions_SetCustomInboxPrefix(opts, o.inbox_prefix.c_str());
   if (s != NATS_OK) {
     natsOptions_Destroy(opts);
     return nats_error(s, "configuring NATS options");
@@ -144,7 +170,8 @@ result<std::unique_ptr<nats_connection>> nats_connection::connect(const nats_opt
     return nats_error(s == NATS_TIMEOUT ? NATS_NO_SERVER : s, "cannot connect to NATS at " + all);
   }
   self->cb_ = cb.release();  // from here on the closed callback frees it
-  log()->info("{} connected to {}", o.name, self->connected_url());
+  if (!o.inbox_prefix.empty()) self->inbox_prefix_ = o.inbox_prefix;
+  log()->info("{} connected to {}", o.name, redact_url(self->connected_url()));
   return self;
 }
 
@@ -158,6 +185,22 @@ nats_connection::~nats_connection() {
 }
 
 std::uint64_t nats_connection::reconnects() const { return cb_ ? cb_->reconnects.load() : 0; }
+std::uint64_t nats_connection::async_errors() const { return cb_ ? cb_->async_errors.load() : 0; }
+std::uint64_t nats_connection::permission_violations() const { return cb_ ? cb_->permission_violations.load() : 0; }
+
+void nats_connection::on_async_error(natsConnection* nc, natsSubscription*, int status, void* p) {
+  auto* cb = static_cast<callback_state*>(p);
+  cb->async_errors++;
+  const char* text = nullptr;
+  natsConnection_GetLastError(nc, &text);
+  std::string what = text ? text : natsStatus_GetText(static_cast<natsStatus>(status));
+  if (static_cast<natsStatus>(status) == NATS_NOT_PERMITTED || what.find("ermission") != std::string::npos) {
+    cb->permission_violations++;
+    log()->warn("{}: refused by the NATS server: {}", cb->name, what);
+  } else {
+    log()->warn("{}: NATS error: {}", cb->name, what);
+  }
+}
 
 void nats_connection::on_disconnected(natsConnection*, void* p) {
   auto* cb = static_cast<callback_state*>(p);
@@ -170,7 +213,7 @@ void nats_connection::on_reconnected(natsConnection* nc, void* p) {
   cb->reconnects++;
   char url[256] = {0};
   natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-  log()->info("{} reconnected to {}", cb->name, url);
+  log()->info("{} reconnected to {}", cb->name, redact_url(url));
 }
 
 void nats_connection::on_closed(natsConnection*, void* p) { delete static_cast<callback_state*>(p); }
@@ -233,6 +276,8 @@ std::string nats_connection::new_inbox() const {
   if (natsInbox_Create(&inbox) != NATS_OK) return "_INBOX.fallback";
   std::string out(inbox);
   natsInbox_Destroy(inbox);
+  // natsInbox_Create always says "_INBOX."; keep its unique part under our prefix.
+  if (inbox_prefix_ != "_INBOX" && out.rfind("_INBOX.", 0) == 0) out = inbox_prefix_ + out.substr(6);
   return out;
 }
 

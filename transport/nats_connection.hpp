@@ -34,7 +34,16 @@ struct nats_options {
   int max_reconnect = -1;               // reconnect attempts after a loss, -1 = forever (default)
   int reconnect_wait_ms = 250;          // between attempts (default 250 ms)
   int ping_interval_ms = 2000;          // detects a dead server (default 2 s)
+  // Prefix of this connection's reply inboxes (default "_INBOX"). A permissioned
+  // bus gives each user its own (e.g. "_INBOX_frontend") so no one else can read
+  // or write its replies.
+  std::string inbox_prefix;
 };
+
+// "nats://user:secret@host:4222" -> "nats://user:***@host:4222" (also tokens:
+// "nats://secret@host" -> "nats://***@host"); for every log line and argv.
+std::string redact_url(const std::string& url);
+std::string redact_urls(const std::vector<std::string>& urls);
 
 // Parses "nats://a:4222,nats://b:4222" into nats_options::servers.
 std::vector<std::string> split_servers(const std::string& urls);
@@ -44,6 +53,9 @@ struct nats_message {
   std::string reply;         // reply inbox, empty when none
   std::string data;          // body bytes
   std::string content_type;  // Content-Type header, empty when none
+  // The server's "no responders" status (503): a request was published with
+  // this reply subject and nobody subscribes to its subject right now.
+  bool no_responders = false;
 };
 
 using message_handler = std::function<void(nats_message)>;
@@ -91,6 +103,11 @@ class nats_connection {
   std::string connected_url() const;
   // Counts of reconnects seen (for tests and /metrics).
   std::uint64_t reconnects() const;
+  // Asynchronous errors the server reported (permission violations among them).
+  std::uint64_t async_errors() const;
+  std::uint64_t permission_violations() const;
+  // nats.c's asynchronous error callback (through a trampoline); not for callers.
+  static void on_async_error(__natsConnection*, __natsSubscription*, int status, void* state);
 
  private:
   // What nats.c's connection callbacks see. It outlives this object: nats.c
@@ -101,8 +118,10 @@ class nats_connection {
   static void on_disconnected(__natsConnection*, void* state);
   static void on_reconnected(__natsConnection*, void* state);
   static void on_closed(__natsConnection*, void* state);
+
   __natsConnection* nc_ = nullptr;
   callback_state* cb_ = nullptr;
+  std::string inbox_prefix_ = "_INBOX";
 };
 
 }  // namespace yard::transport

@@ -87,11 +87,20 @@ status nats_server_process::spawn() {
     return make_error(errc::unavailable, "'" + opts_.binary + "' not found in PATH (apt-get install nats-server)");
   if (port_accepts(host_, port_))
     return make_error(errc::unavailable, "port " + std::to_string(port_) + " is already in use");
-  config_path_ = "/tmp/yard-nats-" + std::to_string(getpid()) + "-" + std::to_string(port_) + ".conf";
+  if (config_dir_.empty()) {
+    char dir[] = "/tmp/yard-nats-XXXXXX";  // private (0700): the config may hold credentials
+    if (::mkdtemp(dir) == nullptr) return make_error(errc::io_error, std::string("mkdtemp: ") + strerror(errno));
+    config_dir_ = dir;
+  }
+  config_path_ = config_dir_ + "/nats-server.conf";
   {
-    FILE* f = std::fopen(config_path_.c_str(), "w");
-    if (f == nullptr) return make_error(errc::io_error, "cannot write " + config_path_);
-    std::fprintf(f, "max_payload: %zu\n", opts_.max_payload_bytes);
+    int fd = ::open(config_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    FILE* f = fd < 0 ? nullptr : ::fdopen(fd, "w");
+    if (f == nullptr) {
+      if (fd >= 0) ::close(fd);
+      return make_error(errc::io_error, "cannot write " + config_path_);
+    }
+    std::fprintf(f, "max_payload: %zu\n%s\n", opts_.max_payload_bytes, opts_.config_extra.c_str());
     std::fclose(f);
   }
   std::vector<std::string> args = {bin, "-c", config_path_, "-a", host_, "-p", std::to_string(port_)};
@@ -137,6 +146,7 @@ status nats_server_process::spawn() {
 nats_server_process::~nats_server_process() {
   stop();
   if (!config_path_.empty()) std::remove(config_path_.c_str());
+  if (!config_dir_.empty()) ::rmdir(config_dir_.c_str());
 }
 
 void nats_server_process::stop() {

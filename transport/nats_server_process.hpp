@@ -27,6 +27,10 @@ struct nats_server_options {
   // Largest message the server accepts (default 8 MiB: above the 4 MiB body
   // limit of our decoders, so oversize bodies get our 413, not a dropped publish).
   std::size_t max_payload_bytes = 8u << 20;
+  // Appended to the generated config file (e.g. an `authorization { ... }`
+  // block or `tls { ... }`). The file lives in a private 0700 directory, is
+  // 0600 and is removed on stop (default none: anonymous access).
+  std::string config_extra;
 };
 
 // Returns a port the kernel reports free on 127.0.0.1 right now.
@@ -55,6 +59,7 @@ class nats_server_process {
   std::string host_;
   int port_ = 0;
   pid_t pid_ = -1;
+  std::string config_dir_;
   std::string config_path_;
 };
 

@@ -11,6 +11,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cluster/agent/node_agent.hpp"
+#include "cluster/bus_permissions.hpp"
+#include "cluster/nats_secrets.hpp"
 #include "cluster/process_options.hpp"
 #include "common/log.hpp"
 #include "messages/cluster_subjects.hpp"
@@ -55,9 +57,49 @@ int run_agent(int argc, char** argv) {
                 cfg->ns.c_str(), cfg->workers.size());
     return 0;
   }
+  // Auth: [auth] in the config, credentials inside URLs, then YARD_NATS_*; none of it is logged or put in argv.
   transport::nats_options nopts;
-  nopts.servers = cfg->nats;
   nopts.name = "yard-agent-" + cfg->node;
+  for (const auto& u : cfg->nats) {
+    auto c = cluster::strip_url_credentials(u);
+    nopts.servers.push_back(c.url);
+    if (nopts.user.empty() && !c.user.empty()) {
+      nopts.user = c.user;
+      nopts.password = c.password;
+    }
+    if (nopts.token.empty() && !c.token.empty()) nopts.token = c.token;
+    if (c.url.rfind("tls://", 0) == 0) nopts.tls = true;
+  }
+  const auto& a = cfg->auth;
+  if (!a.user.empty()) nopts.user = a.user;
+  nopts.creds_file = a.creds;
+  nopts.tls = nopts.tls || a.tls;
+  nopts.tls_ca_file = a.tls_ca;
+  nopts.tls_cert_file = a.tls_cert;
+  nopts.tls_key_file = a.tls_key;
+  if (auto s = cluster::resolve_nats_secrets(nopts, {a.password_file, a.token_file}); !s) {
+    std::fprintf(stderr, "yard agent: %s\n", s.err().message.c_str());
+    return 2;
+  }
+  transport::nats_options child = nopts;  // the workers' auth: their own user when configured
+  if (!a.worker_user.empty() || !a.worker_creds.empty()) {
+    child.user = a.worker_user;
+    child.password.clear();
+    child.token.clear();
+    child.creds_file = a.worker_creds;
+    child.inbox_prefix.clear();
+    if (!a.worker_password_file.empty()) {
+      auto pw = cluster::read_secret_file(a.worker_password_file);
+      if (!pw) {
+        std::fprintf(stderr, "yard agent: %s\n", pw.err().message.c_str());
+        return 2;
+      }
+      child.password = *pw;
+    }
+    if (!child.user.empty()) child.inbox_prefix = cluster::inbox_prefix_for(child.user);
+  }
+  log->info("agent {}: NATS {}{}", cfg->node, transport::redact_urls(nopts.servers),
+            nopts.user.empty() ? "" : " as user " + nopts.user);
   auto nc = transport::nats_connection::connect(nopts);
   if (!nc) {
     log->error("agent {}: cannot connect to NATS: {}", cfg->node, nc.err().describe());
@@ -66,6 +108,7 @@ int run_agent(int argc, char** argv) {
   cluster::node_agent_options opts;
   opts.worker_binary = cfg->worker_binary.empty() ? self_exe() : cfg->worker_binary;
   opts.worker_log_level = worker_log_level;
+  opts.worker_auth_env = cluster::nats_auth_env(child);
   opts.config = std::move(*cfg);
   std::string node = opts.config.node;
   auto agent = cluster::node_agent::start(std::move(opts), nc->get());

@@ -141,6 +141,29 @@ bool parse_agent_table(checker& c, const toml::table& root, agent_config& cfg) {
   return true;
 }
 
+bool parse_auth(checker& c, const toml::table& root, agent_config& cfg) {
+  const toml::table* t = c.table(root, "auth");
+  if (c.failed()) return false;
+  if (!t) return true;
+  if (!c.only_keys(*t, "auth.", {"user", "password_file", "token_file", "creds", "tls", "tls_ca", "tls_cert", "tls_key",
+                                 "worker_user", "worker_password_file", "worker_creds"}))
+    return false;
+  int line = checker::line_of(*t);
+  auto& a = cfg.auth;
+  for (auto [key, field] : std::initializer_list<std::pair<std::string_view, std::string*>>{
+           {"user", &a.user}, {"password_file", &a.password_file}, {"token_file", &a.token_file}, {"creds", &a.creds},
+           {"tls_ca", &a.tls_ca}, {"tls_cert", &a.tls_cert}, {"tls_key", &a.tls_key}, {"worker_user", &a.worker_user},
+           {"worker_password_file", &a.worker_password_file}, {"worker_creds", &a.worker_creds}})
+    if (!c.get_string(*t, "auth.", key, *field, false, line)) return false;
+  if (const toml::node* n = t->get("tls")) {
+    if (!n->is_boolean()) return c.fail(checker::line_of(*n), "auth.tls", "must be true or false");
+    a.tls = n->as_boolean()->get();
+  }
+  if (!a.user.empty() && a.password_file.empty() && a.creds.empty())
+    return c.fail(line, "auth.password_file", "auth.user needs a password_file (or creds)");
+  return true;
+}
+
 bool parse_resources(checker& c, const toml::table& root, agent_config& cfg) {
   const toml::table* t = c.table(root, "resources");
   if (c.failed()) return false;
@@ -231,9 +254,9 @@ result<agent_config> parse_agent_config(std::string_view text, const std::string
   checker c(source_name);
   agent_config cfg;
   cfg.source_name = source_name;
-  bool ok = c.only_keys(root, "", {"agent", "resources", "restart", "workers"}) &&
-            parse_agent_table(c, root, cfg) && parse_resources(c, root, cfg) && parse_restart(c, root, cfg) &&
-            parse_workers(c, root, cfg);
+  bool ok = c.only_keys(root, "", {"agent", "auth", "resources", "restart", "workers"}) &&
+            parse_agent_table(c, root, cfg) && parse_auth(c, root, cfg) && parse_resources(c, root, cfg) &&
+            parse_restart(c, root, cfg) && parse_workers(c, root, cfg);
   if (!ok) return make_error(errc::bad_request, c.message());
   return cfg;
 }

@@ -11,6 +11,19 @@
 //   node = "node-a"                  # required; [A-Za-z0-9_-]+
 //   namespace = "default"            # default "default"
 //   nats = ["nats://127.0.0.1:4222"] # required, at least one nats:// or tls:// URL
+//   [auth]                           # optional; secrets never go in this file or any argv
+//   user = "agent-a"                 # NATS user of the agent (default none)
+//   password_file = "/etc/switchyard/agent.password"   # first line = password
+//   token_file = "..."               # or a token (default none)
+//   creds = "/etc/switchyard/agent.creds"              # or a NATS credentials file
+//   tls = true                       # require TLS (default false; also implied by tls:// URLs)
+//   tls_ca = "ca.pem"                # CA, client certificate and key (PEM; default none)
+//   tls_cert = "agent.pem"
+//   tls_key = "agent.key"
+//   worker_user = "worker"           # the workers' own NATS user (default: the agent's)
+//   worker_password_file = "..."     # its password file (default: the agent's)
+//   worker_creds = "..."             # or its credentials file
+//   # Workers get their auth through YARD_NATS_* environment variables, never argv.
 //   [resources]
 //   cpus = 16                        # default 0 = unknown
 //   memory_gb = 128                  # default 0 = unknown
@@ -67,6 +80,13 @@ struct worker_group {
   int line = 0;                    // where the entry starts in the file, for logs
 };
 
+struct agent_auth {
+  std::string user, password_file, token_file, creds;  // the agent's own (default none)
+  bool tls = false;                                    // default false
+  std::string tls_ca, tls_cert, tls_key;               // PEM files (default none)
+  std::string worker_user, worker_password_file, worker_creds;  // the workers' (default: the agent's)
+};
+
 struct agent_config {
   std::string node;
   std::string ns = "default";
@@ -74,6 +94,7 @@ struct agent_config {
   node_resources resources;
   restart_settings restart;
   std::vector<worker_group> workers;
+  agent_auth auth;                 // [auth] (default none)
   std::string worker_binary;       // [agent] worker_binary, default "" = this executable
   std::string source_name;         // file name used in messages
 };

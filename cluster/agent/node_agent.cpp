@@ -1,6 +1,8 @@
 // cluster/agent/node_agent.cpp — worker processes, scaling, control subject, status.
 #include "cluster/agent/node_agent.hpp"
 
+#include "cluster/nats_secrets.hpp"
+
 #include <algorithm>
 #include <chrono>
 
@@ -26,7 +28,9 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
 
 std::vector<std::string> worker_argv(const node_agent_options& opts, const worker_group& g, const std::string& id) {
   const agent_config& c = opts.config;
-  std::vector<std::string> a = {opts.worker_binary, "worker",  "--nats",  join(c.nats, ","), "--namespace",
+  std::vector<std::string> urls;
+  for (const auto& u : c.nats) urls.push_back(strip_url_credentials(u).url);
+  std::vector<std::string> a = {opts.worker_binary, "worker",  "--nats",  join(urls, ","), "--namespace",
                                 c.ns,               "--id",    id,        "--engine",        g.engine,
                                 "--role",           g.role,    "--model", g.model};
   // The worker's own drain budget ends before the agent's SIGKILL.
@@ -84,6 +88,7 @@ yard::status node_agent::start_instance_locked(const worker_group& g) {
   spec.group = g.role;
   spec.argv = worker_argv(opts_, g, id);
   spec.env = worker_env(opts_.config, g);
+  spec.env.insert(spec.env.end(), opts_.worker_auth_env.begin(), opts_.worker_auth_env.end());
   const restart_settings& r = opts_.config.restart;
   spec.policy.max_restarts = r.max_restarts;
   spec.policy.window_ms = r.window_s * 1000;

@@ -35,9 +35,13 @@ struct node_agent_options {
   std::string worker_log_level;     // passed as --log-level when non-empty (default "")
   std::uint32_t status_interval_ms = 1000;  // agent_status period (default 1 s)
   std::uint32_t stable_ms = 10000;  // a worker up this long has its backoff reset (default 10 s)
+  // "NAME=value" entries with the workers' NATS auth (YARD_NATS_*): secrets reach
+  // children through their environment, never their argv (default none).
+  std::vector<std::string> worker_auth_env;
 };
 
-// The argv of one worker instance (argv[0] = opts.worker_binary).
+// The argv of one worker instance (argv[0] = opts.worker_binary). Server URLs
+// appear without any credentials they carried.
 std::vector<std::string> worker_argv(const node_agent_options& opts, const worker_group& g, const std::string& id);
 // Extra environment of a worker: YARD_NODE, YARD_DEVICE and, for "cuda:N",
 // CUDA_VISIBLE_DEVICES=N.

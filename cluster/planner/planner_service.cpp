@@ -41,7 +41,7 @@ result<std::unique_ptr<planner_service>> planner_service::start(planner_service_
       void (planner_service::*fn)(const transport::nats_message&);
     };
     for (const want& w : {want{subjects::latency_metrics(ns), &planner_service::on_latency},
-                          want{subjects::heartbeat(ns), &planner_service::on_heartbeat},
+                          want{subjects::heartbeat_all(ns), &planner_service::on_heartbeat},
                           want{subjects::agent_status(ns), &planner_service::on_agent}}) {
       auto sub = nc->subscribe(w.subject, [raw, fn = w.fn](transport::nats_message m) { (raw->*fn)(m); });
       if (!sub) return error(sub.err().code, "planner: cannot subscribe to " + w.subject + ": " + sub.err().message);
@@ -74,8 +74,11 @@ void planner_service::on_latency(const transport::nats_message& m) {
 void planner_service::on_heartbeat(const transport::nats_message& m) {
   auto r = msg::decode_auto<msg::heartbeat>(m.data, m.content_type);
   if (!r || r->component != "worker") return;
+  if (r->instance_id != subjects::last_token(m.subject)) return;  // a heartbeat speaks only for its own subject
   std::lock_guard<std::mutex> lk(mu_);
-  workers_[r->instance_id] = worker_seen{r->role.empty() ? "both" : r->role, mono_ms(), r->lease_ms, r->draining};
+  if (workers_.size() >= 4096 && !workers_.count(r->instance_id)) return;  // bounded against invented ids
+  std::uint32_t lease = std::clamp<std::uint32_t>(r->lease_ms, 750, 10000);
+  workers_[r->instance_id] = worker_seen{r->role.empty() ? "both" : r->role, mono_ms(), lease, r->draining};
 }
 
 void planner_service::on_agent(const transport::nats_message& m) {
