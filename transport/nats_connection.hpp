@@ -34,6 +34,7 @@ struct nats_options {
   int max_reconnect = -1;               // reconnect attempts after a loss, -1 = forever (default)
   int reconnect_wait_ms = 250;          // between attempts (default 250 ms)
   int ping_interval_ms = 2000;          // detects a dead server (default 2 s)
+  bool send_asap = true;                // write each publish at once instead of waiting for the flusher (~1 ms a hop) (default on)
 };
 
 // Parses "nats://a:4222,nats://b:4222" into nats_options::servers.
