@@ -38,6 +38,13 @@ std::string response_head(int status, const char* content_type, bool keep_alive)
                      std::string_view(reason.data(), reason.size()), content_type, keep_alive ? "keep-alive" : "close");
 }
 
+// A parse error (answered 400), not a closed or timed-out connection.
+bool is_malformed(beast::error_code ec) {
+  static const auto& http_category = bhttp::make_error_code(bhttp::error::bad_method).category();
+  return ec && ec.category() == http_category && ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message &&
+         ec != bhttp::error::need_more && ec != bhttp::error::need_buffer;
+}
+
 }  // namespace
 
 void http_context::add(http_connection* c, std::weak_ptr<http_connection> w) {
@@ -132,6 +139,7 @@ void http_connection::read_header() {
 void http_connection::on_header(beast::error_code ec) {
   if (ec) {
     if (ec == beast::error::timeout) ctx_->log->debug("dropping a connection whose request header did not arrive in time");
+    if (is_malformed(ec)) return reject_malformed(ec);
     return close();
   }
   const std::size_t max_body = ctx_->opts.max_body_bytes;
@@ -150,10 +158,17 @@ void http_connection::on_body(beast::error_code ec) {
     keep_alive_ = false;
     return respond_error(errc::payload_too_large, "request body exceeds the limit of " + std::to_string(ctx_->opts.max_body_bytes));
   }
+  if (is_malformed(ec)) return reject_malformed(ec);
   if (ec) return close();
   stream_.expires_never();
   idle_ = false;
   route();
+}
+
+void http_connection::reject_malformed(beast::error_code ec) {
+  idle_ = false;
+  keep_alive_ = false;
+  respond_error(errc::bad_request, "malformed HTTP request: " + ec.message());
 }
 
 // --- routing -----------------------------------------------------------------

@@ -79,6 +79,7 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   void read_header();
   void on_header(boost::beast::error_code ec);
   void on_body(boost::beast::error_code ec);
+  void reject_malformed(boost::beast::error_code ec);
   void route();
   void serve_generate(openai::endpoint ep);
   void on_chunks();

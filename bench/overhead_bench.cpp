@@ -59,6 +59,7 @@ int run_bench_overhead(int argc, char** argv) {
   }
   transport::nats_options no;
   no.servers = {nats_url};
+  no.send_asap = true;  // the bare baseline writes each request at once (as does `yard bench edge`)
   auto rt = cluster::node_runtime::create(no);
   if (!rt) {
     std::fprintf(stderr, "bench overhead: %s\n", rt.err().describe().c_str());
