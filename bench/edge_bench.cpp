@@ -149,7 +149,7 @@ int run_bench_edge(int argc, char** argv) {
   cluster::engine_options hold;
   hold.model = "hold";
   hold.token_delay_ms = 3.6e6;  // one step an hour: admitted, acknowledged, silent
-  hold.num_blocks = static_cast<std::uint32_t>(std::max(16384, 2 * streams));
+  hold.num_blocks = static_cast<std::uint32_t>(std::max(16384, 8 * streams));  // 5 blocks of 16 tokens a request
   actors::worker_config wi, wh;
   wi.id = "edge-instant";
   wh.id = "edge-hold";
@@ -220,7 +220,7 @@ int run_bench_edge(int argc, char** argv) {
   // 3. Hold `streams` idle SSE streams; RSS delta of the frontend per stream.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   long rss_before = fe.rss_kib();
-  const std::string hold_req = bench::post_request("/v1/completions", R"({"model":"hold","prompt":"x","max_tokens":1000000,"stream":true})");
+  const std::string hold_req = bench::post_request("/v1/completions", R"({"model":"hold","prompt":"x","max_tokens":64,"stream":true})");
   std::vector<int> held;
   held.reserve(static_cast<std::size_t>(streams));
   for (int i = 0; i < streams; ++i) {
