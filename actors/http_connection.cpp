@@ -137,17 +137,18 @@ void http_connection::read_header() {
 }
 
 void http_connection::on_header(beast::error_code ec) {
-  if (ec) {
+  const std::size_t max_body = ctx_->opts.max_body_bytes;
+  // Beast reports a Content-Length over body_limit as an error of the header read.
+  if (ec && ec != bhttp::error::body_limit) {
     if (ec == beast::error::timeout) ctx_->log->debug("dropping a connection whose request header did not arrive in time");
     if (is_malformed(ec)) return reject_malformed(ec);
     return close();
   }
-  const std::size_t max_body = ctx_->opts.max_body_bytes;
-  if (auto len = parser_->content_length(); len && *len > max_body) {
+  if (auto len = parser_->content_length(); ec || (len && *len > max_body)) {
     idle_ = false;
     keep_alive_ = false;  // the body stays unread
-    return respond_error(errc::payload_too_large, "request body of " + std::to_string(*len) +
-                                                      " bytes exceeds the limit of " + std::to_string(max_body));
+    std::string what = len ? "request body of " + std::to_string(*len) + " bytes" : "request body";
+    return respond_error(errc::payload_too_large, what + " exceeds the limit of " + std::to_string(max_body));
   }
   bhttp::async_read(stream_, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
 }
