@@ -1,18 +1,20 @@
 // actors/chunk_queue.hpp — hands token chunks from the frontend actor to the
-// HTTP thread that serves the client.
+// HTTP connection that serves the client.
 //
-// Owns: a bounded-by-use FIFO of token_chunk with a close flag. The frontend
-// actor pushes; one HTTP thread pops with a timeout.
+// Owns: a FIFO of token_chunk and a notify callback. The frontend actor
+// pushes; the callback (set by the HTTP connection before the stream opens)
+// posts a drain to the connection's strand, which takes every queued chunk at
+// once. No thread ever waits on it: a stream costs memory only while chunks
+// are queued.
 // Must not touch: NATS, HTTP.
-// Thread-safety: thread-safe (one mutex).
+// Thread-safety: thread-safe (one mutex); the callback runs on the pushing
+// thread, outside the lock, and must not block.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
-#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
-#include <optional>
+#include <vector>
 
 #include <caf/allowed_unsafe_message_type.hpp>
 
@@ -22,26 +24,35 @@ namespace yard::actors {
 
 class chunk_queue {
  public:
+  using notify_fn = std::function<void()>;
+
+  // Called after a push that made the queue non-empty (default none).
+  void set_notify(notify_fn f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    notify_ = std::move(f);
+  }
   void push(msg::token_chunk c) {
+    notify_fn f;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      bool was_empty = q_.empty();
       q_.push_back(std::move(c));
+      if (was_empty) f = notify_;
     }
-    cv_.notify_one();
+    if (f) f();
   }
-  // Waits up to `timeout` for a chunk; nullopt on timeout.
-  std::optional<msg::token_chunk> pop(std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [&] { return !q_.empty(); })) return std::nullopt;
-    auto c = std::move(q_.front());
-    q_.pop_front();
-    return c;
+  // Every queued chunk, oldest first (empty when none).
+  std::vector<msg::token_chunk> take_all() {
+    std::vector<msg::token_chunk> out;
+    std::lock_guard<std::mutex> lock(mu_);
+    out.swap(q_);
+    return out;
   }
 
  private:
   std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<msg::token_chunk> q_;
+  std::vector<msg::token_chunk> q_;  // no allocation until the first push
+  notify_fn notify_;
 };
 
 using chunk_queue_ptr = std::shared_ptr<chunk_queue>;

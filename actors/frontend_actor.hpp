@@ -1,6 +1,6 @@
 // actors/frontend_actor.hpp — the frontend's actor: owns every open stream.
 //
-// Owns: open requests (request -> chunk_queue of the HTTP thread serving it),
+// Owns: open requests (request -> chunk_queue of the HTTP connection serving it),
 // seq checking, stream timeouts, request migration (a stream whose worker
 // misses its lease, or that goes silent, is re-dispatched with the tokens
 // already delivered as resume_tokens, up to max_attempts), cancellation on
@@ -9,7 +9,7 @@
 // answered a status probe (see worker_liveness); "no responders" on the
 // router's subject (a router restarting) is retried with backoff within
 // router_wait_ms instead of failing the request.
-// HTTP threads talk to it with (open_atom, generate_request, chunk_queue_ptr)
+// HTTP connections talk to it with (open_atom, generate_request, chunk_queue_ptr)
 // and (cancel_atom, request_id); chunks arrive on one wildcard inbox
 // subscription `<inbox>.*`.
 // Must not touch: HTTP parsing (http_server), routing (router_actor).

@@ -1,34 +1,71 @@
 #include "actors/http_server.hpp"
 
-#include <atomic>
+#include <sys/resource.h>
+
 #include <chrono>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <random>
 
-#include <caf/all.hpp>
-#include <httplib.h>
-
-#include "actors/atoms.hpp"
-#include "actors/openai_api.hpp"
+#include "actors/http_connection.hpp"
 #include "common/log.hpp"
 
 namespace yard::actors {
 
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
 namespace {
 
-using namespace std::chrono_literals;
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-void send_error(httplib::Response& res, frontend_metrics& m, errc code, const std::string& message) {
-  int st = openai::http_status_for(code);
-  m.count_error(st);
-  res.status = st;
-  res.set_content(openai::error_body(code, message), "application/json");
+// Every connection is a file descriptor: take the hard limit, once per process.
+void raise_fd_limit(spdlog::logger& log) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  auto old = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &rl) == 0) log.info("raised RLIMIT_NOFILE from {} to {}", old, rl.rlim_cur);
 }
 
 }  // namespace
+
+struct http_server::impl {
+  std::shared_ptr<http_context> ctx;
+  tcp::acceptor acceptor;
+  net::steady_timer retry;  // after an accept error (e.g. out of descriptors)
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+
+  explicit impl(std::shared_ptr<http_context> c)
+      : ctx(std::move(c)), acceptor(net::make_strand(ctx->ioc)), retry(acceptor.get_executor()) {}
+
+  void accept() {
+    acceptor.async_accept(net::make_strand(ctx->ioc), [this](boost::system::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+      if (ec) {
+        ctx->log->warn("accept failed: {}; retrying in 50 ms", ec.message());
+        retry.expires_after(std::chrono::milliseconds(50));
+        retry.async_wait([this](boost::system::error_code e) {
+          if (!e && acceptor.is_open()) accept();
+        });
+        return;
+      }
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);  // SSE writes small chunks: no Nagle delay
+      bool over = ctx->open.load() >= ctx->opts.max_connections;
+      if (!over) {
+        ctx->open++;
+        ctx->metrics->connections_open++;
+      }
+      std::make_shared<http_connection>(std::move(socket), ctx, over)->start();
+      accept();
+    });
+  }
+};
 
 http_server::http_server(http_options opts, caf::actor frontend, std::shared_ptr<frontend_metrics> metrics,
                          std::shared_ptr<cluster_view> view)
@@ -36,187 +73,69 @@ http_server::http_server(http_options opts, caf::actor frontend, std::shared_ptr
 
 http_server::~http_server() { stop(); }
 
-void http_server::install_routes() {
-  auto& svr = *server_;
-  auto log = component_logger("http");
-  const int threads = opts_.threads;
-  svr.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
-  svr.set_payload_max_length(opts_.max_body_bytes);
-  svr.set_read_timeout(30, 0);
-  svr.set_write_timeout(30, 0);
-  svr.set_keep_alive_max_count(1000);
-  svr.set_tcp_nodelay(true);  // SSE writes small chunks: no Nagle delay
-
-  const std::size_t max_body = opts_.max_body_bytes;
-  svr.set_pre_routing_handler([this, max_body](const httplib::Request& req, httplib::Response& res) {
-    auto len = req.get_header_value<std::uint64_t>("Content-Length");
-    if (len > max_body) {
-      send_error(res, *metrics_, errc::payload_too_large,
-                 "request body of " + std::to_string(len) + " bytes exceeds the limit of " + std::to_string(max_body));
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  svr.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    errc code = res.status == 404 ? errc::not_found : res.status == 413 ? errc::payload_too_large
-              : res.status >= 500 ? errc::internal : errc::bad_request;
-    std::string what = res.status == 404 ? "no route for " + req.method + " " + req.path : "HTTP " + std::to_string(res.status);
-    metrics_->count_error(res.status);
-    res.set_content(openai::error_body(code, what), "application/json");
-  });
-  svr.set_exception_handler([this, log](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "internal error";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    log->error("{} {} raised: {}", req.method, req.path, what);
-    send_error(res, *metrics_, errc::internal, what);
-  });
-
-  svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    auto n = view_->live_workers();
-    nlohmann::json body = {{"status", n > 0 ? "ok" : "unavailable"}, {"workers", n}, {"models", view_->models()}};
-    res.status = n > 0 ? 200 : 503;
-    res.set_content(body.dump(), "application/json");
-  });
-  svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    auto body = metrics_->render();
-    render_worker_metrics(body, view_->workers());
-    res.set_content(body, "text/plain; version=0.0.4");
-  });
-  svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(openai::models_body(view_->models(), unix_now()), "application/json");
-  });
-
-  auto ids = std::make_shared<std::atomic<std::uint64_t>>(std::random_device{}() & 0xffffff);
-  auto generate = [this, ids, log](openai::endpoint ep) {
-    return [this, ids, log, ep](const httplib::Request& req, httplib::Response& res) {
-      metrics_->requests_total++;
-      std::string id = opts_.id_prefix + "-" + std::to_string(unix_now()) + "-" + std::to_string((*ids)++);
-      auto parsed = openai::parse_request(req.body, ep, id);
-      if (!parsed) {
-        log->info("400 on {}: {}", req.path, parsed.err().message);
-        return send_error(res, *metrics_, parsed.err().code, parsed.err().message);
-      }
-      auto gen = std::move(*parsed);
-      auto models = view_->models();
-      if (view_->live_workers() == 0) return send_error(res, *metrics_, errc::unavailable, "no worker available");
-      if (gen.model.empty()) gen.model = opts_.default_model.empty() && !models.empty() ? models.front() : opts_.default_model;
-      if (std::find(models.begin(), models.end(), gen.model) == models.end())
-        return send_error(res, *metrics_, errc::not_found, "model '" + gen.model + "' does not exist");
-      auto queue = std::make_shared<chunk_queue>();
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts_.request_timeout_ms);
-      metrics_->in_flight++;
-      caf::anon_send(frontend_, open_atom::value, gen, queue);
-      // Wait for the first chunk so errors before any token get a real status code.
-      std::optional<msg::token_chunk> first;
-      while (!first && std::chrono::steady_clock::now() < deadline) first = queue->pop(100ms);
-      if (!first) {
-        caf::anon_send(frontend_, cancel_atom::value, id);
-        metrics_->in_flight--;
-        return send_error(res, *metrics_, errc::timeout, "no response from the cluster in time");
-      }
-      if (first->error) {
-        metrics_->in_flight--;
-        return send_error(res, *metrics_, static_cast<errc>(first->error->code), first->error->message);
-      }
-      auto model = gen.model;
-      auto created = unix_now();
-      if (!gen.stream) {
-        std::string text;
-        msg::usage u;
-        std::string finish;
-        std::optional<msg::token_chunk> c = std::move(first);
-        while (true) {
-          if (!c) {
-            if (std::chrono::steady_clock::now() > deadline) {
-              caf::anon_send(frontend_, cancel_atom::value, id);
-              metrics_->in_flight--;
-              return send_error(res, *metrics_, errc::timeout, "request timed out");
-            }
-            c = queue->pop(100ms);
-            continue;
-          }
-          if (c->error) {
-            metrics_->in_flight--;
-            return send_error(res, *metrics_, static_cast<errc>(c->error->code), c->error->message);
-          }
-          text += c->text;
-          if (c->finish_reason) {
-            finish = *c->finish_reason;
-            if (c->usage_info) u = *c->usage_info;
-            break;
-          }
-          c.reset();
-        }
-        metrics_->in_flight--;
-        res.set_content(openai::full_response(ep, id, model, created, text, finish, u), "application/json");
-        return;
-      }
-      // Streaming: relay chunks as SSE; cancel on disconnect.
-      auto pending = std::make_shared<std::optional<msg::token_chunk>>(std::move(first));
-      auto finished = std::make_shared<bool>(false);
-      res.set_header("Cache-Control", "no-cache");
-      res.set_chunked_content_provider(
-          "text/event-stream",
-          [this, ep, id, model, created, queue, pending, finished, deadline](std::size_t, httplib::DataSink& sink) {
-            std::optional<msg::token_chunk> c = std::move(*pending);
-            pending->reset();
-            if (!c) c = queue->pop(50ms);
-            if (!c) {
-              if (std::chrono::steady_clock::now() > deadline) return false;
-              return sink.is_writable();
-            }
-            std::string out;
-            if (c->error) {
-              out = "data: " + openai::error_body(static_cast<errc>(c->error->code), c->error->message) + "\n\n";
-            } else {
-              out = openai::sse_event(ep, id, model, created, *c, true);
-            }
-            if (c->finish_reason) out += "data: [DONE]\n\n";
-            if (!sink.write(out.data(), out.size())) return false;
-            if (c->finish_reason) {
-              *finished = true;
-              sink.done();
-            }
-            return true;
-          },
-          [this, id, finished, log](bool success) {
-            metrics_->in_flight--;
-            if (!*finished) {
-              log->info("stream {} closed before it finished (client gone): cancelling", id);
-              caf::anon_send(frontend_, cancel_atom::value, id);
-            }
-          });
-    };
-  };
-  svr.Post("/v1/completions", generate(openai::endpoint::completions));
-  svr.Post("/v1/chat/completions", generate(openai::endpoint::chat));
-}
+std::size_t http_server::open_connections() const { return impl_ ? impl_->ctx->open.load() : 0; }
 
 status http_server::start() {
-  server_ = std::make_unique<httplib::Server>();
-  install_routes();
-  if (opts_.port == 0) {
-    port_ = server_->bind_to_any_port(opts_.host);
-    if (port_ <= 0) return make_error(errc::unavailable, "cannot bind HTTP on " + opts_.host);
-  } else {
-    if (!server_->bind_to_port(opts_.host, opts_.port))
-      return make_error(errc::unavailable, "cannot bind HTTP on " + opts_.host + ":" + std::to_string(opts_.port) + " (in use?)");
-    port_ = opts_.port;
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  component_logger("http")->info("OpenAI-compatible API on http://{}:{}/v1", opts_.host, port_);
+  auto log = component_logger("http");
+  raise_fd_limit(*log);
+  auto ctx = std::make_shared<http_context>(std::max(1, opts_.io_threads));
+  ctx->opts = opts_;
+  ctx->frontend = frontend_;
+  ctx->metrics = metrics_;
+  ctx->view = view_;
+  ctx->log = log;
+  ctx->next_id = std::random_device{}() & 0xffffff;
+  auto im = std::make_shared<impl>(ctx);
+  boost::system::error_code ec;
+  auto addr = net::ip::make_address(opts_.host, ec);
+  if (ec) return make_error(errc::bad_request, "bad HTTP listen address '" + opts_.host + "': " + ec.message());
+  tcp::endpoint ep(addr, static_cast<unsigned short>(opts_.port));
+  im->acceptor.open(ep.protocol(), ec);
+  if (!ec) im->acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) im->acceptor.bind(ep, ec);
+  if (!ec) im->acceptor.listen(net::socket_base::max_listen_connections, ec);  // SOMAXCONN
+  if (ec) return make_error(errc::unavailable, "cannot bind HTTP on " + opts_.host + ":" + std::to_string(opts_.port) + ": " + ec.message());
+  port_ = im->acceptor.local_endpoint().port();
+  im->work.emplace(net::make_work_guard(ctx->ioc));
+  im->accept();
+  for (int i = 0; i < std::max(1, opts_.io_threads); ++i) im->threads.emplace_back([ctx] { ctx->ioc.run(); });
+  impl_ = std::move(im);
+  log->info("OpenAI-compatible API on http://{}:{}/v1 ({} I/O threads, at most {} connections)", opts_.host, port_,
+            opts_.io_threads, opts_.max_connections);
   return status::success();
 }
 
 void http_server::stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (!impl_) return;
+  auto im = std::move(impl_);
+  auto& ctx = *im->ctx;
+  using clock = std::chrono::steady_clock;
+  auto wait_closed = [&](std::chrono::milliseconds limit) {
+    auto until = clock::now() + limit;
+    while (ctx.open.load() > 0 && clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  };
+  // 1. No new connections or requests; idle connections close now.
+  ctx.draining = true;
+  net::post(im->acceptor.get_executor(), [&im] {
+    boost::system::error_code ignored;
+    im->acceptor.close(ignored);
+    im->retry.cancel();
+  });
+  for (auto& c : ctx.snapshot()) c->drain();
+  // 2. Open requests finish, up to the drain deadline; 3. then the rest are cut.
+  wait_closed(std::chrono::milliseconds(opts_.drain_timeout_ms));
+  if (ctx.open.load() > 0) {
+    ctx.log->warn("{} connections still open after the {} ms drain: closing them", ctx.open.load(), opts_.drain_timeout_ms);
+    for (auto& c : ctx.snapshot()) c->close_now();
+    wait_closed(std::chrono::milliseconds(2000));
+  }
+  // 4. Let the I/O threads run out of work (lingering closes end within 1 s), then stop.
+  im->work.reset();
+  auto until = clock::now() + std::chrono::seconds(3);
+  while (!ctx.ioc.stopped() && clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ctx.ioc.stop();
+  for (auto& t : im->threads)
+    if (t.joinable()) t.join();
 }
 
 }  // namespace yard::actors

@@ -51,6 +51,12 @@ std::string frontend_metrics::render() const {
                      output_tokens_total.load());
   out += fmt::format("# HELP yard_migrations_total Requests re-dispatched after a worker failed.\n# TYPE yard_migrations_total counter\nyard_migrations_total {}\n",
                      migrations_total.load());
+  out += fmt::format("# HELP yard_client_disconnects_total Requests cancelled because their client disconnected.\n# TYPE yard_client_disconnects_total counter\nyard_client_disconnects_total {}\n",
+                     client_disconnects_total.load());
+  out += fmt::format("# HELP yard_http_connections_open HTTP connections open now.\n# TYPE yard_http_connections_open gauge\nyard_http_connections_open {}\n",
+                     connections_open.load());
+  out += fmt::format("# HELP yard_http_connections_rejected_total Connections answered 503 over --http-max-connections.\n# TYPE yard_http_connections_rejected_total counter\nyard_http_connections_rejected_total {}\n",
+                     connections_rejected_total.load());
   ttft.render(out, "yard_time_to_first_token_seconds", "Time from request to first token.");
   itl.render(out, "yard_inter_token_latency_seconds", "Time between consecutive tokens.");
   e2e.render(out, "yard_request_duration_seconds", "Time from request to last token.");

@@ -39,6 +39,9 @@ struct frontend_metrics {
   std::atomic<std::uint64_t> migrations_total{0};
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<std::uint64_t> output_tokens_total{0};
+  std::atomic<std::uint64_t> client_disconnects_total{0};  // requests cancelled because the client went away
+  std::atomic<std::int64_t> connections_open{0};           // HTTP connections held now
+  std::atomic<std::uint64_t> connections_rejected_total{0};  // 503s over the connection cap
   histogram ttft{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
   histogram itl{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};
   histogram e2e{{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};

@@ -59,6 +59,7 @@ int run_bench_overhead(int argc, char** argv) {
   }
   transport::nats_options no;
   no.servers = {nats_url};
+  no.send_asap = true;  // the bare baseline writes each request at once (as does `yard bench edge`)
   auto rt = cluster::node_runtime::create(no);
   if (!rt) {
     std::fprintf(stderr, "bench overhead: %s\n", rt.err().describe().c_str());
@@ -73,7 +74,6 @@ int run_bench_overhead(int argc, char** argv) {
   actors::http_options http;
   http.host = "127.0.0.1";
   http.port = 0;
-  http.threads = 4;
   if (!node.add_frontend({}, http)) return 1;
   for (int i = 0; i < 200 && node.live_workers() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
 

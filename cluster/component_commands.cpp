@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cluster/disagg_flags.hpp"
+#include "cluster/http_flags.hpp"
 #include "cluster/node_runtime.hpp"
 #include "kv/policy_flags.hpp"
 #include "tools/commands.hpp"
@@ -93,9 +94,7 @@ int run_frontend(int argc, char** argv) {
   actors::http_options http;
   cluster::add_process_flags(app, proc, true);
   app.add_option("--id", fc.id, "frontend instance id")->capture_default_str();
-  app.add_option("--http-port", http.port, "HTTP port (0 = any free port)")->capture_default_str();
-  app.add_option("--http-host", http.host, "HTTP listen address")->capture_default_str();
-  app.add_option("--max-body-bytes", http.max_body_bytes, "larger request bodies get 413")->capture_default_str();
+  cluster::add_http_flags(app, http);
   app.add_option("--stream-timeout-ms", fc.stream_timeout_ms, "silence before a stream is migrated")->capture_default_str();
   app.add_option("--max-attempts", fc.max_attempts, "dispatches per request, first included")->capture_default_str();
   CLI11_PARSE(app, argc, argv);

@@ -25,6 +25,7 @@
 
 #include "cluster/bus_permissions.hpp"
 #include "cluster/disagg_flags.hpp"
+#include "cluster/http_flags.hpp"
 #include "cluster/node_runtime.hpp"
 #include "kv/policy_flags.hpp"
 #include "messages/subjects.hpp"
@@ -113,8 +114,7 @@ int run_up(int argc, char** argv) {
   kv::policy_config policy_cfg;
   kv::add_router_policy_flags(app, policy_cfg);
   app.add_option("--nats-port", nats_port, "port for the embedded nats-server (0 = a free port)")->capture_default_str();
-  app.add_option("--http-port", http.port, "OpenAI API port")->capture_default_str();
-  app.add_option("--http-host", http.host, "OpenAI API listen address")->capture_default_str();
+  cluster::add_http_flags(app, http);
   app.add_option("--router-policy", policy, "random|round_robin|least_loaded|approx|dynamo|ttft")->capture_default_str();
   app.add_flag("--router-approximate", approximate, "route without KV events (assume routed = cached)");
   app.add_option("--ready-timeout", ready_timeout_s, "seconds to wait for the workers to register")->capture_default_str();

@@ -31,6 +31,13 @@ TEST(bench_smoke, overhead_prints_its_summary) {
   EXPECT_NE(l.find("failures=0"), std::string::npos) << l;
 }
 
+TEST(bench_smoke, edge_prints_its_summary) {
+  auto l = last_line("bench edge --quick");
+  EXPECT_EQ(l.rfind("edge: idle_streams=200 ", 0), 0u) << l;
+  EXPECT_NE(l.find(" rtt_ratio="), std::string::npos) << l;
+  EXPECT_NE(l.find("failures=0"), std::string::npos) << l;
+}
+
 TEST(bench_smoke, indexer_prints_its_summary) {
   auto l = last_line("bench indexer --quick");
   EXPECT_EQ(l.rfind("indexer: ingest_events_per_s=", 0), 0u) << l;

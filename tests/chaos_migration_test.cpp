@@ -38,7 +38,6 @@ TEST(chaos_migration, streams_survive_sigkilled_workers_token_exact) {
   actors::http_options http;
   http.host = "127.0.0.1";
   http.port = 0;
-  http.threads = 32;
   ASSERT_TRUE(node->add_frontend(fc, http).ok());
 
   constexpr int n_workers = 4;

@@ -21,6 +21,7 @@ int run_worker(int argc, char** argv);
 int run_router(int argc, char** argv);
 int run_frontend(int argc, char** argv);
 int run_bench_overhead(int argc, char** argv);
+int run_bench_edge(int argc, char** argv);
 int run_bench_indexer(int argc, char** argv);
 // <decl-router>
 int run_sim(int argc, char** argv);

@@ -147,6 +147,7 @@ result<std::unique_ptr<nats_connection>> nats_connection::connect(const nats_opt
   if (s == NATS_OK) s = natsOptions_SetPingInterval(opts, o.ping_interval_ms);
   if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(opts, 2);
   if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(opts, 8 * 1024 * 1024);
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, o.send_asap);
   if (s == NATS_OK && !o.user.empty()) s = natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str());
   if (s == NATS_OK && !o.token.empty()) s = natsOptions_SetToken(opts, o.token.c_str());
   if (s == NATS_OK && !o.creds_file.empty()) s = natsOptions_SetUserCredentialsFromFiles(opts, o.creds_file.c_str(), nullptr);

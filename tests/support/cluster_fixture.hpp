@@ -76,7 +76,6 @@ inline std::unique_ptr<cluster::node_runtime> start_cluster(const std::string& n
     actors::http_options http;
     http.host = "127.0.0.1";
     http.port = 0;
-    http.threads = 16;
     http.max_body_bytes = o.max_body_bytes;
     EXPECT_TRUE((*rt)->add_frontend(fc, http).ok());
     EXPECT_TRUE(eventually([&] { return (*rt)->live_workers() == static_cast<std::size_t>(o.workers); }));

@@ -1,0 +1,435 @@
+#include "actors/http_connection.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/status.hpp>
+#include <caf/all.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "actors/atoms.hpp"
+
+namespace yard::actors {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr std::size_t header_limit = 16 * 1024;    // request line + headers
+constexpr std::size_t pipelined_limit = 64 * 1024; // bytes read ahead while a request runs
+constexpr auto write_timeout = std::chrono::seconds(30);
+constexpr auto linger_timeout = std::chrono::seconds(1);
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string response_head(int status, const char* content_type, bool keep_alive) {
+  auto reason = bhttp::obsolete_reason(bhttp::int_to_status(static_cast<unsigned>(status)));
+  return fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nConnection: {}\r\n", status,
+                     std::string_view(reason.data(), reason.size()), content_type, keep_alive ? "keep-alive" : "close");
+}
+
+// A parse error (answered 400), not a closed or timed-out connection.
+bool is_malformed(beast::error_code ec) {
+  static const auto& http_category = bhttp::make_error_code(bhttp::error::bad_method).category();
+  return ec && ec.category() == http_category && ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message &&
+         ec != bhttp::error::need_more && ec != bhttp::error::need_buffer;
+}
+
+}  // namespace
+
+void http_context::add(http_connection* c, std::weak_ptr<http_connection> w) {
+  std::lock_guard<std::mutex> lock(mu_);
+  conns_.emplace(c, std::move(w));
+}
+
+void http_context::remove(http_connection* c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  conns_.erase(c);
+}
+
+std::vector<std::shared_ptr<http_connection>> http_context::snapshot() {
+  std::vector<std::shared_ptr<http_connection>> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  out.reserve(conns_.size());
+  for (auto& [p, w] : conns_)
+    if (auto s = w.lock()) out.push_back(std::move(s));
+  return out;
+}
+
+http_connection::http_connection(tcp::socket socket, std::shared_ptr<http_context> ctx, bool rejected)
+    : stream_(std::move(socket)), ctx_(std::move(ctx)), deadline_(stream_.get_executor()), rejected_(rejected) {}
+
+http_connection::~http_connection() {
+  if (queue_) queue_->set_notify(nullptr);
+  if (!rejected_) {
+    ctx_->remove(this);
+    ctx_->open--;
+    ctx_->metrics->connections_open--;
+  }
+}
+
+void http_connection::start() {
+  auto self = shared_from_this();
+  if (!rejected_) ctx_->add(this, self);
+  net::dispatch(stream_.get_executor(), [self] {
+    if (self->rejected_) {
+      self->ctx_->metrics->connections_rejected_total++;
+      self->keep_alive_ = false;
+      self->idle_ = false;
+      self->respond_error(errc::unavailable, "too many open connections (--http-max-connections " +
+                                                 std::to_string(self->ctx_->opts.max_connections) + ")");
+      return;
+    }
+    self->read_request(true);
+  });
+}
+
+void http_connection::drain() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->idle_) self->close();
+  });
+}
+
+void http_connection::close_now() {
+  net::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->active_) {
+      caf::anon_send(self->ctx_->frontend, cancel_atom::value, self->id_);
+      self->end_request();
+    }
+    self->close();
+  });
+}
+
+// --- reading a request -------------------------------------------------------
+
+void http_connection::read_request(bool first) {
+  if (closed_) return;
+  idle_ = true;
+  if (!keep_alive_ || ctx_->draining) return graceful_close();
+  parser_.emplace();
+  parser_->header_limit(header_limit);
+  parser_->body_limit(ctx_->opts.max_body_bytes);
+  if (first || buf_.size() > 0) return read_header();
+  // Keep-alive: wait (idle timeout) for the next request's first bytes; from
+  // then on the header timeout applies.
+  stream_.expires_after(std::chrono::milliseconds(ctx_->opts.idle_timeout_ms));
+  stream_.async_read_some(buf_.prepare(512), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    if (ec) return self->close();
+    self->buf_.commit(n);
+    self->read_header();
+  });
+}
+
+void http_connection::read_header() {
+  stream_.expires_after(std::chrono::milliseconds(ctx_->opts.header_timeout_ms));
+  bhttp::async_read_header(stream_, buf_, *parser_,
+                           [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+}
+
+void http_connection::on_header(beast::error_code ec) {
+  const std::size_t max_body = ctx_->opts.max_body_bytes;
+  // Beast reports a Content-Length over body_limit as an error of the header read.
+  if (ec && ec != bhttp::error::body_limit) {
+    if (ec == beast::error::timeout) ctx_->log->debug("dropping a connection whose request header did not arrive in time");
+    if (is_malformed(ec)) return reject_malformed(ec);
+    return close();
+  }
+  if (auto len = parser_->content_length(); ec || (len && *len > max_body)) {
+    idle_ = false;
+    keep_alive_ = false;  // the body stays unread
+    std::string what = len ? "request body of " + std::to_string(*len) + " bytes" : "request body";
+    return respond_error(errc::payload_too_large, what + " exceeds the limit of " + std::to_string(max_body));
+  }
+  bhttp::async_read(stream_, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
+}
+
+void http_connection::on_body(beast::error_code ec) {
+  if (ec == bhttp::error::body_limit) {
+    idle_ = false;
+    keep_alive_ = false;
+    return respond_error(errc::payload_too_large, "request body exceeds the limit of " + std::to_string(ctx_->opts.max_body_bytes));
+  }
+  if (is_malformed(ec)) return reject_malformed(ec);
+  if (ec) return close();
+  stream_.expires_never();
+  idle_ = false;
+  route();
+}
+
+void http_connection::reject_malformed(beast::error_code ec) {
+  idle_ = false;
+  keep_alive_ = false;
+  respond_error(errc::bad_request, "malformed HTTP request: " + ec.message());
+}
+
+// --- routing -----------------------------------------------------------------
+
+void http_connection::route() {
+  auto& req = parser_->get();
+  keep_alive_ = req.keep_alive() && !ctx_->draining;
+  std::string target(req.target());
+  if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
+  auto method = req.method();
+  std::string method_name(req.method_string());
+  body_ = std::move(req.body());
+  parser_.reset();  // an open stream keeps no parser
+  auto& view = *ctx_->view;
+  if (method == bhttp::verb::get && target == "/health") {
+    auto n = view.live_workers();
+    nlohmann::json body = {{"status", n > 0 ? "ok" : "unavailable"}, {"workers", n}, {"models", view.models()}};
+    return respond(n > 0 ? 200 : 503, "application/json", body.dump());
+  }
+  if (method == bhttp::verb::get && target == "/metrics") {
+    auto body = ctx_->metrics->render();
+    render_worker_metrics(body, view.workers());
+    return respond(200, "text/plain; version=0.0.4", body);
+  }
+  if (method == bhttp::verb::get && target == "/v1/models") return respond(200, "application/json", openai::models_body(view.models(), unix_now()));
+  if (method == bhttp::verb::post && target == "/v1/completions") return serve_generate(openai::endpoint::completions);
+  if (method == bhttp::verb::post && target == "/v1/chat/completions") return serve_generate(openai::endpoint::chat);
+  respond_error(errc::not_found, "no route for " + method_name + " " + target);
+}
+
+// --- generate ------------------------------------------------------------------
+
+void http_connection::serve_generate(openai::endpoint ep) {
+  auto& m = *ctx_->metrics;
+  m.requests_total++;
+  std::string id = ctx_->opts.id_prefix + "-" + std::to_string(unix_now()) + "-" + std::to_string(ctx_->next_id++);
+  auto parsed = openai::parse_request(body_, ep, id);
+  std::string().swap(body_);
+  if (!parsed) {
+    ctx_->log->info("400 on a generate request: {}", parsed.err().message);
+    return respond_error(parsed.err().code, parsed.err().message);
+  }
+  auto gen = std::move(*parsed);
+  auto& view = *ctx_->view;
+  auto models = view.models();
+  if (view.live_workers() == 0) return respond_error(errc::unavailable, "no worker available");
+  const auto& dflt = ctx_->opts.default_model;
+  if (gen.model.empty()) gen.model = dflt.empty() && !models.empty() ? models.front() : dflt;
+  if (std::find(models.begin(), models.end(), gen.model) == models.end())
+    return respond_error(errc::not_found, "model '" + gen.model + "' does not exist");
+  active_ = true;
+  got_first_ = false;
+  stream_mode_ = gen.stream;
+  ep_ = ep;
+  id_ = id;
+  model_ = gen.model;
+  created_ = unix_now();
+  queue_ = std::make_shared<chunk_queue>();
+  // The frontend actor's push posts a drain here; ctx_ keeps the io_context alive for it.
+  queue_->set_notify([w = weak_from_this(), ctx = ctx_, ex = stream_.get_executor()] {
+    net::post(ex, [w] {
+      if (auto self = w.lock()) self->on_chunks();
+    });
+  });
+  m.in_flight++;
+  caf::anon_send(ctx_->frontend, open_atom::value, std::move(gen), queue_);
+  deadline_.expires_after(std::chrono::milliseconds(ctx_->opts.request_timeout_ms));
+  deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
+    if (!ec) self->on_deadline();
+  });
+  watch_client();
+}
+
+void http_connection::on_chunks() {
+  if (!active_ || !queue_) return;
+  for (auto& c : queue_->take_all()) {
+    handle_chunk(c);
+    if (!active_) break;
+  }
+}
+
+void http_connection::handle_chunk(msg::token_chunk& c) {
+  if (!got_first_) {
+    // Nothing sent yet: an error before any token gets a real status code.
+    if (c.error) {
+      end_request();
+      return respond_error(static_cast<errc>(c.error->code), c.error->message);
+    }
+    got_first_ = true;
+    if (stream_mode_)
+      write(response_head(200, "text/event-stream", keep_alive_) + "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n");
+  }
+  bool last = c.finish_reason.has_value() || c.error.has_value();
+  if (!stream_mode_) {
+    if (c.error) {
+      end_request();
+      return respond_error(static_cast<errc>(c.error->code), c.error->message);
+    }
+    text_ += c.text;
+    if (!last) return;
+    auto u = c.usage_info.value_or(msg::usage{});
+    auto body = openai::full_response(ep_, id_, model_, created_, text_, *c.finish_reason, u);
+    end_request();
+    return respond(200, "application/json", body);
+  }
+  std::string event = c.error ? "data: " + openai::error_body(static_cast<errc>(c.error->code), c.error->message) + "\n\n"
+                              : openai::sse_event(ep_, id_, model_, created_, c, true);
+  if (last) event += "data: [DONE]\n\n";
+  std::string framed = fmt::format("{:x}\r\n", event.size()) + event + "\r\n";
+  if (last) {
+    framed += "0\r\n\r\n";
+    end_request();
+    response_done_ = true;
+  }
+  write(std::move(framed));
+}
+
+void http_connection::on_deadline() {
+  if (!active_) return;
+  caf::anon_send(ctx_->frontend, cancel_atom::value, id_);
+  bool headers_sent = got_first_ && stream_mode_;
+  end_request();
+  if (headers_sent) return close();
+  respond_error(errc::timeout, "no response from the cluster in time");
+}
+
+void http_connection::end_request() {
+  if (!active_) return;
+  active_ = false;
+  deadline_.cancel();
+  ctx_->metrics->in_flight--;
+  if (queue_) queue_->set_notify(nullptr);
+  queue_.reset();
+  std::string().swap(text_);
+}
+
+// --- writing -------------------------------------------------------------------
+
+void http_connection::respond(int status, const char* content_type, const std::string& body) {
+  if (ctx_->draining) keep_alive_ = false;
+  auto out = response_head(status, content_type, keep_alive_);
+  out += fmt::format("Content-Length: {}\r\n\r\n", body.size());
+  out += body;
+  response_done_ = true;
+  write(std::move(out));
+}
+
+void http_connection::respond_error(errc code, const std::string& message) {
+  int st = openai::http_status_for(code);
+  ctx_->metrics->count_error(st);
+  respond(st, "application/json", openai::error_body(code, message));
+}
+
+void http_connection::write(std::string bytes) {
+  if (closed_) return;
+  if (writing_) {
+    pending_ += bytes;
+    return;
+  }
+  out_ = std::move(bytes);
+  writing_ = true;
+  stream_.expires_after(write_timeout);  // a client that stops reading is dropped
+  net::async_write(stream_, net::buffer(out_), [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_written(ec); });
+}
+
+void http_connection::on_written(beast::error_code ec) {
+  writing_ = false;
+  if (ec) {
+    if (active_) return on_client_gone();
+    return close();
+  }
+  stream_.expires_never();
+  if (!pending_.empty()) {
+    out_.swap(pending_);
+    std::string().swap(pending_);
+    writing_ = true;
+    stream_.expires_after(write_timeout);
+    net::async_write(stream_, net::buffer(out_), [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_written(ec); });
+    return;
+  }
+  std::string().swap(out_);
+  if (response_done_) after_response();
+}
+
+void http_connection::after_response() {
+  response_done_ = false;
+  if (watching_) {
+    // The disconnect watch still owns the read side: cancel it, continue in on_watch.
+    resume_after_watch_ = true;
+    beast::error_code ignored;
+    stream_.socket().cancel(ignored);
+    return;
+  }
+  read_request(false);  // or a graceful close when not keep-alive
+}
+
+// --- client disconnect -----------------------------------------------------------
+
+void http_connection::watch_client() {
+  if (watching_ || closed_ || buf_.size() >= pipelined_limit) return;
+  watching_ = true;
+  stream_.socket().async_read_some(buf_.prepare(512), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    self->on_watch(ec, n);
+  });
+}
+
+void http_connection::on_watch(beast::error_code ec, std::size_t n) {
+  watching_ = false;
+  if (!ec) buf_.commit(n);
+  if (resume_after_watch_) {
+    resume_after_watch_ = false;
+    if (ec && ec != net::error::operation_aborted) return close();
+    return read_request(false);  // or a graceful close when not keep-alive
+  }
+  if (ec == net::error::operation_aborted || closed_) return;
+  if (ec) return on_client_gone();
+  if (active_) watch_client();  // the client sent more (pipelining): keep it for later
+}
+
+void http_connection::on_client_gone() {
+  if (active_) {
+    ctx_->log->info("client of {} went away: cancelling", id_);
+    ctx_->metrics->client_disconnects_total++;
+    caf::anon_send(ctx_->frontend, cancel_atom::value, id_);
+    end_request();
+  }
+  close();
+}
+
+// --- closing ---------------------------------------------------------------------
+
+void http_connection::graceful_close() {
+  if (closed_ || lingering_) return;
+  // Half-close, then read until the client closes too (bounded), so unread
+  // request bytes do not turn our last response into a reset.
+  lingering_ = true;
+  idle_ = true;
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.expires_after(linger_timeout);
+  linger();
+}
+
+void http_connection::linger() {
+  buf_.consume(buf_.size());
+  stream_.async_read_some(buf_.prepare(512), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+    if (ec) return self->close();
+    self->buf_.commit(n);
+    self->linger();
+  });
+}
+
+void http_connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  idle_ = false;
+  deadline_.cancel();
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream_.close();
+}
+
+}  // namespace yard::actors

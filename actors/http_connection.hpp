@@ -1,0 +1,127 @@
+// actors/http_connection.hpp — one HTTP/1.1 connection of the frontend's API.
+//
+// Owns: one accepted socket and everything on it: reading requests under the
+// header and idle keep-alive timeouts (a slow or silent client is dropped and
+// holds nothing), routing, writing responses, and the request in flight — a
+// generate request's chunk_queue, whose notify posts a drain to this
+// connection's strand, so an SSE stream is written when its chunks arrive.
+// While a request is open an async read watches the socket: EOF or a reset
+// cancels the request on the frontend actor (streamed and non-streamed alike).
+// Also the shared http_context (options, handles, registry of connections).
+// Must not touch: NATS (through the frontend actor only), the acceptor.
+// Thread-safety: every member function runs on the connection's strand,
+// except drain()/close_now(), which post there; http_context is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <caf/actor.hpp>
+#include <spdlog/logger.h>
+
+#include "actors/chunk_queue.hpp"
+#include "actors/http_server.hpp"
+#include "actors/openai_api.hpp"
+
+namespace yard::actors {
+
+class http_connection;
+
+// What the server and every connection share. Outlives the I/O threads.
+struct http_context {
+  http_options opts;
+  caf::actor frontend;
+  std::shared_ptr<frontend_metrics> metrics;
+  std::shared_ptr<cluster_view> view;
+  std::shared_ptr<spdlog::logger> log;
+  boost::asio::io_context ioc;
+  std::atomic<std::uint64_t> next_id{0};
+  std::atomic<bool> draining{false};  // stop() began: no new requests, close when idle
+  std::atomic<std::size_t> open{0};   // registered (non-rejected) connections
+
+  void add(http_connection* c, std::weak_ptr<http_connection> w);
+  void remove(http_connection* c);
+  // A snapshot of the live connections.
+  std::vector<std::shared_ptr<http_connection>> snapshot();
+
+  explicit http_context(int io_threads) : ioc(io_threads) {}
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<http_connection*, std::weak_ptr<http_connection>> conns_;
+};
+
+class http_connection : public std::enable_shared_from_this<http_connection> {
+ public:
+  // `rejected`: over the connection cap: answer 503 and close.
+  http_connection(boost::asio::ip::tcp::socket socket, std::shared_ptr<http_context> ctx, bool rejected);
+  ~http_connection();
+  void start();
+  // Stop taking requests: an idle connection closes now, a busy one after its response.
+  void drain();
+  // Close now; an open request is cancelled on the frontend.
+  void close_now();
+
+ private:
+  void read_request(bool first);
+  void read_header();
+  void on_header(boost::beast::error_code ec);
+  void on_body(boost::beast::error_code ec);
+  void reject_malformed(boost::beast::error_code ec);
+  void route();
+  void serve_generate(openai::endpoint ep);
+  void on_chunks();
+  void handle_chunk(msg::token_chunk& c);
+  void on_deadline();
+  void end_request();
+  void respond(int status, const char* content_type, const std::string& body);
+  void respond_error(errc code, const std::string& message);
+  void write(std::string bytes);
+  void on_written(boost::beast::error_code ec);
+  void after_response();
+  void watch_client();
+  void on_watch(boost::beast::error_code ec, std::size_t n);
+  void on_client_gone();
+  void graceful_close();
+  void linger();
+  void close();
+
+  boost::beast::tcp_stream stream_;
+  std::shared_ptr<http_context> ctx_;
+  boost::beast::flat_buffer buf_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  boost::asio::steady_timer deadline_;
+  bool rejected_ = false;
+  bool closed_ = false;
+  bool lingering_ = false;     // half-closed, reading until the client closes
+  bool idle_ = true;            // waiting for a request (drain may close us)
+  bool keep_alive_ = true;      // of the current request
+  bool response_done_ = false;  // the last bytes of the response are queued
+  bool writing_ = false;
+  bool watching_ = false;          // the disconnect watch read is pending
+  bool resume_after_watch_ = false;  // read the next request once the watch read returns
+  std::string out_, pending_;   // bytes being written / queued behind them
+
+  // The generate request in flight (active_), if any.
+  bool active_ = false;
+  bool got_first_ = false;
+  bool stream_mode_ = false;
+  openai::endpoint ep_ = openai::endpoint::completions;
+  std::string id_, model_, text_, body_;
+  std::int64_t created_ = 0;
+  chunk_queue_ptr queue_;
+};
+
+}  // namespace yard::actors
