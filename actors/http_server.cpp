@@ -97,12 +97,12 @@ void http_server::install_routes() {
     return [this, ids, log, ep](const httplib::Request& req, httplib::Response& res) {
       metrics_->requests_total++;
       std::string id = opts_.id_prefix + "-" + std::to_string(unix_now()) + "-" + std::to_string((*ids)++);
-      auto parsed = openai::parse_request(req.body, ep, id);
+      auto parsed = openai::parse(req.body, ep, id);
       if (!parsed) {
         log->info("400 on {}: {}", req.path, parsed.err().message);
         return send_error(res, *metrics_, parsed.err().code, parsed.err().message);
       }
-      auto gen = std::move(*parsed);
+      auto gen = std::move(parsed->gen);
       auto models = view_->models();
       if (view_->live_workers() == 0) return send_error(res, *metrics_, errc::unavailable, "no worker available");
       if (gen.model.empty()) gen.model = opts_.default_model.empty() && !models.empty() ? models.front() : opts_.default_model;
@@ -126,10 +126,9 @@ void http_server::install_routes() {
       }
       auto model = gen.model;
       auto created = unix_now();
+      // Shapes the response (logprobs, echo, usage chunk): see openai_api.hpp.
+      auto render = std::make_shared<openai::response_renderer>(ep, id, model, created, parsed->render);
       if (!gen.stream) {
-        std::string text;
-        msg::usage u;
-        std::string finish;
         std::optional<msg::token_chunk> c = std::move(first);
         while (true) {
           if (!c) {
@@ -145,16 +144,12 @@ void http_server::install_routes() {
             metrics_->in_flight--;
             return send_error(res, *metrics_, static_cast<errc>(c->error->code), c->error->message);
           }
-          text += c->text;
-          if (c->finish_reason) {
-            finish = *c->finish_reason;
-            if (c->usage_info) u = *c->usage_info;
-            break;
-          }
+          render->add(*c);
+          if (c->finish_reason) break;
           c.reset();
         }
         metrics_->in_flight--;
-        res.set_content(openai::full_response(ep, id, model, created, text, finish, u), "application/json");
+        res.set_content(render->full_response(), "application/json");
         return;
       }
       // Streaming: relay chunks as SSE; cancel on disconnect.
@@ -163,7 +158,7 @@ void http_server::install_routes() {
       res.set_header("Cache-Control", "no-cache");
       res.set_chunked_content_provider(
           "text/event-stream",
-          [this, ep, id, model, created, queue, pending, finished, deadline](std::size_t, httplib::DataSink& sink) {
+          [this, render, queue, pending, finished, deadline](std::size_t, httplib::DataSink& sink) {
             std::optional<msg::token_chunk> c = std::move(*pending);
             pending->reset();
             if (!c) c = queue->pop(50ms);
@@ -175,7 +170,7 @@ void http_server::install_routes() {
             if (c->error) {
               out = "data: " + openai::error_body(static_cast<errc>(c->error->code), c->error->message) + "\n\n";
             } else {
-              out = openai::sse_event(ep, id, model, created, *c, true);
+              out = render->sse(*c);
             }
             if (c->finish_reason) out += "data: [DONE]\n\n";
             if (!sink.write(out.data(), out.size())) return false;

@@ -94,7 +94,7 @@ void mock_engine::mock_logits(std::uint64_t state, std::size_t i, std::vector<fl
   out.assign(256, -10.0f);
   for (std::size_t k = 0; k + 1 < sizeof(alphabet); ++k) {
     auto c = static_cast<unsigned char>(alphabet[k]);
-    out[c] = static_cast<float>(splitmix(state ^ (i * 0x100 + c)) % 6000) / 1000.0f;  // [0, 6)
+    out[c] = static_cast<float>(splitmix(state ^ (i * 0x100 + c)) % 7000) / 1000.0f;  // [0, 7)
   }
   out[token_at(state, i)] = 8.0f;
 }

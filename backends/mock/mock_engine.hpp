@@ -111,7 +111,7 @@ class mock_engine final : public engine {
     std::uint32_t min_tokens = 0;   // stop strings count from this many output tokens on
   };
   // The synthetic logits row [256] for output position `i`: expected token 8,
-  // the other alphabet letters in [0, 6), every other byte -10.
+  // the other alphabet letters in [0, 7) (so a penalty of 2 on it can let one win), every other byte -10.
   static void mock_logits(std::uint64_t state, std::size_t i, std::vector<float>& out);
   mock_engine_options opts_;
   std::unique_ptr<scheduler> sched_;
