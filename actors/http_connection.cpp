@@ -206,13 +206,14 @@ void http_connection::serve_generate(openai::endpoint ep) {
   auto& m = *ctx_->metrics;
   m.requests_total++;
   std::string id = ctx_->opts.id_prefix + "-" + std::to_string(unix_now()) + "-" + std::to_string(ctx_->next_id++);
-  auto parsed = openai::parse_request(body_, ep, id);
+  auto parsed = openai::parse(body_, ep, id);
   std::string().swap(body_);
   if (!parsed) {
     ctx_->log->info("400 on a generate request: {}", parsed.err().message);
     return respond_error(parsed.err().code, parsed.err().message);
   }
-  auto gen = std::move(*parsed);
+  auto gen = std::move(parsed->gen);
+  auto render_opts = parsed->render;
   auto& view = *ctx_->view;
   auto models = view.models();
   if (view.live_workers() == 0) return respond_error(errc::unavailable, "no worker available");
@@ -227,6 +228,8 @@ void http_connection::serve_generate(openai::endpoint ep) {
   id_ = id;
   model_ = gen.model;
   created_ = unix_now();
+  // Shapes the response (logprobs, echo, usage chunk): see openai_api.hpp.
+  render_ = std::make_shared<openai::response_renderer>(ep, id, model_, created_, render_opts);
   queue_ = std::make_shared<chunk_queue>();
   // The frontend actor's push posts a drain here; ctx_ keeps the io_context alive for it.
   queue_->set_notify([w = weak_from_this(), ctx = ctx_, ex = stream_.get_executor()] {
@@ -268,15 +271,14 @@ void http_connection::handle_chunk(msg::token_chunk& c) {
       end_request();
       return respond_error(static_cast<errc>(c.error->code), c.error->message);
     }
-    text_ += c.text;
+    render_->add(c);
     if (!last) return;
-    auto u = c.usage_info.value_or(msg::usage{});
-    auto body = openai::full_response(ep_, id_, model_, created_, text_, *c.finish_reason, u);
+    auto body = render_->full_response();
     end_request();
     return respond(200, "application/json", body);
   }
   std::string event = c.error ? "data: " + openai::error_body(static_cast<errc>(c.error->code), c.error->message) + "\n\n"
-                              : openai::sse_event(ep_, id_, model_, created_, c, true);
+                              : render_->sse(c);
   if (last) event += "data: [DONE]\n\n";
   std::string framed = fmt::format("{:x}\r\n", event.size()) + event + "\r\n";
   if (last) {

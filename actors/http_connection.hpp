@@ -121,6 +121,7 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   openai::endpoint ep_ = openai::endpoint::completions;
   std::string id_, model_, text_, body_;
   std::int64_t created_ = 0;
+  std::shared_ptr<openai::response_renderer> render_;  // the current request's response shaping
   chunk_queue_ptr queue_;
 };
 

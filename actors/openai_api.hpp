@@ -1,12 +1,17 @@
 // actors/openai_api.hpp — OpenAI wire format <-> Switchyard messages.
 //
 // Owns: parsing /v1/completions and /v1/chat/completions bodies into
-// generate_request, rendering token chunks as OpenAI JSON (whole responses and
-// SSE events), and OpenAI's error JSON. Pure functions, no I/O.
+// generate_request plus the per-response rendering options (openai_parse.cpp:
+// one allow-list per endpoint, range checks, 400s naming the field), rendering
+// token chunks as OpenAI JSON — whole responses and SSE events, logprobs in
+// each endpoint's shape, echo, the stream_options usage chunk
+// (openai_render.cpp) — and OpenAI's error JSON (openai_api.cpp).
 // Must not touch: HTTP sockets, NATS, actors.
-// Thread-safety: pure.
+// Thread-safety: the free functions are pure; a response_renderer belongs to
+// the one HTTP thread serving its response.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,18 +24,66 @@ namespace yard::actors::openai {
 
 enum class endpoint { completions, chat };
 
-// Parses a request body. Errors are errc::bad_request naming the field.
+// How a response is shaped beyond what generate_request carries.
+struct render_options {
+  bool include_usage = false;       // stream_options.include_usage: a last chunk with choices [] and usage (default false)
+  bool logprobs = false;            // render logprobs (completions: `logprobs` given; chat: `logprobs: true`) (default false)
+  std::uint32_t top_logprobs = 0;   // alternatives per token (completions: the `logprobs` int; chat: `top_logprobs`) (default 0)
+  std::optional<std::string> echo;  // completions `echo`: the prompt text, prepended to the output (default none)
+};
+
+struct parsed_request {
+  msg::generate_request gen;
+  render_options render;
+};
+
+// Parses a request body. Errors are errc::bad_request naming the field
+// ("field 'X' ..." or "unsupported field 'X' ..."; error_body turns that
+// name into OpenAI's `param`).
+result<parsed_request> parse(const std::string& body, endpoint ep, const std::string& request_id);
+// parse(...).gen.
 result<msg::generate_request> parse_request(const std::string& body, endpoint ep, const std::string& request_id);
 
 // {"error": {"message", "type", "param", "code"}} and the HTTP status for it.
+// `param` is the field named in the message ("field 'X'"), else null.
 int http_status_for(errc code);
 std::string error_body(errc code, const std::string& message);
 
-// One SSE `data: ...\n\n` event for a chunk (text delta / finish reason / usage).
+// One response's renderer: feed it the chunks in order.
+class response_renderer {
+ public:
+  response_renderer(endpoint ep, std::string id, std::string model, std::int64_t created, render_options o);
+
+  // Streaming: the SSE `data: ...\n\n` event(s) for one chunk (text delta,
+  // logprobs, finish reason; after the finishing chunk, the usage chunk when
+  // include_usage). The caller appends `data: [DONE]`.
+  std::string sse(const msg::token_chunk& c);
+
+  // Whole response: add() every chunk, then full_response().
+  void add(const msg::token_chunk& c);
+  std::string full_response() const;
+
+ private:
+  nlohmann::json logprobs_json(const std::vector<msg::token_logprob>& lps);
+  nlohmann::json envelope(nlohmann::json choices) const;
+
+  endpoint ep_;
+  std::string id_, model_;
+  std::int64_t created_;
+  render_options o_;
+  bool first_ = true;              // the next event is the response's first
+  std::size_t text_offset_ = 0;    // completions logprobs: bytes of text before the next token
+  std::string text_;               // whole response: text so far (echo included)
+  std::vector<msg::token_logprob> lps_;  // whole response: every token's logprobs
+  std::string finish_;
+  msg::usage usage_;
+};
+
+// Superseded by response_renderer (no logprobs, echo or usage chunk); kept
+// for HTTP front ends not yet moved to it. sse_event puts usage on the
+// finishing chunk when include_usage.
 std::string sse_event(endpoint ep, const std::string& id, const std::string& model, std::int64_t created,
                       const msg::token_chunk& c, bool include_usage);
-
-// A non-streamed response from the collected text and the last chunk.
 std::string full_response(endpoint ep, const std::string& id, const std::string& model, std::int64_t created,
                           const std::string& text, const std::string& finish_reason, const msg::usage& u);
 

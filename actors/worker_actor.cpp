@@ -256,6 +256,7 @@ void on_prefill_reply(worker_actor* self, transport::nats_message& m) {
   c.token_ids = r->first_tokens;
   c.text = r->text;
   c.logprobs = r->logprobs;
+  c.token_logprobs = r->token_logprobs;
   c.worker_id = st.cfg.id;
   c.finish_reason = r->finish_reason;
   if (r->finish_reason) {
@@ -396,6 +397,7 @@ void on_prefill_output(worker_state& st, worker_state::prefill_job& job, backend
   r.first_tokens.insert(r.first_tokens.end(), out.new_tokens.begin(), out.new_tokens.end());
   r.text += out.text_delta;
   r.logprobs.insert(r.logprobs.end(), out.logprobs.begin(), out.logprobs.end());
+  r.token_logprobs.insert(r.token_logprobs.end(), out.token_logprobs.begin(), out.token_logprobs.end());
   if (!out.finish_reason) return;
   const auto& why = *out.finish_reason;
   if (why == "error" || why == "cancelled" || r.first_tokens.empty()) {
@@ -406,7 +408,7 @@ void on_prefill_output(worker_state& st, worker_state::prefill_job& job, backend
   }
   r.usage_info = out.usage_info;
   if (why == "stop") r.finish_reason = "stop";
-  else if (job.req.max_tokens <= 1) r.finish_reason = "length";
+  else if (job.req.max_tokens == 1) r.finish_reason = "length";  // 0 = until the context ends
   if (!r.finish_reason && st.xfer) {
     auto hashes = kv::hash_blocks(job.req.token_ids, st.engine->block_size(),
                                   job.req.cache_salt ? std::optional<std::string_view>(*job.req.cache_salt)
@@ -484,6 +486,18 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
     reply_error(st, m.reply, fmt, req->request_id, 0, error{errc::conflict, "request id already running here"});
     return;
   }
+  // The context bound is checked here too, so a request headed for remote
+  // prefill fails before any token, like a local one (scheduler::add).
+  if (const std::uint64_t ctx = st.engine->max_context();
+      er.prompt.size() >= ctx || (er.max_tokens > 0 && er.prompt.size() + er.max_tokens > ctx)) {
+    std::string why = er.prompt.size() >= ctx
+        ? "prompt of " + std::to_string(er.prompt.size()) + " tokens leaves no room in the context of " + std::to_string(ctx)
+        : "field 'max_tokens' (" + std::to_string(er.max_tokens) + ") plus the prompt of " + std::to_string(er.prompt.size()) +
+              " tokens exceeds the context of " + std::to_string(ctx) + " tokens (at most " +
+              std::to_string(ctx - er.prompt.size()) + " fit)";
+    reply_error(st, m.reply, fmt, req->request_id, 0, error{errc::bad_request, why});
+    return;
+  }
   auto hashes = kv::hash_blocks(er.prompt, st.engine->block_size(),
                                 er.cache_salt ? std::optional<std::string_view>(*er.cache_salt) : std::nullopt);
   bool remote = wants_remote_prefill(st, er, hashes);
@@ -528,6 +542,7 @@ void publish_outputs(worker_state& st, backends::step_result& r) {
     c.token_ids = std::move(out.new_tokens);
     c.text = std::move(out.text_delta);
     c.logprobs = std::move(out.logprobs);
+    c.token_logprobs = std::move(out.token_logprobs);
     c.finish_reason = out.finish_reason;
     c.worker_id = st.cfg.id;
     if (out.finish_reason) c.usage_info = out.usage_info;

@@ -33,7 +33,7 @@ struct engine_request {
   std::vector<token_id> prompt;          // prompt tokens (already tokenized)
   std::vector<token_id> resume_tokens;   // already-delivered output (migration); generation continues after them
   msg::sampling_params sampling;
-  std::uint32_t max_tokens = 16;         // includes resume_tokens
+  std::uint32_t max_tokens = 16;         // includes resume_tokens; 0 = until the context ends
   std::vector<token_id> stop_token_ids;
   std::vector<std::string> stop;         // stop strings
   std::optional<std::string> cache_salt; // seeds the block-hash chain
@@ -44,6 +44,7 @@ struct sequence_output {
   std::vector<token_id> new_tokens;       // tokens produced this step (usually 0 or 1)
   std::string text_delta;                 // their text, valid UTF-8
   std::vector<float> logprobs;            // per new token when requested
+  std::vector<msg::token_logprob> token_logprobs;  // per new token when requested: text and top alternatives
   std::optional<std::string> finish_reason;  // "stop", "length", "cancelled", "error"
   msg::usage usage_info;                  // filled when finish_reason is set
   std::optional<std::string> error_message;  // with finish_reason "error"
@@ -75,7 +76,8 @@ class engine {
   }
 
   // Queues a request. Fails (and queues nothing) on a bad request, e.g. a
-  // prompt longer than the context or a duplicate id.
+  // prompt longer than the context, a max_tokens the context cannot hold
+  // (bad_request naming max_tokens), or a duplicate id.
   virtual status add_request(engine_request req) = 0;
 
   // Stops a request; its next step output carries finish_reason "cancelled"
@@ -97,6 +99,9 @@ class engine {
   // Every block the engine holds now, as "stored" events (a router that lost
   // events resyncs from this).
   virtual std::vector<msg::kv_event> kv_snapshot() const { return {}; }
+
+  // Longest prompt + output this engine accepts, in tokens.
+  virtual std::uint32_t max_context() const = 0;
 
   // KV block size in tokens (for the router's block hashing).
   virtual std::uint32_t block_size() const { return 16; }

@@ -61,8 +61,10 @@ result<engine_profile> parse_profile(const std::string& json_text) {
   chk(read_field(j, "max_num_seqs", "", p.max_num_seqs));
   chk(read_field(j, "max_num_batched_tokens", "", p.max_num_batched_tokens));
   chk(read_field(j, "watermark", "", p.watermark));
+  chk(read_field(j, "max_model_len", "", p.max_model_len));
   if (!st.ok()) return st.err();
   if (p.block_size == 0) return make_error(errc::bad_request, "profile field 'block_size' must be > 0");
+  if (p.max_model_len == 0) return make_error(errc::bad_request, "profile field 'max_model_len' must be > 0");
   if (p.num_blocks == 0) return make_error(errc::bad_request, "profile field 'num_blocks' must be > 0");
   if (p.watermark < 0 || p.watermark >= 1) return make_error(errc::bad_request, "profile field 'watermark' must be in [0, 1)");
   return p;
@@ -120,6 +122,7 @@ scheduler_config scheduler_config_from(const engine_profile& p) {
   c.max_num_seqs = p.max_num_seqs;
   c.max_num_batched_tokens = p.max_num_batched_tokens;
   c.watermark = p.watermark;
+  c.max_model_len = p.max_model_len;
   return c;
 }
 

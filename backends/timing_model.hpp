@@ -39,6 +39,7 @@ struct engine_profile {
   std::uint32_t max_num_seqs = 256;
   std::uint32_t max_num_batched_tokens = 8192;
   double watermark = 0.01;
+  std::uint32_t max_model_len = 32768;  // longest prompt + output (default 32768)
 };
 
 // The built-in default (identical to profiles/default.json).

@@ -62,6 +62,10 @@ void add_engine_flags(CLI::App& app, engine_options& o) {
       ->check(CLI::ExistingFile);
   app.add_option("--block-size", o.block_size, "mock engine: KV block size in tokens")->capture_default_str();
   app.add_option("--num-blocks", o.num_blocks, "mock engine: KV pool capacity in blocks")->capture_default_str();
+  app.add_option("--max-context", o.max_context,
+                 "mock engine: longest prompt + output in tokens; a request without max_tokens runs to it "
+                 "(0 = the profile's max_model_len, or 4096 in fixed-delay mode)")
+      ->capture_default_str();
   app.add_option("--kv-host-blocks", o.tiers.host_blocks, "KV tier G2: host-memory blocks (0 = no G2)")->capture_default_str();
   app.add_option("--kv-disk-dir", o.tiers.disk_dir,
                  "KV tier G3: block directory of this worker (recovered at start; default none)");
@@ -102,6 +106,7 @@ result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
       mo.block_size = o.block_size;
       mo.num_blocks = o.num_blocks;
     }
+    if (o.max_context > 0) mo.max_context = o.max_context;
     mo.tiers = o.tiers;
     auto e = backends::mock_engine::create(mo);
     if (!e) return e.err();

@@ -42,6 +42,7 @@ struct engine_options {
   std::string profile;               // mock: timing profile JSON; set = profile mode (default: fixed delay)
   std::uint32_t block_size = 16;     // mock: KV block size in tokens (default 16)
   std::uint32_t num_blocks = 16384;  // mock: KV pool capacity in blocks (default 16384)
+  std::uint32_t max_context = 0;     // mock: prompt + output limit; 0 = profile's or 4096 (default 0)
   // KV tiers under either engine (--kv-host-blocks, --kv-disk-dir, --kv-disk-blocks,
   // --kv-disk-key-file, --kv-g2-gbps, --kv-g3-gbps); default off. The disk
   // directory belongs to one worker: give each worker its own.

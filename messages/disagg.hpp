@@ -36,7 +36,7 @@ struct remote_prefill_request {
   sampling_params sampling;                // for the first token
   std::vector<token_id> stop_token_ids;    // a first token that stops ends the request
   std::vector<std::string> stop;
-  std::uint32_t max_tokens = 16;           // the client's budget (1 ends after the first token)
+  std::uint32_t max_tokens = 16;           // the client's budget (1 ends after the first token; 0 = until the context ends)
   std::optional<std::string> cache_salt;
   std::uint32_t block_size = 16;           // the decode worker's block size (must match the prefill worker's)
   std::string decode_worker_id;            // for logs and the lease
@@ -63,6 +63,7 @@ struct remote_prefill_reply {
   std::vector<token_id> first_tokens;      // the token sampled from the prompt's logits (0 or 1)
   std::string text;                        // its text delta
   std::vector<float> logprobs;
+  std::vector<token_logprob> token_logprobs;  // with sampling.logprobs: the first token's text and alternatives
   std::optional<std::string> finish_reason;  // the first token already ended the request
   usage usage_info;                        // prompt/cached tokens on the prefill side
   std::uint64_t lease_id = 0;              // 0 = no blocks held
@@ -79,6 +80,7 @@ template <class V> void describe(V& v, remote_prefill_reply& x) {
   v.opt("first_tokens", x.first_tokens);
   v.opt("text", x.text);
   v.opt("logprobs", x.logprobs);
+  v.opt("token_logprobs", x.token_logprobs);
   v.opt("finish_reason", x.finish_reason);
   v.opt("usage", x.usage_info);
   v.opt("lease_id", x.lease_id);

@@ -21,12 +21,31 @@ namespace yard::msg {
 
 using token_id = std::uint32_t;
 
+// One logit_bias entry: `bias` is added to token `token`'s logit before
+// sampling (-100 bans it, +100 all but forces it).
+struct logit_bias_entry {
+  token_id token = 0;
+  float bias = 0.0f;  // [-100, 100]
+};
+template <class V> void describe(V& v, logit_bias_entry& x) {
+  v.req("token", x.token);
+  v.req("bias", x.bias);
+}
+
+// Logits processing runs in this order (backends/sampling/logits_processor):
+// repetition_penalty, frequency/presence penalties, logit_bias, min_tokens ban.
 struct sampling_params {
   double temperature = 0.0;            // 0 = greedy (default 0)
   double top_p = 1.0;                  // nucleus mass (default 1 = off)
   std::int32_t top_k = 0;              // 0 = off (default 0)
   std::optional<std::uint64_t> seed;   // absent = engine-chosen
   bool logprobs = false;               // return the chosen token's logprob (default false)
+  std::uint32_t top_logprobs = 0;      // with logprobs: this many most likely alternatives per token, 0..20 (default 0)
+  double presence_penalty = 0.0;       // OpenAI: subtracted once from every token already in the output, [-2, 2] (default 0)
+  double frequency_penalty = 0.0;      // OpenAI: subtracted per occurrence in the output, [-2, 2] (default 0)
+  double repetition_penalty = 1.0;     // HF/vLLM: logits of prompt+output tokens divided (>0) or multiplied (<0) by it, (0, 2] (default 1 = off)
+  std::vector<logit_bias_entry> logit_bias;  // (default none)
+  std::uint32_t min_tokens = 0;        // no EOS, stop token or stop string before this many output tokens (default 0)
 };
 template <class V> void describe(V& v, sampling_params& x) {
   v.opt("temperature", x.temperature);
@@ -34,6 +53,12 @@ template <class V> void describe(V& v, sampling_params& x) {
   v.opt("top_k", x.top_k);
   v.opt("seed", x.seed);
   v.opt("logprobs", x.logprobs);
+  v.opt("top_logprobs", x.top_logprobs);
+  v.opt("presence_penalty", x.presence_penalty);
+  v.opt("frequency_penalty", x.frequency_penalty);
+  v.opt("repetition_penalty", x.repetition_penalty);
+  v.opt("logit_bias", x.logit_bias);
+  v.opt("min_tokens", x.min_tokens);
 }
 
 struct chat_message {
@@ -56,7 +81,10 @@ struct generate_request {
   sampling_params sampling;
   std::vector<std::string> stop;           // stop strings (default none)
   std::vector<token_id> stop_token_ids;    // stop tokens (default none)
-  std::uint32_t max_tokens = 16;           // completion budget (default 16)
+  // Completion budget; 0 = until the context ends: the engine resolves it to
+  // its max context length minus the prompt (default 0). A budget larger than
+  // what the context leaves is rejected (400 naming max_tokens).
+  std::uint32_t max_tokens = 0;
   bool stream = true;                      // stream chunks (default true)
   std::optional<std::string> tenant;       // tenant id, for accounting
   std::optional<std::string> cache_salt;   // isolates prefix-cache blocks
@@ -102,6 +130,33 @@ template <class V> void describe(V& v, error_reply& x) {
   v.opt("message", x.message);
 }
 
+// One alternative for an output position (OpenAI's top_logprobs entry).
+struct top_logprob {
+  token_id token = 0;
+  std::string text;       // the token's bytes (may be a partial UTF-8 sequence)
+  float logprob = 0.0f;
+};
+template <class V> void describe(V& v, top_logprob& x) {
+  v.req("token", x.token);
+  v.opt("text", x.text);
+  v.req("logprob", x.logprob);
+}
+
+// One output token's logprob with its text and the most likely alternatives
+// (sampling.top_logprobs of them, most likely first).
+struct token_logprob {
+  token_id token = 0;
+  std::string text;       // the token's bytes (may be a partial UTF-8 sequence)
+  float logprob = 0.0f;
+  std::vector<top_logprob> top;
+};
+template <class V> void describe(V& v, token_logprob& x) {
+  v.req("token", x.token);
+  v.opt("text", x.text);
+  v.req("logprob", x.logprob);
+  v.opt("top", x.top);
+}
+
 // One streamed piece of a generation. seq starts at 0 and increases by one per
 // chunk; the last chunk has finish_reason set ("stop", "length", "cancelled",
 // "error"); an error chunk also carries `error`. A worker that admits a
@@ -116,6 +171,7 @@ struct token_chunk {
   std::optional<error_reply> error;       // on an error chunk
   std::string worker_id;                  // who produced it
   std::vector<float> logprobs;            // per token when requested
+  std::vector<token_logprob> token_logprobs;  // per token when requested: text and alternatives (default none)
 };
 template <class V> void describe(V& v, token_chunk& x) {
   v.req("request_id", x.request_id);
@@ -127,6 +183,7 @@ template <class V> void describe(V& v, token_chunk& x) {
   v.opt("error", x.error);
   v.opt("worker_id", x.worker_id);
   v.opt("logprobs", x.logprobs);
+  v.opt("token_logprobs", x.token_logprobs);
 }
 
 // Asks whoever is generating request_id to stop and free its resources.

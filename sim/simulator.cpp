@@ -107,6 +107,8 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
 
   std::vector<worker_state> workers(slots);
   auto eo = backends::mock_options_from_profile(opts.profile);
+  // Traces set every request's output length; real ones (Mooncake) have prompts past any profile's context.
+  eo.max_context = 1u << 20;
   if (opts.tiers.enabled()) {
     eo.kv_block_bytes = 256;  // stand-in bytes (still verified); onboarding time uses tiers.modelled_block_bytes
     eo.tiers = opts.tiers;

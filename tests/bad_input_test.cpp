@@ -198,7 +198,8 @@ TEST_F(bad_input, client_disconnect_mid_stream_stops_the_worker) {
   addr.sin_port = htons(static_cast<uint16_t>(node_->http_port()));
   inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
   ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  std::string body = R"({"prompt":"long one","max_tokens":100000,"stream":true})";
+  // No max_tokens: the stream runs to the end of the mock's context (4096 tokens), far past the disconnect.
+  std::string body = R"({"prompt":"long one","stream":true})";
   std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
                     std::to_string(body.size()) + "\r\n\r\n" + body;
   ASSERT_GT(send(fd, req.data(), req.size(), 0), 0);

@@ -60,25 +60,27 @@ cluster::node_runtime* cluster_e2e::node_ = nullptr;
 
 TEST_F(cluster_e2e, streams_a_chat_completion_over_http_sse) {
   httplib::Client cli("127.0.0.1", node_->http_port());
-  json body = {{"model", "mock"}, {"stream", true}, {"max_tokens", 6}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+  json body = {{"model", "mock"}, {"stream", true}, {"max_tokens", 6}, {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+               {"stream_options", {{"include_usage", true}}}};
   auto res = cli.Post("/v1/chat/completions", body.dump(), "application/json");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   EXPECT_NE(res->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
   auto events = ts::sse_data(res->body);
-  ASSERT_GE(events.size(), 2u);
+  ASSERT_GE(events.size(), 3u);
   EXPECT_EQ(events.back(), "[DONE]");
   std::string text;
   std::string finish;
-  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+  for (std::size_t i = 0; i + 2 < events.size(); ++i) {
     auto e = json::parse(events[i]);
     EXPECT_EQ(e["object"], "chat.completion.chunk");
     if (e["choices"][0]["delta"].contains("content")) text += e["choices"][0]["delta"]["content"].get<std::string>();
-    if (!e["choices"][0]["finish_reason"].is_null()) {
-      finish = e["choices"][0]["finish_reason"];
-      EXPECT_EQ(e["usage"]["completion_tokens"], 6);
-    }
+    if (!e["choices"][0]["finish_reason"].is_null()) finish = e["choices"][0]["finish_reason"];
   }
+  // stream_options.include_usage: the last event before [DONE] carries only the usage.
+  auto usage = json::parse(events[events.size() - 2]);
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 6);
   EXPECT_EQ(finish, "length");
   EXPECT_EQ(text, expected_text("<|user|>\nhi\n<|assistant|>\n", 6));
 }

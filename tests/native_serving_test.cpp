@@ -48,17 +48,18 @@ TEST(native_serving, streams_generated_text_with_usage_counts) {
   auto model_name = json::parse(models->body)["data"][0]["id"].get<std::string>();
   EXPECT_EQ(model_name, dir.filename().string());
 
-  json body = {{"model", model_name}, {"stream", true}, {"max_tokens", 6}, {"messages", {{{"role", "user"}, {"content", "hello there"}}}}};
+  json body = {{"model", model_name}, {"stream", true}, {"max_tokens", 6}, {"messages", {{{"role", "user"}, {"content", "hello there"}}}},
+               {"stream_options", {{"include_usage", true}}}};
   auto res = cli.Post("/v1/chat/completions", body.dump(), "application/json");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   auto events = ts::sse_data(res->body);
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back(), "[DONE]");
-  json last;
+  json last;  // the usage chunk (stream_options.include_usage): choices [] and usage
   for (std::size_t i = 0; i + 1 < events.size(); ++i) {
     auto e = json::parse(events[i]);
-    if (!e["choices"][0]["finish_reason"].is_null()) last = e;
+    if (e["choices"].empty()) last = e;
   }
   ASSERT_FALSE(last.is_null());
   EXPECT_GT(last["usage"]["prompt_tokens"].get<int>(), 0);

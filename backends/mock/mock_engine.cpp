@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "backends/kv_exchange.hpp"
+#include "backends/sampling/logits_processor.hpp"
 #include "common/log.hpp"
 
 namespace yard::backends {
@@ -35,7 +36,30 @@ class mock_engine::mock_executor final : public executor {
     r.logprobs.resize(plan.seqs.size(), 0.0f);
     for (std::size_t i = 0; i < plan.seqs.size(); ++i) {
       const auto& e = plan.seqs[i];
-      if (e.sample) r.sampled[i] = token_at(e.user_tag, e.output_index);
+      if (!e.sample) continue;
+      const msg::sampling_params none;
+      const auto& sp = e.sampling ? *e.sampling : none;
+      if (!sp.logprobs && !needs_logits_processing(sp)) {
+        r.sampled[i] = token_at(e.user_tag, e.output_index);
+        continue;
+      }
+      // Synthetic logits: the deterministic token far ahead, the other
+      // alphabet letters spread below it, every other byte unlikely. The
+      // request's processors reshape them and the choice is greedy, so
+      // penalties, logit_bias and min_tokens change the stream observably.
+      mock_logits(e.user_tag, e.output_index, logits_);
+      const auto all = e.all_tokens;
+      const auto n_prompt = std::min<std::size_t>(e.num_prompt_tokens, all.size());
+      apply_logits_processors(logits_, sp, all.subspan(0, n_prompt), all.subspan(n_prompt), e.stop_token_ids);
+      token_id best = 0;
+      for (token_id t = 1; t < logits_.size(); ++t)
+        if (logits_[t] > logits_[best]) best = t;
+      r.sampled[i] = best;
+      r.logprobs[i] = token_logprob(logits_, best);
+      if (sp.logprobs && sp.top_logprobs > 0) {
+        r.top_logprobs.resize(plan.seqs.size());
+        r.top_logprobs[i] = top_logprobs(logits_, sp.top_logprobs);
+      }
     }
     double ms = o_.per_token_delay_ms > 0 ? o_.per_token_delay_ms : step_time_ms(o_.profile, plan);
     r.model_time_ms = ms / o_.speedup;
@@ -63,7 +87,17 @@ class mock_engine::mock_executor final : public executor {
 
  private:
   mock_engine_options o_;
+  std::vector<float> logits_;  // [256] scratch: one synthetic logits row
 };
+
+void mock_engine::mock_logits(std::uint64_t state, std::size_t i, std::vector<float>& out) {
+  out.assign(256, -10.0f);
+  for (std::size_t k = 0; k + 1 < sizeof(alphabet); ++k) {
+    auto c = static_cast<unsigned char>(alphabet[k]);
+    out[c] = static_cast<float>(splitmix(state ^ (i * 0x100 + c)) % 7000) / 1000.0f;  // [0, 7)
+  }
+  out[token_at(state, i)] = 8.0f;
+}
 
 mock_engine_options mock_options_from_profile(const engine_profile& p, double speedup) {
   mock_engine_options o;
@@ -72,6 +106,7 @@ mock_engine_options mock_options_from_profile(const engine_profile& p, double sp
   o.block_size = p.block_size;
   o.num_blocks = p.num_blocks;
   o.profile = p;
+  o.max_context = p.max_model_len;
   return o;
 }
 
@@ -174,13 +209,16 @@ status mock_engine::add_request_prehashed(engine_request req, std::vector<kv::bl
   spec.tokens = std::move(req.prompt);
   spec.tokens.insert(spec.tokens.end(), req.resume_tokens.begin(), req.resume_tokens.end());
   spec.max_output_tokens = req.max_tokens;
+  const auto min_tokens = req.sampling.min_tokens;
   spec.stop_token_ids = std::move(req.stop_token_ids);
   spec.cache_salt = std::move(req.cache_salt);
   spec.sampling = req.sampling;
   spec.block_hashes = std::move(prompt_hashes);
   auto r = sched_->add(std::move(spec));
   if (!r) return r.err();
-  if (!req.stop.empty()) extras_[req.request_id] = request_extra{std::move(req.stop), {}};
+  if (!req.stop.empty())
+    extras_[req.request_id] = request_extra{std::move(req.stop), {}, static_cast<std::uint32_t>(req.resume_tokens.size()),
+                                            min_tokens};
   return status::success();
 }
 
@@ -198,17 +236,23 @@ step_result mock_engine::step() {
     out.request_id = std::move(u.request_id);
     out.text_delta = detokenize(u.new_tokens);
     out.new_tokens = std::move(u.new_tokens);
+    out.token_logprobs = make_token_logprobs(out.new_tokens, u.logprobs, u.top_logprobs, [](token_id t) {
+      return std::string(1, static_cast<char>(t & 0xff));
+    });
     out.logprobs = std::move(u.logprobs);
     out.finish_reason = std::move(u.finish_reason);
     if (!out.finish_reason && !extras_.empty()) {
       auto it = extras_.find(out.request_id);
       if (it != extras_.end()) {
         it->second.text += out.text_delta;
-        for (const auto& s : it->second.stop)
-          if (!s.empty() && it->second.text.find(s) != std::string::npos) {
-            sched_->finish(out.request_id, "stop");  // reported (with usage) by the next step
-            break;
-          }
+        it->second.produced += static_cast<std::uint32_t>(out.new_tokens.size());
+        if (it->second.produced >= it->second.min_tokens) {
+          for (const auto& s : it->second.stop)
+            if (!s.empty() && it->second.text.find(s) != std::string::npos) {
+              sched_->finish(out.request_id, "stop");  // reported (with usage) by the next step
+              break;
+            }
+        }
       }
     }
     if (out.finish_reason) {

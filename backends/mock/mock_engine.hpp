@@ -4,7 +4,10 @@
 // kv::block_pool the native engine uses) driven by a mock executor whose
 // "forward pass" only computes deterministic tokens and a step time.
 // Tokenization is byte-level (token = byte). Output token i of a request
-// depends only on the prompt tokens, the sampling seed and i, so a migrated
+// depends only on the prompt tokens, the sampling seed and i (with penalties,
+// logit_bias or min_tokens also on the tokens before it: the mock then picks
+// greedily from synthetic logits reshaped by backends/sampling, so those
+// knobs are observable; temperature/top_p/top_k are ignored), so a migrated
 // request (prompt plus resume_tokens) continues with exactly the tokens an
 // undisturbed run gives — also after a preemption (recompute).
 // Timing: per_token_delay_ms > 0 is the fixed-delay mode (every step reports
@@ -40,7 +43,7 @@ namespace yard::backends {
 struct mock_engine_options {
   double per_token_delay_ms = 10.0;  // >0: fixed model time per step (default 10 ms); 0: profile timing
   double speedup = 1.0;              // divides every model time (default 1)
-  std::uint32_t max_context = 1u << 20;  // longest prompt+output accepted (default 1M tokens)
+  std::uint32_t max_context = 4096;  // longest prompt+output accepted; a request without max_tokens runs to it (default 4096)
   std::uint32_t block_size = 16;     // KV block size in tokens (default 16)
   std::uint32_t num_blocks = 16384;  // KV pool capacity in blocks (default 16384)
   engine_profile profile;            // profile-mode timing and limits (default: default_profile())
@@ -71,6 +74,7 @@ class mock_engine final : public engine {
   msg::load_report load() const override;
   std::vector<msg::kv_event> drain_kv_events() override;
   std::uint32_t block_size() const override { return sched_->pool().block_size(); }
+  std::uint32_t max_context() const override { return sched_->config().max_model_len; }
   std::size_t kv_block_bytes() const override { return opts_.kv_block_bytes; }
   std::size_t cached_blocks(std::span<const kv::block_hash> hashes) const override;
   std::size_t export_kv(std::span<const kv::block_hash> hashes, std::span<std::byte> out) const override;
@@ -103,7 +107,12 @@ class mock_engine final : public engine {
   struct request_extra {
     std::vector<std::string> stop;  // stop strings
     std::string text;               // output text so far (for stop strings)
+    std::uint32_t produced = 0;     // output tokens so far, resume tokens included
+    std::uint32_t min_tokens = 0;   // stop strings count from this many output tokens on
   };
+  // The synthetic logits row [256] for output position `i`: expected token 8,
+  // the other alphabet letters in [0, 7) (so a penalty of 2 on it can let one win), every other byte -10.
+  static void mock_logits(std::uint64_t state, std::size_t i, std::vector<float>& out);
   mock_engine_options opts_;
   std::unique_ptr<scheduler> sched_;
   std::unique_ptr<mock_executor> exec_;

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "backends/native/cuda/cuda_executor.hpp"
+#include "backends/sampling/logits_processor.hpp"
 #include "backends/timing_model.hpp"
 #include "common/log.hpp"
 
@@ -140,6 +141,7 @@ status native_engine::add_request(engine_request req) {
   request_state st;
   st.prompt_tokens = static_cast<std::uint32_t>(req.prompt.size());
   st.completion_tokens = static_cast<std::uint32_t>(req.resume_tokens.size());
+  st.min_tokens = req.sampling.min_tokens;
   for (auto& x : req.stop)
     if (!x.empty()) st.stop.push_back(std::move(x));
   states_.emplace(req.request_id, std::move(st));
@@ -164,6 +166,9 @@ step_result native_engine::step() {
     out.request_id = u.request_id;
     out.new_tokens = u.new_tokens;
     out.logprobs = u.logprobs;
+    out.token_logprobs = make_token_logprobs(u.new_tokens, u.logprobs, u.top_logprobs, [&](token_id t) {
+      return tok_.token_bytes(static_cast<tok_id>(t), false);
+    });
     st.completion_tokens += static_cast<std::uint32_t>(u.new_tokens.size());
     for (std::size_t i = 0; i < u.new_tokens.size(); ++i) {
       // Like OpenAI/vLLM, the token that matched a stop id adds no text.
@@ -176,7 +181,7 @@ step_result native_engine::step() {
     // Stop strings: the earliest match ends the text there.
     std::size_t max_stop = 0;
     for (const auto& s : st.stop) max_stop = std::max(max_stop, s.size());
-    if (!st.stop.empty() && !(reason && *reason == "cancelled")) {
+    if (!st.stop.empty() && !(reason && *reason == "cancelled") && st.completion_tokens >= st.min_tokens) {
       std::size_t from = st.emitted > max_stop ? st.emitted - max_stop : 0;
       std::size_t best = std::string::npos;
       for (const auto& s : st.stop) best = std::min(best, st.text.find(s, from));

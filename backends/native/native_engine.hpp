@@ -57,6 +57,7 @@ class native_engine final : public engine {
   std::vector<msg::kv_event> drain_kv_events() override;
   std::vector<msg::kv_event> kv_snapshot() const override;
   std::uint32_t block_size() const override { return opts_.block_size; }
+  std::uint32_t max_context() const override { return sched_->config().max_model_len; }
   std::size_t kv_block_bytes() const override { return exec_->kv_block_bytes(); }
   std::size_t cached_blocks(std::span<const kv::block_hash> hashes) const override;
   std::size_t export_kv(std::span<const kv::block_hash> hashes, std::span<std::byte> out) const override;
@@ -79,6 +80,7 @@ class native_engine final : public engine {
     std::size_t emitted = 0;   // bytes of text already sent
     std::uint32_t prompt_tokens = 0;
     std::uint32_t completion_tokens = 0;  // resume tokens included
+    std::uint32_t min_tokens = 0;         // stop strings count only from this many completion tokens on
     bool finished = false;     // finished by a stop string (scheduler reports it a step later)
   };
 

@@ -1,9 +1,11 @@
 // backends/native/plan_glue.cpp — see plan_glue.hpp.
 #include "backends/native/plan_glue.hpp"
 
+#include <algorithm>
 #include <random>
 
 #include "backends/native/sampler.hpp"
+#include "backends/sampling/logits_processor.hpp"
 
 namespace yard::backends::native {
 
@@ -26,6 +28,7 @@ void sample_plan(const batch_plan& plan, const float* logits, int vocab, executi
   r.sampled.assign(plan.seqs.size(), 0);
   r.logprobs.assign(plan.seqs.size(), 0.0f);
   std::size_t row = 0;
+  std::vector<float> processed;
   for (std::size_t i = 0; i < plan.seqs.size(); ++i) {
     const auto& e = plan.seqs[i];
     if (!e.sample || e.tokens.empty()) continue;
@@ -34,10 +37,23 @@ void sample_plan(const batch_plan& plan, const float* logits, int vocab, executi
     std::seed_seq seq{static_cast<std::uint32_t>(sp.seed.value_or(0)), static_cast<std::uint32_t>(sp.seed.value_or(0) >> 32),
                       e.output_index};
     std::mt19937_64 rng(seq);
-    auto s = sample(logits + row * static_cast<std::size_t>(vocab), vocab, sp, rng);
+    const float* row_logits = logits + row * static_cast<std::size_t>(vocab);
     ++row;
+    if (needs_logits_processing(sp)) {
+      // Penalties, logit_bias and the min_tokens ban reshape a copy of the row.
+      processed.assign(row_logits, row_logits + vocab);
+      const auto all = e.all_tokens;
+      const auto n_prompt = std::min<std::size_t>(e.num_prompt_tokens, all.size());
+      apply_logits_processors(processed, sp, all.subspan(0, n_prompt), all.subspan(n_prompt), e.stop_token_ids);
+      row_logits = processed.data();
+    }
+    auto s = sample(row_logits, vocab, sp, rng);
     r.sampled[i] = static_cast<token_id>(s.token);
     r.logprobs[i] = s.logprob;
+    if (sp.logprobs && sp.top_logprobs > 0) {
+      r.top_logprobs.resize(plan.seqs.size());
+      r.top_logprobs[i] = top_logprobs(std::span<const float>(row_logits, static_cast<std::size_t>(vocab)), sp.top_logprobs);
+    }
   }
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.hpp"
@@ -35,6 +36,7 @@ struct scheduled_sequence {
   bool sample = false;                   // last prompt chunk or a decode step
   bool is_prefill = false;               // tokens come from (re)prefill rather than the last sampled token
   const msg::sampling_params* sampling = nullptr;
+  std::span<const token_id> stop_token_ids;  // EOS included: banned while the output is shorter than min_tokens
   std::uint64_t user_tag = 0;            // opaque value given at add time (executor bookkeeping)
 };
 
@@ -53,6 +55,9 @@ struct execution_result {
   // One entry per plan entry (ignored where !sample).
   std::vector<token_id> sampled;
   std::vector<float> logprobs;     // same indexing; may be empty when none was requested
+  // Same indexing: the sampling.top_logprobs most likely (token, logprob)
+  // alternatives, most likely first; may be empty when none was requested.
+  std::vector<std::vector<std::pair<token_id, float>>> top_logprobs;
   double model_time_ms = 0.0;      // emulated or measured duration of the step
 };
 

@@ -21,10 +21,17 @@ result<std::uint64_t> scheduler::add(sequence_spec spec) {
   if (spec.num_prompt_tokens == 0 || spec.num_prompt_tokens > spec.tokens.size())
     spec.num_prompt_tokens = static_cast<std::uint32_t>(spec.tokens.size());
   std::uint64_t resume = spec.tokens.size() - spec.num_prompt_tokens;
+  if (spec.num_prompt_tokens >= cfg_.max_model_len)
+    return make_error(errc::bad_request, "prompt of " + std::to_string(spec.num_prompt_tokens) +
+                                             " tokens leaves no room in the context of " + std::to_string(cfg_.max_model_len));
+  if (spec.max_output_tokens == 0) spec.max_output_tokens = cfg_.max_model_len - spec.num_prompt_tokens;
   std::uint64_t total = std::uint64_t(spec.num_prompt_tokens) + std::max<std::uint64_t>(spec.max_output_tokens, resume);
   if (total > cfg_.max_model_len)
-    return make_error(errc::bad_request, "prompt of " + std::to_string(spec.num_prompt_tokens) +
-                                             " tokens plus max_tokens exceeds the context of " + std::to_string(cfg_.max_model_len));
+    return make_error(errc::bad_request, "field 'max_tokens' (" + std::to_string(spec.max_output_tokens) +
+                                             ") plus the prompt of " + std::to_string(spec.num_prompt_tokens) +
+                                             " tokens exceeds the context of " + std::to_string(cfg_.max_model_len) +
+                                             " tokens (at most " + std::to_string(cfg_.max_model_len - spec.num_prompt_tokens) +
+                                             " fit)");
   auto watermark_blocks = static_cast<std::uint64_t>(cfg_.watermark * pool_.num_blocks());
   if (blocks_for(static_cast<std::uint32_t>(std::min<std::uint64_t>(total, 0xffffffffu))) + watermark_blocks > pool_.num_blocks())
     return make_error(errc::resource_exhausted, "request needs " + std::to_string(total) + " tokens of KV; the pool holds " +
@@ -96,6 +103,7 @@ void scheduler::add_to_plan(sequence& s, std::uint32_t n_new, batch_plan& plan) 
   e.sample = s.num_computed + n_new == toks.size();
   e.is_prefill = s.num_computed < s.prefill_end;
   e.sampling = &s.spec.sampling;
+  e.stop_token_ids = s.spec.stop_token_ids;
   e.user_tag = s.spec.user_tag;
   if (e.is_prefill) plan.num_prefill_tokens += n_new;
   else ++plan.num_decode_seqs;
@@ -229,9 +237,12 @@ std::vector<sequence_update> scheduler::update(const batch_plan& plan, const exe
     u.user_tag = s.spec.user_tag;
     u.new_tokens.push_back(tok);
     if (i < res.logprobs.size() && s.spec.sampling.logprobs) u.logprobs.push_back(res.logprobs[i]);
+    if (i < res.top_logprobs.size() && s.spec.sampling.logprobs && s.spec.sampling.top_logprobs > 0)
+      u.top_logprobs.push_back(res.top_logprobs[i]);
     const auto& stops = s.spec.stop_token_ids;
     std::optional<std::string> reason;
-    if (std::find(stops.begin(), stops.end(), tok) != stops.end()) reason = "stop";
+    // A stop token ends the sequence only once min_tokens came before it.
+    if (s.produced > s.spec.sampling.min_tokens && std::find(stops.begin(), stops.end(), tok) != stops.end()) reason = "stop";
     else if (s.produced >= s.spec.max_output_tokens) reason = "length";
     if (reason) {
       auto f = make_finished(s, *reason);

@@ -47,7 +47,7 @@ struct sequence_spec {
   std::string request_id;
   std::vector<token_id> tokens;          // prompt followed by resume tokens (already delivered output)
   std::uint32_t num_prompt_tokens = 0;   // of tokens, the prompt (0 = all)
-  std::uint32_t max_output_tokens = 16;  // output budget, resume tokens included
+  std::uint32_t max_output_tokens = 16;  // output budget, resume tokens included; 0 = until max_model_len
   std::vector<token_id> stop_token_ids;
   std::optional<std::string> cache_salt;
   msg::sampling_params sampling;
@@ -61,6 +61,7 @@ struct sequence_update {
   std::string request_id;
   std::vector<token_id> new_tokens;
   std::vector<float> logprobs;
+  std::vector<std::vector<std::pair<token_id, float>>> top_logprobs;  // per new token, when sampling.top_logprobs > 0
   std::optional<std::string> finish_reason;  // "stop", "length", "cancelled", "error"
   std::uint32_t prompt_tokens = 0;           // filled when finished
   std::uint32_t completion_tokens = 0;       // resume tokens included
@@ -87,7 +88,10 @@ class scheduler {
   scheduler(scheduler_config cfg, kv::block_pool_options pool_opts);
 
   // Queues a sequence. Fails (queues nothing) on an empty or duplicate id, an
-  // empty prompt, or one that can never fit the pool or max_model_len.
+  // empty prompt, or one that can never fit the pool or max_model_len (a
+  // max_output_tokens over what the context leaves is a bad_request naming
+  // max_tokens, not clamped). max_output_tokens 0 becomes max_model_len minus
+  // the prompt.
   result<std::uint64_t> add(sequence_spec spec);
 
   // Marks a sequence cancelled; the next step reports "cancelled" and frees it.

@@ -21,6 +21,7 @@ struct run_out {
   std::string finish;
   msg::usage usage;
   std::vector<float> logprobs;
+  std::vector<msg::token_logprob> token_logprobs;
   std::vector<double> step_ms;  // model time of every step that produced output for this request
 };
 
@@ -34,6 +35,7 @@ inline std::map<std::string, run_out> run_all(engine& e) {
       ro.tokens.insert(ro.tokens.end(), o.new_tokens.begin(), o.new_tokens.end());
       ro.text += o.text_delta;
       ro.logprobs.insert(ro.logprobs.end(), o.logprobs.begin(), o.logprobs.end());
+      ro.token_logprobs.insert(ro.token_logprobs.end(), o.token_logprobs.begin(), o.token_logprobs.end());
       ro.step_ms.push_back(r.model_time_ms);
       if (o.finish_reason) {
         ro.finish = *o.finish_reason;

@@ -224,5 +224,40 @@ TEST_F(native_engine_test, exported_kv_continues_identically_elsewhere) {
   EXPECT_FALSE(dec->import_kv(hashes, std::nullopt, std::span<const std::byte>(buf).first(10)).ok());
 }
 
+TEST_F(native_engine_test, logits_processors_bias_ban_min_tokens_and_top_logprobs) {
+  auto p = prompt(12, 11);
+  auto greedy = alone(p, 6);
+  auto e = open();
+  auto forced = req("forced", p, 4);
+  forced.sampling.logit_bias = {{123, 100.0f}};
+  auto banned = req("banned", p, 6);
+  banned.sampling.logit_bias = {{greedy[0], -100.0f}};
+  auto late = req("late", p, 6);
+  late.stop_token_ids = {greedy[0]};
+  late.sampling.min_tokens = 3;
+  auto lp = req("lp", p, 3);
+  lp.sampling.logprobs = true;
+  lp.sampling.top_logprobs = 4;
+  auto pen = req("pen", p, 6);
+  pen.sampling.frequency_penalty = 2.0;
+  pen.sampling.repetition_penalty = 2.0;
+  for (auto* r : {&forced, &banned, &late, &lp, &pen}) ASSERT_TRUE(e->add_request(*r).ok());
+  auto out = run_all(*e);
+  EXPECT_EQ(out["forced"].tokens, std::vector<token_id>(4, 123));
+  ASSERT_FALSE(out["banned"].tokens.empty());
+  EXPECT_NE(out["banned"].tokens[0], greedy[0]);
+  ASSERT_GE(out["late"].tokens.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_NE(out["late"].tokens[i], greedy[0]) << i;
+  const auto& t = out["lp"].token_logprobs;
+  ASSERT_EQ(t.size(), out["lp"].tokens.size());
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    EXPECT_EQ(t[i].token, out["lp"].tokens[i]);
+    ASSERT_EQ(t[i].top.size(), 4u);
+    EXPECT_EQ(t[i].top[0].token, t[i].token);  // greedy picks the most likely
+    EXPECT_NEAR(t[i].top[0].logprob, t[i].logprob, 1e-5);
+  }
+  EXPECT_EQ(out["pen"].tokens.size(), 6u);  // runs; the effect is unit-tested in sampling_test
+}
+
 }  // namespace
 }  // namespace yard::backends

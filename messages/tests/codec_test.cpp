@@ -56,6 +56,49 @@ TEST(codec, nested_optional_and_vectors_of_structs_round_trip) {
   }
 }
 
+TEST(codec, openai_sampling_fields_and_token_logprobs_round_trip) {
+  generate_request r = sample_request();
+  r.max_tokens = 0;  // until the context ends
+  r.sampling.logprobs = true;
+  r.sampling.top_logprobs = 3;
+  r.sampling.presence_penalty = 0.5;
+  r.sampling.frequency_penalty = -0.5;
+  r.sampling.repetition_penalty = 1.5;
+  r.sampling.logit_bias = {{65, 100.0f}, {66, -100.0f}};
+  r.sampling.min_tokens = 4;
+  token_chunk c;
+  c.request_id = "req-1";
+  c.seq = 1;
+  c.token_ids = {97};
+  c.token_logprobs = {{97, "a", -0.25f, {{97, "a", -0.25f}, {98, "b", -2.0f}}}};
+  for (auto f : {wire_format::msgpack, wire_format::json}) {
+    auto back = decode<generate_request>(encode(r, f), f);
+    ASSERT_TRUE(back.ok()) << back.err().message;
+    EXPECT_EQ(back->max_tokens, 0u);
+    EXPECT_EQ(back->sampling.top_logprobs, 3u);
+    EXPECT_DOUBLE_EQ(back->sampling.presence_penalty, 0.5);
+    EXPECT_DOUBLE_EQ(back->sampling.frequency_penalty, -0.5);
+    EXPECT_DOUBLE_EQ(back->sampling.repetition_penalty, 1.5);
+    ASSERT_EQ(back->sampling.logit_bias.size(), 2u);
+    EXPECT_EQ(back->sampling.logit_bias[1].token, 66u);
+    EXPECT_FLOAT_EQ(back->sampling.logit_bias[1].bias, -100.0f);
+    EXPECT_EQ(back->sampling.min_tokens, 4u);
+    auto cb = decode<token_chunk>(encode(c, f), f);
+    ASSERT_TRUE(cb.ok()) << cb.err().message;
+    ASSERT_EQ(cb->token_logprobs.size(), 1u);
+    EXPECT_EQ(cb->token_logprobs[0].text, "a");
+    ASSERT_EQ(cb->token_logprobs[0].top.size(), 2u);
+    EXPECT_EQ(cb->token_logprobs[0].top[1].token, 98u);
+    EXPECT_FLOAT_EQ(cb->token_logprobs[0].top[1].logprob, -2.0f);
+  }
+  // Old senders: every new field is optional and keeps its default.
+  auto old = decode<generate_request>(R"({"request_id":"a","prompt":"x"})", wire_format::json);
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->max_tokens, 0u);
+  EXPECT_DOUBLE_EQ(old->sampling.repetition_penalty, 1.0);
+  EXPECT_TRUE(old->sampling.logit_bias.empty());
+}
+
 TEST(codec, format_detection_prefers_header_then_body) {
   EXPECT_EQ(detect_format("application/json", "\x81"), wire_format::json);
   EXPECT_EQ(detect_format("", "  {\"a\":1}"), wire_format::json);

@@ -49,6 +49,7 @@ struct cluster_options {
   bool with_frontend = true;
   int stream_timeout_ms = 30000;
   std::size_t max_body_bytes = 4u << 20;
+  std::uint32_t max_context = 0;  // mock workers' context in tokens (0 = the mock's default, 4096)
 };
 
 inline std::unique_ptr<cluster::node_runtime> start_cluster(const std::string& nats_url, const cluster_options& o = {}) {
@@ -62,6 +63,7 @@ inline std::unique_ptr<cluster::node_runtime> start_cluster(const std::string& n
   }
   cluster::engine_options eng;
   eng.token_delay_ms = o.token_delay_ms;
+  eng.max_context = o.max_context;
   for (int i = 0; i < o.workers; ++i) {
     actors::worker_config wc;
     wc.id = "w" + std::to_string(i);

@@ -1,0 +1,308 @@
+// actors/openai_parse.cpp — OpenAI request bodies -> generate_request + render_options (see openai_api.hpp).
+//
+// Every top-level field is in one of four classes per endpoint:
+//   supported    parsed, range-checked (400 naming the field), honoured;
+//   ignorable    OpenAI fields with no effect on the output: user (also the tenant),
+//                metadata, store, service_tier, parallel_tool_calls (tools are rejected),
+//                response_format {"type":"text"}, modalities ["text"], n 1, best_of 1;
+//   unsupported  OpenAI (or well-known vLLM) fields Switchyard does not implement:
+//                400 "unsupported field 'X'" — never silently dropped;
+//   unknown      anything else: ignored, as before (clients send extensions).
+// A JSON null counts as absent for every field.
+#include <algorithm>
+#include <cmath>
+
+#include "actors/openai_api.hpp"
+#include "messages/codec.hpp"
+
+namespace yard::actors::openai {
+
+using nlohmann::json;
+
+namespace {
+
+error bad(const std::string& m) { return error{errc::bad_request, m}; }
+error unsupported(const std::string& field, const std::string& why) {
+  return bad("unsupported field '" + field + "': " + why);
+}
+
+const json* find(const json& body, const char* name) {
+  auto it = body.find(name);
+  return it == body.end() || it->is_null() ? nullptr : &*it;
+}
+
+template <class T>
+status read_opt(const json& body, const char* name, T& out) {
+  const json* v = find(body, name);
+  if (!v) return status::success();
+  std::string err;
+  if (!msg::detail::json_read(*v, out, err, name)) return bad(err);
+  return status::success();
+}
+
+status in_range(const json& body, const char* name, double& out, double lo, double hi, bool lo_open = false) {
+  if (auto s = read_opt(body, name, out); !s) return s;
+  if (!find(body, name)) return status::success();
+  if (!std::isfinite(out) || out > hi || (lo_open ? out <= lo : out < lo)) {
+    std::string range = (lo_open ? "(" : "[") + nlohmann::json(lo).dump() + ", " + nlohmann::json(hi).dump() + "]";
+    return bad("field '" + std::string(name) + "' must be in " + range);
+  }
+  return status::success();
+}
+
+// Known fields Switchyard does not implement, with the reason given back.
+status reject_unsupported(const json& j, endpoint ep) {
+  static const std::vector<std::pair<const char*, const char*>> always = {
+      {"tools", "tool calls are not implemented yet"},
+      {"tool_choice", "tool calls are not implemented yet"},
+      {"functions", "function calls are not implemented yet"},
+      {"function_call", "function calls are not implemented yet"},
+      {"audio", "audio output is not supported"},
+      {"prediction", "predicted outputs are not supported"},
+      {"reasoning_effort", "reasoning models are not supported"},
+      {"web_search_options", "web search is not supported"},
+      {"suffix", "insertion (suffix) is not supported"},
+      // Well-known vLLM extensions that would change the output.
+      {"min_p", "min_p sampling is not implemented"},
+      {"ignore_eos", "ignore_eos is not implemented"},
+      {"prompt_logprobs", "prompt logprobs are not implemented"},
+      {"use_beam_search", "beam search is not implemented"},
+      {"guided_json", "structured output is not implemented yet"},
+      {"guided_regex", "structured output is not implemented yet"},
+      {"guided_choice", "structured output is not implemented yet"},
+      {"guided_grammar", "structured output is not implemented yet"},
+  };
+  for (const auto& [name, why] : always) {
+    const json* v = find(j, name);
+    if (!v) continue;
+    if (std::string(name) == "suffix" && v->is_string() && v->get_ref<const std::string&>().empty()) continue;
+    if (std::string(name) == "tool_choice" && v->is_string() && v->get_ref<const std::string&>() == "none") continue;
+    return unsupported(name, why);
+  }
+  if (const json* rf = find(j, "response_format")) {
+    if (!rf->is_object() || rf->value("type", "") != "text")
+      return unsupported("response_format", "only {\"type\": \"text\"} is supported; structured output is not implemented yet");
+  }
+  if (const json* m = find(j, "modalities")) {
+    if (!m->is_array()) return bad("field 'modalities' must be an array");
+    for (const auto& x : *m)
+      if (x != "text") return unsupported("modalities", "only [\"text\"] is supported");
+  }
+  if (const json* n = find(j, "n")) {
+    std::int64_t v = 0;
+    std::string err;
+    if (!msg::detail::json_read(*n, v, err, "n")) return bad(err);
+    if (v < 1 || v > 128) return bad("field 'n' must be in [1, 128]");
+    if (v > 1) return unsupported("n", "n > 1 (several choices per request) is not implemented; send n separate requests");
+  }
+  if (const json* b = find(j, "best_of")) {
+    std::int64_t v = 0;
+    std::string err;
+    if (!msg::detail::json_read(*b, v, err, "best_of")) return bad(err);
+    if (v < 1 || v > 20) return bad("field 'best_of' must be in [1, 20]");
+    if (v > 1) return unsupported("best_of", "best_of > 1 is not implemented");
+  }
+  if (ep == endpoint::chat && find(j, "echo")) return status::success();  // not an OpenAI chat field: ignored
+  return status::success();
+}
+
+status parse_messages(const json& j, msg::generate_request& r) {
+  const json* it = find(j, "messages");
+  if (!it) return bad("missing required field 'messages'");
+  if (!it->is_array() || it->empty()) return bad("field 'messages' must be a non-empty array");
+  std::vector<msg::chat_message> msgs;
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    const auto& m = (*it)[i];
+    const std::string at = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) return bad("field '" + at + "' must be an object");
+    msg::chat_message cm;
+    auto role = m.find("role");
+    if (role == m.end() || !role->is_string()) return bad("field '" + at + ".role' must be a string");
+    cm.role = role->get<std::string>();
+    if (cm.role == "tool" || cm.role == "function")
+      return unsupported(at + ".role", "'" + cm.role + "' messages need tool calls, which are not implemented yet");
+    if (cm.role != "system" && cm.role != "developer" && cm.role != "user" && cm.role != "assistant")
+      return bad("field '" + at + ".role' must be one of system, developer, user, assistant");
+    for (const char* f : {"tool_calls", "function_call", "audio"})
+      if (auto x = m.find(f); x != m.end() && !x->is_null() && !(x->is_array() && x->empty()))
+        return unsupported(at + "." + f, "tool calls and audio are not implemented yet");
+    auto content = m.find("content");
+    if (content != m.end() && content->is_string()) {
+      cm.content = content->get<std::string>();
+    } else if (content != m.end() && content->is_array()) {
+      for (std::size_t k = 0; k < content->size(); ++k) {
+        const auto& part = (*content)[k];
+        const std::string pat = at + ".content[" + std::to_string(k) + "]";
+        if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
+          return bad("field '" + pat + "' must be an object with a string 'type'");
+        const auto& type = part["type"].get_ref<const std::string&>();
+        if (type != "text")
+          return unsupported(pat, "content parts of type '" + type + "' (images, audio, files) are not supported; only 'text'");
+        if (!part.contains("text") || !part["text"].is_string()) return bad("field '" + pat + ".text' must be a string");
+        cm.content += part["text"].get<std::string>();
+      }
+    } else if (content != m.end() && !content->is_null()) {
+      return bad("field '" + at + ".content' must be a string or an array of parts");
+    }
+    msgs.push_back(std::move(cm));
+  }
+  r.messages = std::move(msgs);
+  return status::success();
+}
+
+status parse_prompt(const json& j, msg::generate_request& r) {
+  const json* it = find(j, "prompt");
+  if (!it) return bad("missing required field 'prompt'");
+  if (it->is_string()) {
+    r.prompt = it->get<std::string>();
+  } else if (it->is_array() && !it->empty() && (*it)[0].is_number_integer()) {
+    std::vector<msg::token_id> toks;
+    std::string err;
+    if (!msg::detail::json_read(*it, toks, err, "prompt")) return bad(err);
+    r.token_ids = std::move(toks);
+  } else if (it->is_array() && it->size() == 1 && (*it)[0].is_string()) {
+    r.prompt = (*it)[0].get<std::string>();
+  } else if (it->is_array() && it->size() > 1) {
+    return unsupported("prompt", "several prompts in one request are not implemented; send one request per prompt");
+  } else {
+    return bad("field 'prompt' must be a string, a one-element array of strings, or an array of token ids");
+  }
+  return status::success();
+}
+
+status parse_logit_bias(const json& j, msg::sampling_params& sp) {
+  const json* lb = find(j, "logit_bias");
+  if (!lb) return status::success();
+  if (!lb->is_object()) return bad("field 'logit_bias' must be an object mapping token ids to biases");
+  if (lb->size() > 300) return bad("field 'logit_bias' may hold at most 300 entries");
+  for (auto it = lb->begin(); it != lb->end(); ++it) {
+    const std::string& key = it.key();
+    const std::string at = "logit_bias." + key;
+    if (key.empty() || key.size() > 10 || !std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return bad("field 'logit_bias' keys must be token ids (decimal strings); got '" + key + "'");
+    auto id = std::stoull(key);
+    if (id > 0xffffffffULL) return bad("field 'logit_bias' key '" + key + "' is out of range");
+    if (!it.value().is_number()) return bad("field 'logit_bias' values must be numbers (at '" + at + "')");
+    double b = it.value().get<double>();
+    if (!std::isfinite(b) || b < -100 || b > 100) return bad("field 'logit_bias' values must be in [-100, 100] (at '" + at + "')");
+    sp.logit_bias.push_back(msg::logit_bias_entry{static_cast<msg::token_id>(id), static_cast<float>(b)});
+  }
+  return status::success();
+}
+
+status parse_sampling(const json& j, endpoint ep, msg::generate_request& r, render_options& ro) {
+  auto& sp = r.sampling;
+  if (auto s = in_range(j, "temperature", sp.temperature, 0, 2); !s) return s;
+  if (auto s = in_range(j, "top_p", sp.top_p, 0, 1, true); !s) return s;
+  if (auto s = read_opt(j, "top_k", sp.top_k); !s) return s;
+  if (sp.top_k < -1) return bad("field 'top_k' must be -1, 0 (off) or positive");
+  if (sp.top_k == -1) sp.top_k = 0;
+  if (auto s = read_opt(j, "seed", sp.seed); !s) return s;
+  if (auto s = in_range(j, "presence_penalty", sp.presence_penalty, -2, 2); !s) return s;
+  if (auto s = in_range(j, "frequency_penalty", sp.frequency_penalty, -2, 2); !s) return s;
+  if (auto s = in_range(j, "repetition_penalty", sp.repetition_penalty, 0, 2, true); !s) return s;
+  if (auto s = parse_logit_bias(j, sp); !s) return s;
+  if (auto s = read_opt(j, "min_tokens", sp.min_tokens); !s) return s;
+  if (ep == endpoint::completions) {
+    if (const json* lp = find(j, "logprobs")) {
+      std::int64_t k = 0;
+      std::string err;
+      if (lp->is_boolean() || !msg::detail::json_read(*lp, k, err, "logprobs"))
+        return bad("field 'logprobs' must be an integer in [0, 5] on /v1/completions");
+      if (k < 0 || k > 5) return bad("field 'logprobs' must be in [0, 5]");
+      sp.logprobs = ro.logprobs = true;
+      sp.top_logprobs = ro.top_logprobs = static_cast<std::uint32_t>(k);
+    }
+    if (find(j, "top_logprobs")) return bad("field 'top_logprobs' is a chat field; /v1/completions takes 'logprobs': N");
+  } else {
+    bool want = false;
+    if (const json* lp = find(j, "logprobs")) {
+      if (!lp->is_boolean()) return bad("field 'logprobs' must be a boolean on /v1/chat/completions");
+      want = lp->get<bool>();
+    }
+    std::uint32_t k = 0;
+    if (auto s = read_opt(j, "top_logprobs", k); !s) return s;
+    if (k > 20) return bad("field 'top_logprobs' must be in [0, 20]");
+    if (find(j, "top_logprobs") && !want) return bad("field 'top_logprobs' needs 'logprobs': true");
+    sp.logprobs = ro.logprobs = want;
+    sp.top_logprobs = ro.top_logprobs = want ? k : 0;
+  }
+  return status::success();
+}
+
+status parse_stops(const json& j, msg::generate_request& r) {
+  if (const json* st = find(j, "stop")) {
+    if (st->is_string()) {
+      r.stop = {st->get<std::string>()};
+    } else {
+      if (auto s = read_opt(j, "stop", r.stop); !s) return bad("field 'stop' must be a string or an array of strings");
+      if (r.stop.size() > 4) return bad("field 'stop' may hold at most 4 strings");
+    }
+    for (const auto& s : r.stop)
+      if (s.empty()) return bad("field 'stop' must not contain an empty string");
+  }
+  if (auto s = read_opt(j, "stop_token_ids", r.stop_token_ids); !s) return s;
+  return status::success();
+}
+
+}  // namespace
+
+result<parsed_request> parse(const std::string& body, endpoint ep, const std::string& request_id) {
+  auto tree = msg::parse_json_tree(body);
+  if (!tree) return bad("request body is not valid JSON: " + tree.err().message);
+  const json& j = *tree;
+  if (!j.is_object()) return bad("request body must be a JSON object");
+  if (auto s = reject_unsupported(j, ep); !s) return s.err();
+  parsed_request out;
+  auto& r = out.gen;
+  auto& ro = out.render;
+  r.request_id = request_id;
+  r.stream = false;  // OpenAI's default
+  if (auto s = read_opt(j, "model", r.model); !s) return s.err();
+  if (auto s = ep == endpoint::chat ? parse_messages(j, r) : parse_prompt(j, r); !s) return s.err();
+  // max_tokens absent = until the context ends (resolved by the engine).
+  std::optional<std::uint32_t> max_tokens, max_completion;
+  if (auto s = read_opt(j, "max_tokens", max_tokens); !s) return s.err();
+  if (auto s = read_opt(j, "max_completion_tokens", max_completion); !s) return s.err();
+  if (max_tokens && *max_tokens == 0) return bad("field 'max_tokens' must be at least 1");
+  if (max_completion && *max_completion == 0) return bad("field 'max_completion_tokens' must be at least 1");
+  r.max_tokens = max_completion ? *max_completion : max_tokens.value_or(0);  // max_completion_tokens wins
+  if (auto s = read_opt(j, "stream", r.stream); !s) return s.err();
+  if (const json* so = find(j, "stream_options")) {
+    if (!so->is_object()) return bad("field 'stream_options' must be an object");
+    if (!r.stream) return bad("field 'stream_options' is only allowed with 'stream': true");
+    if (auto s = read_opt(*so, "include_usage", ro.include_usage); !s)
+      return bad("field 'stream_options.include_usage' must be a boolean");
+  }
+  if (auto s = parse_sampling(j, ep, r, ro); !s) return s.err();
+  if (r.max_tokens > 0 && r.sampling.min_tokens > r.max_tokens)
+    return bad("field 'min_tokens' (" + std::to_string(r.sampling.min_tokens) + ") must not exceed max_tokens (" +
+               std::to_string(r.max_tokens) + ")");
+  if (auto s = parse_stops(j, r); !s) return s.err();
+  if (ep == endpoint::completions) {
+    bool echo = false;
+    if (auto s = read_opt(j, "echo", echo); !s) return s.err();
+    if (echo && !r.prompt) return unsupported("echo", "echo needs a text prompt (token-id prompts are not detokenized here)");
+    if (echo && ro.logprobs) return unsupported("echo", "echo with logprobs (prompt logprobs) is not implemented");
+    if (echo) ro.echo = *r.prompt;
+  }
+  // Ignorable fields still get a type check where OpenAI has one.
+  std::string user;
+  if (auto s = read_opt(j, "user", user); !s) return s.err();
+  if (!user.empty()) r.tenant = user;
+  if (const json* md = find(j, "metadata"); md && !md->is_object()) return bad("field 'metadata' must be an object");
+  bool store = false;
+  if (auto s = read_opt(j, "store", store); !s) return s.err();
+  std::string salt;
+  if (auto s = read_opt(j, "cache_salt", salt); !s) return s.err();
+  if (!salt.empty()) r.cache_salt = salt;
+  return out;
+}
+
+result<msg::generate_request> parse_request(const std::string& body, endpoint ep, const std::string& request_id) {
+  auto p = parse(body, ep, request_id);
+  if (!p) return p.err();
+  return std::move(p->gen);
+}
+
+}  // namespace yard::actors::openai

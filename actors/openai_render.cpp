@@ -1,0 +1,147 @@
+// actors/openai_render.cpp — token chunks -> OpenAI responses (see openai_api.hpp).
+#include "actors/openai_api.hpp"
+
+namespace yard::actors::openai {
+
+using nlohmann::json;
+
+namespace {
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+json usage_json(const msg::usage& u) {
+  return {{"prompt_tokens", u.prompt_tokens},
+          {"completion_tokens", u.completion_tokens},
+          {"total_tokens", u.prompt_tokens + u.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
+}
+
+json bytes_of(const std::string& s) {
+  json b = json::array();
+  for (unsigned char c : s) b.push_back(static_cast<int>(c));
+  return b;
+}
+
+}  // namespace
+
+response_renderer::response_renderer(endpoint ep, std::string id, std::string model, std::int64_t created, render_options o)
+    : ep_(ep), id_(std::move(id)), model_(std::move(model)), created_(created), o_(std::move(o)) {
+  if (o_.echo) text_offset_ = o_.echo->size();
+}
+
+// Chat: {"content": [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]}.
+// Completions: {tokens, token_logprobs, top_logprobs: [{text: logprob}], text_offset}.
+json response_renderer::logprobs_json(const std::vector<msg::token_logprob>& lps) {
+  if (ep_ == endpoint::chat) {
+    json content = json::array();
+    for (const auto& t : lps) {
+      json top = json::array();
+      for (std::size_t i = 0; i < t.top.size() && i < o_.top_logprobs; ++i)
+        top.push_back({{"token", t.top[i].text}, {"logprob", t.top[i].logprob}, {"bytes", bytes_of(t.top[i].text)}});
+      content.push_back({{"token", t.text}, {"logprob", t.logprob}, {"bytes", bytes_of(t.text)}, {"top_logprobs", top}});
+    }
+    return {{"content", content}};
+  }
+  json tokens = json::array(), token_lps = json::array(), tops = json::array(), offsets = json::array();
+  for (const auto& t : lps) {
+    tokens.push_back(t.text);
+    token_lps.push_back(t.logprob);
+    json top = json::object();
+    if (o_.top_logprobs == 0) top[t.text] = t.logprob;  // logprobs 0: the sampled token alone
+    for (std::size_t i = 0; i < t.top.size() && i < o_.top_logprobs; ++i)
+      if (!top.contains(t.top[i].text)) top[t.top[i].text] = t.top[i].logprob;
+    tops.push_back(top);
+    offsets.push_back(text_offset_);
+    text_offset_ += t.text.size();
+  }
+  return {{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
+json response_renderer::envelope(json choices) const {
+  return {{"id", id_}, {"object", ep_ == endpoint::chat ? "chat.completion.chunk" : "text_completion"},
+          {"created", created_}, {"model", model_}, {"choices", std::move(choices)}};
+}
+
+std::string response_renderer::sse(const msg::token_chunk& c) {
+  std::string text = c.text;
+  if (first_ && o_.echo) text = *o_.echo + text;
+  json choice = {{"index", 0}, {"finish_reason", c.finish_reason ? json(*c.finish_reason) : json(nullptr)}};
+  json lp = o_.logprobs && !c.token_logprobs.empty() ? logprobs_json(c.token_logprobs) : json(nullptr);
+  if (ep_ == endpoint::chat) {
+    json delta = json::object();
+    if (first_) delta["role"] = "assistant";
+    if (!text.empty()) delta["content"] = text;
+    choice["delta"] = delta;
+  } else {
+    choice["text"] = text;
+  }
+  choice["logprobs"] = lp;
+  first_ = false;
+  json ev = envelope(json::array({choice}));
+  if (o_.include_usage) ev["usage"] = nullptr;
+  std::string out = "data: " + dump(ev) + "\n\n";
+  if (c.finish_reason && o_.include_usage) {
+    json u = envelope(json::array());
+    u["usage"] = usage_json(c.usage_info.value_or(msg::usage{}));
+    out += "data: " + dump(u) + "\n\n";
+  }
+  return out;
+}
+
+void response_renderer::add(const msg::token_chunk& c) {
+  if (first_ && o_.echo) text_ = *o_.echo;
+  first_ = false;
+  text_ += c.text;
+  if (o_.logprobs) lps_.insert(lps_.end(), c.token_logprobs.begin(), c.token_logprobs.end());
+  if (c.finish_reason) finish_ = *c.finish_reason;
+  if (c.usage_info) usage_ = *c.usage_info;
+}
+
+std::string response_renderer::full_response() const {
+  response_renderer copy = *this;  // logprobs_json advances text_offset_: render from a copy
+  json lp = o_.logprobs ? copy.logprobs_json(lps_) : json(nullptr);
+  json out;
+  if (ep_ == endpoint::chat) {
+    json choice = {{"index", 0},
+                   {"message", {{"role", "assistant"}, {"content", text_}}},
+                   {"logprobs", lp},
+                   {"finish_reason", finish_}};
+    out = {{"id", id_}, {"object", "chat.completion"}, {"created", created_}, {"model", model_}, {"choices", {choice}}};
+  } else {
+    json choice = {{"index", 0}, {"text", text_}, {"logprobs", lp}, {"finish_reason", finish_}};
+    out = {{"id", id_}, {"object", "text_completion"}, {"created", created_}, {"model", model_}, {"choices", {choice}}};
+  }
+  out["usage"] = usage_json(usage_);
+  return dump(out);
+}
+
+std::string sse_event(endpoint ep, const std::string& id, const std::string& model, std::int64_t created,
+                      const msg::token_chunk& c, bool include_usage) {
+  json choice = {{"index", 0}, {"finish_reason", c.finish_reason ? json(*c.finish_reason) : json(nullptr)}};
+  json out;
+  if (ep == endpoint::chat) {
+    json delta = json::object();
+    if (c.seq == 0) delta["role"] = "assistant";
+    if (!c.text.empty()) delta["content"] = c.text;
+    choice["delta"] = delta;
+    out = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model}, {"choices", {choice}}};
+  } else {
+    choice["text"] = c.text;
+    out = {{"id", id}, {"object", "text_completion"}, {"created", created}, {"model", model}, {"choices", {choice}}};
+  }
+  if (include_usage && c.usage_info) out["usage"] = usage_json(*c.usage_info);
+  return "data: " + dump(out) + "\n\n";
+}
+
+std::string full_response(endpoint ep, const std::string& id, const std::string& model, std::int64_t created,
+                          const std::string& text, const std::string& finish_reason, const msg::usage& u) {
+  response_renderer r(ep, id, model, created, {});
+  msg::token_chunk c;
+  c.text = text;
+  c.finish_reason = finish_reason;
+  c.usage_info = u;
+  r.add(c);
+  return r.full_response();
+}
+
+}  // namespace yard::actors::openai

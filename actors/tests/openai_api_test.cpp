@@ -1,0 +1,254 @@
+// openai_api: per-endpoint allow-lists, range checks naming the field,
+// defaults, and the response shapes (logprobs, echo, usage chunk).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/openai_api.hpp"
+
+using namespace yard;
+using namespace yard::actors::openai;
+using nlohmann::json;
+
+namespace {
+
+const char* chat_msgs = R"("messages":[{"role":"user","content":"hi"}])";
+
+result<parsed_request> chat(const std::string& extra) {
+  return parse(std::string("{") + chat_msgs + (extra.empty() ? "" : "," + extra) + "}", endpoint::chat, "r");
+}
+result<parsed_request> comp(const std::string& extra) {
+  return parse(R"({"prompt":"hello")" + (extra.empty() ? std::string() : "," + extra) + "}", endpoint::completions, "r");
+}
+
+// The 400's message names `field` and error_body makes it the param.
+void expect_rejects(const result<parsed_request>& r, const std::string& field) {
+  ASSERT_FALSE(r.ok()) << field;
+  EXPECT_EQ(r.err().code, errc::bad_request);
+  auto body = json::parse(error_body(r.err().code, r.err().message));
+  EXPECT_EQ(body["error"]["param"], field) << r.err().message;
+  EXPECT_EQ(body["error"]["type"], "invalid_request_error");
+}
+
+std::vector<json> events(const std::string& sse) {
+  std::vector<json> out;
+  std::size_t pos = 0;
+  while ((pos = sse.find("data: ", pos)) != std::string::npos) {
+    auto end = sse.find("\n\n", pos);
+    out.push_back(json::parse(sse.substr(pos + 6, end - pos - 6)));
+    pos = end + 2;
+  }
+  return out;
+}
+
+msg::token_chunk chunk(const std::string& text, std::optional<std::string> finish = std::nullopt) {
+  msg::token_chunk c;
+  c.text = text;
+  for (char ch : text) {
+    msg::token_logprob t;
+    t.token = static_cast<unsigned char>(ch);
+    t.text = std::string(1, ch);
+    t.logprob = -0.5f;
+    t.top = {{t.token, t.text, -0.5f}, {'q', "q", -2.0f}};
+    c.token_ids.push_back(t.token);
+    c.token_logprobs.push_back(t);
+  }
+  c.finish_reason = finish;
+  if (finish) c.usage_info = msg::usage{5, 3, 2};
+  return c;
+}
+
+}  // namespace
+
+TEST(openai_parse, defaults_leave_max_tokens_to_the_context) {
+  auto r = chat("");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->gen.max_tokens, 0u);  // until the context ends
+  EXPECT_FALSE(r->gen.stream);
+  EXPECT_FALSE(r->render.include_usage);
+  EXPECT_EQ(chat(R"("max_tokens":7)")->gen.max_tokens, 7u);
+  EXPECT_EQ(chat(R"("max_completion_tokens":9,"max_tokens":7)")->gen.max_tokens, 9u);
+  expect_rejects(chat(R"("max_tokens":0)"), "max_tokens");
+  expect_rejects(chat(R"("max_completion_tokens":0)"), "max_completion_tokens");
+}
+
+TEST(openai_parse, sampling_fields_and_their_ranges) {
+  auto r = chat(R"("presence_penalty":1.5,"frequency_penalty":-1,"repetition_penalty":1.2,"seed":7,"min_tokens":3,)"
+                R"("logit_bias":{"65":100,"66":-100},"stop":"END","stop_token_ids":[1,2],"temperature":0.5,"top_p":0.9)");
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  const auto& sp = r->gen.sampling;
+  EXPECT_DOUBLE_EQ(sp.presence_penalty, 1.5);
+  EXPECT_DOUBLE_EQ(sp.frequency_penalty, -1);
+  EXPECT_DOUBLE_EQ(sp.repetition_penalty, 1.2);
+  EXPECT_EQ(sp.seed, 7u);
+  EXPECT_EQ(sp.min_tokens, 3u);
+  ASSERT_EQ(sp.logit_bias.size(), 2u);
+  EXPECT_EQ(sp.logit_bias[0].token, 65u);
+  EXPECT_FLOAT_EQ(sp.logit_bias[1].bias, -100.0f);
+  EXPECT_EQ(r->gen.stop, std::vector<std::string>{"END"});
+  EXPECT_EQ(r->gen.stop_token_ids, (std::vector<msg::token_id>{1, 2}));
+  EXPECT_EQ(chat(R"("stop":["a","b"])")->gen.stop.size(), 2u);
+
+  expect_rejects(chat(R"("presence_penalty":2.5)"), "presence_penalty");
+  expect_rejects(chat(R"("frequency_penalty":-3)"), "frequency_penalty");
+  expect_rejects(chat(R"("repetition_penalty":0)"), "repetition_penalty");
+  expect_rejects(chat(R"("repetition_penalty":2.5)"), "repetition_penalty");
+  expect_rejects(chat(R"("temperature":2.5)"), "temperature");
+  expect_rejects(chat(R"("top_p":0)"), "top_p");
+  expect_rejects(chat(R"("logit_bias":{"65":101})"), "logit_bias");
+  expect_rejects(chat(R"("logit_bias":{"x":1})"), "logit_bias");
+  expect_rejects(chat(R"("logit_bias":[1])"), "logit_bias");
+  expect_rejects(chat(R"("seed":"x")"), "seed");
+  expect_rejects(chat(R"("stop":["a","b","c","d","e"])"), "stop");
+  expect_rejects(chat(R"("stop":[1])"), "stop");
+  expect_rejects(chat(R"("stop_token_ids":[-1])"), "stop_token_ids[0]");
+  expect_rejects(chat(R"("min_tokens":-1)"), "min_tokens");
+  expect_rejects(chat(R"("min_tokens":5,"max_tokens":4)"), "min_tokens");
+}
+
+TEST(openai_parse, logprobs_shapes_per_endpoint) {
+  auto c = comp(R"("logprobs":3)");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->gen.sampling.logprobs);
+  EXPECT_EQ(c->gen.sampling.top_logprobs, 3u);
+  EXPECT_TRUE(c->render.logprobs);
+  expect_rejects(comp(R"("logprobs":6)"), "logprobs");
+  expect_rejects(comp(R"("logprobs":true)"), "logprobs");
+  auto h = chat(R"("logprobs":true,"top_logprobs":20)");
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->gen.sampling.top_logprobs, 20u);
+  expect_rejects(chat(R"("logprobs":true,"top_logprobs":21)"), "top_logprobs");
+  expect_rejects(chat(R"("top_logprobs":2)"), "top_logprobs");
+  expect_rejects(chat(R"("logprobs":1)"), "logprobs");
+}
+
+TEST(openai_parse, stream_options_echo_and_n) {
+  auto s = chat(R"("stream":true,"stream_options":{"include_usage":true})");
+  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(s->render.include_usage);
+  expect_rejects(chat(R"("stream_options":{"include_usage":true})"), "stream_options");
+  expect_rejects(chat(R"("stream":true,"stream_options":{"include_usage":1})"), "stream_options.include_usage");
+  auto e = comp(R"("echo":true)");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->render.echo, "hello");
+  expect_rejects(parse(R"({"prompt":[1,2],"echo":true})", endpoint::completions, "r"), "echo");
+  expect_rejects(comp(R"("echo":true,"logprobs":1)"), "echo");
+  EXPECT_TRUE(chat(R"("n":1)").ok());
+  expect_rejects(chat(R"("n":2)"), "n");
+  expect_rejects(chat(R"("n":0)"), "n");
+  expect_rejects(comp(R"("best_of":2)"), "best_of");
+}
+
+TEST(openai_parse, unsupported_openai_fields_are_400s_naming_them) {
+  expect_rejects(chat(R"("tools":[{"type":"function","function":{"name":"f"}}])"), "tools");
+  expect_rejects(chat(R"("tool_choice":"auto")"), "tool_choice");
+  expect_rejects(chat(R"("response_format":{"type":"json_object"})"), "response_format");
+  expect_rejects(chat(R"("functions":[])"), "functions");
+  expect_rejects(chat(R"("audio":{"voice":"x"})"), "audio");
+  expect_rejects(chat(R"("modalities":["text","audio"])"), "modalities");
+  expect_rejects(chat(R"("prediction":{"type":"content","content":"x"})"), "prediction");
+  expect_rejects(comp(R"("suffix":"tail")"), "suffix");
+  expect_rejects(comp(R"("min_p":0.1)"), "min_p");
+  expect_rejects(parse(R"({"prompt":["a","b"]})", endpoint::completions, "r"), "prompt");
+  expect_rejects(parse(R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]})",
+                       endpoint::chat, "r"),
+                 "messages[0].content[0]");
+  expect_rejects(parse(R"({"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]})",
+                       endpoint::chat, "r"),
+                 "messages[0].content[0]");
+  expect_rejects(parse(R"({"messages":[{"role":"tool","content":"x","tool_call_id":"1"}]})", endpoint::chat, "r"),
+                 "messages[0].role");
+}
+
+TEST(openai_parse, ignorable_and_unknown_fields_pass) {
+  auto r = chat(R"("user":"u1","metadata":{"k":"v"},"store":false,"service_tier":"auto","parallel_tool_calls":true,)"
+                R"("response_format":{"type":"text"},"modalities":["text"],"tool_choice":"none","some_extension":42)");
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  EXPECT_EQ(r->gen.tenant, "u1");
+  auto parts = parse(R"({"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]})",
+                     endpoint::chat, "r");
+  ASSERT_TRUE(parts.ok());
+  EXPECT_EQ((*parts->gen.messages)[0].content, "ab");
+  EXPECT_TRUE(chat(R"("max_tokens":null,"tools":null)").ok());  // null = absent
+}
+
+TEST(openai_render, chat_stream_with_logprobs_and_usage_chunk) {
+  render_options o;
+  o.include_usage = true;
+  o.logprobs = true;
+  o.top_logprobs = 2;
+  response_renderer r(endpoint::chat, "id1", "mock", 1, o);
+  auto a = events(r.sse(chunk("ab")));
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0]["object"], "chat.completion.chunk");
+  EXPECT_EQ(a[0]["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(a[0]["choices"][0]["delta"]["content"], "ab");
+  EXPECT_TRUE(a[0]["usage"].is_null());
+  auto content = a[0]["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 2u);
+  EXPECT_EQ(content[0]["token"], "a");
+  EXPECT_FLOAT_EQ(content[0]["logprob"].get<float>(), -0.5f);
+  EXPECT_EQ(content[0]["bytes"], json::array({97}));
+  ASSERT_EQ(content[0]["top_logprobs"].size(), 2u);
+  EXPECT_EQ(content[0]["top_logprobs"][1]["token"], "q");
+  auto b = events(r.sse(chunk("c", "length")));
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_FALSE(b[0]["choices"][0]["delta"].contains("role"));
+  EXPECT_EQ(b[0]["choices"][0]["finish_reason"], "length");
+  EXPECT_TRUE(b[1]["choices"].empty());
+  EXPECT_EQ(b[1]["usage"]["prompt_tokens"], 5);
+  EXPECT_EQ(b[1]["usage"]["completion_tokens"], 3);
+  EXPECT_EQ(b[1]["usage"]["total_tokens"], 8);
+  EXPECT_EQ(b[1]["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
+}
+
+TEST(openai_render, no_usage_anywhere_in_a_stream_unless_asked) {
+  response_renderer r(endpoint::chat, "id1", "mock", 1, {});
+  auto a = events(r.sse(chunk("ab", "stop")));
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_FALSE(a[0].contains("usage"));
+  EXPECT_TRUE(a[0]["choices"][0]["logprobs"].is_null());
+}
+
+TEST(openai_render, completions_logprobs_echo_and_text_offset) {
+  render_options o;
+  o.logprobs = true;
+  o.top_logprobs = 1;
+  o.echo = std::string("hi ");
+  response_renderer r(endpoint::completions, "id2", "mock", 1, o);
+  r.add(chunk("ab"));
+  r.add(chunk("c", "length"));
+  auto j = json::parse(r.full_response());
+  EXPECT_EQ(j["object"], "text_completion");
+  EXPECT_EQ(j["choices"][0]["text"], "hi abc");
+  auto lp = j["choices"][0]["logprobs"];
+  EXPECT_EQ(lp["tokens"], json::array({"a", "b", "c"}));
+  EXPECT_EQ(lp["text_offset"], json::array({3, 4, 5}));
+  ASSERT_EQ(lp["token_logprobs"].size(), 3u);
+  ASSERT_EQ(lp["top_logprobs"].size(), 3u);
+  EXPECT_EQ(lp["top_logprobs"][0].size(), 1u);
+  EXPECT_TRUE(lp["top_logprobs"][0].contains("a"));
+  EXPECT_EQ(j["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
+
+  response_renderer s(endpoint::completions, "id3", "mock", 1, o);
+  auto ev = events(s.sse(chunk("ab")));
+  EXPECT_EQ(ev[0]["choices"][0]["text"], "hi ab");
+  EXPECT_EQ(ev[0]["choices"][0]["logprobs"]["text_offset"], json::array({3, 4}));
+}
+
+TEST(openai_render, chat_full_response_without_logprobs_has_null) {
+  response_renderer r(endpoint::chat, "id4", "mock", 1, {});
+  r.add(chunk("xy", "stop"));
+  auto j = json::parse(r.full_response());
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["choices"][0]["message"]["content"], "xy");
+  EXPECT_TRUE(j["choices"][0]["logprobs"].is_null());
+  EXPECT_EQ(j["usage"]["completion_tokens"], 3);
+}
+
+TEST(openai_errors, param_comes_from_the_named_field) {
+  auto j = json::parse(error_body(errc::bad_request, "field 'max_tokens' (5000) plus the prompt exceeds the context"));
+  EXPECT_EQ(j["error"]["param"], "max_tokens");
+  EXPECT_TRUE(json::parse(error_body(errc::bad_request, "request body is not valid JSON"))["error"]["param"].is_null());
+  EXPECT_TRUE(json::parse(error_body(errc::unavailable, "field 'x'"))["error"]["param"].is_null());
+}
