@@ -310,7 +310,7 @@ result<caf::actor> spawn_frontend(caf::actor_system& sys, transport::nats_connec
   keep->push_back(std::move(*status));
   actor->attach_functor([keep]() mutable { keep->clear(); });
   conn.flush();
-  conn.publish(subjects::roster(ns), "{}", {}, "application/json");  // learn the workers now, not in a heartbeat period
+  request_roster(conn, ns);
   return actor;
 }
 

@@ -27,6 +27,7 @@ using route_notice_atom = caf::atom_constant<caf::atom("notice")>;
 
 struct held_request {
   transport::nats_message m;
+  std::string model;  // the request's model ("" = any), to see when a worker can take it
   clock::time_point deadline;
 };
 
@@ -146,7 +147,8 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
   auto candidates = st.workers.eligible(req->model);
   if (candidates.empty()) {
     if (!held && should_hold(st) && st.held.size() < st.cfg.max_held) {
-      st.held.push_back(held_request{std::move(m), clock::now() + std::chrono::milliseconds(st.cfg.startup_wait_ms)});
+      st.held.push_back(
+          held_request{std::move(m), req->model, clock::now() + std::chrono::milliseconds(st.cfg.startup_wait_ms)});
       return;
     }
     reply_error(st, m, fmt, req->request_id, error{errc::unavailable, "no worker available"});
@@ -209,16 +211,13 @@ void release_held(router_actor* self) {
   if (st.held.empty()) return;
   auto now = clock::now();
   std::deque<held_request> keep;
+  // on_generate(held = true) routes or fails; it never holds again, so st.held stays empty meanwhile.
   auto pending = std::move(st.held);
   st.held.clear();
   for (auto& h : pending) {
-    auto fmt = msg::detect_format(h.m.content_type, h.m.data);
-    auto req = msg::decode<msg::generate_request>(h.m.data, fmt, st.cfg.limits);
-    bool placeable = req && !st.workers.eligible(req->model).empty();
-    if (placeable || now >= h.deadline) on_generate(self, h.m, true);
+    if (!st.workers.eligible(h.model).empty() || now >= h.deadline) on_generate(self, h.m, true);
     else keep.push_back(std::move(h));
   }
-  for (auto& h : st.held) keep.push_back(std::move(h));
   st.held = std::move(keep);
 }
 
@@ -433,8 +432,7 @@ result<caf::actor> spawn_router(caf::actor_system& sys, transport::nats_connecti
   }
   actor->attach_functor([keep]() mutable { keep->clear(); });
   conn.flush();
-  // Every worker heartbeats now instead of at its next period: a restarted router routes at once.
-  conn.publish(subjects::roster(ns), "{}", {}, "application/json");
+  request_roster(conn, ns);  // a restarted router routes at once
   return actor;
 }
 

@@ -48,6 +48,8 @@ void worker_liveness::probe(worker_registry& reg, std::chrono::steady_clock::tim
     conn_->publish(subjects::worker_status(ns_, id), "{}", probe_inbox_ + "." + id, "application/json");
 }
 
-void worker_liveness::request_roster() { conn_->publish(subjects::roster(ns_), "{}", {}, "application/json"); }
+void request_roster(transport::nats_connection& conn, const std::string& ns) {
+  conn.publish(subjects::roster(ns), "{}", {}, "application/json");
+}
 
 }  // namespace yard::actors

@@ -25,6 +25,10 @@
 
 namespace yard::actors {
 
+// Asks every worker to heartbeat now: a component that just started (after it
+// subscribed to heartbeats) learns the fleet at once, not a heartbeat period later.
+void request_roster(transport::nats_connection& conn, const std::string& ns);
+
 class worker_liveness {
  public:
   worker_liveness(transport::nats_connection* conn, std::string ns, std::string probe_inbox,
@@ -45,8 +49,6 @@ class worker_liveness {
   // Probes every worker that has not answered (again after `every`).
   void probe(worker_registry& reg, std::chrono::steady_clock::time_point now,
              std::chrono::milliseconds every = std::chrono::milliseconds(1000));
-  // Asks every worker to heartbeat now (a component that just started).
-  void request_roster();
   std::uint64_t refused() const { return refused_total_; }
   const std::string& probe_inbox() const { return probe_inbox_; }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "actors/worker_registry.hpp"
 #include "common/log.hpp"
 #include "messages/cluster_subjects.hpp"
 #include "messages/codec.hpp"
@@ -76,8 +77,9 @@ void planner_service::on_heartbeat(const transport::nats_message& m) {
   if (!r || r->component != "worker") return;
   if (r->instance_id != subjects::last_token(m.subject)) return;  // a heartbeat speaks only for its own subject
   std::lock_guard<std::mutex> lk(mu_);
-  if (workers_.size() >= 4096 && !workers_.count(r->instance_id)) return;  // bounded against invented ids
-  std::uint32_t lease = std::clamp<std::uint32_t>(r->lease_ms, 750, 10000);
+  const actors::registry_limits lim;  // the same bounds the routers and frontends apply
+  if (workers_.size() >= lim.max_workers && !workers_.count(r->instance_id)) return;  // bounded against invented ids
+  std::uint32_t lease = std::clamp(r->lease_ms, lim.min_lease_ms, lim.max_lease_ms);
   workers_[r->instance_id] = worker_seen{r->role.empty() ? "both" : r->role, mono_ms(), lease, r->draining};
 }
 
