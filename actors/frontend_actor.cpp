@@ -203,12 +203,24 @@ void on_tick(frontend_actor* self) {
   for (const auto& [id, w] : st.workers.all())
     ws.push_back(worker_status{id, w.last.role, w.last.model, w.last.draining, w.last.load.value_or(msg::load_report{})});
   st.view->set_workers(std::move(ws));
-  std::vector<std::string> to_migrate;
+  std::vector<std::string> to_migrate, out_of_time;
+  // With no live worker the router holds unacknowledged requests until one (re)joins:
+  // re-sending them would only spend attempts, so they wait up to router_wait_ms.
+  bool outage = st.workers.eligible("").empty();
   for (auto& [id, s] : st.by_id) {
     bool worker_lost = !s.worker_id.empty() && !st.workers.alive(s.worker_id);
     bool silent = now - s.last_activity > std::chrono::milliseconds(st.cfg.stream_timeout_ms);
     bool unacked = s.worker_id.empty() && now - s.last_activity > std::chrono::milliseconds(st.cfg.ack_timeout_ms);
+    if (unacked && !worker_lost && !silent && outage) {
+      if (now - s.started >= std::chrono::milliseconds(st.cfg.router_wait_ms)) out_of_time.push_back(id);
+      continue;
+    }
     if (worker_lost || silent || unacked) to_migrate.push_back(id);
+  }
+  for (const auto& id : out_of_time) {
+    auto& s = st.by_id.at(id);
+    fail_stream(st, s, errc::unavailable, "no worker available within " + std::to_string(st.cfg.router_wait_ms) + " ms");
+    finish(st, id);
   }
   for (const auto& id : to_migrate) {
     auto it = st.by_id.find(id);

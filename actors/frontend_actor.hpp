@@ -40,7 +40,9 @@ struct frontend_config {
   int tick_ms = 100;                // housekeeping period (default 100 ms)
   int latency_window_ms = 1000;     // period of latency reports for the planner (default 1 s)
   // No router listening ("no responders": a router restarting) is retried with
-  // backoff for this long from the request's start, without using an attempt (default 15 s).
+  // backoff for this long from the request's start, without using an attempt; and
+  // while no worker is live, an unacknowledged request (held by the router) waits
+  // this long instead of being re-sent (default 15 s).
   int router_wait_ms = 15000;
   registry_limits registry;         // heartbeat checks (ns is set from `ns`); workers count for /health once they answered
 };

@@ -216,10 +216,11 @@ void http_connection::serve_generate(openai::endpoint ep) {
   auto render_opts = parsed->render;
   auto& view = *ctx_->view;
   auto models = view.models();
-  if (view.live_workers() == 0) return respond_error(errc::unavailable, "no worker available");
+  // With no live worker the router decides: it queues the request for a short while
+  // when workers are starting or just went away (restarts), and answers 503 otherwise.
   const auto& dflt = ctx_->opts.default_model;
   if (gen.model.empty()) gen.model = dflt.empty() && !models.empty() ? models.front() : dflt;
-  if (std::find(models.begin(), models.end(), gen.model) == models.end())
+  if (!models.empty() && std::find(models.begin(), models.end(), gen.model) == models.end())
     return respond_error(errc::not_found, "model '" + gen.model + "' does not exist");
   active_ = true;
   got_first_ = false;

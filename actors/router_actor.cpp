@@ -44,6 +44,8 @@ struct router_state {
   std::uint64_t named = 0;  // request ids this router made up
   std::uint64_t id_nonce = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) % 1000000007u;
   clock::time_point started = clock::now();
+  clock::time_point last_loss{};                  // when a worker last went away (lease missed, restart)
+  std::map<std::string, int> snapshot_retries;    // worker id -> snapshot asks that found no responder
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "router";
 };
@@ -86,6 +88,8 @@ kv::kv_router_core* core_for(router_state& st, const std::string& model, std::ui
 }
 
 void drop_worker(router_state& st, const std::string& id) {
+  st.last_loss = clock::now();
+  st.snapshot_retries.erase(id);
   auto m = st.model_of.find(id);
   if (m == st.model_of.end()) return;
   if (auto c = st.cores.find(m->second); c != st.cores.end()) c->second->remove_worker(id);
@@ -111,14 +115,20 @@ result<std::vector<msg::token_id>> prompt_tokens(const router_state& st, const m
   return std::vector<msg::token_id>{};
 }
 
-// True while a request that finds no worker should wait rather than fail: the
-// router just started (it has not heard a full lease period of heartbeats), or
-// workers it knows have not answered their probe yet.
-bool should_hold(const router_state& st) {
-  if (clock::now() - st.started < std::chrono::milliseconds(st.cfg.startup_wait_ms)) return true;
+// How long a request that finds no worker should wait rather than fail (0: fail now):
+// the router just started (it has not heard a full lease period of heartbeats),
+// workers it knows have not answered their probe yet, or a worker just went away
+// (a crash or a rolling update: it is likely restarting, so a short total outage
+// queues requests instead of failing them).
+std::chrono::milliseconds hold_for(const router_state& st) {
+  auto now = clock::now();
+  auto startup = std::chrono::milliseconds(st.cfg.startup_wait_ms);
+  auto outage = std::chrono::milliseconds(st.cfg.outage_wait_ms);
+  if (now - st.last_loss < outage) return std::max(outage, startup);
+  if (now - st.started < startup) return startup;
   for (const auto& [id, w] : st.workers.all())
-    if (!w.answered && !w.last.draining) return true;
-  return false;
+    if (!w.answered && !w.last.draining) return startup;
+  return std::chrono::milliseconds{0};
 }
 
 void on_generate(router_actor* self, transport::nats_message& m, bool held = false) {
@@ -146,9 +156,9 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
   }
   auto candidates = st.workers.eligible(req->model);
   if (candidates.empty()) {
-    if (!held && should_hold(st) && st.held.size() < st.cfg.max_held) {
-      st.held.push_back(
-          held_request{std::move(m), req->model, clock::now() + std::chrono::milliseconds(st.cfg.startup_wait_ms)});
+    auto wait = held ? std::chrono::milliseconds{0} : hold_for(st);
+    if (wait.count() > 0 && st.held.size() < st.cfg.max_held) {
+      st.held.push_back(held_request{std::move(m), req->model, clock::now() + wait});
       return;
     }
     reply_error(st, m, fmt, req->request_id, error{errc::unavailable, "no worker available"});
@@ -326,6 +336,20 @@ void on_kv_events(router_actor* self, transport::nats_message& m) {
 
 void on_snapshot_reply(router_actor* self, transport::nats_message& m) {
   auto& st = self->state;
+  if (m.no_responders) {
+    // The worker heartbeated before its snapshot subscription was up (or is restarting):
+    // ask again a little later, a few times, while it is still routable.
+    auto id = subjects::last_token(m.subject);
+    if (!st.model_of.count(id)) return;
+    int& tries = st.snapshot_retries[id];
+    if (++tries > 5) {
+      st.log->warn("worker {} never answered its KV snapshot request: routing without its cached blocks", id);
+      st.snapshot_retries.erase(id);
+      return;
+    }
+    self->delayed_send(self, std::chrono::milliseconds(50 << tries), snapshot_atom::value, id);
+    return;
+  }
   auto batch = msg::decode_auto<msg::kv_event_batch>(m.data, m.content_type, st.cfg.limits);
   if (!batch) {
     st.log->warn("bad KV snapshot: {}", batch.err().describe());
@@ -337,6 +361,7 @@ void on_snapshot_reply(router_actor* self, transport::nats_message& m) {
   }
   auto it = st.model_of.find(batch->worker_id);
   if (it == st.model_of.end()) return;
+  st.snapshot_retries.erase(batch->worker_id);
   st.cores.at(it->second)->on_snapshot(batch->worker_id, batch->seq, batch->events);
   st.log->info("worker {}: KV snapshot applied ({} events)", batch->worker_id, batch->events.size());
 }
@@ -370,6 +395,9 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
       [=](heartbeat_atom, transport::nats_message& m) { on_heartbeat(self, m); },
       [=](kv_events_atom, transport::nats_message& m) { on_kv_events(self, m); },
       [=](snapshot_atom, transport::nats_message& m) { on_snapshot_reply(self, m); },
+      [=](snapshot_atom, const std::string& worker_id) {
+        if (self->state.model_of.count(worker_id)) request_snapshot(self->state, worker_id);
+      },
       [=](route_notice_atom, transport::nats_message& m) { on_route_notice(self, m); },
       [=](prefill_atom, transport::nats_message& m) { on_prefill(self, m); },
       [=](status_atom, transport::nats_message& m) {

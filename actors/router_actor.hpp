@@ -16,7 +16,8 @@
 // by worker_registry; a worker gets work only after it answered a status
 // probe. A starting router asks every worker to heartbeat (roster) and holds
 // requests it cannot place yet for up to startup_wait_ms instead of failing
-// them. A request without request_id gets one ("<router id>-<n>").
+// them; after a worker goes away (lease missed, restart) it holds them for up
+// to outage_wait_ms, so a short total outage costs latency, not errors. A request without request_id gets one ("<router id>-<n>").
 // Must not touch: engines (except a tokenizer-only one), HTTP.
 // Thread-safety: an actor.
 #pragma once
@@ -47,6 +48,7 @@ struct router_config {
   msg::decode_limits limits;
   registry_limits registry;          // heartbeat checks (ns is set from `ns`)
   int startup_wait_ms = 3000;        // hold unplaceable requests this long after start or while workers are unverified (default 3 s)
+  int outage_wait_ms = 10000;        // ... and this long once a worker went away, while it may be restarting (default 10 s)
   std::size_t max_held = 10000;      // held requests at most; more get 503 at once (default 10000)
   // Turns prompts into tokens exactly as the workers do (mock: bytes). Null = mock.
   std::shared_ptr<const backends::engine> tokenizer;

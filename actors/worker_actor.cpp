@@ -593,7 +593,8 @@ caf::behavior worker_behavior(worker_actor* self, transport::nats_connection* co
   st.xfer = std::move(*xfer);
   st.prefill_inbox = std::move(prefill_inbox);
   st.incarnation = std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ now_ms();
-  self->send(self, heartbeat_atom::value);
+  // The first heartbeat comes from spawn_worker once every subscription is up: a router
+  // that hears it may route or ask for a snapshot at once.
   self->set_down_handler([](const caf::down_msg&) {});
   return {
       [=](generate_atom, transport::nats_message& m) { on_generate(self, m); },
@@ -730,6 +731,7 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
   }
   actor->attach_functor([keep]() mutable { keep->clear(); });
   conn.flush();
+  caf::anon_send(actor, heartbeat_atom::value);  // announces the worker: its subjects are live now
   return actor;
 }
 

@@ -66,6 +66,10 @@ int run_router(int argc, char** argv) {
   app.add_option("--policy", rc.policy, "random|round_robin|least_loaded|approx|dynamo|ttft")->capture_default_str();
   app.add_flag("--approximate", approximate, "route without KV events (assume routed = cached)");
   app.add_option("--seed", rc.seed, "policy RNG seed")->capture_default_str();
+  app.add_option("--startup-wait-ms", rc.startup_wait_ms, "after start, hold requests no worker can take this long")
+      ->capture_default_str();
+  app.add_option("--outage-wait-ms", rc.outage_wait_ms, "after a worker went away, hold requests no worker can take this long")
+      ->capture_default_str();
   app.add_option("--engine", eng.engine, "tokenize prompts like this engine: mock | native")->capture_default_str();
   app.add_option("--model", eng.model, "model folder whose tokenizer to use (native)");
   CLI11_PARSE(app, argc, argv);

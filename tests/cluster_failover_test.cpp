@@ -99,6 +99,63 @@ TEST(drain, sigterm_finishes_in_flight_work_and_new_work_goes_elsewhere) {
   EXPECT_EQ(b.wait_exit(10000), 0) << "a drained worker exits 0";
 }
 
+// Every worker gone at once (a crash, a rolling restart of a one-worker pool): a
+// request sent during the outage waits for the worker to come back instead of
+// failing with 503, through the HTTP front door.
+TEST(outage, a_request_during_a_total_outage_waits_for_the_restarted_worker) {
+  auto nats = ts::start_nats();
+  ASSERT_NE(nats, nullptr);
+  auto node = ts::start_cluster(nats->url(), {.workers = 0, .with_frontend = false});
+  ASSERT_NE(node, nullptr);
+  // The outage outlasts every ack timeout the frontend would spend attempts on (2 x 300 ms).
+  actors::frontend_config fc;
+  fc.ack_timeout_ms = 300;
+  fc.max_attempts = 2;
+  actors::http_options http;
+  http.host = "127.0.0.1";
+  http.port = 0;
+  ASSERT_TRUE(node->add_frontend(fc, http).ok());
+  auto w = std::make_unique<ts::yard_process>(worker_args(nats->url(), "ow0"));
+  ASSERT_TRUE(ts::eventually([&] { return node->live_workers() == 1; }));
+  w.reset();  // SIGKILL
+  ASSERT_TRUE(ts::eventually([&] { return node->live_workers() == 0; }, 5000));
+  // The client runs on its own thread; the worker restarts from this one (a child
+  // dies with the thread that forked it: PR_SET_PDEATHSIG).
+  int status = 0;
+  std::string text, raw;
+  std::thread client([&] {
+    httplib::Client cli("127.0.0.1", node->http_port());
+    cli.set_read_timeout(30, 0);
+    json body = {{"prompt", "outage"}, {"max_tokens", 6}};
+    auto res = cli.Post("/v1/completions", body.dump(), "application/json");
+    if (!res) return;
+    status = res->status;
+    raw = res->body;
+    auto j = json::parse(res->body, nullptr, false);
+    if (!j.is_discarded() && j.contains("choices")) text = j["choices"][0]["text"].get<std::string>();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  w = std::make_unique<ts::yard_process>(worker_args(nats->url(), "ow0"));
+  client.join();
+  EXPECT_EQ(status, 200) << raw;
+  EXPECT_EQ(text, expected_text("outage", 6)) << raw;
+}
+
+// A cluster that never had a worker still answers 503 (after the router's start-up wait), not a hang.
+TEST(outage, no_worker_ever_is_a_503) {
+  auto nats = ts::start_nats();
+  ASSERT_NE(nats, nullptr);
+  auto node = ts::start_cluster(nats->url(), {.workers = 0});
+  ASSERT_NE(node, nullptr);
+  httplib::Client cli("127.0.0.1", node->http_port());
+  cli.set_read_timeout(30, 0);
+  json body = {{"prompt", "nobody"}, {"max_tokens", 2}};
+  auto res = cli.Post("/v1/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503) << res->body;
+  EXPECT_NE(res->body.find("no worker available"), std::string::npos) << res->body;
+}
+
 TEST(nats_cluster, losing_one_of_three_servers_under_load_loses_no_request) {
   int p[3], c[3];
   for (int i = 0; i < 3; ++i) {
