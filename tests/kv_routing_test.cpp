@@ -236,4 +236,40 @@ TEST_F(kv_routing_late_router, learns_blocks_cached_before_it_started_from_join_
   EXPECT_EQ(n.cached_tokens, 512u);
 }
 
+// A worker that heartbeats before its snapshot subscription is up (an external
+// engine, a slow start) meets "no responders" on the router's first ask: the
+// router asks again rather than routing forever without that worker's blocks.
+TEST(kv_snapshot, an_unanswered_snapshot_ask_is_repeated) {
+  auto nats = ts::start_nats();
+  ASSERT_NE(nats, nullptr);
+  auto node = ts::start_cluster(nats->url(), {.workers = 0, .with_frontend = false});
+  ASSERT_NE(node, nullptr);
+  transport::nats_options no;
+  no.servers = {nats->url()};
+  auto conn = transport::nats_connection::connect(no);
+  ASSERT_TRUE(conn);
+  auto& c = **conn;
+  msg::heartbeat hb;
+  hb.instance_id = "late";
+  hb.component = "worker";
+  hb.role = "both";
+  hb.model = "mock";
+  hb.generate_subject = subjects::worker_generate("default", "late");
+  hb.lease_ms = 5000;
+  hb.incarnation = 42;
+  ASSERT_TRUE(c.publish(subjects::heartbeat("default", "late"), msg::encode(hb)).ok());
+  c.flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));  // the first ask has met no responder by now
+  std::atomic<int> asks{0};
+  auto sub = c.subscribe(subjects::kv_snapshot("default", "late"), [&](transport::nats_message m) {
+    asks++;
+    msg::kv_event_batch b;
+    b.worker_id = "late";
+    if (!m.reply.empty()) c.publish(m.reply, msg::encode(b));
+  });
+  ASSERT_TRUE(sub);
+  c.flush();
+  EXPECT_TRUE(ts::eventually([&] { return asks.load() > 0; }, 5000)) << "the router never asked again";
+}
+
 }  // namespace
