@@ -67,7 +67,10 @@ std::vector<std::shared_ptr<http_connection>> http_context::snapshot() {
 }
 
 http_connection::http_connection(tcp::socket socket, std::shared_ptr<http_context> ctx, bool rejected)
-    : stream_(std::move(socket)), ctx_(std::move(ctx)), deadline_(stream_.get_executor()), rejected_(rejected) {}
+    : ctx_(std::move(ctx)), deadline_(socket.get_executor()), rejected_(rejected) {
+  if (ctx_->tls) tls_.emplace(std::move(socket), *ctx_->tls);
+  else plain_.emplace(std::move(socket));
+}
 
 http_connection::~http_connection() {
   if (queue_) queue_->set_notify(nullptr);
@@ -81,7 +84,22 @@ http_connection::~http_connection() {
 void http_connection::start() {
   auto self = shared_from_this();
   if (!rejected_) ctx_->add(this, self);
-  net::dispatch(stream_.get_executor(), [self] {
+  net::dispatch(tcp_layer().get_executor(), [self] {
+    if (!self->tls_) return self->begin();
+    self->tcp_layer().expires_after(std::chrono::milliseconds(self->ctx_->opts.header_timeout_ms));
+    self->tls_->async_handshake(net::ssl::stream_base::server, [self](beast::error_code ec) {
+      if (ec) {
+        self->ctx_->log->debug("TLS handshake failed: {}", ec.message());
+        return self->close();
+      }
+      self->begin();
+    });
+  });
+}
+
+void http_connection::begin() {
+  auto self = shared_from_this();
+  {
     if (self->rejected_) {
       self->ctx_->metrics->connections_rejected_total++;
       self->keep_alive_ = false;
@@ -91,17 +109,17 @@ void http_connection::start() {
       return;
     }
     self->read_request(true);
-  });
+  }
 }
 
 void http_connection::drain() {
-  net::post(stream_.get_executor(), [self = shared_from_this()] {
+  net::post(tcp_layer().get_executor(), [self = shared_from_this()] {
     if (self->idle_) self->close();
   });
 }
 
 void http_connection::close_now() {
-  net::post(stream_.get_executor(), [self = shared_from_this()] {
+  net::post(tcp_layer().get_executor(), [self = shared_from_this()] {
     if (self->active_) {
       caf::anon_send(self->ctx_->frontend, cancel_atom::value, self->id_);
       self->end_request();
@@ -122,18 +140,22 @@ void http_connection::read_request(bool first) {
   if (first || buf_.size() > 0) return read_header();
   // Keep-alive: wait (idle timeout) for the next request's first bytes; from
   // then on the header timeout applies.
-  stream_.expires_after(std::chrono::milliseconds(ctx_->opts.idle_timeout_ms));
-  stream_.async_read_some(buf_.prepare(512), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-    if (ec) return self->close();
-    self->buf_.commit(n);
-    self->read_header();
+  tcp_layer().expires_after(std::chrono::milliseconds(ctx_->opts.idle_timeout_ms));
+  with_stream([&](auto& s) {
+    s.async_read_some(buf_.prepare(512), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      if (ec) return self->close();
+      self->buf_.commit(n);
+      self->read_header();
+    });
   });
 }
 
 void http_connection::read_header() {
-  stream_.expires_after(std::chrono::milliseconds(ctx_->opts.header_timeout_ms));
-  bhttp::async_read_header(stream_, buf_, *parser_,
-                           [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  tcp_layer().expires_after(std::chrono::milliseconds(ctx_->opts.header_timeout_ms));
+  with_stream([&](auto& s) {
+    bhttp::async_read_header(s, buf_, *parser_,
+                             [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  });
 }
 
 void http_connection::on_header(beast::error_code ec) {
@@ -150,7 +172,9 @@ void http_connection::on_header(beast::error_code ec) {
     std::string what = len ? "request body of " + std::to_string(*len) + " bytes" : "request body";
     return respond_error(errc::payload_too_large, what + " exceeds the limit of " + std::to_string(max_body));
   }
-  bhttp::async_read(stream_, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
+  with_stream([&](auto& s) {
+    bhttp::async_read(s, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
+  });
 }
 
 void http_connection::on_body(beast::error_code ec) {
@@ -161,7 +185,7 @@ void http_connection::on_body(beast::error_code ec) {
   }
   if (is_malformed(ec)) return reject_malformed(ec);
   if (ec) return close();
-  stream_.expires_never();
+  tcp_layer().expires_never();
   idle_ = false;
   route();
 }
@@ -181,6 +205,16 @@ void http_connection::route() {
   if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
   auto method = req.method();
   std::string method_name(req.method_string());
+  api_key_.clear();
+  if (ctx_->opts.tenants) {
+    // OpenAI SDKs send "Authorization: Bearer KEY"; Azure-style clients "api-key: KEY".
+    auto auth = req[bhttp::field::authorization];
+    if (auth.size() > 7 && beast::iequals(auth.substr(0, 7), "Bearer ")) api_key_ = std::string(auth.substr(7));
+    else if (auto k = req["api-key"]; !k.empty()) api_key_ = std::string(k);
+    else if (auto x = req["x-api-key"]; !x.empty()) api_key_ = std::string(x);
+    while (!api_key_.empty() && (api_key_.back() == ' ' || api_key_.back() == '\t')) api_key_.pop_back();
+    while (!api_key_.empty() && (api_key_.front() == ' ' || api_key_.front() == '\t')) api_key_.erase(0, 1);
+  }
   body_ = std::move(req.body());
   parser_.reset();  // an open stream keeps no parser
   auto& view = *ctx_->view;
@@ -194,7 +228,13 @@ void http_connection::route() {
     render_worker_metrics(body, view.workers());
     return respond(200, "text/plain; version=0.0.4", body);
   }
-  if (method == bhttp::verb::get && target == "/v1/models") return respond(200, "application/json", openai::models_body(view.models(), unix_now()));
+  if (target.rfind("/v1/", 0) == 0 && !authenticate()) return;
+  if (method == bhttp::verb::get && target == "/v1/models") {
+    auto models = view.models();
+    if (tenant_) std::erase_if(models, [&](const std::string& m) { return !tenant_->allows(m); });
+    tenant_ = nullptr;
+    return respond(200, "application/json", openai::models_body(models, unix_now()));
+  }
   if (method == bhttp::verb::post && target == "/v1/completions") return serve_generate(openai::endpoint::completions);
   if (method == bhttp::verb::post && target == "/v1/chat/completions") return serve_generate(openai::endpoint::chat);
   respond_error(errc::not_found, "no route for " + method_name + " " + target);
@@ -222,6 +262,20 @@ void http_connection::serve_generate(openai::endpoint ep) {
   if (gen.model.empty()) gen.model = dflt.empty() && !models.empty() ? models.front() : dflt;
   if (!models.empty() && std::find(models.begin(), models.end(), gen.model) == models.end())
     return respond_error(errc::not_found, "model '" + gen.model + "' does not exist");
+  if (tenant_) {
+    // A model the tenant may not use looks like one that does not exist (as OpenAI answers).
+    if (!tenant_->allows(gen.model)) return respond_error(errc::not_found, "model '" + gen.model + "' does not exist");
+    std::chrono::milliseconds wait{0};
+    if (auto ok = ctx_->opts.tenants->admit(*tenant_, std::chrono::steady_clock::now(), wait); !ok) {
+      auto secs = std::max<std::int64_t>(1, (wait.count() + 999) / 1000);
+      extra_headers_ += fmt::format("Retry-After: {}\r\n", secs);
+      return respond_error(ok.err().code, ok.err().message + "; retry after " + std::to_string(secs) + " s");
+    }
+    // The tenant is bound here, whatever the body says: its salt keeps its prefix blocks its own.
+    gen.tenant = tenant_->name;
+    gen.cache_salt = tenant_table::salt_for(*tenant_, gen.cache_salt);
+    gen.priority = tenant_->priority;
+  }
   active_ = true;
   got_first_ = false;
   stream_mode_ = gen.stream;
@@ -233,7 +287,7 @@ void http_connection::serve_generate(openai::endpoint ep) {
   render_ = std::make_shared<openai::response_renderer>(ep, id, model_, created_, render_opts);
   queue_ = std::make_shared<chunk_queue>();
   // The frontend actor's push posts a drain here; ctx_ keeps the io_context alive for it.
-  queue_->set_notify([w = weak_from_this(), ctx = ctx_, ex = stream_.get_executor()] {
+  queue_->set_notify([w = weak_from_this(), ctx = ctx_, ex = tcp_layer().get_executor()] {
     net::post(ex, [w] {
       if (auto self = w.lock()) self->on_chunks();
     });
@@ -267,6 +321,8 @@ void http_connection::handle_chunk(msg::token_chunk& c) {
       write(response_head(200, "text/event-stream", keep_alive_) + "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n");
   }
   bool last = c.finish_reason.has_value() || c.error.has_value();
+  if (last) account_tenant(c.error ? openai::http_status_for(static_cast<errc>(c.error->code)) : 200,
+                          c.usage_info ? &*c.usage_info : nullptr);
   if (!stream_mode_) {
     if (c.error) {
       end_request();
@@ -294,6 +350,7 @@ void http_connection::on_deadline() {
   if (!active_) return;
   caf::anon_send(ctx_->frontend, cancel_atom::value, id_);
   bool headers_sent = got_first_ && stream_mode_;
+  if (headers_sent) account_tenant(504, nullptr);
   end_request();
   if (headers_sent) return close();
   respond_error(errc::timeout, "no response from the cluster in time");
@@ -311,9 +368,41 @@ void http_connection::end_request() {
 
 // --- writing -------------------------------------------------------------------
 
+bool http_connection::authenticate() {
+  tenant_ = nullptr;
+  if (!ctx_->opts.tenants) return true;
+  if (api_key_.empty()) {
+    extra_headers_ += "WWW-Authenticate: Bearer\r\n";
+    respond_error(errc::unauthorized, "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.");
+    return false;
+  }
+  tenant_ = ctx_->opts.tenants->authenticate(api_key_);
+  if (tenant_ == nullptr) {
+    ctx_->log->info("401: an unknown API key");
+    extra_headers_ += "WWW-Authenticate: Bearer\r\n";
+    respond_error(errc::unauthorized, "Incorrect API key provided.");
+    return false;
+  }
+  return true;
+}
+
+void http_connection::account_tenant(int http_status, const msg::usage* usage) {
+  if (!tenant_) return;
+  auto& m = *ctx_->metrics;
+  m.count_tenant_request(tenant_->name, http_status);
+  if (usage) {
+    m.count_tenant_tokens(tenant_->name, usage->prompt_tokens, usage->completion_tokens);
+    ctx_->opts.tenants->charge_tokens(*tenant_, std::uint64_t{usage->prompt_tokens} + usage->completion_tokens,
+                                      std::chrono::steady_clock::now());
+  }
+  tenant_ = nullptr;
+}
+
 void http_connection::respond(int status, const char* content_type, const std::string& body) {
   if (ctx_->draining) keep_alive_ = false;
   auto out = response_head(status, content_type, keep_alive_);
+  out += extra_headers_;
+  extra_headers_.clear();
   out += fmt::format("Content-Length: {}\r\n\r\n", body.size());
   out += body;
   response_done_ = true;
@@ -323,6 +412,7 @@ void http_connection::respond(int status, const char* content_type, const std::s
 void http_connection::respond_error(errc code, const std::string& message) {
   int st = openai::http_status_for(code);
   ctx_->metrics->count_error(st);
+  account_tenant(st, nullptr);
   respond(st, "application/json", openai::error_body(code, message));
 }
 
@@ -334,8 +424,14 @@ void http_connection::write(std::string bytes) {
   }
   out_ = std::move(bytes);
   writing_ = true;
-  stream_.expires_after(write_timeout);  // a client that stops reading is dropped
-  net::async_write(stream_, net::buffer(out_), [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_written(ec); });
+  tcp_layer().expires_after(write_timeout);  // a client that stops reading is dropped
+  start_write();
+}
+
+void http_connection::start_write() {
+  with_stream([&](auto& s) {
+    net::async_write(s, net::buffer(out_), [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_written(ec); });
+  });
 }
 
 void http_connection::on_written(beast::error_code ec) {
@@ -344,13 +440,13 @@ void http_connection::on_written(beast::error_code ec) {
     if (active_) return on_client_gone();
     return close();
   }
-  stream_.expires_never();
+  tcp_layer().expires_never();
   if (!pending_.empty()) {
     out_.swap(pending_);
     std::string().swap(pending_);
     writing_ = true;
-    stream_.expires_after(write_timeout);
-    net::async_write(stream_, net::buffer(out_), [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_written(ec); });
+    tcp_layer().expires_after(write_timeout);
+    start_write();
     return;
   }
   std::string().swap(out_);
@@ -363,7 +459,7 @@ void http_connection::after_response() {
     // The disconnect watch still owns the read side: cancel it, continue in on_watch.
     resume_after_watch_ = true;
     beast::error_code ignored;
-    stream_.socket().cancel(ignored);
+    tcp_layer().socket().cancel(ignored);
     return;
   }
   read_request(false);  // or a graceful close when not keep-alive
@@ -374,9 +470,10 @@ void http_connection::after_response() {
 void http_connection::watch_client() {
   if (watching_ || closed_ || buf_.size() >= pipelined_limit) return;
   watching_ = true;
-  stream_.socket().async_read_some(buf_.prepare(512), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-    self->on_watch(ec, n);
-  });
+  // Through the TLS layer when there is one (a raw read would eat encrypted bytes).
+  auto on_read = [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_watch(ec, n); };
+  if (tls_) tls_->async_read_some(buf_.prepare(512), std::move(on_read));
+  else plain_->socket().async_read_some(buf_.prepare(512), std::move(on_read));
 }
 
 void http_connection::on_watch(beast::error_code ec, std::size_t n) {
@@ -396,6 +493,7 @@ void http_connection::on_client_gone() {
   if (active_) {
     ctx_->log->info("client of {} went away: cancelling", id_);
     ctx_->metrics->client_disconnects_total++;
+    account_tenant(499, nullptr);
     caf::anon_send(ctx_->frontend, cancel_atom::value, id_);
     end_request();
   }
@@ -408,17 +506,18 @@ void http_connection::graceful_close() {
   if (closed_ || lingering_) return;
   // Half-close, then read until the client closes too (bounded), so unread
   // request bytes do not turn our last response into a reset.
+  if (tls_) return close();  // TLS records frame every response: nothing to linger for
   lingering_ = true;
   idle_ = true;
   beast::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream_.expires_after(linger_timeout);
+  tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
+  tcp_layer().expires_after(linger_timeout);
   linger();
 }
 
 void http_connection::linger() {
   buf_.consume(buf_.size());
-  stream_.async_read_some(buf_.prepare(512), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+  tcp_layer().async_read_some(buf_.prepare(512), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
     if (ec) return self->close();
     self->buf_.commit(n);
     self->linger();
@@ -431,8 +530,8 @@ void http_connection::close() {
   idle_ = false;
   deadline_.cancel();
   beast::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  stream_.close();
+  tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
+  tcp_layer().close();
 }
 
 }  // namespace yard::actors

@@ -9,6 +9,8 @@
 // cancels the request on the frontend actor (streamed and non-streamed alike).
 // Also the shared http_context (options, handles, registry of connections).
 // Must not touch: NATS (through the frontend actor only), the acceptor.
+// With TLS (--tls-cert/--tls-key) the same runs over a Beast ssl_stream after
+// a server handshake bounded by the header timeout.
 // Thread-safety: every member function runs on the connection's strand,
 // except drain()/close_now(), which post there; http_context is thread-safe.
 #pragma once
@@ -23,9 +25,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <caf/actor.hpp>
@@ -47,6 +51,7 @@ struct http_context {
   std::shared_ptr<cluster_view> view;
   std::shared_ptr<spdlog::logger> log;
   boost::asio::io_context ioc;
+  std::optional<boost::asio::ssl::context> tls;  // HTTPS: every connection handshakes first
   std::atomic<std::uint64_t> next_id{0};
   std::atomic<bool> draining{false};  // stop() began: no new requests, close when idle
   std::atomic<std::size_t> open{0};   // registered (non-rejected) connections
@@ -75,6 +80,13 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   void close_now();
 
  private:
+  void begin();  // after the TLS handshake (or at once): the first request, or the over-cap 503
+  // The byte stream: TLS over TCP, or TCP. f gets whichever this connection has.
+  template <class F> void with_stream(F&& f) {
+    if (tls_) f(*tls_);
+    else f(*plain_);
+  }
+  boost::beast::tcp_stream& tcp_layer() { return tls_ ? boost::beast::get_lowest_layer(*tls_) : *plain_; }
   void read_request(bool first);
   void read_header();
   void on_header(boost::beast::error_code ec);
@@ -88,7 +100,12 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   void end_request();
   void respond(int status, const char* content_type, const std::string& body);
   void respond_error(errc code, const std::string& message);
+  // With API keys on: the tenant of this request's key, or a 401 sent (false).
+  bool authenticate();
+  // The tenant's verdict on a request that ended with this status (metrics, token budget).
+  void account_tenant(int http_status, const msg::usage* usage);
   void write(std::string bytes);
+  void start_write();
   void on_written(boost::beast::error_code ec);
   void after_response();
   void watch_client();
@@ -98,7 +115,8 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   void linger();
   void close();
 
-  boost::beast::tcp_stream stream_;
+  std::optional<boost::beast::tcp_stream> plain_;
+  std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls_;
   std::shared_ptr<http_context> ctx_;
   boost::beast::flat_buffer buf_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
@@ -113,6 +131,9 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   bool watching_ = false;          // the disconnect watch read is pending
   bool resume_after_watch_ = false;  // read the next request once the watch read returns
   std::string out_, pending_;   // bytes being written / queued behind them
+  std::string extra_headers_;   // added to the next response head ("Name: value\r\n" lines)
+  std::string api_key_;         // the key this request presented ("" = none)
+  const tenant* tenant_ = nullptr;  // its tenant (API keys on), until the request is accounted
 
   // The generate request in flight (active_), if any.
   bool active_ = false;

@@ -84,9 +84,22 @@ status http_server::start() {
   ctx->metrics = metrics_;
   ctx->view = view_;
   ctx->log = log;
-  ctx->next_id = std::random_device{}() & 0xffffff;
-  auto im = std::make_shared<impl>(ctx);
   boost::system::error_code ec;
+  ctx->next_id = std::random_device{}() & 0xffffff;
+  if (!opts_.tls_cert_file.empty() || !opts_.tls_key_file.empty()) {
+    if (opts_.tls_cert_file.empty() || opts_.tls_key_file.empty())
+      return make_error(errc::bad_request, "HTTPS needs both a certificate (--tls-cert) and a key (--tls-key)");
+    ctx->tls.emplace(net::ssl::context::tls_server);
+    auto& tls = *ctx->tls;
+    // TLS 1.2+ only; the certificate file may hold a chain.
+    tls.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 | net::ssl::context::no_sslv3 |
+                    net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+    tls.use_certificate_chain_file(opts_.tls_cert_file, ec);
+    if (ec) return make_error(errc::bad_request, "TLS certificate " + opts_.tls_cert_file + ": " + ec.message());
+    tls.use_private_key_file(opts_.tls_key_file, net::ssl::context::pem, ec);
+    if (ec) return make_error(errc::bad_request, "TLS key " + opts_.tls_key_file + ": " + ec.message());
+  }
+  auto im = std::make_shared<impl>(ctx);
   auto addr = net::ip::make_address(opts_.host, ec);
   if (ec) return make_error(errc::bad_request, "bad HTTP listen address '" + opts_.host + "': " + ec.message());
   tcp::endpoint ep(addr, static_cast<unsigned short>(opts_.port));
@@ -100,8 +113,8 @@ status http_server::start() {
   im->accept();
   for (int i = 0; i < std::max(1, opts_.io_threads); ++i) im->threads.emplace_back([ctx] { ctx->ioc.run(); });
   impl_ = std::move(im);
-  log->info("OpenAI-compatible API on http://{}:{}/v1 ({} I/O threads, at most {} connections)", opts_.host, port_,
-            opts_.io_threads, opts_.max_connections);
+  log->info("OpenAI-compatible API on {}://{}:{}/v1 ({} I/O threads, at most {} connections{})", ctx->tls ? "https" : "http",
+            opts_.host, port_, opts_.io_threads, opts_.max_connections, opts_.tenants ? ", API keys required" : "");
   return status::success();
 }
 

@@ -20,6 +20,7 @@
 
 #include "actors/frontend_actor.hpp"
 #include "actors/metrics.hpp"
+#include "actors/tenant_table.hpp"
 
 namespace yard::actors {
 
@@ -35,6 +36,12 @@ struct http_options {
   int request_timeout_ms = 600000;     // whole-request limit (default 10 min)
   std::string default_model;           // used when a request names none (default: first served)
   std::string id_prefix = "cmpl";      // response id prefix
+  // API keys (--api-keys FILE): when set, every /v1/ request needs a known key
+  // (Authorization: Bearer KEY, or an api-key / x-api-key header); null = open.
+  std::shared_ptr<tenant_table> tenants;
+  // HTTPS (--tls-cert / --tls-key, PEM): both set = every connection is TLS.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class http_server {

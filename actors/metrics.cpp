@@ -35,8 +35,34 @@ void frontend_metrics::count_error(int http_status) {
   errors_by_status_[http_status]++;
 }
 
+void frontend_metrics::count_tenant_request(const std::string& tenant, int http_status) {
+  std::lock_guard<std::mutex> lock(errors_mu_);
+  tenants_[tenant].requests_by_status[http_status]++;
+}
+
+void frontend_metrics::count_tenant_tokens(const std::string& tenant, std::uint64_t prompt, std::uint64_t completion) {
+  std::lock_guard<std::mutex> lock(errors_mu_);
+  auto& t = tenants_[tenant];
+  t.prompt_tokens += prompt;
+  t.completion_tokens += completion;
+}
+
 std::string frontend_metrics::render() const {
   std::string out;
+  {
+    std::lock_guard<std::mutex> lock(errors_mu_);
+    if (!tenants_.empty()) {
+      out += "# HELP yard_tenant_requests_total Generate requests by API-key tenant and HTTP status.\n# TYPE yard_tenant_requests_total counter\n";
+      for (const auto& [name, t] : tenants_)
+        for (const auto& [st, n] : t.requests_by_status)
+          out += fmt::format("yard_tenant_requests_total{{tenant=\"{}\",status=\"{}\"}} {}\n", name, st, n);
+      out += "# HELP yard_tenant_tokens_total Tokens by API-key tenant (prompt, completion).\n# TYPE yard_tenant_tokens_total counter\n";
+      for (const auto& [name, t] : tenants_) {
+        out += fmt::format("yard_tenant_tokens_total{{tenant=\"{}\",kind=\"prompt\"}} {}\n", name, t.prompt_tokens);
+        out += fmt::format("yard_tenant_tokens_total{{tenant=\"{}\",kind=\"completion\"}} {}\n", name, t.completion_tokens);
+      }
+    }
+  }
   out += fmt::format("# HELP yard_requests_total Requests received by the frontend.\n# TYPE yard_requests_total counter\nyard_requests_total {}\n",
                      requests_total.load());
   out += "# HELP yard_request_errors_total Requests answered with an error, by HTTP status.\n# TYPE yard_request_errors_total counter\n";

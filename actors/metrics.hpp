@@ -47,11 +47,19 @@ struct frontend_metrics {
   histogram e2e{{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
 
   void count_error(int http_status);
+  // Per-tenant request and token counters (labels tenant, status / kind), when API keys are on.
+  void count_tenant_request(const std::string& tenant, int http_status);
+  void count_tenant_tokens(const std::string& tenant, std::uint64_t prompt, std::uint64_t completion);
   std::string render() const;
 
  private:
+  struct tenant_counters {
+    std::map<int, std::uint64_t> requests_by_status;
+    std::uint64_t prompt_tokens = 0, completion_tokens = 0;
+  };
   mutable std::mutex errors_mu_;
   std::map<int, std::uint64_t> errors_by_status_;
+  std::map<std::string, tenant_counters> tenants_;  // under errors_mu_
 };
 
 // One worker as the frontend last heard of it (its heartbeat's load report).

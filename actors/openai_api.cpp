@@ -8,6 +8,8 @@ using nlohmann::json;
 int http_status_for(errc code) {
   switch (code) {
     case errc::bad_request: return 400;
+    case errc::unauthorized: return 401;
+    case errc::rate_limited: return 429;
     case errc::not_found: return 404;
     case errc::timeout: return 504;
     case errc::conflict: return 409;
@@ -38,8 +40,17 @@ std::string error_body(errc code, const std::string& message) {
   if (code == errc::bad_request || code == errc::payload_too_large || code == errc::conflict) type = "invalid_request_error";
   else if (code == errc::not_found) type = "not_found_error";
   else if (code == errc::unavailable) type = "service_unavailable";
+  std::string code_name(to_string(code));
+  // OpenAI's own codes where clients look for them.
+  if (code == errc::unauthorized) {
+    type = "invalid_request_error";
+    code_name = "invalid_api_key";
+  } else if (code == errc::rate_limited) {
+    type = "rate_limit_error";
+    code_name = "rate_limit_exceeded";
+  }
   json param = code == errc::bad_request ? param_of(message) : json(nullptr);
-  json e = {{"error", {{"message", message}, {"type", type}, {"param", param}, {"code", std::string(to_string(code))}}}};
+  json e = {{"error", {{"message", message}, {"type", type}, {"param", param}, {"code", code_name}}}};
   return e.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

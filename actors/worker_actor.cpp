@@ -482,6 +482,7 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
   er.stop_token_ids = req->stop_token_ids;
   er.stop = req->stop;
   er.cache_salt = req->cache_salt;
+  er.priority = req->priority;
   if (st.streams.count(key)) {
     reply_error(st, m.reply, fmt, req->request_id, 0, error{errc::conflict, "request id already running here"});
     return;

@@ -37,6 +37,7 @@ struct engine_request {
   std::vector<token_id> stop_token_ids;
   std::vector<std::string> stop;         // stop strings
   std::optional<std::string> cache_salt; // seeds the block-hash chain
+  std::int32_t priority = 0;             // higher is admitted first when requests wait (default 0)
 };
 
 struct sequence_output {

@@ -98,13 +98,15 @@ int run_frontend(int argc, char** argv) {
   actors::http_options http;
   cluster::add_process_flags(app, proc, true);
   app.add_option("--id", fc.id, "frontend instance id")->capture_default_str();
-  cluster::add_http_flags(app, http);
+  cluster::http_flag_state http_st;
+  cluster::add_http_flags(app, http, http_st);
   app.add_option("--stream-timeout-ms", fc.stream_timeout_ms, "silence before a stream is migrated")->capture_default_str();
   app.add_option("--max-attempts", fc.max_attempts, "dispatches per request, first included")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   cluster::finish_process_options(proc, "yard-frontend-" + fc.id);
   fc.ns = proc.ns;
   auto log = component_logger("frontend");
+  if (auto s = cluster::finish_http_flags(http, http_st); !s) return fail(log, "frontend", s.err());
   auto rt = cluster::node_runtime::create(proc.nats);
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto s = (*rt)->add_frontend(fc, http); !s) return fail(log, "frontend", s.err());

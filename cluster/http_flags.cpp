@@ -1,10 +1,13 @@
 #include "cluster/http_flags.hpp"
 
+#include "common/log.hpp"
+
 namespace yard::cluster {
 
-void add_http_flags(CLI::App& app, actors::http_options& http) {
+void add_http_flags(CLI::App& app, actors::http_options& http, http_flag_state& st) {
   app.add_option("--http-port", http.port, "OpenAI API port (0 = any free port)")->capture_default_str();
-  app.add_option("--http-host", http.host, "OpenAI API listen address (0.0.0.0 = every interface)")->capture_default_str();
+  st.host = app.add_option("--http-host", http.host,
+                           "OpenAI API listen address (default 127.0.0.1; 0.0.0.0 when --api-keys is given)");
   app.add_option("--max-body-bytes", http.max_body_bytes, "larger request bodies get 413")->capture_default_str();
   app.add_option("--http-io-threads", http.io_threads, "I/O threads serving every HTTP connection")
       ->check(CLI::Range(1, 256))->capture_default_str();
@@ -16,6 +19,26 @@ void add_http_flags(CLI::App& app, actors::http_options& http) {
       ->check(CLI::Range(1, 86400000))->capture_default_str();
   app.add_option("--http-drain-timeout-ms", http.drain_timeout_ms, "on stop, open requests may finish for this long")
       ->check(CLI::Range(0, 3600000))->capture_default_str();
+  app.add_option("--api-keys", st.api_keys_file,
+                 "API key file (TOML or JSON: sha256(key) -> tenant; tenants' models, rate limits, priority); "
+                 "every /v1/ request then needs a key")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-cert", http.tls_cert_file, "serve HTTPS with this PEM certificate (chain) file")->check(CLI::ExistingFile);
+  app.add_option("--tls-key", http.tls_key_file, "... and this PEM private key file")->check(CLI::ExistingFile);
+}
+
+status finish_http_flags(actors::http_options& http, const http_flag_state& st) {
+  if (!st.api_keys_file.empty()) {
+    auto t = actors::tenant_table::load(st.api_keys_file);
+    if (!t) return t.err();
+    http.tenants = std::move(*t);
+    component_logger("http")->info("API keys on: {} keys of {} tenants from {}", http.tenants->keys(),
+                                   http.tenants->tenant_names().size(), st.api_keys_file);
+    if (st.host == nullptr || st.host->count() == 0) http.host = "0.0.0.0";
+  }
+  if (http.tls_cert_file.empty() != http.tls_key_file.empty())
+    return make_error(errc::bad_request, "--tls-cert and --tls-key go together");
+  return status::success();
 }
 
 }  // namespace yard::cluster

@@ -114,13 +114,18 @@ int run_up(int argc, char** argv) {
   kv::policy_config policy_cfg;
   kv::add_router_policy_flags(app, policy_cfg);
   app.add_option("--nats-port", nats_port, "port for the embedded nats-server (0 = a free port)")->capture_default_str();
-  cluster::add_http_flags(app, http);
+  cluster::http_flag_state http_st;
+  cluster::add_http_flags(app, http, http_st);
   app.add_option("--router-policy", policy, "random|round_robin|least_loaded|approx|dynamo|ttft")->capture_default_str();
   app.add_flag("--router-approximate", approximate, "route without KV events (assume routed = cached)");
   app.add_option("--ready-timeout", ready_timeout_s, "seconds to wait for the workers to register")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   cluster::finish_process_options(proc, "yard-up");
   auto log = component_logger("up");
+  if (auto s = cluster::finish_http_flags(http, http_st); !s) {
+    log->error("{}", s.err().describe());
+    return 2;
+  }
 
   std::vector<std::string> worker_ids;
   for (int i = 0; i < workers + prefill_workers; ++i)

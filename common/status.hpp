@@ -18,10 +18,12 @@ namespace yard {
 enum class errc : int {
   ok = 0,
   bad_request = 400,        // malformed body, missing/invalid field
+  unauthorized = 401,       // no or a wrong API key
   not_found = 404,          // unknown model, subject or endpoint
   timeout = 408,            // a peer or stream did not answer in time
   conflict = 409,           // duplicate id or out-of-order sequence
   payload_too_large = 413,  // body over the configured limit
+  rate_limited = 429,       // a tenant's request or token budget is spent for now
   cancelled = 499,          // the client went away
   internal = 500,           // a bug or an unexpected state
   unavailable = 503,        // no worker, NATS down, peer dead
@@ -87,7 +89,9 @@ inline std::string_view to_string(errc code) {
   switch (code) {
     case errc::ok: return "ok";
     case errc::bad_request: return "bad_request";
+    case errc::unauthorized: return "unauthorized";
     case errc::not_found: return "not_found";
+    case errc::rate_limited: return "rate_limited";
     case errc::timeout: return "timeout";
     case errc::conflict: return "conflict";
     case errc::payload_too_large: return "payload_too_large";

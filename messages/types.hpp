@@ -87,6 +87,7 @@ struct generate_request {
   std::uint32_t max_tokens = 0;
   bool stream = true;                      // stream chunks (default true)
   std::optional<std::string> tenant;       // tenant id, for accounting
+  std::int32_t priority = 0;               // higher is admitted first on a busy worker (API-key tenants; default 0)
   std::optional<std::string> cache_salt;   // isolates prefix-cache blocks
   // Tokens already delivered to the client by an earlier attempt (request
   // migration): the worker continues after them without re-sending them.
@@ -105,6 +106,7 @@ template <class V> void describe(V& v, generate_request& x) {
   v.opt("max_tokens", x.max_tokens);
   v.opt("stream", x.stream);
   v.opt("tenant", x.tenant);
+  v.opt("priority", x.priority);
   v.opt("cache_salt", x.cache_salt);
   v.opt("resume_tokens", x.resume_tokens);
   v.opt("attempt", x.attempt);

@@ -212,6 +212,7 @@ status mock_engine::add_request_prehashed(engine_request req, std::vector<kv::bl
   const auto min_tokens = req.sampling.min_tokens;
   spec.stop_token_ids = std::move(req.stop_token_ids);
   spec.cache_salt = std::move(req.cache_salt);
+  spec.priority = req.priority;
   spec.sampling = req.sampling;
   spec.block_hashes = std::move(prompt_hashes);
   auto r = sched_->add(std::move(spec));

@@ -130,6 +130,7 @@ status native_engine::add_request(engine_request req) {
   s.stop_token_ids = req.stop_token_ids;
   s.stop_token_ids.insert(s.stop_token_ids.end(), eos_ids_.begin(), eos_ids_.end());
   s.cache_salt = req.cache_salt;
+  s.priority = req.priority;
   s.sampling = req.sampling;
   if (!s.sampling.seed && s.sampling.temperature > 0) {  // engine-chosen seed
     seed_counter_ = seed_counter_ * 6364136223846793005ULL + 1442695040888963407ULL;

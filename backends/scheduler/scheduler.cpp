@@ -48,7 +48,12 @@ result<std::uint64_t> scheduler::add(sequence_spec spec) {
   auto id = s->id;
   by_request_[s->spec.request_id] = id;
   if (s->pending_finish) pending_finish_.push_back(s.get());
-  else waiting_.push_back(s.get());
+  else {
+    // Behind every waiting sequence of the same or a higher priority (FCFS within a priority).
+    auto p = s->spec.priority;
+    auto at = std::find_if(waiting_.begin(), waiting_.end(), [p](const auto* w) { return w->spec.priority < p; });
+    waiting_.insert(at, s.get());
+  }
   seqs_.emplace(id, std::move(s));
   return id;
 }

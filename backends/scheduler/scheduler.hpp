@@ -10,7 +10,7 @@
 // Must not touch: tokenization, stop strings, timing (the executor's job).
 // Thread-safety: not thread-safe; one owner.
 //
-// Policy (FCFS, like vLLM v1): running sequences are scheduled first, in
+// Policy (FCFS within a priority, like vLLM v1; a higher `priority` waits ahead of lower ones): running sequences are scheduled first, in
 // admission order (a decode costs 1 token of budget, an unfinished prefill
 // takes what the budget allows); if blocks run out the most recently admitted
 // running sequence is preempted (blocks released, re-queued at the front of
@@ -50,6 +50,7 @@ struct sequence_spec {
   std::uint32_t max_output_tokens = 16;  // output budget, resume tokens included; 0 = until max_model_len
   std::vector<token_id> stop_token_ids;
   std::optional<std::string> cache_salt;
+  std::int32_t priority = 0;             // waiting order: higher first, FCFS within a priority
   msg::sampling_params sampling;
   std::vector<kv::block_hash> block_hashes;  // optional: precomputed hashes of full blocks of `tokens`
   std::uint64_t user_tag = 0;            // passed through to the executor

@@ -78,6 +78,29 @@ TEST(scheduler, max_num_seqs_limits_running) {
   for (const auto& p : ex.plans) EXPECT_LE(p.seqs.size(), 2u);
 }
 
+// A tenant's priority orders the waiting queue: higher first, FCFS within one.
+TEST(scheduler, higher_priority_waits_ahead_fcfs_within_a_priority) {
+  scheduler_config c;
+  c.max_num_seqs = 1;
+  scheduler s(c, pool(100));
+  recording_executor ex;
+  auto add = [&](const std::string& id, std::int32_t prio) {
+    auto sp = spec(id, 4, 1);
+    sp.priority = prio;
+    ASSERT_TRUE(s.add(std::move(sp)).ok());
+  };
+  add("low-a", 0);
+  add("low-b", 0);
+  add("high-a", 5);
+  add("mid", 1);
+  add("high-b", 5);
+  std::vector<std::string> order;
+  for (int i = 0; i < 20 && order.size() < 5; ++i)
+    for (const auto& u : s.step(ex).updates)
+      if (u.finish_reason) order.push_back(u.request_id);
+  EXPECT_EQ(order, (std::vector<std::string>{"high-a", "high-b", "mid", "low-a", "low-b"}));
+}
+
 TEST(scheduler, chunked_prefill_respects_token_budget) {
   scheduler_config c;
   c.max_num_batched_tokens = 10;
