@@ -259,7 +259,14 @@ void http_connection::serve_generate(openai::endpoint ep) {
   // With no live worker the router decides: it queues the request for a short while
   // when workers are starting or just went away (restarts), and answers 503 otherwise.
   const auto& dflt = ctx_->opts.default_model;
-  if (gen.model.empty()) gen.model = dflt.empty() && !models.empty() ? models.front() : dflt;
+  if (gen.model.empty()) {
+    // The default model, else the first served one, that this tenant may use.
+    auto usable = [&](const std::string& m) { return !tenant_ || tenant_->allows(m); };
+    if (!dflt.empty() && usable(dflt)) gen.model = dflt;
+    else if (auto it = std::find_if(models.begin(), models.end(), usable); it != models.end()) gen.model = *it;
+    else if (tenant_ && !tenant_->models.empty()) gen.model = tenant_->models.front();
+    else gen.model = dflt;
+  }
   if (!models.empty() && std::find(models.begin(), models.end(), gen.model) == models.end())
     return respond_error(errc::not_found, "model '" + gen.model + "' does not exist");
   if (tenant_) {

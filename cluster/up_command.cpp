@@ -202,8 +202,13 @@ int run_up(int argc, char** argv) {
   else
     std::printf("Switchyard is up: %d %s worker(s), model '%s'\n", workers, eng.engine.c_str(),
                 cluster::served_model_name(eng).c_str());
-  std::printf("  OpenAI API : http://127.0.0.1:%d/v1  (try: curl -N http://127.0.0.1:%d/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}')\n",
-              node.http_port(), node.http_port(), cluster::served_model_name(eng).c_str());
+  const char* scheme = http.tls_cert_file.empty() ? "http" : "https";
+  std::string key_header = http.tenants ? " -H 'Authorization: Bearer $KEY'" : "";
+  std::printf("  OpenAI API : %s://127.0.0.1:%d/v1  (try: curl -N%s %s://127.0.0.1:%d/v1/chat/completions%s -H 'Content-Type: application/json' -d '{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":true}')\n",
+              scheme, node.http_port(), http.tls_cert_file.empty() ? "" : "k", scheme, node.http_port(), key_header.c_str(),
+              cluster::served_model_name(eng).c_str());
+  if (http.tenants)
+    std::printf("  API keys   : required on /v1/ (%zu keys, listening on %s)\n", http.tenants->keys(), http.host.c_str());
   std::printf("  NATS       : %s\n", transport::redact_url(proc.nats.servers.front()).c_str());
   if (!auth.client_password_file.empty())
     std::printf("  NATS auth  : user 'client', password in %s, inbox prefix %s (no anonymous access)\n",

@@ -34,6 +34,7 @@ const command commands[] = {
     {"agent", yard::cmd::run_agent, "node agent: start and supervise this node's workers from a config file"},
     {"planner", yard::cmd::run_planner, "SLO planner: scale prefill/decode workers to meet TTFT/ITL targets"},
     {"bus-config", yard::cmd::run_bus_config, "print a nats-server config with per-role users and permissions (hardened bus)"},
+    {"api-key", yard::cmd::run_api_key, "make an API key for a tenant and print its line for --api-keys"},
     // <cmd-cluster>
 };
 
