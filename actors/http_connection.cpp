@@ -121,7 +121,7 @@ void http_connection::drain() {
 void http_connection::close_now() {
   net::post(tcp_layer().get_executor(), [self = shared_from_this()] {
     if (self->active_) {
-      caf::anon_send(self->ctx_->frontend, cancel_atom::value, self->id_);
+      self->cancel_choices();
       self->end_request();
     }
     self->close();
@@ -300,6 +300,14 @@ void http_connection::serve_generate(openai::endpoint ep) {
     });
   });
   m.in_flight++;
+  n_ = std::max<std::uint32_t>(1, render_opts.n);
+  choice_ids_.assign(1, id);
+  if (n_ > 1) {
+    // n choices: choice 0 goes now; the others once it has produced, so its prompt
+    // blocks are in the prefix cache and the KV-aware router sends them there.
+    for (std::uint32_t i = 1; i < n_; ++i) choice_ids_.push_back(id + "-c" + std::to_string(i));
+    rest_ = gen;
+  }
   caf::anon_send(ctx_->frontend, open_atom::value, std::move(gen), queue_);
   deadline_.expires_after(std::chrono::milliseconds(ctx_->opts.request_timeout_ms));
   deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
@@ -317,9 +325,16 @@ void http_connection::on_chunks() {
 }
 
 void http_connection::handle_chunk(msg::token_chunk& c) {
+  std::uint32_t index = 0;
+  if (n_ > 1) {
+    auto it = std::find(choice_ids_.begin(), choice_ids_.end(), c.request_id);
+    if (it == choice_ids_.end()) return;
+    index = static_cast<std::uint32_t>(it - choice_ids_.begin());
+  }
   if (!got_first_) {
     // Nothing sent yet: an error before any token gets a real status code.
     if (c.error) {
+      if (n_ > 1) cancel_choices();
       end_request();
       return respond_error(static_cast<errc>(c.error->code), c.error->message);
     }
@@ -327,23 +342,35 @@ void http_connection::handle_chunk(msg::token_chunk& c) {
     if (stream_mode_)
       write(response_head(200, "text/event-stream", keep_alive_) + "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n");
   }
-  bool last = c.finish_reason.has_value() || c.error.has_value();
-  if (last) account_tenant(c.error ? openai::http_status_for(static_cast<errc>(c.error->code)) : 200,
-                          c.usage_info ? &*c.usage_info : nullptr);
+  if (index == 0 && rest_) open_other_choices();
   if (!stream_mode_) {
     if (c.error) {
+      if (n_ > 1) cancel_choices();
       end_request();
       return respond_error(static_cast<errc>(c.error->code), c.error->message);
     }
-    render_->add(c);
-    if (!last) return;
+    render_->add(c, index);
+    if (!render_->all_done()) return;
+    auto u = render_->usage();
+    account_tenant(200, &u);
     auto body = render_->full_response();
     end_request();
     return respond(200, "application/json", body);
   }
   std::string event = c.error ? "data: " + openai::error_body(static_cast<errc>(c.error->code), c.error->message) + "\n\n"
-                              : render_->sse(c);
-  if (last) event += "data: [DONE]\n\n";
+                              : render_->sse(c, index);
+  // An error ends the whole response (the other choices are cancelled); otherwise it ends with its last choice.
+  bool last = c.error.has_value() || (c.finish_reason.has_value() && render_->all_done());
+  if (last) {
+    if (c.error) {
+      if (n_ > 1) cancel_choices();
+      account_tenant(openai::http_status_for(static_cast<errc>(c.error->code)), nullptr);
+    } else {
+      auto u = render_->usage();
+      account_tenant(200, &u);
+    }
+    event += "data: [DONE]\n\n";
+  }
   std::string framed = fmt::format("{:x}\r\n", event.size()) + event + "\r\n";
   if (last) {
     framed += "0\r\n\r\n";
@@ -353,9 +380,24 @@ void http_connection::handle_chunk(msg::token_chunk& c) {
   write(std::move(framed));
 }
 
+void http_connection::open_other_choices() {
+  auto base = std::move(*rest_);
+  rest_.reset();
+  for (std::uint32_t i = 1; i < n_; ++i) {
+    auto g = base;
+    g.request_id = choice_ids_[i];
+    if (g.sampling.seed) g.sampling.seed = *g.sampling.seed + i;  // a seeded request gets n different, reproducible choices
+    caf::anon_send(ctx_->frontend, open_atom::value, std::move(g), queue_);
+  }
+}
+
+void http_connection::cancel_choices() {
+  for (const auto& cid : choice_ids_) caf::anon_send(ctx_->frontend, cancel_atom::value, cid);
+}
+
 void http_connection::on_deadline() {
   if (!active_) return;
-  caf::anon_send(ctx_->frontend, cancel_atom::value, id_);
+  cancel_choices();
   bool headers_sent = got_first_ && stream_mode_;
   if (headers_sent) account_tenant(504, nullptr);
   end_request();
@@ -370,6 +412,7 @@ void http_connection::end_request() {
   ctx_->metrics->in_flight--;
   if (queue_) queue_->set_notify(nullptr);
   queue_.reset();
+  rest_.reset();
   std::string().swap(text_);
 }
 
@@ -501,7 +544,7 @@ void http_connection::on_client_gone() {
     ctx_->log->info("client of {} went away: cancelling", id_);
     ctx_->metrics->client_disconnects_total++;
     account_tenant(499, nullptr);
-    caf::anon_send(ctx_->frontend, cancel_atom::value, id_);
+    cancel_choices();
     end_request();
   }
   close();

@@ -97,6 +97,8 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   void on_chunks();
   void handle_chunk(msg::token_chunk& c);
   void on_deadline();
+  void open_other_choices();  // n > 1: choices 1..n-1, once choice 0 has produced
+  void cancel_choices();      // cancels every choice of the request in flight
   void end_request();
   void respond(int status, const char* content_type, const std::string& body);
   void respond_error(errc code, const std::string& message);
@@ -143,6 +145,9 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   std::string id_, model_, text_, body_;
   std::int64_t created_ = 0;
   std::shared_ptr<openai::response_renderer> render_;  // the current request's response shaping
+  std::uint32_t n_ = 1;                      // choices of the request in flight
+  std::vector<std::string> choice_ids_;      // their request ids: id, id-c1, ... id-c<n-1>
+  std::optional<msg::generate_request> rest_;  // n > 1: the request the other choices copy, until they are opened
   chunk_queue_ptr queue_;
 };
 

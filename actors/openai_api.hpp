@@ -30,6 +30,7 @@ struct render_options {
   bool logprobs = false;            // render logprobs (completions: `logprobs` given; chat: `logprobs: true`) (default false)
   std::uint32_t top_logprobs = 0;   // alternatives per token (completions: the `logprobs` int; chat: `top_logprobs`) (default 0)
   std::optional<std::string> echo;  // completions `echo`: the prompt text, prepended to the output (default none)
+  std::uint32_t n = 1;              // choices per request, [1, 128] (default 1)
 };
 
 struct parsed_request {
@@ -54,29 +55,36 @@ class response_renderer {
  public:
   response_renderer(endpoint ep, std::string id, std::string model, std::int64_t created, render_options o);
 
-  // Streaming: the SSE `data: ...\n\n` event(s) for one chunk (text delta,
-  // logprobs, finish reason; after the finishing chunk, the usage chunk when
-  // include_usage). The caller appends `data: [DONE]`.
-  std::string sse(const msg::token_chunk& c);
+  // Streaming: the SSE `data: ...\n\n` event(s) for one chunk of choice
+  // `index` (text delta, logprobs, finish reason; once every choice has
+  // finished, the usage chunk when include_usage). The caller appends `data: [DONE]`.
+  std::string sse(const msg::token_chunk& c, std::uint32_t index = 0);
 
   // Whole response: add() every chunk, then full_response().
-  void add(const msg::token_chunk& c);
+  void add(const msg::token_chunk& c, std::uint32_t index = 0);
   std::string full_response() const;
 
+  bool all_done() const;  // every choice has its finishing chunk
+  msg::usage usage() const;  // the prompt once, completions summed over the choices
+
  private:
-  nlohmann::json logprobs_json(const std::vector<msg::token_logprob>& lps);
+  struct choice_state {
+    bool first = true;               // the next event is this choice's first
+    bool done = false;
+    std::size_t text_offset = 0;     // completions logprobs: bytes of text before the next token
+    std::string text;                // whole response: text so far (echo included)
+    std::vector<msg::token_logprob> lps;  // whole response: every token's logprobs
+    std::string finish;
+    msg::usage usage;
+  };
+  nlohmann::json logprobs_json(const std::vector<msg::token_logprob>& lps, std::size_t& text_offset) const;
   nlohmann::json envelope(nlohmann::json choices) const;
 
   endpoint ep_;
   std::string id_, model_;
   std::int64_t created_;
   render_options o_;
-  bool first_ = true;              // the next event is the response's first
-  std::size_t text_offset_ = 0;    // completions logprobs: bytes of text before the next token
-  std::string text_;               // whole response: text so far (echo included)
-  std::vector<msg::token_logprob> lps_;  // whole response: every token's logprobs
-  std::string finish_;
-  msg::usage usage_;
+  std::vector<choice_state> choices_;  // o_.n of them
 };
 
 // Superseded by response_renderer (no logprobs, echo or usage chunk); kept

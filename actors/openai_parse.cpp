@@ -4,7 +4,7 @@
 //   supported    parsed, range-checked (400 naming the field), honoured;
 //   ignorable    OpenAI fields with no effect on the output: user (also the tenant),
 //                metadata, store, service_tier, parallel_tool_calls (tools are rejected),
-//                response_format {"type":"text"}, modalities ["text"], n 1, best_of 1;
+//                response_format {"type":"text"}, modalities ["text"], best_of 1 (n is supported);
 //   unsupported  OpenAI (or well-known vLLM) fields Switchyard does not implement:
 //                400 "unsupported field 'X'" — never silently dropped;
 //   unknown      anything else: ignored, as before (clients send extensions).
@@ -93,14 +93,13 @@ status reject_unsupported(const json& j, endpoint ep) {
     std::string err;
     if (!msg::detail::json_read(*n, v, err, "n")) return bad(err);
     if (v < 1 || v > 128) return bad("field 'n' must be in [1, 128]");
-    if (v > 1) return unsupported("n", "n > 1 (several choices per request) is not implemented; send n separate requests");
   }
   if (const json* b = find(j, "best_of")) {
     std::int64_t v = 0;
     std::string err;
     if (!msg::detail::json_read(*b, v, err, "best_of")) return bad(err);
     if (v < 1 || v > 20) return bad("field 'best_of' must be in [1, 20]");
-    if (v > 1) return unsupported("best_of", "best_of > 1 is not implemented");
+    if (v > 1) return unsupported("best_of", "best_of > 1 (server-side ranking of choices) is not implemented; use n");
   }
   if (ep == endpoint::chat && find(j, "echo")) return status::success();  // not an OpenAI chat field: ignored
   return status::success();
@@ -258,6 +257,7 @@ result<parsed_request> parse(const std::string& body, endpoint ep, const std::st
   auto& ro = out.render;
   r.request_id = request_id;
   r.stream = false;  // OpenAI's default
+  if (const json* n = find(j, "n"); n && n->is_number_integer()) ro.n = n->get<std::uint32_t>();  // checked above
   if (auto s = read_opt(j, "model", r.model); !s) return s.err();
   if (auto s = ep == endpoint::chat ? parse_messages(j, r) : parse_prompt(j, r); !s) return s.err();
   // max_tokens absent = until the context ends (resolved by the engine).

@@ -1,6 +1,8 @@
 // actors/openai_render.cpp — token chunks -> OpenAI responses (see openai_api.hpp).
 #include "actors/openai_api.hpp"
 
+#include <algorithm>
+
 namespace yard::actors::openai {
 
 using nlohmann::json;
@@ -26,12 +28,14 @@ json bytes_of(const std::string& s) {
 
 response_renderer::response_renderer(endpoint ep, std::string id, std::string model, std::int64_t created, render_options o)
     : ep_(ep), id_(std::move(id)), model_(std::move(model)), created_(created), o_(std::move(o)) {
-  if (o_.echo) text_offset_ = o_.echo->size();
+  choices_.resize(std::max<std::uint32_t>(1, o_.n));
+  if (o_.echo)
+    for (auto& c : choices_) c.text_offset = o_.echo->size();
 }
 
 // Chat: {"content": [{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}]}.
 // Completions: {tokens, token_logprobs, top_logprobs: [{text: logprob}], text_offset}.
-json response_renderer::logprobs_json(const std::vector<msg::token_logprob>& lps) {
+json response_renderer::logprobs_json(const std::vector<msg::token_logprob>& lps, std::size_t& text_offset) const {
   if (ep_ == endpoint::chat) {
     json content = json::array();
     for (const auto& t : lps) {
@@ -51,8 +55,8 @@ json response_renderer::logprobs_json(const std::vector<msg::token_logprob>& lps
     for (std::size_t i = 0; i < t.top.size() && i < o_.top_logprobs; ++i)
       if (!top.contains(t.top[i].text)) top[t.top[i].text] = t.top[i].logprob;
     tops.push_back(top);
-    offsets.push_back(text_offset_);
-    text_offset_ += t.text.size();
+    offsets.push_back(text_offset);
+    text_offset += t.text.size();
   }
   return {{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
@@ -62,56 +66,82 @@ json response_renderer::envelope(json choices) const {
           {"created", created_}, {"model", model_}, {"choices", std::move(choices)}};
 }
 
-std::string response_renderer::sse(const msg::token_chunk& c) {
+bool response_renderer::all_done() const {
+  return std::all_of(choices_.begin(), choices_.end(), [](const choice_state& c) { return c.done; });
+}
+
+// The prompt counts once (every choice shares it); completions add up.
+msg::usage response_renderer::usage() const {
+  msg::usage u = choices_.front().usage;
+  u.completion_tokens = 0;
+  for (const auto& c : choices_) u.completion_tokens += c.usage.completion_tokens;
+  return u;
+}
+
+std::string response_renderer::sse(const msg::token_chunk& c, std::uint32_t index) {
+  auto& ch = choices_.at(index);
   std::string text = c.text;
-  if (first_ && o_.echo) text = *o_.echo + text;
-  json choice = {{"index", 0}, {"finish_reason", c.finish_reason ? json(*c.finish_reason) : json(nullptr)}};
-  json lp = o_.logprobs && !c.token_logprobs.empty() ? logprobs_json(c.token_logprobs) : json(nullptr);
+  if (ch.first && o_.echo) text = *o_.echo + text;
+  json choice = {{"index", index}, {"finish_reason", c.finish_reason ? json(*c.finish_reason) : json(nullptr)}};
+  json lp = o_.logprobs && !c.token_logprobs.empty() ? logprobs_json(c.token_logprobs, ch.text_offset) : json(nullptr);
   if (ep_ == endpoint::chat) {
     json delta = json::object();
-    if (first_) delta["role"] = "assistant";
+    if (ch.first) delta["role"] = "assistant";
     if (!text.empty()) delta["content"] = text;
     choice["delta"] = delta;
   } else {
     choice["text"] = text;
   }
   choice["logprobs"] = lp;
-  first_ = false;
+  ch.first = false;
+  if (c.finish_reason) {
+    ch.done = true;
+    if (c.usage_info) ch.usage = *c.usage_info;
+  }
   json ev = envelope(json::array({choice}));
   if (o_.include_usage) ev["usage"] = nullptr;
   std::string out = "data: " + dump(ev) + "\n\n";
-  if (c.finish_reason && o_.include_usage) {
+  if (c.finish_reason && o_.include_usage && all_done()) {
     json u = envelope(json::array());
-    u["usage"] = usage_json(c.usage_info.value_or(msg::usage{}));
+    u["usage"] = usage_json(usage());
     out += "data: " + dump(u) + "\n\n";
   }
   return out;
 }
 
-void response_renderer::add(const msg::token_chunk& c) {
-  if (first_ && o_.echo) text_ = *o_.echo;
-  first_ = false;
-  text_ += c.text;
-  if (o_.logprobs) lps_.insert(lps_.end(), c.token_logprobs.begin(), c.token_logprobs.end());
-  if (c.finish_reason) finish_ = *c.finish_reason;
-  if (c.usage_info) usage_ = *c.usage_info;
+void response_renderer::add(const msg::token_chunk& c, std::uint32_t index) {
+  auto& ch = choices_.at(index);
+  if (ch.first && o_.echo) ch.text = *o_.echo;
+  ch.first = false;
+  ch.text += c.text;
+  if (o_.logprobs) ch.lps.insert(ch.lps.end(), c.token_logprobs.begin(), c.token_logprobs.end());
+  if (c.finish_reason) {
+    ch.finish = *c.finish_reason;
+    ch.done = true;
+  }
+  if (c.usage_info) ch.usage = *c.usage_info;
 }
 
 std::string response_renderer::full_response() const {
-  response_renderer copy = *this;  // logprobs_json advances text_offset_: render from a copy
-  json lp = o_.logprobs ? copy.logprobs_json(lps_) : json(nullptr);
-  json out;
-  if (ep_ == endpoint::chat) {
-    json choice = {{"index", 0},
-                   {"message", {{"role", "assistant"}, {"content", text_}}},
-                   {"logprobs", lp},
-                   {"finish_reason", finish_}};
-    out = {{"id", id_}, {"object", "chat.completion"}, {"created", created_}, {"model", model_}, {"choices", {choice}}};
-  } else {
-    json choice = {{"index", 0}, {"text", text_}, {"logprobs", lp}, {"finish_reason", finish_}};
-    out = {{"id", id_}, {"object", "text_completion"}, {"created", created_}, {"model", model_}, {"choices", {choice}}};
+  json choices = json::array();
+  for (std::uint32_t i = 0; i < choices_.size(); ++i) {
+    const auto& ch = choices_[i];
+    std::size_t offset = o_.echo ? o_.echo->size() : 0;
+    json lp = o_.logprobs ? logprobs_json(ch.lps, offset) : json(nullptr);
+    if (ep_ == endpoint::chat)
+      choices.push_back({{"index", i},
+                         {"message", {{"role", "assistant"}, {"content", ch.text}}},
+                         {"logprobs", lp},
+                         {"finish_reason", ch.finish}});
+    else
+      choices.push_back({{"index", i}, {"text", ch.text}, {"logprobs", lp}, {"finish_reason", ch.finish}});
   }
-  out["usage"] = usage_json(usage_);
+  json out = {{"id", id_},
+              {"object", ep_ == endpoint::chat ? "chat.completion" : "text_completion"},
+              {"created", created_},
+              {"model", model_},
+              {"choices", std::move(choices)}};
+  out["usage"] = usage_json(usage());
   return dump(out);
 }
 

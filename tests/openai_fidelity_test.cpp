@@ -7,6 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "messages/codec.hpp"
+#include "messages/router.hpp"
+#include "messages/subjects.hpp"
 #include "tests/support/cluster_fixture.hpp"
 
 using namespace yard;
@@ -254,11 +257,77 @@ TEST_F(openai_fidelity, echo_prepends_the_prompt) {
   expect_400("/v1/completions", json{{"prompt", {104, 105}}, {"echo", true}}, "echo");
 }
 
-TEST_F(openai_fidelity, n_one_works_and_n_above_one_is_rejected) {
+TEST_F(openai_fidelity, n_choices_whole_and_streamed) {
   auto j = ok_json("/v1/chat/completions", chat_body({{"max_tokens", 2}, {"n", 1}}));
   ASSERT_EQ(j["choices"].size(), 1u);
   EXPECT_EQ(j["choices"][0]["index"], 0);
-  expect_400("/v1/chat/completions", chat_body({{"n", 2}}), "n");
+  // Completions, whole: n choices indexed 0..n-1; the prompt counts once, completions add up.
+  auto c = ok_json("/v1/completions", comp_body({{"max_tokens", 3}, {"n", 3}}));
+  ASSERT_EQ(c["choices"].size(), 3u) << c.dump();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(c["choices"][i]["index"], i);
+    EXPECT_EQ(c["choices"][i]["text"], ts::mock_expected_text("hello", 3));  // the mock is deterministic
+    EXPECT_EQ(c["choices"][i]["finish_reason"], "length");
+  }
+  EXPECT_EQ(c["usage"]["prompt_tokens"], 5);
+  EXPECT_EQ(c["usage"]["completion_tokens"], 9);
+  EXPECT_EQ(c["usage"]["total_tokens"], 14);
+  // Chat, streamed with usage: each choice streams under its index and finishes; one usage chunk, last.
+  auto evs = stream("/v1/chat/completions",
+                    chat_body({{"max_tokens", 2}, {"n", 2}, {"stream_options", {{"include_usage", true}}}}));
+  ASSERT_FALSE(evs.empty());
+  std::map<int, std::string> text;
+  std::map<int, int> finished, roles;
+  for (std::size_t i = 0; i + 1 < evs.size(); ++i) {
+    ASSERT_EQ(evs[i]["choices"].size(), 1u) << evs[i].dump();
+    EXPECT_TRUE(evs[i]["usage"].is_null());
+    const auto& ch = evs[i]["choices"][0];
+    int idx = ch["index"];
+    if (ch["delta"].contains("role")) roles[idx]++;
+    if (ch["delta"].contains("content")) text[idx] += ch["delta"]["content"].get<std::string>();
+    if (!ch["finish_reason"].is_null()) finished[idx]++;
+  }
+  EXPECT_EQ(text.size(), 2u);
+  EXPECT_EQ(text[0], text[1]);
+  EXPECT_EQ(finished, (std::map<int, int>{{0, 1}, {1, 1}}));
+  EXPECT_EQ(roles, (std::map<int, int>{{0, 1}, {1, 1}}));
+  EXPECT_TRUE(evs.back()["choices"].empty());
+  EXPECT_EQ(evs.back()["usage"]["completion_tokens"], 4);
+  // A bad n is a 400 naming it; best_of > 1 stays unsupported.
+  expect_400("/v1/chat/completions", chat_body({{"n", 0}}), "n");
+  expect_400("/v1/completions", comp_body({{"n", 129}}), "n");
+  expect_400("/v1/completions", comp_body({{"best_of", 2}}), "best_of");
+}
+
+// The other choices go out once choice 0 has produced: the router has its prompt
+// blocks by then and expects them cached (route notices on the bus say so).
+TEST_F(openai_fidelity, n_choices_share_the_prompts_kv_blocks) {
+  transport::nats_options no;
+  no.servers = {nats_->url()};
+  auto conn = transport::nats_connection::connect(no);
+  ASSERT_TRUE(conn);
+  std::mutex mu;
+  std::map<std::string, std::uint32_t> cached;  // request id -> the router's expected cached tokens
+  auto sub = (*conn)->subscribe(subjects::router_inflight("default"), [&](transport::nats_message m) {
+    auto n = msg::decode_auto<msg::route_notice>(m.data, m.content_type);
+    if (!n) return;
+    std::lock_guard<std::mutex> lock(mu);
+    cached[n->request_id.substr(0, n->request_id.find('#'))] = n->cached_tokens;
+  });
+  ASSERT_TRUE(sub);
+  (*conn)->flush();
+  std::string prompt(64, 'k');  // 4 full blocks of 16
+  auto c = ok_json("/v1/completions", json{{"prompt", prompt}, {"max_tokens", 2}, {"n", 3}});
+  ASSERT_EQ(c["choices"].size(), 3u);
+  std::string id = c["id"];
+  ASSERT_TRUE(ts::eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return cached.count(id) && cached.count(id + "-c1") && cached.count(id + "-c2");
+  }));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(cached[id], 0u);
+  EXPECT_GE(cached[id + "-c1"], 48u) << "choice 1 should find choice 0's prompt blocks";
+  EXPECT_GE(cached[id + "-c2"], 48u);
 }
 
 TEST_F(openai_fidelity, unsupported_fields_are_400s_naming_them) {

@@ -134,8 +134,12 @@ TEST(openai_parse, stream_options_echo_and_n) {
   expect_rejects(parse(R"({"prompt":[1,2],"echo":true})", endpoint::completions, "r"), "echo");
   expect_rejects(comp(R"("echo":true,"logprobs":1)"), "echo");
   EXPECT_TRUE(chat(R"("n":1)").ok());
-  expect_rejects(chat(R"("n":2)"), "n");
+  auto n3 = chat(R"("n":3)");
+  ASSERT_TRUE(n3.ok());
+  EXPECT_EQ(n3->render.n, 3u);
   expect_rejects(chat(R"("n":0)"), "n");
+  expect_rejects(chat(R"("n":129)"), "n");
+  expect_rejects(chat(R"("n":1.5)"), "n");
   expect_rejects(comp(R"("best_of":2)"), "best_of");
 }
 
