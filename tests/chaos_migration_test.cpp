@@ -35,10 +35,7 @@ TEST(chaos_migration, streams_survive_sigkilled_workers_token_exact) {
   actors::frontend_config fc;
   fc.ack_timeout_ms = 1500;
   fc.max_attempts = 8;
-  actors::http_options http;
-  http.host = "127.0.0.1";
-  http.port = 0;
-  ASSERT_TRUE(node->add_frontend(fc, http).ok());
+  ASSERT_TRUE(node->add_frontend(fc, ts::loopback_http()).ok());
 
   constexpr int n_workers = 4;
   std::vector<std::unique_ptr<ts::yard_process>> workers;

@@ -111,10 +111,7 @@ TEST(outage, a_request_during_a_total_outage_waits_for_the_restarted_worker) {
   actors::frontend_config fc;
   fc.ack_timeout_ms = 300;
   fc.max_attempts = 2;
-  actors::http_options http;
-  http.host = "127.0.0.1";
-  http.port = 0;
-  ASSERT_TRUE(node->add_frontend(fc, http).ok());
+  ASSERT_TRUE(node->add_frontend(fc, ts::loopback_http()).ok());
   auto w = std::make_unique<ts::yard_process>(worker_args(nats->url(), "ow0"));
   ASSERT_TRUE(ts::eventually([&] { return node->live_workers() == 1; }));
   w.reset();  // SIGKILL
@@ -187,10 +184,7 @@ TEST(nats_cluster, losing_one_of_three_servers_under_load_loses_no_request) {
   actors::frontend_config fc;
   fc.ack_timeout_ms = 1500;
   fc.max_attempts = 6;
-  actors::http_options http;
-  http.host = "127.0.0.1";
-  http.port = 0;
-  ASSERT_TRUE(node->add_frontend(fc, http).ok());
+  ASSERT_TRUE(node->add_frontend(fc, ts::loopback_http()).ok());
   ASSERT_TRUE(ts::eventually([&] { return node->live_workers() == 2; }, 15000)) << "routes between servers not up";
   // Wait for the router process too.
   httplib::Client probe("127.0.0.1", node->http_port());

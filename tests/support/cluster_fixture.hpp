@@ -42,6 +42,14 @@ bool eventually(Pred p, int timeout_ms = 10000) {
   return p();
 }
 
+// HTTP options for a test frontend: loopback, any free port.
+inline actors::http_options loopback_http() {
+  actors::http_options http;
+  http.host = "127.0.0.1";
+  http.port = 0;
+  return http;
+}
+
 struct cluster_options {
   int workers = 2;
   double token_delay_ms = 2.0;
