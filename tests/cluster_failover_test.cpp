@@ -25,12 +25,13 @@ std::vector<std::string> worker_args(const std::string& url, const std::string& 
 }
 
 // The worker that acknowledges a one-token request sent on the generate subject.
-std::string serving_worker(transport::nats_connection& conn, const std::string& id) {
+// `timeout_ms` is generous where the answer must come (a loaded CI machine stalls).
+std::string serving_worker(transport::nats_connection& conn, const std::string& id, int timeout_ms = 3000) {
   msg::generate_request r;
   r.request_id = id;
   r.prompt = "who";
   r.max_tokens = 1;
-  auto rep = conn.request(subjects::router_generate("default"), msg::encode(r), 3000);
+  auto rep = conn.request(subjects::router_generate("default"), msg::encode(r), timeout_ms);
   if (!rep) return "error: " + rep.err().describe();
   auto c = msg::decode<msg::token_chunk>(rep->data, msg::wire_format::msgpack);
   return c ? c->worker_id : "undecodable";
@@ -61,7 +62,7 @@ TEST(lease, frozen_worker_leaves_routing_within_the_bound_and_rejoins) {
   EXPECT_LE(gone_after, 800 + 500) << "lease bound (lease + one tick + heartbeat period) exceeded";
   // The router has dropped it too: every request lands on the live worker.
   ts::eventually([&] { return serving_worker(*client, "probe") == "lw0"; }, 2000);
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(serving_worker(*client, "lease-" + std::to_string(i)), "lw0");
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(serving_worker(*client, "lease-" + std::to_string(i), 15000), "lw0");
   b.signal(SIGCONT);
   EXPECT_TRUE(ts::eventually([&] { return node->live_workers() == 2; }, 5000)) << "the worker did not rejoin";
 }
@@ -93,7 +94,7 @@ TEST(drain, sigterm_finishes_in_flight_work_and_new_work_goes_elsewhere) {
   ASSERT_NE(client, nullptr);
   // While dw1 drains, new requests go to dw0 (once its draining heartbeat is seen).
   ts::eventually([&] { return serving_worker(*client, "drain-probe") == "dw0"; }, 2000);
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(serving_worker(*client, "drain-new-" + std::to_string(i)), "dw0");
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(serving_worker(*client, "drain-new-" + std::to_string(i), 15000), "dw0");
   for (auto& t : clients) t.join();
   EXPECT_EQ(exact.load(), n) << "in-flight requests must complete exactly";
   EXPECT_EQ(b.wait_exit(10000), 0) << "a drained worker exits 0";
