@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "backends/mock/mock_engine.hpp"
+#include "bench/bench_baseline.hpp"
 #include "cluster/node_runtime.hpp"
 #include "messages/codec.hpp"
 #include "messages/subjects.hpp"
@@ -46,12 +47,6 @@ struct disagg_args {
   int kv_block_kib = 128;       // synthetic KV bytes per block
   std::string ucx_tls = "tcp";
 };
-
-double pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1))];
-}
 
 struct mode_result {
   std::vector<double> itl_ms, ttft_ms;
@@ -243,17 +238,17 @@ int run_bench_disagg(int argc, char** argv) {
   }
   auto row = [](const char* name, const mode_result& r) {
     std::printf("  %-14s itl p50 %7.2f ms  p99 %7.2f ms | long ttft p50 %7.1f ms  p99 %7.1f ms | %zu done, %zu failed\n",
-                name, pct(r.itl_ms, 0.5), pct(r.itl_ms, 0.99), pct(r.ttft_ms, 0.5), pct(r.ttft_ms, 0.99), r.completed,
+                name, bench::pct(r.itl_ms, 0.5), bench::pct(r.itl_ms, 0.99), bench::pct(r.ttft_ms, 0.5), bench::pct(r.ttft_ms, 0.99), r.completed,
                 r.failed);
   };
   row("aggregated", *agg);
   row("disaggregated", *dis);
-  double ai = pct(agg->itl_ms, 0.99), di = pct(dis->itl_ms, 0.99);
+  double ai = bench::pct(agg->itl_ms, 0.99), di = bench::pct(dis->itl_ms, 0.99);
   std::printf("disagg: agg_itl_p99_ms=%.2f disagg_itl_p99_ms=%.2f agg_ttft_p50_ms=%.1f disagg_ttft_p50_ms=%.1f "
               "agg_ttft_p99_ms=%.1f disagg_ttft_p99_ms=%.1f itl_p99_ratio=%.2f agg_itl_p50_ms=%.2f disagg_itl_p50_ms=%.2f "
               "failed=%zu\n",
-              ai, di, pct(agg->ttft_ms, 0.5), pct(dis->ttft_ms, 0.5), pct(agg->ttft_ms, 0.99), pct(dis->ttft_ms, 0.99),
-              di > 0 ? ai / di : 0.0, pct(agg->itl_ms, 0.5), pct(dis->itl_ms, 0.5), agg->failed + dis->failed);
+              ai, di, bench::pct(agg->ttft_ms, 0.5), bench::pct(dis->ttft_ms, 0.5), bench::pct(agg->ttft_ms, 0.99), bench::pct(dis->ttft_ms, 0.99),
+              di > 0 ? ai / di : 0.0, bench::pct(agg->itl_ms, 0.5), bench::pct(dis->itl_ms, 0.5), agg->failed + dis->failed);
   return agg->failed + dis->failed == 0 ? 0 : 1;
 }
 

@@ -27,6 +27,7 @@
 #include <fstream>
 #include <thread>
 
+#include "bench/bench_baseline.hpp"
 #include "bench/http_probe.hpp"
 #include "cluster/node_runtime.hpp"
 #include "tools/commands.hpp"
@@ -37,12 +38,6 @@ namespace yard::cmd {
 namespace {
 
 using clock = std::chrono::steady_clock;
-
-double pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * (v.size() - 1))];
-}
 
 // The frontend as a child process; killed with us.
 struct frontend_child {
@@ -166,9 +161,8 @@ int run_bench_edge(int argc, char** argv) {
   auto client = transport::nats_connection::connect(no);
   if (!client) return 1;
   auto& conn = **client;
-  auto echo = conn.subscribe("bench.edge.echo", [&conn](transport::nats_message m) { conn.publish(m.reply, m.data); });
-  if (!echo) return 1;
-  conn.flush();
+  bench::bare_nats_rtt baseline;
+  if (!baseline.start(conn, "bench.edge.echo")) return 1;
 
   const std::string small = bench::post_request("/v1/completions", R"({"model":"mock","prompt":"x","max_tokens":4})");
   int failures = 0;
@@ -178,15 +172,9 @@ int run_bench_edge(int argc, char** argv) {
     auto dt = std::chrono::duration<double, std::micro>(clock::now() - t0).count();
     return st == 200 ? dt : -1;
   };
-  auto bare_rtt = [&]() -> double {
-    auto t0 = clock::now();
-    auto r = conn.request("bench.edge.echo", "x", 5000);
-    auto dt = std::chrono::duration<double, std::micro>(clock::now() - t0).count();
-    return r ? dt : -1;
-  };
   auto measure = [&](bool with_bare, std::vector<double>& http, std::vector<double>& bare) {
     for (int i = 0; i < warmup + iterations; ++i) {
-      double a = http_rtt(probe), b = with_bare ? bare_rtt() : 0;
+      double a = http_rtt(probe), b = with_bare ? baseline.measure_us() : 0;
       if (a < 0 || b < 0) {
         ++failures;
         continue;
@@ -254,9 +242,9 @@ int run_bench_edge(int argc, char** argv) {
   }
   if (held_now < static_cast<double>(streams)) ++failures;
   if (fe_exit != 0) ++failures;
-  double p_idle = pct(idle, 0.5), p_loaded = pct(loaded, 0.5), p_bare = pct(bare, 0.5);
-  std::printf("p99_us_idle=%.1f p99_us_with_streams=%.1f bare_rtt_p99_us=%.1f frontend_exit=%d\n", pct(idle, 0.99),
-              pct(loaded, 0.99), pct(bare, 0.99), fe_exit);
+  double p_idle = bench::pct(idle, 0.5), p_loaded = bench::pct(loaded, 0.5), p_bare = bench::pct(bare, 0.5);
+  std::printf("p99_us_idle=%.1f p99_us_with_streams=%.1f bare_rtt_p99_us=%.1f frontend_exit=%d\n", bench::pct(idle, 0.99),
+              bench::pct(loaded, 0.99), bench::pct(bare, 0.99), fe_exit);
   std::printf("edge: idle_streams=%d rss_kib_per_stream=%.2f p50_us_idle=%.1f p50_us_with_streams=%.1f rps_c64=%.0f "
               "bare_rtt_p50_us=%.1f rtt_ratio=%.2f failures=%d\n",
               static_cast<int>(held_now), rss_per_stream, p_idle, p_loaded, rps, p_bare, p_idle / p_bare, failures);

@@ -16,6 +16,7 @@
 
 #include <httplib.h>
 
+#include "bench/bench_baseline.hpp"
 #include "cluster/node_runtime.hpp"
 #include "messages/codec.hpp"
 #include "messages/subjects.hpp"
@@ -27,12 +28,6 @@ namespace yard::cmd {
 namespace {
 
 using clock = std::chrono::steady_clock;
-
-double pct(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<std::size_t>(p * (v.size() - 1))];
-}
 
 }  // namespace
 
@@ -81,9 +76,8 @@ int run_bench_overhead(int argc, char** argv) {
   auto client = transport::nats_connection::connect(no);
   if (!client) return 1;
   auto& conn = **client;
-  auto echo = conn.subscribe("bench.echo", [&conn](transport::nats_message m) { conn.publish(m.reply, m.data); });
-  if (!echo) return 1;
-  conn.flush();
+  bench::bare_nats_rtt baseline;
+  if (!baseline.start(conn, "bench.echo")) return 1;
   httplib::Client http_client("127.0.0.1", node.http_port());
   http_client.set_keep_alive(true);
   http_client.set_tcp_nodelay(true);
@@ -127,17 +121,11 @@ int run_bench_overhead(int argc, char** argv) {
     auto dt = std::chrono::duration<double, std::micro>(clock::now() - t0).count();
     return ok && !(finished_for >> 62) ? dt : -1;
   };
-  auto bare_rtt = [&]() -> double {
-    auto t0 = clock::now();
-    auto r = conn.request("bench.echo", "x", 5000);
-    auto dt = std::chrono::duration<double, std::micro>(clock::now() - t0).count();
-    return r ? dt : -1;
-  };
 
   std::vector<double> a, b, c;
   int failures = 0;
   for (int i = 0; i < warmup + iterations; ++i) {
-    double x = http_rtt(), y = subject_rtt(), z = bare_rtt();
+    double x = http_rtt(), y = subject_rtt(), z = baseline.measure_us();
     if (x < 0 || y < 0 || z < 0) {
       ++failures;
       continue;
@@ -152,14 +140,14 @@ int run_bench_overhead(int argc, char** argv) {
     std::fprintf(stderr, "bench overhead: every round trip failed\n");
     return 1;
   }
-  double a50 = pct(a, 0.5), b50 = pct(b, 0.5), c50 = pct(c, 0.5);
+  double a50 = bench::pct(a, 0.5), b50 = bench::pct(b, 0.5), c50 = bench::pct(c, 0.5);
   std::printf("path                         p50_us    p99_us\n");
-  std::printf("http->frontend->router->worker %8.1f %9.1f\n", a50, pct(a, 0.99));
-  std::printf("nats subject->router->worker   %8.1f %9.1f\n", b50, pct(b, 0.99));
-  std::printf("bare nats request/reply        %8.1f %9.1f\n", c50, pct(c, 0.99));
+  std::printf("http->frontend->router->worker %8.1f %9.1f\n", a50, bench::pct(a, 0.99));
+  std::printf("nats subject->router->worker   %8.1f %9.1f\n", b50, bench::pct(b, 0.99));
+  std::printf("bare nats request/reply        %8.1f %9.1f\n", c50, bench::pct(c, 0.99));
   std::printf("overhead: rtt_ratio=%.2f subject_rtt_ratio=%.2f http_p50_us=%.1f subject_p50_us=%.1f bare_nats_p50_us=%.1f "
               "http_p99_us=%.1f bare_nats_p99_us=%.1f iterations=%zu failures=%d\n",
-              a50 / c50, b50 / c50, a50, b50, c50, pct(a, 0.99), pct(c, 0.99), a.size(), failures);
+              a50 / c50, b50 / c50, a50, b50, c50, bench::pct(a, 0.99), bench::pct(c, 0.99), a.size(), failures);
   return failures == 0 ? 0 : 1;
 }
 
