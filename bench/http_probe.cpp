@@ -37,9 +37,9 @@ bool send_all(int fd, const std::string& bytes) {
   return true;
 }
 
-std::string post_request(const std::string& path, const std::string& json_body) {
+std::string post_request(const std::string& path, const std::string& json_body, bool keep_alive) {
   return "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(json_body.size()) + "\r\n\r\n" + json_body;
+         std::to_string(json_body.size()) + (keep_alive ? "" : "\r\nConnection: close") + "\r\n\r\n" + json_body;
 }
 
 http_probe::~http_probe() {

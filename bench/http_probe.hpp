@@ -14,7 +14,8 @@ namespace yard::bench {
 // A connected TCP_NODELAY loopback socket, or -1.
 int connect_loopback(int port);
 bool send_all(int fd, const std::string& bytes);
-std::string post_request(const std::string& path, const std::string& json_body);
+// A POST with a JSON body; keep_alive = false adds "Connection: close".
+std::string post_request(const std::string& path, const std::string& json_body, bool keep_alive = true);
 
 class http_probe {
  public:

@@ -2,14 +2,12 @@
 // that need what a library client hides: half-sent headers, many sockets in
 // one thread, closing mid-request, reusing one connection.
 //
-// Owns: loopback sockets it opens (closed by raw_socket's destructor).
+// Owns: loopback sockets it opens (closed by raw_socket's destructor); the
+// socket plumbing itself is bench/http_probe's.
 // Must not touch: the server under test beyond its port.
 // Thread-safety: one raw_socket per thread.
 #pragma once
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,20 +15,13 @@
 #include <chrono>
 #include <string>
 
+#include "bench/http_probe.hpp"  // connect_loopback, send_all, post_request
+
 namespace yard::test_support {
 
 class raw_socket {
  public:
-  explicit raw_socket(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<std::uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) close();
-    int one = 1;
-    if (fd_ >= 0) ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
+  explicit raw_socket(int port) : fd_(bench::connect_loopback(port)) {}
   ~raw_socket() { close(); }
   raw_socket(const raw_socket&) = delete;
   raw_socket& operator=(const raw_socket&) = delete;
@@ -42,15 +33,7 @@ class raw_socket {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
-  bool send(const std::string& s) {
-    std::size_t off = 0;
-    while (off < s.size()) {
-      auto n = ::send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      off += static_cast<std::size_t>(n);
-    }
-    return true;
-  }
+  bool send(const std::string& s) { return bench::send_all(fd_, s); }
   // Reads what is available within timeout_ms into `data`. Returns bytes
   // read, 0 on EOF (eof() turns true), -1 on timeout or error.
   long read_some(int timeout_ms) {
@@ -96,10 +79,7 @@ class raw_socket {
   bool eof_ = false;
 };
 
-inline std::string post_request(const std::string& path, const std::string& body, bool keep_alive = true) {
-  return "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(body.size()) + (keep_alive ? "" : "\r\nConnection: close") + "\r\n\r\n" + body;
-}
+using bench::post_request;
 
 inline std::string get_request(const std::string& path) { return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"; }
 
