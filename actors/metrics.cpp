@@ -31,62 +31,20 @@ void histogram::render(std::string& out, const std::string& name, const std::str
 }
 
 void frontend_metrics::count_error(int http_status) {
-  std::lock_guard<std::mutex> lock(errors_mu_);
+  std::lock_guard<std::mutex> lock(labelled_mu_);
   errors_by_status_[http_status]++;
 }
 
 void frontend_metrics::count_tenant_request(const std::string& tenant, int http_status) {
-  std::lock_guard<std::mutex> lock(errors_mu_);
+  std::lock_guard<std::mutex> lock(labelled_mu_);
   tenants_[tenant].requests_by_status[http_status]++;
 }
 
 void frontend_metrics::count_tenant_tokens(const std::string& tenant, std::uint64_t prompt, std::uint64_t completion) {
-  std::lock_guard<std::mutex> lock(errors_mu_);
+  std::lock_guard<std::mutex> lock(labelled_mu_);
   auto& t = tenants_[tenant];
   t.prompt_tokens += prompt;
   t.completion_tokens += completion;
-}
-
-std::string frontend_metrics::render() const {
-  std::string out;
-  {
-    std::lock_guard<std::mutex> lock(errors_mu_);
-    if (!tenants_.empty()) {
-      out += "# HELP yard_tenant_requests_total Generate requests by API-key tenant and HTTP status.\n# TYPE yard_tenant_requests_total counter\n";
-      for (const auto& [name, t] : tenants_)
-        for (const auto& [st, n] : t.requests_by_status)
-          out += fmt::format("yard_tenant_requests_total{{tenant=\"{}\",status=\"{}\"}} {}\n", name, st, n);
-      out += "# HELP yard_tenant_tokens_total Tokens by API-key tenant (prompt, completion).\n# TYPE yard_tenant_tokens_total counter\n";
-      for (const auto& [name, t] : tenants_) {
-        out += fmt::format("yard_tenant_tokens_total{{tenant=\"{}\",kind=\"prompt\"}} {}\n", name, t.prompt_tokens);
-        out += fmt::format("yard_tenant_tokens_total{{tenant=\"{}\",kind=\"completion\"}} {}\n", name, t.completion_tokens);
-      }
-    }
-  }
-  out += fmt::format("# HELP yard_requests_total Requests received by the frontend.\n# TYPE yard_requests_total counter\nyard_requests_total {}\n",
-                     requests_total.load());
-  out += "# HELP yard_request_errors_total Requests answered with an error, by HTTP status.\n# TYPE yard_request_errors_total counter\n";
-  {
-    std::lock_guard<std::mutex> lock(errors_mu_);
-    if (errors_by_status_.empty()) out += "yard_request_errors_total{status=\"500\"} 0\n";
-    for (const auto& [st, n] : errors_by_status_) out += fmt::format("yard_request_errors_total{{status=\"{}\"}} {}\n", st, n);
-  }
-  out += fmt::format("# HELP yard_requests_in_flight Requests being served.\n# TYPE yard_requests_in_flight gauge\nyard_requests_in_flight {}\n",
-                     in_flight.load());
-  out += fmt::format("# HELP yard_output_tokens_total Tokens streamed to clients.\n# TYPE yard_output_tokens_total counter\nyard_output_tokens_total {}\n",
-                     output_tokens_total.load());
-  out += fmt::format("# HELP yard_migrations_total Requests re-dispatched after a worker failed.\n# TYPE yard_migrations_total counter\nyard_migrations_total {}\n",
-                     migrations_total.load());
-  out += fmt::format("# HELP yard_client_disconnects_total Requests cancelled because their client disconnected.\n# TYPE yard_client_disconnects_total counter\nyard_client_disconnects_total {}\n",
-                     client_disconnects_total.load());
-  out += fmt::format("# HELP yard_http_connections_open HTTP connections open now.\n# TYPE yard_http_connections_open gauge\nyard_http_connections_open {}\n",
-                     connections_open.load());
-  out += fmt::format("# HELP yard_http_connections_rejected_total Connections answered 503 over --http-max-connections.\n# TYPE yard_http_connections_rejected_total counter\nyard_http_connections_rejected_total {}\n",
-                     connections_rejected_total.load());
-  ttft.render(out, "yard_time_to_first_token_seconds", "Time from request to first token.");
-  itl.render(out, "yard_inter_token_latency_seconds", "Time between consecutive tokens.");
-  e2e.render(out, "yard_request_duration_seconds", "Time from request to last token.");
-  return out;
 }
 
 namespace {
@@ -104,7 +62,48 @@ std::string label_value(const std::string& v) {
   return out;
 }
 
+// One single-valued series with its HELP and TYPE lines.
+template <class V>
+void scalar(std::string& out, const char* name, const char* type, const char* help, V value) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n{} {}\n", name, help, name, type, name, value);
+}
+
 }  // namespace
+
+std::string frontend_metrics::render() const {
+  std::string out;
+  scalar(out, "yard_requests_total", "counter", "Requests received by the frontend.", requests_total.load());
+  {
+    std::lock_guard<std::mutex> lock(labelled_mu_);
+    out += "# HELP yard_request_errors_total Requests answered with an error, by HTTP status.\n# TYPE yard_request_errors_total counter\n";
+    if (errors_by_status_.empty()) out += "yard_request_errors_total{status=\"500\"} 0\n";
+    for (const auto& [st, n] : errors_by_status_) out += fmt::format("yard_request_errors_total{{status=\"{}\"}} {}\n", st, n);
+    if (!tenants_.empty()) {
+      out += "# HELP yard_tenant_requests_total Generate requests by API-key tenant and HTTP status.\n# TYPE yard_tenant_requests_total counter\n";
+      for (const auto& [name, t] : tenants_)
+        for (const auto& [st, n] : t.requests_by_status)
+          out += fmt::format("yard_tenant_requests_total{{tenant=\"{}\",status=\"{}\"}} {}\n", label_value(name), st, n);
+      out += "# HELP yard_tenant_tokens_total Tokens by API-key tenant (prompt, completion).\n# TYPE yard_tenant_tokens_total counter\n";
+      for (const auto& [name, t] : tenants_) {
+        out += fmt::format("yard_tenant_tokens_total{{tenant=\"{}\",kind=\"prompt\"}} {}\n", label_value(name), t.prompt_tokens);
+        out += fmt::format("yard_tenant_tokens_total{{tenant=\"{}\",kind=\"completion\"}} {}\n", label_value(name),
+                           t.completion_tokens);
+      }
+    }
+  }
+  scalar(out, "yard_requests_in_flight", "gauge", "Requests being served.", in_flight.load());
+  scalar(out, "yard_output_tokens_total", "counter", "Tokens streamed to clients.", output_tokens_total.load());
+  scalar(out, "yard_migrations_total", "counter", "Requests re-dispatched after a worker failed.", migrations_total.load());
+  scalar(out, "yard_client_disconnects_total", "counter", "Requests cancelled because their client disconnected.",
+         client_disconnects_total.load());
+  scalar(out, "yard_http_connections_open", "gauge", "HTTP connections open now.", connections_open.load());
+  scalar(out, "yard_http_connections_rejected_total", "counter", "Connections answered 503 over --http-max-connections.",
+         connections_rejected_total.load());
+  ttft.render(out, "yard_time_to_first_token_seconds", "Time from request to first token.");
+  itl.render(out, "yard_inter_token_latency_seconds", "Time between consecutive tokens.");
+  e2e.render(out, "yard_request_duration_seconds", "Time from request to last token.");
+  return out;
+}
 
 void render_worker_metrics(std::string& out, const std::vector<worker_status>& workers) {
   struct series {

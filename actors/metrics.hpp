@@ -57,9 +57,9 @@ struct frontend_metrics {
     std::map<int, std::uint64_t> requests_by_status;
     std::uint64_t prompt_tokens = 0, completion_tokens = 0;
   };
-  mutable std::mutex errors_mu_;
+  mutable std::mutex labelled_mu_;  // the by-status and per-tenant maps
   std::map<int, std::uint64_t> errors_by_status_;
-  std::map<std::string, tenant_counters> tenants_;  // under errors_mu_
+  std::map<std::string, tenant_counters> tenants_;  // under labelled_mu_
 };
 
 // One worker as the frontend last heard of it (its heartbeat's load report).
