@@ -205,15 +205,17 @@ void http_connection::route() {
   if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
   auto method = req.method();
   std::string method_name(req.method_string());
-  api_key_.clear();
+  std::string api_key;
   if (ctx_->opts.tenants) {
     // OpenAI SDKs send "Authorization: Bearer KEY"; Azure-style clients "api-key: KEY".
     auto auth = req[bhttp::field::authorization];
-    if (auth.size() > 7 && beast::iequals(auth.substr(0, 7), "Bearer ")) api_key_ = std::string(auth.substr(7));
-    else if (auto k = req["api-key"]; !k.empty()) api_key_ = std::string(k);
-    else if (auto x = req["x-api-key"]; !x.empty()) api_key_ = std::string(x);
-    while (!api_key_.empty() && (api_key_.back() == ' ' || api_key_.back() == '\t')) api_key_.pop_back();
-    while (!api_key_.empty() && (api_key_.front() == ' ' || api_key_.front() == '\t')) api_key_.erase(0, 1);
+    beast::string_view key;
+    if (auth.size() > 7 && beast::iequals(auth.substr(0, 7), "Bearer ")) key = auth.substr(7);
+    else if (auto k = req["api-key"]; !k.empty()) key = k;
+    else key = req["x-api-key"];
+    while (!key.empty() && (key.front() == ' ' || key.front() == '\t')) key.remove_prefix(1);
+    while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.remove_suffix(1);
+    api_key.assign(key.data(), key.size());
   }
   body_ = std::move(req.body());
   parser_.reset();  // an open stream keeps no parser
@@ -228,7 +230,7 @@ void http_connection::route() {
     render_worker_metrics(body, view.workers());
     return respond(200, "text/plain; version=0.0.4", body);
   }
-  if (target.rfind("/v1/", 0) == 0 && !authenticate()) return;
+  if (target.rfind("/v1/", 0) == 0 && !authenticate(api_key)) return;
   if (method == bhttp::verb::get && target == "/v1/models") {
     auto models = view.models();
     if (tenant_) std::erase_if(models, [&](const std::string& m) { return !tenant_->allows(m); });
@@ -418,15 +420,15 @@ void http_connection::end_request() {
 
 // --- writing -------------------------------------------------------------------
 
-bool http_connection::authenticate() {
+bool http_connection::authenticate(const std::string& api_key) {
   tenant_ = nullptr;
   if (!ctx_->opts.tenants) return true;
-  if (api_key_.empty()) {
+  if (api_key.empty()) {
     extra_headers_ += "WWW-Authenticate: Bearer\r\n";
     respond_error(errc::unauthorized, "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.");
     return false;
   }
-  tenant_ = ctx_->opts.tenants->authenticate(api_key_);
+  tenant_ = ctx_->opts.tenants->authenticate(api_key);
   if (tenant_ == nullptr) {
     ctx_->log->info("401: an unknown API key");
     extra_headers_ += "WWW-Authenticate: Bearer\r\n";

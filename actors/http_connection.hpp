@@ -102,8 +102,8 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   void end_request();
   void respond(int status, const char* content_type, const std::string& body);
   void respond_error(errc code, const std::string& message);
-  // With API keys on: the tenant of this request's key, or a 401 sent (false).
-  bool authenticate();
+  // With API keys on: the tenant of the key the request presented ("" = none), or a 401 sent (false).
+  bool authenticate(const std::string& api_key);
   // The tenant's verdict on a request that ended with this status (metrics, token budget).
   void account_tenant(int http_status, const msg::usage* usage);
   void write(std::string bytes);
@@ -134,7 +134,6 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   bool resume_after_watch_ = false;  // read the next request once the watch read returns
   std::string out_, pending_;   // bytes being written / queued behind them
   std::string extra_headers_;   // added to the next response head ("Name: value\r\n" lines)
-  std::string api_key_;         // the key this request presented ("" = none)
   const tenant* tenant_ = nullptr;  // its tenant (API keys on), until the request is accounted
 
   // The generate request in flight (active_), if any.
