@@ -63,13 +63,10 @@ status resolve_nats_secrets(transport::nats_options& o, const nats_secret_files&
 url_credentials strip_url_credentials(const std::string& url) {
   url_credentials out;
   out.url = url;
-  auto scheme = url.find("://");
-  std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  auto at = url.find('@', start);
-  auto slash = url.find('/', start);
-  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return out;
-  std::string info = url.substr(start, at - start);
-  out.url = url.substr(0, start) + url.substr(at + 1);
+  auto span = transport::find_userinfo(url);
+  if (!span) return out;
+  std::string info = url.substr(span->begin, span->at - span->begin);
+  out.url = url.substr(0, span->begin) + url.substr(span->at + 1);
   auto colon = info.find(':');
   if (colon == std::string::npos) {
     out.token = info;

@@ -33,16 +33,22 @@ auto& log() {
 
 }  // namespace
 
-std::string redact_url(const std::string& url) {
+std::optional<userinfo_span> find_userinfo(const std::string& url) {
   auto scheme = url.find("://");
   std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
   auto at = url.find('@', start);
-  if (at == std::string::npos) return url;
+  if (at == std::string::npos) return std::nullopt;
   auto slash = url.find('/', start);
-  if (slash != std::string::npos && slash < at) return url;  // '@' in the path, not credentials
-  auto colon = url.find(':', start);
-  if (colon != std::string::npos && colon < at) return url.substr(0, colon + 1) + "***" + url.substr(at);
-  return url.substr(0, start) + "***" + url.substr(at);
+  if (slash != std::string::npos && slash < at) return std::nullopt;  // '@' in the path, not credentials
+  return userinfo_span{start, at};
+}
+
+std::string redact_url(const std::string& url) {
+  auto info = find_userinfo(url);
+  if (!info) return url;
+  auto colon = url.find(':', info->begin);
+  if (colon != std::string::npos && colon < info->at) return url.substr(0, colon + 1) + "***" + url.substr(info->at);
+  return url.substr(0, info->begin) + "***" + url.substr(info->at);
 }
 
 std::string redact_urls(const std::vector<std::string>& urls) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,15 @@ struct nats_options {
   std::string inbox_prefix;
   bool send_asap = true;                // write each publish at once instead of waiting for the flusher (~1 ms a hop) (default on)
 };
+
+// Where a server URL's userinfo lies: url[begin, at) with url[at] == '@'
+// ("nats://u:p@h" -> "u:p"); nullopt when it has none ('@' after the first
+// '/' of the path does not count). The one parser for redact_url and
+// cluster::strip_url_credentials.
+struct userinfo_span {
+  std::size_t begin = 0, at = 0;
+};
+std::optional<userinfo_span> find_userinfo(const std::string& url);
 
 // "nats://user:secret@host:4222" -> "nats://user:***@host:4222" (also tokens:
 // "nats://secret@host" -> "nats://***@host"); for every log line and argv.
