@@ -36,8 +36,6 @@ status finish_http_flags(actors::http_options& http, const http_flag_state& st) 
                                    http.tenants->tenant_names().size(), st.api_keys_file);
     if (st.host == nullptr || st.host->count() == 0) http.host = "0.0.0.0";
   }
-  if (http.tls_cert_file.empty() != http.tls_key_file.empty())
-    return make_error(errc::bad_request, "--tls-cert and --tls-key go together");
   return status::success();
 }
 

@@ -23,7 +23,7 @@ struct http_flag_state {
 };
 
 void add_http_flags(CLI::App& app, actors::http_options& http, http_flag_state& st);
-// After parsing: loads --api-keys, settles the default host, checks the TLS pair.
+// After parsing: loads --api-keys and settles the default host (http_server::start checks the TLS pair).
 status finish_http_flags(actors::http_options& http, const http_flag_state& st);
 
 }  // namespace yard::cluster
