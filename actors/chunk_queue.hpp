@@ -26,18 +26,21 @@ class chunk_queue {
  public:
   using notify_fn = std::function<void()>;
 
-  // Called after a push that made the queue non-empty (default none).
-  void set_notify(notify_fn f) {
+  // Called after a push that made the queue non-empty (default none). With
+  // finals_only, called only after a push of a final chunk (one with a finish
+  // reason): a whole (non-streamed) response needs no wake-up per token.
+  void set_notify(notify_fn f, bool finals_only = false) {
     std::lock_guard<std::mutex> lock(mu_);
     notify_ = std::move(f);
+    finals_only_ = finals_only;
   }
   void push(msg::token_chunk c) {
     notify_fn f;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      bool was_empty = q_.empty();
+      bool wake = finals_only_ ? c.finish_reason.has_value() : q_.empty();
       q_.push_back(std::move(c));
-      if (was_empty) f = notify_;
+      if (wake) f = notify_;
     }
     if (f) f();
   }
@@ -53,6 +56,7 @@ class chunk_queue {
   std::mutex mu_;
   std::vector<msg::token_chunk> q_;  // no allocation until the first push
   notify_fn notify_;
+  bool finals_only_ = false;
 };
 
 using chunk_queue_ptr = std::shared_ptr<chunk_queue>;

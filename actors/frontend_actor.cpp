@@ -41,7 +41,7 @@ struct frontend_state {
   std::shared_ptr<frontend_metrics> metrics;
   std::shared_ptr<cluster_view> view;
   std::string inbox_prefix;
-  std::uint64_t next_key = 0;
+  std::shared_ptr<std::atomic<std::uint64_t>> next_key;  // shared with frontend_port
   std::map<std::string, open_stream> by_id;          // request id -> stream
   std::map<std::string, std::string> id_by_key;      // inbox suffix -> request id
   worker_registry workers;
@@ -78,7 +78,7 @@ void dispatch(frontend_state& st, open_stream& s) {
     st.conn->publish(subjects::worker_cancel(st.cfg.ns), msg::encode(c));
   }
   st.id_by_key.erase(s.key);
-  s.key = std::to_string(st.next_key++);
+  s.key = std::to_string(st.next_key->fetch_add(1));
   st.id_by_key[s.key] = s.req.request_id;
   s.next_seq = 0;
   s.worker_id.clear();
@@ -165,9 +165,13 @@ void on_chunk(frontend_actor* self, transport::nats_message& m) {
       st.window.ttft_ms.push_back(static_cast<float>(ttft * 1000));
       s.got_first_token = true;
     } else {
-      double itl = std::chrono::duration<double>(now - s.last_token).count();
-      st.metrics->itl.observe(itl);
-      if (st.window.itl_ms.size() < 4096) st.window.itl_ms.push_back(static_cast<float>(itl * 1000));
+      // A whole (non-streamed) response's tokens come in batches: the gap is spread over them.
+      auto k = chunk->token_ids.size();
+      double itl = std::chrono::duration<double>(now - s.last_token).count() / static_cast<double>(k);
+      for (std::size_t i = 0; i < k; ++i) {
+        st.metrics->itl.observe(itl);
+        if (st.window.itl_ms.size() < 4096) st.window.itl_ms.push_back(static_cast<float>(itl * 1000));
+      }
     }
     s.last_token = now;
     st.metrics->output_tokens_total += chunk->token_ids.size();
@@ -233,8 +237,9 @@ void on_tick(frontend_actor* self) {
 
 caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection* conn, frontend_config cfg,
                                 std::shared_ptr<frontend_metrics> metrics, std::shared_ptr<cluster_view> view,
-                                std::string inbox_prefix) {
+                                std::string inbox_prefix, std::shared_ptr<std::atomic<std::uint64_t>> next_key) {
   auto& st = self->state;
+  st.next_key = std::move(next_key);
   st.conn = conn;
   st.cfg = std::move(cfg);
   st.metrics = std::move(metrics);
@@ -247,7 +252,8 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
   st.liveness = std::make_unique<worker_liveness>(conn, st.cfg.ns, st.inbox_prefix + "-status", st.log);
   self->send(self, tick_atom::value);
   return {
-      [=](open_atom, msg::generate_request& req, chunk_queue_ptr& sink) {
+      [=](open_atom, msg::generate_request& req, chunk_queue_ptr& sink, std::string& key) {
+        // frontend_port::open publishes the first attempt right after this message.
         auto& st = self->state;
         if (st.by_id.count(req.request_id)) {
           msg::token_chunk c;
@@ -261,10 +267,12 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
         open_stream s;
         s.req = std::move(req);
         s.sink = std::move(sink);
-        s.started = clock::now();
+        s.started = s.last_activity = clock::now();
+        s.key = std::move(key);
+        s.attempts = 1;
+        st.id_by_key[s.key] = s.req.request_id;
         auto id = s.req.request_id;
-        auto& ref = st.by_id.emplace(id, std::move(s)).first->second;
-        dispatch(st, ref);
+        st.by_id.emplace(id, std::move(s));
       },
       [=](cancel_atom, const std::string& request_id) {
         auto& st = self->state;
@@ -305,11 +313,34 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
 
 }  // namespace
 
-result<caf::actor> spawn_frontend(caf::actor_system& sys, transport::nats_connection& conn, frontend_config cfg,
-                                  std::shared_ptr<frontend_metrics> metrics, std::shared_ptr<cluster_view> view) {
+frontend_port::frontend_port(caf::actor actor, transport::nats_connection* conn, std::string subject,
+                             std::string inbox_prefix, std::shared_ptr<std::atomic<std::uint64_t>> next_key)
+    : actor_(std::move(actor)),
+      conn_(conn),
+      subject_(std::move(subject)),
+      inbox_prefix_(std::move(inbox_prefix)),
+      next_key_(std::move(next_key)) {}
+
+void frontend_port::open(msg::generate_request req, chunk_queue_ptr sink) const {
+  auto key = std::to_string(next_key_->fetch_add(1));
+  req.attempt = 0;
+  req.resume_tokens.clear();
+  auto body = msg::encode(req);  // attempt 0, no resume tokens: as dispatch() would send it
+  auto reply = inbox_prefix_ + "." + key;
+  caf::anon_send(actor_, open_atom::value, std::move(req), std::move(sink), std::move(key));
+  // A failed publish (closed connection) is the actor's to handle: no worker acknowledges,
+  // and its tick re-sends after the ack timeout.
+  (void)conn_->publish(subject_, body, reply, msg::content_type_of(msg::wire_format::msgpack));
+}
+
+void frontend_port::cancel(const std::string& request_id) const { caf::anon_send(actor_, cancel_atom::value, request_id); }
+
+result<frontend_port> spawn_frontend(caf::actor_system& sys, transport::nats_connection& conn, frontend_config cfg,
+                                     std::shared_ptr<frontend_metrics> metrics, std::shared_ptr<cluster_view> view) {
   auto ns = cfg.ns;
   auto inbox = conn.new_inbox();
-  auto actor = sys.spawn(frontend_behavior, &conn, cfg, std::move(metrics), std::move(view), inbox);
+  auto next_key = std::make_shared<std::atomic<std::uint64_t>>(0);
+  auto actor = sys.spawn(frontend_behavior, &conn, cfg, std::move(metrics), std::move(view), inbox, next_key);
   auto keep = std::make_shared<std::vector<transport::subscription>>();
   auto chunks = transport::expose(conn, inbox + ".*", actor, chunk_atom::value);
   if (!chunks) return chunks.err();
@@ -323,7 +354,7 @@ result<caf::actor> spawn_frontend(caf::actor_system& sys, transport::nats_connec
   actor->attach_functor([keep]() mutable { keep->clear(); });
   conn.flush();
   request_roster(conn, ns);
-  return actor;
+  return frontend_port(actor, &conn, subjects::router_generate(ns), inbox, std::move(next_key));
 }
 
 }  // namespace yard::actors

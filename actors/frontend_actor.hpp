@@ -9,19 +9,22 @@
 // answered a status probe (see worker_liveness); "no responders" on the
 // router's subject (a router restarting) is retried with backoff within
 // router_wait_ms instead of failing the request.
-// HTTP connections talk to it with (open_atom, generate_request, chunk_queue_ptr)
-// and (cancel_atom, request_id); chunks arrive on one wildcard inbox
-// subscription `<inbox>.*`.
+// HTTP connections talk to it through a frontend_port: open() tells the actor
+// (open_atom, generate_request, chunk_queue_ptr, inbox key) and then publishes the
+// first attempt from the caller's thread, so no mailbox hop sits on the request
+// path; the actor owns the stream from then on (replies, retries, migration).
+// Chunks arrive on one wildcard inbox subscription `<inbox>.*`.
 // Must not touch: HTTP parsing (http_server), routing (router_actor).
 // Thread-safety: an actor; cluster_view is shared and locked.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
-#include <caf/fwd.hpp>
+#include <caf/actor.hpp>
 
 #include "actors/chunk_queue.hpp"
 #include "actors/metrics.hpp"
@@ -79,7 +82,29 @@ class cluster_view {
   std::vector<worker_status> workers_;  // every worker with a live lease, by id
 };
 
-result<caf::actor> spawn_frontend(caf::actor_system& sys, transport::nats_connection& conn, frontend_config cfg,
-                                  std::shared_ptr<frontend_metrics> metrics, std::shared_ptr<cluster_view> view);
+// How other threads (HTTP connections) open and cancel requests. Copyable,
+// thread-safe. Request ids must be unique among open requests (the HTTP layer
+// makes them); a duplicate gets a 409 chunk, but its first attempt has left.
+class frontend_port {
+ public:
+  frontend_port() = default;
+  frontend_port(caf::actor actor, transport::nats_connection* conn, std::string subject, std::string inbox_prefix,
+                std::shared_ptr<std::atomic<std::uint64_t>> next_key);
+  // The actor learns of the stream before its request is published, so it owns
+  // the stream before any reply can reach its mailbox (one FIFO).
+  void open(msg::generate_request req, chunk_queue_ptr sink) const;
+  void cancel(const std::string& request_id) const;
+  const caf::actor& actor() const { return actor_; }
+
+ private:
+  caf::actor actor_;
+  transport::nats_connection* conn_ = nullptr;
+  std::string subject_;       // the routers' generate subject
+  std::string inbox_prefix_;  // replies come to <inbox_prefix>.<key>
+  std::shared_ptr<std::atomic<std::uint64_t>> next_key_;  // shared with the actor's re-dispatches
+};
+
+result<frontend_port> spawn_frontend(caf::actor_system& sys, transport::nats_connection& conn, frontend_config cfg,
+                                     std::shared_ptr<frontend_metrics> metrics, std::shared_ptr<cluster_view> view);
 
 }  // namespace yard::actors

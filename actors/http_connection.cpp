@@ -296,13 +296,17 @@ void http_connection::serve_generate(openai::endpoint ep) {
   render_ = std::make_shared<openai::response_renderer>(ep, id, model_, created_, render_opts);
   queue_ = std::make_shared<chunk_queue>();
   // The frontend actor's push posts a drain here; ctx_ keeps the io_context alive for it.
-  queue_->set_notify([w = weak_from_this(), ctx = ctx_, ex = tcp_layer().get_executor()] {
-    net::post(ex, [w] {
-      if (auto self = w.lock()) self->on_chunks();
-    });
-  });
-  m.in_flight++;
   n_ = std::max<std::uint32_t>(1, render_opts.n);
+  // A whole response with one choice is written once, at its final chunk: no wake-up per
+  // token. (With n > 1, choice 0's first chunk opens the others, so every push wakes.)
+  queue_->set_notify(
+      [w = weak_from_this(), ctx = ctx_, ex = tcp_layer().get_executor()] {
+        net::post(ex, [w] {
+          if (auto self = w.lock()) self->on_chunks();
+        });
+      },
+      !stream_mode_ && n_ == 1);
+  m.in_flight++;
   choice_ids_.assign(1, id);
   if (n_ > 1) {
     // n choices: choice 0 goes now; the others once it has produced, so its prompt
@@ -310,7 +314,7 @@ void http_connection::serve_generate(openai::endpoint ep) {
     for (std::uint32_t i = 1; i < n_; ++i) choice_ids_.push_back(id + "-c" + std::to_string(i));
     rest_ = gen;
   }
-  caf::anon_send(ctx_->frontend, open_atom::value, std::move(gen), queue_);
+  ctx_->frontend.open(std::move(gen), queue_);
   deadline_.expires_after(std::chrono::milliseconds(ctx_->opts.request_timeout_ms));
   deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
     if (!ec) self->on_deadline();
@@ -389,12 +393,12 @@ void http_connection::open_other_choices() {
     auto g = base;
     g.request_id = choice_ids_[i];
     if (g.sampling.seed) g.sampling.seed = *g.sampling.seed + i;  // a seeded request gets n different, reproducible choices
-    caf::anon_send(ctx_->frontend, open_atom::value, std::move(g), queue_);
+    ctx_->frontend.open(std::move(g), queue_);
   }
 }
 
 void http_connection::cancel_choices() {
-  for (const auto& cid : choice_ids_) caf::anon_send(ctx_->frontend, cancel_atom::value, cid);
+  for (const auto& cid : choice_ids_) ctx_->frontend.cancel(cid);
 }
 
 void http_connection::on_deadline() {

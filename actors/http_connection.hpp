@@ -46,7 +46,7 @@ class http_connection;
 // What the server and every connection share. Outlives the I/O threads.
 struct http_context {
   http_options opts;
-  caf::actor frontend;
+  frontend_port frontend;  // opens and cancels requests
   std::shared_ptr<frontend_metrics> metrics;
   std::shared_ptr<cluster_view> view;
   std::shared_ptr<spdlog::logger> log;

@@ -67,7 +67,7 @@ struct http_server::impl {
   }
 };
 
-http_server::http_server(http_options opts, caf::actor frontend, std::shared_ptr<frontend_metrics> metrics,
+http_server::http_server(http_options opts, frontend_port frontend, std::shared_ptr<frontend_metrics> metrics,
                          std::shared_ptr<cluster_view> view)
     : opts_(std::move(opts)), frontend_(std::move(frontend)), metrics_(std::move(metrics)), view_(std::move(view)) {}
 

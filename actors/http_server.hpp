@@ -8,7 +8,7 @@
 // Event-driven: no thread is parked on a connection or stream; a stream's
 // chunks are written when the frontend actor hands them over. A client that
 // disconnects (streamed or not) cancels its request on the worker.
-// Must not touch: NATS (everything goes through the frontend actor).
+// Must not touch: NATS (requests go through the frontend actor's frontend_port).
 // Thread-safety: start/stop from one thread; connections run on the I/O threads.
 #pragma once
 
@@ -46,7 +46,7 @@ struct http_options {
 
 class http_server {
  public:
-  http_server(http_options opts, caf::actor frontend, std::shared_ptr<frontend_metrics> metrics,
+  http_server(http_options opts, frontend_port frontend, std::shared_ptr<frontend_metrics> metrics,
               std::shared_ptr<cluster_view> view);
   ~http_server();
 
@@ -64,7 +64,7 @@ class http_server {
 
  private:
   http_options opts_;
-  caf::actor frontend_;
+  frontend_port frontend_;
   std::shared_ptr<frontend_metrics> metrics_;
   std::shared_ptr<cluster_view> view_;
   std::shared_ptr<impl> impl_;

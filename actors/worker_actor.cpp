@@ -34,7 +34,30 @@ struct stream_state {
   std::string reply;
   msg::wire_format format = msg::wire_format::msgpack;
   std::uint64_t next_seq = 0;
+  // stream=false: the client reads one response, so tokens after the first go out in
+  // batches (at most whole_batch_ms apart) instead of one message each. The first
+  // token still goes at once (TTFT, and n > 1 opens its other choices on it).
+  bool whole = false;
+  bool sent_token = false;
+  std::optional<msg::token_chunk> held;  // batched tokens not yet sent
+  clock::time_point last_sent{};
 };
+
+// How long a whole (non-streamed) response's tokens may wait to be batched. Bounds
+// what a migration recomputes: the frontend resumes from the tokens it has.
+constexpr auto whole_batch = std::chrono::milliseconds(50);
+
+// Appends a later chunk's tokens, text and logprobs to an earlier one.
+void append_chunk(msg::token_chunk& into, msg::token_chunk& more) {
+  into.token_ids.insert(into.token_ids.end(), more.token_ids.begin(), more.token_ids.end());
+  into.text += more.text;
+  into.logprobs.insert(into.logprobs.end(), more.logprobs.begin(), more.logprobs.end());
+  into.token_logprobs.insert(into.token_logprobs.end(), std::make_move_iterator(more.token_logprobs.begin()),
+                             std::make_move_iterator(more.token_logprobs.end()));
+  into.finish_reason = std::move(more.finish_reason);
+  into.usage_info = std::move(more.usage_info);
+  into.error = std::move(more.error);
+}
 
 struct worker_state {
   transport::nats_connection* conn = nullptr;
@@ -259,6 +282,8 @@ void on_prefill_reply(worker_actor* self, transport::nats_message& m) {
   c.token_logprobs = r->token_logprobs;
   c.worker_id = st.cfg.id;
   c.finish_reason = r->finish_reason;
+  stream.sent_token = !c.token_ids.empty();
+  stream.last_sent = clock::now();
   if (r->finish_reason) {
     msg::usage u = r->usage_info;
     u.completion_tokens = static_cast<std::uint32_t>(r->first_tokens.size());
@@ -510,6 +535,7 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
     }
   }
   auto& stream = st.streams[key] = stream_state{req->request_id, m.reply, fmt, 0};
+  stream.whole = !req->stream;
   // Acknowledge admission so the client knows who serves it.
   msg::token_chunk ack;
   ack.request_id = req->request_id;
@@ -537,9 +563,9 @@ void publish_outputs(worker_state& st, backends::step_result& r) {
     auto it = st.streams.find(out.request_id);
     if (it == st.streams.end()) continue;
     if (out.new_tokens.empty() && !out.finish_reason) continue;
+    auto& stream = it->second;
     msg::token_chunk c;
-    c.request_id = it->second.request_id;
-    c.seq = it->second.next_seq++;
+    c.request_id = stream.request_id;
     c.token_ids = std::move(out.new_tokens);
     c.text = std::move(out.text_delta);
     c.logprobs = std::move(out.logprobs);
@@ -548,7 +574,21 @@ void publish_outputs(worker_state& st, backends::step_result& r) {
     c.worker_id = st.cfg.id;
     if (out.finish_reason) c.usage_info = out.usage_info;
     if (out.error_message) c.error = msg::error_reply{static_cast<std::int32_t>(errc::internal), *out.error_message};
-    st.conn->publish(it->second.reply, msg::encode(c, it->second.format), {}, msg::content_type_of(it->second.format));
+    auto now = clock::now();
+    if (stream.whole && stream.sent_token && !c.finish_reason && !c.error && now - stream.last_sent < whole_batch) {
+      if (stream.held) append_chunk(*stream.held, c);
+      else stream.held = std::move(c);
+      continue;
+    }
+    if (stream.held) {
+      append_chunk(*stream.held, c);
+      c = std::move(*stream.held);
+      stream.held.reset();
+    }
+    c.seq = stream.next_seq++;
+    stream.sent_token = stream.sent_token || !c.token_ids.empty();
+    stream.last_sent = now;
+    st.conn->publish(stream.reply, msg::encode(c, stream.format), {}, msg::content_type_of(stream.format));
     if (out.finish_reason) {
       st.streams.erase(it);
       finished = true;

@@ -18,6 +18,11 @@ result<std::unique_ptr<node_runtime>> node_runtime::create(const transport::nats
   if (scheduler_threads <= 0) scheduler_threads = static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
   rt->sys_cfg_->set("scheduler.max-threads", static_cast<size_t>(scheduler_threads));
   rt->sys_cfg_->set("logger.verbosity", caf::atom("quiet"));
+  // One shared job queue whose idle threads block on a condition variable: a message
+  // wakes a thread at once. CAF's default work stealing polls with 50 us sleeps for
+  // a while after each job, which on a small machine costs more CPU than it saves
+  // and delays a message by up to one sleep (see bench/README.md, edge).
+  rt->sys_cfg_->set("scheduler.policy", caf::atom("sharing"));
   rt->sys_ = std::make_unique<caf::actor_system>(*rt->sys_cfg_);
   return rt;
 }
@@ -70,7 +75,7 @@ status node_runtime::add_frontend(actors::frontend_config cfg, actors::http_opti
   if (!conn) return conn.err();
   auto f = actors::spawn_frontend(*sys_, **conn, std::move(cfg), metrics_, view_);
   if (!f) return f.err();
-  others_.push_back(*f);
+  others_.push_back(f->actor());
   http_ = std::make_unique<actors::http_server>(std::move(http), *f, metrics_, view_);
   return http_->start();
 }

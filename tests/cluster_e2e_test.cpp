@@ -152,6 +152,35 @@ TEST_F(cluster_e2e, msgpack_request_on_the_generate_subject_gets_msgpack_chunks)
   }
 }
 
+// stream=false: the client reads one response, so the worker sends the first token at
+// once and batches the rest (at most 50 ms apart) instead of one message per token.
+TEST_F(cluster_e2e, a_whole_response_on_the_generate_subject_comes_in_batched_chunks) {
+  transport::nats_options no;
+  no.servers = {nats_->url()};
+  auto conn = transport::nats_connection::connect(no);
+  ASSERT_TRUE(conn.ok());
+  auto got = stream_on_subject(**conn, R"({"request_id":"whole-1","prompt":"abc","max_tokens":12,"stream":false})", "");
+  ASSERT_GE(got.size(), 3u);
+  std::string text;
+  std::size_t tokens = 0, widest = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    auto j = json::parse(got[i].data);
+    EXPECT_EQ(j["seq"], i);
+    auto n = j.contains("token_ids") ? j["token_ids"].size() : 0;
+    if (i == 1) EXPECT_EQ(n, 1u) << "the first token goes alone and at once";
+    tokens += n;
+    widest = std::max(widest, n);
+    text += j.value("text", "");
+  }
+  EXPECT_EQ(tokens, 12u);
+  EXPECT_LT(got.size(), 13u) << "12 tokens at 2 ms each fit in a few batches";
+  EXPECT_GT(widest, 1u);
+  auto last = json::parse(got.back().data);
+  EXPECT_EQ(last["finish_reason"], "length");
+  EXPECT_EQ(last["usage"]["completion_tokens"], 12);
+  EXPECT_EQ(text, expected_text("abc", 12));
+}
+
 TEST_F(cluster_e2e, frontend_publishes_latency_windows_for_the_planner) {
   transport::nats_options no;
   no.servers = {nats_->url()};

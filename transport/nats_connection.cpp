@@ -73,6 +73,20 @@ std::vector<std::string> split_servers(const std::string& urls) {
 
 struct subscription::closure {
   message_handler handler;
+  // Messages already copied out, freed in batches: nats.c frees each natsMsg through
+  // its collector thread, and wakes that thread for every free it finds idle. Only
+  // the subscription's own delivery thread touches these (nats.c delivers a
+  // subscription's messages one at a time, then calls on_complete).
+  std::vector<natsMsg*> spent;
+  std::size_t spent_bytes = 0;
+  static constexpr std::size_t max_spent = 32, max_spent_bytes = 256 << 10;
+
+  void free_spent() {
+    for (auto* m : spent) natsMsg_Destroy(m);
+    spent.clear();
+    spent_bytes = 0;
+  }
+  ~closure() { free_spent(); }
 };
 
 namespace {
@@ -86,7 +100,10 @@ void deliver(natsConnection*, natsSubscription*, natsMsg* m, void* c) {
   const char* ct = nullptr;
   if (natsMsgHeader_Get(m, "Content-Type", &ct) == NATS_OK && ct) msg.content_type = ct;
   msg.no_responders = natsMsg_IsNoResponders(m);
-  natsMsg_Destroy(m);
+  cl->spent.push_back(m);
+  cl->spent_bytes += msg.data.size();
+  if (cl->spent.size() >= subscription::closure::max_spent || cl->spent_bytes >= subscription::closure::max_spent_bytes)
+    cl->free_spent();
   cl->handler(std::move(msg));
 }
 
@@ -227,6 +244,15 @@ void nats_connection::on_closed(natsConnection*, void* p) { delete static_cast<c
 
 status nats_connection::publish(const std::string& subject, std::string_view data, const std::string& reply,
                                 std::string_view content_type) {
+  if (content_type.empty() || content_type == "application/msgpack") {
+    // msgpack is the default body format: no header to carry, so no natsMsg either. (Each
+    // natsMsg is freed through nats.c's collector thread: one more thread woken per publish.)
+    natsStatus s = reply.empty() ? natsConnection_Publish(nc_, subject.c_str(), data.data(), static_cast<int>(data.size()))
+                                 : natsConnection_PublishRequest(nc_, subject.c_str(), reply.c_str(), data.data(),
+                                                                 static_cast<int>(data.size()));
+    if (s != NATS_OK) return nats_error(s, "publish on '" + subject + "'");
+    return status::success();
+  }
   natsMsg* m = nullptr;
   natsStatus s = natsMsg_Create(&m, subject.c_str(), reply.empty() ? nullptr : reply.c_str(), data.data(),
                                 static_cast<int>(data.size()));

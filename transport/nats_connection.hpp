@@ -99,6 +99,8 @@ class nats_connection {
   static result<std::unique_ptr<nats_connection>> connect(const nats_options& opts);
   ~nats_connection();
 
+  // A content type other than msgpack (the bus default, sent bare) goes out as a
+  // `Content-Type` header.
   status publish(const std::string& subject, std::string_view data, const std::string& reply = {},
                  std::string_view content_type = {});
   // `queue_group` non-empty: one member of the group gets each message.
