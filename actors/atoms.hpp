@@ -22,5 +22,7 @@ using prefilled_atom = caf::atom_constant<caf::atom("prefilled")>; // remote pre
 using status_atom = caf::atom_constant<caf::atom("wstatus")>;   // worker status probe (worker) / its answer (router, frontend)
 using roster_atom = caf::atom_constant<caf::atom("roster")>;     // roster request: heartbeat now (worker)
 using release_atom = caf::atom_constant<caf::atom("kvrelease")>;   // kv_release (prefill worker)
+using supervise_atom = caf::atom_constant<caf::atom("supervise")>; // supervisor: adopt a child
+using tree_atom = caf::atom_constant<caf::atom("tree")>;           // supervisor: a tree request from NATS
 
 }  // namespace yard::actors

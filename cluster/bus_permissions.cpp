@@ -78,6 +78,7 @@ bus_permissions permissions_for(bus_role role, const std::string& ns, const std:
       p.publish = {subjects::router_generate(ns), subjects::worker_cancel(ns), subjects::latency_metrics(ns),
                    subjects::roster(ns), subjects::worker_status(ns, "*")};
       p.subscribe = {inbox, subjects::heartbeat_all(ns)};
+      p.allow_responses = true;  // node tree answers
       break;
     case bus_role::router:
       p.publish = {subjects::worker_generate(ns, "*"), subjects::worker_prefill(ns, "*"), subjects::kv_snapshot(ns, "*"),
@@ -101,12 +102,13 @@ bus_permissions permissions_for(bus_role role, const std::string& ns, const std:
       p.allow_responses = true;  // token chunks to the inboxes it was given; snapshots and status answers
       break;
     case bus_role::agent:
-      p.publish = {subjects::agent_status(ns)};
+      // `yard tree` runs with an agent's identity: it asks every process for its tree.
+      p.publish = {subjects::agent_status(ns), subjects::node_tree_all(ns), subjects::node_tree(ns, "*")};
       p.subscribe = {inbox, subjects::agent_control(ns, any)};
       p.allow_responses = true;  // scale replies
       break;
     case bus_role::planner:
-      p.publish = {subjects::agent_control(ns, "*")};
+      p.publish = {subjects::agent_control(ns, "*"), subjects::node_tree_all(ns), subjects::node_tree(ns, "*")};
       p.subscribe = {inbox, subjects::latency_metrics(ns), subjects::heartbeat_all(ns), subjects::agent_status(ns)};
       break;
     case bus_role::node:
@@ -117,6 +119,11 @@ bus_permissions permissions_for(bus_role role, const std::string& ns, const std:
       }
       p.allow_responses = true;
       break;
+  }
+  // Every process that hosts a node runtime answers its supervision tree.
+  if (role == bus_role::frontend || role == bus_role::router || role == bus_role::worker) {
+    p.subscribe.push_back(subjects::node_tree(ns, "*"));
+    p.subscribe.push_back(subjects::node_tree_all(ns));
   }
   return p;
 }

@@ -42,7 +42,7 @@ int run_worker(int argc, char** argv) {
   cluster::finish_process_options(proc, "yard-worker-" + wc.id);
   wc.ns = proc.ns;
   auto log = component_logger("worker");
-  auto rt = cluster::node_runtime::create(proc.nats);
+  auto rt = cluster::node_runtime::create(proc.nats, 0, actors::supervisor_config{proc.ns});
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto w = (*rt)->add_worker(eng, wc); !w) return fail(log, "worker " + wc.id, w.err());
   log->info("worker {} serving '{}' ({} engine, role {})", wc.id, cluster::served_model_name(eng), eng.engine, wc.role);
@@ -81,7 +81,7 @@ int run_router(int argc, char** argv) {
   auto tok = cluster::make_engine(eng);
   if (!tok) return fail(log, "tokenizer", tok.err());
   rc.tokenizer = std::shared_ptr<const backends::engine>(std::move(*tok));
-  auto rt = cluster::node_runtime::create(proc.nats);
+  auto rt = cluster::node_runtime::create(proc.nats, 0, actors::supervisor_config{proc.ns});
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto r = (*rt)->add_router(rc); !r) return fail(log, "router", r.err());
   log->info("router {} up ({})", rc.id, rc.policy);
@@ -107,7 +107,7 @@ int run_frontend(int argc, char** argv) {
   fc.ns = proc.ns;
   auto log = component_logger("frontend");
   if (auto s = cluster::finish_http_flags(http, http_st); !s) return fail(log, "frontend", s.err());
-  auto rt = cluster::node_runtime::create(proc.nats);
+  auto rt = cluster::node_runtime::create(proc.nats, 0, actors::supervisor_config{proc.ns});
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto s = (*rt)->add_frontend(fc, http); !s) return fail(log, "frontend", s.err());
   std::printf("frontend listening on http://%s:%d/v1\n", http.host.c_str(), (*rt)->http_port());

@@ -1,5 +1,7 @@
 #include "cluster/node_runtime.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <thread>
 
@@ -9,7 +11,8 @@
 
 namespace yard::cluster {
 
-result<std::unique_ptr<node_runtime>> node_runtime::create(const transport::nats_options& nats, int scheduler_threads) {
+result<std::unique_ptr<node_runtime>> node_runtime::create(const transport::nats_options& nats, int scheduler_threads,
+                                                          actors::supervisor_config supervision) {
   std::unique_ptr<node_runtime> rt(new node_runtime());
   auto conn = transport::nats_connection::connect(nats);
   if (!conn) return conn.err();
@@ -24,16 +27,50 @@ result<std::unique_ptr<node_runtime>> node_runtime::create(const transport::nats
   // and delays a message by up to one sleep (see bench/README.md, edge).
   rt->sys_cfg_->set("scheduler.policy", caf::atom("sharing"));
   rt->sys_ = std::make_unique<caf::actor_system>(*rt->sys_cfg_);
+  if (supervision.node_id.empty()) {
+    // The process's NATS client name ("yard-worker-w0", "yard-up"...) on this host; a bare
+    // "yard" adds the pid. One subject token: dots, wildcards and blanks become '-'.
+    char host[256] = {0};
+    ::gethostname(host, sizeof(host) - 1);
+    auto id = nats.name + "-" + host;
+    if (nats.name == "yard" || nats.name.empty()) id += "-" + std::to_string(::getpid());
+    for (auto& ch : id)
+      if (ch == '.' || ch == '*' || ch == '>' || ch == ' ' || ch == '\t') ch = '-';
+    supervision.node_id = id;
+  }
+  if (supervision.ns.empty()) supervision.ns = "default";
+  supervision.conn = rt->conn_.get();
+  auto sup = actors::spawn_supervisor(*rt->sys_, std::move(supervision));
+  if (!sup) return sup.err();
+  rt->supervisor_ = *sup;
   return rt;
+}
+
+void node_runtime::supervise(actors::child_spec spec, const caf::actor& first) {
+  caf::anon_send(supervisor_, actors::supervise_atom::value, std::move(spec), first);
+}
+
+std::vector<caf::actor> node_runtime::children(const std::string& kind) {
+  std::vector<caf::actor> out;
+  caf::scoped_actor self{*sys_};
+  self->request(supervisor_, std::chrono::seconds(5), caf::get_atom::value, kind)
+      .receive([&](std::vector<caf::actor>& v) { out = std::move(v); }, [&](caf::error&) {});
+  return out;
+}
+
+msg::node_tree node_runtime::tree() {
+  msg::node_tree t;
+  caf::scoped_actor self{*sys_};
+  self->request(supervisor_, std::chrono::seconds(5), caf::get_atom::value)
+      .receive([&](msg::node_tree& v) { t = std::move(v); }, [&](caf::error&) {});
+  return t;
 }
 
 node_runtime::~node_runtime() { shutdown(); }
 
 result<caf::actor> node_runtime::add_worker(const engine_options& eng, actors::worker_config cfg) {
-  auto engine = make_engine(eng);
-  if (!engine) return engine.err();
   cfg.model = served_model_name(eng);
-  return add_worker(std::move(*engine), std::move(cfg));
+  return add_worker(engine_factory([eng] { return make_engine(eng); }), std::move(cfg));
 }
 
 void node_runtime::set_identity(const std::string& identity, transport::nats_options opts) {
@@ -49,22 +86,39 @@ result<transport::nats_connection*> node_runtime::connection_for(const std::stri
   return own_conns_.emplace(identity, std::move(*conn)).first->second.get();
 }
 
+result<caf::actor> node_runtime::add_worker(engine_factory make, actors::worker_config cfg) {
+  auto conn = connection_for(cfg.id);
+  if (!conn) return conn.err();
+  actors::child_spec spec{"worker " + cfg.id, "worker", nullptr};
+  spec.start = [sys = sys_.get(), c = *conn, make, cfg]() -> result<caf::actor> {
+    auto engine = make();
+    if (!engine) return engine.err();
+    return actors::spawn_worker(*sys, *c, std::move(*engine), cfg);
+  };
+  auto w = spec.start();
+  if (!w) return w.err();
+  supervise(std::move(spec), *w);
+  return *w;
+}
+
 result<caf::actor> node_runtime::add_worker(std::unique_ptr<backends::engine> engine, actors::worker_config cfg) {
   auto conn = connection_for(cfg.id);
   if (!conn) return conn.err();
+  auto name = "worker " + cfg.id;
   auto w = actors::spawn_worker(*sys_, **conn, std::move(engine), std::move(cfg));
   if (!w) return w.err();
-  workers_.push_back(*w);
+  supervise({name, "worker", nullptr}, *w);
   return *w;
 }
 
 result<caf::actor> node_runtime::add_router(actors::router_config cfg) {
   auto conn = connection_for("router");
   if (!conn) return conn.err();
-  auto r = actors::spawn_router(*sys_, **conn, std::move(cfg));
+  actors::child_spec spec{"router " + cfg.id, "router", nullptr};
+  spec.start = [sys = sys_.get(), c = *conn, cfg]() { return actors::spawn_router(*sys, *c, cfg); };
+  auto r = spec.start();
   if (!r) return r.err();
-  others_.push_back(*r);
-  routers_.push_back(*r);
+  supervise(std::move(spec), *r);
   return *r;
 }
 
@@ -73,30 +127,35 @@ status node_runtime::add_frontend(actors::frontend_config cfg, actors::http_opti
   view_ = std::make_shared<actors::cluster_view>();
   auto conn = connection_for("frontend");
   if (!conn) return conn.err();
+  auto cfg_id = cfg.id;
   auto f = actors::spawn_frontend(*sys_, **conn, std::move(cfg), metrics_, view_);
   if (!f) return f.err();
   others_.push_back(f->actor());
+  // The HTTP server holds this incarnation's port: no rebuild here, so its end escalates.
+  supervise({"frontend " + cfg_id, "frontend", nullptr}, f->actor());
   http_ = std::make_unique<actors::http_server>(std::move(http), *f, metrics_, view_);
   return http_->start();
 }
 
 std::optional<actors::router_stats> node_runtime::router_stats() {
-  if (routers_.empty()) return std::nullopt;
+  auto routers = children("router");
+  if (routers.empty()) return std::nullopt;
   caf::scoped_actor self{*sys_};
   std::optional<actors::router_stats> out;
-  self->request(routers_.front(), std::chrono::seconds(5), caf::get_atom::value)
+  self->request(routers.front(), std::chrono::seconds(5), caf::get_atom::value)
       .receive([&](actors::router_stats s) { out = s; }, [&](caf::error&) {});
   return out;
 }
 
 std::int64_t node_runtime::drain_workers(int timeout_ms) {
-  for (auto& w : workers_) caf::anon_send(w, actors::drain_atom::value);
+  auto workers = children("worker");
+  for (auto& w : workers) caf::anon_send(w, actors::drain_atom::value);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   caf::scoped_actor self{*sys_};
   std::int64_t running = 0;
   do {
     running = 0;
-    for (auto& w : workers_) {
+    for (auto& w : workers) {
       self->request(w, std::chrono::seconds(2), actors::drain_atom::value, caf::get_atom::value)
           .receive([&](std::int64_t n) { running += n; }, [&](caf::error&) {});
     }
@@ -110,11 +169,15 @@ void node_runtime::shutdown() {
   if (down_) return;
   down_ = true;
   if (http_) http_->stop();
-  for (auto& a : workers_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  // Children first (user_shutdown: the supervisor does not restart them), then the supervisor.
+  if (supervisor_) {
+    for (const auto& kind : {"worker", "router"})
+      for (auto& a : children(kind)) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  }
   for (auto& a : others_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-  workers_.clear();
   others_.clear();
-  routers_.clear();
+  if (supervisor_) caf::anon_send_exit(supervisor_, caf::exit_reason::user_shutdown);
+  supervisor_ = nullptr;
   if (sys_) sys_->await_all_actors_done();
   if (conn_) conn_->flush(500);
   for (auto& [id, c] : own_conns_) c->flush(500);

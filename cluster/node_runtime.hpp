@@ -1,8 +1,11 @@
 // cluster/node_runtime.hpp — one process's actor system, NATS connection and
 // the components it hosts.
 //
-// Owns: the caf::actor_system, the process's single nats_connection, the
-// actors spawned into it (workers, router, frontend) and the HTTP server.
+// Owns: the caf::actor_system, the process's single nats_connection, its
+// supervisor (actors/supervisor.hpp: the root of the process's supervision
+// tree, which restarts a worker or router that ends abnormally and answers the
+// node tree subjects), the actors under it (workers, router, frontend) and the
+// HTTP server.
 // `yard up` puts all of them in one runtime; `yard worker|router|frontend`
 // put one each. Actors only ever talk through NATS subjects, so both shapes
 // behave the same.
@@ -10,6 +13,7 @@
 // Thread-safety: call from the main thread only.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -22,6 +26,7 @@
 #include "actors/frontend_actor.hpp"
 #include "actors/http_server.hpp"
 #include "actors/router_actor.hpp"
+#include "actors/supervisor.hpp"
 #include "actors/worker_actor.hpp"
 #include "cluster/process_options.hpp"
 
@@ -31,11 +36,18 @@ class node_runtime {
  public:
   // Connects to NATS and starts the actor system. errc::unavailable with the
   // URLs tried when NATS cannot be reached.
-  static result<std::unique_ptr<node_runtime>> create(const transport::nats_options& nats, int scheduler_threads = 0);
+  // `supervision`: the tree's node id (default <hostname>-<pid>), namespace,
+  // restart intensity and escalation (default: exit 70); its conn is set here.
+  static result<std::unique_ptr<node_runtime>> create(const transport::nats_options& nats, int scheduler_threads = 0,
+                                                      actors::supervisor_config supervision = {});
   ~node_runtime();
 
+  // Supervised workers: one that ends abnormally is rebuilt (engine and actor).
   result<caf::actor> add_worker(const engine_options& eng, actors::worker_config cfg);
-  // A worker around an engine built by the caller (cfg.model names what it serves).
+  using engine_factory = std::function<result<std::unique_ptr<backends::engine>>()>;
+  result<caf::actor> add_worker(engine_factory make, actors::worker_config cfg);
+  // A worker around an engine built by the caller (cfg.model names what it
+  // serves). It cannot be rebuilt here: its abnormal end escalates.
   result<caf::actor> add_worker(std::unique_ptr<backends::engine> engine, actors::worker_config cfg);
   result<caf::actor> add_router(actors::router_config cfg);
   // Spawns the frontend actor and starts its HTTP server.
@@ -45,6 +57,9 @@ class node_runtime {
   // its own NATS connection with these options (its own user on a permissioned
   // bus) instead of the process's shared one. Call before adding it.
   void set_identity(const std::string& identity, transport::nats_options opts);
+
+  // The supervision tree as the supervisor sees it now.
+  msg::node_tree tree();
 
   // What the first router holds now (tests, metrics); empty without a router.
   std::optional<actors::router_stats> router_stats();
@@ -65,14 +80,17 @@ class node_runtime {
  private:
   node_runtime() = default;
   result<transport::nats_connection*> connection_for(const std::string& identity);
+  // Hands a running child to the supervisor.
+  void supervise(actors::child_spec spec, const caf::actor& first);
+  // The current incarnations of one kind of child ("worker", "router").
+  std::vector<caf::actor> children(const std::string& kind);
   std::unique_ptr<transport::nats_connection> conn_;
   std::map<std::string, transport::nats_options> identities_;
   std::map<std::string, std::unique_ptr<transport::nats_connection>> own_conns_;  // outlive the actors (declared before sys_)
   std::unique_ptr<caf::actor_system_config> sys_cfg_;
   std::unique_ptr<caf::actor_system> sys_;
-  std::vector<caf::actor> workers_;
-  std::vector<caf::actor> others_;
-  std::vector<caf::actor> routers_;
+  caf::actor supervisor_;
+  std::vector<caf::actor> others_;  // not restartable here (the frontend)
   std::shared_ptr<actors::frontend_metrics> metrics_;
   std::shared_ptr<actors::cluster_view> view_;
   std::unique_ptr<actors::http_server> http_;

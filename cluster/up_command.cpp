@@ -151,7 +151,7 @@ int run_up(int argc, char** argv) {
     proc.nats.servers = {server->url()};
     for (auto& [id, o] : auth.ids) o.servers = proc.nats.servers;
   }
-  auto rt = cluster::node_runtime::create(proc.nats);
+  auto rt = cluster::node_runtime::create(proc.nats, 0, actors::supervisor_config{proc.ns});
   if (!rt) {
     log->error("{}", rt.err().describe());
     return 1;

@@ -1,8 +1,8 @@
 // messages/cluster.hpp — wire types of the node agents and the SLO planner.
 //
 // Owns: scale_request/scale_reply (planner -> agent control subject),
-// agent_status (agent -> everyone, periodic) and latency_report (frontend ->
-// planner). Same rules as messages/types.hpp: describe() lists the fields,
+// agent_status (agent -> everyone, periodic), latency_report (frontend ->
+// planner) and node_tree (a process's supervision tree, on request). Same rules as messages/types.hpp: describe() lists the fields,
 // adding an optional field is backwards compatible.
 // Must not touch: behaviour, I/O. Thread-safety: plain values.
 #pragma once
@@ -116,6 +116,43 @@ template <class V> void describe(V& v, latency_report& x) {
   v.opt("ttft_ms", x.ttft_ms);
   v.opt("itl_ms", x.itl_ms);
   v.opt("timestamp_ms", x.timestamp_ms);
+}
+
+// One supervised actor in a process's tree.
+struct actor_node {
+  std::string name;                // e.g. "worker w0", "router router-0"
+  std::string kind;                // "worker", "router", "frontend"
+  std::string state;               // "running", "stopped", "failed"
+  std::uint32_t restarts = 0;      // since the process started
+  double uptime_s = 0;             // of the current incarnation
+  std::string last_exit;           // why the last incarnation ended (default "")
+};
+template <class V> void describe(V& v, actor_node& x) {
+  v.req("name", x.name);
+  v.opt("kind", x.kind);
+  v.opt("state", x.state);
+  v.opt("restarts", x.restarts);
+  v.opt("uptime_s", x.uptime_s);
+  v.opt("last_exit", x.last_exit);
+}
+
+// A process's supervision tree: its supervisor and the actors under it. The
+// level above (the node agent) reports processes in agent_status.
+struct node_tree {
+  std::string node;                // the process's node id
+  std::int32_t pid = -1;
+  double uptime_s = 0;
+  std::uint32_t max_restarts = 0;  // restart intensity: at most this many ...
+  double window_s = 0;             // ... in this window, then the process exits non-zero
+  std::vector<actor_node> actors;
+};
+template <class V> void describe(V& v, node_tree& x) {
+  v.req("node", x.node);
+  v.opt("pid", x.pid);
+  v.opt("uptime_s", x.uptime_s);
+  v.opt("max_restarts", x.max_restarts);
+  v.opt("window_s", x.window_s);
+  v.opt("actors", x.actors);
 }
 
 }  // namespace yard::msg

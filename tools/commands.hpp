@@ -38,6 +38,7 @@ int run_agent(int argc, char** argv);
 int run_planner(int argc, char** argv);
 int run_bus_config(int argc, char** argv);
 int run_api_key(int argc, char** argv);
+int run_tree(int argc, char** argv);
 // <decl-cluster>
 
 }  // namespace yard::cmd

@@ -35,6 +35,7 @@ const command commands[] = {
     {"planner", yard::cmd::run_planner, "SLO planner: scale prefill/decode workers to meet TTFT/ITL targets"},
     {"bus-config", yard::cmd::run_bus_config, "print a nats-server config with per-role users and permissions (hardened bus)"},
     {"api-key", yard::cmd::run_api_key, "make an API key for a tenant and print its line for --api-keys"},
+    {"tree", yard::cmd::run_tree, "print every process's supervision tree (actors, state, restarts, uptime)"},
     // <cmd-cluster>
 };
 
