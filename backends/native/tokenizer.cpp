@@ -108,31 +108,6 @@ const byte_map& bmap() {
   return m;
 }
 
-// ---- character classes (approximate \p{L}, \p{N}, \s) ---------------------
-
-bool is_space(std::uint32_t c) {
-  return c == ' ' || (c >= 9 && c <= 13) || c == 0x85 || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
-         c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
-}
-bool is_number(std::uint32_t c) {
-  return (c >= '0' && c <= '9') || (c >= 0x660 && c <= 0x669) || (c >= 0xff10 && c <= 0xff19) || c == 0xb2 ||
-         c == 0xb3 || c == 0xb9 || (c >= 0xbc && c <= 0xbe);
-}
-bool is_letter(std::uint32_t c) {
-  if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-  if (is_space(c) || is_number(c)) return false;
-  if (c >= 0xa0 && c <= 0xbf) return c == 0xaa || c == 0xb5 || c == 0xba;
-  if (c == 0xd7 || c == 0xf7) return false;
-  if (c >= 0x2000 && c <= 0x2bff) return false;  // punctuation, symbols, arrows, math
-  if (c >= 0x3000 && c <= 0x303f) return false;  // CJK punctuation
-  if (c >= 0xfe30 && c <= 0xfe4f) return false;
-  if (c >= 0xff00 && c <= 0xff20) return false;  // full-width punctuation
-  if (c >= 0x1f000 && c <= 0x1faff) return false;  // emoji and symbols
-  if (c >= 0x300 && c <= 0x36f) return false;    // combining marks (\p{M})
-  return true;
-}
-bool is_nl(std::uint32_t c) { return c == '\r' || c == '\n'; }
-
 struct cps {
   std::vector<std::uint32_t> cp;
   std::vector<std::size_t> off;  // byte offset of cp[i]; off[n] = size
@@ -153,66 +128,51 @@ cps to_cps(std::string_view s) {
   return r;
 }
 
-std::uint32_t lower(std::uint32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
+// ---- pre-tokenizer: tokenizer.json's Split regexes, run by PCRE2 -------------
 
-// Length (in code points) of a contraction at i, or 0.
-std::size_t contraction(const cps& t, std::size_t i, bool ci) {
-  std::size_t n = t.cp.size();
-  if (t.cp[i] != '\'' || i + 1 >= n) return 0;
-  auto c1 = ci ? lower(t.cp[i + 1]) : t.cp[i + 1];
-  if (c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd') return 2;
-  if (i + 2 < n) {
-    auto c2 = ci ? lower(t.cp[i + 2]) : t.cp[i + 2];
-    if ((c1 == 'r' && c2 == 'e') || (c1 == 'v' && c2 == 'e') || (c1 == 'l' && c2 == 'l')) return 3;
+std::string regex_escape(std::string_view lit) {
+  std::string out;
+  for (char c : lit) {
+    if (std::string_view("\\^$.|?*+()[]{}").find(c) != std::string_view::npos) out += '\\';
+    out += c;
   }
-  return 0;
+  return out;
 }
 
-std::size_t run(const cps& t, std::size_t i, bool (*pred)(std::uint32_t), std::size_t max = SIZE_MAX) {
-  std::size_t j = i;
-  while (j < t.cp.size() && j - i < max && pred(t.cp[j])) ++j;
-  return j - i;
-}
-
-bool is_other(std::uint32_t c) { return !is_space(c) && !is_letter(c) && !is_number(c); }
-
-// Length in code points of the next pre-token at i (>= 1).
-std::size_t next_piece(const cps& t, std::size_t i, pretokenizer mode) {
-  const std::size_t n = t.cp.size();
-  auto c = t.cp[i];
-  if (mode == pretokenizer::gpt2) {
-    if (auto k = contraction(t, i, false)) return k;
-    std::size_t sp = (c == ' ' && i + 1 < n) ? 1 : 0;
-    if (auto k = run(t, i + sp, is_letter)) return sp + k;
-    if (auto k = run(t, i + sp, is_number)) return sp + k;
-    if (auto k = run(t, i + sp, is_other)) return sp + k;
-  } else {
-    if (auto k = contraction(t, i, true)) return k;
-    // [^\r\n\p{L}\p{N}]?\p{L}+
-    if (is_letter(c)) return run(t, i, is_letter);
-    if (!is_nl(c) && !is_letter(c) && !is_number(c) && i + 1 < n && is_letter(t.cp[i + 1]))
-      return 1 + run(t, i + 1, is_letter);
-    // \p{N}{1,3} (llama3) or \p{N} (qwen2)
-    if (is_number(c)) return run(t, i, is_number, mode == pretokenizer::llama3 ? 3 : 1);
-    // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
-    std::size_t sp = (c == ' ') ? 1 : 0;
-    if (auto k = run(t, i + sp, is_other)) {
-      std::size_t j = i + sp + k;
-      return j - i + run(t, j, is_nl);
-    }
+// The split patterns of a pre_tokenizer, in the order they apply.
+status collect_splits(const json& pre, std::vector<std::string>& out) {
+  if (!pre.is_object()) return status::success();
+  auto type = pre.value("type", "");
+  if (type == "Sequence") {
+    if (pre.contains("pretokenizers") && pre["pretokenizers"].is_array())
+      for (auto& p : pre["pretokenizers"])
+        if (auto st = collect_splits(p, out); !st) return st;
+    return status::success();
   }
-  // whitespace
-  std::size_t ws = run(t, i, is_space);
-  if (ws == 0) return 1;  // cannot happen: every code point is in one class
-  if (mode != pretokenizer::gpt2) {
-    // \s*[\r\n]+ : up to the last newline of the whitespace run
-    for (std::size_t j = i + ws; j > i; --j)
-      if (is_nl(t.cp[j - 1])) return j - i;
+  if (type == "Split") {
+    auto behavior = pre.value("behavior", "Isolated");
+    if (behavior != "Isolated" || pre.value("invert", false))
+      return make_error(errc::unsupported, "tokenizer.json: pre_tokenizer Split with behavior '" + behavior +
+                                               "'" + (pre.value("invert", false) ? " and invert" : "") +
+                                               " is not supported (only Isolated)");
+    if (!pre.contains("pattern") || !pre["pattern"].is_object())
+      return make_error(errc::corrupt, "tokenizer.json: pre_tokenizer Split has no 'pattern'");
+    auto& pat = pre["pattern"];
+    if (pat.contains("Regex") && pat["Regex"].is_string()) out.push_back(pat["Regex"].get<std::string>());
+    else if (pat.contains("String") && pat["String"].is_string()) out.push_back(regex_escape(pat["String"].get<std::string>()));
+    else return make_error(errc::corrupt, "tokenizer.json: pre_tokenizer Split pattern is neither Regex nor String");
+    return status::success();
   }
-  // \s+(?!\S) then \s+
-  if (i + ws == n) return ws;
-  if (ws >= 2) return ws - 1;
-  return ws;
+  if (type == "ByteLevel") {
+    if (pre.value("use_regex", true)) out.emplace_back(gpt2_split_pattern);
+    return status::success();
+  }
+  if (type == "Digits") {
+    out.emplace_back(pre.value("individual_digits", false) ? R"(\p{N})" : R"(\p{N}+)");
+    return status::success();
+  }
+  if (type == "Metaspace") return status::success();  // the SentencePiece path
+  return make_error(errc::unsupported, "tokenizer.json: pre_tokenizer type '" + type + "' is not supported");
 }
 
 }  // namespace
@@ -291,6 +251,18 @@ result<tokenizer> tokenizer::parse(std::string_view text) {
   if (pre.find("\\\\p{N}{1,3}") != std::string::npos) t.mode_ = pretokenizer::llama3;
   else if (pre.find("[^\\\\r\\\\n\\\\p{L}\\\\p{N}]?\\\\p{L}+") != std::string::npos) t.mode_ = pretokenizer::qwen2;
   else t.mode_ = pretokenizer::gpt2;
+  {
+    // Byte-level BPE splits with tokenizer.json's own regexes (unused on the SentencePiece path).
+    std::vector<std::string> patterns;
+    if (j.contains("pre_tokenizer"))
+      if (auto st = collect_splits(j["pre_tokenizer"], patterns); !st) return st.err();
+    if (patterns.empty()) patterns.emplace_back(gpt2_split_pattern);  // no pre_tokenizer: GPT-2's split
+    for (const auto& p : patterns) {
+      auto r = regex_split::compile(p);
+      if (!r) return r.err();
+      t.splits_.push_back(std::move(*r));
+    }
+  }
   std::string norm = j.contains("normalizer") ? j["normalizer"].dump() : "";
   bool byte_fallback = m.contains("byte_fallback") && m["byte_fallback"].is_boolean() && m["byte_fallback"].get<bool>();
   if (pre.find("Metaspace") != std::string::npos || norm.find("\u2581") != std::string::npos ||
@@ -332,14 +304,13 @@ bool tokenizer::is_special(tok_id id) const {
 }
 
 std::vector<std::string> tokenizer::pre_split(std::string_view text) const {
-  std::vector<std::string> out;
-  auto t = to_cps(text);
-  for (std::size_t i = 0; i < t.cp.size();) {
-    auto k = next_piece(t, i, mode_);
-    out.emplace_back(text.substr(t.off[i], t.off[i + k] - t.off[i]));
-    i += k;
+  std::vector<std::string_view> pieces{text}, next;
+  for (const auto& sp : splits_) {
+    next.clear();
+    for (auto p : pieces) sp.split(p, next);
+    pieces.swap(next);
   }
-  return out;
+  return {pieces.begin(), pieces.end()};
 }
 
 void tokenizer::bpe_word(std::string_view word, std::vector<tok_id>& out) const {

@@ -1,9 +1,10 @@
 // backends/native/tokenizer.hpp — byte-level BPE from a tokenizer.json.
 //
 // Owns: the vocabulary, merge ranks, added/special tokens, the pre-tokenizer
-// split (GPT-2, Llama 3 and Qwen2 regexes, hand-coded; Unicode letter/number
-// classes approximated: every non-ASCII code point that is not a known space
-// or punctuation counts as a letter), BPE encoding and decoding, and
+// split (tokenizer.json's own Split regexes / ByteLevel / Digits, in order,
+// run by PCRE2 with real Unicode classes: regex_split.hpp; GPT-2's split when
+// the file names none; an unsupported pre-tokenizer fails the load), BPE
+// encoding and decoding, and
 // utf8_stream for streaming output that never splits a UTF-8 character.
 // Must not touch: models, chat formatting (chat_template).
 // Thread-safety: a loaded tokenizer is immutable; encode/decode are const and
@@ -17,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backends/native/regex_split.hpp"
 #include "common/status.hpp"
 
 namespace yard::backends::native {
@@ -65,6 +67,7 @@ class tokenizer {
   std::unordered_map<std::string, tok_id> added_ids_;
   std::optional<tok_id> bos_;
   pretokenizer mode_ = pretokenizer::gpt2;
+  std::vector<regex_split> splits_;  // applied in order, each to every piece of the one before
 };
 
 // GPT-2 byte <-> printable code point mapping, as UTF-8 strings.

@@ -27,7 +27,8 @@ tokenizer handmade(const std::string& pre_regex = "") {
             {"added_tokens", {{{"id", 300}, {"content", "<|eot|>"}, {"special", true}}}}};
   if (!pre_regex.empty())
     j["pre_tokenizer"] = {{"type", "Sequence"},
-                          {"pretokenizers", {{{"type", "Split"}, {"pattern", {{"Regex", pre_regex}}}}, {{"type", "ByteLevel"}}}}};
+                          {"pretokenizers", {{{"type", "Split"}, {"pattern", {{"Regex", pre_regex}}}, {"behavior", "Isolated"}},
+                                             {{"type", "ByteLevel"}, {"use_regex", false}}}}};
   else j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}};
   auto t = tokenizer::parse(j.dump());
   EXPECT_TRUE(t.ok()) << (t.ok() ? "" : t.err().describe());
@@ -89,6 +90,51 @@ TEST(native_tokenizer, llama3_pre_split) {
   EXPECT_EQ(t.pre_split("Hello, world! 12345 it'S\n\n  x"),
             (std::vector<std::string>{"Hello", ",", " world", "!", " ", "123", "45", " it", "'S", "\n\n", " ", " x"}));
   EXPECT_EQ(t.pre_split("東京 café"), (std::vector<std::string>{"東京", " café"}));
+}
+
+// The Unicode classes are PCRE2's, not approximations (cases seen to differ from the
+// Hugging Face tokenizer before): Persian digits are \p{N}, the letterlike ℓ is \p{L},
+// a Devanagari vowel sign (\p{Mc}) is not a letter.
+TEST(native_tokenizer, llama3_pre_split_uses_real_unicode_classes) {
+  const char* rx = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+  auto t = handmade(rx);
+  // ۱۲۳۴۵ (U+06F1..U+06F5): digits in groups of at most three.
+  EXPECT_EQ(t.pre_split("x ۱۲۳۴۵"), (std::vector<std::string>{"x", " ", "۱۲۳", "۴۵"}));
+  // ℓ (U+2113, Ll) joins the letters around it.
+  EXPECT_EQ(t.pre_split("5ℓitre"), (std::vector<std::string>{"5", "ℓitre"}));
+  // कि = क (Lo) + ि (U+093F, Mc): the vowel sign is not \p{L}, so it does not join.
+  EXPECT_EQ(t.pre_split("कि"), (std::vector<std::string>{"क", "ि"}));
+  // Invalid UTF-8: each bad byte is its own piece; the valid text around it is split as usual.
+  EXPECT_EQ(t.pre_split(std::string("ab\xff cd")), (std::vector<std::string>{"ab", "\xff", " cd"}));
+  // The pieces always cover the input exactly.
+  std::string mixed = "Hi,\tthere!! 2024年12月 naïve — ok?\r\n";
+  std::string joined;
+  for (auto& p : t.pre_split(mixed)) joined += p;
+  EXPECT_EQ(joined, mixed);
+}
+
+TEST(native_tokenizer, unsupported_or_broken_pre_tokenizers_fail_the_load_with_the_reason) {
+  auto with_pre = [](nlohmann::json pre) {
+    auto j = nlohmann::json::parse(make_tokenizer_json("llama", 0));
+    j["pre_tokenizer"] = pre;
+    return tokenizer::parse(j.dump());
+  };
+  auto bad_rx = with_pre({{"type", "Split"}, {"pattern", {{"Regex", "(\\p{L}"}}}, {"behavior", "Isolated"}});
+  ASSERT_FALSE(bad_rx);
+  EXPECT_NE(bad_rx.err().message.find("does not compile"), std::string::npos) << bad_rx.err().message;
+  auto removed = with_pre({{"type", "Split"}, {"pattern", {{"Regex", "\\s+"}}}, {"behavior", "Removed"}});
+  ASSERT_FALSE(removed);
+  EXPECT_NE(removed.err().message.find("Removed"), std::string::npos) << removed.err().message;
+  auto unknown = with_pre({{"type", "BertPreTokenizer"}});
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.err().message.find("BertPreTokenizer"), std::string::npos) << unknown.err().message;
+  // A String pattern is a literal, not a regex; Digits splits numbers.
+  auto lit = with_pre({{"type", "Sequence"},
+                       {"pretokenizers",
+                        {{{"type", "Split"}, {"pattern", {{"String", "."}}}, {"behavior", "Isolated"}},
+                         {{"type", "Digits"}, {"individual_digits", true}}}}});
+  ASSERT_TRUE(lit) << lit.err().message;
+  EXPECT_EQ(lit->pre_split("a.b12"), (std::vector<std::string>{"a", ".", "b", "1", "2"}));
 }
 
 TEST(native_tokenizer, generated_tokenizer_round_trips_and_compresses) {
