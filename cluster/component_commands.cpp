@@ -78,6 +78,7 @@ int run_router(int argc, char** argv) {
   rc.ns = proc.ns;
   auto log = component_logger("router");
   if (auto v = actors::validate_router_config(rc); !v) return fail(log, "router", v.err());
+  eng.device = "cpu";  // the router only tokenizes
   auto tok = cluster::make_engine(eng);
   if (!tok) return fail(log, "tokenizer", tok.err());
   rc.tokenizer = std::shared_ptr<const backends::engine>(std::move(*tok));

@@ -12,6 +12,7 @@
 
 #include "backends/mock/mock_engine.hpp"
 #include "backends/native/native_engine.hpp"
+#include "common/log.hpp"
 #include "backends/timing_model.hpp"
 
 namespace yard::cluster {
@@ -60,6 +61,8 @@ void add_engine_flags(CLI::App& app, engine_options& o) {
   app.add_option("--speedup", o.speedup, "mock engine: run model time this many times faster")->capture_default_str();
   app.add_option("--profile", o.profile, "mock engine: timing profile JSON (profiles/default.json); implies profile timing")
       ->check(CLI::ExistingFile);
+  app.add_option("--device", o.device,
+                 "native engine: cpu | cuda | cuda:N (default $YARD_DEVICE, else cpu); a clear error when no GPU is usable");
   app.add_option("--block-size", o.block_size, "mock engine: KV block size in tokens")->capture_default_str();
   app.add_option("--num-blocks", o.num_blocks, "mock engine: KV pool capacity in blocks")->capture_default_str();
   app.add_option("--max-context", o.max_context,
@@ -92,8 +95,43 @@ std::string served_model_name(const engine_options& o) {
   return p.parent_path().filename().string();
 }
 
+result<std::string> resolve_device(const std::string& requested) {
+  std::string d = requested;
+  std::string from = "--device";
+  if (d.empty()) {
+    const char* env = std::getenv("YARD_DEVICE");
+    d = env ? env : "";
+    from = "YARD_DEVICE";
+  }
+  if (d.empty() || d == "cpu") return std::string("cpu");
+  if (d == "cuda") return std::string("cuda");
+  auto bad = [&](const std::string& why) {
+    return make_error(errc::bad_request, from + " '" + d + "': " + why);
+  };
+  if (d.rfind("cuda:", 0) != 0) return bad("expected cpu, cuda or cuda:N");
+  auto n = d.substr(5);
+  if (n.empty() || n.size() > 3 || n.find_first_not_of("0123456789") != std::string::npos)
+    return bad("expected cpu, cuda or cuda:N with N a device number");
+  if (const char* vis = std::getenv("CUDA_VISIBLE_DEVICES"); vis && *vis) {
+    std::string list = vis;
+    bool listed = false;
+    for (std::size_t start = 0; start <= list.size();) {
+      auto end = list.find(',', start);
+      if (end == std::string::npos) end = list.size();
+      if (list.substr(start, end - start) == n) listed = true;
+      start = end + 1;
+    }
+    if (!listed) return bad("device " + n + " is not in CUDA_VISIBLE_DEVICES=" + list);
+  }
+  // Before any CUDA call in this process: device N becomes the only (index 0) device.
+  ::setenv("CUDA_VISIBLE_DEVICES", n.c_str(), 1);
+  return std::string("cuda");
+}
+
 result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
   if (o.engine == "mock") {
+    if (!o.device.empty() && o.device != "cpu")
+      component_logger("engine")->warn("--device {} is for the native engine: the mock engine ignores it", o.device);
     backends::mock_engine_options mo;
     if (!o.profile.empty() || o.token_delay_ms <= 0) {
       auto prof = o.profile.empty() ? result<backends::engine_profile>(backends::default_profile())
@@ -116,6 +154,9 @@ result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
     if (o.model.empty()) return make_error(errc::bad_request, "--engine native needs --model DIR (a Hugging Face model folder)");
     backends::native_engine_options no;
     no.tiers = o.tiers;
+    auto dev = resolve_device(o.device);
+    if (!dev) return dev.err();
+    no.device = *dev;
     return backends::make_native_engine(o.model, no);
   }
   return make_error(errc::unsupported, "engine '" + o.engine + "' is not available in this build");

@@ -43,6 +43,9 @@ struct engine_options {
   std::uint32_t block_size = 16;     // mock: KV block size in tokens (default 16)
   std::uint32_t num_blocks = 16384;  // mock: KV pool capacity in blocks (default 16384)
   std::uint32_t max_context = 0;     // mock: prompt + output limit; 0 = profile's or 4096 (default 0)
+  // native: where the model runs: cpu, cuda or cuda:N (--device); empty = $YARD_DEVICE
+  // (the node agent sets it per worker group), else cpu. The mock ignores it.
+  std::string device;
   // KV tiers under either engine (--kv-host-blocks, --kv-disk-dir, --kv-disk-blocks,
   // --kv-disk-key-file, --kv-g2-gbps, --kv-g3-gbps); default off. The disk
   // directory belongs to one worker: give each worker its own.
@@ -53,6 +56,12 @@ void add_engine_flags(CLI::App& app, engine_options& o);
 // The served model name: "mock" for the mock engine, the folder's name for native.
 std::string served_model_name(const engine_options& o);
 result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o);
+
+// Resolves a device name (empty = $YARD_DEVICE, else "cpu") to "cpu" or "cuda".
+// "cuda:N" narrows CUDA_VISIBLE_DEVICES to device N before CUDA starts (N must be
+// in the list when one is already set, as the node agent does). A malformed
+// name, or a device not in the visible list, is errc::bad_request naming it.
+result<std::string> resolve_device(const std::string& requested);
 
 // Installs SIGINT/SIGTERM handlers (call first in a command); then
 // wait_for_stop_signal() blocks until one arrives and returns it. Works

@@ -178,8 +178,15 @@ int run_up(int argc, char** argv) {
   rc.policy_cfg = policy_cfg;
   rc.use_kv_events = !approximate;
   auto tok_eng = eng;
-  tok_eng.tiers = {};  // the router's tokenizer copy holds no KV and must not open the workers' G3
-  if (auto tok = cluster::make_engine(tok_eng)) rc.tokenizer = std::shared_ptr<const backends::engine>(std::move(*tok));
+  tok_eng.tiers = {};      // the router's tokenizer copy holds no KV and must not open the workers' G3
+  tok_eng.device = "cpu";  // nor a GPU
+  auto tok = cluster::make_engine(tok_eng);
+  if (!tok) {
+    // Without the model's tokenizer the router would hash bytes: KV overlap would silently be zero.
+    log->error("router tokenizer ({}): {}", eng.model.empty() ? eng.engine : eng.model, tok.err().describe());
+    return 1;
+  }
+  rc.tokenizer = std::shared_ptr<const backends::engine>(std::move(*tok));
   if (auto r = node.add_router(rc); !r) {
     log->error("router: {}", r.err().describe());
     return 1;
