@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "backends/tokenizer_fingerprint.hpp"
 #include "actors/worker_liveness.hpp"
 #include "actors/worker_registry.hpp"
 #include "backends/mock/mock_engine.hpp"
@@ -46,6 +47,9 @@ struct router_state {
   clock::time_point started = clock::now();
   clock::time_point last_loss{};                  // when a worker last went away (lease missed, restart)
   std::map<std::string, int> snapshot_retries;    // worker id -> snapshot asks that found no responder
+  std::uint64_t fingerprint = 0;                  // our tokenizer's (backends/tokenizer_fingerprint)
+  std::map<std::string, std::uint64_t> mismatched;  // worker id -> incarnation that tokenizes differently
+  std::uint64_t tokenizer_mismatches = 0;
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "router";
 };
@@ -285,6 +289,28 @@ void on_prefill(router_actor* self, transport::nats_message& m) {
                 out ? out->overlap_blocks : 0);
 }
 
+// A worker whose tokenizer differs from ours hashes other tokens into its blocks: our
+// overlap for it would be wrong (typically zero). Say so loudly, once per incarnation,
+// and leave its blocks out of the index (its KV events and snapshots are ignored), so it
+// is routed on load only until it (or this router) runs the same tokenizer.
+void check_tokenizer(router_state& st, const msg::heartbeat& hb) {
+  if (hb.tokenizer_fingerprint == 0 || st.fingerprint == 0 || hb.tokenizer_fingerprint == st.fingerprint) {
+    if (st.mismatched.erase(hb.instance_id))
+      st.log->info("worker {} now tokenizes like this router: indexing its KV blocks again", hb.instance_id);
+    return;
+  }
+  auto [it, fresh] = st.mismatched.try_emplace(hb.instance_id, hb.incarnation);
+  if (!fresh && it->second == hb.incarnation) return;
+  it->second = hb.incarnation;
+  st.tokenizer_mismatches++;
+  st.log->error("worker {} tokenizes differently from this router (fingerprint {:016x}, ours {:016x}): its KV blocks are "
+                "not indexed and it is routed on load only; start the router with the workers' model "
+                "(--engine native --model DIR)",
+                hb.instance_id, hb.tokenizer_fingerprint, st.fingerprint);
+  if (auto m = st.model_of.find(hb.instance_id); m != st.model_of.end())
+    st.cores.at(m->second)->on_snapshot(hb.instance_id, 0, {});  // forget what was indexed for it
+}
+
 void on_heartbeat(router_actor* self, transport::nats_message& m) {
   auto& st = self->state;
   auto taken = st.liveness->on_heartbeat(st.workers, m);
@@ -297,6 +323,7 @@ void on_heartbeat(router_actor* self, transport::nats_message& m) {
     st.log->warn("worker {} restarted: its KV blocks are gone", hb->instance_id);
     drop_worker(st, hb->instance_id);
   }
+  check_tokenizer(st, *hb);
   // Prefill-only workers form their own pool (KV-aware choice for remote prefill).
   auto pool = pool_key(hb->model, hb->role == "prefill");
   auto* core = core_for(st, pool, hb->block_size);
@@ -327,6 +354,7 @@ void on_kv_events(router_actor* self, transport::nats_message& m) {
     st.log->warn("KV events for '{}' on {}: refused", batch->worker_id, m.subject);
     return;
   }
+  if (st.mismatched.count(batch->worker_id)) return;  // another tokenizer: its hashes mean nothing here
   auto it = st.model_of.find(batch->worker_id);
   if (it == st.model_of.end()) return;  // not routable yet: its snapshot comes when it joins
   auto& core = st.cores.at(it->second);
@@ -362,6 +390,7 @@ void on_snapshot_reply(router_actor* self, transport::nats_message& m) {
   auto it = st.model_of.find(batch->worker_id);
   if (it == st.model_of.end()) return;
   st.snapshot_retries.erase(batch->worker_id);
+  if (st.mismatched.count(batch->worker_id)) return;  // another tokenizer: see check_tokenizer
   st.cores.at(it->second)->on_snapshot(batch->worker_id, batch->seq, batch->events);
   st.log->info("worker {}: KV snapshot applied ({} events)", batch->worker_id, batch->events.size());
 }
@@ -383,6 +412,7 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
   st.conn = conn;
   st.cfg = std::move(cfg);
   if (!st.cfg.tokenizer) st.cfg.tokenizer = std::make_shared<backends::mock_engine>();
+  st.fingerprint = backends::tokenizer_fingerprint(*st.cfg.tokenizer);
   st.snapshot_inbox = std::move(snapshot_inbox);
   st.log = component_logger("router");
   st.cfg.registry.ns = st.cfg.ns;
@@ -411,6 +441,8 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
         s.held_requests = st.held.size();
         s.refused_heartbeats = st.liveness->refused();
         s.routed = st.routed;
+        s.tokenizer_mismatches = st.tokenizer_mismatches;
+        s.workers = st.workers.size();
         return s;
       },
       [=](tick_atom) {

@@ -63,6 +63,8 @@ struct router_stats {
   std::uint64_t held_requests = 0;     // requests waiting for a worker
   std::uint64_t refused_heartbeats = 0;
   std::uint64_t routed = 0;
+  std::uint64_t tokenizer_mismatches = 0;  // worker incarnations whose tokenizer fingerprint differs from ours
+  std::uint64_t workers = 0;               // workers this router holds a live lease for (routable or about to be)
 };
 
 }  // namespace yard::actors

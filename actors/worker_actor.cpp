@@ -8,6 +8,7 @@
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "backends/tokenizer_fingerprint.hpp"
 #include "common/log.hpp"
 #include "kv/block_hash.hpp"
 #include "messages/disagg.hpp"
@@ -69,6 +70,7 @@ struct worker_state {
   bool draining = false;
   std::uint64_t kv_seq = 0;
   std::uint64_t incarnation = 0;
+  std::uint64_t tokenizer_fingerprint = 0;  // announced in heartbeats: routers check they tokenize alike
   clock::time_point last_heartbeat;
   std::shared_ptr<spdlog::logger> log;
   // Disaggregation.
@@ -135,6 +137,7 @@ msg::heartbeat make_heartbeat(worker_state& st) {
   hb.load = load;
   hb.draining = st.draining;
   hb.incarnation = st.incarnation;
+  hb.tokenizer_fingerprint = st.tokenizer_fingerprint;
   if (st.xfer) hb.leased_kv_blocks = static_cast<std::uint32_t>(st.xfer->leased_blocks());
   return hb;
 }
@@ -633,6 +636,7 @@ caf::behavior worker_behavior(worker_actor* self, transport::nats_connection* co
   st.log = component_logger("worker");
   st.xfer = std::move(*xfer);
   st.prefill_inbox = std::move(prefill_inbox);
+  st.tokenizer_fingerprint = backends::tokenizer_fingerprint(*st.engine);
   st.incarnation = std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ now_ms();
   // The first heartbeat comes from spawn_worker once every subscription is up: a router
   // that hears it may route or ask for a snapshot at once.

@@ -249,6 +249,7 @@ struct heartbeat {
   bool draining = false;        // true while the instance refuses new work
   std::uint64_t incarnation = 0;  // random per process start: a restarted instance with the same id differs
   std::uint32_t leased_kv_blocks = 0;  // prefill workers: KV blocks staged for decode workers, not yet released
+  std::uint64_t tokenizer_fingerprint = 0;  // workers: backends::tokenizer_fingerprint (0 = unknown)
 };
 template <class V> void describe(V& v, heartbeat& x) {
   v.req("instance_id", x.instance_id);
@@ -262,6 +263,7 @@ template <class V> void describe(V& v, heartbeat& x) {
   v.opt("draining", x.draining);
   v.opt("incarnation", x.incarnation);
   v.opt("leased_kv_blocks", x.leased_kv_blocks);
+  v.opt("tokenizer_fingerprint", x.tokenizer_fingerprint);
 }
 
 // KV events: the router's view of which blocks each worker holds.

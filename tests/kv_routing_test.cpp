@@ -4,6 +4,8 @@
 #include <mutex>
 #include <set>
 
+#include "backends/mock/mock_engine.hpp"
+#include "backends/tokenizer_fingerprint.hpp"
 #include "messages/codec.hpp"
 #include "messages/router.hpp"
 #include "messages/subjects.hpp"
@@ -270,6 +272,57 @@ TEST(kv_snapshot, an_unanswered_snapshot_ask_is_repeated) {
   ASSERT_TRUE(sub);
   c.flush();
   EXPECT_TRUE(ts::eventually([&] { return asks.load() > 0; }, 5000)) << "the router never asked again";
+}
+
+// Workers announce their tokenizer's fingerprint; a router whose tokenizer differs
+// counts the worker once per incarnation, logs an error, and keeps its blocks out of
+// the index (their hashes come from other tokens).
+TEST(tokenizer_check, a_worker_that_tokenizes_differently_is_flagged_once) {
+  auto nats = ts::start_nats();
+  ASSERT_NE(nats, nullptr);
+  auto node = ts::start_cluster(nats->url(), {.workers = 1, .with_frontend = false});
+  ASSERT_NE(node, nullptr);
+  transport::nats_options no;
+  no.servers = {nats->url()};
+  auto conn = transport::nats_connection::connect(no);
+  ASSERT_TRUE(conn);
+  auto& c = **conn;
+  // The real mock worker announces the same fingerprint as the router's mock tokenizer.
+  const auto ours = backends::tokenizer_fingerprint(backends::mock_engine{});
+  ASSERT_NE(ours, 0u);
+  std::atomic<std::uint64_t> seen{0};
+  auto sub = c.subscribe(subjects::heartbeat("default", "w0"), [&](transport::nats_message m) {
+    if (auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type)) seen = hb->tokenizer_fingerprint;
+  });
+  ASSERT_TRUE(sub);
+  ASSERT_TRUE(ts::eventually([&] { return seen.load() != 0; }, 5000));
+  EXPECT_EQ(seen.load(), ours);
+
+  auto beat = [&](const std::string& id, std::uint64_t fp) {
+    msg::heartbeat hb;
+    hb.instance_id = id;
+    hb.component = "worker";
+    hb.role = "both";
+    hb.model = "mock";
+    hb.generate_subject = subjects::worker_generate("default", id);
+    hb.lease_ms = 5000;
+    hb.incarnation = 7;
+    hb.tokenizer_fingerprint = fp;
+    ASSERT_TRUE(c.publish(subjects::heartbeat("default", id), msg::encode(hb)).ok());
+    c.flush();
+  };
+  beat("odd", ours ^ 0x5a5a);
+  beat("odd", ours ^ 0x5a5a);  // the same incarnation again: counted once
+  beat("alike", ours);
+  beat("unknown", 0);  // an engine that does not say: trusted
+  ASSERT_TRUE(ts::eventually([&] {
+    auto s = node->router_stats();
+    return s && s->tokenizer_mismatches >= 1;
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto s = node->router_stats();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->tokenizer_mismatches, 1u);
 }
 
 }  // namespace
