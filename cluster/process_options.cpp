@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -114,14 +115,9 @@ result<std::string> resolve_device(const std::string& requested) {
     return bad("expected cpu, cuda or cuda:N with N a device number");
   if (const char* vis = std::getenv("CUDA_VISIBLE_DEVICES"); vis && *vis) {
     std::string list = vis;
-    bool listed = false;
-    for (std::size_t start = 0; start <= list.size();) {
-      auto end = list.find(',', start);
-      if (end == std::string::npos) end = list.size();
-      if (list.substr(start, end - start) == n) listed = true;
-      start = end + 1;
-    }
-    if (!listed) return bad("device " + n + " is not in CUDA_VISIBLE_DEVICES=" + list);
+    auto ids = transport::split_servers(list);  // the same comma-separated list splitting
+    if (std::find(ids.begin(), ids.end(), n) == ids.end())
+      return bad("device " + n + " is not in CUDA_VISIBLE_DEVICES=" + list);
   }
   // Before any CUDA call in this process: device N becomes the only (index 0) device.
   ::setenv("CUDA_VISIBLE_DEVICES", n.c_str(), 1);

@@ -238,6 +238,19 @@ TEST_F(kv_routing_late_router, learns_blocks_cached_before_it_started_from_join_
   EXPECT_EQ(n.cached_tokens, 512u);
 }
 
+// The heartbeat of a "mock" worker `id` that is not running (published by a test's raw connection).
+msg::heartbeat fake_worker_heartbeat(const std::string& id, std::uint64_t incarnation) {
+  msg::heartbeat hb;
+  hb.instance_id = id;
+  hb.component = "worker";
+  hb.role = "both";
+  hb.model = "mock";
+  hb.generate_subject = subjects::worker_generate("default", id);
+  hb.lease_ms = 5000;
+  hb.incarnation = incarnation;
+  return hb;
+}
+
 // A worker that heartbeats before its snapshot subscription is up (an external
 // engine, a slow start) meets "no responders" on the router's first ask: the
 // router asks again rather than routing forever without that worker's blocks.
@@ -251,14 +264,7 @@ TEST(kv_snapshot, an_unanswered_snapshot_ask_is_repeated) {
   auto conn = transport::nats_connection::connect(no);
   ASSERT_TRUE(conn);
   auto& c = **conn;
-  msg::heartbeat hb;
-  hb.instance_id = "late";
-  hb.component = "worker";
-  hb.role = "both";
-  hb.model = "mock";
-  hb.generate_subject = subjects::worker_generate("default", "late");
-  hb.lease_ms = 5000;
-  hb.incarnation = 42;
+  auto hb = fake_worker_heartbeat("late", 42);
   ASSERT_TRUE(c.publish(subjects::heartbeat("default", "late"), msg::encode(hb)).ok());
   c.flush();
   std::this_thread::sleep_for(std::chrono::milliseconds(60));  // the first ask has met no responder by now
@@ -299,14 +305,7 @@ TEST(tokenizer_check, a_worker_that_tokenizes_differently_is_flagged_once) {
   EXPECT_EQ(seen.load(), ours);
 
   auto beat = [&](const std::string& id, std::uint64_t fp) {
-    msg::heartbeat hb;
-    hb.instance_id = id;
-    hb.component = "worker";
-    hb.role = "both";
-    hb.model = "mock";
-    hb.generate_subject = subjects::worker_generate("default", id);
-    hb.lease_ms = 5000;
-    hb.incarnation = 7;
+    auto hb = fake_worker_heartbeat(id, 7);
     hb.tokenizer_fingerprint = fp;
     ASSERT_TRUE(c.publish(subjects::heartbeat("default", id), msg::encode(hb)).ok());
     c.flush();

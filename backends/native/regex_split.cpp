@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "backends/native/tokenizer.hpp"
+
 namespace yard::backends::native {
 
 struct regex_split::code {
@@ -36,23 +38,14 @@ result<regex_split> regex_split::compile(std::string_view pattern) {
 
 namespace {
 
-// Length of the valid UTF-8 prefix of s (shortest forms, no surrogates, <= U+10FFFF).
+// Length of the valid UTF-8 prefix of s (the tokenizer's own decoder decides validity).
 std::size_t valid_utf8_prefix(std::string_view s) {
   std::size_t i = 0;
+  std::uint32_t cp = 0;
   while (i < s.size()) {
-    auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return i;
-    std::uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1f) : n == 3 ? (c & 0x0f) : (c & 0x07);
-    for (std::size_t k = 1; k < n; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return i;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-      return i;
-    i += n;
+    int n = utf8_decode(s, i, cp);
+    if (n == 0) break;
+    i += static_cast<std::size_t>(n);
   }
   return i;
 }
