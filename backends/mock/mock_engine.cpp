@@ -6,7 +6,6 @@
 #include <string>
 #include <utility>
 
-#include "backends/kv_exchange.hpp"
 #include "backends/sampling/logits_processor.hpp"
 #include "common/log.hpp"
 
@@ -61,7 +60,7 @@ class mock_engine::mock_executor final : public executor {
         r.top_logprobs[i] = top_logprobs(logits_, sp.top_logprobs);
       }
     }
-    double ms = o_.per_token_delay_ms > 0 ? o_.per_token_delay_ms : step_time_ms(o_.profile, plan);
+    double ms = o_.per_token_delay_ms > 0 ? o_.per_token_delay_ms : backends::step_time_ms(o_.profile, plan);
     r.model_time_ms = ms / o_.speedup;
     return r;
   }
@@ -127,22 +126,14 @@ mock_engine::mock_engine(mock_engine_options opts) : opts_(std::move(opts)) {
   po.block_size = opts_.block_size;
   po.num_blocks = opts_.num_blocks;
   po.enable_prefix_caching = opts_.enable_prefix_caching;
-  sched_ = std::make_unique<scheduler>(sc, po);
-  exec_ = std::make_unique<mock_executor>(opts_);
+  set_core(std::make_unique<scheduler>(sc, po), std::make_unique<mock_executor>(opts_));
   if (opts_.tiers.enabled()) {
     const engine_profile prof = opts_.profile;
-    auto t = kv_tiering::create(opts_.tiers, sched_->pool(), *exec_, [prof](std::size_t prompt, std::size_t uncached) {
+    auto t = attach_tiers(opts_.tiers, [prof](std::size_t prompt, std::size_t uncached) {
       return prefill_ms(prof, double(uncached), double(prompt - uncached));
-    });
-    if (t) {
-      tiering_ = std::move(t.value());
-      // Onboard at admission, so blocks brought back are used at once (not
-      // evicted again while the request waits in the queue).
-      sched_->set_admit_hook([this](std::span<const kv::block_hash> hashes, std::size_t tokens) {
-        pending_onboard_ms_ += tiering_->onboard(hashes, tokens).modelled_ms;
-      });
-    } else {
-      tier_status_ = t.err();
+    }, /*overlapped=*/true);
+    if (!t) {
+      tier_status_ = t;
       component_logger("mock")->error("KV tiers disabled: {}", t.err().describe());
     }
   }
@@ -154,20 +145,6 @@ result<std::unique_ptr<mock_engine>> mock_engine::create(mock_engine_options opt
   auto e = std::make_unique<mock_engine>(std::move(opts));
   if (!e->tier_status_) return e->tier_status_.err();
   return e;
-}
-
-std::vector<msg::kv_event> mock_engine::drain_kv_events() {
-  auto ev = sched_->pool().drain_events();
-  if (tiering_)
-    for (auto& e : tiering_->drain_events()) ev.push_back(std::move(e));
-  return ev;
-}
-
-std::vector<msg::kv_event> mock_engine::kv_snapshot() const {
-  auto ev = sched_->pool().snapshot();
-  if (tiering_)
-    for (auto& e : tiering_->snapshot()) ev.push_back(std::move(e));
-  return ev;
 }
 
 std::uint64_t mock_engine::prompt_state(const std::vector<token_id>& prompt, std::uint64_t seed) {
@@ -197,80 +174,16 @@ std::string mock_engine::detokenize(const std::vector<token_id>& tokens) const {
   return s;
 }
 
-status mock_engine::add_request(engine_request req) { return add_request_prehashed(std::move(req), {}); }
-
-status mock_engine::add_request_prehashed(engine_request req, std::vector<kv::block_hash> prompt_hashes) {
-  if (req.request_id.empty()) return make_error(errc::bad_request, "empty request_id");
-  if (req.prompt.empty()) return make_error(errc::bad_request, "empty prompt");
-  sequence_spec spec;
-  spec.request_id = req.request_id;
+status mock_engine::prepare(const engine_request& req, sequence_spec& spec) {
   spec.user_tag = prompt_state(req.prompt, req.sampling.seed.value_or(0));
-  spec.num_prompt_tokens = static_cast<std::uint32_t>(req.prompt.size());
-  spec.tokens = std::move(req.prompt);
-  spec.tokens.insert(spec.tokens.end(), req.resume_tokens.begin(), req.resume_tokens.end());
-  spec.max_output_tokens = req.max_tokens;
-  const auto min_tokens = req.sampling.min_tokens;
-  spec.stop_token_ids = std::move(req.stop_token_ids);
-  spec.cache_salt = std::move(req.cache_salt);
-  spec.priority = req.priority;
-  spec.sampling = req.sampling;
-  spec.block_hashes = std::move(prompt_hashes);
-  auto r = sched_->add(std::move(spec));
-  if (!r) return r.err();
-  if (!req.stop.empty())
-    extras_[req.request_id] = request_extra{std::move(req.stop), {}, static_cast<std::uint32_t>(req.resume_tokens.size()),
-                                            min_tokens};
   return status::success();
 }
 
-void mock_engine::cancel(const std::string& request_id) { sched_->cancel(request_id); }
-
-step_result mock_engine::step() {
-  step_result r;
-  auto o = sched_->step(*exec_);
-  // Onboarding copies run before this step's prefill, or under it (layer-wise) with overlap_onboarding.
+// Onboarding copies run before this step's prefill, or under it (layer-wise) with overlap_onboarding.
+double mock_engine::step_time_ms(const step_outcome& o, double) {
   const double compute = o.ran ? o.model_time_ms : 0.0;
-  const double copy = std::exchange(pending_onboard_ms_, 0.0) / opts_.speedup;
-  r.model_time_ms = opts_.tiers.overlap_onboarding ? std::max(compute, copy) : compute + copy;
-  for (auto& u : o.updates) {
-    sequence_output out;
-    out.request_id = std::move(u.request_id);
-    out.text_delta = detokenize(u.new_tokens);
-    out.new_tokens = std::move(u.new_tokens);
-    out.token_logprobs = make_token_logprobs(out.new_tokens, u.logprobs, u.top_logprobs, [](token_id t) {
-      return std::string(1, static_cast<char>(t & 0xff));
-    });
-    out.logprobs = std::move(u.logprobs);
-    out.finish_reason = std::move(u.finish_reason);
-    if (!out.finish_reason && !extras_.empty()) {
-      auto it = extras_.find(out.request_id);
-      if (it != extras_.end()) {
-        it->second.text += out.text_delta;
-        it->second.produced += static_cast<std::uint32_t>(out.new_tokens.size());
-        if (it->second.produced >= it->second.min_tokens) {
-          for (const auto& s : it->second.stop)
-            if (!s.empty() && it->second.text.find(s) != std::string::npos) {
-              sched_->finish(out.request_id, "stop");  // reported (with usage) by the next step
-              break;
-            }
-        }
-      }
-    }
-    if (out.finish_reason) {
-      out.usage_info.prompt_tokens = u.prompt_tokens;
-      out.usage_info.completion_tokens = u.completion_tokens;
-      out.usage_info.cached_tokens = u.cached_tokens;
-      extras_.erase(out.request_id);
-    }
-    r.outputs.push_back(std::move(out));
-  }
-  return r;
-}
-
-msg::load_report mock_engine::load() const {
-  auto l = sched_->load();
-  if (tiering_) tiering_->fill_load(l);
-  return l;
+  const double copy = take_onboard_ms() / opts_.speedup;
+  return opts_.tiers.overlap_onboarding ? std::max(compute, copy) : compute + copy;
 }
 
 std::uint64_t mock_engine::synthetic_word(kv::block_hash hash, std::size_t i) { return splitmix(splitmix(hash) + i); }
@@ -280,19 +193,6 @@ void mock_engine::synthetic_block(kv::block_hash hash, std::span<std::byte> out)
     std::uint64_t x = synthetic_word(hash, i / 8);
     std::memcpy(out.data() + i, &x, std::min<std::size_t>(8, out.size() - i));
   }
-}
-
-std::size_t mock_engine::cached_blocks(std::span<const kv::block_hash> hashes) const {
-  return backends::cached_blocks(sched_->pool(), hashes);
-}
-
-std::size_t mock_engine::export_kv(std::span<const kv::block_hash> hashes, std::span<std::byte> out) const {
-  return export_blocks(sched_->pool(), *exec_, hashes, out);
-}
-
-result<std::size_t> mock_engine::import_kv(std::span<const kv::block_hash> hashes, std::optional<kv::block_hash> parent,
-                                           std::span<const std::byte> data) {
-  return import_blocks(sched_->pool(), *exec_, hashes, parent, data);
 }
 
 }  // namespace yard::backends

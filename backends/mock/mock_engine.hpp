@@ -1,8 +1,9 @@
 // backends/mock/mock_engine.hpp — an engine without a model, for tests, live mock clusters and the simulator.
 //
-// Owns: a backends::scheduler (the same continuous-batching scheduler and
-// kv::block_pool the native engine uses) driven by a mock executor whose
-// "forward pass" only computes deterministic tokens and a step time.
+// Owns: a mock executor whose "forward pass" only computes deterministic
+// tokens and a step time. Everything else (scheduler, block pool, tiers,
+// admission, stop strings, output text) is the engine_shell the native engine
+// uses too (backends/engine_shell.hpp).
 // Tokenization is byte-level (token = byte). Output token i of a request
 // depends only on the prompt tokens, the sampling seed and i (with penalties,
 // logit_bias or min_tokens also on the tokens before it: the mock then picks
@@ -33,9 +34,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "backends/engine.hpp"
-#include "backends/kv_tiering.hpp"
-#include "backends/scheduler/scheduler.hpp"
+#include "backends/engine_shell.hpp"
 #include "backends/timing_model.hpp"
 
 namespace yard::backends {
@@ -55,7 +54,7 @@ struct mock_engine_options {
 // Profile-mode options: timing, limits and block geometry from `p`.
 mock_engine_options mock_options_from_profile(const engine_profile& p, double speedup = 1.0);
 
-class mock_engine final : public engine {
+class mock_engine final : public engine_shell {
  public:
   // A tier set-up error (bad G3 dir or key) is logged and the engine runs
   // without tiers; use create() to get the error instead.
@@ -67,33 +66,12 @@ class mock_engine final : public engine {
   std::string name() const override { return "mock"; }
   result<std::vector<token_id>> tokenize(std::string_view text) const override;
   std::string detokenize(const std::vector<token_id>& tokens) const override;
-  status add_request(engine_request req) override;
-  void cancel(const std::string& request_id) override;
-  bool has_work() const override { return sched_->has_work(); }
-  step_result step() override;
-  msg::load_report load() const override;
-  std::vector<msg::kv_event> drain_kv_events() override;
-  std::uint32_t block_size() const override { return sched_->pool().block_size(); }
-  std::uint32_t max_context() const override { return sched_->config().max_model_len; }
-  std::size_t kv_block_bytes() const override { return opts_.kv_block_bytes; }
-  std::size_t cached_blocks(std::span<const kv::block_hash> hashes) const override;
-  std::size_t export_kv(std::span<const kv::block_hash> hashes, std::span<std::byte> out) const override;
-  result<std::size_t> import_kv(std::span<const kv::block_hash> hashes, std::optional<kv::block_hash> parent,
-                                std::span<const std::byte> data) override;
   // The synthetic content of the block stored under `hash` (what export_kv
   // writes and import_kv insists on), so corruption is always detected.
   static void synthetic_block(kv::block_hash hash, std::span<std::byte> out);
   static std::uint64_t synthetic_word(kv::block_hash hash, std::size_t i);  // 8-byte word i of that content
 
-  // Like add_request, with the prompt's full-block hashes already computed
-  // (same block size and cache salt): the simulator hashes a trace once.
-  status add_request_prehashed(engine_request req, std::vector<kv::block_hash> prompt_hashes);
-
-  // The full block set, as stored events (answer to an indexer resync).
-  std::vector<msg::kv_event> kv_snapshot() const override;
-  const scheduler& sched() const { return *sched_; }
-  // The tiers, when configured and set up (nullptr otherwise).
-  const kv_tiering* tiering() const { return tiering_.get(); }
+  const scheduler& sched() const { return get_scheduler(); }
 
   // The deterministic token at output position `i` for a prompt (exposed so
   // tests can compute the expected stream).
@@ -102,24 +80,18 @@ class mock_engine final : public engine {
   static std::uint64_t prompt_state(const std::vector<token_id>& prompt, std::uint64_t seed);
   static token_id token_at(std::uint64_t state, std::size_t i);
 
+ protected:
+  status prepare(const engine_request& req, sequence_spec& spec) override;
+  std::string token_bytes(token_id t) const override { return std::string(1, static_cast<char>(t & 0xff)); }
+  double step_time_ms(const step_outcome& o, double wall_ms) override;
+
  private:
   class mock_executor;
-  struct request_extra {
-    std::vector<std::string> stop;  // stop strings
-    std::string text;               // output text so far (for stop strings)
-    std::uint32_t produced = 0;     // output tokens so far, resume tokens included
-    std::uint32_t min_tokens = 0;   // stop strings count from this many output tokens on
-  };
   // The synthetic logits row [256] for output position `i`: expected token 8,
   // the other alphabet letters in [0, 7) (so a penalty of 2 on it can let one win), every other byte -10.
   static void mock_logits(std::uint64_t state, std::size_t i, std::vector<float>& out);
   mock_engine_options opts_;
-  std::unique_ptr<scheduler> sched_;
-  std::unique_ptr<mock_executor> exec_;
-  std::unique_ptr<kv_tiering> tiering_;  // after exec_ and sched_: unhooks the pool first
-  status tier_status_;                   // tier set-up result (create() returns it)
-  double pending_onboard_ms_ = 0;        // modelled onboarding time of this step's admissions
-  std::unordered_map<std::string, request_extra> extras_;  // only requests with stop strings
+  status tier_status_;  // tier set-up result (create() returns it)
 };
 
 }  // namespace yard::backends

@@ -4,11 +4,10 @@
 // split (tokenizer.json's own Split regexes / ByteLevel / Digits, in order,
 // run by PCRE2 with real Unicode classes: regex_split.hpp; GPT-2's split when
 // the file names none; an unsupported pre-tokenizer fails the load), BPE
-// encoding and decoding, and
-// utf8_stream for streaming output that never splits a UTF-8 character.
+// encoding and decoding.
 // Must not touch: models, chat formatting (chat_template).
 // Thread-safety: a loaded tokenizer is immutable; encode/decode are const and
-// safe from many threads. utf8_stream is a per-sequence value.
+// safe from many threads.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "backends/native/regex_split.hpp"
+#include "backends/utf8.hpp"
 #include "common/status.hpp"
 
 namespace yard::backends::native {
@@ -75,21 +75,9 @@ const std::string& byte_to_unicode(std::uint8_t b);
 // Inverse: returns false for a code point outside the mapping.
 bool unicode_to_byte(std::uint32_t cp, std::uint8_t& out);
 
-// Splits streamed bytes into valid UTF-8 text: push() returns the longest
-// complete prefix and keeps an unfinished character for the next call.
-// Invalid bytes become U+FFFD.
-class utf8_stream {
- public:
-  std::string push(std::string_view bytes);
-  std::string flush();  // end of stream: pending bytes become U+FFFD
-  bool empty() const { return pending_.empty(); }
-
- private:
-  std::string pending_;
-};
-
-// Decodes one UTF-8 code point at s[i]; returns its length (0 if invalid or incomplete at the end).
-int utf8_decode(std::string_view s, std::size_t i, std::uint32_t& cp);
-void utf8_append(std::string& out, std::uint32_t cp);
+// UTF-8 helpers live in backends/utf8.hpp (the engine shell streams text with them too).
+using backends::utf8_append;
+using backends::utf8_decode;
+using backends::utf8_stream;
 
 }  // namespace yard::backends::native

@@ -101,6 +101,31 @@ TEST(mock_engine, stop_strings_and_stop_tokens_and_cancel) {
   EXPECT_FALSE(e.add_request(req("e", "", 1)).ok());
 }
 
+// The mock goes through the same engine shell as the native engine: the text
+// ends before the stop string, and a partial match is held back, not streamed.
+TEST(mock_engine, stop_string_truncates_the_text_and_holds_back_a_partial_match) {
+  mock_engine e;
+  auto p = e.tokenize("abc").value();
+  std::string expect;
+  for (std::size_t i = 0; i < 8; ++i) expect.push_back(static_cast<char>(mock_engine::expected_token(p, 7, i)));
+  auto r = req("s", "abc", 50);
+  r.stop = {expect.substr(3, 3)};
+  ASSERT_TRUE(e.add_request(r).ok());
+  std::string text, reason;
+  std::vector<std::string> deltas;
+  for (int i = 0; i < 100 && e.has_work(); ++i)
+    for (auto& o : e.step().outputs) {
+      text += o.text_delta;
+      deltas.push_back(o.text_delta);
+      if (o.finish_reason) reason = *o.finish_reason;
+    }
+  EXPECT_EQ(reason, "stop");
+  const auto first = expect.find(r.stop[0]);  // the stop may occur earlier in the stream than position 3
+  EXPECT_EQ(text, expect.substr(0, first));
+  // No delta ever carried a byte of the stop string.
+  for (const auto& d : deltas) EXPECT_EQ(d.find(r.stop[0]), std::string::npos);
+}
+
 TEST(mock_engine, profile_mode_timing_and_prefix_cache) {
   auto o = mock_options_from_profile(default_profile());
   mock_engine e(o);

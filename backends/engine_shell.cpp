@@ -1,0 +1,156 @@
+// backends/engine_shell.cpp — see engine_shell.hpp.
+#include "backends/engine_shell.hpp"
+
+#include <chrono>
+
+#include "backends/kv_exchange.hpp"
+#include "backends/sampling/logits_processor.hpp"
+
+namespace yard::backends {
+
+engine_shell::engine_shell() = default;
+engine_shell::~engine_shell() = default;
+
+void engine_shell::set_core(std::unique_ptr<scheduler> sched, std::unique_ptr<executor> exec) {
+  sched_ = std::move(sched);
+  exec_ = std::move(exec);
+}
+
+status engine_shell::attach_tiers(const kv_tier_options& opts, std::function<double(std::size_t, std::size_t)> recompute_ms,
+                                  bool overlapped) {
+  auto t = kv_tiering::create(opts, sched_->pool(), *exec_, std::move(recompute_ms), overlapped);
+  if (!t) return t.err();
+  tiering_ = std::move(t.value());
+  // Onboard when the scheduler admits a request (inside step()), so blocks
+  // brought back are used at once, not evicted again while the request waits.
+  sched_->set_admit_hook([this](std::span<const kv::block_hash> hashes, std::size_t tokens) {
+    pending_onboard_ms_ += tiering_->onboard(hashes, tokens).modelled_ms;
+  });
+  return status::success();
+}
+
+status engine_shell::add_request_prehashed(engine_request req, std::vector<kv::block_hash> prompt_hashes) {
+  if (req.request_id.empty()) return make_error(errc::bad_request, "empty request_id");
+  if (req.prompt.empty()) return make_error(errc::bad_request, "empty prompt");
+  if (requests_.count(req.request_id)) return make_error(errc::conflict, "duplicate request_id '" + req.request_id + "'");
+  sequence_spec spec;
+  spec.request_id = req.request_id;
+  spec.num_prompt_tokens = static_cast<std::uint32_t>(req.prompt.size());
+  spec.tokens = req.prompt;
+  spec.tokens.insert(spec.tokens.end(), req.resume_tokens.begin(), req.resume_tokens.end());
+  spec.max_output_tokens = req.max_tokens;
+  spec.stop_token_ids = req.stop_token_ids;
+  spec.cache_salt = req.cache_salt;
+  spec.priority = req.priority;
+  spec.sampling = req.sampling;
+  spec.block_hashes = std::move(prompt_hashes);
+  if (auto s = prepare(req, spec); !s) return s;
+  auto id = sched_->add(std::move(spec));
+  if (!id) return id.err();
+  request_state st;
+  st.stops = stop_strings(std::move(req.stop));
+  st.prompt_tokens = static_cast<std::uint32_t>(req.prompt.size());
+  st.completion_tokens = static_cast<std::uint32_t>(req.resume_tokens.size());
+  st.min_tokens = req.sampling.min_tokens;
+  requests_.emplace(req.request_id, std::move(st));
+  return status::success();
+}
+
+void engine_shell::cancel(const std::string& request_id) { sched_->cancel(request_id); }
+
+bool engine_shell::has_work() const { return sched_->has_work(); }
+
+// One scheduler update as the client sees it; nothing for a sequence a stop
+// string already ended (the scheduler reports it a step later).
+std::optional<sequence_output> engine_shell::output_of(sequence_update& u) {
+  auto it = requests_.find(u.request_id);
+  if (it == requests_.end()) return std::nullopt;
+  auto& st = it->second;
+  if (st.finished) {
+    if (u.finish_reason) requests_.erase(it);
+    return std::nullopt;
+  }
+  sequence_output out;
+  out.request_id = u.request_id;
+  out.token_logprobs = make_token_logprobs(u.new_tokens, u.logprobs, u.top_logprobs,
+                                           [this](token_id t) { return token_label(t); });
+  out.logprobs = std::move(u.logprobs);
+  st.completion_tokens += static_cast<std::uint32_t>(u.new_tokens.size());
+  std::string text;
+  for (std::size_t i = 0; i < u.new_tokens.size(); ++i) {
+    // Like OpenAI and vLLM, the token that matched a stop id adds no text.
+    const bool stop_token = i + 1 == u.new_tokens.size() && u.finish_reason && *u.finish_reason == "stop";
+    if (!stop_token) text += st.utf8.push(token_bytes(u.new_tokens[i]));
+  }
+  out.new_tokens = std::move(u.new_tokens);
+  std::optional<std::string> reason = std::move(u.finish_reason);
+  if (reason) text += st.utf8.flush();
+  const bool armed = !(reason && *reason == "cancelled") && st.completion_tokens >= st.min_tokens;
+  auto cut = st.stops.feed(text, reason.has_value(), armed);
+  out.text_delta = std::move(cut.text);
+  if (cut.matched && !reason) {
+    sched_->finish(out.request_id, "stop");
+    st.finished = true;
+    reason = "stop";
+    out.usage_info.prompt_tokens = st.prompt_tokens;
+    out.usage_info.completion_tokens = st.completion_tokens;
+  } else if (reason) {
+    if (cut.matched) reason = "stop";
+    out.usage_info.prompt_tokens = u.prompt_tokens;
+    out.usage_info.completion_tokens = u.completion_tokens;
+    out.usage_info.cached_tokens = u.cached_tokens;
+    requests_.erase(it);
+  }
+  out.finish_reason = std::move(reason);
+  return out;
+}
+
+step_result engine_shell::step() {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto o = sched_->step(*exec_);
+  const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  step_result r;
+  r.model_time_ms = step_time_ms(o, wall_ms);
+  for (auto& u : o.updates)
+    if (auto out = output_of(u)) r.outputs.push_back(std::move(*out));
+  return r;
+}
+
+msg::load_report engine_shell::load() const {
+  auto l = sched_->load();
+  if (tiering_) tiering_->fill_load(l);
+  return l;
+}
+
+std::vector<msg::kv_event> engine_shell::drain_kv_events() {
+  auto ev = sched_->pool().drain_events();
+  if (tiering_)
+    for (auto& e : tiering_->drain_events()) ev.push_back(std::move(e));
+  return ev;
+}
+
+std::vector<msg::kv_event> engine_shell::kv_snapshot() const {
+  auto ev = sched_->pool().snapshot();
+  if (tiering_)
+    for (auto& e : tiering_->snapshot()) ev.push_back(std::move(e));
+  return ev;
+}
+
+std::uint32_t engine_shell::block_size() const { return sched_->pool().block_size(); }
+std::uint32_t engine_shell::max_context() const { return sched_->config().max_model_len; }
+std::size_t engine_shell::kv_block_bytes() const { return exec_->kv_block_bytes(); }
+
+std::size_t engine_shell::cached_blocks(std::span<const kv::block_hash> hashes) const {
+  return backends::cached_blocks(sched_->pool(), hashes);
+}
+
+std::size_t engine_shell::export_kv(std::span<const kv::block_hash> hashes, std::span<std::byte> out) const {
+  return export_blocks(sched_->pool(), *exec_, hashes, out);
+}
+
+result<std::size_t> engine_shell::import_kv(std::span<const kv::block_hash> hashes, std::optional<kv::block_hash> parent,
+                                            std::span<const std::byte> data) {
+  return import_blocks(sched_->pool(), *exec_, hashes, parent, data);
+}
+
+}  // namespace yard::backends
