@@ -23,6 +23,9 @@ using status_atom = caf::atom_constant<caf::atom("wstatus")>;   // worker status
 using roster_atom = caf::atom_constant<caf::atom("roster")>;     // roster request: heartbeat now (worker)
 using release_atom = caf::atom_constant<caf::atom("kvrelease")>;   // kv_release (prefill worker)
 using supervise_atom = caf::atom_constant<caf::atom("supervise")>; // supervisor: adopt a child
+using local_atom = caf::atom_constant<caf::atom("local")>;         // worker: prefill this request here (prefill_client -> engine)
+using forget_atom = caf::atom_constant<caf::atom("forget")>;       // worker: a prefill peer left, drop its UCX endpoint
+using remote_timeout_atom = caf::atom_constant<caf::atom("rtimeout")>; // prefill_client: a remote prefill's deadline
 using tree_atom = caf::atom_constant<caf::atom("tree")>;           // supervisor: a tree request from NATS
 
 }  // namespace yard::actors

@@ -1,8 +1,13 @@
 // actors/worker_actor.hpp — a worker: one engine behind a NATS subject.
 //
-// Owns: the engine, the streams it serves (request id -> reply inbox, wire
-// format, next seq), its heartbeats and KV event batches, and its side of
-// disaggregated prefill (kv_transfer_agent; see messages/disagg.hpp).
+// A worker is three linked actors (see actors/README.md): the engine actor
+// (worker_engine.hpp: the engine, the streams it serves, KV events and
+// snapshots, the prefill-server side and KV pulls), the heartbeat publisher
+// (heartbeat_publisher.hpp: heartbeats, status probes, roster) and, for
+// decode workers, the prefill client (prefill_client.hpp: the prefill pool's
+// load, remote prefill requests and their deadlines). spawn_worker wires them
+// and returns the engine actor, which a supervisor watches; any of the three
+// dying takes the others down with it.
 // Receives generate_request on yard.<ns>.worker.generate.<id>, cancel_request
 // on the broadcast cancel subject; streams token_chunk to each request's reply
 // inbox in the request's own format (JSON in, JSON out). Role "prefill" also
@@ -10,8 +15,8 @@
 // kv_release; role "decode" sends long uncached prompts to the prefill pool
 // (via yard.<ns>.router.prefill) and falls back to local prefill on any failure.
 // Must not touch: routing decisions, HTTP.
-// Thread-safety: an actor; spawned detached because engine steps may compute
-// for milliseconds (native engine) and must not stall other actors.
+// Thread-safety: actors; the engine actor is detached because engine steps
+// may compute for milliseconds (native engine) and must not stall others.
 #pragma once
 
 #include <memory>
@@ -20,6 +25,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/kv_transfer_agent.hpp"
+#include "actors/worker_faults.hpp"
 #include "backends/engine.hpp"
 #include "messages/codec.hpp"
 #include "transport/nats_connection.hpp"
@@ -41,10 +47,8 @@ struct worker_config {
   std::uint32_t prefill_queue_limit = 8;          // requests waiting or running on a prefill worker (default 8)
   int remote_prefill_timeout_ms = 30000;          // no reply by then: prefill locally (default 30 s)
   kv_transfer_options transfer;                   // UCX staging, leases, checksums
-  // Fault injection for tests (prefill side): "drop-release" ignores kv_release,
-  // "corrupt-block" corrupts every staged lease's first block, "exit-after-reply"
-  // kills the process right after its first remote prefill reply. Default "".
-  std::string fault;
+  // Test seam (prefill side; actors/worker_faults.hpp). Null in production (default).
+  std::shared_ptr<const prefill_faults> faults;
 };
 
 // Spawns the worker and subscribes its subjects. The connection must outlive

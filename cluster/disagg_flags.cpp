@@ -23,7 +23,14 @@ void add_disagg_flags(CLI::App& app, actors::worker_config& wc) {
   g->add_option("--kv-pull-timeout-ms", wc.transfer.pull_timeout_ms, "decode: limit of one KV pull")
       ->capture_default_str();
   g->add_flag("--no-kv-checksums{false}", wc.transfer.checksums, "skip per-block xxh3 checksums of transferred KV");
-  g->add_option("--fault", wc.fault, "testing only: drop-release | corrupt-block | exit-after-reply")
+  g->add_option_function<std::string>(
+       "--fault",
+       [&wc](const std::string& name) {
+         auto f = actors::make_prefill_faults(name);
+         if (!f) throw CLI::ValidationError("--fault", f.err().message);
+         wc.faults = std::move(*f);
+       },
+       "testing only: drop-release | corrupt-block | exit-after-reply")
       ->check(CLI::IsMember({"", "drop-release", "corrupt-block", "exit-after-reply"}));
 }
 

@@ -1,0 +1,316 @@
+// actors/worker_engine.cpp — the engine actor: admission, cancel, steps, its behaviour (see worker_engine.hpp).
+#include "actors/worker_engine.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include <caf/all.hpp>
+
+#include "backends/tokenizer_fingerprint.hpp"
+#include "kv/block_hash.hpp"
+#include "messages/subjects.hpp"
+
+namespace yard::actors::worker_detail {
+
+namespace {
+
+std::uint64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+result<std::vector<backends::token_id>> prompt_tokens(const backends::engine& eng, const msg::generate_request& r) {
+  if (r.token_ids && !r.token_ids->empty()) return *r.token_ids;
+  if (r.messages && !r.messages->empty()) return eng.apply_chat_template(*r.messages);
+  if (r.prompt && !r.prompt->empty()) return eng.tokenize(*r.prompt);
+  return make_error(errc::bad_request, "one of 'prompt', 'token_ids' or 'messages' is required and must not be empty");
+}
+
+// The context bound, checked before any token (also for a request headed for
+// remote prefill, which the scheduler would otherwise check only later).
+std::optional<std::string> context_error(const backends::engine& eng, const backends::engine_request& er) {
+  const std::uint64_t ctx = eng.max_context();
+  if (er.prompt.size() >= ctx)
+    return "prompt of " + std::to_string(er.prompt.size()) + " tokens leaves no room in the context of " +
+           std::to_string(ctx);
+  if (er.max_tokens > 0 && er.prompt.size() + er.max_tokens > ctx)
+    return "field 'max_tokens' (" + std::to_string(er.max_tokens) + ") plus the prompt of " +
+           std::to_string(er.prompt.size()) + " tokens exceeds the context of " + std::to_string(ctx) +
+           " tokens (at most " + std::to_string(ctx - er.prompt.size()) + " fit)";
+  return std::nullopt;
+}
+
+// A decode worker asks its prefill_client about a long uncached prompt; every other request runs here.
+bool may_prefill_remotely(worker_state& st, const backends::engine_request& er, const std::vector<kv::block_hash>& hashes) {
+  if (st.cfg.role != "decode" || !st.xfer || !st.prefill_client || !er.resume_tokens.empty()) return false;
+  const std::size_t cached = st.engine->cached_blocks(hashes) * st.engine->block_size();
+  return er.prompt.size() - std::min(er.prompt.size(), cached) >= st.cfg.remote_prefill_min_tokens;
+}
+
+msg::remote_prefill_request remote_request(worker_state& st, const msg::generate_request& req,
+                                           const backends::engine_request& er) {
+  msg::remote_prefill_request pr;
+  pr.request_id = req.request_id;
+  pr.attempt = req.attempt;
+  pr.model = st.cfg.model;
+  pr.token_ids = er.prompt;
+  pr.sampling = er.sampling;
+  pr.stop_token_ids = er.stop_token_ids;
+  pr.stop = er.stop;
+  pr.max_tokens = er.max_tokens;
+  pr.cache_salt = er.cache_salt;
+  pr.block_size = st.engine->block_size();
+  pr.decode_worker_id = st.cfg.id;
+  return pr;
+}
+
+void on_generate(worker_actor* self, transport::nats_message& m) {
+  auto& st = self->state;
+  if (m.reply.empty()) {
+    st.log->warn("generate request on {} without a reply inbox: dropped", m.subject);
+    return;
+  }
+  auto fmt = msg::detect_format(m.content_type, m.data);
+  auto req = msg::decode<msg::generate_request>(m.data, fmt, st.cfg.limits);
+  if (!req) {
+    st.log->warn("bad generate request: {}", req.err().describe());
+    reply_error(st, m.reply, fmt, "", 0, req.err());
+    return;
+  }
+  if (req->request_id.empty()) req->request_id = st.cfg.id + "-" + std::to_string(st.incarnation % 1000000007u) + "-" +
+                                                 std::to_string(++st.named_requests);
+  auto fail = [&](const error& e) { reply_error(st, m.reply, fmt, req->request_id, 0, e); };
+  if (st.draining) return fail(error{errc::unavailable, "worker " + st.cfg.id + " is draining"});
+  auto tokens = prompt_tokens(*st.engine, *req);
+  if (!tokens) return fail(tokens.err());
+  auto key = attempt_key(req->request_id, req->attempt);
+  if (st.streams.count(key)) return fail(error{errc::conflict, "request id already running here"});
+  backends::engine_request er;
+  er.request_id = key;
+  er.prompt = std::move(*tokens);
+  er.resume_tokens = req->resume_tokens;
+  er.sampling = req->sampling;
+  er.max_tokens = req->max_tokens;
+  er.stop_token_ids = req->stop_token_ids;
+  er.stop = req->stop;
+  er.cache_salt = req->cache_salt;
+  er.priority = req->priority;
+  if (auto why = context_error(*st.engine, er)) return fail(error{errc::bad_request, *why});
+  auto hashes = kv::hash_blocks(er.prompt, st.engine->block_size(),
+                                er.cache_salt ? std::optional<std::string_view>(*er.cache_salt) : std::nullopt);
+  const bool remote = may_prefill_remotely(st, er, hashes);
+  if (!remote) {
+    if (auto s = st.engine->add_request(er); !s) {
+      st.log->warn("request {} rejected: {}", req->request_id, s.err().describe());
+      return fail(s.err());
+    }
+  }
+  auto& stream = st.streams[key];
+  stream.request_id = req->request_id;
+  stream.reply = m.reply;
+  stream.format = fmt;
+  stream.whole = !req->stream;
+  // Acknowledge admission so the client knows who serves it.
+  msg::token_chunk ack;
+  send_chunk(st, stream, ack);
+  if (!remote) return kick(self);
+  stream.phase = request_phase::remote_prefill;
+  auto pr = remote_request(st, *req, er);
+  stream.parked = std::move(er);
+  stream.hashes = std::move(hashes);
+  self->send(st.prefill_client, prefill_atom::value, key, std::move(pr));
+}
+
+void on_cancel(worker_actor* self, transport::nats_message& m) {
+  auto& st = self->state;
+  auto c = msg::decode_auto<msg::cancel_request>(m.data, m.content_type, st.cfg.limits);
+  if (!c) {
+    st.log->warn("bad cancel request: {}", c.err().describe());
+    return;
+  }
+  for (auto it = st.streams.begin(); it != st.streams.end();) {
+    auto& [key, stream] = *it;
+    if (stream.request_id != c->request_id || (c->attempt && key != attempt_key(c->request_id, *c->attempt))) {
+      ++it;
+      continue;
+    }
+    st.log->info("cancelling {} ({})", key, c->reason);
+    if (stream.phase == request_phase::running) {
+      st.engine->cancel(key);
+      ++it;
+      continue;
+    }
+    // Still waiting for a remote prefill or its KV: end it here (a late reply or pull is released then).
+    if (stream.phase == request_phase::remote_prefill) self->send(st.prefill_client, cancel_atom::value, key);
+    msg::token_chunk fin;
+    fin.finish_reason = "cancelled";
+    fin.usage_info = msg::usage{};
+    send_chunk(st, stream, fin);
+    it = st.streams.erase(it);
+  }
+  // A remote prefill for it here is not useful any more either.
+  for (const auto& [id, job] : st.prefill_jobs)
+    if (job.req.request_id == c->request_id && (!c->attempt || job.req.attempt == *c->attempt)) st.engine->cancel(id);
+}
+
+// After a step's outputs are out: the next step now, or idle.
+void continue_stepping(worker_actor* self) {
+  if (self->state.engine->has_work()) self->send(self, step_atom::value);
+  else self->state.stepping = false;
+}
+
+// One engine step. Its outputs are released when the step's model time has
+// passed (an emulated engine computes instantly; a real one has already spent
+// it), so clients see the step's true latency.
+void on_step(worker_actor* self) {
+  auto& st = self->state;
+  auto t0 = clock::now();
+  auto r = st.engine->step();
+  auto spent = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+  double wait_ms = r.model_time_ms - spent;
+  if (wait_ms > 0.05) {
+    st.held = std::move(r);
+    self->delayed_send(self, std::chrono::microseconds(static_cast<std::int64_t>(wait_ms * 1000)), publish_atom::value);
+    return;
+  }
+  publish_outputs(st, r);
+  continue_stepping(self);
+}
+
+// The heartbeat publisher's beat: expire KV leases, flush events, answer the heartbeat.
+msg::heartbeat on_beat(worker_state& st) {
+  if (st.xfer)
+    for (auto id : st.xfer->expire(clock::now()))
+      st.log->warn("KV lease {:x} expired unreleased after {} ms: blocks freed", id, st.xfer->options().lease_ms);
+  publish_kv_events(st);  // events queued while idle (e.g. G3 blocks recovered at start) go out now
+  st.last_heartbeat = clock::now();
+  return make_heartbeat(st);
+}
+
+void on_snapshot(worker_state& st, transport::nats_message& m) {
+  if (m.reply.empty()) return;
+  publish_kv_events(st);  // whatever is pending goes out first, in order
+  msg::kv_event_batch b;
+  b.worker_id = st.cfg.id;
+  b.seq = st.kv_seq - 1;  // covers every batch sent so far (wraps to "none yet" at 0)
+  b.events = st.engine->kv_snapshot();
+  st.conn->publish(m.reply, msg::encode(b));
+}
+
+}  // namespace
+
+msg::heartbeat make_heartbeat(worker_state& st) {
+  msg::heartbeat hb;
+  hb.instance_id = st.cfg.id;
+  hb.component = "worker";
+  hb.role = st.cfg.role;
+  hb.model = st.cfg.model;
+  hb.generate_subject = subjects::worker_generate(st.cfg.ns, st.cfg.id);
+  hb.lease_ms = static_cast<std::uint32_t>(st.cfg.lease_ms);
+  hb.block_size = st.engine->block_size();
+  auto load = st.engine->load();
+  load.worker_id = st.cfg.id;
+  load.timestamp_ms = now_ms();
+  hb.load = load;
+  hb.draining = st.draining;
+  hb.incarnation = st.incarnation;
+  hb.tokenizer_fingerprint = st.tokenizer_fingerprint;
+  if (st.xfer) hb.leased_kv_blocks = static_cast<std::uint32_t>(st.xfer->leased_blocks());
+  return hb;
+}
+
+void publish_heartbeat_now(worker_state& st) {
+  st.last_heartbeat = clock::now();
+  caf::anon_send(st.publisher, heartbeat_atom::value, make_heartbeat(st));
+}
+
+void publish_kv_events(worker_state& st) {
+  auto events = st.engine->drain_kv_events();
+  if (events.empty()) return;
+  msg::kv_event_batch b;
+  b.worker_id = st.cfg.id;
+  b.seq = st.kv_seq++;
+  b.events = std::move(events);
+  st.conn->publish(subjects::kv_events(st.cfg.ns, st.cfg.id), msg::encode(b));
+}
+
+void kick(worker_actor* self) {
+  if (!self->state.stepping) {
+    self->state.stepping = true;
+    self->send(self, step_atom::value);
+  }
+}
+
+// The request goes on here from the start (or after a first token that came from a prefill worker).
+void run_locally(worker_actor* self, const std::string& key, backends::engine_request er) {
+  auto& st = self->state;
+  auto it = st.streams.find(key);
+  if (it == st.streams.end()) return;
+  auto& stream = it->second;
+  stream.phase = request_phase::running;
+  stream.parked.reset();
+  stream.hashes.clear();
+  if (auto s = st.engine->add_request(std::move(er)); !s) {
+    st.log->warn("request {} rejected: {}", stream.request_id, s.err().describe());
+    reply_error(st, stream.reply, stream.format, stream.request_id, stream.next_seq++, s.err());
+    st.streams.erase(it);
+    return;
+  }
+  kick(self);
+}
+
+caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* conn,
+                              std::shared_ptr<std::unique_ptr<backends::engine>> engine, worker_config cfg,
+                              std::shared_ptr<std::unique_ptr<kv_transfer_agent>> xfer, heartbeat_publisher_actor publisher,
+                              prefill_client_actor prefill_client) {
+  auto& st = self->state;
+  st.conn = conn;
+  st.engine = std::move(*engine);
+  st.cfg = std::move(cfg);
+  st.log = component_logger("worker");
+  st.xfer = std::move(*xfer);
+  st.tokenizer_fingerprint = backends::tokenizer_fingerprint(*st.engine);
+  st.incarnation = std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ now_ms();
+  // The worker's other actors live and die with this one.
+  st.publisher = std::move(publisher);
+  self->link_to(st.publisher);
+  st.prefill_client = std::move(prefill_client);
+  if (st.prefill_client) self->link_to(st.prefill_client);
+  return {
+      [=](generate_atom, transport::nats_message& m) { on_generate(self, m); },
+      [=](cancel_atom, transport::nats_message& m) { on_cancel(self, m); },
+      [=](step_atom) { on_step(self); },
+      [=](publish_atom) {
+        if (self->state.held) {
+          publish_outputs(self->state, *self->state.held);
+          self->state.held.reset();
+        }
+        continue_stepping(self);
+      },
+      [=](snapshot_atom, transport::nats_message& m) { on_snapshot(self->state, m); },
+      [=](prefill_atom, transport::nats_message& m) { on_prefill_request(self, m); },
+      [=](release_atom, transport::nats_message& m) { on_kv_release(self->state, m); },
+      // From the prefill_client: prefill here (declined, failed or timed out), or the prefill worker's reply.
+      [=](local_atom, const std::string& key, bool fallback) {
+        auto it = self->state.streams.find(key);
+        if (it == self->state.streams.end() || it->second.phase != request_phase::remote_prefill) return;
+        if (fallback) self->state.local_fallbacks++;
+        run_locally(self, key, std::move(*it->second.parked));
+      },
+      [=](prefilled_atom, const std::string& key, msg::remote_prefill_reply& r) { on_prefilled(self, key, r); },
+      [=](forget_atom, const std::string& ucx_address) {
+        if (self->state.xfer) self->state.xfer->forget_peer(ucx_address);
+      },
+      [=](pulled_atom, std::uint64_t id, std::int32_t code, const std::string& message) {
+        on_pulled(self, id, code, message);
+      },
+      [=](heartbeat_atom) { return on_beat(self->state); },
+      [=](drain_atom) {
+        self->state.draining = true;
+        self->state.log->info("{} draining: {} streams in flight", self->state.cfg.id, self->state.streams.size());
+        publish_heartbeat_now(self->state);
+      },
+      [=](drain_atom, caf::get_atom) { return static_cast<std::int64_t>(self->state.streams.size()); },
+  };
+}
+
+}  // namespace yard::actors::worker_detail

@@ -1,0 +1,125 @@
+// actors/worker_engine.hpp — internal: the engine actor of a worker.
+//
+// Owns: the engine, the streams it serves (one per dispatch attempt, with an
+// explicit request_phase), step pacing, KV event batches and snapshots, the
+// prefill-server side of disaggregation (remote prefill jobs, staging, kv
+// releases) and the decode side's KV pulls. Its handlers are split by job:
+// worker_engine.cpp (admission, cancel, steps, the behaviour),
+// worker_streams.cpp (chunks to clients), prefill_server.cpp (serving remote
+// prefills), worker_kv_pull.cpp (a remote prefill's KV coming in).
+// Must not touch: the prefill pool's load and remote deadlines (prefill_client),
+// heartbeat timing (heartbeat_publisher), routing, HTTP.
+// Thread-safety: one detached actor; engine steps may compute for
+// milliseconds (native engine) and must not stall other actors.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <caf/behavior.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/heartbeat_publisher.hpp"
+#include "actors/kv_transfer_agent.hpp"
+#include "actors/prefill_client.hpp"
+#include "actors/worker_actor.hpp"
+#include "common/log.hpp"
+
+namespace yard::actors::worker_detail {
+
+using clock = std::chrono::steady_clock;
+using publish_atom = caf::atom_constant<caf::atom("publish")>;  // a held step's model time passed
+using pulled_atom = caf::atom_constant<caf::atom("pulled")>;    // (pull id, errc or 0, message): a KV pull ended
+
+// Where one dispatch attempt is in its life on this worker.
+enum class request_phase : std::uint8_t {
+  running,         // in the engine: its steps stream tokens
+  remote_prefill,  // asked the prefill_client; waiting for a prefill worker or a "prefill here"
+  pulling_kv,      // a prefill worker computed it; its KV is on the way (kv_transfer_agent)
+};
+
+struct stream_state {
+  std::string request_id;
+  std::string reply;
+  msg::wire_format format = msg::wire_format::msgpack;
+  std::uint64_t next_seq = 0;
+  request_phase phase = request_phase::running;
+  // remote_prefill / pulling_kv: the request to run here once the remote path ends (or fails).
+  std::optional<backends::engine_request> parked;
+  std::vector<kv::block_hash> hashes;
+  // stream=false: the client reads one response, so tokens after the first go out in
+  // batches (at most whole_batch apart) instead of one message each. The first
+  // token still goes at once (TTFT, and n > 1 opens its other choices on it).
+  bool whole = false;
+  bool sent_token = false;
+  std::optional<msg::token_chunk> held;  // batched tokens not yet sent
+  clock::time_point last_sent{};
+};
+
+struct pull_wait {  // decode side: KV bytes on their way
+  std::string key;
+  msg::remote_prefill_reply reply;
+  kv_transfer_agent::pull_job job;
+};
+
+struct prefill_job {  // prefill side: a remote prefill being computed
+  msg::remote_prefill_request req;
+  std::string reply;
+  msg::remote_prefill_reply out;
+};
+
+struct worker_state {
+  transport::nats_connection* conn = nullptr;
+  std::unique_ptr<backends::engine> engine;
+  worker_config cfg;
+  std::map<std::string, stream_state> streams;  // attempt key -> stream
+  bool stepping = false;
+  std::optional<backends::step_result> held;  // a step's outputs waiting for its model time
+  bool draining = false;
+  std::uint64_t kv_seq = 0;
+  std::uint64_t incarnation = 0;
+  std::uint64_t tokenizer_fingerprint = 0;  // announced in heartbeats: routers check they tokenize alike
+  clock::time_point last_heartbeat;
+  std::shared_ptr<spdlog::logger> log;
+  std::unique_ptr<kv_transfer_agent> xfer;  // null: this worker moves no KV (no block bytes or no UCX)
+  heartbeat_publisher_actor publisher;
+  prefill_client_actor prefill_client;      // decode workers with KV transfer only
+  std::map<std::uint64_t, pull_wait> pulls;         // pull id -> waiting
+  std::map<std::string, prefill_job> prefill_jobs;  // engine request id -> job
+  std::uint64_t local_fallbacks = 0;
+  std::uint64_t named_requests = 0;  // ids made up for requests sent straight to us without one
+  static inline const char* name = "worker";
+};
+
+using worker_actor = caf::stateful_actor<worker_state>;
+
+// worker_engine.cpp
+caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* conn,
+                              std::shared_ptr<std::unique_ptr<backends::engine>> engine, worker_config cfg,
+                              std::shared_ptr<std::unique_ptr<kv_transfer_agent>> xfer, heartbeat_publisher_actor publisher,
+                              prefill_client_actor prefill_client);
+msg::heartbeat make_heartbeat(worker_state& st);
+void publish_heartbeat_now(worker_state& st);
+void publish_kv_events(worker_state& st);
+void kick(worker_actor* self);
+void run_locally(worker_actor* self, const std::string& key, backends::engine_request er);
+
+// worker_streams.cpp
+void reply_error(worker_state& st, const std::string& reply, msg::wire_format f, const std::string& request_id,
+                 std::uint64_t seq, const error& err);
+void send_chunk(worker_state& st, stream_state& s, msg::token_chunk& c);  // stamps seq and worker, publishes
+void publish_outputs(worker_state& st, backends::step_result& r);
+
+// prefill_server.cpp
+void on_prefill_request(worker_actor* self, transport::nats_message& m);
+void on_prefill_output(worker_state& st, prefill_job& job, backends::sequence_output& out);
+void on_kv_release(worker_state& st, transport::nats_message& m);
+
+// worker_kv_pull.cpp
+void on_prefilled(worker_actor* self, const std::string& key, msg::remote_prefill_reply& r);
+void on_pulled(worker_actor* self, std::uint64_t id, std::int32_t code, const std::string& message);
+
+}  // namespace yard::actors::worker_detail
