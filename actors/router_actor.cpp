@@ -1,4 +1,6 @@
+// actors/router_actor.cpp — the router actor: dispatch, held requests, its behaviour (see router_actor.hpp).
 #include "actors/router_actor.hpp"
+#include "actors/router_state.hpp"
 
 #include <chrono>
 #include <deque>
@@ -23,39 +25,7 @@ namespace yard::actors {
 
 namespace {
 
-using clock = std::chrono::steady_clock;
-using route_notice_atom = caf::atom_constant<caf::atom("notice")>;
-
-struct held_request {
-  transport::nats_message m;
-  std::string model;  // the request's model ("" = any), to see when a worker can take it
-  clock::time_point deadline;
-};
-
-struct router_state {
-  transport::nats_connection* conn = nullptr;
-  router_config cfg;
-  worker_registry workers;
-  std::unique_ptr<worker_liveness> liveness;
-  std::deque<held_request> held;  // requests no worker could take yet (start-up, unverified workers)
-  std::map<std::string, std::unique_ptr<kv::kv_router_core>> cores;  // per model
-  std::map<std::string, std::string> model_of;                       // worker id -> model
-  std::string snapshot_inbox;
-  std::uint64_t routed = 0;
-  std::uint64_t named = 0;  // request ids this router made up
-  std::uint64_t id_nonce = static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) % 1000000007u;
-  clock::time_point started = clock::now();
-  clock::time_point last_loss{};                  // when a worker last went away (lease missed, restart)
-  std::map<std::string, int> snapshot_retries;    // worker id -> snapshot asks that found no responder
-  std::uint64_t fingerprint = 0;                  // our tokenizer's (backends/tokenizer_fingerprint)
-  std::map<std::string, std::uint64_t> mismatched;  // worker id -> incarnation that tokenizes differently
-  std::uint64_t tokenizer_mismatches = 0;
-  std::shared_ptr<spdlog::logger> log;
-  static inline const char* name = "router";
-};
-
-using router_actor = caf::stateful_actor<router_state>;
-
+using namespace router_detail;
 double now_ms(const router_state& st) {
   return std::chrono::duration<double, std::milli>(clock::now() - st.started).count();
 }
@@ -67,49 +37,6 @@ void reply_error(router_state& st, const transport::nats_message& m, msg::wire_f
   c.finish_reason = "error";
   c.error = msg::error_reply{static_cast<std::int32_t>(err.code), err.message};
   st.conn->publish(m.reply, msg::encode(c, f), {}, msg::content_type_of(f));
-}
-
-// Router cores are per pool: a model's decode/aggregated workers, and its prefill workers.
-std::string pool_key(const std::string& model, bool prefill) { return prefill ? model + "@prefill" : model; }
-
-kv::kv_router_core* core_for(router_state& st, const std::string& model, std::uint32_t block_size) {
-  auto it = st.cores.find(model);
-  if (it != st.cores.end()) return it->second.get();
-  kv::kv_router_options o;
-  o.policy = st.cfg.policy;
-  o.policy_cfg = st.cfg.policy_cfg;
-  o.seed = st.cfg.seed;
-  o.block_size = block_size;
-  o.use_kv_events = st.cfg.use_kv_events;
-  auto core = kv::kv_router_core::create(o);
-  if (!core) {
-    st.log->error("cannot create the router core for '{}': {}", model, core.err().describe());
-    return nullptr;
-  }
-  st.log->info("routing model '{}' with policy {} (block size {}, {})", model, st.cfg.policy, block_size,
-               st.cfg.use_kv_events ? "KV events" : "approximate");
-  return st.cores.emplace(model, std::move(*core)).first->second.get();
-}
-
-void drop_worker(router_state& st, const std::string& id) {
-  st.last_loss = clock::now();
-  st.snapshot_retries.erase(id);
-  auto m = st.model_of.find(id);
-  if (m == st.model_of.end()) return;
-  if (auto c = st.cores.find(m->second); c != st.cores.end()) c->second->remove_worker(id);
-  st.model_of.erase(m);
-}
-
-void request_snapshot(router_state& st, const std::string& worker_id) {
-  st.log->info("asking worker {} for a KV snapshot", worker_id);
-  st.conn->publish(subjects::kv_snapshot(st.cfg.ns, worker_id), "{}", st.snapshot_inbox + "." + worker_id,
-                   "application/json");
-}
-
-void pump(router_state& st) {
-  for (auto& [model, core] : st.cores)
-    if (core->queued_events() > 0)
-      for (const auto& r : core->pump(st.cfg.pump_budget)) request_snapshot(st, r.worker_id);
 }
 
 result<std::vector<msg::token_id>> prompt_tokens(const router_state& st, const msg::generate_request& r) {
@@ -287,123 +214,6 @@ void on_prefill(router_actor* self, transport::nats_message& m) {
   }
   st.log->debug("remote prefill {} -> {} (overlap {} blocks)", req->request_id, chosen->last.instance_id,
                 out ? out->overlap_blocks : 0);
-}
-
-// A worker whose tokenizer differs from ours hashes other tokens into its blocks: our
-// overlap for it would be wrong (typically zero). Say so loudly, once per incarnation,
-// and leave its blocks out of the index (its KV events and snapshots are ignored), so it
-// is routed on load only until it (or this router) runs the same tokenizer.
-void check_tokenizer(router_state& st, const msg::heartbeat& hb) {
-  if (hb.tokenizer_fingerprint == 0 || st.fingerprint == 0 || hb.tokenizer_fingerprint == st.fingerprint) {
-    if (st.mismatched.erase(hb.instance_id))
-      st.log->info("worker {} now tokenizes like this router: indexing its KV blocks again", hb.instance_id);
-    return;
-  }
-  auto [it, fresh] = st.mismatched.try_emplace(hb.instance_id, hb.incarnation);
-  if (!fresh && it->second == hb.incarnation) return;
-  it->second = hb.incarnation;
-  st.tokenizer_mismatches++;
-  st.log->error("worker {} tokenizes differently from this router (fingerprint {:016x}, ours {:016x}): its KV blocks are "
-                "not indexed and it is routed on load only; start the router with the workers' model "
-                "(--engine native --model DIR)",
-                hb.instance_id, hb.tokenizer_fingerprint, st.fingerprint);
-  if (auto m = st.model_of.find(hb.instance_id); m != st.model_of.end())
-    st.cores.at(m->second)->on_snapshot(hb.instance_id, 0, {});  // forget what was indexed for it
-}
-
-void on_heartbeat(router_actor* self, transport::nats_message& m) {
-  auto& st = self->state;
-  auto taken = st.liveness->on_heartbeat(st.workers, m);
-  if (!taken || taken->obs.what == worker_registry::change::refused) return;
-  const msg::heartbeat* hb = &taken->hb;
-  auto change = taken->obs.what;
-  if (change == worker_registry::change::joined) {
-    st.log->info("worker {} joined ({})", hb->instance_id, hb->generate_subject);
-  } else if (change == worker_registry::change::restarted) {
-    st.log->warn("worker {} restarted: its KV blocks are gone", hb->instance_id);
-    drop_worker(st, hb->instance_id);
-  }
-  check_tokenizer(st, *hb);
-  // Prefill-only workers form their own pool (KV-aware choice for remote prefill).
-  auto pool = pool_key(hb->model, hb->role == "prefill");
-  auto* core = core_for(st, pool, hb->block_size);
-  if (core == nullptr) return;
-  if (!core->has_worker(hb->instance_id)) {
-    core->add_worker(hb->instance_id);
-    st.model_of[hb->instance_id] = pool;
-    // A worker may join already holding blocks (G3 recovered after a restart, or events sent before this
-    // router saw it): its snapshot makes the index right from the start.
-    request_snapshot(st, hb->instance_id);
-  }
-  if (hb->load) {
-    auto load = *hb->load;
-    load.worker_id = hb->instance_id;
-    core->on_load_report(load);
-  }
-  if (change != worker_registry::change::none) st.liveness->probe(st.workers, clock::now());
-}
-
-void on_kv_events(router_actor* self, transport::nats_message& m) {
-  auto& st = self->state;
-  auto batch = msg::decode_auto<msg::kv_event_batch>(m.data, m.content_type, st.cfg.limits);
-  if (!batch) {
-    st.log->warn("bad KV event batch: {}", batch.err().describe());
-    return;
-  }
-  if (batch->worker_id != subjects::last_token(m.subject)) {
-    st.log->warn("KV events for '{}' on {}: refused", batch->worker_id, m.subject);
-    return;
-  }
-  if (st.mismatched.count(batch->worker_id)) return;  // another tokenizer: its hashes mean nothing here
-  auto it = st.model_of.find(batch->worker_id);
-  if (it == st.model_of.end()) return;  // not routable yet: its snapshot comes when it joins
-  auto& core = st.cores.at(it->second);
-  if (auto r = core->on_kv_events(std::move(*batch))) request_snapshot(st, r->worker_id);
-  pump(st);
-}
-
-void on_snapshot_reply(router_actor* self, transport::nats_message& m) {
-  auto& st = self->state;
-  if (m.no_responders) {
-    // The worker heartbeated before its snapshot subscription was up (or is restarting):
-    // ask again a little later, a few times, while it is still routable.
-    auto id = subjects::last_token(m.subject);
-    if (!st.model_of.count(id)) return;
-    int& tries = st.snapshot_retries[id];
-    if (++tries > 5) {
-      st.log->warn("worker {} never answered its KV snapshot request: routing without its cached blocks", id);
-      st.snapshot_retries.erase(id);
-      return;
-    }
-    self->delayed_send(self, std::chrono::milliseconds(50 << tries), snapshot_atom::value, id);
-    return;
-  }
-  auto batch = msg::decode_auto<msg::kv_event_batch>(m.data, m.content_type, st.cfg.limits);
-  if (!batch) {
-    st.log->warn("bad KV snapshot: {}", batch.err().describe());
-    return;
-  }
-  if (batch->worker_id != subjects::last_token(m.subject)) {
-    st.log->warn("KV snapshot for '{}' on {}: refused", batch->worker_id, m.subject);
-    return;
-  }
-  auto it = st.model_of.find(batch->worker_id);
-  if (it == st.model_of.end()) return;
-  st.snapshot_retries.erase(batch->worker_id);
-  if (st.mismatched.count(batch->worker_id)) return;  // another tokenizer: see check_tokenizer
-  st.cores.at(it->second)->on_snapshot(batch->worker_id, batch->seq, batch->events);
-  st.log->info("worker {}: KV snapshot applied ({} events)", batch->worker_id, batch->events.size());
-}
-
-void on_route_notice(router_actor* self, transport::nats_message& m) {
-  auto& st = self->state;
-  auto note = msg::decode_auto<msg::route_notice>(m.data, m.content_type, st.cfg.limits);
-  if (!note || note->router_id == st.cfg.id) return;
-  auto it = st.cores.find(note->model);
-  if (it == st.cores.end()) return;
-  it->second->on_remote_dispatch(note->worker_id, note->request_id,
-                                 note->prompt_tokens - std::min(note->prompt_tokens, note->cached_tokens),
-                                 std::uint64_t{note->prompt_tokens} + note->max_tokens);
 }
 
 caf::behavior router_behavior(router_actor* self, transport::nats_connection* conn, router_config cfg,
