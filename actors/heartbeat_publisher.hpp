@@ -19,6 +19,7 @@
 
 #include "actors/atoms.hpp"
 #include "messages/types.hpp"
+#include "transport/actor_bridge.hpp"  // nats_message as a CAF message type
 #include "transport/nats_connection.hpp"
 
 namespace yard::actors {

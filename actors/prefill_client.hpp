@@ -22,6 +22,7 @@
 #include "actors/atoms.hpp"
 #include "messages/codec.hpp"
 #include "messages/disagg.hpp"
+#include "transport/actor_bridge.hpp"  // nats_message as a CAF message type
 #include "transport/nats_connection.hpp"
 
 namespace yard::actors {

@@ -1,0 +1,224 @@
+// actors/tests/worker_engine_test.cpp — a worker's engine actor and heartbeat publisher, driven step by step
+// by CAF's test coordinator (every engine step's model time is a timeout the test triggers) on a real
+// nats-server: admission and a whole stream, a migration resume, cancel of a running request, bad input,
+// a KV snapshot request, and heartbeats on the period and on a status probe.
+#include "actors/worker_engine.hpp"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+
+#include "backends/mock/mock_engine.hpp"
+#include "messages/subjects.hpp"
+#include "transport/nats_server_process.hpp"
+
+namespace yard::actors {
+namespace {
+
+using transport::nats_message;
+
+struct inbox {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<nats_message> got;
+  transport::subscription sub;
+  void push(nats_message m) {
+    std::lock_guard<std::mutex> lock(mu);
+    got.push_back(std::move(m));
+    cv.notify_all();
+  }
+  bool wait_for(std::size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return got.size() >= n; });
+  }
+  std::vector<msg::token_chunk> chunks() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<msg::token_chunk> out;
+    for (const auto& m : got)
+      if (auto c = msg::decode_auto<msg::token_chunk>(m.data, m.content_type)) out.push_back(std::move(*c));
+    return out;
+  }
+};
+
+struct worker_engine_test : ::testing::Test {
+  std::unique_ptr<transport::nats_server_process> server;
+  std::unique_ptr<transport::nats_connection> conn;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  caf::actor engine;
+  heartbeat_publisher_actor publisher;
+
+  void SetUp() override {
+    auto s = transport::nats_server_process::start({});
+    ASSERT_TRUE(s) << s.err().describe();
+    server = std::move(*s);
+    transport::nats_options o;
+    o.servers = {server->url()};
+    auto c = transport::nats_connection::connect(o);
+    ASSERT_TRUE(c) << c.err().describe();
+    conn = std::move(*c);
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    backends::mock_engine_options mo;
+    mo.per_token_delay_ms = 5;
+    auto eng = std::make_shared<std::unique_ptr<backends::engine>>(std::make_unique<backends::mock_engine>(mo));
+    worker_config wc;
+    wc.ns = "t";
+    wc.id = "w1";
+    publisher = spawn_heartbeat_publisher(*sys, *conn, {subjects::heartbeat("t", "w1"), 500});
+    // Not detached here, so the test coordinator runs it like any other actor.
+    engine = sys->spawn(worker_detail::engine_behavior, conn.get(), eng, wc,
+                        std::make_shared<std::unique_ptr<kv_transfer_agent>>(), publisher, prefill_client_actor{});
+    caf::anon_send(publisher, open_atom::value, engine);
+    sched->run();
+  }
+
+  void TearDown() override {
+    caf::anon_send_exit(engine, caf::exit_reason::user_shutdown);
+    sched->run();
+  }
+
+  void listen(inbox& box, const std::string& subject) {
+    auto sub = conn->subscribe(subject, [&box](nats_message m) { box.push(std::move(m)); });
+    ASSERT_TRUE(sub);
+    box.sub = std::move(*sub);
+    ASSERT_TRUE(conn->flush());
+  }
+
+  // Runs every message and every step's model-time timeout until the actors are idle.
+  void settle() {
+    for (int i = 0; i < 10000 && (sched->has_job() || sched->has_pending_timeout()); ++i) {
+      sched->run();
+      sched->trigger_timeouts();
+    }
+  }
+
+  void send(caf::atom_value tag, const std::string& reply, const std::string& json) {
+    nats_message m{"t.worker", reply, json, "application/json", false};
+    if (tag == generate_atom::value) caf::anon_send(engine, generate_atom::value, m);
+    else if (tag == cancel_atom::value) caf::anon_send(engine, cancel_atom::value, m);
+    else caf::anon_send(engine, snapshot_atom::value, m);
+  }
+
+  static std::string expected(const std::string& prompt, std::size_t from, std::size_t to) {
+    std::vector<backends::token_id> p(prompt.begin(), prompt.end());
+    std::string s;
+    for (std::size_t i = from; i < to; ++i) s.push_back(static_cast<char>(backends::mock_engine::expected_token(p, 0, i)));
+    return s;
+  }
+};
+
+TEST_F(worker_engine_test, admits_a_request_and_streams_it_to_the_end) {
+  inbox box;
+  listen(box, "t.r1");
+  send(generate_atom::value, "t.r1", R"({"request_id":"r1","prompt":"hello","max_tokens":4})");
+  settle();
+  ASSERT_TRUE(box.wait_for(5));  // ack, 4 tokens (the last with its finish)
+  auto chunks = box.chunks();
+  ASSERT_GE(chunks.size(), 5u);
+  EXPECT_EQ(chunks[0].worker_id, "w1");  // the ack names who serves it
+  EXPECT_TRUE(chunks[0].token_ids.empty());
+  std::string text;
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_EQ(chunks[i].seq, i);
+    text += chunks[i].text;
+  }
+  EXPECT_EQ(text, expected("hello", 0, 4));
+  EXPECT_EQ(chunks.back().finish_reason.value_or(""), "length");
+  EXPECT_EQ(box.got.front().content_type, "application/json");  // JSON in, JSON out
+}
+
+TEST_F(worker_engine_test, a_migrated_request_resumes_after_the_tokens_the_client_has) {
+  inbox box;
+  listen(box, "t.r2");
+  const auto first = expected("resume me", 0, 2);
+  send(generate_atom::value, "t.r2",
+       R"({"request_id":"r2","prompt":"resume me","max_tokens":5,"attempt":1,"resume_tokens":[)" +
+           std::to_string(static_cast<unsigned char>(first[0])) + "," + std::to_string(static_cast<unsigned char>(first[1])) + "]}");
+  settle();
+  ASSERT_TRUE(box.wait_for(4));
+  std::string text;
+  for (const auto& c : box.chunks()) text += c.text;
+  EXPECT_EQ(text, expected("resume me", 2, 5));
+}
+
+TEST_F(worker_engine_test, cancel_ends_a_running_request_with_cancelled) {
+  inbox box;
+  listen(box, "t.r3");
+  send(generate_atom::value, "t.r3", R"({"request_id":"r3","prompt":"long","max_tokens":500})");
+  sched->run();  // admitted, first step taken; its model time not yet passed
+  send(cancel_atom::value, "", R"({"request_id":"r3","reason":"client left"})");
+  settle();
+  ASSERT_TRUE(box.wait_for(2));
+  auto chunks = box.chunks();
+  EXPECT_EQ(chunks.back().finish_reason.value_or(""), "cancelled");
+  EXPECT_LT(chunks.size(), 10u);
+}
+
+TEST_F(worker_engine_test, bad_input_gets_an_error_chunk_and_the_actor_keeps_serving) {
+  inbox box;
+  listen(box, "t.bad");
+  send(generate_atom::value, "t.bad", "{not json");
+  send(generate_atom::value, "t.bad", R"({"request_id":"e1","max_tokens":2})");  // no prompt
+  send(generate_atom::value, "t.bad", R"({"request_id":"e2","prompt":"x","max_tokens":100000})");  // over the context
+  send(cancel_atom::value, "", "\xc1");  // logged and dropped
+  settle();
+  ASSERT_TRUE(box.wait_for(3));
+  for (const auto& c : box.chunks()) {
+    EXPECT_EQ(c.finish_reason.value_or(""), "error");
+    ASSERT_TRUE(c.error);
+    EXPECT_EQ(c.error->code, 400);
+  }
+  inbox ok;
+  listen(ok, "t.ok");
+  send(generate_atom::value, "t.ok", R"({"request_id":"ok","prompt":"fine","max_tokens":1})");
+  settle();
+  EXPECT_TRUE(ok.wait_for(2));
+}
+
+TEST_F(worker_engine_test, a_snapshot_request_answers_every_block_held) {
+  inbox done, snap;
+  listen(done, "t.r4");
+  listen(snap, "t.snap");
+  send(generate_atom::value, "t.r4", R"({"request_id":"r4","prompt":")" + std::string(64, 'a') + R"(","max_tokens":1})");
+  settle();
+  ASSERT_TRUE(done.wait_for(2));
+  send(snapshot_atom::value, "t.snap", "{}");
+  settle();
+  ASSERT_TRUE(snap.wait_for(1));
+  auto b = msg::decode_auto<msg::kv_event_batch>(snap.got[0].data, snap.got[0].content_type);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->worker_id, "w1");
+  EXPECT_GE(b->events.size(), 1u);  // 64 prompt tokens = 4 full blocks of 16, stored
+}
+
+TEST_F(worker_engine_test, the_publisher_beats_on_its_period_and_answers_a_status_probe) {
+  inbox beats, probe;
+  listen(beats, subjects::heartbeat("t", "w1"));
+  listen(probe, "t.probe");
+  caf::anon_send(publisher, tick_atom::value);
+  sched->run();
+  ASSERT_TRUE(beats.wait_for(1));
+  caf::anon_send(publisher, status_atom::value, nats_message{"t.status", "t.probe", "{}", "application/json", false});
+  sched->run();
+  ASSERT_TRUE(probe.wait_for(1));
+  auto hb = msg::decode_auto<msg::heartbeat>(probe.got[0].data, probe.got[0].content_type);
+  ASSERT_TRUE(hb);
+  EXPECT_EQ(hb->instance_id, "w1");
+  EXPECT_TRUE(hb->load);
+  EXPECT_NE(hb->tokenizer_fingerprint, 0u);
+  // The next period is a timeout of the publisher: another beat.
+  EXPECT_TRUE(sched->trigger_timeout());
+  sched->run();
+  EXPECT_TRUE(beats.wait_for(2));
+}
+
+}  // namespace
+}  // namespace yard::actors
