@@ -98,7 +98,7 @@ std::vector<msg::kv_event_batch> store_batches(const workload& w, std::uint32_t 
       b.seq = seq[wk]++;
       for (std::size_t off = 0; off < w.chains[c].size(); off += 32) {
         msg::kv_event e;
-        e.kind = "stored";
+        e.kind = msg::kv_event_kind::stored;
         e.block_hashes.assign(w.chains[c].begin() + off, w.chains[c].begin() + off + 32);
         if (off) e.parent_hash = w.chains[c][off - 1];
         b.events.push_back(std::move(e));
@@ -114,10 +114,10 @@ struct naive_index {
   explicit naive_index(std::uint32_t workers) : sets(workers) {}
   void apply(kv::worker_index w, const msg::kv_event_batch& b) {
     for (const auto& e : b.events) {
-      if (e.kind == "stored") sets[w].insert(e.block_hashes.begin(), e.block_hashes.end());
-      else if (e.kind == "removed")
+      if (e.kind == msg::kv_event_kind::stored) sets[w].insert(e.block_hashes.begin(), e.block_hashes.end());
+      else if (e.kind == msg::kv_event_kind::removed)
         for (auto h : e.block_hashes) sets[w].erase(h);
-      else if (e.kind == "cleared") sets[w].clear();
+      else if (e.kind == msg::kv_event_kind::cleared) sets[w].clear();
     }
   }
   void find_matches(const std::vector<block_hash>& q, std::vector<kv::overlap>& out) const {
@@ -205,10 +205,10 @@ scale_result run_scale(std::uint32_t workers, std::uint32_t chains, std::uint32_
       while (!stop.load(std::memory_order_relaxed)) {
         auto wk = w.holders[c][0];
         msg::kv_event rm, st;
-        rm.kind = "removed";
+        rm.kind = msg::kv_event_kind::removed;
         rm.block_hashes.assign(w.chains[c].begin() + 64, w.chains[c].end());
         st = rm;
-        st.kind = "stored";
+        st.kind = msg::kv_event_kind::stored;
         std::vector<msg::kv_event> ev{rm, st};
         ix.apply_events(wk, ev);
         churned.fetch_add(128, std::memory_order_relaxed);

@@ -139,13 +139,13 @@ void block_pool::record_stored(block_hash h, std::optional<block_hash> parent) {
   if (!opts_.emit_events) return;
   if (!events_.empty()) {
     auto& last = events_.back();
-    if (last.kind == "stored" && !last.block_hashes.empty() && parent && last.block_hashes.back() == *parent) {
+    if (last.kind == msg::kv_event_kind::stored && !last.block_hashes.empty() && parent && last.block_hashes.back() == *parent) {
       last.block_hashes.push_back(h);
       return;
     }
   }
   msg::kv_event e;
-  e.kind = "stored";
+  e.kind = msg::kv_event_kind::stored;
   e.block_hashes.push_back(h);
   e.parent_hash = parent;
   e.tier = 1;
@@ -154,12 +154,12 @@ void block_pool::record_stored(block_hash h, std::optional<block_hash> parent) {
 
 void block_pool::record_removed(block_hash h) {
   if (!opts_.emit_events) return;
-  if (!events_.empty() && events_.back().kind == "removed") {
+  if (!events_.empty() && events_.back().kind == msg::kv_event_kind::removed) {
     events_.back().block_hashes.push_back(h);
     return;
   }
   msg::kv_event e;
-  e.kind = "removed";
+  e.kind = msg::kv_event_kind::removed;
   e.block_hashes.push_back(h);
   e.tier = 1;
   events_.push_back(std::move(e));
@@ -179,7 +179,7 @@ std::vector<msg::kv_event> block_pool::snapshot() const {
   for (const auto& [h, b] : cache_) {
     const auto& m = meta_[b];
     msg::kv_event e;
-    e.kind = "stored";
+    e.kind = msg::kv_event_kind::stored;
     e.block_hashes.push_back(h);
     if (m.has_parent) e.parent_hash = m.parent;
     e.tier = 1;

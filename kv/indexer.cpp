@@ -35,9 +35,9 @@ inline std::uint8_t holder_tier(std::uint32_t h) { return static_cast<std::uint8
 enum class ev_kind : std::uint8_t { stored, removed, cleared, bad };
 ev_kind kind_of(const msg::kv_event& e) {
   if (e.tier < 1 || e.tier > 3) return ev_kind::bad;
-  if (e.kind == "stored") return ev_kind::stored;
-  if (e.kind == "removed") return ev_kind::removed;
-  if (e.kind == "cleared") return ev_kind::cleared;
+  if (e.kind == msg::kv_event_kind::stored) return ev_kind::stored;
+  if (e.kind == msg::kv_event_kind::removed) return ev_kind::removed;
+  if (e.kind == msg::kv_event_kind::cleared) return ev_kind::cleared;
   return ev_kind::bad;
 }
 

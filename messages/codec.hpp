@@ -42,6 +42,15 @@ status check_json_shape(std::string_view body, const decode_limits& lim);
 
 namespace detail {
 
+// Wire enums (messages/wire_enum.hpp): a string on the wire, an enum in the core.
+template <class E> bool enum_read(std::string_view s, E& out, std::string& err, const std::string& path) {
+  if (wire_enum_from(s, out)) return true;
+  std::string names;
+  for (auto n : wire_names(E{})) names += (names.empty() ? "" : ", ") + std::string(n);
+  err = "field '" + path + "' must be one of " + names + " (got '" + std::string(s) + "')";
+  return false;
+}
+
 template <class T, class = void> struct is_described : std::false_type {};
 struct probe_visitor {
   template <class F> void req(const char*, F&) {}
@@ -117,6 +126,9 @@ bool json_read(const nlohmann::json& j, T& out, std::string& err, const std::str
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (!j.is_string()) return fail("a string");
     out = j.get_ref<const std::string&>();
+  } else if constexpr (std::is_enum_v<T>) {
+    if (!j.is_string()) return fail("a string");
+    return enum_read(j.get_ref<const std::string&>(), out, err, path);
   } else if constexpr (is_optional<T>::value) {
     typename T::value_type v{};
     if (!json_read(j, v, err, path)) return false;
@@ -162,8 +174,10 @@ class json_writer {
       json_writer w(o);
       describe(w, v);
       return o;
+    } else if constexpr (std::is_enum_v<T>) {
+      return nlohmann::json(std::string(wire_name(v)));
     } else if constexpr (is_vector<T>::value) {
-      if constexpr (is_described<typename T::value_type>::value) {
+      if constexpr (is_described<typename T::value_type>::value || std::is_enum_v<typename T::value_type>) {
         nlohmann::json a = nlohmann::json::array();
         for (auto& e : v) a.push_back(to_json_value(e));
         return a;
@@ -243,6 +257,9 @@ bool mp_read(const msgpack::object& o, T& out, std::string& err, const std::stri
     if (o.type == t::STR) out.assign(o.via.str.ptr, o.via.str.size);
     else if (o.type == t::BIN) out.assign(o.via.bin.ptr, o.via.bin.size);
     else return fail("a string");
+  } else if constexpr (std::is_enum_v<T>) {
+    if (o.type != t::STR) return fail("a string");
+    return enum_read(std::string_view(o.via.str.ptr, o.via.str.size), out, err, path);
   } else if constexpr (is_optional<T>::value) {
     typename T::value_type v{};
     if (!mp_read(o, v, err, path)) return false;
@@ -289,6 +306,8 @@ template <class Packer> class mp_writer {
       describe(c, v);
       pk_.pack_map(c.n);
       describe(*this, v);
+    } else if constexpr (std::is_enum_v<T>) {
+      pk_.pack(wire_name(v));
     } else if constexpr (is_vector<T>::value) {
       pk_.pack_array(static_cast<std::uint32_t>(v.size()));
       for (auto& e : v) value(e);

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "messages/wire_enum.hpp"
+
 namespace yard::msg {
 
 using token_id = std::uint32_t;
@@ -267,9 +269,13 @@ template <class V> void describe(V& v, heartbeat& x) {
 }
 
 // KV events: the router's view of which blocks each worker holds.
-// kind: "stored" (block_hashes chained after parent_hash), "removed", "cleared".
+// stored: block_hashes chained after parent_hash; removed: those blocks are
+// gone; cleared: every block of the worker (at that tier) is gone.
+enum class kv_event_kind : std::uint8_t { stored, removed, cleared };
+constexpr std::array<std::string_view, 3> wire_names(kv_event_kind) { return {"stored", "removed", "cleared"}; }
+
 struct kv_event {
-  std::string kind;
+  kv_event_kind kind = kv_event_kind::stored;
   std::vector<std::uint64_t> block_hashes;
   std::optional<std::uint64_t> parent_hash;  // absent = chain starts at the root
   std::uint8_t tier = 1;                     // 1 device/engine pool, 2 host, 3 disk

@@ -47,7 +47,7 @@ class observer {
       if (!b) return;
       std::lock_guard lk(mu_);
       for (const auto& e : b->events)
-        if (e.kind == "stored") stored_[b->worker_id] += e.block_hashes.size();
+        if (e.kind == msg::kv_event_kind::stored) stored_[b->worker_id] += e.block_hashes.size();
     }));
     conn_->flush();
   }

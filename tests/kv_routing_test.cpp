@@ -188,7 +188,7 @@ TEST_F(kv_routing, out_of_order_and_malformed_event_batches_resync_from_a_snapsh
   lie.worker_id = holder;
   lie.seq = 1000000;
   msg::kv_event removed;
-  removed.kind = "cleared";
+  removed.kind = msg::kv_event_kind::cleared;
   lie.events.push_back(removed);
   client_->publish(subjects::kv_events("default", holder), msg::encode(lie));
   client_->flush();

@@ -38,8 +38,8 @@ std::vector<token_id> mock_expected(const std::vector<token_id>& p, std::size_t 
 }
 
 struct event_counts {
-  std::map<std::pair<std::string, int>, std::size_t> blocks;  // (kind, tier) -> block hashes
-  std::size_t operator()(const std::string& kind, int tier) const {
+  std::map<std::pair<msg::kv_event_kind, int>, std::size_t> blocks;  // (kind, tier) -> block hashes
+  std::size_t operator()(msg::kv_event_kind kind, int tier) const {
     auto it = blocks.find({kind, tier});
     return it == blocks.end() ? 0 : it->second;
   }
@@ -73,10 +73,10 @@ TEST(mock_tiers, eviction_cascades_g1_g2_g3_and_onboards_back) {
     run_all(eng);
   }
   auto c = count(eng.drain_kv_events());
-  EXPECT_GT(c("removed", 1), 0u);  // G1 evicted ...
-  EXPECT_EQ(c("stored", 2), c("removed", 1));  // ... every evicted block went to G2 ...
-  EXPECT_GT(c("removed", 2), 0u);  // ... G2 overflowed ...
-  EXPECT_EQ(c("stored", 3), c("removed", 2));  // ... into G3
+  EXPECT_GT(c(msg::kv_event_kind::removed, 1), 0u);  // G1 evicted ...
+  EXPECT_EQ(c(msg::kv_event_kind::stored, 2), c(msg::kv_event_kind::removed, 1));  // ... every evicted block went to G2 ...
+  EXPECT_GT(c(msg::kv_event_kind::removed, 2), 0u);  // ... G2 overflowed ...
+  EXPECT_EQ(c(msg::kv_event_kind::stored, 3), c(msg::kv_event_kind::removed, 2));  // ... into G3
   EXPECT_GT(eng.tiering()->stats().offloaded_blocks, 0u);
 
   // The first prompt is gone from G1 and G2; it comes back from G3.
@@ -90,7 +90,7 @@ TEST(mock_tiers, eviction_cascades_g1_g2_g3_and_onboards_back) {
   EXPECT_EQ(out.usage.cached_tokens, 64u);
   EXPECT_EQ(eng.tiering()->stats().g3_hit_blocks, 4u);  // verified synthetic bytes, served as prefix hits
   EXPECT_EQ(eng.cached_blocks(h0), 4u);
-  EXPECT_EQ(count(eng.drain_kv_events())("stored", 1), 4u);  // the onboarded blocks, as tier-1 stores
+  EXPECT_EQ(count(eng.drain_kv_events())(msg::kv_event_kind::stored, 1), 4u);  // the onboarded blocks, as tier-1 stores
 }
 
 TEST(mock_tiers, onboarding_charges_modelled_time) {
@@ -170,7 +170,7 @@ TEST(mock_tiers, restart_recovers_g3_drops_torn_file_and_republishes) {
       ASSERT_TRUE((*e)->add_request(req("r" + std::to_string(s), prompt(65, s), 1)).ok());
       run_all(**e);
     }
-    EXPECT_GT(count((*e)->drain_kv_events())("stored", 3), 0u);
+    EXPECT_GT(count((*e)->drain_kv_events())(msg::kv_event_kind::stored, 3), 0u);
   }
   // A torn write (a temp file) and a corrupt block file, as after a crash.
   { std::ofstream(g3 + "/00000000000000aa.ykvb.tmp.1") << "partial"; }
@@ -184,8 +184,8 @@ TEST(mock_tiers, restart_recovers_g3_drops_torn_file_and_republishes) {
   EXPECT_GE(recovered, 4u);
   // The restarted worker republishes what G3 holds (first batch) and answers snapshots with it.
   auto c = count((*e)->drain_kv_events());
-  EXPECT_EQ(c("stored", 3), recovered);
-  EXPECT_EQ(c("stored", 1), 0u);
+  EXPECT_EQ(c(msg::kv_event_kind::stored, 3), recovered);
+  EXPECT_EQ(c(msg::kv_event_kind::stored, 1), 0u);
   std::size_t snap3 = 0;
   for (const auto& ev : (*e)->kv_snapshot())
     if (ev.tier == 3) snap3 += ev.block_hashes.size();
@@ -215,7 +215,7 @@ TEST(mock_tiers, hot_prefix_is_written_through_to_g3_and_survives_a_restart_with
     // Hit twice (requests 2 and 3): its 4 blocks are on disk, announced as tier 3, still in G1.
     EXPECT_EQ((*e)->tiering()->stats().written_through, 4u);
     EXPECT_EQ((*e)->tiering()->stats().offloaded_blocks, 0u);
-    EXPECT_EQ(count((*e)->drain_kv_events())("stored", 3), 4u);
+    EXPECT_EQ(count((*e)->drain_kv_events())(msg::kv_event_kind::stored, 3), 4u);
     for (auto h : h0) EXPECT_TRUE((*e)->cached_blocks(std::span(&h, 1)) == 1);
   }
   {
@@ -227,7 +227,7 @@ TEST(mock_tiers, hot_prefix_is_written_through_to_g3_and_survives_a_restart_with
       run_all(**e);
     }
     EXPECT_EQ((*e)->tiering()->stats().written_through, 0u);
-    EXPECT_EQ(count((*e)->drain_kv_events())("stored", 3), 0u);
+    EXPECT_EQ(count((*e)->drain_kv_events())(msg::kv_event_kind::stored, 3), 0u);
   }
   // The restarted worker recovers the hot prefix and serves it from G3.
   auto e = mock_engine::create(mock_opts(64, 8, g3));

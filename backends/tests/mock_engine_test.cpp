@@ -137,7 +137,7 @@ TEST(mock_engine, profile_mode_timing_and_prefix_cache) {
   drain(e);
   auto ev = e.drain_kv_events();
   ASSERT_FALSE(ev.empty());
-  EXPECT_EQ(ev[0].kind, "stored");
+  EXPECT_EQ(ev[0].kind, msg::kv_event_kind::stored);
   EXPECT_EQ(ev[0].block_hashes.size(), 64u);  // 4096 / 64
   // Same prompt again: only the last block is recomputed.
   ASSERT_TRUE(e.add_request(req("b", prompt, 2)).ok());
@@ -236,7 +236,7 @@ TEST(mock_engine, kv_export_import_moves_verified_synthetic_blocks) {
   EXPECT_EQ(b.cached_blocks(hashes), 4u);
   auto ev = b.drain_kv_events();  // imported blocks are announced like computed ones
   ASSERT_FALSE(ev.empty());
-  EXPECT_EQ(ev.front().kind, "stored");
+  EXPECT_EQ(ev.front().kind, msg::kv_event_kind::stored);
   // A flipped byte is caught by the importing side (mock blocks are a function of their hash).
   mock_engine c;
   buf[2 * c.kv_block_bytes() + 5] ^= std::byte{1};

@@ -84,7 +84,7 @@ TEST_F(native_engine_test, prefix_cached_matches_cold) {
   EXPECT_EQ(warm.usage.cached_tokens, 32u);  // two full 16-token blocks
   auto ev = e->drain_kv_events();
   ASSERT_FALSE(ev.empty());
-  EXPECT_EQ(ev.front().kind, "stored");
+  EXPECT_EQ(ev.front().kind, msg::kv_event_kind::stored);
 }
 
 TEST_F(native_engine_test, stop_string_is_cut_and_held_back) {

@@ -212,7 +212,7 @@ TEST(scheduler, emits_kv_events_for_committed_blocks) {
   auto ev = s.pool().drain_events();
   std::size_t stored = 0;
   for (auto& e : ev)
-    if (e.kind == "stored") stored += e.block_hashes.size();
+    if (e.kind == msg::kv_event_kind::stored) stored += e.block_hashes.size();
   EXPECT_EQ(stored, 3u);
   // The prompt's hashes are the kv/block_hash chain.
   auto a = spec("a", 9, 4);

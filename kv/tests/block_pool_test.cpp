@@ -44,7 +44,7 @@ TEST(block_pool, commit_then_prefix_hit_shares_block) {
   // One chained "stored" event for both blocks.
   auto ev = p.drain_events();
   ASSERT_EQ(ev.size(), 1u);
-  EXPECT_EQ(ev[0].kind, "stored");
+  EXPECT_EQ(ev[0].kind, msg::kv_event_kind::stored);
   EXPECT_EQ(ev[0].block_hashes, (std::vector<std::uint64_t>{11, 12}));
   EXPECT_FALSE(ev[0].parent_hash.has_value());
   EXPECT_EQ(ev[0].tier, 1);
@@ -70,7 +70,7 @@ TEST(block_pool, released_cached_blocks_stay_until_evicted_lru_first) {
   EXPECT_EQ(p.match_prefix(h2), 1u);
   auto ev = p.drain_events();
   ASSERT_EQ(ev.size(), 1u);
-  EXPECT_EQ(ev[0].kind, "removed");
+  EXPECT_EQ(ev[0].kind, msg::kv_event_kind::removed);
   EXPECT_EQ(ev[0].block_hashes, (std::vector<std::uint64_t>{1}));
   EXPECT_EQ(p.stats().evicted_blocks, 1u);
 }
@@ -145,7 +145,7 @@ TEST(block_pool, snapshot_and_evict_all) {
   EXPECT_EQ(p.num_cached(), 0u);
   auto ev = p.drain_events();
   ASSERT_EQ(ev.size(), 1u);
-  EXPECT_EQ(ev[0].kind, "removed");
+  EXPECT_EQ(ev[0].kind, msg::kv_event_kind::removed);
   EXPECT_EQ(ev[0].block_hashes.size(), 2u);
 }
 

@@ -12,19 +12,19 @@ namespace {
 
 msg::kv_event stored(std::vector<std::uint64_t> h, std::uint8_t tier = 1) {
   msg::kv_event e;
-  e.kind = "stored";
+  e.kind = msg::kv_event_kind::stored;
   e.block_hashes = std::move(h);
   e.tier = tier;
   return e;
 }
 msg::kv_event removed(std::vector<std::uint64_t> h, std::uint8_t tier = 1) {
   auto e = stored(std::move(h), tier);
-  e.kind = "removed";
+  e.kind = msg::kv_event_kind::removed;
   return e;
 }
 msg::kv_event cleared() {
   msg::kv_event e;
-  e.kind = "cleared";
+  e.kind = msg::kv_event_kind::cleared;
   return e;
 }
 
@@ -206,7 +206,7 @@ TEST(kv_indexer, duplicate_batch_is_dropped) {
 TEST(kv_indexer, malformed_events_skipped_and_resynced) {
   kv_indexer ix(small());
   msg::kv_event bad_kind = stored({5});
-  bad_kind.kind = "exploded";
+  bad_kind.kind = static_cast<msg::kv_event_kind>(7);  // the decoder refuses unknown names; in-process values are still checked
   msg::kv_event bad_tier = stored({6}, 0);
   msg::kv_event bad_tier2 = stored({7}, 9);
   EXPECT_EQ(ix.apply_batch(0, 0, std::vector{stored({1}), bad_kind, bad_tier, bad_tier2, stored({2})}),

@@ -10,7 +10,7 @@ namespace {
 
 msg::kv_event stored(std::vector<std::uint64_t> h) {
   msg::kv_event e;
-  e.kind = "stored";
+  e.kind = msg::kv_event_kind::stored;
   e.block_hashes = std::move(h);
   return e;
 }
@@ -65,7 +65,7 @@ TEST(kv_router_core, routes_to_the_worker_holding_the_prefix_until_evicted) {
   EXPECT_EQ(r->overlap_blocks, 8u);
   c->on_complete("a");
   msg::kv_event rm = stored(p);
-  rm.kind = "removed";
+  rm.kind = msg::kv_event_kind::removed;
   c->on_kv_events(batch("w2", 1, {rm}));
   c->pump();
   auto r2 = c->route(req("b", p));

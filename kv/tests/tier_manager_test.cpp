@@ -66,7 +66,7 @@ TEST(tier_manager, g1_eviction_cascades_to_g2_then_g3_and_onboards_identical_byt
     g1.commit(b[0], hashes[i], i ? std::optional(hashes[i - 1]) : std::nullopt);
     g1.release(b[0]);
     for (auto& e : g1.drain_events())
-      if (e.kind == "removed")
+      if (e.kind == msg::kv_event_kind::removed)
         for (auto h : e.block_hashes) m->offload(h, make_block(h));  // engine copies G1 bytes out
   }
   settle(*m, 4);
@@ -88,9 +88,9 @@ TEST(tier_manager, g1_eviction_cascades_to_g2_then_g3_and_onboards_identical_byt
   auto ev = m->drain_events();
   std::size_t s2 = 0, r2 = 0, s3 = 0;
   for (auto& e : ev) {
-    if (e.kind == "stored" && e.tier == 2) s2 += e.block_hashes.size();
-    if (e.kind == "removed" && e.tier == 2) r2 += e.block_hashes.size();
-    if (e.kind == "stored" && e.tier == 3) s3 += e.block_hashes.size();
+    if (e.kind == msg::kv_event_kind::stored && e.tier == 2) s2 += e.block_hashes.size();
+    if (e.kind == msg::kv_event_kind::removed && e.tier == 2) r2 += e.block_hashes.size();
+    if (e.kind == msg::kv_event_kind::stored && e.tier == 3) s3 += e.block_hashes.size();
   }
   EXPECT_EQ(s2, 8u);
   EXPECT_EQ(r2, 4u);
@@ -130,7 +130,7 @@ TEST(tier_manager, restart_recovers_g3_and_republishes_tier3_events) {
   EXPECT_EQ(rec->size(), 5u);
   auto ev = m->drain_events();
   ASSERT_EQ(ev.size(), 1u);
-  EXPECT_EQ(ev[0].kind, "stored");
+  EXPECT_EQ(ev[0].kind, msg::kv_event_kind::stored);
   EXPECT_EQ(ev[0].tier, 3);
   EXPECT_EQ(ev[0].block_hashes.size(), 5u);
   EXPECT_EQ(m->lookup_prefix(hs).g3, 5u);
@@ -178,7 +178,7 @@ TEST(tier_manager, a_slow_disk_drops_cascaded_blocks_instead_of_queueing_without
   // Only what G3 accepted was announced as stored in tier 3.
   std::size_t stored3 = 0;
   for (const auto& e : m->drain_events())
-    if (e.kind == "stored" && e.tier == 3) stored3 += e.block_hashes.size();
+    if (e.kind == msg::kv_event_kind::stored && e.tier == 3) stored3 += e.block_hashes.size();
   EXPECT_EQ(stored3, 2u);
   // Once the disk keeps up again, offloads reach G3 again.
   m->offload(8, make_block(8));  // cascades 7

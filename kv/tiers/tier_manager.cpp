@@ -16,10 +16,10 @@ result<std::unique_ptr<tier_manager>> tier_manager::create(tier_manager_options 
     auto d = disk_tier::open(*opts.g3);
     if (!d.ok()) return d.err();
     m->g3_ = std::move(d.value());
-    m->g3_->set_evict_callback([p = m.get()](block_hash h) { p->emit("removed", 3, h); });
+    m->g3_->set_evict_callback([p = m.get()](block_hash h) { p->emit(msg::kv_event_kind::removed, 3, h); });
   }
   m->g2_->set_evict_callback([p = m.get()](block_hash h, bytes&& b) {
-    p->emit("removed", 2, h);
+    p->emit(msg::kv_event_kind::removed, 2, h);
     if (p->g3_ && !p->g3_->disabled()) p->put_g3(h, std::move(b));
   });
   return m;
@@ -29,11 +29,11 @@ bool tier_manager::put_g3(block_hash h, bytes data) {
   auto f = g3_->try_put_async(h, std::move(data));  // completes on the pool; the event is recorded now
   if (!f) return false;                             // back-pressure: G3 does not keep it
   if (opts_.sync_g3_writes) f->get();
-  emit("stored", 3, h);
+  emit(msg::kv_event_kind::stored, 3, h);
   return true;
 }
 
-void tier_manager::emit(const char* kind, std::uint8_t tier, block_hash h) {
+void tier_manager::emit(msg::kv_event_kind kind, std::uint8_t tier, block_hash h) {
   if (!opts_.emit_events) return;
   std::lock_guard lk(ev_mu_);
   // Coalesce with the previous event of the same kind and tier.
@@ -52,14 +52,14 @@ result<std::vector<block_hash>> tier_manager::recover() {
   if (!g3_) return std::vector<block_hash>{};
   auto r = g3_->recover();
   if (!r.ok()) return r;
-  for (auto h : *r) emit("stored", 3, h);
+  for (auto h : *r) emit(msg::kv_event_kind::stored, 3, h);
   return r;
 }
 
 void tier_manager::offload(block_hash hash, std::span<const std::byte> data) {
   if (g2_->capacity() > 0) {
     g2_->put(hash, data);
-    emit("stored", 2, hash);
+    emit(msg::kv_event_kind::stored, 2, hash);
   } else if (g3_ && !g3_->disabled()) {
     put_g3(hash, bytes(data.begin(), data.end()));
   }
@@ -136,7 +136,7 @@ std::vector<msg::kv_event> tier_manager::snapshot() const {
   auto add = [&](std::uint8_t tier, std::vector<block_hash> hs) {
     if (hs.empty()) return;
     msg::kv_event e;
-    e.kind = "stored";
+    e.kind = msg::kv_event_kind::stored;
     e.tier = tier;
     e.block_hashes = std::move(hs);
     out.push_back(std::move(e));

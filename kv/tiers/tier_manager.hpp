@@ -109,7 +109,7 @@ class tier_manager {
 
  private:
   explicit tier_manager(tier_manager_options opts);
-  void emit(const char* kind, std::uint8_t tier, block_hash h);
+  void emit(msg::kv_event_kind kind, std::uint8_t tier, block_hash h);
   // Queues `data` for G3 unless back-pressure refuses it; records the tier-3
   // "stored" event (waiting for the write first with sync_g3_writes). True when queued.
   bool put_g3(block_hash h, bytes data);

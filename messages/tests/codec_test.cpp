@@ -43,8 +43,8 @@ TEST(codec, nested_optional_and_vectors_of_structs_round_trip) {
   kv_event_batch b;
   b.worker_id = "w1";
   b.seq = 9;
-  b.events.push_back({"stored", {1, 2, 3}, 77, 2});
-  b.events.push_back({"cleared", {}, std::nullopt, 1});
+  b.events.push_back({kv_event_kind::stored, {1, 2, 3}, 77, 2});
+  b.events.push_back({kv_event_kind::cleared, {}, std::nullopt, 1});
   for (auto f : {wire_format::msgpack, wire_format::json}) {
     auto back = decode<kv_event_batch>(encode(b, f), f);
     ASSERT_TRUE(back.ok()) << back.err().message;
@@ -54,6 +54,28 @@ TEST(codec, nested_optional_and_vectors_of_structs_round_trip) {
     EXPECT_EQ(back->events[0].tier, 2);
     EXPECT_FALSE(back->events[1].parent_hash.has_value());
   }
+}
+
+TEST(codec, wire_enums_travel_as_their_names_and_unknown_names_fail_naming_the_choices) {
+  kv_event_batch b;
+  b.worker_id = "w";
+  b.events.push_back({kv_event_kind::removed, {5}, std::nullopt, 1});
+  auto json = encode(b, wire_format::json);
+  EXPECT_NE(json.find(R"("kind":"removed")"), std::string::npos) << json;
+  auto mp = decode<kv_event_batch>(encode(b), wire_format::msgpack);
+  ASSERT_TRUE(mp.ok());
+  EXPECT_EQ(mp->events[0].kind, kv_event_kind::removed);
+  // A JSON client writes the name; anything else is a clear 400.
+  auto ok = decode<kv_event_batch>(R"({"worker_id":"w","seq":0,"events":[{"kind":"cleared"}]})", wire_format::json);
+  ASSERT_TRUE(ok.ok()) << ok.err().message;
+  EXPECT_EQ(ok->events[0].kind, kv_event_kind::cleared);
+  auto bad = decode<kv_event_batch>(R"({"worker_id":"w","seq":0,"events":[{"kind":"evicted"}]})", wire_format::json);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.err().code, errc::bad_request);
+  EXPECT_NE(bad.err().message.find("events[0].kind"), std::string::npos) << bad.err().message;
+  EXPECT_NE(bad.err().message.find("stored, removed, cleared"), std::string::npos) << bad.err().message;
+  auto num = decode<kv_event_batch>(R"({"worker_id":"w","seq":0,"events":[{"kind":1}]})", wire_format::json);
+  EXPECT_FALSE(num.ok());
 }
 
 TEST(codec, openai_sampling_fields_and_token_logprobs_round_trip) {

@@ -28,7 +28,7 @@ struct recording_router : router_bridge {
   }
   void on_kv_events(std::uint32_t, std::vector<msg::kv_event> ev, double) override {
     for (auto& e : ev)
-      if (e.kind == "stored") stored += e.block_hashes.size();
+      if (e.kind == msg::kv_event_kind::stored) stored += e.block_hashes.size();
   }
   void on_load(std::uint32_t, const msg::load_report&, double) override { ++loads; }
   void on_first_token(std::string_view, std::uint32_t, double) override { ++firsts; }
