@@ -58,7 +58,7 @@ void fail_stream(frontend_state& st, open_stream& s, errc code, const std::strin
   msg::token_chunk c;
   c.request_id = s.req.request_id;
   c.seq = s.client_seq++;
-  c.finish_reason = "error";
+  c.finish_reason = msg::finish_kind::error;
   c.error = msg::error_reply{static_cast<std::int32_t>(code), message};
   s.sink->push(std::move(c));
 }
@@ -258,7 +258,7 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
         if (st.by_id.count(req.request_id)) {
           msg::token_chunk c;
           c.request_id = req.request_id;
-          c.finish_reason = "error";
+          c.finish_reason = msg::finish_kind::error;
           c.error = msg::error_reply{static_cast<std::int32_t>(errc::conflict), "duplicate request id"};
           sink->push(std::move(c));
           return;

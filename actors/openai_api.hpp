@@ -93,7 +93,7 @@ class response_renderer {
 std::string sse_event(endpoint ep, const std::string& id, const std::string& model, std::int64_t created,
                       const msg::token_chunk& c, bool include_usage);
 std::string full_response(endpoint ep, const std::string& id, const std::string& model, std::int64_t created,
-                          const std::string& text, const std::string& finish_reason, const msg::usage& u);
+                          const std::string& text, msg::finish_kind finish_reason, const msg::usage& u);
 
 std::string models_body(const std::vector<std::string>& models, std::int64_t created);
 

@@ -82,7 +82,7 @@ std::string response_renderer::sse(const msg::token_chunk& c, std::uint32_t inde
   auto& ch = choices_.at(index);
   std::string text = c.text;
   if (ch.first && o_.echo) text = *o_.echo + text;
-  json choice = {{"index", index}, {"finish_reason", c.finish_reason ? json(*c.finish_reason) : json(nullptr)}};
+  json choice = {{"index", index}, {"finish_reason", c.finish_reason ? json(std::string(msg::wire_name(*c.finish_reason))) : json(nullptr)}};
   json lp = o_.logprobs && !c.token_logprobs.empty() ? logprobs_json(c.token_logprobs, ch.text_offset) : json(nullptr);
   if (ep_ == endpoint::chat) {
     json delta = json::object();
@@ -116,7 +116,7 @@ void response_renderer::add(const msg::token_chunk& c, std::uint32_t index) {
   ch.text += c.text;
   if (o_.logprobs) ch.lps.insert(ch.lps.end(), c.token_logprobs.begin(), c.token_logprobs.end());
   if (c.finish_reason) {
-    ch.finish = *c.finish_reason;
+    ch.finish = std::string(msg::wire_name(*c.finish_reason));
     ch.done = true;
   }
   if (c.usage_info) ch.usage = *c.usage_info;
@@ -147,7 +147,7 @@ std::string response_renderer::full_response() const {
 
 std::string sse_event(endpoint ep, const std::string& id, const std::string& model, std::int64_t created,
                       const msg::token_chunk& c, bool include_usage) {
-  json choice = {{"index", 0}, {"finish_reason", c.finish_reason ? json(*c.finish_reason) : json(nullptr)}};
+  json choice = {{"index", 0}, {"finish_reason", c.finish_reason ? json(std::string(msg::wire_name(*c.finish_reason))) : json(nullptr)}};
   json out;
   if (ep == endpoint::chat) {
     json delta = json::object();
@@ -164,7 +164,7 @@ std::string sse_event(endpoint ep, const std::string& id, const std::string& mod
 }
 
 std::string full_response(endpoint ep, const std::string& id, const std::string& model, std::int64_t created,
-                          const std::string& text, const std::string& finish_reason, const msg::usage& u) {
+                          const std::string& text, msg::finish_kind finish_reason, const msg::usage& u) {
   response_renderer r(ep, id, model, created, {});
   msg::token_chunk c;
   c.text = text;

@@ -72,16 +72,16 @@ void on_prefill_output(worker_state& st, prefill_job& job, backends::sequence_ou
   r.logprobs.insert(r.logprobs.end(), out.logprobs.begin(), out.logprobs.end());
   r.token_logprobs.insert(r.token_logprobs.end(), out.token_logprobs.begin(), out.token_logprobs.end());
   if (!out.finish_reason) return;
-  const auto& why = *out.finish_reason;
-  if (why == "error" || why == "cancelled" || r.first_tokens.empty()) {
+  const auto why = *out.finish_reason;
+  if (why == msg::finish_kind::error || why == msg::finish_kind::cancelled || r.first_tokens.empty()) {
     r.error = msg::error_reply{static_cast<std::int32_t>(errc::internal),
-                               out.error_message.value_or("prefill ended: " + why)};
+                               out.error_message.value_or("prefill ended: " + std::string(msg::wire_name(why)))};
     st.conn->publish(job.reply, msg::encode(r));
     return;
   }
   r.usage_info = out.usage_info;
-  if (why == "stop") r.finish_reason = "stop";
-  else if (job.req.max_tokens == 1) r.finish_reason = "length";  // 0 = until the context ends
+  if (why == msg::finish_kind::stop) r.finish_reason = msg::finish_kind::stop;
+  else if (job.req.max_tokens == 1) r.finish_reason = msg::finish_kind::length;  // 0 = until the context ends
   if (!r.finish_reason && st.xfer) {
     auto hashes = kv::hash_blocks(job.req.token_ids, st.engine->block_size(),
                                   job.req.cache_salt ? std::optional<std::string_view>(*job.req.cache_salt)

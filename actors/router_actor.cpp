@@ -34,7 +34,7 @@ void reply_error(router_state& st, const transport::nats_message& m, msg::wire_f
                  const error& err) {
   msg::token_chunk c;
   c.request_id = request_id;
-  c.finish_reason = "error";
+  c.finish_reason = msg::finish_kind::error;
   c.error = msg::error_reply{static_cast<std::int32_t>(err.code), err.message};
   st.conn->publish(m.reply, msg::encode(c, f), {}, msg::content_type_of(f));
 }

@@ -142,7 +142,7 @@ void on_cancel(worker_actor* self, transport::nats_message& m) {
     // Still waiting for a remote prefill or its KV: end it here (a late reply or pull is released then).
     if (stream.phase == request_phase::remote_prefill) self->send(st.prefill_client, cancel_atom::value, key);
     msg::token_chunk fin;
-    fin.finish_reason = "cancelled";
+    fin.finish_reason = msg::finish_kind::cancelled;
     fin.usage_info = msg::usage{};
     send_chunk(st, stream, fin);
     it = st.streams.erase(it);

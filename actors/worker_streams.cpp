@@ -30,7 +30,7 @@ void reply_error(worker_state& st, const std::string& reply, msg::wire_format f,
   msg::token_chunk c;
   c.request_id = request_id;
   c.seq = seq;
-  c.finish_reason = "error";
+  c.finish_reason = msg::finish_kind::error;
   c.error = msg::error_reply{static_cast<std::int32_t>(err.code), err.message};
   c.worker_id = st.cfg.id;
   st.conn->publish(reply, msg::encode(c, f), {}, msg::content_type_of(f));

@@ -46,9 +46,9 @@ struct sequence_output {
   std::string text_delta;                 // their text, valid UTF-8
   std::vector<float> logprobs;            // per new token when requested
   std::vector<msg::token_logprob> token_logprobs;  // per new token when requested: text and top alternatives
-  std::optional<std::string> finish_reason;  // "stop", "length", "cancelled", "error"
+  std::optional<msg::finish_kind> finish_reason;
   msg::usage usage_info;                  // filled when finish_reason is set
-  std::optional<std::string> error_message;  // with finish_reason "error"
+  std::optional<std::string> error_message;  // with finish_reason error
 };
 
 struct step_result {
@@ -81,7 +81,7 @@ class engine {
   // (bad_request naming max_tokens), or a duplicate id.
   virtual status add_request(engine_request req) = 0;
 
-  // Stops a request; its next step output carries finish_reason "cancelled"
+  // Stops a request; its next step output carries finish_reason cancelled
   // and its blocks are released. Unknown ids are ignored.
   virtual void cancel(const std::string& request_id) = 0;
 

@@ -79,23 +79,23 @@ std::optional<sequence_output> engine_shell::output_of(sequence_update& u) {
   std::string text;
   for (std::size_t i = 0; i < u.new_tokens.size(); ++i) {
     // Like OpenAI and vLLM, the token that matched a stop id adds no text.
-    const bool stop_token = i + 1 == u.new_tokens.size() && u.finish_reason && *u.finish_reason == "stop";
+    const bool stop_token = i + 1 == u.new_tokens.size() && u.finish_reason == msg::finish_kind::stop;
     if (!stop_token) text += st.utf8.push(token_bytes(u.new_tokens[i]));
   }
   out.new_tokens = std::move(u.new_tokens);
-  std::optional<std::string> reason = std::move(u.finish_reason);
+  std::optional<msg::finish_kind> reason = u.finish_reason;
   if (reason) text += st.utf8.flush();
-  const bool armed = !(reason && *reason == "cancelled") && st.completion_tokens >= st.min_tokens;
+  const bool armed = reason != msg::finish_kind::cancelled && st.completion_tokens >= st.min_tokens;
   auto cut = st.stops.feed(text, reason.has_value(), armed);
   out.text_delta = std::move(cut.text);
   if (cut.matched && !reason) {
-    sched_->finish(out.request_id, "stop");
+    sched_->finish(out.request_id, msg::finish_kind::stop);
     st.finished = true;
-    reason = "stop";
+    reason = msg::finish_kind::stop;
     out.usage_info.prompt_tokens = st.prompt_tokens;
     out.usage_info.completion_tokens = st.completion_tokens;
   } else if (reason) {
-    if (cut.matched) reason = "stop";
+    if (cut.matched) reason = msg::finish_kind::stop;
     out.usage_info.prompt_tokens = u.prompt_tokens;
     out.usage_info.completion_tokens = u.completion_tokens;
     out.usage_info.cached_tokens = u.cached_tokens;

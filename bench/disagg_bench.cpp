@@ -137,7 +137,7 @@ class workload {
         r.last = now;
       }
       if (c->finish_reason || c->error) {
-        if (c->error || *c->finish_reason == "error") res_.failed++;
+        if (c->error || *c->finish_reason == msg::finish_kind::error) res_.failed++;
         else res_.completed++;
         resend = !r.is_long && !stopping_;
         live_.erase(it);

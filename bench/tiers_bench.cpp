@@ -256,7 +256,7 @@ ttft_stats run_ttft(backends::mock_engine& eng, const workload& w) {
           if (out.finish_reason) {
             st.prompt_tokens += out.usage_info.prompt_tokens;
             st.cached_tokens += out.usage_info.cached_tokens;
-            if (*out.finish_reason == "error") st.ok = false;
+            if (*out.finish_reason == msg::finish_kind::error) st.ok = false;
           }
         }
       }

@@ -64,7 +64,7 @@ struct remote_prefill_reply {
   std::string text;                        // its text delta
   std::vector<float> logprobs;
   std::vector<token_logprob> token_logprobs;  // with sampling.logprobs: the first token's text and alternatives
-  std::optional<std::string> finish_reason;  // the first token already ended the request
+  std::optional<finish_kind> finish_reason;  // the first token already ended the request
   usage usage_info;                        // prompt/cached tokens on the prefill side
   std::uint64_t lease_id = 0;              // 0 = no blocks held
   std::uint32_t lease_ms = 0;              // blocks are freed after this long without a kv_release

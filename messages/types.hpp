@@ -161,16 +161,19 @@ template <class V> void describe(V& v, token_logprob& x) {
   v.opt("top", x.top);
 }
 
+// Why a generation ended; on the wire (and in OpenAI responses) its name.
+enum class finish_kind : std::uint8_t { stop, length, cancelled, error };
+constexpr std::array<std::string_view, 4> wire_names(finish_kind) { return {"stop", "length", "cancelled", "error"}; }
+
 // One streamed piece of a generation. seq starts at 0 and increases by one per
-// chunk; the last chunk has finish_reason set ("stop", "length", "cancelled",
-// "error"); an error chunk also carries `error`. A worker that admits a
+// chunk; the last chunk has finish_reason set; an error chunk also carries `error`. A worker that admits a
 // request first sends an acknowledgement: seq 0, no tokens, its worker_id.
 struct token_chunk {
   std::string request_id;
   std::uint64_t seq = 0;
   std::vector<token_id> token_ids;
   std::string text;                       // text delta (valid UTF-8)
-  std::optional<std::string> finish_reason;
+  std::optional<finish_kind> finish_reason;
   std::optional<usage> usage_info;        // on the last chunk
   std::optional<error_reply> error;       // on an error chunk
   std::string worker_id;                  // who produced it

@@ -68,7 +68,7 @@ class observer {
       out->tokens.insert(out->tokens.end(), c->token_ids.begin(), c->token_ids.end());
       if (!c->worker_id.empty()) out->workers.insert(c->worker_id);
       if (c->finish_reason) {
-        out->finish = *c->finish_reason;
+        out->finish = std::string(msg::wire_name(*c->finish_reason));
         if (c->usage_info) out->usage = *c->usage_info;
         out->done = true;
       }

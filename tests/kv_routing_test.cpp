@@ -95,7 +95,7 @@ class kv_routing : public ::testing::Test {
     std::atomic<bool> done{false};
     auto sub = client_->subscribe(inbox, [&](transport::nats_message m) {
       auto c = msg::decode_auto<msg::token_chunk>(m.data, m.content_type);
-      if (completed_only ? (c && c->finish_reason == "length") : (!c || c->finish_reason)) done = true;
+      if (completed_only ? (c && c->finish_reason == msg::finish_kind::length) : (!c || c->finish_reason)) done = true;
     });
     client_->flush();
     client_->publish(subject, msg::encode(r), inbox);

@@ -15,7 +15,7 @@ token_chunk chunk(std::uint64_t seq, bool final_chunk = false) {
   c.request_id = "r";
   c.seq = seq;
   c.token_ids = {static_cast<yard::msg::token_id>(seq)};
-  if (final_chunk) c.finish_reason = "stop";
+  if (final_chunk) c.finish_reason = yard::msg::finish_kind::stop;
   return c;
 }
 
@@ -47,7 +47,7 @@ TEST(chunk_queue, a_whole_response_is_woken_only_by_final_chunks_and_gets_every_
   for (std::uint64_t i = 0; i < 6; ++i) EXPECT_EQ(all[i].seq, i);
   // An error chunk is final too (the frontend sets finish_reason "error").
   auto err = chunk(6, true);
-  err.finish_reason = "error";
+  err.finish_reason = yard::msg::finish_kind::error;
   q.push(std::move(err));
   EXPECT_EQ(wakes, 2);
 }

@@ -53,8 +53,12 @@ msg::token_chunk chunk(const std::string& text, std::optional<std::string> finis
     c.token_ids.push_back(t.token);
     c.token_logprobs.push_back(t);
   }
-  c.finish_reason = finish;
-  if (finish) c.usage_info = msg::usage{5, 3, 2};
+  if (finish) {
+    msg::finish_kind k{};
+    EXPECT_TRUE(msg::wire_enum_from(*finish, k)) << *finish;
+    c.finish_reason = k;
+    c.usage_info = msg::usage{5, 3, 2};
+  }
   return c;
 }
 

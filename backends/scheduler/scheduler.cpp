@@ -44,7 +44,7 @@ result<std::uint64_t> scheduler::add(sequence_spec spec) {
   s->hashes = std::move(spec.block_hashes);
   if (s->hashes.size() > spec.tokens.size() / block_size_) s->hashes.resize(spec.tokens.size() / block_size_);
   s->spec = std::move(spec);
-  if (s->produced >= s->spec.max_output_tokens) s->pending_finish = "length";
+  if (s->produced >= s->spec.max_output_tokens) s->pending_finish = msg::finish_kind::length;
   auto id = s->id;
   by_request_[s->spec.request_id] = id;
   if (s->pending_finish) pending_finish_.push_back(s.get());
@@ -58,9 +58,9 @@ result<std::uint64_t> scheduler::add(sequence_spec spec) {
   return id;
 }
 
-void scheduler::cancel(const std::string& request_id) { finish(request_id, "cancelled"); }
+void scheduler::cancel(const std::string& request_id) { finish(request_id, msg::finish_kind::cancelled); }
 
-void scheduler::finish(const std::string& request_id, const std::string& reason) {
+void scheduler::finish(const std::string& request_id, msg::finish_kind reason) {
   auto it = by_request_.find(request_id);
   if (it == by_request_.end()) return;
   auto& s = *seqs_.at(it->second);
@@ -201,7 +201,7 @@ batch_plan scheduler::schedule() {
   return plan;
 }
 
-sequence_update scheduler::make_finished(sequence& s, const std::string& reason) {
+sequence_update scheduler::make_finished(sequence& s, msg::finish_kind reason) {
   sequence_update u;
   u.seq_id = s.id;
   u.request_id = s.spec.request_id;
@@ -245,10 +245,10 @@ std::vector<sequence_update> scheduler::update(const batch_plan& plan, const exe
     if (i < res.top_logprobs.size() && s.spec.sampling.logprobs && s.spec.sampling.top_logprobs > 0)
       u.top_logprobs.push_back(res.top_logprobs[i]);
     const auto& stops = s.spec.stop_token_ids;
-    std::optional<std::string> reason;
+    std::optional<msg::finish_kind> reason;
     // A stop token ends the sequence only once min_tokens came before it.
-    if (s.produced > s.spec.sampling.min_tokens && std::find(stops.begin(), stops.end(), tok) != stops.end()) reason = "stop";
-    else if (s.produced >= s.spec.max_output_tokens) reason = "length";
+    if (s.produced > s.spec.sampling.min_tokens && std::find(stops.begin(), stops.end(), tok) != stops.end()) reason = msg::finish_kind::stop;
+    else if (s.produced >= s.spec.max_output_tokens) reason = msg::finish_kind::length;
     if (reason) {
       auto f = make_finished(s, *reason);
       u.finish_reason = f.finish_reason;

@@ -63,7 +63,7 @@ struct sequence_update {
   std::vector<token_id> new_tokens;
   std::vector<float> logprobs;
   std::vector<std::vector<std::pair<token_id, float>>> top_logprobs;  // per new token, when sampling.top_logprobs > 0
-  std::optional<std::string> finish_reason;  // "stop", "length", "cancelled", "error"
+  std::optional<msg::finish_kind> finish_reason;
   std::uint32_t prompt_tokens = 0;           // filled when finished
   std::uint32_t completion_tokens = 0;       // resume tokens included
   std::uint32_t cached_tokens = 0;           // prompt tokens served by the prefix cache at first admission
@@ -99,7 +99,7 @@ class scheduler {
   void cancel(const std::string& request_id);
   // Finishes a sequence now with `reason` (e.g. a stop string matched by the
   // engine); it is reported by the next step. Unknown ids are ignored.
-  void finish(const std::string& request_id, const std::string& reason);
+  void finish(const std::string& request_id, msg::finish_kind reason);
 
   // Called right before a waiting sequence's prefix-cache lookup at admission
   // (first admission and re-admission after preemption, again on each retry),
@@ -141,7 +141,7 @@ class scheduler {
     std::vector<kv::block_id> blocks;
     std::vector<kv::block_hash> hashes;  // hashes of leading full blocks (grows lazily)
     kv::block_hash root = 0;
-    std::optional<std::string> pending_finish;  // cancelled or finished by the engine
+    std::optional<msg::finish_kind> pending_finish;  // cancelled or finished by the engine
   };
   std::uint32_t blocks_for(std::uint32_t tokens) const { return (tokens + block_size_ - 1) / block_size_; }
   void ensure_hashes(sequence& s, std::size_t n_blocks);
@@ -149,7 +149,7 @@ class scheduler {
   void preempt(sequence& s);
   void free_sequence(sequence& s);
   void add_to_plan(sequence& s, std::uint32_t n_new, batch_plan& plan);
-  sequence_update make_finished(sequence& s, const std::string& reason);
+  sequence_update make_finished(sequence& s, msg::finish_kind reason);
 
   scheduler_config cfg_;
   kv::block_pool pool_;

@@ -38,7 +38,7 @@ inline std::map<std::string, run_out> run_all(engine& e) {
       ro.token_logprobs.insert(ro.token_logprobs.end(), o.token_logprobs.begin(), o.token_logprobs.end());
       ro.step_ms.push_back(r.model_time_ms);
       if (o.finish_reason) {
-        ro.finish = *o.finish_reason;
+        ro.finish = std::string(msg::wire_name(*o.finish_reason));
         ro.usage = o.usage_info;
       }
     }

@@ -28,7 +28,7 @@ std::map<std::string, std::vector<token_id>> drain(mock_engine& e, std::map<std:
     if (total_ms) *total_ms += r.model_time_ms;
     for (auto& o : r.outputs) {
       for (auto t : o.new_tokens) out[o.request_id].push_back(t);
-      if (o.finish_reason && reasons) (*reasons)[o.request_id] = *o.finish_reason;
+      if (o.finish_reason && reasons) (*reasons)[o.request_id] = std::string(msg::wire_name(*o.finish_reason));
     }
   }
   return out;
@@ -49,7 +49,7 @@ TEST(mock_engine, fixed_delay_mode_one_token_per_step) {
   e.step();
   auto r3 = e.step();
   ASSERT_TRUE(r3.outputs[0].finish_reason.has_value());
-  EXPECT_EQ(*r3.outputs[0].finish_reason, "length");
+  EXPECT_EQ(*r3.outputs[0].finish_reason, msg::finish_kind::length);
   EXPECT_EQ(r3.outputs[0].usage_info.completion_tokens, 3u);
   EXPECT_FALSE(e.has_work());
 }
@@ -117,7 +117,7 @@ TEST(mock_engine, stop_string_truncates_the_text_and_holds_back_a_partial_match)
     for (auto& o : e.step().outputs) {
       text += o.text_delta;
       deltas.push_back(o.text_delta);
-      if (o.finish_reason) reason = *o.finish_reason;
+      if (o.finish_reason) reason = std::string(msg::wire_name(*o.finish_reason));
     }
   EXPECT_EQ(reason, "stop");
   const auto first = expect.find(r.stop[0]);  // the stop may occur earlier in the stream than position 3

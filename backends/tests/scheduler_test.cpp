@@ -191,10 +191,10 @@ TEST(scheduler, stop_token_cancel_and_finish) {
   std::map<std::string, std::size_t> counts;
   for (int i = 0; i < 50 && s.has_work(); ++i) {
     if (i == 1) s.cancel("b");
-    if (i == 2) s.finish("c", "stop");
+    if (i == 2) s.finish("c", msg::finish_kind::stop);
     for (auto& u : s.step(ex).updates) {
       counts[u.request_id] += u.new_tokens.size();
-      if (u.finish_reason) reasons[u.request_id] = *u.finish_reason;
+      if (u.finish_reason) reasons[u.request_id] = std::string(msg::wire_name(*u.finish_reason));
     }
   }
   EXPECT_EQ(reasons["a"], "stop");
