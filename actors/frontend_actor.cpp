@@ -205,7 +205,7 @@ void on_tick(frontend_actor* self) {
   std::vector<worker_status> ws;
   ws.reserve(st.workers.size());
   for (const auto& [id, w] : st.workers.all())
-    ws.push_back(worker_status{id, w.last.role, w.last.model, w.last.draining, w.last.load.value_or(msg::load_report{})});
+    ws.push_back(worker_status{id, std::string(msg::wire_name(w.last.role)), w.last.model, w.last.draining, w.last.load.value_or(msg::load_report{})});
   st.view->set_workers(std::move(ws));
   std::vector<std::string> to_migrate, out_of_time;
   // With no live worker the router holds unacknowledged requests until one (re)joins:

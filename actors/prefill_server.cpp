@@ -39,7 +39,7 @@ void on_prefill_request(worker_actor* self, transport::nats_message& m) {
     return;
   }
   auto refuse = [&](errc code, const std::string& why) { reply_prefill_error(st, m.reply, *req, error{code, why}); };
-  if (st.cfg.role == "decode") return refuse(errc::bad_request, "worker " + st.cfg.id + " does not prefill for others");
+  if (st.cfg.role == msg::worker_role::decode) return refuse(errc::bad_request, "worker " + st.cfg.id + " does not prefill for others");
   if (st.draining) return refuse(errc::unavailable, "worker " + st.cfg.id + " is draining");
   if (req->block_size != st.engine->block_size())
     return refuse(errc::bad_request, "block size " + std::to_string(req->block_size) + " != " +

@@ -88,7 +88,7 @@ void on_heartbeat(router_actor* self, transport::nats_message& m) {
   }
   check_tokenizer(st, *hb);
   // Prefill-only workers form their own pool (KV-aware choice for remote prefill).
-  auto pool = pool_key(hb->model, hb->role == "prefill");
+  auto pool = pool_key(hb->model, hb->role == msg::worker_role::prefill);
   auto* core = core_for(st, pool, hb->block_size);
   if (core == nullptr) return;
   if (!core->has_worker(hb->instance_id)) {

@@ -32,7 +32,7 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
   auto id = cfg.id;
   // Prefill and decode workers move KV over UCX; "both" never needs to.
   auto xfer = std::make_shared<std::unique_ptr<kv_transfer_agent>>();
-  const bool disagg = cfg.role == "prefill" || cfg.role == "decode";
+  const bool disagg = cfg.role != msg::worker_role::both;
   if (disagg && engine->kv_block_bytes() > 0) {
     auto a = kv_transfer_agent::create(cfg.transfer, engine->kv_block_bytes());
     if (a) *xfer = std::move(*a);
@@ -43,7 +43,7 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
   auto publisher = spawn_heartbeat_publisher(sys, conn, {subjects::heartbeat(ns, id), cfg.heartbeat_ms});
   prefill_client_actor client;
   std::string inbox;
-  if (cfg.role == "decode" && *xfer) {
+  if (cfg.role == msg::worker_role::decode && *xfer) {
     inbox = conn.new_inbox();
     prefill_client_config pc;
     pc.ns = ns;

@@ -36,7 +36,7 @@ struct worker_config {
   std::string ns = "default";      // subject namespace (default "default")
   std::string id;                  // unique instance id (required)
   std::string model = "mock";      // model name served (default "mock")
-  std::string role = "both";       // both | prefill | decode (default both)
+  msg::worker_role role = msg::worker_role::both;  // (default both)
   int heartbeat_ms = 500;          // heartbeat period (default 500 ms)
   int lease_ms = 3000;             // peers drop us after this silence (default 3 s)
   msg::decode_limits limits;       // inbound body limits

@@ -41,7 +41,7 @@ std::optional<std::string> context_error(const backends::engine& eng, const back
 
 // A decode worker asks its prefill_client about a long uncached prompt; every other request runs here.
 bool may_prefill_remotely(worker_state& st, const backends::engine_request& er, const std::vector<kv::block_hash>& hashes) {
-  if (st.cfg.role != "decode" || !st.xfer || !st.prefill_client || !er.resume_tokens.empty()) return false;
+  if (st.cfg.role != msg::worker_role::decode || !st.xfer || !st.prefill_client || !er.resume_tokens.empty()) return false;
   const std::size_t cached = st.engine->cached_blocks(hashes) * st.engine->block_size();
   return er.prompt.size() - std::min(er.prompt.size(), cached) >= st.cfg.remote_prefill_min_tokens;
 }

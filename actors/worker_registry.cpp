@@ -70,7 +70,7 @@ std::vector<const worker_entry*> worker_registry::eligible(const std::string& mo
   std::vector<const worker_entry*> out;
   for (const auto& [id, w] : workers_) {
     if (!usable(w)) continue;
-    if (w.last.role == "prefill") continue;  // prefill-only workers take work from decode workers
+    if (w.last.role == msg::worker_role::prefill) continue;  // prefill-only workers take work from decode workers
     if (!model.empty() && w.last.model != model) continue;
     out.push_back(&w);
   }
@@ -80,7 +80,7 @@ std::vector<const worker_entry*> worker_registry::eligible(const std::string& mo
 std::vector<const worker_entry*> worker_registry::eligible_prefill(const std::string& model) const {
   std::vector<const worker_entry*> out;
   for (const auto& [id, w] : workers_)
-    if (usable(w) && w.last.role == "prefill" && (model.empty() || w.last.model == model)) out.push_back(&w);
+    if (usable(w) && w.last.role == msg::worker_role::prefill && (model.empty() || w.last.model == model)) out.push_back(&w);
   return out;
 }
 

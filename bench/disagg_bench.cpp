@@ -176,8 +176,8 @@ result<mode_result> run_mode(const std::string& url, const std::string& ns, bool
     wc.model = "mock";
     wc.heartbeat_ms = 100;
     bool prefill = disaggregated && i >= a.workers / 2;
-    wc.role = !disaggregated ? "both" : prefill ? "prefill" : "decode";
-    wc.id = ns + "-" + wc.role + "-" + std::to_string(i);
+    wc.role = !disaggregated ? msg::worker_role::both : prefill ? msg::worker_role::prefill : msg::worker_role::decode;
+    wc.id = ns + "-" + std::string(msg::wire_name(wc.role)) + "-" + std::to_string(i);
     wc.remote_prefill_min_tokens = static_cast<std::uint32_t>(std::min(a.long_prompt, 512));
     wc.transfer.staging_mb = 512;
     wc.transfer.ucx_transports = a.ucx_tls;

@@ -33,7 +33,9 @@ int run_worker(int argc, char** argv) {
   cluster::add_process_flags(app, proc, true);
   cluster::add_engine_flags(app, eng);
   app.add_option("--id", wc.id, "unique worker id")->required();
-  app.add_option("--role", wc.role, "both | prefill | decode")->check(CLI::IsMember({"both", "prefill", "decode"}))->capture_default_str();
+  app.add_option_function<std::string>(
+         "--role", [&wc](const std::string& r) { msg::wire_enum_from(r, wc.role); }, "both | prefill | decode (default both)")
+      ->check(CLI::IsMember({"both", "prefill", "decode"}));
   app.add_option("--heartbeat-ms", wc.heartbeat_ms, "heartbeat period")->capture_default_str();
   app.add_option("--lease-ms", wc.lease_ms, "lease: peers drop this worker after this silence")->capture_default_str();
   app.add_option("--drain-timeout-ms", drain_timeout_ms, "max wait for in-flight requests on SIGTERM")->capture_default_str();
@@ -45,7 +47,7 @@ int run_worker(int argc, char** argv) {
   auto rt = cluster::node_runtime::create(proc.nats, 0, actors::supervisor_config{proc.ns});
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto w = (*rt)->add_worker(eng, wc); !w) return fail(log, "worker " + wc.id, w.err());
-  log->info("worker {} serving '{}' ({} engine, role {})", wc.id, cluster::served_model_name(eng), eng.engine, wc.role);
+  log->info("worker {} serving '{}' ({} engine, role {})", wc.id, cluster::served_model_name(eng), eng.engine, msg::wire_name(wc.role));
   cluster::wait_for_stop_signal();
   auto left = (*rt)->drain_workers(drain_timeout_ms);
   if (left > 0) log->warn("{} requests still running after the drain timeout", left);

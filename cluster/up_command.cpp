@@ -163,7 +163,7 @@ int run_up(int argc, char** argv) {
     wc.ns = proc.ns;
     bool prefill = i >= workers;
     wc.id = worker_ids[static_cast<std::size_t>(i)];
-    wc.role = prefill_workers == 0 ? "both" : prefill ? "prefill" : "decode";
+    wc.role = prefill_workers == 0 ? msg::worker_role::both : prefill ? msg::worker_role::prefill : msg::worker_role::decode;
     auto weng = eng;
     // One G3 directory per worker (<dir>/<worker id>): each recovers its own blocks after a restart.
     if (!weng.tiers.disk_dir.empty()) weng.tiers.disk_dir = (std::filesystem::path(eng.tiers.disk_dir) / wc.id).string();

@@ -242,10 +242,16 @@ template <class V> void describe(V& v, load_report& x) {
 
 // Liveness and discovery: every instance publishes one every interval_ms.
 // A peer that misses lease_ms of heartbeats is considered gone.
+// What a worker does in disaggregated serving: everything (both), only
+// prefills for decode workers (prefill), or decodes and sends long prompts to
+// the prefill pool (decode).
+enum class worker_role : std::uint8_t { both, prefill, decode };
+constexpr std::array<std::string_view, 3> wire_names(worker_role) { return {"both", "prefill", "decode"}; }
+
 struct heartbeat {
   std::string instance_id;
   std::string component;        // "worker", "router", "frontend", "agent"
-  std::string role;             // worker role: "both", "prefill", "decode"
+  worker_role role = worker_role::both;
   std::string model;            // served model name
   std::string generate_subject; // where to send this instance's work
   std::uint32_t lease_ms = 3000;

@@ -241,7 +241,7 @@ TEST_F(bus_trust, a_worker_role_connection_cannot_impersonate_or_black_hole) {
   msg::heartbeat clone;
   clone.instance_id = "w0";
   clone.component = "worker";
-  clone.role = "both";
+  clone.role = msg::worker_role::both;
   clone.model = "mock";
   clone.block_size = 16;
   clone.generate_subject = subjects::worker_generate(kNs, "w0");

@@ -138,7 +138,7 @@ std::vector<msg::token_id> mock_expected(const std::vector<msg::token_id>& promp
 actors::worker_config worker(const std::string& id, const std::string& role) {
   actors::worker_config wc;
   wc.id = id;
-  wc.role = role;
+  EXPECT_TRUE(msg::wire_enum_from(role, wc.role)) << role;
   wc.heartbeat_ms = 100;
   wc.lease_ms = 800;
   wc.remote_prefill_min_tokens = 64;

@@ -243,7 +243,7 @@ msg::heartbeat fake_worker_heartbeat(const std::string& id, std::uint64_t incarn
   msg::heartbeat hb;
   hb.instance_id = id;
   hb.component = "worker";
-  hb.role = "both";
+  hb.role = msg::worker_role::both;
   hb.model = "mock";
   hb.generate_subject = subjects::worker_generate("default", id);
   hb.lease_ms = 5000;

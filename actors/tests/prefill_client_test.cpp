@@ -96,7 +96,7 @@ struct prefill_client_test : ::testing::Test {
     msg::heartbeat hb;
     hb.instance_id = id;
     hb.component = "worker";
-    hb.role = "prefill";
+    hb.role = msg::worker_role::prefill;
     hb.model = "m";
     hb.draining = draining;
     hb.load = msg::load_report{};

@@ -14,7 +14,7 @@ msg::heartbeat beat(const std::string& id, std::uint64_t incarnation = 1) {
   msg::heartbeat hb;
   hb.instance_id = id;
   hb.component = "worker";
-  hb.role = "both";
+  hb.role = msg::worker_role::both;
   hb.model = "mock";
   hb.generate_subject = subjects::worker_generate("default", id);
   hb.lease_ms = 3000;

@@ -80,7 +80,7 @@ void planner_service::on_heartbeat(const transport::nats_message& m) {
   const actors::registry_limits lim;  // the same bounds the routers and frontends apply
   if (workers_.size() >= lim.max_workers && !workers_.count(r->instance_id)) return;  // bounded against invented ids
   std::uint32_t lease = std::clamp(r->lease_ms, lim.min_lease_ms, lim.max_lease_ms);
-  workers_[r->instance_id] = worker_seen{r->role.empty() ? "both" : r->role, mono_ms(), lease, r->draining};
+  workers_[r->instance_id] = worker_seen{std::string(msg::wire_name(r->role)), mono_ms(), lease, r->draining};
 }
 
 void planner_service::on_agent(const transport::nats_message& m) {
