@@ -12,7 +12,6 @@
 #include "backends/tokenizer_fingerprint.hpp"
 #include "actors/worker_liveness.hpp"
 #include "actors/worker_registry.hpp"
-#include "backends/mock/mock_engine.hpp"
 #include "common/log.hpp"
 #include "kv/block_hash.hpp"
 #include "kv/kv_router_core.hpp"
@@ -62,6 +61,13 @@ std::chrono::milliseconds hold_for(const router_state& st) {
   return std::chrono::milliseconds{0};
 }
 
+// The router's tokens are the worker's only when both tokenizers are known and
+// alike (fingerprints in heartbeats); otherwise the worker gets the request as
+// sent and tokenizes it itself.
+bool tokenizers_agree(const router_state& st, const worker_entry& w) {
+  return st.fingerprint != 0 && w.last.tokenizer_fingerprint == st.fingerprint && !st.mismatched.count(w.last.instance_id);
+}
+
 void on_generate(router_actor* self, transport::nats_message& m, bool held = false) {
   auto& st = self->state;
   if (m.reply.empty()) {
@@ -107,12 +113,13 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
   in.request_id = req->request_id + "#" + std::to_string(req->attempt);
   in.now_ms = now_ms(st);
   in.max_tokens = req->max_tokens;
+  const std::uint32_t block_size = candidates.front()->last.block_size;
   if (tokens) {
     // A migrated request is prefilled with the tokens already delivered too.
-    auto all = std::move(*tokens);
+    auto all = *tokens;
     all.insert(all.end(), req->resume_tokens.begin(), req->resume_tokens.end());
     in.prompt_tokens = static_cast<std::uint32_t>(all.size());
-    in.hashes = kv::hash_blocks(all, candidates.front()->last.block_size,
+    in.hashes = kv::hash_blocks(all, block_size,
                                 req->cache_salt ? std::optional<std::string_view>(*req->cache_salt) : std::nullopt);
   }
   auto out = core->route(in);
@@ -128,6 +135,18 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
     chosen = candidates[st.routed % candidates.size()];
   }
   st.routed++;
+  const bool came_as_ids = req->token_ids && !req->token_ids->empty();
+  if (tokens && (came_as_ids || tokenizers_agree(st, *chosen))) {
+    // Tokens once: the worker gets the prompt as token ids and the block hashes computed here.
+    if (!came_as_ids) {
+      req->token_ids = std::move(*tokens);
+      req->prompt.reset();
+      req->messages.reset();
+    }
+    req->block_hashes.assign(in.hashes.begin(), in.hashes.end());
+    req->hash_block_size = block_size;
+    m.data = msg::encode(*req, fmt);
+  }
   auto ct = m.content_type.empty() ? std::string(msg::content_type_of(fmt)) : m.content_type;
   if (auto s = st.conn->publish(chosen->last.generate_subject, m.data, m.reply, ct); !s) {
     reply_error(st, m, fmt, req->request_id, s.err());
@@ -221,7 +240,7 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
   auto& st = self->state;
   st.conn = conn;
   st.cfg = std::move(cfg);
-  if (!st.cfg.tokenizer) st.cfg.tokenizer = std::make_shared<backends::mock_engine>();
+  if (!st.cfg.tokenizer) st.cfg.tokenizer = std::make_shared<backends::byte_tokenizer>();
   st.fingerprint = backends::tokenizer_fingerprint(*st.cfg.tokenizer);
   st.snapshot_inbox = std::move(snapshot_inbox);
   st.log = component_logger("router");

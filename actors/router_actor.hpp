@@ -18,7 +18,7 @@
 // requests it cannot place yet for up to startup_wait_ms instead of failing
 // them; after a worker goes away (lease missed, restart) it holds them for up
 // to outage_wait_ms, so a short total outage costs latency, not errors. A request without request_id gets one ("<router id>-<n>").
-// Must not touch: engines (except a tokenizer-only one), HTTP.
+// Must not touch: engines (it holds a prompt_tokenizer only, never weights), HTTP.
 // Thread-safety: an actor.
 #pragma once
 
@@ -29,7 +29,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/worker_registry.hpp"
-#include "backends/engine.hpp"
+#include "backends/prompt_tokenizer.hpp"
 #include "kv/routing_policy.hpp"
 #include "messages/codec.hpp"
 #include "transport/nats_connection.hpp"
@@ -51,7 +51,7 @@ struct router_config {
   int outage_wait_ms = 10000;        // ... and this long once a worker went away, while it may be restarting (default 10 s)
   std::size_t max_held = 10000;      // held requests at most; more get 503 at once (default 10000)
   // Turns prompts into tokens exactly as the workers do (mock: bytes). Null = mock.
-  std::shared_ptr<const backends::engine> tokenizer;
+  std::shared_ptr<const backends::prompt_tokenizer> tokenizer;
 };
 
 // Checks the policy name before anything is spawned.

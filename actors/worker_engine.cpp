@@ -63,6 +63,22 @@ msg::remote_prefill_request remote_request(worker_state& st, const msg::generate
   return pr;
 }
 
+// The full-block hashes of prompt + resume tokens: the router's when it sent
+// them for this block size (tokens once), else computed here, once for both
+// the remote-prefill check and the scheduler.
+std::vector<kv::block_hash> block_hashes_of(const worker_state& st, msg::generate_request& req,
+                                            const backends::engine_request& er) {
+  const std::uint32_t bs = st.engine->block_size();
+  const std::size_t full = (er.prompt.size() + er.resume_tokens.size()) / bs;
+  if (req.hash_block_size == bs && !req.block_hashes.empty() && req.block_hashes.size() <= full)
+    return std::move(req.block_hashes);
+  const auto salt = er.cache_salt ? std::optional<std::string_view>(*er.cache_salt) : std::nullopt;
+  if (er.resume_tokens.empty()) return kv::hash_blocks(er.prompt, bs, salt);
+  std::vector<backends::token_id> all = er.prompt;
+  all.insert(all.end(), er.resume_tokens.begin(), er.resume_tokens.end());
+  return kv::hash_blocks(all, bs, salt);
+}
+
 void on_generate(worker_actor* self, transport::nats_message& m) {
   auto& st = self->state;
   if (m.reply.empty()) {
@@ -95,11 +111,10 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
   er.cache_salt = req->cache_salt;
   er.priority = req->priority;
   if (auto why = context_error(*st.engine, er)) return fail(error{errc::bad_request, *why});
-  auto hashes = kv::hash_blocks(er.prompt, st.engine->block_size(),
-                                er.cache_salt ? std::optional<std::string_view>(*er.cache_salt) : std::nullopt);
+  auto hashes = block_hashes_of(st, *req, er);
   const bool remote = may_prefill_remotely(st, er, hashes);
   if (!remote) {
-    if (auto s = st.engine->add_request(er); !s) {
+    if (auto s = st.engine->add_request_prehashed(er, hashes); !s) {
       st.log->warn("request {} rejected: {}", req->request_id, s.err().describe());
       return fail(s.err());
     }
@@ -248,8 +263,9 @@ void run_locally(worker_actor* self, const std::string& key, backends::engine_re
   auto& stream = it->second;
   stream.phase = request_phase::running;
   stream.parked.reset();
+  auto hashes = std::move(stream.hashes);  // the prompt's: still a prefix of prompt + first tokens
   stream.hashes.clear();
-  if (auto s = st.engine->add_request(std::move(er)); !s) {
+  if (auto s = st.engine->add_request_prehashed(std::move(er), std::move(hashes)); !s) {
     st.log->warn("request {} rejected: {}", stream.request_id, s.err().describe());
     reply_error(st, stream.reply, stream.format, stream.request_id, stream.next_seq++, s.err());
     st.streams.erase(it);

@@ -22,6 +22,7 @@
 
 #include "common/status.hpp"
 #include "kv/block_hash.hpp"
+#include "backends/prompt_tokenizer.hpp"
 #include "messages/types.hpp"
 
 namespace yard::backends {
@@ -56,30 +57,22 @@ struct step_result {
   double model_time_ms = 0.0;  // emulated (mock) or measured (native) duration of the step
 };
 
-class engine {
+// An engine tokenizes like the tokenizer it serves (prompt_tokenizer: name,
+// tokenize, apply_chat_template) and adds the step machine.
+class engine : public prompt_tokenizer {
  public:
-  virtual ~engine() = default;
-
-  // Name for logs and /v1/models ("mock", "native:<model>").
-  virtual std::string name() const = 0;
-
-  virtual result<std::vector<token_id>> tokenize(std::string_view text) const = 0;
   virtual std::string detokenize(const std::vector<token_id>& tokens) const = 0;
-
-  // Renders chat messages with the model's chat template and tokenizes them.
-  // The default is a plain "<|role|>\ncontent\n" template ending with the
-  // assistant's turn; engines with a real template override it.
-  virtual result<std::vector<token_id>> apply_chat_template(const std::vector<msg::chat_message>& messages) const {
-    std::string text;
-    for (const auto& m : messages) text += "<|" + m.role + "|>\n" + m.content + "\n";
-    text += "<|assistant|>\n";
-    return tokenize(text);
-  }
 
   // Queues a request. Fails (and queues nothing) on a bad request, e.g. a
   // prompt longer than the context, a max_tokens the context cannot hold
   // (bad_request naming max_tokens), or a duplicate id.
   virtual status add_request(engine_request req) = 0;
+  // Like add_request, with the full-block hashes of prompt + resume tokens
+  // already computed (same block size and cache salt: a router or the worker
+  // hashed them once); engines that do not use them ignore them.
+  virtual status add_request_prehashed(engine_request req, std::vector<kv::block_hash> prompt_hashes) {
+    return add_request(std::move(req));
+  }
 
   // Stops a request; its next step output carries finish_reason cancelled
   // and its blocks are released. Unknown ids are ignored.

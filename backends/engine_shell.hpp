@@ -36,7 +36,7 @@ class engine_shell : public engine {
   // Like add_request, with the prompt's full-block hashes already computed
   // (same block size and cache salt: a router or the simulator hashed it once).
   // Empty: the scheduler hashes the prompt itself.
-  status add_request_prehashed(engine_request req, std::vector<kv::block_hash> prompt_hashes);
+  status add_request_prehashed(engine_request req, std::vector<kv::block_hash> prompt_hashes) override;
   void cancel(const std::string& request_id) override;
   bool has_work() const override;
   step_result step() override;

@@ -4,7 +4,7 @@
 
 namespace yard::backends {
 
-std::uint64_t tokenizer_fingerprint(const engine& e) {
+std::uint64_t tokenizer_fingerprint(const prompt_tokenizer& e) {
   static constexpr std::string_view probe =
       "Switchyard tokenizer probe: Hello, world! It's 12345 naïve café 東京 ℓ ۱۲۳ कि 🙂\n\t  x <|eot_id|> [INST] </s>";
   auto ids = e.tokenize(probe);

@@ -80,10 +80,9 @@ int run_router(int argc, char** argv) {
   rc.ns = proc.ns;
   auto log = component_logger("router");
   if (auto v = actors::validate_router_config(rc); !v) return fail(log, "router", v.err());
-  eng.device = "cpu";  // the router only tokenizes
-  auto tok = cluster::make_engine(eng);
+  auto tok = cluster::make_prompt_tokenizer(eng);  // the tokenizer only: a router never loads weights
   if (!tok) return fail(log, "tokenizer", tok.err());
-  rc.tokenizer = std::shared_ptr<const backends::engine>(std::move(*tok));
+  rc.tokenizer = std::move(*tok);
   auto rt = cluster::node_runtime::create(proc.nats, 0, actors::supervisor_config{proc.ns});
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto r = (*rt)->add_router(rc); !r) return fail(log, "router", r.err());

@@ -13,6 +13,7 @@
 
 #include "backends/mock/mock_engine.hpp"
 #include "backends/native/native_engine.hpp"
+#include "backends/native/native_prompt_tokenizer.hpp"
 #include "common/log.hpp"
 #include "backends/timing_model.hpp"
 
@@ -154,6 +155,17 @@ result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
     if (!dev) return dev.err();
     no.device = *dev;
     return backends::make_native_engine(o.model, no);
+  }
+  return make_error(errc::unsupported, "engine '" + o.engine + "' is not available in this build");
+}
+
+result<std::shared_ptr<const backends::prompt_tokenizer>> make_prompt_tokenizer(const engine_options& o) {
+  if (o.engine == "mock") return std::shared_ptr<const backends::prompt_tokenizer>(std::make_shared<backends::byte_tokenizer>());
+  if (o.engine == "native") {
+    if (o.model.empty()) return make_error(errc::bad_request, "--engine native needs --model DIR (a Hugging Face model folder)");
+    auto t = backends::native_prompt_tokenizer::open(o.model);
+    if (!t) return t.err();
+    return std::shared_ptr<const backends::prompt_tokenizer>(std::make_shared<backends::native_prompt_tokenizer>(std::move(*t)));
   }
   return make_error(errc::unsupported, "engine '" + o.engine + "' is not available in this build");
 }

@@ -56,6 +56,10 @@ void add_engine_flags(CLI::App& app, engine_options& o);
 // The served model name: "mock" for the mock engine, the folder's name for native.
 std::string served_model_name(const engine_options& o);
 result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o);
+// The tokenizer of the engine `o` describes, without the engine: what a router
+// loads (the mock's byte tokenizer, or a model folder's tokenizer.json and chat
+// template, never its weights). Errors name the missing or bad file.
+result<std::shared_ptr<const backends::prompt_tokenizer>> make_prompt_tokenizer(const engine_options& o);
 
 // Resolves a device name (empty = $YARD_DEVICE, else "cpu") to "cpu" or "cuda".
 // "cuda:N" narrows CUDA_VISIBLE_DEVICES to device N before CUDA starts (N must be

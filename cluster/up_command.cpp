@@ -177,16 +177,13 @@ int run_up(int argc, char** argv) {
   rc.policy = policy;
   rc.policy_cfg = policy_cfg;
   rc.use_kv_events = !approximate;
-  auto tok_eng = eng;
-  tok_eng.tiers = {};      // the router's tokenizer copy holds no KV and must not open the workers' G3
-  tok_eng.device = "cpu";  // nor a GPU
-  auto tok = cluster::make_engine(tok_eng);
+  auto tok = cluster::make_prompt_tokenizer(eng);  // the tokenizer only: no weights, KV, G3 or GPU
   if (!tok) {
     // Without the model's tokenizer the router would hash bytes: KV overlap would silently be zero.
     log->error("router tokenizer ({}): {}", eng.model.empty() ? eng.engine : eng.model, tok.err().describe());
     return 1;
   }
-  rc.tokenizer = std::shared_ptr<const backends::engine>(std::move(*tok));
+  rc.tokenizer = std::move(*tok);
   if (auto r = node.add_router(rc); !r) {
     log->error("router: {}", r.err().describe());
     return 1;

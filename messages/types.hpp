@@ -95,6 +95,13 @@ struct generate_request {
   // migration): the worker continues after them without re-sending them.
   std::vector<token_id> resume_tokens;
   std::uint32_t attempt = 0;               // 0 for the first dispatch
+  // Set by a router that tokenized the prompt with the workers' tokenizer
+  // (token_ids is then the prompt): the chained full-block hashes of token_ids
+  // followed by resume_tokens, with cache_salt, at hash_block_size tokens per
+  // block. A worker with that block size uses them instead of hashing again;
+  // any other worker ignores them (default none).
+  std::vector<std::uint64_t> block_hashes;
+  std::uint32_t hash_block_size = 0;
 };
 template <class V> void describe(V& v, generate_request& x) {
   v.opt("request_id", x.request_id);
@@ -112,6 +119,8 @@ template <class V> void describe(V& v, generate_request& x) {
   v.opt("cache_salt", x.cache_salt);
   v.opt("resume_tokens", x.resume_tokens);
   v.opt("attempt", x.attempt);
+  v.opt("block_hashes", x.block_hashes);
+  v.opt("hash_block_size", x.hash_block_size);
 }
 
 struct usage {

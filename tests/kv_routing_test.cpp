@@ -6,6 +6,8 @@
 
 #include "backends/mock/mock_engine.hpp"
 #include "backends/tokenizer_fingerprint.hpp"
+#include "cluster/process_options.hpp"
+#include "kv/block_hash.hpp"
 #include "messages/codec.hpp"
 #include "messages/router.hpp"
 #include "messages/subjects.hpp"
@@ -322,6 +324,119 @@ TEST(tokenizer_check, a_worker_that_tokenizes_differently_is_flagged_once) {
   auto s = node->router_stats();
   ASSERT_TRUE(s);
   EXPECT_EQ(s->tokenizer_mismatches, 1u);
+}
+
+// Tokens once: a router whose tokenizer matches the worker's (fingerprints) forwards the prompt
+// as token ids with the chained block hashes it computed for routing; a worker that tokenizes
+// differently gets the request as the client sent it.
+TEST(tokens_once, the_router_forwards_token_ids_and_block_hashes_only_to_workers_that_tokenize_alike) {
+  auto nats = ts::start_nats();
+  ASSERT_NE(nats, nullptr);
+  auto node = ts::start_cluster(nats->url(), {.workers = 0, .with_frontend = false});
+  ASSERT_NE(node, nullptr);
+  transport::nats_options no;
+  no.servers = {nats->url()};
+  auto conn = transport::nats_connection::connect(no);
+  ASSERT_TRUE(conn);
+  auto& c = **conn;
+  const auto ours = backends::tokenizer_fingerprint(backends::byte_tokenizer{});
+  // A fake worker: answers status probes with its heartbeat and records what the router forwards.
+  std::mutex mu;
+  std::vector<msg::generate_request> got;
+  std::vector<transport::subscription> subs;
+  auto current = std::make_shared<std::string>();  // the fake's latest heartbeat: status probes get it
+  auto fake = [&](const std::string& id, std::uint64_t fp) {
+    auto hb = fake_worker_heartbeat(id, 11);
+    hb.block_size = 16;
+    hb.tokenizer_fingerprint = fp;
+    auto body = msg::encode(hb);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      *current = body;
+    }
+    subs.push_back(std::move(*c.subscribe(subjects::worker_status("default", id), [&c, &mu, current](transport::nats_message m) {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!m.reply.empty()) c.publish(m.reply, *current);
+    })));
+    subs.push_back(std::move(*c.subscribe(subjects::worker_generate("default", id), [&](transport::nats_message m) {
+      auto r = msg::decode_auto<msg::generate_request>(m.data, m.content_type);
+      ASSERT_TRUE(r) << r.err().describe();
+      std::lock_guard<std::mutex> lock(mu);
+      got.push_back(std::move(*r));
+    })));
+    c.flush();
+    ASSERT_TRUE(c.publish(subjects::heartbeat("default", id), body).ok());
+    c.flush();
+  };
+  auto ask = [&](const std::string& prompt) {
+    std::size_t before;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      before = got.size();
+    }
+    msg::generate_request r;
+    r.prompt = prompt;
+    r.max_tokens = 2;
+    // JSON in: the forwarded body keeps the client's format.
+    c.publish(subjects::router_generate("default"), msg::encode(r, msg::wire_format::json), c.new_inbox(), "application/json");
+    c.flush();
+    EXPECT_TRUE(ts::eventually([&] {
+      std::lock_guard<std::mutex> lock(mu);
+      return got.size() > before;
+    }, 5000));
+    std::lock_guard<std::mutex> lock(mu);
+    return got.empty() ? msg::generate_request{} : got.back();
+  };
+  const std::string prompt(40, 'q');  // 2 full blocks of 16
+  fake("alike", ours);
+  ASSERT_TRUE(ts::eventually([&] {
+    auto s = node->router_stats();
+    return s && s->workers == 1;
+  }, 5000));
+  auto fwd = ask(prompt);
+  ASSERT_TRUE(fwd.token_ids);
+  EXPECT_EQ(*fwd.token_ids, backends::byte_tokenizer{}.tokenize(prompt).value());
+  EXPECT_FALSE(fwd.prompt);
+  EXPECT_EQ(fwd.hash_block_size, 16u);
+  EXPECT_EQ(fwd.block_hashes, kv::hash_blocks(*fwd.token_ids, 16, std::nullopt));
+  EXPECT_EQ(fwd.block_hashes.size(), 2u);
+
+  // The same worker now says it tokenizes differently: the prompt goes as text, no hashes.
+  {
+    auto hb = fake_worker_heartbeat("alike", 11);  // (a new incarnation would be refused while this one lives)
+    hb.block_size = 16;
+    hb.tokenizer_fingerprint = ours ^ 0x77;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      *current = msg::encode(hb);
+    }
+    ASSERT_TRUE(c.publish(subjects::heartbeat("default", "alike"), msg::encode(hb)).ok());
+    c.flush();
+  }
+  ASSERT_TRUE(ts::eventually([&] {
+    auto s = node->router_stats();
+    return s && s->tokenizer_mismatches >= 1;
+  }, 5000));
+  auto plain = ask(prompt);
+  EXPECT_FALSE(plain.token_ids);
+  ASSERT_TRUE(plain.prompt);
+  EXPECT_EQ(*plain.prompt, prompt);
+  EXPECT_TRUE(plain.block_hashes.empty());
+}
+
+// A router asked for a model folder's tokenizer loads tokenizer.json only; a missing one fails
+// with a message naming the path (yard router and yard up then exit with it).
+TEST(tokens_once, a_router_tokenizer_that_cannot_load_names_the_path) {
+  cluster::engine_options eng;
+  eng.engine = "native";
+  eng.model = "/nonexistent/model-dir";
+  auto t = cluster::make_prompt_tokenizer(eng);
+  ASSERT_FALSE(t);
+  EXPECT_NE(t.err().message.find("/nonexistent/model-dir/tokenizer.json"), std::string::npos) << t.err().message;
+  eng.engine = "mock";
+  auto m = cluster::make_prompt_tokenizer(eng);
+  ASSERT_TRUE(m);
+  EXPECT_EQ((*m)->name(), "mock");
 }
 
 }  // namespace

@@ -32,9 +32,9 @@ TEST(native_serving, streams_generated_text_with_usage_counts) {
   wc.heartbeat_ms = 100;
   ASSERT_TRUE(node->add_worker(eng, wc).ok());
   actors::router_config rc;
-  auto tok = cluster::make_engine(eng);
-  ASSERT_TRUE(tok.ok());
-  rc.tokenizer = std::shared_ptr<const backends::engine>(std::move(*tok));
+  auto tok = cluster::make_prompt_tokenizer(eng);  // tokenizer.json only: the router loads no weights
+  ASSERT_TRUE(tok.ok()) << tok.err().describe();
+  rc.tokenizer = std::move(*tok);
   ASSERT_TRUE(node->add_router(rc).ok());
   actors::http_options http;
   http.host = "127.0.0.1";

@@ -8,12 +8,14 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "backends/mock/mock_engine.hpp"
+#include "kv/block_hash.hpp"
 #include "messages/subjects.hpp"
 #include "transport/nats_server_process.hpp"
 
@@ -207,6 +209,36 @@ TEST_F(worker_engine_test, a_snapshot_request_answers_every_block_held) {
   ASSERT_TRUE(b);
   EXPECT_EQ(b->worker_id, "w1");
   EXPECT_GE(b->events.size(), 1u);  // 64 prompt tokens = 4 full blocks of 16, stored
+}
+
+// Tokens once: block hashes a router sent for this block size are what the scheduler commits
+// (no second hashing); hashes for another block size are ignored and computed here.
+TEST_F(worker_engine_test, forwarded_block_hashes_are_used_for_the_matching_block_size_only) {
+  inbox a, b, snap;
+  listen(a, "t.fa");
+  listen(b, "t.fb");
+  listen(snap, "t.snap2");
+  std::string ids;
+  for (int i = 0; i < 32; ++i) ids += (i ? "," : "") + std::to_string(100 + i);
+  send(generate_atom::value, "t.fa",
+       R"({"request_id":"fa","token_ids":[)" + ids + R"(],"max_tokens":1,"block_hashes":[111,222],"hash_block_size":16})");
+  send(generate_atom::value, "t.fb",
+       R"({"request_id":"fb","token_ids":[)" + ids + R"(],"cache_salt":"other","max_tokens":1,"block_hashes":[333,444],"hash_block_size":8})");
+  settle();
+  ASSERT_TRUE(a.wait_final());
+  ASSERT_TRUE(b.wait_final());
+  send(snapshot_atom::value, "t.snap2", "{}");
+  settle();
+  ASSERT_TRUE(snap.wait_for(1));
+  auto batch = msg::decode_auto<msg::kv_event_batch>(snap.got[0].data, snap.got[0].content_type);
+  ASSERT_TRUE(batch);
+  std::set<std::uint64_t> held;
+  for (const auto& e : batch->events) held.insert(e.block_hashes.begin(), e.block_hashes.end());
+  EXPECT_TRUE(held.count(111) && held.count(222));    // the router's, as sent
+  EXPECT_FALSE(held.count(333) || held.count(444));   // wrong block size: not trusted
+  std::vector<backends::token_id> toks;
+  for (int i = 0; i < 32; ++i) toks.push_back(100 + i);
+  for (auto h : kv::hash_blocks(toks, 16, std::string_view("other"))) EXPECT_TRUE(held.count(h)) << h;
 }
 
 TEST_F(worker_engine_test, the_publisher_beats_on_its_period_and_answers_a_status_probe) {

@@ -161,11 +161,7 @@ token_id mock_engine::expected_token(const std::vector<token_id>& prompt, std::u
   return token_at(prompt_state(prompt, seed), i);
 }
 
-result<std::vector<token_id>> mock_engine::tokenize(std::string_view text) const {
-  std::vector<token_id> out(text.begin(), text.end());
-  for (auto& t : out) t &= 0xff;
-  return out;
-}
+result<std::vector<token_id>> mock_engine::tokenize(std::string_view text) const { return byte_tokenizer{}.tokenize(text); }
 
 std::string mock_engine::detokenize(const std::vector<token_id>& tokens) const {
   std::string s;

@@ -21,20 +21,19 @@ result<std::unique_ptr<native_engine>> native_engine::open(const std::string& mo
   auto w = load_model_weights(model_dir);
   if (!w) return w.err();
   e->weights_ = std::shared_ptr<const model_weights>(std::move(*w));
-  auto tok = tokenizer::load((std::filesystem::path(model_dir) / "tokenizer.json").string());
-  if (!tok) {
-    log->error("loading '{}': {}", model_dir, tok.err().describe());
-    return tok.err();
+  auto text = native_prompt_tokenizer::open(model_dir, opts.add_bos);
+  if (!text) {
+    log->error("loading '{}': {}", model_dir, text.err().describe());
+    return text.err();
   }
-  e->tok_ = std::move(*tok);
+  e->text_ = std::move(*text);
   const auto& c = e->weights_->config;
-  if (e->tok_.size() > static_cast<std::size_t>(c.vocab_size))
-    return make_error(errc::corrupt, "tokenizer.json has " + std::to_string(e->tok_.size()) +
+  if (e->text_.vocab().size() > static_cast<std::size_t>(c.vocab_size))
+    return make_error(errc::corrupt, "tokenizer.json has " + std::to_string(e->text_.vocab().size()) +
                                          " tokens but config.json field 'vocab_size' is " + std::to_string(c.vocab_size));
-  e->family_ = detect_chat_family(e->tok_, read_chat_template(model_dir));
   for (int id : c.eos_token_ids) e->eos_ids_.push_back(static_cast<token_id>(id));
-  for (const auto& s : chat_end_tokens(e->family_))
-    if (auto id = e->tok_.find(s)) e->eos_ids_.push_back(static_cast<token_id>(*id));
+  for (const auto& s : chat_end_tokens(e->text_.family()))
+    if (auto id = e->text_.vocab().find(s)) e->eos_ids_.push_back(static_cast<token_id>(*id));
   std::sort(e->eos_ids_.begin(), e->eos_ids_.end());
   e->eos_ids_.erase(std::unique(e->eos_ids_.begin(), e->eos_ids_.end()), e->eos_ids_.end());
 
@@ -84,30 +83,24 @@ result<std::unique_ptr<native_engine>> native_engine::open(const std::string& mo
       return t.err();
     }
   }
-  e->model_name_ = std::filesystem::path(model_dir).filename().string();
-  if (e->model_name_.empty()) e->model_name_ = std::filesystem::path(model_dir).parent_path().filename().string();
   log->info("native engine: {} ({} {} layers, hidden {}, vocab {}, {:.1f}M params), chat template {}, KV {} blocks x {} tokens ({:.1f} MiB)",
             model_dir, c.architecture, c.num_hidden_layers, c.hidden_size, c.vocab_size,
-            e->weights_->num_params / 1e6, chat_family_name(e->family_), nb, opts.block_size,
+            e->weights_->num_params / 1e6, chat_family_name(e->text_.family()), nb, opts.block_size,
             static_cast<double>(nb) * block_bytes / (1 << 20));
   return e;
 }
 
-result<std::vector<token_id>> native_engine::tokenize(std::string_view text) const {
-  auto ids = tok_.encode(text, true, opts_.add_bos);
-  return std::vector<token_id>(ids.begin(), ids.end());
-}
+result<std::vector<token_id>> native_engine::tokenize(std::string_view text) const { return text_.tokenize(text); }
 
 std::string native_engine::detokenize(const std::vector<token_id>& tokens) const {
   utf8_stream s;
   std::string out;
-  for (auto t : tokens) out += s.push(tok_.token_bytes(static_cast<tok_id>(t), true));
+  for (auto t : tokens) out += s.push(text_.vocab().token_bytes(static_cast<tok_id>(t), true));
   return out + s.flush();
 }
 
 result<std::vector<token_id>> native_engine::apply_chat_template(const std::vector<msg::chat_message>& messages) const {
-  auto ids = tok_.encode(render_chat(family_, messages), true, false);
-  return std::vector<token_id>(ids.begin(), ids.end());
+  return text_.apply_chat_template(messages);
 }
 
 status native_engine::prepare(const engine_request& req, sequence_spec& s) {
@@ -123,8 +116,8 @@ status native_engine::prepare(const engine_request& req, sequence_spec& s) {
   return status::success();
 }
 
-std::string native_engine::token_bytes(token_id t) const { return tok_.token_bytes(static_cast<tok_id>(t), true); }
-std::string native_engine::token_label(token_id t) const { return tok_.token_bytes(static_cast<tok_id>(t), false); }
+std::string native_engine::token_bytes(token_id t) const { return text_.vocab().token_bytes(static_cast<tok_id>(t), true); }
+std::string native_engine::token_label(token_id t) const { return text_.vocab().token_bytes(static_cast<tok_id>(t), false); }
 
 // A real engine has spent its model time already: the step's wall time.
 double native_engine::step_time_ms(const step_outcome& o, double wall_ms) {

@@ -20,6 +20,7 @@
 #include "backends/engine_shell.hpp"
 #include "backends/native/chat_template.hpp"
 #include "backends/native/native_executor.hpp"
+#include "backends/native/native_prompt_tokenizer.hpp"
 #include "backends/native/tokenizer.hpp"
 
 namespace yard::backends {
@@ -42,15 +43,16 @@ class native_engine final : public engine_shell {
  public:
   static result<std::unique_ptr<native_engine>> open(const std::string& model_dir, native_engine_options opts = {});
 
-  std::string name() const override { return "native:" + model_name_; }
+  std::string name() const override { return text_.name(); }
   result<std::vector<token_id>> tokenize(std::string_view text) const override;
   std::string detokenize(const std::vector<token_id>& tokens) const override;
   result<std::vector<token_id>> apply_chat_template(const std::vector<msg::chat_message>& messages) const override;
 
-  const native::tokenizer& get_tokenizer() const { return tok_; }
+  const native::tokenizer& get_tokenizer() const { return text_.vocab(); }
+  const native_prompt_tokenizer& prompt_tokens() const { return text_; }
   const native::model_config& config() const { return weights_->config; }
   const native::model_weights& weights() const { return *weights_; }
-  native::chat_family family() const { return family_; }
+  native::chat_family family() const { return text_.family(); }
 
  protected:
   // Token ids inside the vocabulary; the model's end-of-text ids stop it; an engine-chosen seed when sampling.
@@ -63,10 +65,8 @@ class native_engine final : public engine_shell {
   native_engine() = default;
 
   native_engine_options opts_;
-  std::string model_name_;
   std::shared_ptr<const native::model_weights> weights_;
-  native::tokenizer tok_;
-  native::chat_family family_ = native::chat_family::plain;
+  native_prompt_tokenizer text_;  // tokenizer.json and chat template, shared code with routers
   std::vector<token_id> eos_ids_;
   std::uint64_t seed_counter_ = 0x9e3779b97f4a7c15ULL;
 };

@@ -1,0 +1,55 @@
+// backends/prompt_tokenizer.hpp — text and chat messages to token ids.
+//
+// Owns: the tokenizer interface apart from the engine: what a router needs to
+// hash a prompt's blocks and what a worker needs to turn a request into
+// tokens. Every engine is one (engine.hpp derives from it); a router loads
+// only a tokenizer (byte_tokenizer for the mock, native_prompt_tokenizer for a
+// model folder: tokenizer.json and the chat template, never the weights).
+// Must not touch: models, KV, scheduling.
+// Thread-safety: implementations are immutable after loading; every method is const.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.hpp"
+#include "messages/types.hpp"
+
+namespace yard::backends {
+
+using msg::token_id;
+
+class prompt_tokenizer {
+ public:
+  virtual ~prompt_tokenizer() = default;
+
+  // Name for logs and /v1/models ("mock", "native:<model>").
+  virtual std::string name() const = 0;
+
+  virtual result<std::vector<token_id>> tokenize(std::string_view text) const = 0;
+
+  // Renders chat messages with the model's chat template and tokenizes them.
+  // The default is a plain "<|role|>\ncontent\n" template ending with the
+  // assistant's turn; tokenizers with a real template override it.
+  virtual result<std::vector<token_id>> apply_chat_template(const std::vector<msg::chat_message>& messages) const {
+    std::string text;
+    for (const auto& m : messages) text += "<|" + m.role + "|>\n" + m.content + "\n";
+    text += "<|assistant|>\n";
+    return tokenize(text);
+  }
+};
+
+// The mock engine's tokenizer: one token per byte.
+class byte_tokenizer final : public prompt_tokenizer {
+ public:
+  std::string name() const override { return "mock"; }
+  result<std::vector<token_id>> tokenize(std::string_view text) const override {
+    std::vector<token_id> out;
+    out.reserve(text.size());
+    for (unsigned char c : text) out.push_back(c);
+    return out;
+  }
+};
+
+}  // namespace yard::backends
