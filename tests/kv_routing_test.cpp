@@ -261,11 +261,9 @@ TEST(kv_snapshot, an_unanswered_snapshot_ask_is_repeated) {
   ASSERT_NE(nats, nullptr);
   auto node = ts::start_cluster(nats->url(), {.workers = 0, .with_frontend = false});
   ASSERT_NE(node, nullptr);
-  transport::nats_options no;
-  no.servers = {nats->url()};
-  auto conn = transport::nats_connection::connect(no);
-  ASSERT_TRUE(conn);
-  auto& c = **conn;
+  auto conn = ts::connect_client(nats->url());
+  ASSERT_NE(conn, nullptr);
+  auto& c = *conn;
   auto hb = fake_worker_heartbeat("late", 42);
   ASSERT_TRUE(c.publish(subjects::heartbeat("default", "late"), msg::encode(hb)).ok());
   c.flush();
@@ -290,11 +288,9 @@ TEST(tokenizer_check, a_worker_that_tokenizes_differently_is_flagged_once) {
   ASSERT_NE(nats, nullptr);
   auto node = ts::start_cluster(nats->url(), {.workers = 1, .with_frontend = false});
   ASSERT_NE(node, nullptr);
-  transport::nats_options no;
-  no.servers = {nats->url()};
-  auto conn = transport::nats_connection::connect(no);
-  ASSERT_TRUE(conn);
-  auto& c = **conn;
+  auto conn = ts::connect_client(nats->url());
+  ASSERT_NE(conn, nullptr);
+  auto& c = *conn;
   // The real mock worker announces the same fingerprint as the router's mock tokenizer.
   const auto ours = backends::tokenizer_fingerprint(backends::mock_engine{});
   ASSERT_NE(ours, 0u);
@@ -334,11 +330,9 @@ TEST(tokens_once, the_router_forwards_token_ids_and_block_hashes_only_to_workers
   ASSERT_NE(nats, nullptr);
   auto node = ts::start_cluster(nats->url(), {.workers = 0, .with_frontend = false});
   ASSERT_NE(node, nullptr);
-  transport::nats_options no;
-  no.servers = {nats->url()};
-  auto conn = transport::nats_connection::connect(no);
-  ASSERT_TRUE(conn);
-  auto& c = **conn;
+  auto conn = ts::connect_client(nats->url());
+  ASSERT_NE(conn, nullptr);
+  auto& c = *conn;
   const auto ours = backends::tokenizer_fingerprint(backends::byte_tokenizer{});
   // A fake worker: answers status probes with its heartbeat and records what the router forwards.
   std::mutex mu;

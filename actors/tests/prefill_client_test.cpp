@@ -6,60 +6,33 @@
 
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-#include <mutex>
-
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "messages/subjects.hpp"
-#include "transport/nats_server_process.hpp"
+#include "transport/tests/test_bus.hpp"
 
 namespace yard::actors {
 namespace {
 
 using transport::nats_message;
 
-// Messages seen on one NATS subject.
-struct inbox {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<nats_message> got;
-  void push(nats_message m) {
-    std::lock_guard<std::mutex> lock(mu);
-    got.push_back(std::move(m));
-    cv.notify_all();
-  }
-  bool wait_for(std::size_t n) {
-    std::unique_lock<std::mutex> lock(mu);
-    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return got.size() >= n; });
-  }
-};
+using inbox = transport::test_support::recorded_messages;
 
 struct prefill_client_test : ::testing::Test {
-  std::unique_ptr<transport::nats_server_process> server;
-  std::unique_ptr<transport::nats_connection> conn;
+  transport::test_support::test_bus bus;
+  transport::nats_connection* conn = nullptr;
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   caf::scheduler::test_coordinator* sched = nullptr;
   std::shared_ptr<std::vector<std::string>> seen = std::make_shared<std::vector<std::string>>();
   prefill_client_actor client;
   inbox requests;  // what the client publishes to the prefill routers
-  transport::subscription requests_sub;
 
   void SetUp() override {
-    auto s = transport::nats_server_process::start({});
-    ASSERT_TRUE(s) << s.err().describe();
-    server = std::move(*s);
-    transport::nats_options o;
-    o.servers = {server->url()};
-    auto c = transport::nats_connection::connect(o);
-    ASSERT_TRUE(c) << c.err().describe();
-    conn = std::move(*c);
-    auto sub = conn->subscribe(subjects::router_prefill("t"), [this](nats_message m) { requests.push(std::move(m)); });
-    ASSERT_TRUE(sub);
-    requests_sub = std::move(*sub);
-    ASSERT_TRUE(conn->flush());
+    bus.start();
+    conn = bus.conn.get();
+    bus.record(requests, subjects::router_prefill("t"));
     cfg.set("scheduler.policy", caf::atom("testing"));
     cfg.set("logger.file-verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -142,9 +115,7 @@ TEST_F(prefill_client_test, a_remote_prefill_that_times_out_prefills_locally) {
   EXPECT_EQ(*seen, std::vector<std::string>{"local r#0 fallback"});
   // A reply after the deadline frees its lease at once.
   inbox releases;
-  auto sub = conn->subscribe("t.release", [&](nats_message m) { releases.push(std::move(m)); });
-  ASSERT_TRUE(sub);
-  ASSERT_TRUE(conn->flush());
+  bus.record(releases, "t.release");
   msg::remote_prefill_reply late;
   late.request_id = "r";
   late.lease_id = 42;

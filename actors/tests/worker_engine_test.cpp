@@ -17,27 +17,14 @@
 #include "backends/mock/mock_engine.hpp"
 #include "kv/block_hash.hpp"
 #include "messages/subjects.hpp"
-#include "transport/nats_server_process.hpp"
+#include "transport/tests/test_bus.hpp"
 
 namespace yard::actors {
 namespace {
 
 using transport::nats_message;
 
-struct inbox {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<nats_message> got;
-  transport::subscription sub;
-  void push(nats_message m) {
-    std::lock_guard<std::mutex> lock(mu);
-    got.push_back(std::move(m));
-    cv.notify_all();
-  }
-  bool wait_for(std::size_t n) {
-    std::unique_lock<std::mutex> lock(mu);
-    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return got.size() >= n; });
-  }
+struct inbox : transport::test_support::recorded_messages {
   // Waits for a chunk that ends the request (NATS delivers asynchronously).
   bool wait_final() {
     for (int i = 0; i < 1000; ++i) {
@@ -57,8 +44,8 @@ struct inbox {
 };
 
 struct worker_engine_test : ::testing::Test {
-  std::unique_ptr<transport::nats_server_process> server;
-  std::unique_ptr<transport::nats_connection> conn;
+  transport::test_support::test_bus bus;
+  transport::nats_connection* conn = nullptr;
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   caf::scheduler::test_coordinator* sched = nullptr;
@@ -66,14 +53,8 @@ struct worker_engine_test : ::testing::Test {
   heartbeat_publisher_actor publisher;
 
   void SetUp() override {
-    auto s = transport::nats_server_process::start({});
-    ASSERT_TRUE(s) << s.err().describe();
-    server = std::move(*s);
-    transport::nats_options o;
-    o.servers = {server->url()};
-    auto c = transport::nats_connection::connect(o);
-    ASSERT_TRUE(c) << c.err().describe();
-    conn = std::move(*c);
+    bus.start();
+    conn = bus.conn.get();
     cfg.set("scheduler.policy", caf::atom("testing"));
     cfg.set("logger.file-verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -86,7 +67,7 @@ struct worker_engine_test : ::testing::Test {
     wc.id = "w1";
     publisher = spawn_heartbeat_publisher(*sys, *conn, {subjects::heartbeat("t", "w1"), 500});
     // Not detached here, so the test coordinator runs it like any other actor.
-    engine = sys->spawn(worker_detail::engine_behavior, conn.get(), eng, wc,
+    engine = sys->spawn(worker_detail::engine_behavior, conn, eng, wc,
                         std::make_shared<std::unique_ptr<kv_transfer_agent>>(), publisher, prefill_client_actor{});
     caf::anon_send(publisher, open_atom::value, engine);
     sched->run();
@@ -97,12 +78,7 @@ struct worker_engine_test : ::testing::Test {
     sched->run();
   }
 
-  void listen(inbox& box, const std::string& subject) {
-    auto sub = conn->subscribe(subject, [&box](nats_message m) { box.push(std::move(m)); });
-    ASSERT_TRUE(sub);
-    box.sub = std::move(*sub);
-    ASSERT_TRUE(conn->flush());
-  }
+  void listen(inbox& box, const std::string& subject) { bus.record(box, subject); }
 
   // Runs every message and every step's model-time timeout until the actors are idle.
   void settle() {

@@ -43,6 +43,14 @@ bool eventually(Pred p, int timeout_ms = 10000) {
 }
 
 // HTTP options for a test frontend: loopback, any free port.
+// A plain client connection to `url` (nullptr when it cannot connect).
+inline std::unique_ptr<transport::nats_connection> connect_client(const std::string& url) {
+  transport::nats_options o;
+  o.servers = {url};
+  auto c = transport::nats_connection::connect(o);
+  return c ? std::move(*c) : nullptr;
+}
+
 inline actors::http_options loopback_http() {
   actors::http_options http;
   http.host = "127.0.0.1";

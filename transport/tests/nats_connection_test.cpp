@@ -11,40 +11,20 @@
 
 #include "transport/nats_connection.hpp"
 #include "transport/nats_server_process.hpp"
+#include "transport/tests/test_bus.hpp"
 
 namespace {
 
 using namespace yard::transport;
 
-struct inbox {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<nats_message> got;
-
-  void push(nats_message m) {
-    std::lock_guard<std::mutex> lock(mu);
-    got.push_back(std::move(m));
-    cv.notify_all();
-  }
-  bool wait_for(std::size_t n) {
-    std::unique_lock<std::mutex> lock(mu);
-    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return got.size() >= n; });
-  }
-};
+using inbox = test_support::recorded_messages;
 
 struct nats_connection_test : ::testing::Test {
-  std::unique_ptr<nats_server_process> server;
-  std::unique_ptr<nats_connection> conn;
-
+  test_support::test_bus bus;
+  nats_connection* conn = nullptr;
   void SetUp() override {
-    auto s = nats_server_process::start({});
-    ASSERT_TRUE(s) << s.err().describe();
-    server = std::move(*s);
-    nats_options o;
-    o.servers = {server->url()};
-    auto c = nats_connection::connect(o);
-    ASSERT_TRUE(c) << c.err().describe();
-    conn = std::move(*c);
+    bus.start();
+    conn = bus.conn.get();
   }
 };
 
