@@ -316,16 +316,24 @@ TEST_F(openai_fidelity, n_choices_share_the_prompts_kv_blocks) {
   });
   ASSERT_TRUE(sub);
   (*conn)->flush();
-  std::string prompt(64, 'k');  // 4 full blocks of 16
-  auto c = ok_json("/v1/completions", json{{"prompt", prompt}, {"max_tokens", 2}, {"n", 3}});
-  ASSERT_EQ(c["choices"].size(), 3u);
-  std::string id = c["id"];
-  ASSERT_TRUE(ts::eventually([&] {
+  // KV events and the other choices' requests reach the router on different subjects (NATS
+  // delivers each subscription on its own thread): under load the events may come a moment
+  // late. A fresh prompt per try, a few tries; one must show the sharing.
+  std::string id;
+  for (char k : {'k', 'l', 'm'}) {
+    std::string prompt(64, k);  // 4 full blocks of 16
+    auto c = ok_json("/v1/completions", json{{"prompt", prompt}, {"max_tokens", 2}, {"n", 3}});
+    ASSERT_EQ(c["choices"].size(), 3u);
+    id = c["id"];
+    ASSERT_TRUE(ts::eventually([&] {
+      std::lock_guard<std::mutex> lock(mu);
+      return cached.count(id) && cached.count(id + "-c1") && cached.count(id + "-c2");
+    }));
     std::lock_guard<std::mutex> lock(mu);
-    return cached.count(id) && cached.count(id + "-c1") && cached.count(id + "-c2");
-  }));
+    EXPECT_EQ(cached[id], 0u);
+    if (cached[id + "-c1"] >= 48u && cached[id + "-c2"] >= 48u) break;
+  }
   std::lock_guard<std::mutex> lock(mu);
-  EXPECT_EQ(cached[id], 0u);
   EXPECT_GE(cached[id + "-c1"], 48u) << "choice 1 should find choice 0's prompt blocks";
   EXPECT_GE(cached[id + "-c2"], 48u);
 }
