@@ -54,8 +54,11 @@ void on_prefill_request(worker_actor* self, transport::nats_message& m) {
   er.cache_salt = req->cache_salt;
   if (st.prefill_jobs.count(er.request_id)) return refuse(errc::conflict, "already prefilling this request");
   auto id = er.request_id;
-  if (auto s = st.engine->add_request(std::move(er)); !s) return refuse(s.err().code, s.err().message);
+  auto hashes = kv::hash_blocks(er.prompt, st.engine->block_size(),
+                                er.cache_salt ? std::optional<std::string_view>(*er.cache_salt) : std::nullopt);
+  if (auto s = st.engine->add_request_prehashed(std::move(er), hashes); !s) return refuse(s.err().code, s.err().message);
   auto& job = st.prefill_jobs[id];
+  job.hashes = std::move(hashes);
   job.req = std::move(*req);
   job.reply = m.reply;
   job.out.request_id = job.req.request_id;
@@ -83,11 +86,8 @@ void on_prefill_output(worker_state& st, prefill_job& job, backends::sequence_ou
   if (why == msg::finish_kind::stop) r.finish_reason = msg::finish_kind::stop;
   else if (job.req.max_tokens == 1) r.finish_reason = msg::finish_kind::length;  // 0 = until the context ends
   if (!r.finish_reason && st.xfer) {
-    auto hashes = kv::hash_blocks(job.req.token_ids, st.engine->block_size(),
-                                  job.req.cache_salt ? std::optional<std::string_view>(*job.req.cache_salt)
-                                                     : std::nullopt);
     if (st.cfg.faults && st.cfg.faults->corrupt_stage()) st.xfer->corrupt_next_stage();
-    auto staged = st.xfer->stage(*st.engine, hashes, clock::now());
+    auto staged = st.xfer->stage(*st.engine, job.hashes, clock::now());
     if (staged) {
       r.lease_id = staged->lease_id;
       r.lease_ms = static_cast<std::uint32_t>(st.xfer->options().lease_ms);

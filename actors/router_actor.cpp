@@ -38,13 +38,6 @@ void reply_error(router_state& st, const transport::nats_message& m, msg::wire_f
   st.conn->publish(m.reply, msg::encode(c, f), {}, msg::content_type_of(f));
 }
 
-result<std::vector<msg::token_id>> prompt_tokens(const router_state& st, const msg::generate_request& r) {
-  if (r.token_ids && !r.token_ids->empty()) return *r.token_ids;
-  if (r.messages && !r.messages->empty()) return st.cfg.tokenizer->apply_chat_template(*r.messages);
-  if (r.prompt && !r.prompt->empty()) return st.cfg.tokenizer->tokenize(*r.prompt);
-  return std::vector<msg::token_id>{};
-}
-
 // How long a request that finds no worker should wait rather than fail (0: fail now):
 // the router just started (it has not heard a full lease period of heartbeats),
 // workers it knows have not answered their probe yet, or a worker just went away
@@ -108,7 +101,7 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
     return;
   }
   pump(st);
-  auto tokens = prompt_tokens(st, *req);
+  auto tokens = backends::request_tokens(*st.cfg.tokenizer, *req);
   kv::route_input in;
   in.request_id = req->request_id + "#" + std::to_string(req->attempt);
   in.now_ms = now_ms(st);
@@ -116,10 +109,8 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
   const std::uint32_t block_size = candidates.front()->last.block_size;
   if (tokens) {
     // A migrated request is prefilled with the tokens already delivered too.
-    auto all = *tokens;
-    all.insert(all.end(), req->resume_tokens.begin(), req->resume_tokens.end());
-    in.prompt_tokens = static_cast<std::uint32_t>(all.size());
-    in.hashes = kv::hash_blocks(all, block_size,
+    in.prompt_tokens = static_cast<std::uint32_t>(tokens->size() + req->resume_tokens.size());
+    in.hashes = kv::hash_blocks(*tokens, req->resume_tokens, block_size,
                                 req->cache_salt ? std::optional<std::string_view>(*req->cache_salt) : std::nullopt);
   }
   auto out = core->route(in);

@@ -18,13 +18,6 @@ std::uint64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-result<std::vector<backends::token_id>> prompt_tokens(const backends::engine& eng, const msg::generate_request& r) {
-  if (r.token_ids && !r.token_ids->empty()) return *r.token_ids;
-  if (r.messages && !r.messages->empty()) return eng.apply_chat_template(*r.messages);
-  if (r.prompt && !r.prompt->empty()) return eng.tokenize(*r.prompt);
-  return make_error(errc::bad_request, "one of 'prompt', 'token_ids' or 'messages' is required and must not be empty");
-}
-
 // The context bound, checked before any token (also for a request headed for
 // remote prefill, which the scheduler would otherwise check only later).
 std::optional<std::string> context_error(const backends::engine& eng, const backends::engine_request& er) {
@@ -72,11 +65,8 @@ std::vector<kv::block_hash> block_hashes_of(const worker_state& st, msg::generat
   const std::size_t full = (er.prompt.size() + er.resume_tokens.size()) / bs;
   if (req.hash_block_size == bs && !req.block_hashes.empty() && req.block_hashes.size() <= full)
     return std::move(req.block_hashes);
-  const auto salt = er.cache_salt ? std::optional<std::string_view>(*er.cache_salt) : std::nullopt;
-  if (er.resume_tokens.empty()) return kv::hash_blocks(er.prompt, bs, salt);
-  std::vector<backends::token_id> all = er.prompt;
-  all.insert(all.end(), er.resume_tokens.begin(), er.resume_tokens.end());
-  return kv::hash_blocks(all, bs, salt);
+  return kv::hash_blocks(er.prompt, er.resume_tokens, bs,
+                         er.cache_salt ? std::optional<std::string_view>(*er.cache_salt) : std::nullopt);
 }
 
 void on_generate(worker_actor* self, transport::nats_message& m) {
@@ -96,7 +86,7 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
                                                  std::to_string(++st.named_requests);
   auto fail = [&](const error& e) { reply_error(st, m.reply, fmt, req->request_id, 0, e); };
   if (st.draining) return fail(error{errc::unavailable, "worker " + st.cfg.id + " is draining"});
-  auto tokens = prompt_tokens(*st.engine, *req);
+  auto tokens = backends::request_tokens(*st.engine, *req);
   if (!tokens) return fail(tokens.err());
   auto key = attempt_key(req->request_id, req->attempt);
   if (st.streams.count(key)) return fail(error{errc::conflict, "request id already running here"});

@@ -67,6 +67,7 @@ struct pull_wait {  // decode side: KV bytes on their way
 
 struct prefill_job {  // prefill side: a remote prefill being computed
   msg::remote_prefill_request req;
+  std::vector<kv::block_hash> hashes;  // the prompt's full blocks: hashed once, for the scheduler and the staging
   std::string reply;
   msg::remote_prefill_reply out;
 };

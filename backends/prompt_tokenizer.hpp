@@ -40,6 +40,16 @@ class prompt_tokenizer {
   }
 };
 
+// A generate request's prompt tokens: its token_ids as sent, else its chat
+// messages through the template, else its text prompt. The router and the
+// worker both call this, so they agree on what a request's prompt is.
+inline result<std::vector<token_id>> request_tokens(const prompt_tokenizer& t, const msg::generate_request& r) {
+  if (r.token_ids && !r.token_ids->empty()) return *r.token_ids;
+  if (r.messages && !r.messages->empty()) return t.apply_chat_template(*r.messages);
+  if (r.prompt && !r.prompt->empty()) return t.tokenize(*r.prompt);
+  return make_error(errc::bad_request, "one of 'prompt', 'token_ids' or 'messages' is required and must not be empty");
+}
+
 // The mock engine's tokenizer: one token per byte.
 class byte_tokenizer final : public prompt_tokenizer {
  public:

@@ -36,4 +36,12 @@ std::vector<block_hash> hash_blocks(const std::vector<token_id>& tokens, std::ui
   return out;
 }
 
+std::vector<block_hash> hash_blocks(const std::vector<token_id>& prompt, const std::vector<token_id>& resumed,
+                                    std::uint32_t block_size, std::optional<std::string_view> salt) {
+  if (resumed.empty()) return hash_blocks(prompt, block_size, salt);
+  std::vector<token_id> all = prompt;
+  all.insert(all.end(), resumed.begin(), resumed.end());
+  return hash_blocks(all, block_size, salt);
+}
+
 }  // namespace yard::kv

@@ -37,5 +37,9 @@ block_hash hash_block(block_hash parent, const token_id* tokens, std::size_t n, 
 // Hashes of every full block of `tokens`.
 std::vector<block_hash> hash_blocks(const std::vector<token_id>& tokens, std::uint32_t block_size,
                                     std::optional<std::string_view> salt = std::nullopt, std::uint64_t extra = 0);
+// Hashes of every full block of `prompt` followed by `resumed` (a migrated
+// request's delivered tokens): what its KV holds once it is prefilled again.
+std::vector<block_hash> hash_blocks(const std::vector<token_id>& prompt, const std::vector<token_id>& resumed,
+                                    std::uint32_t block_size, std::optional<std::string_view> salt = std::nullopt);
 
 }  // namespace yard::kv
