@@ -257,7 +257,11 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
       [=](caf::get_atom) {
         auto& st = self->state;
         router_stats s;
-        for (const auto& [model, core] : st.cores) s.tracked_requests += core->tracked_requests();
+        for (const auto& [model, core] : st.cores) {
+          s.tracked_requests += core->tracked_requests();
+          s.indexed_blocks += core->index().num_blocks();
+          s.kv_new_streams += core->index().stats().new_streams;
+        }
         s.held_requests = st.held.size();
         s.refused_heartbeats = st.liveness->refused();
         s.routed = st.routed;

@@ -65,6 +65,8 @@ struct router_stats {
   std::uint64_t routed = 0;
   std::uint64_t tokenizer_mismatches = 0;  // worker incarnations whose tokenizer fingerprint differs from ours
   std::uint64_t workers = 0;               // workers this router holds a live lease for (routable or about to be)
+  std::uint64_t indexed_blocks = 0;        // distinct block hashes in the KV indexes (every model)
+  std::uint64_t kv_new_streams = 0;        // known workers whose KV stream started over (a restart's batch 0)
 };
 
 }  // namespace yard::actors

@@ -41,6 +41,7 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
     component_logger("worker")->warn("{}: engine {} has no KV block bytes: every prefill stays local", id, engine->name());
   }
   auto publisher = spawn_heartbeat_publisher(sys, conn, {subjects::heartbeat(ns, id), cfg.heartbeat_ms});
+  auto kv_manager = spawn_kv_block_manager(sys, conn, {id, subjects::kv_events(ns, id)});
   prefill_client_actor client;
   std::string inbox;
   if (cfg.role == msg::worker_role::decode && *xfer) {
@@ -56,15 +57,17 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
     client = spawn_prefill_client(sys, conn, std::move(pc));
   }
   auto holder = std::make_shared<std::unique_ptr<backends::engine>>(std::move(engine));
-  auto actor = sys.spawn<caf::detached>(worker_detail::engine_behavior, &conn, holder, cfg, xfer, publisher, client);
+  auto actor = sys.spawn<caf::detached>(worker_detail::engine_behavior, &conn, holder, cfg, xfer, publisher, kv_manager, client);
   // Ordered before any heartbeat request: both learn the engine actor first.
   caf::anon_send(publisher, open_atom::value, actor);
+  caf::anon_send(kv_manager, open_atom::value, actor);
   if (client) caf::anon_send(client, open_atom::value, actor);
   auto pub = caf::actor_cast<caf::actor>(publisher);
+  auto kvm = caf::actor_cast<caf::actor>(kv_manager);
   std::vector<std::tuple<std::string, caf::actor, caf::atom_value>> routes = {
       {subjects::worker_generate(ns, id), actor, generate_atom::value},
       {subjects::worker_cancel(ns), actor, cancel_atom::value},
-      {subjects::kv_snapshot(ns, id), actor, snapshot_atom::value},
+      {subjects::kv_snapshot(ns, id), kvm, snapshot_atom::value},
       {subjects::worker_status(ns, id), pub, status_atom::value},
       {subjects::roster(ns), pub, roster_atom::value},
   };

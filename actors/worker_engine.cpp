@@ -191,16 +191,6 @@ msg::heartbeat on_beat(worker_state& st) {
   return make_heartbeat(st);
 }
 
-void on_snapshot(worker_state& st, transport::nats_message& m) {
-  if (m.reply.empty()) return;
-  publish_kv_events(st);  // whatever is pending goes out first, in order
-  msg::kv_event_batch b;
-  b.worker_id = st.cfg.id;
-  b.seq = st.kv_seq - 1;  // covers every batch sent so far (wraps to "none yet" at 0)
-  b.events = st.engine->kv_snapshot();
-  st.conn->publish(m.reply, msg::encode(b));
-}
-
 }  // namespace
 
 msg::heartbeat make_heartbeat(worker_state& st) {
@@ -231,11 +221,7 @@ void publish_heartbeat_now(worker_state& st) {
 void publish_kv_events(worker_state& st) {
   auto events = st.engine->drain_kv_events();
   if (events.empty()) return;
-  msg::kv_event_batch b;
-  b.worker_id = st.cfg.id;
-  b.seq = st.kv_seq++;
-  b.events = std::move(events);
-  st.conn->publish(subjects::kv_events(st.cfg.ns, st.cfg.id), msg::encode(b));
+  caf::anon_send(st.kv_manager, kv_events_atom::value, std::move(events));
 }
 
 void kick(worker_actor* self) {
@@ -267,7 +253,7 @@ void run_locally(worker_actor* self, const std::string& key, backends::engine_re
 caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* conn,
                               std::shared_ptr<std::unique_ptr<backends::engine>> engine, worker_config cfg,
                               std::shared_ptr<std::unique_ptr<kv_transfer_agent>> xfer, heartbeat_publisher_actor publisher,
-                              prefill_client_actor prefill_client) {
+                              kv_block_manager_actor kv_manager, prefill_client_actor prefill_client) {
   auto& st = self->state;
   st.conn = conn;
   st.engine = std::move(*engine);
@@ -279,6 +265,8 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
   // The worker's other actors live and die with this one.
   st.publisher = std::move(publisher);
   self->link_to(st.publisher);
+  st.kv_manager = std::move(kv_manager);
+  self->link_to(st.kv_manager);
   st.prefill_client = std::move(prefill_client);
   if (st.prefill_client) self->link_to(st.prefill_client);
   return {
@@ -292,7 +280,6 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
         }
         continue_stepping(self);
       },
-      [=](snapshot_atom, transport::nats_message& m) { on_snapshot(self->state, m); },
       [=](prefill_atom, transport::nats_message& m) { on_prefill_request(self, m); },
       [=](release_atom, transport::nats_message& m) { on_kv_release(self->state, m); },
       // From the prefill_client: prefill here (declined, failed or timed out), or the prefill worker's reply.

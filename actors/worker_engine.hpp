@@ -1,14 +1,15 @@
 // actors/worker_engine.hpp — internal: the engine actor of a worker.
 //
 // Owns: the engine, the streams it serves (one per dispatch attempt, with an
-// explicit request_phase), step pacing, KV event batches and snapshots, the
+// explicit request_phase), step pacing, draining the engine's KV events (to the kv_block_manager), the
 // prefill-server side of disaggregation (remote prefill jobs, staging, kv
 // releases) and the decode side's KV pulls. Its handlers are split by job:
 // worker_engine.cpp (admission, cancel, steps, the behaviour),
 // worker_streams.cpp (chunks to clients), prefill_server.cpp (serving remote
 // prefills), worker_kv_pull.cpp (a remote prefill's KV coming in).
 // Must not touch: the prefill pool's load and remote deadlines (prefill_client),
-// heartbeat timing (heartbeat_publisher), routing, HTTP.
+// heartbeat timing (heartbeat_publisher), the KV event stream and snapshots
+// (kv_block_manager), routing, HTTP.
 // Thread-safety: one detached actor; engine steps may compute for
 // milliseconds (native engine) and must not stall other actors.
 #pragma once
@@ -23,6 +24,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/heartbeat_publisher.hpp"
+#include "actors/kv_block_manager.hpp"
 #include "actors/kv_transfer_agent.hpp"
 #include "actors/prefill_client.hpp"
 #include "actors/worker_actor.hpp"
@@ -80,13 +82,13 @@ struct worker_state {
   bool stepping = false;
   std::optional<backends::step_result> held;  // a step's outputs waiting for its model time
   bool draining = false;
-  std::uint64_t kv_seq = 0;
   std::uint64_t incarnation = 0;
   std::uint64_t tokenizer_fingerprint = 0;  // announced in heartbeats: routers check they tokenize alike
   clock::time_point last_heartbeat;
   std::shared_ptr<spdlog::logger> log;
   std::unique_ptr<kv_transfer_agent> xfer;  // null: this worker moves no KV (no block bytes or no UCX)
   heartbeat_publisher_actor publisher;
+  kv_block_manager_actor kv_manager;        // publishes our KV events and answers snapshots
   prefill_client_actor prefill_client;      // decode workers with KV transfer only
   std::map<std::uint64_t, pull_wait> pulls;         // pull id -> waiting
   std::map<std::string, prefill_job> prefill_jobs;  // engine request id -> job
@@ -101,10 +103,10 @@ using worker_actor = caf::stateful_actor<worker_state>;
 caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* conn,
                               std::shared_ptr<std::unique_ptr<backends::engine>> engine, worker_config cfg,
                               std::shared_ptr<std::unique_ptr<kv_transfer_agent>> xfer, heartbeat_publisher_actor publisher,
-                              prefill_client_actor prefill_client);
+                              kv_block_manager_actor kv_manager, prefill_client_actor prefill_client);
 msg::heartbeat make_heartbeat(worker_state& st);
 void publish_heartbeat_now(worker_state& st);
-void publish_kv_events(worker_state& st);
+void publish_kv_events(worker_state& st);  // hands the engine's pending KV events to the kv_block_manager
 void kick(worker_actor* self);
 void run_locally(worker_actor* self, const std::string& key, backends::engine_request er);
 

@@ -363,6 +363,11 @@ batch_action kv_indexer::apply_batch(worker_index worker, std::uint64_t seq, std
   {
     std::lock_guard lk(seq_mu_);
     auto& st = seq_[worker];
+    // Batch 0 opening with "cleared" starts a new stream (the worker restarted):
+    // its numbering starts over and nothing older is worth keeping.
+    bool new_stream = seq == 0 && !events.empty() && events.front().kind == msg::kv_event_kind::cleared;
+    if (new_stream && st.known && st.next != 0) streams_.fetch_add(1, std::memory_order_relaxed);
+    if (new_stream) st.known = false;
     if (st.known && seq < st.next) {
       stale_.fetch_add(1, std::memory_order_relaxed);
       return batch_action::ignored_stale;
@@ -440,6 +445,7 @@ indexer_stats kv_indexer::stats() const {
   s.batches = batches_.load();
   s.gaps = gaps_.load();
   s.stale = stale_.load();
+  s.new_streams = streams_.load();
   s.malformed = malformed_.load();
   s.snapshots = snapshots_.load();
   return s;

@@ -62,6 +62,7 @@ struct indexer_stats {
   std::uint64_t stale = 0;
   std::uint64_t malformed = 0;
   std::uint64_t snapshots = 0;
+  std::uint64_t new_streams = 0;     // a known worker's stream started over (batch 0 opening with cleared)
 };
 
 class kv_indexer {
@@ -118,7 +119,7 @@ class kv_indexer {
   mutable std::mutex seq_mu_;
   std::vector<seq_state> seq_;  // [max_workers]
   std::unique_ptr<std::atomic<std::int64_t>[]> worker_blocks_;  // [max_workers]
-  std::atomic<std::uint64_t> block_events_{0}, batches_{0}, gaps_{0}, stale_{0}, malformed_{0}, snapshots_{0};
+  std::atomic<std::uint64_t> block_events_{0}, batches_{0}, gaps_{0}, stale_{0}, malformed_{0}, snapshots_{0}, streams_{0};
 };
 
 }  // namespace yard::kv

@@ -1,6 +1,7 @@
 // tests/supervision_test.cpp — the process supervision tree: a worker whose engine
 // throws mid-stream is restarted by its supervisor and its request still finishes
-// token-exact (migration to the new incarnation); exceeding the restart intensity
+// token-exact (migration to the new incarnation), its blocks are cleared on the bus and
+// the router's index re-learns exactly the new incarnation's blocks; exceeding the restart intensity
 // escalates; the tree answers on its NATS subjects (JSON, msgpack, any body);
 // escalation past the top exits the process with code 70.
 #include <gtest/gtest.h>
@@ -17,6 +18,8 @@
 #include "actors/supervisor.hpp"
 #include "backends/engine.hpp"
 #include "messages/cluster_subjects.hpp"
+#include "messages/codec.hpp"
+#include "messages/subjects.hpp"
 #include "tests/support/cluster_fixture.hpp"
 
 using namespace yard;
@@ -120,13 +123,36 @@ struct supervision : ::testing::Test {
 
 TEST_F(supervision, a_worker_whose_engine_throws_is_restarted_and_its_request_finishes_token_exact) {
   start([](int inc) { return inc == 1 ? 4 : 0; });  // the first incarnation dies on its 4th step
+  // Every KV batch the worker publishes, in arrival order.
+  auto watcher = ts::connect_client(nats->url());
+  ASSERT_NE(watcher, nullptr);
+  std::mutex mu;
+  std::vector<msg::kv_event_batch> batches;
+  auto sub = watcher->subscribe(subjects::kv_events("default", "cw0"), [&](transport::nats_message m) {
+    if (auto b = msg::decode_auto<msg::kv_event_batch>(m.data, m.content_type)) {
+      std::lock_guard<std::mutex> lock(mu);
+      batches.push_back(std::move(*b));
+    }
+  });
+  ASSERT_TRUE(sub);
+  watcher->flush();
   httplib::Client cli("127.0.0.1", node->http_port());
   cli.set_read_timeout(30, 0);
-  auto res = cli.Post("/v1/completions", R"({"model":"mock","prompt":"abc","max_tokens":10})", "application/json");
+  // Step 1: a first prompt's blocks, held only by the first incarnation.
+  const std::string early(96, 'p'), prompt(96, 'q');
+  auto first = cli.Post("/v1/completions", json{{"model", "mock"}, {"prompt", early}, {"max_tokens", 1}}.dump(),
+                        "application/json");
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->status, 200) << first->body;
+  ASSERT_TRUE(ts::eventually([&] { return node->router_stats() && node->router_stats()->indexed_blocks > 0; }))
+      << "the router indexes the first incarnation's blocks";
+  // Steps 2-4: this request's stream dies mid-way with the engine; it finishes on the next incarnation.
+  auto res = cli.Post("/v1/completions", json{{"model", "mock"}, {"prompt", prompt}, {"max_tokens", 10}}.dump(),
+                      "application/json");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   auto j = json::parse(res->body);
-  EXPECT_EQ(j["choices"][0]["text"], ts::mock_expected_text("abc", 10));
+  EXPECT_EQ(j["choices"][0]["text"], ts::mock_expected_text(prompt, 10));
   EXPECT_EQ(j["usage"]["completion_tokens"], 10);
   EXPECT_EQ(incarnations->load(), 2);
   auto t = node->tree();
@@ -137,6 +163,30 @@ TEST_F(supervision, a_worker_whose_engine_throws_is_restarted_and_its_request_fi
   EXPECT_EQ(w->restarts, 1u);
   EXPECT_NE(w->last_exit.find("runtime_error"), std::string::npos) << w->last_exit;
   EXPECT_EQ(esc->count(), 0u);
+  // The dead engine's blocks were released on the bus: its manager's last batch is a
+  // cleared, and the new incarnation's stream opens at batch 0 with a cleared.
+  ASSERT_TRUE(ts::eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    bool old_cleared = false, new_stream = false;
+    for (const auto& b : batches) {
+      bool c = !b.events.empty() && b.events.front().kind == msg::kv_event_kind::cleared;
+      if (c && b.seq > 0) old_cleared = true;
+      if (c && b.seq == 0) new_stream = true;
+    }
+    return old_cleared && new_stream;
+  })) << "batches seen: " << batches.size();
+  // The router re-learned: its index holds exactly what the new incarnation holds (its
+  // snapshot), so the first prompt's blocks, gone with the old engine, are not in it.
+  std::size_t held = 0;
+  ASSERT_TRUE(ts::eventually([&] {
+    auto snap = watcher->request(subjects::kv_snapshot("default", "cw0"), "{}", 2000);
+    if (!snap) return false;
+    auto b = msg::decode_auto<msg::kv_event_batch>(snap->data, snap->content_type);
+    if (!b) return false;
+    held = b->events.size();
+    auto rs = node->router_stats();
+    return held > 0 && rs && rs->indexed_blocks == held;
+  })) << "worker holds " << held << ", router indexes " << node->router_stats()->indexed_blocks;
   // The restarted worker serves the next request normally.
   auto again = cli.Post("/v1/completions", R"({"model":"mock","prompt":"xyz","max_tokens":4})", "application/json");
   ASSERT_TRUE(again);

@@ -16,6 +16,7 @@
 
 #include "backends/mock/mock_engine.hpp"
 #include "kv/block_hash.hpp"
+#include "kv/block_ledger.hpp"
 #include "messages/subjects.hpp"
 #include "transport/tests/test_bus.hpp"
 
@@ -51,6 +52,7 @@ struct worker_engine_test : ::testing::Test {
   caf::scheduler::test_coordinator* sched = nullptr;
   caf::actor engine;
   heartbeat_publisher_actor publisher;
+  kv_block_manager_actor kv_manager;
 
   void SetUp() override {
     bus.start();
@@ -66,10 +68,13 @@ struct worker_engine_test : ::testing::Test {
     wc.ns = "t";
     wc.id = "w1";
     publisher = spawn_heartbeat_publisher(*sys, *conn, {subjects::heartbeat("t", "w1"), 500});
+    kv_manager = spawn_kv_block_manager(*sys, *conn, {"w1", subjects::kv_events("t", "w1")});
     // Not detached here, so the test coordinator runs it like any other actor.
     engine = sys->spawn(worker_detail::engine_behavior, conn, eng, wc,
-                        std::make_shared<std::unique_ptr<kv_transfer_agent>>(), publisher, prefill_client_actor{});
+                        std::make_shared<std::unique_ptr<kv_transfer_agent>>(), publisher, kv_manager,
+                        prefill_client_actor{});
     caf::anon_send(publisher, open_atom::value, engine);
+    caf::anon_send(kv_manager, open_atom::value, engine);
     sched->run();
   }
 
@@ -92,7 +97,7 @@ struct worker_engine_test : ::testing::Test {
     nats_message m{"t.worker", reply, json, "application/json", false};
     if (tag == generate_atom::value) caf::anon_send(engine, generate_atom::value, m);
     else if (tag == cancel_atom::value) caf::anon_send(engine, cancel_atom::value, m);
-    else caf::anon_send(engine, snapshot_atom::value, m);
+    else caf::anon_send(kv_manager, snapshot_atom::value, m);
   }
 
   static std::string expected(const std::string& prompt, std::size_t from, std::size_t to) {
@@ -185,6 +190,70 @@ TEST_F(worker_engine_test, a_snapshot_request_answers_every_block_held) {
   ASSERT_TRUE(b);
   EXPECT_EQ(b->worker_id, "w1");
   EXPECT_GE(b->events.size(), 1u);  // 64 prompt tokens = 4 full blocks of 16, stored
+}
+
+std::vector<msg::kv_event_batch> batches_of(inbox& box) {
+  std::lock_guard<std::mutex> lock(box.mu);
+  std::vector<msg::kv_event_batch> out;
+  for (const auto& m : box.got)
+    if (auto b = msg::decode_auto<msg::kv_event_batch>(m.data, m.content_type)) out.push_back(std::move(*b));
+  return out;
+}
+
+// The kv_block_manager: the engine's events go out as batches numbered without a gap, and a
+// snapshot (from the manager's ledger) is exactly what those batches say, at the last seq.
+TEST_F(worker_engine_test, kv_events_go_out_in_order_and_a_snapshot_matches_them) {
+  inbox events, done, snap;
+  listen(events, subjects::kv_events("t", "w1"));
+  listen(done, "t.k1");
+  listen(snap, "t.ksnap");
+  send(generate_atom::value, "t.k1", R"({"request_id":"k1","prompt":")" + std::string(80, 'k') + R"(","max_tokens":20})");
+  settle();
+  ASSERT_TRUE(done.wait_final());
+  ASSERT_TRUE(events.wait_for(1));
+  send(snapshot_atom::value, "t.ksnap", "{}");
+  settle();
+  ASSERT_TRUE(snap.wait_for(1));
+  auto got = batches_of(events);
+  kv::block_ledger replay;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].seq, i + 1) << "batch 0 (the stream's opening cleared) went out at spawn";
+    replay.apply(got[i].events);
+  }
+  auto s = msg::decode_auto<msg::kv_event_batch>(snap.got[0].data, snap.got[0].content_type);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->seq, got.back().seq);
+  EXPECT_GE(replay.size(), 5u);  // 80 prompt + 20 output tokens: at least 6 full blocks of 16 stored
+  kv::block_ledger from_snapshot;
+  from_snapshot.apply(s->events);
+  EXPECT_EQ(from_snapshot.size(), replay.size());
+  for (const auto& e : replay.snapshot()) EXPECT_TRUE(from_snapshot.holds(e.tier, e.block_hashes[0]));
+}
+
+// An engine actor that dies takes its blocks with it: the manager says so (cleared) and ends too.
+TEST_F(worker_engine_test, when_the_engine_actor_dies_the_manager_publishes_cleared_and_ends) {
+  inbox events, done;
+  listen(events, subjects::kv_events("t", "w1"));
+  listen(done, "t.k2");
+  send(generate_atom::value, "t.k2", R"({"request_id":"k2","prompt":")" + std::string(48, 'z') + R"(","max_tokens":1})");
+  settle();
+  ASSERT_TRUE(done.wait_final());
+  ASSERT_TRUE(events.wait_for(1));
+  auto before = batches_of(events).size();
+  caf::anon_send_exit(engine, caf::exit_reason::unhandled_exception);
+  settle();
+  ASSERT_TRUE(events.wait_for(before + 1));
+  auto got = batches_of(events);
+  ASSERT_EQ(got.size(), before + 1);
+  ASSERT_EQ(got.back().events.size(), 1u);
+  EXPECT_EQ(got.back().events[0].kind, msg::kv_event_kind::cleared);
+  EXPECT_EQ(got.back().seq, got[before - 1].seq + 1);
+  inbox after;  // the manager ended: a snapshot request gets no answer
+  listen(after, "t.after");
+  send(snapshot_atom::value, "t.after", "{}");
+  settle();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(after.got.empty());
 }
 
 // Tokens once: block hashes a router sent for this block size are what the scheduler commits

@@ -203,6 +203,22 @@ TEST(kv_indexer, duplicate_batch_is_dropped) {
   EXPECT_EQ(ix.stats().stale, 1u);
 }
 
+// A restarted worker's stream starts over at batch 0 with "cleared": the old blocks go and the
+// new numbering is followed (an old-style batch 0 without cleared is still a stale duplicate).
+TEST(kv_indexer, batch_zero_opening_with_cleared_starts_a_new_stream) {
+  kv_indexer ix(small());
+  ix.apply_batch(0, 0, std::vector{cleared()});
+  ix.apply_batch(0, 1, std::vector{stored({1, 2})});
+  ix.apply_batch(0, 2, std::vector{stored({3})});
+  EXPECT_EQ(ix.apply_batch(0, 0, std::vector{cleared()}), batch_action::none);
+  EXPECT_EQ(ix.worker_blocks(0), 0u);
+  EXPECT_EQ(ix.stats().new_streams, 1u);
+  EXPECT_EQ(ix.apply_batch(0, 1, std::vector{stored({7})}), batch_action::none);
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{7}), 0).blocks, 1u);
+  EXPECT_EQ(ix.apply_batch(0, 0, std::vector{stored({9})}), batch_action::ignored_stale);
+  EXPECT_FALSE(ix.needs_resync(0));
+}
+
 TEST(kv_indexer, malformed_events_skipped_and_resynced) {
   kv_indexer ix(small());
   msg::kv_event bad_kind = stored({5});

@@ -1,0 +1,86 @@
+// actors/kv_block_manager.cpp — see kv_block_manager.hpp.
+#include "actors/kv_block_manager.hpp"
+
+#include <caf/all.hpp>
+
+#include "common/log.hpp"
+#include "kv/block_ledger.hpp"
+#include "messages/codec.hpp"
+
+namespace yard::actors {
+
+namespace {
+
+struct manager_state {
+  transport::nats_connection* conn = nullptr;
+  kv_block_manager_config cfg;
+  kv::block_ledger ledger;
+  std::uint64_t next_seq = 0;
+  caf::actor_addr engine;
+  std::shared_ptr<spdlog::logger> log;
+  static inline const char* name = "kv_block_manager";
+};
+
+using manager = kv_block_manager_actor::stateful_pointer<manager_state>;
+
+void publish(manager_state& st, std::vector<msg::kv_event> events) {
+  if (auto bad = st.ledger.apply(events))
+    st.log->error("{}: {} KV events with a tier outside 1..3 from the engine: published as they are", st.cfg.worker_id,
+                  bad);
+  msg::kv_event_batch b;
+  b.worker_id = st.cfg.worker_id;
+  b.seq = st.next_seq++;
+  b.events = std::move(events);
+  st.conn->publish(st.cfg.events_subject, msg::encode(b));
+}
+
+std::vector<msg::kv_event> cleared() { return {msg::kv_event{msg::kv_event_kind::cleared, {}, std::nullopt, 1}}; }
+
+msg::kv_event_batch snapshot_of(const manager_state& st) {
+  msg::kv_event_batch b;
+  b.worker_id = st.cfg.worker_id;
+  b.seq = st.next_seq - 1;  // batch 0 went out at start: every snapshot covers at least it
+  b.events = st.ledger.snapshot();
+  return b;
+}
+
+kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::nats_connection* conn,
+                                                       kv_block_manager_config cfg) {
+  auto& st = self->state;
+  st.conn = conn;
+  st.cfg = std::move(cfg);
+  st.log = component_logger("kv_block_manager");
+  publish(st, cleared());  // batch 0: a new stream (a new incarnation holds nothing yet)
+  self->set_exit_handler([=](const caf::exit_msg& m) {
+    auto& s = self->state;
+    if (m.source == s.engine) {
+      s.log->info("{}: engine actor ended ({}): its {} KV blocks are gone, cleared published", s.cfg.worker_id,
+                  caf::to_string(m.reason), s.ledger.size());
+      publish(s, cleared());
+    }
+    self->quit(m.reason);
+  });
+  return {
+      [=](open_atom, caf::actor engine) {
+        self->state.engine = engine.address();
+        self->link_to(engine);
+      },
+      [=](kv_events_atom, std::vector<msg::kv_event>& events) {
+        if (!events.empty()) publish(self->state, std::move(events));
+      },
+      [=](snapshot_atom, const transport::nats_message& m) {
+        if (m.reply.empty()) return;
+        self->state.conn->publish(m.reply, msg::encode(snapshot_of(self->state)));
+      },
+      [=](caf::get_atom) { return snapshot_of(self->state); },
+  };
+}
+
+}  // namespace
+
+kv_block_manager_actor spawn_kv_block_manager(caf::actor_system& sys, transport::nats_connection& conn,
+                                              kv_block_manager_config cfg) {
+  return sys.spawn(manager_behavior, &conn, std::move(cfg));
+}
+
+}  // namespace yard::actors
