@@ -302,7 +302,8 @@ void kv_indexer::apply_unlocked_range(worker_index worker, std::span<const msg::
       auto& b = buckets[s];
       for (std::size_t off = 0; off < b.size(); off += opts_.max_events_per_lock) {
         std::size_t end = std::min(b.size(), off + opts_.max_events_per_lock);
-        std::unique_lock lk(shards_[s]->mu);
+        std::unique_lock lk(shards_[s]->mu, std::defer_lock);
+        if (opts_.shared_readers) lk.lock();
         for (std::size_t k = off; k < end; ++k) {
           if (b[k].add) delta += shards_[s]->add(b[k].key, b[k].holder) ? 1 : 0;
           else delta -= shards_[s]->remove(b[k].key, b[k].holder) ? 1 : 0;
@@ -345,7 +346,8 @@ void kv_indexer::apply_unlocked_range(worker_index worker, std::span<const msg::
 
 void kv_indexer::clear_worker_blocks(worker_index worker) {
   for (auto& s : shards_) {
-    std::unique_lock lk(s->mu);
+    std::unique_lock lk(s->mu, std::defer_lock);
+    if (opts_.shared_readers) lk.lock();
     s->drop_worker(worker);
   }
   worker_blocks_[worker].store(0, std::memory_order_relaxed);
@@ -427,7 +429,8 @@ bool kv_indexer::needs_resync(worker_index worker) const {
 std::size_t kv_indexer::num_blocks() const {
   std::size_t n = 0;
   for (const auto& s : shards_) {
-    std::shared_lock lk(s->mu);
+    std::shared_lock lk(s->mu, std::defer_lock);
+    if (opts_.shared_readers) lk.lock();
     n += s->size;
   }
   return n;
@@ -460,97 +463,101 @@ std::vector<overlap> kv_indexer::find_matches(std::span<const block_hash> hashes
 void kv_indexer::find_matches(std::span<const block_hash> hashes, std::vector<overlap>& out) const {
   out.clear();
   if (hashes.empty()) return;
-  // Per-thread scratch indexed by worker, valid only where epoch == cur, so
-  // nothing is cleared between calls.
-  thread_local std::vector<std::uint32_t> epoch, any_len, t1_len, n2, n3, best_at;
-  thread_local std::vector<std::uint8_t> best;
-  thread_local std::uint32_t cur = 0;
-  thread_local std::vector<worker_index> touched;
-  if (epoch.size() < opts_.max_workers) {
-    epoch.assign(opts_.max_workers, 0);
-    for (auto* v : {&any_len, &t1_len, &n2, &n3, &best_at}) v->assign(opts_.max_workers, 0);
-    best.assign(opts_.max_workers, 0);
-    cur = 0;
+  // Per-thread scratch. mark[w] = (stamp << 2) | (best tier - 1) for the block being
+  // looked at: one array, valid only where its stamp is the current one, so nothing is
+  // cleared between blocks or calls. runs: one per worker holding block 0, in the order
+  // first seen; alive: the runs still extending.
+  thread_local std::vector<std::uint32_t> mark;
+  thread_local std::uint32_t stamp = 0;
+  thread_local std::vector<overlap> runs;
+  thread_local std::vector<std::uint32_t> alive;
+  if (mark.size() < opts_.max_workers) {
+    mark.assign(opts_.max_workers, 0);
+    stamp = 0;
   }
-  if (++cur == 0) {
-    std::fill(epoch.begin(), epoch.end(), 0);
-    cur = 1;
-  }
-  touched.clear();
+  runs.clear();
+  alive.clear();
 
-  for (const auto& s : shards_) s->mu.lock_shared();
+  if (opts_.shared_readers)
+    for (const auto& s : shards_) s->mu.lock_shared();
 
+  // All of a chunk's slots are prefetched before the first is compared, so their
+  // cache misses overlap instead of queueing one behind another.
   constexpr std::size_t chunk = 128;
   const shard::slot* found[chunk];
+  const shard* owner[chunk];
   bool done = false;
   for (std::size_t base = 0; base < hashes.size() && !done; base += chunk) {
     std::size_t m = std::min(chunk, hashes.size() - base);
     for (std::size_t k = 0; k < m; ++k) {
       const shard& sh = shard_for(hashes[base + k]);
+      owner[k] = &sh;
       __builtin_prefetch(&sh.slots[sh.home(key_of(hashes[base + k]))]);
     }
     for (std::size_t k = 0; k < m; ++k) {
-      std::uint64_t key = key_of(hashes[base + k]);
-      found[k] = shard_for(hashes[base + k]).find(key);
+      found[k] = owner[k]->find(key_of(hashes[base + k]));
+      // A block with many holders keeps them out of line: fetch that list's header now.
+      if (found[k] && found[k]->n > inline_holders) __builtin_prefetch(&owner[k]->overflow[found[k]->h[0]]);
     }
+    for (std::size_t k = 0; k < m; ++k)
+      if (found[k] && found[k]->n > inline_holders) __builtin_prefetch(owner[k]->overflow[found[k]->h[0]].data());
     for (std::size_t k = 0; k < m; ++k) {
-      std::uint32_t i = static_cast<std::uint32_t>(base + k);
-      const shard::slot* s = found[k];
-      if (!s) {
+      const std::uint32_t i = static_cast<std::uint32_t>(base + k);
+      if (!found[k]) {
         done = true;
         break;
       }
-      std::uint32_t extended = 0;
-      const auto holders = shard_for(hashes[i]).holders(*s);
-      // Pass 1: each worker still in the run gets the best (lowest) tier it holds block i in.
+      if (++stamp >= (1u << 30)) {
+        std::fill(mark.begin(), mark.end(), 0);
+        stamp = 1;
+      }
+      const std::uint32_t tag = stamp << 2;
+      const auto holders = owner[k]->holders(*found[k]);
       for (std::uint32_t h : holders) {
         worker_index w = holder_worker(h);
         if (w >= opts_.max_workers) continue;
-        if (i == 0) {
-          if (epoch[w] != cur) {
-            epoch[w] = cur;
-            any_len[w] = t1_len[w] = n2[w] = n3[w] = best_at[w] = 0;
-            touched.push_back(w);
+        std::uint32_t code = tag | (holder_tier(h) - 1u);
+        std::uint32_t& mk = mark[w];
+        if ((mk & ~3u) != tag || code < mk) mk = code;
+      }
+      if (i == 0) {
+        for (std::uint32_t h : holders) {
+          worker_index w = holder_worker(h);
+          if (w >= opts_.max_workers || (mark[w] & ~3u) != tag) continue;
+          std::uint32_t tier = (mark[w] & 3u) + 1u;
+          mark[w] = 0;  // one run per worker, whatever tiers it holds the block in
+          alive.push_back(static_cast<std::uint32_t>(runs.size()));
+          runs.push_back(overlap{w, tier == 1 ? 1u : 0u, 1, tier == 2 ? 1u : 0u, tier == 3 ? 1u : 0u});
+        }
+      } else {
+        std::size_t kept = 0;
+        for (std::uint32_t r : alive) {
+          overlap& o = runs[r];
+          std::uint32_t mk = mark[o.worker];
+          if ((mk & ~3u) != tag) continue;  // the worker lacks block i: its run ends at i
+          std::uint32_t tier = (mk & 3u) + 1u;
+          o.blocks_any = i + 1;
+          if (tier == 1) {
+            if (o.blocks == i) o.blocks = i + 1;
+          } else if (tier == 2) {
+            ++o.blocks_g2;
+          } else {
+            ++o.blocks_g3;
           }
-        } else if (epoch[w] != cur) {
-          continue;
+          alive[kept++] = r;
         }
-        if (any_len[w] != i) continue;
-        if (best_at[w] != i + 1) {
-          best_at[w] = i + 1;
-          best[w] = holder_tier(h);
-        } else {
-          best[w] = std::min(best[w], holder_tier(h));
-        }
+        alive.resize(kept);
       }
-      // Pass 2: extend each of those runs once, counting the block in its best tier.
-      for (std::uint32_t h : holders) {
-        worker_index w = holder_worker(h);
-        if (w >= opts_.max_workers || epoch[w] != cur || best_at[w] != i + 1 || any_len[w] != i) continue;
-        any_len[w] = i + 1;
-        ++extended;
-        if (best[w] == 1) {
-          if (t1_len[w] == i) t1_len[w] = i + 1;
-        } else if (best[w] == 2) {
-          ++n2[w];
-        } else {
-          ++n3[w];
-        }
-      }
-      if (!extended) {
+      if (alive.empty()) {
         done = true;
         break;
       }
     }
   }
 
-  for (auto it = shards_.rbegin(); it != shards_.rend(); ++it) (*it)->mu.unlock_shared();
-
-  out.reserve(touched.size());
-  for (worker_index w : touched) {
-    if (any_len[w] == 0) continue;
-    out.push_back(overlap{w, t1_len[w], any_len[w], n2[w], n3[w]});
-  }
+  if (opts_.shared_readers)
+    for (auto it = shards_.rbegin(); it != shards_.rend(); ++it) (*it)->mu.unlock_shared();
+  out.assign(runs.begin(), runs.end());
 }
 
 }  // namespace yard::kv

@@ -4,14 +4,15 @@
 // the per-worker event sequence check (gap, duplicate, malformed -> resync);
 // prefix matching for a request's hash chain.
 // Must not touch: routing decisions, load, I/O, clocks (callers log/time).
-// Thread-safety: the index is split into `shards` shards by hash, each behind
-// its own std::shared_mutex. find_matches takes every shard's lock shared for
-// the duration of one match (a few µs); writers (apply_*) take one shard's lock
-// exclusive for at most `max_events_per_lock` block events at a time, so a
-// reader never waits behind a whole large batch. Any number of threads may
-// call find_matches concurrently with one or more writers. Sequence state per
-// worker is guarded by a separate mutex. worker ids are compact indexes
-// (< max_workers); the caller maps names to indexes (kv/kv_router_core.hpp).
+// Thread-safety: single owner by default (the router actor, the simulator):
+// nothing is locked, so a match never waits. With `shared_readers`, any number
+// of threads may call find_matches while one or more writers apply events:
+// the index is split into `shards` shards by hash, each behind a
+// std::shared_mutex; a match holds every shard shared for its few µs, a writer
+// holds one shard exclusive for at most `max_events_per_lock` block events.
+// Sequence state per worker is always guarded by its own mutex. worker ids are
+// compact indexes (< max_workers); the caller maps names to indexes
+// (kv/kv_router_core.hpp).
 //
 // Matching semantics: for a hash chain h[0..n), a worker's tier-1 overlap is
 // the largest k such that it holds h[0..k) in tier 1; its any-tier overlap the
@@ -38,6 +39,7 @@ struct indexer_options {
   std::uint32_t max_workers = 4096;         // worker indexes must be below this (default 4096, max 1<<22)
   std::size_t initial_capacity = 1u << 16;  // slots per shard to start with (default 65536, grows)
   std::uint32_t max_events_per_lock = 128;  // block events applied per exclusive lock hold (default 128, ~10 µs)
+  bool shared_readers = false;              // other threads match while one applies: lock the shards (default off: one owner)
 };
 
 struct overlap {

@@ -6,6 +6,10 @@
 #include <algorithm>
 #include <atomic>
 #include <thread>
+#include <array>
+#include <map>
+#include <random>
+#include <set>
 
 namespace yard::kv {
 namespace {
@@ -254,11 +258,79 @@ TEST(kv_indexer, empty_query_and_empty_index) {
   EXPECT_TRUE(ix.find_matches(std::vector<block_hash>{1, 2}).empty());
 }
 
+// The index against the obvious implementation (per worker, one hash set per tier), on
+// random stores, removes and clears over few hashes (so holders pile up past the inline
+// slots) and random queries along chains and off them: every result field must agree.
+TEST(kv_indexer, randomized_equivalence_with_a_naive_index) {
+  for (bool shared : {false, true}) {
+    indexer_options o = small();
+    o.initial_capacity = 16;  // growth and backward-shift deletion get exercised
+    o.shared_readers = shared;
+    kv_indexer ix(o);
+    const std::uint32_t workers = 24;
+    std::vector<std::array<std::set<std::uint64_t>, 3>> naive(workers);
+    std::mt19937_64 rng(shared ? 11 : 5);
+    auto pick = [&](std::uint64_t n) { return rng() % n; };
+    for (int step = 0; step < 4000; ++step) {
+      auto w = static_cast<worker_index>(pick(workers));
+      std::uint8_t tier = static_cast<std::uint8_t>(1 + pick(3));
+      std::uint64_t r = pick(100);
+      if (r < 2) {
+        ix.apply_events(w, std::vector{cleared()});
+        for (auto& t : naive[w]) t.clear();
+        continue;
+      }
+      std::vector<std::uint64_t> hs;
+      std::uint64_t start = pick(64), len = 1 + pick(12);
+      for (std::uint64_t k = 0; k < len; ++k) hs.push_back(1 + (start + k) % 64);
+      if (r < 70) {
+        ix.apply_events(w, std::vector{stored(hs, tier)});
+        naive[w][tier - 1].insert(hs.begin(), hs.end());
+      } else {
+        ix.apply_events(w, std::vector{removed(hs, tier)});
+        for (auto h : hs) naive[w][tier - 1].erase(h);
+      }
+      if (step % 10 != 0) continue;
+      std::vector<block_hash> q;
+      std::uint64_t qs = pick(64), ql = 1 + pick(40);
+      for (std::uint64_t k = 0; k < ql; ++k) q.push_back(pick(8) == 0 ? 1000 + pick(5) : 1 + (qs + k) % 64);
+      std::map<worker_index, overlap> want;
+      for (worker_index v = 0; v < workers; ++v) {
+        overlap e{v, 0, 0, 0, 0};
+        bool t1 = true;
+        for (auto h : q) {
+          int best = 0;
+          for (int t = 3; t >= 1; --t)
+            if (naive[v][t - 1].count(h)) best = t;
+          if (best == 0) break;
+          ++e.blocks_any;
+          t1 = t1 && best == 1;
+          if (t1) ++e.blocks;
+          if (best == 2) ++e.blocks_g2;
+          if (best == 3) ++e.blocks_g3;
+        }
+        if (e.blocks_any) want[v] = e;
+      }
+      auto got = ix.find_matches(q);
+      ASSERT_EQ(got.size(), want.size()) << "step " << step;
+      for (const auto& g : got) {
+        auto it = want.find(g.worker);
+        ASSERT_NE(it, want.end()) << "worker " << g.worker << " step " << step;
+        EXPECT_EQ(g.blocks, it->second.blocks) << "worker " << g.worker << " step " << step;
+        EXPECT_EQ(g.blocks_any, it->second.blocks_any) << "worker " << g.worker << " step " << step;
+        EXPECT_EQ(g.blocks_g2, it->second.blocks_g2) << "worker " << g.worker << " step " << step;
+        EXPECT_EQ(g.blocks_g3, it->second.blocks_g3) << "worker " << g.worker << " step " << step;
+      }
+    }
+  }
+}
+
 TEST(kv_indexer, readers_see_consistent_state_while_a_writer_floods) {
   // Worker 0's prefix {1..8} never changes; worker 1 floods stores/removes of
   // other hashes. Every concurrent match must still see worker 0's 8 blocks.
   indexer_options o = small();
   o.max_events_per_lock = 16;
+  o.shared_readers = true;
   kv_indexer ix(o);
   std::vector<std::uint64_t> stable{1, 2, 3, 4, 5, 6, 7, 8};
   ix.apply_events(0, std::vector{stored(stable)});
