@@ -8,10 +8,12 @@
 //
 // (a) disk: N blocks of --mib MiB written through disk_tier (put_async, each file
 //     fdatasync'd before its rename) and read back (get_async, page cache dropped with
-//     posix_fadvise(DONTNEED) per file first), versus the same bytes written with
-//     sequential pwrite into one file + fdatasync, and read back with sequential
-//     pread after fadvise(DONTNEED) — same directory, same run, --reps passes
-//     alternating (medians: the disk is shared). Ratios are tier MB/s ÷ sequential MB/s.
+//     posix_fadvise(DONTNEED) per file first, after the fdatasync that made the pages
+//     clean), versus the same bytes written with sequential O_DIRECT pwrite into one
+//     file + fdatasync and read back with sequential O_DIRECT pread (block-sized
+//     requests, one at a time) — no page cache on either side, same directory, same
+//     run, --reps passes alternating (medians: the disk is shared). Ratios are tier
+//     MB/s ÷ sequential MB/s.
 // (b) TTFT: S sessions x T turns, each turn's prompt = previous prompt + the
 //     engine's answer (--answer tokens) + new user tokens, sessions interleaved
 //     round-robin, one request at a time. Both runs go through a real
@@ -36,6 +38,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -137,24 +140,36 @@ disk_result disk_pass(const fs::path& dir, std::size_t n, std::size_t block, std
   for (std::size_t i = 0; i < n; ++i) tier.erase(i + 1);
   t.value().reset();
 
-  // Plain sequential file, same bytes.
+  // Plain sequential file, same bytes, with O_DIRECT (no page cache either way: the
+  // device's own speed, whatever the kernel's readahead or fadvise would do).
   auto seq = dir / "sequential.bin";
-  int fd = ::open(seq.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = ::open(seq.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
+  bool direct = fd >= 0;
+  if (!direct) {
+    std::fprintf(stderr, "bench tiers: O_DIRECT refused on %s (%s): sequential baseline with fadvise(DONTNEED)\n",
+                 dir.c_str(), std::strerror(errno));
+    fd = ::open(seq.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  }
   if (fd < 0) return res;
+  constexpr std::size_t align = 4096;
+  const std::size_t padded = (block + align - 1) / align * align;
+  std::unique_ptr<std::byte, decltype(&std::free)> buf(static_cast<std::byte*>(std::aligned_alloc(align, padded)), &std::free);
+  std::memset(buf.get(), 0, padded);
+  std::memcpy(buf.get(), base.data(), block);
   t0 = clk::now();
-  bytes b = base;
   for (std::size_t i = 0; i < n && ok; ++i) {
-    stamp(b, i + 1);
-    ok = ::pwrite(fd, b.data(), block, off_t(i * block)) == ssize_t(block);
+    std::uint64_t id = i + 1;
+    std::memcpy(buf.get(), &id, sizeof id);
+    ok = ::pwrite(fd, buf.get(), padded, off_t(i * padded)) == ssize_t(padded);
   }
   ok = ok && ::fdatasync(fd) == 0;
   double sw = ms_since(t0);
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  if (!direct) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
   t0 = clk::now();
   for (std::size_t i = 0; i < n && ok; ++i) {
-    ok = ::pread(fd, b.data(), block, off_t(i * block)) == ssize_t(block);
+    ok = ::pread(fd, buf.get(), padded, off_t(i * padded)) == ssize_t(padded);
     std::uint64_t got = 0;
-    std::memcpy(&got, b.data(), 8);
+    std::memcpy(&got, buf.get(), 8);
     ok = ok && got == i + 1;
   }
   double sr = ms_since(t0);

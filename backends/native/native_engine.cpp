@@ -1,5 +1,7 @@
 #include "backends/native/native_engine.hpp"
 
+#include "backends/native/blas_threads.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -55,6 +57,10 @@ result<std::unique_ptr<native_engine>> native_engine::open(const std::string& mo
     }
     exec = std::move(*ex);
   } else if (opts.device == "cpu" || opts.device.empty()) {
+    // --threads sizes every pool the engine computes with: attention's and BLAS's.
+    if (opts.threads > 0 && !native::set_blas_threads(opts.threads))
+      log->warn("the BLAS library has no thread-count knob: it keeps its own default beside {} attention threads",
+                opts.threads);
     exec = std::make_unique<native_executor>(e->weights_, shape, opts.threads);
   } else {
     return make_error(errc::bad_request, "unknown device '" + opts.device + "' (expected cpu or cuda)");

@@ -33,7 +33,7 @@ struct native_engine_options {
   std::uint32_t max_num_batched_tokens = 512;  // tokens per step (default 512)
   bool enable_prefix_caching = true;           // (default true)
   bool enable_chunked_prefill = true;          // (default true)
-  int threads = 0;                             // attention threads; 0 = all cores (default 0)
+  int threads = 0;                             // attention and BLAS threads; 0 = all cores / BLAS default (default 0)
   bool add_bos = true;                         // tokenize() prepends the tokenizer's BOS (default true)
   std::string device = "cpu";                  // "cpu" | "cuda" (CUDA executor, native/cuda; default cpu)
   kv_tier_options tiers;                       // G2/G3 KV tiers (default off)
