@@ -7,9 +7,8 @@
 // Thread-safety: single-threaded driver; disk_tier runs its own I/O pool.
 //
 // (a) disk: N blocks of --mib MiB written through disk_tier (put_async, each file
-//     fdatasync'd before its rename) and read back (get_async, page cache dropped with
-//     posix_fadvise(DONTNEED) per file first, after the fdatasync that made the pages
-//     clean), versus the same bytes written with sequential O_DIRECT pwrite into one
+//     fdatasync'd before its rename) and read back (get_async: disk_tier reads with
+//     O_DIRECT; the page cache is also dropped per file first), versus the same bytes written with sequential O_DIRECT pwrite into one
 //     file + fdatasync and read back with sequential O_DIRECT pread (block-sized
 //     requests, one at a time) — no page cache on either side, same directory, same
 //     run, --reps passes alternating (medians: the disk is shared). Ratios are tier

@@ -1,7 +1,8 @@
 // kv/tiers/disk_tier.hpp — G3: one checksummed (optionally AES-256-GCM encrypted) file per KV block.
 //
 // Owns: the block files under `dir` (<16 hex hash>.ykvb), their LRU index, a
-// small I/O thread pool (pread/pwrite), the G3 key.
+// small I/O thread pool (pwrite; reads with O_DIRECT where the file system has
+// it, so onboarding a block does not evict other data from the page cache), the G3 key.
 // Must not touch: G1/G2, files in `dir` that are not *.ykvb / *.ykvb.tmp.*.
 // Thread-safety: every member is internally synchronised; futures complete on
 // pool threads; the eviction callback runs on a pool thread.
