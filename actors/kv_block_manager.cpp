@@ -17,6 +17,12 @@ struct manager_state {
   kv::block_ledger ledger;
   std::uint64_t next_seq = 0;
   caf::actor_addr engine;
+  bool engine_ended = false;
+  // Keeps this actor alive until it has seen the engine's end: the engine holds the only
+  // other strong handle and drops it as it dies, before its exit reaches us; without this
+  // the manager could be destroyed unreachable with that exit still queued (and never
+  // publish the cleared). Released with the state when the manager quits.
+  caf::actor keep_alive;
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "kv_block_manager";
 };
@@ -50,20 +56,31 @@ kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::
   st.conn = conn;
   st.cfg = std::move(cfg);
   st.log = component_logger("kv_block_manager");
+  st.keep_alive = caf::actor_cast<caf::actor>(self);
   publish(st, cleared());  // batch 0: a new stream (a new incarnation holds nothing yet)
-  self->set_exit_handler([=](const caf::exit_msg& m) {
+  // The engine's end, however it comes (its link's exit, or the monitor's down when the
+  // exit does not reach us): publish [cleared] once, then end with it.
+  auto engine_gone = [=](const caf::actor_addr& who, const caf::error& reason) {
     auto& s = self->state;
-    if (m.source == s.engine) {
-      s.log->info("{}: engine actor ended ({}): its {} KV blocks are gone, cleared published", s.cfg.worker_id,
-                  caf::to_string(m.reason), s.ledger.size());
-      publish(s, cleared());
-    }
+    if (who != s.engine || s.engine_ended) return false;
+    s.engine_ended = true;
+    s.log->info("{}: engine actor ended ({}): its {} KV blocks are gone, cleared published", s.cfg.worker_id,
+                caf::to_string(reason), s.ledger.size());
+    publish(s, cleared());
+    s.ledger.clear();
+    return true;
+  };
+  self->set_exit_handler([=](const caf::exit_msg& m) {
+    engine_gone(m.source, m.reason);
     self->quit(m.reason);
+  });
+  self->set_down_handler([=](const caf::down_msg& m) {
+    if (engine_gone(m.source, m.reason)) self->quit(m.reason);
   });
   return {
       [=](open_atom, caf::actor engine) {
         self->state.engine = engine.address();
-        self->link_to(engine);
+        self->monitor(engine);  // the engine linked itself to us at its start
       },
       [=](kv_events_atom, std::vector<msg::kv_event>& events) {
         if (!events.empty()) publish(self->state, std::move(events));

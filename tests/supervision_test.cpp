@@ -163,16 +163,17 @@ TEST_F(supervision, a_worker_whose_engine_throws_is_restarted_and_its_request_fi
   EXPECT_EQ(w->restarts, 1u);
   EXPECT_NE(w->last_exit.find("runtime_error"), std::string::npos) << w->last_exit;
   EXPECT_EQ(esc->count(), 0u);
-  // The new incarnation's KV stream opens at batch 0 with a cleared: routers drop what the
-  // dead engine held whatever heartbeat they have seen. (The dying engine's own manager
-  // also publishes a cleared when the engine's exit reaches it; that is checked in
-  // actors/tests/worker_engine_test.cpp, not here: when the engine dies of an exception
-  // on its detached thread, that exit is not reliably seen by the linked manager yet.)
+  // The dead engine's blocks were released on the bus: its manager's last batch is a
+  // cleared, and the new incarnation's stream opens at batch 0 with a cleared.
   ASSERT_TRUE(ts::eventually([&] {
     std::lock_guard<std::mutex> lock(mu);
-    for (const auto& b : batches)
-      if (b.seq == 0 && !b.events.empty() && b.events.front().kind == msg::kv_event_kind::cleared) return true;
-    return false;
+    bool old_cleared = false, new_stream = false;
+    for (const auto& b : batches) {
+      bool c = !b.events.empty() && b.events.front().kind == msg::kv_event_kind::cleared;
+      if (c && b.seq > 0) old_cleared = true;
+      if (c && b.seq == 0) new_stream = true;
+    }
+    return old_cleared && new_stream;
   })) << "batches seen: " << batches.size();
   // The router re-learned: its index holds exactly what the new incarnation holds (its
   // snapshot), so the first prompt's blocks, gone with the old engine, are not in it.
