@@ -13,7 +13,9 @@
 // engine's step, which cannot wait on a mailbox per block: the engine drains
 // its events after each step and sends them here (kv_events_atom).
 // Must not touch: the engine, its pool, streams, routing.
-// Thread-safety: an event-based actor, linked to the engine actor.
+// Thread-safety: an event-based actor, linked to the engine actor and monitoring
+// it; it holds a handle to itself until the engine's end has reached it (the
+// engine holds the only other one and drops it as it dies).
 #pragma once
 
 #include <string>
