@@ -66,8 +66,7 @@ kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::
     s.engine_ended = true;
     s.log->info("{}: engine actor ended ({}): its {} KV blocks are gone, cleared published", s.cfg.worker_id,
                 caf::to_string(reason), s.ledger.size());
-    publish(s, cleared());
-    s.ledger.clear();
+    publish(s, cleared());  // empties the ledger too
     return true;
   };
   self->set_exit_handler([=](const caf::exit_msg& m) {

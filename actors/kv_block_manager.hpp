@@ -33,7 +33,7 @@
 namespace yard::actors {
 
 using kv_block_manager_actor = caf::typed_actor<
-    caf::reacts_to<open_atom, caf::actor>,                        // the engine actor (sent once, first): linked
+    caf::reacts_to<open_atom, caf::actor>,                        // the engine actor (sent once, first): monitored
     caf::reacts_to<kv_events_atom, std::vector<msg::kv_event>>,   // the engine's events since its last push
     caf::reacts_to<snapshot_atom, transport::nats_message>,       // a snapshot request: answer its reply inbox
     caf::replies_to<caf::get_atom>::with<msg::kv_event_batch>>;   // the ledger as a snapshot (tests, tools)

@@ -283,6 +283,18 @@ kv_indexer::shard& kv_indexer::shard_for(block_hash h) const {
   return *shards_[mixed(key_of(h)) >> (64 - shard_shift_)];
 }
 
+std::unique_lock<std::shared_mutex> kv_indexer::exclusive(shard& s) const {
+  std::unique_lock<std::shared_mutex> lk(s.mu, std::defer_lock);
+  if (opts_.shared_readers) lk.lock();
+  return lk;
+}
+
+std::shared_lock<std::shared_mutex> kv_indexer::shared(const shard& s) const {
+  std::shared_lock<std::shared_mutex> lk(s.mu, std::defer_lock);
+  if (opts_.shared_readers) lk.lock();
+  return lk;
+}
+
 void kv_indexer::apply_unlocked_range(worker_index worker, std::span<const msg::kv_event> events, bool& malformed) {
   // Events up to the next "cleared" are bucketed by shard (order within one
   // hash is kept because one hash always lives in one shard), then each shard
@@ -302,8 +314,7 @@ void kv_indexer::apply_unlocked_range(worker_index worker, std::span<const msg::
       auto& b = buckets[s];
       for (std::size_t off = 0; off < b.size(); off += opts_.max_events_per_lock) {
         std::size_t end = std::min(b.size(), off + opts_.max_events_per_lock);
-        std::unique_lock lk(shards_[s]->mu, std::defer_lock);
-        if (opts_.shared_readers) lk.lock();
+        auto lk = exclusive(*shards_[s]);
         for (std::size_t k = off; k < end; ++k) {
           if (b[k].add) delta += shards_[s]->add(b[k].key, b[k].holder) ? 1 : 0;
           else delta -= shards_[s]->remove(b[k].key, b[k].holder) ? 1 : 0;
@@ -346,8 +357,7 @@ void kv_indexer::apply_unlocked_range(worker_index worker, std::span<const msg::
 
 void kv_indexer::clear_worker_blocks(worker_index worker) {
   for (auto& s : shards_) {
-    std::unique_lock lk(s->mu, std::defer_lock);
-    if (opts_.shared_readers) lk.lock();
+    auto lk = exclusive(*s);
     s->drop_worker(worker);
   }
   worker_blocks_[worker].store(0, std::memory_order_relaxed);
@@ -429,8 +439,7 @@ bool kv_indexer::needs_resync(worker_index worker) const {
 std::size_t kv_indexer::num_blocks() const {
   std::size_t n = 0;
   for (const auto& s : shards_) {
-    std::shared_lock lk(s->mu, std::defer_lock);
-    if (opts_.shared_readers) lk.lock();
+    auto lk = shared(*s);
     n += s->size;
   }
   return n;

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <span>
 #include <vector>
@@ -114,6 +115,9 @@ class kv_indexer {
   void apply_unlocked_range(worker_index worker, std::span<const msg::kv_event> events, bool& malformed);
   void clear_worker_blocks(worker_index worker);
   shard& shard_for(block_hash h) const;
+  // A shard's lock, taken only with shared_readers (one owner needs none).
+  std::unique_lock<std::shared_mutex> exclusive(shard& s) const;
+  std::shared_lock<std::shared_mutex> shared(const shard& s) const;
 
   indexer_options opts_;
   std::uint32_t shard_shift_ = 0;
