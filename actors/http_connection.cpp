@@ -212,6 +212,11 @@ void http_connection::route() {
     while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.remove_suffix(1);
     api_key.assign(key.data(), key.size());
   }
+  auto header = [&](const char* name) {
+    auto v = req[name];
+    return std::string(v.data(), v.size());
+  };
+  hints_ = {header("x-priority"), header("x-latency-class"), header("x-session-id"), header("x-expected-output-tokens")};
   body_ = std::move(req.body());
   parser_.reset();  // an open stream keeps no parser
   auto& view = *ctx_->view;

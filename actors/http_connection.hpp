@@ -134,6 +134,7 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   bool resume_after_watch_ = false;  // read the next request once the watch read returns
   std::string out_, pending_;   // bytes being written / queued behind them
   std::string extra_headers_;   // added to the next response head ("Name: value\r\n" lines)
+  openai::request_hint_headers hints_;  // the current request's agent-hint headers
   const tenant* tenant_ = nullptr;  // its tenant (API keys on), until the request is accounted
 
   // The generate request in flight (active_), if any.

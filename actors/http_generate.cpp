@@ -29,7 +29,7 @@ void http_connection::serve_generate(openai::endpoint ep) {
   auto& m = *ctx_->metrics;
   m.requests_total++;
   std::string id = ctx_->opts.id_prefix + "-" + std::to_string(unix_now()) + "-" + std::to_string(ctx_->next_id++);
-  auto parsed = openai::parse(body_, ep, id);
+  auto parsed = openai::parse(body_, ep, id, hints_);
   std::string().swap(body_);
   if (!parsed) {
     ctx_->log->info("400 on a generate request: {}", parsed.err().message);
@@ -64,7 +64,8 @@ void http_connection::serve_generate(openai::endpoint ep) {
     // The tenant is bound here, whatever the body says: its salt keeps its prefix blocks its own.
     gen.tenant = tenant_->name;
     gen.cache_salt = tenant_table::salt_for(*tenant_, gen.cache_salt);
-    gen.priority = tenant_->priority;
+    // The tenant's priority is also the highest its requests may ask for.
+    gen.priority = parsed->priority_given ? std::min(gen.priority, tenant_->priority) : tenant_->priority;
   }
   active_ = true;
   got_first_ = false;

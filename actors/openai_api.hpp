@@ -36,12 +36,21 @@ struct render_options {
 struct parsed_request {
   msg::generate_request gen;
   render_options render;
+  bool priority_given = false;  // the body or a header named a priority (API-key tenants cap it)
+};
+
+// Agent hints given as HTTP headers, for clients that cannot add body fields
+// (X-Priority, X-Latency-Class, X-Session-Id, X-Expected-Output-Tokens; ""
+// = absent). A body field wins over its header.
+struct request_hint_headers {
+  std::string priority, latency_class, session_id, expected_output_tokens;
 };
 
 // Parses a request body. Errors are errc::bad_request naming the field
 // ("field 'X' ..." or "unsupported field 'X' ..."; error_body turns that
 // name into OpenAI's `param`).
-result<parsed_request> parse(const std::string& body, endpoint ep, const std::string& request_id);
+result<parsed_request> parse(const std::string& body, endpoint ep, const std::string& request_id,
+                             const request_hint_headers& headers = {});
 // parse(...).gen.
 result<msg::generate_request> parse_request(const std::string& body, endpoint ep, const std::string& request_id);
 
@@ -74,6 +83,7 @@ class response_renderer {
     std::size_t text_offset = 0;     // completions logprobs: bytes of text before the next token
     std::string text;                // whole response: text so far (echo included)
     std::vector<msg::token_logprob> lps;  // whole response: every token's logprobs
+    std::vector<msg::tool_call> calls;    // whole response: tool calls assembled from the chunks' deltas
     std::string finish;
     msg::usage usage;
   };

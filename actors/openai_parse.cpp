@@ -3,8 +3,8 @@
 // Every top-level field is in one of four classes per endpoint:
 //   supported    parsed, range-checked (400 naming the field), honoured;
 //   ignorable    OpenAI fields with no effect on the output: user (also the tenant),
-//                metadata, store, service_tier, parallel_tool_calls (tools are rejected),
-//                response_format {"type":"text"}, modalities ["text"], best_of 1 (n is supported);
+//                metadata, store, parallel_tool_calls (several calls are always allowed),
+//                modalities ["text"], best_of 1 (n is supported);
 //   unsupported  OpenAI (or well-known vLLM) fields Switchyard does not implement:
 //                400 "unsupported field 'X'" — never silently dropped;
 //   unknown      anything else: ignored, as before (clients send extensions).
@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "actors/openai_api.hpp"
+#include "actors/openai_parse_tools.hpp"
 #include "messages/codec.hpp"
 
 namespace yard::actors::openai {
@@ -53,10 +54,8 @@ status in_range(const json& body, const char* name, double& out, double lo, doub
 // Known fields Switchyard does not implement, with the reason given back.
 status reject_unsupported(const json& j, endpoint ep) {
   static const std::vector<std::pair<const char*, const char*>> always = {
-      {"tools", "tool calls are not implemented yet"},
-      {"tool_choice", "tool calls are not implemented yet"},
-      {"functions", "function calls are not implemented yet"},
-      {"function_call", "function calls are not implemented yet"},
+      {"functions", "the deprecated 'functions' field is not supported; use 'tools'"},
+      {"function_call", "the deprecated 'function_call' field is not supported; use 'tool_choice'"},
       {"audio", "audio output is not supported"},
       {"prediction", "predicted outputs are not supported"},
       {"reasoning_effort", "reasoning models are not supported"},
@@ -67,21 +66,16 @@ status reject_unsupported(const json& j, endpoint ep) {
       {"ignore_eos", "ignore_eos is not implemented"},
       {"prompt_logprobs", "prompt logprobs are not implemented"},
       {"use_beam_search", "beam search is not implemented"},
-      {"guided_json", "structured output is not implemented yet"},
-      {"guided_regex", "structured output is not implemented yet"},
-      {"guided_choice", "structured output is not implemented yet"},
-      {"guided_grammar", "structured output is not implemented yet"},
+      {"guided_json", "use response_format {\"type\": \"json_schema\"} for structured output"},
+      {"guided_regex", "regex-constrained output is not implemented; use response_format json_schema"},
+      {"guided_choice", "choice-constrained output is not implemented; use a json_schema with an enum"},
+      {"guided_grammar", "grammar-constrained output is not implemented; use response_format json_schema"},
   };
   for (const auto& [name, why] : always) {
     const json* v = find(j, name);
     if (!v) continue;
     if (std::string(name) == "suffix" && v->is_string() && v->get_ref<const std::string&>().empty()) continue;
-    if (std::string(name) == "tool_choice" && v->is_string() && v->get_ref<const std::string&>() == "none") continue;
     return unsupported(name, why);
-  }
-  if (const json* rf = find(j, "response_format")) {
-    if (!rf->is_object() || rf->value("type", "") != "text")
-      return unsupported("response_format", "only {\"type\": \"text\"} is supported; structured output is not implemented yet");
   }
   if (const json* m = find(j, "modalities")) {
     if (!m->is_array()) return bad("field 'modalities' must be an array");
@@ -118,13 +112,14 @@ status parse_messages(const json& j, msg::generate_request& r) {
     auto role = m.find("role");
     if (role == m.end() || !role->is_string()) return bad("field '" + at + ".role' must be a string");
     cm.role = role->get<std::string>();
-    if (cm.role == "tool" || cm.role == "function")
-      return unsupported(at + ".role", "'" + cm.role + "' messages need tool calls, which are not implemented yet");
-    if (cm.role != "system" && cm.role != "developer" && cm.role != "user" && cm.role != "assistant")
-      return bad("field '" + at + ".role' must be one of system, developer, user, assistant");
-    for (const char* f : {"tool_calls", "function_call", "audio"})
-      if (auto x = m.find(f); x != m.end() && !x->is_null() && !(x->is_array() && x->empty()))
-        return unsupported(at + "." + f, "tool calls and audio are not implemented yet");
+    if (cm.role == "function")
+      return unsupported(at + ".role", "'function' messages (deprecated) are not supported; use role 'tool'");
+    if (cm.role != "system" && cm.role != "developer" && cm.role != "user" && cm.role != "assistant" && cm.role != "tool")
+      return bad("field '" + at + ".role' must be one of system, developer, user, assistant, tool");
+    for (const char* f : {"function_call", "audio"})
+      if (auto x = m.find(f); x != m.end() && !x->is_null())
+        return unsupported(at + "." + f, std::string(f) == "audio" ? "audio is not supported" : "use 'tool_calls'");
+    if (auto s = parse_message_tools(m, at, cm); !s) return s;
     auto content = m.find("content");
     if (content != m.end() && content->is_string()) {
       cm.content = content->get<std::string>();
@@ -246,7 +241,8 @@ status parse_stops(const json& j, msg::generate_request& r) {
 
 }  // namespace
 
-result<parsed_request> parse(const std::string& body, endpoint ep, const std::string& request_id) {
+result<parsed_request> parse(const std::string& body, endpoint ep, const std::string& request_id,
+                             const request_hint_headers& headers) {
   auto tree = msg::parse_json_tree(body);
   if (!tree) return bad("request body is not valid JSON: " + tree.err().message);
   const json& j = *tree;
@@ -296,6 +292,8 @@ result<parsed_request> parse(const std::string& body, endpoint ep, const std::st
   std::string salt;
   if (auto s = read_opt(j, "cache_salt", salt); !s) return s.err();
   if (!salt.empty()) r.cache_salt = salt;
+  if (auto s = parse_tools_and_format(body, j, ep, r); !s) return s.err();
+  if (auto s = parse_agent_hints(j, headers, r, out.priority_given); !s) return s.err();
   return out;
 }
 

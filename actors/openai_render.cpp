@@ -18,6 +18,24 @@ json usage_json(const msg::usage& u) {
           {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
 }
 
+// delta.tool_calls[]: a call's first piece carries id, type and name.
+json tool_call_deltas(const std::vector<msg::tool_call_delta>& ds) {
+  json out = json::array();
+  for (const auto& d : ds) {
+    json e = {{"index", d.index}};
+    json f = json::object();
+    if (d.id) {
+      e["id"] = *d.id;
+      e["type"] = "function";
+    }
+    if (d.name) f["name"] = *d.name;
+    f["arguments"] = d.arguments;
+    e["function"] = std::move(f);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 json bytes_of(const std::string& s) {
   json b = json::array();
   for (unsigned char c : s) b.push_back(static_cast<int>(c));
@@ -88,6 +106,7 @@ std::string response_renderer::sse(const msg::token_chunk& c, std::uint32_t inde
     json delta = json::object();
     if (ch.first) delta["role"] = "assistant";
     if (!text.empty()) delta["content"] = text;
+    if (!c.tool_calls.empty()) delta["tool_calls"] = tool_call_deltas(c.tool_calls);
     choice["delta"] = delta;
   } else {
     choice["text"] = text;
@@ -114,6 +133,13 @@ void response_renderer::add(const msg::token_chunk& c, std::uint32_t index) {
   if (ch.first && o_.echo) ch.text = *o_.echo;
   ch.first = false;
   ch.text += c.text;
+  for (const auto& d : c.tool_calls) {
+    if (ch.calls.size() <= d.index) ch.calls.resize(d.index + 1);
+    auto& call = ch.calls[d.index];
+    if (d.id) call.id = *d.id;
+    if (d.name) call.function.name = *d.name;
+    call.function.arguments += d.arguments;
+  }
   if (o_.logprobs) ch.lps.insert(ch.lps.end(), c.token_logprobs.begin(), c.token_logprobs.end());
   if (c.finish_reason) {
     ch.finish = std::string(msg::wire_name(*c.finish_reason));
@@ -128,13 +154,22 @@ std::string response_renderer::full_response() const {
     const auto& ch = choices_[i];
     std::size_t offset = o_.echo ? o_.echo->size() : 0;
     json lp = o_.logprobs ? logprobs_json(ch.lps, offset) : json(nullptr);
-    if (ep_ == endpoint::chat)
-      choices.push_back({{"index", i},
-                         {"message", {{"role", "assistant"}, {"content", ch.text}}},
-                         {"logprobs", lp},
-                         {"finish_reason", ch.finish}});
-    else
+    if (ep_ == endpoint::chat) {
+      // OpenAI: content is null when the turn is only tool calls.
+      json message = {{"role", "assistant"},
+                      {"content", ch.text.empty() && !ch.calls.empty() ? json(nullptr) : json(ch.text)}};
+      if (!ch.calls.empty()) {
+        json calls = json::array();
+        for (const auto& c : ch.calls)
+          calls.push_back({{"id", c.id},
+                           {"type", "function"},
+                           {"function", {{"name", c.function.name}, {"arguments", c.function.arguments}}}});
+        message["tool_calls"] = std::move(calls);
+      }
+      choices.push_back({{"index", i}, {"message", std::move(message)}, {"logprobs", lp}, {"finish_reason", ch.finish}});
+    } else {
       choices.push_back({{"index", i}, {"text", ch.text}, {"logprobs", lp}, {"finish_reason", ch.finish}});
+    }
   }
   json out = {{"id", id_},
               {"object", ep_ == endpoint::chat ? "chat.completion" : "text_completion"},

@@ -1,5 +1,6 @@
 // actors/router_actor.cpp — the router actor: dispatch, held requests, its behaviour (see router_actor.hpp).
 #include "actors/router_actor.hpp"
+#include "actors/service_face.hpp"
 #include "actors/router_state.hpp"
 
 #include <chrono>
@@ -106,6 +107,7 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
   in.request_id = req->request_id + "#" + std::to_string(req->attempt);
   in.now_ms = now_ms(st);
   in.max_tokens = req->max_tokens;
+  if (req->session_id) in.session_id = *req->session_id;
   const std::uint32_t block_size = candidates.front()->last.block_size;
   if (tokens) {
     // A migrated request is prefilled with the tokens already delivered too.
@@ -261,6 +263,10 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
           s.tracked_requests += core->tracked_requests();
           s.indexed_blocks += core->index().num_blocks();
           s.kv_new_streams += core->index().stats().new_streams;
+          auto ss = core->session_stats();
+          s.sticky_hits += ss.sticky_hits;
+          s.sticky_breaks += ss.sticky_breaks;
+          s.sessions += ss.sessions;
         }
         s.held_requests = st.held.size();
         s.refused_heartbeats = st.liveness->refused();
@@ -298,23 +304,37 @@ result<caf::actor> spawn_router(caf::actor_system& sys, transport::nats_connecti
   auto actor = sys.spawn(router_behavior, &conn, cfg, inbox);
   auto probe_inbox = inbox + "-status";
   auto keep = std::make_shared<std::vector<transport::subscription>>();
-  auto sub = [&](const std::string& subject, auto tag, const std::string& group = {}) -> status {
-    auto s = transport::expose(conn, subject, actor, tag, group);
+  // The NATS services face ($SRV.PING/INFO/STATS): discoverable with `nats micro ls`.
+  service_face_config fc;
+  fc.kind = component_kind::router;
+  fc.ns = ns;
+  fc.endpoints = {{"generate", subjects::router_generate(ns), "routers", {{"format", "msgpack or JSON generate_request"}}, {}},
+                  {"prefill", subjects::router_prefill(ns), "routers", {}, {}}};
+  auto face = start_service_face(conn, std::move(fc));
+  if (!face) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    return face.err();
+  }
+  auto sub = [&](const std::string& subject, auto tag, const std::string& group = {}, const std::string& endpoint = {}) -> status {
+    auto s = expose_counted(conn, subject, actor, tag, group, *face, endpoint);
     if (!s) return s.err();
     keep->push_back(std::move(*s));
     return status::success();
   };
-  for (auto s : {sub(subjects::router_generate(ns), generate_atom::value, "routers"),
+  for (auto s : {sub(subjects::router_generate(ns), generate_atom::value, "routers", "generate"),
                  sub(subjects::heartbeat_all(ns), heartbeat_atom::value),
                  sub(subjects::kv_events_all(ns), kv_events_atom::value), sub(inbox + ".*", snapshot_atom::value),
                  sub(probe_inbox + ".*", status_atom::value), sub(subjects::router_inflight(ns), route_notice_atom::value),
-                 sub(subjects::router_prefill(ns), prefill_atom::value, "routers")}) {
+                 sub(subjects::router_prefill(ns), prefill_atom::value, "routers", "prefill")}) {
     if (!s) {
       caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
       return s.err();
     }
   }
-  actor->attach_functor([keep]() mutable { keep->clear(); });
+  actor->attach_functor([keep, face = *face]() mutable {
+    keep->clear();
+    face->stop();
+  });
   conn.flush();
   request_roster(conn, ns);  // a restarted router routes at once
   return actor;

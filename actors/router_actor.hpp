@@ -67,6 +67,9 @@ struct router_stats {
   std::uint64_t workers = 0;               // workers this router holds a live lease for (routable or about to be)
   std::uint64_t indexed_blocks = 0;        // distinct block hashes in the KV indexes (every model)
   std::uint64_t kv_new_streams = 0;        // known workers whose KV stream started over (a restart's batch 0)
+  std::uint64_t sticky_hits = 0;           // session_id requests kept on their session's worker
+  std::uint64_t sticky_breaks = 0;         // ... moved because that worker was overloaded or gone
+  std::uint64_t sessions = 0;              // sessions held now
 };
 
 }  // namespace yard::actors

@@ -3,6 +3,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/service_face.hpp"
 #include "actors/worker_engine.hpp"
 #include "messages/subjects.hpp"
 #include "transport/actor_bridge.hpp"
@@ -11,16 +12,21 @@ namespace yard::actors {
 
 namespace {
 
-// Exposes each subject to its actor; the subscriptions are released when `owner` exits.
+// Subscribes every route (counted in the services face's STATS when the route
+// names an endpoint); the subscriptions and the face end with `owner`.
 status expose_all(transport::nats_connection& conn, const caf::actor& owner,
-                  const std::vector<std::tuple<std::string, caf::actor, caf::atom_value>>& routes) {
+                  const std::vector<std::tuple<std::string, caf::actor, caf::atom_value, std::string>>& routes,
+                  std::shared_ptr<transport::nats_service> face) {
   auto keep = std::make_shared<std::vector<transport::subscription>>();
-  for (const auto& [subject, to, tag] : routes) {
-    auto sub = transport::expose(conn, subject, to, tag);
+  for (const auto& [subject, to, tag, endpoint] : routes) {
+    auto sub = expose_counted(conn, subject, to, tag, std::string(), face, endpoint);
     if (!sub) return sub.err();
     keep->push_back(std::move(*sub));
   }
-  owner->attach_functor([keep]() mutable { keep->clear(); });
+  owner->attach_functor([keep, face]() mutable {
+    keep->clear();
+    if (face) face->stop();
+  });
   return status::success();
 }
 
@@ -64,23 +70,36 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
   if (client) caf::anon_send(client, open_atom::value, actor);
   auto pub = caf::actor_cast<caf::actor>(publisher);
   auto kvm = caf::actor_cast<caf::actor>(kv_manager);
-  std::vector<std::tuple<std::string, caf::actor, caf::atom_value>> routes = {
-      {subjects::worker_generate(ns, id), actor, generate_atom::value},
-      {subjects::worker_cancel(ns), actor, cancel_atom::value},
-      {subjects::kv_snapshot(ns, id), kvm, snapshot_atom::value},
-      {subjects::worker_status(ns, id), pub, status_atom::value},
-      {subjects::roster(ns), pub, roster_atom::value},
+  std::vector<std::tuple<std::string, caf::actor, caf::atom_value, std::string>> routes = {
+      {subjects::worker_generate(ns, id), actor, generate_atom::value, "generate"},
+      {subjects::worker_cancel(ns), actor, cancel_atom::value, "cancel"},
+      {subjects::kv_snapshot(ns, id), kvm, snapshot_atom::value, "kv_snapshot"},
+      {subjects::worker_status(ns, id), pub, status_atom::value, "status"},
+      {subjects::roster(ns), pub, roster_atom::value, ""},
   };
   if (disagg) {
-    routes.emplace_back(subjects::worker_prefill(ns, id), actor, prefill_atom::value);
-    routes.emplace_back(subjects::worker_kv_release(ns, id), actor, release_atom::value);
+    routes.emplace_back(subjects::worker_prefill(ns, id), actor, prefill_atom::value, "prefill");
+    routes.emplace_back(subjects::worker_kv_release(ns, id), actor, release_atom::value, "kv_release");
   }
   if (client) {
     auto c = caf::actor_cast<caf::actor>(client);
-    routes.emplace_back(inbox, c, prefilled_atom::value);
-    routes.emplace_back(subjects::heartbeat_all(ns), c, heartbeat_atom::value);
+    routes.emplace_back(inbox, c, prefilled_atom::value, "");
+    routes.emplace_back(subjects::heartbeat_all(ns), c, heartbeat_atom::value, "");
   }
-  if (auto s = expose_all(conn, actor, routes); !s) {
+  // The NATS services face ($SRV.PING/INFO/STATS) lists the worker's request subjects.
+  service_face_config fc;
+  fc.kind = component_kind::worker;
+  fc.ns = ns;
+  fc.instance = id;
+  fc.metadata = {{"model", cfg.model}, {"role", std::string(msg::wire_name(cfg.role))}};
+  for (const auto& [subject, to, tag, endpoint] : routes)
+    if (!endpoint.empty()) fc.endpoints.push_back({endpoint, subject, "", {}, {}});
+  auto face = start_service_face(conn, std::move(fc));
+  if (!face) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    return face.err();
+  }
+  if (auto s = expose_all(conn, actor, routes, *face); !s) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return s.err();
   }

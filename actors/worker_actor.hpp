@@ -20,12 +20,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <caf/fwd.hpp>
 
 #include "actors/kv_transfer_agent.hpp"
 #include "actors/worker_faults.hpp"
+#include "backends/chat/tool_calls/tool_call_format.hpp"
 #include "backends/engine.hpp"
 #include "messages/codec.hpp"
 #include "transport/nats_connection.hpp"
@@ -37,6 +39,8 @@ struct worker_config {
   std::string id;                  // unique instance id (required)
   std::string model = "mock";      // model name served (default "mock")
   msg::worker_role role = msg::worker_role::both;  // (default both)
+  // Tool calls in model output (--tool-call-format): default the engine's model family's format.
+  std::optional<backends::chat::tool_call_format> tool_call_format;
   int heartbeat_ms = 500;          // heartbeat period (default 500 ms)
   int lease_ms = 3000;             // peers drop us after this silence (default 3 s)
   msg::decode_limits limits;       // inbound body limits

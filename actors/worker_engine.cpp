@@ -6,6 +6,7 @@
 
 #include <caf/all.hpp>
 
+#include "backends/output_rules.hpp"
 #include "backends/tokenizer_fingerprint.hpp"
 #include "kv/block_hash.hpp"
 #include "messages/subjects.hpp"
@@ -100,9 +101,17 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
   er.stop = req->stop;
   er.cache_salt = req->cache_salt;
   er.priority = req->priority;
+  er.latency = req->latency;
+  // Structured output and tool calls (backends/output_rules.hpp).
+  auto rules = backends::output_rules_for(
+      *req, [&] { return st.engine->vocabulary(); }, st.cfg.tool_call_format.value_or(st.engine->default_tool_format()));
+  if (!rules) return fail(rules.err());
+  er.constraint = std::move(rules->constraint);
+  er.tool_format = rules->tool_format;
   if (auto why = context_error(*st.engine, er)) return fail(error{errc::bad_request, *why});
   auto hashes = block_hashes_of(st, *req, er);
-  const bool remote = may_prefill_remotely(st, er, hashes);
+  // A constrained request is prefilled here: the first token must pass its constraint.
+  const bool remote = !er.constraint && may_prefill_remotely(st, er, hashes);
   if (!remote) {
     if (auto s = st.engine->add_request_prehashed(er, hashes); !s) {
       st.log->warn("request {} rejected: {}", req->request_id, s.err().describe());

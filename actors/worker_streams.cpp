@@ -18,6 +18,8 @@ void append_chunk(msg::token_chunk& into, msg::token_chunk& more) {
   into.logprobs.insert(into.logprobs.end(), more.logprobs.begin(), more.logprobs.end());
   into.token_logprobs.insert(into.token_logprobs.end(), std::make_move_iterator(more.token_logprobs.begin()),
                              std::make_move_iterator(more.token_logprobs.end()));
+  into.tool_calls.insert(into.tool_calls.end(), std::make_move_iterator(more.tool_calls.begin()),
+                         std::make_move_iterator(more.tool_calls.end()));
   into.finish_reason = std::move(more.finish_reason);
   into.usage_info = std::move(more.usage_info);
   into.error = std::move(more.error);
@@ -65,6 +67,7 @@ void publish_outputs(worker_state& st, backends::step_result& r) {
     c.text = std::move(out.text_delta);
     c.logprobs = std::move(out.logprobs);
     c.token_logprobs = std::move(out.token_logprobs);
+    c.tool_calls = std::move(out.tool_calls);
     c.finish_reason = out.finish_reason;
     if (out.finish_reason) c.usage_info = out.usage_info;
     if (out.error_message) c.error = msg::error_reply{static_cast<std::int32_t>(errc::internal), *out.error_message};

@@ -22,7 +22,10 @@
 
 #include "common/status.hpp"
 #include "kv/block_hash.hpp"
+#include "backends/chat/tool_calls/tool_call_format.hpp"
 #include "backends/prompt_tokenizer.hpp"
+#include "backends/sampling/output_constraint.hpp"
+#include "backends/structured/token_trie.hpp"
 #include "messages/types.hpp"
 
 namespace yard::backends {
@@ -39,6 +42,11 @@ struct engine_request {
   std::vector<std::string> stop;         // stop strings
   std::optional<std::string> cache_salt; // seeds the block-hash chain
   std::int32_t priority = 0;             // higher is admitted first when requests wait (default 0)
+  msg::latency_class latency = msg::latency_class::interactive;  // batch yields to interactive (default interactive)
+  // Structured output: the rule on which tokens may come next (default none).
+  std::shared_ptr<output_constraint> constraint;
+  // Tool calls: parse the output in this format into tool_call deltas (default none: all text is content).
+  std::optional<chat::tool_call_format> tool_format;
 };
 
 struct sequence_output {
@@ -50,6 +58,7 @@ struct sequence_output {
   std::optional<msg::finish_kind> finish_reason;
   msg::usage usage_info;                  // filled when finish_reason is set
   std::optional<std::string> error_message;  // with finish_reason error
+  std::vector<msg::tool_call_delta> tool_calls;  // tool calls parsed from the output (their text is not in text_delta)
 };
 
 struct step_result {
@@ -114,6 +123,13 @@ class engine : public prompt_tokenizer {
                                         std::span<const std::byte> data) {
     return make_error(errc::bad_request, name() + " cannot import KV blocks");
   }
+
+  // ---- agents: structured output and tool calls (backends/output_rules.hpp) ----
+  // Every token's bytes and the end-of-text ids, for constrained decoding
+  // (built once, shared by requests); null: this engine cannot constrain.
+  virtual std::shared_ptr<const structured::token_vocabulary> vocabulary() const { return nullptr; }
+  // The tool-call format of this engine's model family (a worker flag may override it).
+  virtual chat::tool_call_format default_tool_format() const { return chat::tool_call_format::hermes; }
 };
 
 }  // namespace yard::backends

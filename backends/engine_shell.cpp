@@ -42,8 +42,13 @@ status engine_shell::add_request_prehashed(engine_request req, std::vector<kv::b
   spec.stop_token_ids = req.stop_token_ids;
   spec.cache_salt = req.cache_salt;
   spec.priority = req.priority;
+  spec.latency = req.latency;
   spec.sampling = req.sampling;
   spec.block_hashes = std::move(prompt_hashes);
+  spec.constraint = req.constraint;
+  if (req.constraint)
+    // A migrated request's delivered output already walked the constraint on the old worker.
+    for (auto t : req.resume_tokens) req.constraint->advance(t);
   if (auto s = prepare(req, spec); !s) return s;
   auto id = sched_->add(std::move(spec));
   if (!id) return id.err();
@@ -52,8 +57,29 @@ status engine_shell::add_request_prehashed(engine_request req, std::vector<kv::b
   st.prompt_tokens = static_cast<std::uint32_t>(req.prompt.size());
   st.completion_tokens = static_cast<std::uint32_t>(req.resume_tokens.size());
   st.min_tokens = req.sampling.min_tokens;
+  st.constraint = std::move(req.constraint);
+  if (req.tool_format && *req.tool_format != chat::tool_call_format::none) {
+    // Ids depend on the request id alone, so a migrated request names its calls as before;
+    // the delivered output is replayed so the parser stands where the old worker's stood.
+    st.call_ids = std::make_unique<chat::id_source>(std::hash<std::string>{}(req.request_id));
+    st.tool_calls = std::make_unique<chat::tool_call_stream_parser>(*req.tool_format, *st.call_ids);
+    if (!req.resume_tokens.empty()) {
+      utf8_stream u;
+      std::string replay;
+      for (auto t : req.resume_tokens) replay += u.push(token_bytes(t));
+      st.tool_calls->feed(replay);
+    }
+  }
   requests_.emplace(req.request_id, std::move(st));
   return status::success();
+}
+
+std::shared_ptr<const structured::token_vocabulary> engine_shell::vocabulary() const {
+  if (vocab_ || vocab_size() == 0) return vocab_;
+  std::vector<std::string> bytes(vocab_size());
+  for (std::size_t t = 0; t < bytes.size(); ++t) bytes[t] = token_bytes(static_cast<token_id>(t));
+  vocab_ = std::make_shared<const structured::token_vocabulary>(std::move(bytes), end_of_text_ids());
+  return vocab_;
 }
 
 void engine_shell::cancel(const std::string& request_id) { sched_->cancel(request_id); }
@@ -87,15 +113,34 @@ std::optional<sequence_output> engine_shell::output_of(sequence_update& u) {
   if (reason) text += st.utf8.flush();
   const bool armed = reason != msg::finish_kind::cancelled && st.completion_tokens >= st.min_tokens;
   auto cut = st.stops.feed(text, reason.has_value(), armed);
-  out.text_delta = std::move(cut.text);
-  if (cut.matched && !reason) {
+  // A constrained value that is complete ends the request as a stop string would.
+  const bool value_done = !reason && !cut.matched && st.constraint && st.constraint->finished();
+  if (st.tool_calls) {
+    auto step = st.tool_calls->feed(cut.text);
+    if (reason || cut.matched || value_done) {
+      auto last = st.tool_calls->finish();
+      step.content += last.content;
+      step.calls.insert(step.calls.end(), last.calls.begin(), last.calls.end());
+    }
+    out.text_delta = std::move(step.content);
+    for (auto& d : step.calls)
+      out.tool_calls.push_back(msg::tool_call_delta{static_cast<std::uint32_t>(d.index), std::move(d.id),
+                                                    std::move(d.name), std::move(d.arguments_fragment)});
+  } else {
+    out.text_delta = std::move(cut.text);
+  }
+  const bool called = st.tool_calls && st.tool_calls->saw_tool_call();
+  if ((cut.matched || value_done) && !reason) {
     sched_->finish(out.request_id, msg::finish_kind::stop);
     st.finished = true;
-    reason = msg::finish_kind::stop;
+    reason = called ? msg::finish_kind::tool_calls : msg::finish_kind::stop;
     out.usage_info.prompt_tokens = st.prompt_tokens;
     out.usage_info.completion_tokens = st.completion_tokens;
   } else if (reason) {
     if (cut.matched) reason = msg::finish_kind::stop;
+    // A constrained value that closed on the budget's last token is complete: stop, not length.
+    if (reason == msg::finish_kind::length && st.constraint && st.constraint->finished()) reason = msg::finish_kind::stop;
+    if (called && reason == msg::finish_kind::stop) reason = msg::finish_kind::tool_calls;
     out.usage_info.prompt_tokens = u.prompt_tokens;
     out.usage_info.completion_tokens = u.completion_tokens;
     out.usage_info.cached_tokens = u.cached_tokens;

@@ -5,7 +5,9 @@
 // optional precomputed block hashes), and the step loop that turns scheduler
 // updates into sequence_outputs: streamed text that never splits a UTF-8
 // character, stop strings (backends/stop_strings.hpp: truncate at the match,
-// hold back a partial one), usage, and the rule that a stop token adds no
+// hold back a partial one), tool calls parsed out of the text
+// (backends/chat/tool_calls), the end of a constrained value (finish reason
+// stop), usage, and the rule that a stop token adds no
 // text. KV events, snapshots, cached-prefix lookups and block export/import
 // are answered here too. mock_engine and native_engine are this shell with
 // their own executor: they differ only in the hooks below (what a token's
@@ -23,6 +25,7 @@
 #include "backends/engine.hpp"
 #include "backends/kv_tiering.hpp"
 #include "backends/scheduler/scheduler.hpp"
+#include "backends/chat/tool_calls/tool_call_stream_parser.hpp"
 #include "backends/stop_strings.hpp"
 #include "backends/utf8.hpp"
 
@@ -50,6 +53,9 @@ class engine_shell : public engine {
   std::size_t export_kv(std::span<const kv::block_hash> hashes, std::span<std::byte> out) const override;
   result<std::size_t> import_kv(std::span<const kv::block_hash> hashes, std::optional<kv::block_hash> parent,
                                 std::span<const std::byte> data) override;
+
+  // Built from token_bytes() over vocab_size() ids on first use.
+  std::shared_ptr<const structured::token_vocabulary> vocabulary() const override;
 
   const scheduler& get_scheduler() const { return *sched_; }
   // The tiers, when configured and set up (nullptr otherwise).
@@ -79,10 +85,17 @@ class engine_shell : public engine {
   virtual std::string token_label(token_id t) const { return token_bytes(t); }
   // What the step cost in model time; `wall_ms` is what it took here.
   virtual double step_time_ms(const step_outcome& o, double wall_ms) = 0;
+  // Token ids the vocabulary has (0: no constrained output) and which of them
+  // end the text; special tokens' token_bytes() are "" (never text).
+  virtual std::size_t vocab_size() const { return 0; }
+  virtual std::vector<token_id> end_of_text_ids() const { return {}; }
 
  private:
   struct request_state {
     stop_strings stops;
+    std::shared_ptr<output_constraint> constraint;           // structured output (may be null)
+    std::unique_ptr<chat::id_source> call_ids;               // tool-call ids, seeded by the request id
+    std::unique_ptr<chat::tool_call_stream_parser> tool_calls;  // requests with tools (may be null)
     utf8_stream utf8;
     std::uint32_t prompt_tokens = 0;
     std::uint32_t completion_tokens = 0;  // resume tokens included
@@ -95,6 +108,7 @@ class engine_shell : public engine {
   std::unique_ptr<scheduler> sched_;
   std::unique_ptr<kv_tiering> tiering_;  // after exec_ and sched_: unhooks the pool first
   double pending_onboard_ms_ = 0;
+  mutable std::shared_ptr<const structured::token_vocabulary> vocab_;  // built on first use
   std::unordered_map<std::string, request_state> requests_;
 };
 

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backends/chat/plain_chat.hpp"
 #include "common/status.hpp"
 #include "messages/types.hpp"
 
@@ -29,23 +30,24 @@ class prompt_tokenizer {
 
   virtual result<std::vector<token_id>> tokenize(std::string_view text) const = 0;
 
-  // Renders chat messages with the model's chat template and tokenizes them.
-  // The default is a plain "<|role|>\ncontent\n" template ending with the
+  // Renders chat messages (and the tools offered, an OpenAI tools array, when
+  // not null) with the model's chat template and tokenizes them. The default
+  // is the plain format of backends/chat/plain_chat.hpp ending with the
   // assistant's turn; tokenizers with a real template override it.
-  virtual result<std::vector<token_id>> apply_chat_template(const std::vector<msg::chat_message>& messages) const {
-    std::string text;
-    for (const auto& m : messages) text += "<|" + m.role + "|>\n" + m.content + "\n";
-    text += "<|assistant|>\n";
-    return tokenize(text);
+  virtual result<std::vector<token_id>> apply_chat_template(const std::vector<msg::chat_message>& messages,
+                                                            const msg::json_value* tools = nullptr) const {
+    return tokenize(chat::render_plain_chat(messages, tools));
   }
 };
 
 // A generate request's prompt tokens: its token_ids as sent, else its chat
 // messages through the template, else its text prompt. The router and the
 // worker both call this, so they agree on what a request's prompt is.
+// The tools reach the template unless tool_choice is "none".
 inline result<std::vector<token_id>> request_tokens(const prompt_tokenizer& t, const msg::generate_request& r) {
   if (r.token_ids && !r.token_ids->empty()) return *r.token_ids;
-  if (r.messages && !r.messages->empty()) return t.apply_chat_template(*r.messages);
+  const bool offer_tools = r.tools && !r.tools->v.empty() && !(r.tool_choice && r.tool_choice->v == "none");
+  if (r.messages && !r.messages->empty()) return t.apply_chat_template(*r.messages, offer_tools ? &*r.tools : nullptr);
   if (r.prompt && !r.prompt->empty()) return t.tokenize(*r.prompt);
   return make_error(errc::bad_request, "one of 'prompt', 'token_ids' or 'messages' is required and must not be empty");
 }

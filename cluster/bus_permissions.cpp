@@ -120,11 +120,16 @@ bus_permissions permissions_for(bus_role role, const std::string& ns, const std:
       p.allow_responses = true;
       break;
   }
-  // Every process that hosts a node runtime answers its supervision tree.
+  // Every process that hosts a node runtime answers its supervision tree and
+  // the NATS services API ($SRV.PING/INFO/STATS, answered on the asker's inbox).
   if (role == bus_role::frontend || role == bus_role::router || role == bus_role::worker) {
     p.subscribe.push_back(subjects::node_tree(ns, "*"));
     p.subscribe.push_back(subjects::node_tree_all(ns));
+    p.subscribe.push_back("$SRV.>");
+    p.allow_responses = true;
   }
+  // Anyone may discover the services (nats micro ls).
+  if (role == bus_role::client || role == bus_role::agent || role == bus_role::planner) p.publish.push_back("$SRV.>");
   return p;
 }
 

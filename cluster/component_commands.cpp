@@ -6,6 +6,7 @@
 // requests (up to --drain-timeout-ms), then exits 0.
 #include <cstdio>
 
+#include "cluster/agent_flags.hpp"
 #include "cluster/disagg_flags.hpp"
 #include "cluster/http_flags.hpp"
 #include "cluster/node_runtime.hpp"
@@ -40,6 +41,7 @@ int run_worker(int argc, char** argv) {
   app.add_option("--lease-ms", wc.lease_ms, "lease: peers drop this worker after this silence")->capture_default_str();
   app.add_option("--drain-timeout-ms", drain_timeout_ms, "max wait for in-flight requests on SIGTERM")->capture_default_str();
   cluster::add_disagg_flags(app, wc);
+  cluster::add_agent_flags(app, wc);
   CLI11_PARSE(app, argc, argv);
   cluster::finish_process_options(proc, "yard-worker-" + wc.id);
   wc.ns = proc.ns;

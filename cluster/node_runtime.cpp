@@ -7,6 +7,8 @@
 
 #include <caf/all.hpp>
 
+#include "actors/service_face.hpp"
+
 #include "actors/atoms.hpp"
 
 namespace yard::cluster {
@@ -128,13 +130,27 @@ status node_runtime::add_frontend(actors::frontend_config cfg, actors::http_opti
   auto conn = connection_for("frontend");
   if (!conn) return conn.err();
   auto cfg_id = cfg.id;
+  auto cfg_ns = cfg.ns;
   auto f = actors::spawn_frontend(*sys_, **conn, std::move(cfg), metrics_, view_);
   if (!f) return f.err();
   others_.push_back(f->actor());
   // The HTTP server holds this incarnation's port: no rebuild here, so its end escalates.
   supervise({"frontend " + cfg_id, "frontend", nullptr}, f->actor());
+  const std::string host = http.host;
+  const bool tls = !http.tls_cert_file.empty();
   http_ = std::make_unique<actors::http_server>(std::move(http), *f, metrics_, view_);
-  return http_->start();
+  if (auto s = http_->start(); !s) return s;
+  // The NATS services face: the frontend serves no NATS endpoint; its metadata says where its HTTP API is.
+  actors::service_face_config fc;
+  fc.kind = actors::component_kind::frontend;
+  fc.ns = cfg_ns;
+  fc.instance = cfg_id;
+  fc.metadata = {{"api", "openai"},
+                 {"http", std::string(tls ? "https://" : "http://") + host + ":" + std::to_string(http_->port())}};
+  auto face = actors::start_service_face(**conn, std::move(fc));
+  if (!face) return face.err();
+  frontend_face_ = std::move(*face);
+  return status::success();
 }
 
 std::optional<actors::router_stats> node_runtime::router_stats() {

@@ -29,6 +29,7 @@
 #include "actors/supervisor.hpp"
 #include "actors/worker_actor.hpp"
 #include "cluster/process_options.hpp"
+#include "transport/nats_service.hpp"
 
 namespace yard::cluster {
 
@@ -94,6 +95,7 @@ class node_runtime {
   std::shared_ptr<actors::frontend_metrics> metrics_;
   std::shared_ptr<actors::cluster_view> view_;
   std::unique_ptr<actors::http_server> http_;
+  std::shared_ptr<transport::nats_service> frontend_face_;  // $SRV face of the frontend (after http_: stops first)
   bool down_ = false;
 };
 

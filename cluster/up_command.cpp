@@ -24,6 +24,7 @@
 #include <fstream>
 
 #include "cluster/bus_permissions.hpp"
+#include "cluster/agent_flags.hpp"
 #include "cluster/disagg_flags.hpp"
 #include "cluster/http_flags.hpp"
 #include "cluster/node_runtime.hpp"
@@ -111,6 +112,7 @@ int run_up(int argc, char** argv) {
       ->check(CLI::Range(0, 4096))->capture_default_str();
   actors::worker_config wtemplate;
   cluster::add_disagg_flags(app, wtemplate);
+  cluster::add_agent_flags(app, wtemplate);
   kv::policy_config policy_cfg;
   kv::add_router_policy_flags(app, policy_cfg);
   app.add_option("--nats-port", nats_port, "port for the embedded nats-server (0 = a free port)")->capture_default_str();

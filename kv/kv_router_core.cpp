@@ -27,6 +27,7 @@ kv_router_core::kv_router_core(kv_router_options opts, std::unique_ptr<routing_p
       policy_(std::move(p)),
       index_(std::make_unique<kv_indexer>(opts_.index)),
       approx_(opts_.approx),
+      sessions_(opts_.sessions),
       load_(opts_.index.max_workers) {}
 
 std::optional<worker_index> kv_router_core::index_of(const std::string& worker_id) const {
@@ -59,6 +60,7 @@ void kv_router_core::remove_worker(const std::string& worker_id) {
   approx_.remove_worker(w);
   load_.remove_worker(w);
   policy_->on_worker_removed(w);
+  sessions_.forget_worker(w);  // its index is reused by the next worker to join
   queued_total_ -= queues_[w].events;
   queues_[w] = queued{};
   names_[w].clear();
@@ -94,12 +96,21 @@ result<route_output> kv_router_core::route(const route_input& in) {
   }
   auto d = policy_->choose(req, cands_);
   if (!d) return d.err();
+  bool sticky = false;
+  if (auto w = sessions_.pick(in.session_id, cands_, in.now_ms); w && *w != d->worker) {
+    auto c = std::find_if(cands_.begin(), cands_.end(), [&](const worker_candidate& x) { return x.worker == *w; });
+    *d = route_decision{*w, d->score, c->overlap_blocks};
+    sticky = true;
+  } else if (w) {
+    sticky = true;
+  }
+  sessions_.record(in.session_id, d->worker, in.now_ms);
   policy_->on_routed(req, d->worker);
   if (!opts_.use_kv_events) approx_.record(d->worker, in.hashes, in.now_ms);
   std::uint64_t cached = std::min<std::uint64_t>(in.prompt_tokens, std::uint64_t{d->overlap_blocks} * opts_.block_size);
   std::uint64_t blocks = (in.prompt_tokens + in.max_tokens + opts_.block_size - 1) / opts_.block_size;
   load_.on_dispatch(d->worker, in.request_id, in.prompt_tokens - cached, blocks);
-  return route_output{names_[d->worker], d->worker, d->score, d->overlap_blocks};
+  return route_output{names_[d->worker], d->worker, d->score, d->overlap_blocks, sticky};
 }
 
 void kv_router_core::on_remote_dispatch(const std::string& worker_id, const std::string& request_id,

@@ -31,6 +31,7 @@
 #include "kv/indexer.hpp"
 #include "kv/load_tracker.hpp"
 #include "kv/routing_policy.hpp"
+#include "kv/session_affinity.hpp"
 #include "messages/types.hpp"
 
 namespace yard::kv {
@@ -44,6 +45,7 @@ struct kv_router_options {
   approx_indexer_options approx;            // approximate mode's TTL and capacity
   indexer_options index;
   std::uint64_t max_queued_events_per_worker = 1u << 20;  // block events queued per worker before drop + resync (default 1Mi)
+  session_affinity_options sessions;        // keeping a session_id on its worker (kv/session_affinity.hpp)
 };
 
 struct route_input {
@@ -52,6 +54,7 @@ struct route_input {
   std::uint32_t prompt_tokens = 0;
   std::uint32_t max_tokens = 0;
   double now_ms = 0;
+  std::string_view session_id;      // agent hint: keep this conversation on one worker ("" = none)
 };
 
 struct route_output {
@@ -59,6 +62,7 @@ struct route_output {
   worker_index worker = 0;
   double score = 0;
   std::uint32_t overlap_blocks = 0;
+  bool sticky = false;              // kept on the session's worker
 };
 
 // Ask `worker_id` for a full snapshot of its KV blocks.
@@ -106,6 +110,7 @@ class kv_router_core {
   // Dispatches still tracked (bounded: see load_tracker).
   std::size_t tracked_requests() const { return load_.in_flight(); }
   routing_policy& policy() { return *policy_; }
+  session_affinity_stats session_stats() const { return sessions_.stats(); }
   std::optional<worker_index> index_of(const std::string& worker_id) const;
 
  private:
@@ -119,6 +124,7 @@ class kv_router_core {
   std::unique_ptr<routing_policy> policy_;
   std::unique_ptr<kv_indexer> index_;
   approx_indexer approx_;
+  session_affinity sessions_;
   load_tracker load_;
   std::unordered_map<std::string, worker_index> ids_;
   std::vector<std::string> names_;         // [worker_index] -> id ("" = free)

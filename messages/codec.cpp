@@ -75,4 +75,47 @@ result<msgpack::object_handle> unpack_msgpack(std::string_view body, const decod
   }
 }
 
+namespace detail {
+
+bool mp_to_json(const msgpack::object& o, nlohmann::ordered_json& out, std::string& err, const std::string& path) {
+  namespace t = msgpack::type;
+  switch (o.type) {
+    case t::NIL: out = nullptr; return true;
+    case t::BOOLEAN: out = o.via.boolean; return true;
+    case t::POSITIVE_INTEGER: out = o.via.u64; return true;
+    case t::NEGATIVE_INTEGER: out = o.via.i64; return true;
+    case t::FLOAT32:
+    case t::FLOAT64: out = o.via.f64; return true;
+    case t::STR: out = std::string(o.via.str.ptr, o.via.str.size); return true;
+    case t::BIN: out = std::string(o.via.bin.ptr, o.via.bin.size); return true;
+    case t::ARRAY:
+      out = nlohmann::ordered_json::array();
+      for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+        nlohmann::ordered_json e;
+        if (!mp_to_json(o.via.array.ptr[i], e, err, path + "[" + std::to_string(i) + "]")) return false;
+        out.push_back(std::move(e));
+      }
+      return true;
+    case t::MAP:
+      out = nlohmann::ordered_json::object();
+      for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+        const auto& kv = o.via.map.ptr[i];
+        if (kv.key.type != t::STR) {
+          err = "field '" + path + "' must be a map with string keys";
+          return false;
+        }
+        std::string key(kv.key.via.str.ptr, kv.key.via.str.size);
+        nlohmann::ordered_json e;
+        if (!mp_to_json(kv.val, e, err, path + "." + key)) return false;
+        out[key] = std::move(e);
+      }
+      return true;
+    default:
+      err = "field '" + path + "' holds a msgpack extension type";
+      return false;
+  }
+}
+
+}  // namespace detail
+
 }  // namespace yard::msg

@@ -98,7 +98,9 @@ bool json_read(const nlohmann::json& j, T& out, std::string& err, const std::str
     err = "field '" + path + "' must be " + want;
     return false;
   };
-  if constexpr (std::is_same_v<T, bool>) {
+  if constexpr (std::is_same_v<T, json_value>) {
+    out.v = nlohmann::ordered_json::parse(j.dump());  // the tree is already depth-checked
+  } else if constexpr (std::is_same_v<T, bool>) {
     if (!j.is_boolean()) return fail("a boolean");
     out = j.get<bool>();
   } else if constexpr (std::is_integral_v<T>) {
@@ -169,7 +171,9 @@ class json_writer {
     }
   }
   template <class T> static nlohmann::json to_json_value(T& v) {
-    if constexpr (is_described<T>::value) {
+    if constexpr (std::is_same_v<T, json_value>) {
+      return nlohmann::json::parse(v.v.dump());
+    } else if constexpr (is_described<T>::value) {
       nlohmann::json o = nlohmann::json::object();
       json_writer w(o);
       describe(w, v);
@@ -192,6 +196,31 @@ class json_writer {
 };
 
 // ---- msgpack ----------------------------------------------------------------
+
+// A msgpack tree as JSON (map keys must be strings; binaries become strings).
+bool mp_to_json(const msgpack::object& o, nlohmann::ordered_json& out, std::string& err, const std::string& path);
+
+template <class Packer> void pack_json(Packer& pk, const nlohmann::ordered_json& j) {
+  switch (j.type()) {
+    case nlohmann::ordered_json::value_t::object:
+      pk.pack_map(static_cast<std::uint32_t>(j.size()));
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        pk.pack(std::string_view(it.key()));
+        pack_json(pk, it.value());
+      }
+      break;
+    case nlohmann::ordered_json::value_t::array:
+      pk.pack_array(static_cast<std::uint32_t>(j.size()));
+      for (const auto& e : j) pack_json(pk, e);
+      break;
+    case nlohmann::ordered_json::value_t::string: pk.pack(std::string_view(j.get_ref<const std::string&>())); break;
+    case nlohmann::ordered_json::value_t::boolean: pk.pack(j.get<bool>()); break;
+    case nlohmann::ordered_json::value_t::number_integer: pk.pack(j.get<std::int64_t>()); break;
+    case nlohmann::ordered_json::value_t::number_unsigned: pk.pack(j.get<std::uint64_t>()); break;
+    case nlohmann::ordered_json::value_t::number_float: pk.pack(j.get<double>()); break;
+    default: pk.pack_nil(); break;
+  }
+}
 
 template <class T> bool mp_read(const msgpack::object& o, T& out, std::string& err, const std::string& path);
 
@@ -232,7 +261,9 @@ bool mp_read(const msgpack::object& o, T& out, std::string& err, const std::stri
     err = "field '" + path + "' must be " + want;
     return false;
   };
-  if constexpr (std::is_same_v<T, bool>) {
+  if constexpr (std::is_same_v<T, json_value>) {
+    return mp_to_json(o, out.v, err, path);
+  } else if constexpr (std::is_same_v<T, bool>) {
     if (o.type != t::BOOLEAN) return fail("a boolean");
     out = o.via.boolean;
   } else if constexpr (std::is_integral_v<T>) {
@@ -301,7 +332,9 @@ template <class Packer> class mp_writer {
   template <class T> void opt(const char* name, T& v) { put(name, v); }
 
   template <class T> void value(T& v) {
-    if constexpr (is_described<T>::value) {
+    if constexpr (std::is_same_v<T, json_value>) {
+      pack_json(pk_, v.v);
+    } else if constexpr (is_described<T>::value) {
       mp_counter c;
       describe(c, v);
       pk_.pack_map(c.n);

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "messages/json_value.hpp"
 #include "messages/wire_enum.hpp"
 
 namespace yard::msg {
@@ -63,14 +64,45 @@ template <class V> void describe(V& v, sampling_params& x) {
   v.opt("min_tokens", x.min_tokens);
 }
 
+// One tool call an assistant made (OpenAI `tool_calls[]` entry).
+struct tool_call_function {
+  std::string name;
+  std::string arguments;  // the arguments as JSON text (OpenAI sends a string)
+};
+template <class V> void describe(V& v, tool_call_function& x) {
+  v.req("name", x.name);
+  v.opt("arguments", x.arguments);
+}
+struct tool_call {
+  std::string id;                 // "call_..." (default "")
+  std::string type = "function";  // the only type OpenAI defines (default "function")
+  tool_call_function function;
+};
+template <class V> void describe(V& v, tool_call& x) {
+  v.opt("id", x.id);
+  v.opt("type", x.type);
+  v.req("function", x.function);
+}
+
 struct chat_message {
-  std::string role;     // "system", "user", "assistant"
-  std::string content;
+  std::string role;     // "system", "developer", "user", "assistant", "tool"
+  std::string content;  // text (default ""; an assistant turn that only calls tools has none)
+  std::optional<std::string> name;          // the participant's or (role tool) the function's name (default none)
+  std::optional<std::string> tool_call_id;  // role tool: the call this answers (default none)
+  std::vector<tool_call> tool_calls;        // role assistant: the calls it made (default none)
 };
 template <class V> void describe(V& v, chat_message& x) {
   v.req("role", x.role);
-  v.req("content", x.content);
+  v.opt("content", x.content);
+  v.opt("name", x.name);
+  v.opt("tool_call_id", x.tool_call_id);
+  v.opt("tool_calls", x.tool_calls);
 }
+
+// How urgent a request is (agent hint): a busy worker admits interactive work
+// before batch work (backends/scheduler), and the simulator models the same.
+enum class latency_class : std::uint8_t { interactive, batch };
+constexpr std::array<std::string_view, 2> wire_names(latency_class) { return {"interactive", "batch"}; }
 
 // A request to generate tokens. Sent to the router's generate subject with a
 // NATS reply inbox; token_chunk messages stream back to that inbox.
@@ -102,6 +134,14 @@ struct generate_request {
   // any other worker ignores them (default none).
   std::vector<std::uint64_t> block_hashes;
   std::uint32_t hash_block_size = 0;
+  // ---- tools and structured output (OpenAI shapes, passed through as JSON) ----
+  std::optional<json_value> tools;            // [{"type":"function","function":{name, description, parameters}}] (default none)
+  std::optional<json_value> tool_choice;      // "auto" | "none" | "required" | {"type":"function","function":{"name"}} (default auto)
+  std::optional<json_value> response_format;  // {"type":"text"|"json_object"} | {"type":"json_schema","json_schema":{name, schema}} (default text)
+  // ---- agent hints ----
+  latency_class latency = latency_class::interactive;  // (default interactive)
+  std::optional<std::string> session_id;      // keeps a conversation on one worker while it is not overloaded (default none)
+  std::uint32_t expected_output_tokens = 0;   // the caller's estimate, for routing and the simulator (default 0 = unknown)
 };
 template <class V> void describe(V& v, generate_request& x) {
   v.opt("request_id", x.request_id);
@@ -121,6 +161,12 @@ template <class V> void describe(V& v, generate_request& x) {
   v.opt("attempt", x.attempt);
   v.opt("block_hashes", x.block_hashes);
   v.opt("hash_block_size", x.hash_block_size);
+  v.opt("tools", x.tools);
+  v.opt("tool_choice", x.tool_choice);
+  v.opt("response_format", x.response_format);
+  v.opt("latency_class", x.latency);
+  v.opt("session_id", x.session_id);
+  v.opt("expected_output_tokens", x.expected_output_tokens);
 }
 
 struct usage {
@@ -171,8 +217,27 @@ template <class V> void describe(V& v, token_logprob& x) {
 }
 
 // Why a generation ended; on the wire (and in OpenAI responses) its name.
-enum class finish_kind : std::uint8_t { stop, length, cancelled, error };
-constexpr std::array<std::string_view, 4> wire_names(finish_kind) { return {"stop", "length", "cancelled", "error"}; }
+// tool_calls: the output ended in tool calls (the chunks carried them).
+enum class finish_kind : std::uint8_t { stop, length, cancelled, error, tool_calls };
+constexpr std::array<std::string_view, 5> wire_names(finish_kind) {
+  return {"stop", "length", "cancelled", "error", "tool_calls"};
+}
+
+// One streamed piece of a tool call (OpenAI `delta.tool_calls[]`): the first
+// piece of call `index` carries its id and name, later ones argument text.
+// The concatenated `arguments` of one index are the call's JSON arguments.
+struct tool_call_delta {
+  std::uint32_t index = 0;
+  std::optional<std::string> id;
+  std::optional<std::string> name;
+  std::string arguments;  // (default "")
+};
+template <class V> void describe(V& v, tool_call_delta& x) {
+  v.req("index", x.index);
+  v.opt("id", x.id);
+  v.opt("name", x.name);
+  v.opt("arguments", x.arguments);
+}
 
 // One streamed piece of a generation. seq starts at 0 and increases by one per
 // chunk; the last chunk has finish_reason set; an error chunk also carries `error`. A worker that admits a
@@ -188,6 +253,9 @@ struct token_chunk {
   std::string worker_id;                  // who produced it
   std::vector<float> logprobs;            // per token when requested
   std::vector<token_logprob> token_logprobs;  // per token when requested: text and alternatives (default none)
+  // Tool calls parsed from the output (requests with `tools`): the text that
+  // formed them is not in `text` (default none).
+  std::vector<tool_call_delta> tool_calls;
 };
 template <class V> void describe(V& v, token_chunk& x) {
   v.req("request_id", x.request_id);
@@ -200,6 +268,7 @@ template <class V> void describe(V& v, token_chunk& x) {
   v.opt("worker_id", x.worker_id);
   v.opt("logprobs", x.logprobs);
   v.opt("token_logprobs", x.token_logprobs);
+  v.opt("tool_calls", x.tool_calls);
 }
 
 // Asks whoever is generating request_id to stop and free its resources.

@@ -103,6 +103,36 @@ std::string format_tier_table(const std::vector<sim_result>& rows) {
   return s;
 }
 
+std::string format_hint_table(const std::vector<sim_result>& rows) {
+  char buf[512];
+  std::string s;
+  std::snprintf(buf, sizeof buf, "%-20s %11s %9s %9s %9s %9s\n", "policy", "interactive", "i_p50", "i_p90", "b_p50",
+                "b_p90");
+  s += buf;
+  for (const auto& r : rows) {
+    std::snprintf(buf, sizeof buf, "%-20s %11llu %9.1f %9.1f %9.1f %9.1f\n", r.policy.c_str(),
+                  (unsigned long long)r.interactive_requests, r.ttft_interactive_ms.p50, r.ttft_interactive_ms.p90,
+                  r.ttft_batch_ms.p50, r.ttft_batch_ms.p90);
+    s += buf;
+  }
+  s += "(TTFT ms of interactive (i_) and batch (b_) requests)\n";
+  for (const auto& off : rows) {
+    const auto cut = off.policy.rfind("-hints");
+    if (cut == std::string::npos || cut + 6 != off.policy.size()) continue;
+    for (const auto& on : rows) {
+      if (on.policy != off.policy.substr(0, cut) || on.workers != off.workers || on.rate_scale != off.rate_scale) continue;
+      std::snprintf(buf, sizeof buf,
+                    "hints[%s]: interactive_ttft_p90_off=%.1f interactive_ttft_p90_on=%.1f interactive_p90_ratio=%.3f "
+                    "batch_ttft_p90_off=%.1f batch_ttft_p90_on=%.1f ttft_p90_off=%.1f ttft_p90_on=%.1f\n",
+                    on.policy.c_str(), off.ttft_interactive_ms.p90, on.ttft_interactive_ms.p90,
+                    off.ttft_interactive_ms.p90 > 0 ? on.ttft_interactive_ms.p90 / off.ttft_interactive_ms.p90 : 0.0,
+                    off.ttft_batch_ms.p90, on.ttft_batch_ms.p90, off.ttft_ms.p90, on.ttft_ms.p90);
+      s += buf;
+    }
+  }
+  return s;
+}
+
 status write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
   if (!f) return make_error(errc::io_error, "cannot write '" + path + "'");

@@ -23,6 +23,9 @@ std::string format_table(const std::vector<sim_result>& rows);
 // hit mix (fractions of prompt tokens), then per policy with both runs one line
 // `tiers[POLICY]: ttft_p50_off=.. ttft_p50_on=.. ttft_p50_speedup=.. ...`.
 std::string format_tier_table(const std::vector<sim_result>& rows);
+// TTFT per latency class, and for each policy run with hints off ("P-hints")
+// and on ("P") one line: hints[P]: interactive_ttft_p90_off=... _on=... ratio=...
+std::string format_hint_table(const std::vector<sim_result>& rows);
 status write_text(const std::string& path, const std::string& text);
 // Two panels: CDF of TTFT per policy (log-scaled x) and prefix hit rate over time.
 status write_plot(const std::string& path, const std::vector<sim_result>& rows, const std::string& title);

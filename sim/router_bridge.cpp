@@ -33,6 +33,7 @@ class core_bridge final : public router_bridge {
     in.prompt_tokens = q.prompt_tokens;
     in.max_tokens = q.max_tokens;
     in.now_ms = q.now_ms;
+    in.session_id = q.session_id;
     auto out = core_->route(in);
     if (!out) return out.err();
     auto it = by_index_.find(out->worker);

@@ -29,6 +29,7 @@ struct route_query {
   std::uint32_t prompt_tokens = 0;
   std::uint32_t max_tokens = 0;
   double now_ms = 0;
+  std::string_view session_id;  // agent hint ("" = none)
 };
 
 class router_bridge {

@@ -118,6 +118,13 @@ int run_sim(int argc, char** argv) {
                  "modelled KV bytes per token for onboarding time (default 131072: Llama-3-8B fp16)");
   app.add_option("--kv-g2-gbps", tier_opts.g2_gbps, "modelled G2->G1 bandwidth GB/s (default 25)");
   app.add_option("--kv-g3-gbps", tier_opts.g3_gbps, "modelled G3->G1 bandwidth GB/s (default 8)");
+  double interactive_fraction = -1;
+  bool hints_ab = false;
+  app.add_option("--interactive-fraction", interactive_fraction,
+                 "make each request interactive with this probability, the rest batch (default: the trace's classes)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_flag("--hints-ab", hints_ab,
+               "run every policy with agent hints off and on (latency class, priority, session); prints TTFT per class");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -225,14 +232,16 @@ int run_sim(int argc, char** argv) {
     double rate;
     std::uint32_t workers;
     bool tiers = false;
+    bool hints = true;
   };
   std::vector<task> tasks;
   for (auto& pt : points)
     for (auto& p : policies) {
+      if (hints_ab) tasks.push_back({p, pt.first, pt.second, false, false});
       tasks.push_back({p, pt.first, pt.second});
       if (kv_tiers) tasks.push_back({p, pt.first, pt.second, true});
     }
-  const std::size_t per = policies.size() * (kv_tiers ? 2 : 1);  // rows per sweep point
+  const std::size_t per = policies.size() * (1 + (kv_tiers ? 1 : 0) + (hints_ab ? 1 : 0));  // rows per sweep point
   std::vector<std::optional<result<sim::sim_result>>> results(tasks.size());
   progress_bar bar;
   bar.enabled = !no_progress && (progress || isatty(2));
@@ -250,6 +259,8 @@ int run_sim(int argc, char** argv) {
       so.rate_scale = tasks[i].rate;
       so.profile = prof;
       so.seed = seed;
+      so.interactive_fraction = interactive_fraction;
+      so.hints = tasks[i].hints;
       if (tasks[i].tiers) {
         so.tiers = tier_opts;
         so.tiers.host_blocks = std::max<std::size_t>(1, per_worker(host_frac, tasks[i].workers));
@@ -267,6 +278,7 @@ int run_sim(int argc, char** argv) {
       });
       if (reported < tr.requests.size()) bar.add(tr.requests.size() - reported);
       if (tasks[i].tiers && results[i]->ok()) (*results[i])->policy += "+tiers";
+      if (!tasks[i].hints && results[i]->ok()) (*results[i])->policy += "-hints";
       if (tasks[i].tiers && !so.tiers.disk_dir.empty()) {
         std::error_code ec;
         std::filesystem::remove_all(so.tiers.disk_dir, ec);
@@ -303,6 +315,7 @@ int run_sim(int argc, char** argv) {
                 << " g3_gbps=" << tier_opts.g3_gbps << "\n";
       std::cout << sim::format_tier_table(part) << "\n";
     }
+    if (hints_ab || interactive_fraction >= 0) std::cout << sim::format_hint_table(part) << "\n";
   }
   std::cout << "sim: runs=" << tasks.size() << " requests=" << tr.requests.size() << " wall_s=" << wall << " jobs=" << jobs << "\n";
   if (!csv_path.empty()) {

@@ -43,6 +43,13 @@ prepared_trace prepare_trace(const trace& t, std::uint32_t block_size) {
 
 namespace {
 
+std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 struct worker_state {
   std::unique_ptr<backends::mock_engine> engine;
   backends::step_result pending;
@@ -131,8 +138,19 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
   autoscale_window window;
 
   std::vector<request_state> rs(reqs.size());
-  std::vector<double> ttft, itl, e2e;
+  std::vector<double> ttft, itl, e2e, ttft_interactive, ttft_batch;
   ttft.reserve(reqs.size());
+  // Each request's latency class: the trace's, or drawn per request (the same
+  // draw whatever the policy or hints setting, so runs compare like for like).
+  std::vector<msg::latency_class> class_of(reqs.size());
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    if (opts.interactive_fraction < 0) {
+      class_of[i] = reqs[i].latency;
+      continue;
+    }
+    const double u = double(splitmix64(opts.seed * 0x9e3779b97f4a7c15ULL + i) >> 11) * 0x1.0p-53;
+    class_of[i] = u < opts.interactive_fraction ? msg::latency_class::interactive : msg::latency_class::batch;
+  }
   e2e.reserve(reqs.size());
   sim_result out;
   out.policy = opts.policy;
@@ -174,6 +192,7 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
         if (r.first < 0) {
           r.first = now;
           ttft.push_back(now - r.arrival);
+          (class_of[i] == msg::latency_class::interactive ? ttft_interactive : ttft_batch).push_back(now - r.arrival);
           if (opts.autoscaler) window.ttft_ms.push_back(now - r.arrival);
           router.on_first_token(o.request_id, w, now);
         } else {
@@ -265,6 +284,7 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
     q.prompt_tokens = tr.input_length;
     q.max_tokens = tr.output_length;
     q.now_ms = now;
+    if (opts.hints) q.session_id = tr.session_id;
     auto w = router.route(q);
     if (!w || w.value() >= slots) {
       ++out.rejected;
@@ -277,6 +297,10 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
     er.prompt = expand_tokens(tr);
     er.max_tokens = tr.output_length;
     er.sampling.seed = opts.seed + i;
+    if (opts.hints) {
+      er.priority = tr.priority;
+      er.latency = class_of[i];
+    }
     auto st = workers[r.worker].engine->add_request_prehashed(std::move(er), pt.hashes[i]);
     if (!st.ok()) {
       ++out.rejected;
@@ -289,6 +313,10 @@ result<sim_result> run_simulation(const prepared_trace& pt, const sim_options& o
 
   // Metrics.
   out.ttft_ms = summarize(ttft);
+  out.ttft_interactive_ms = summarize(ttft_interactive);
+  out.ttft_batch_ms = summarize(ttft_batch);
+  out.interactive_requests = static_cast<std::uint64_t>(
+      std::count(class_of.begin(), class_of.end(), msg::latency_class::interactive));
   out.ttft_sorted_ms = ttft;  // sorted by summarize
   out.itl_ms = summarize(itl);
   out.e2e_ms = summarize(e2e);

@@ -72,6 +72,13 @@ struct sim_options {
   // run its own base). G3 writes are made synchronous so a run stays
   // deterministic; onboarding time is charged by the mock's timing model.
   backends::kv_tier_options tiers;
+  // Agent hints. interactive_fraction in [0, 1]: each request is made
+  // interactive with this probability (seeded, the same for every policy and
+  // for hints on/off), the rest batch; < 0 keeps the trace's own classes
+  // (default -1). hints = false: the classes, priorities and sessions are
+  // measured but not given to the router and the workers (default true).
+  double interactive_fraction = -1;
+  bool hints = true;
 };
 
 struct latency_summary {
@@ -87,6 +94,8 @@ struct sim_result {
   std::uint64_t rejected = 0;    // refused by the engine (never fits) or by the router
   std::uint64_t preempted = 0;   // preemptions across workers
   latency_summary ttft_ms, itl_ms, e2e_ms;
+  latency_summary ttft_interactive_ms, ttft_batch_ms;  // TTFT per latency class
+  std::uint64_t interactive_requests = 0;
   double makespan_ms = 0;        // first arrival to last token
   double throughput_tok_s = 0;   // output tokens / makespan
   double requests_per_s = 0;

@@ -46,6 +46,19 @@ std::string check_line(const nlohmann::json& j, trace_request& out) {
     if (!h.is_number_integer() || h.get<long long>() < 0) return "field 'hash_ids' must hold non-negative integers";
     out.hash_ids.push_back(h.get<std::uint64_t>());
   }
+  if (auto lc = j.find("latency_class"); lc != j.end()) {
+    if (!lc->is_string() || !msg::wire_enum_from(lc->get<std::string>(), out.latency))
+      return "field 'latency_class' must be 'interactive' or 'batch'";
+  }
+  if (auto p = j.find("priority"); p != j.end()) {
+    if (!p->is_number_integer() || p->get<long long>() < -1000 || p->get<long long>() > 1000)
+      return "field 'priority' must be an integer in [-1000, 1000]";
+    out.priority = static_cast<std::int32_t>(p->get<long long>());
+  }
+  if (auto sid = j.find("session_id"); sid != j.end()) {
+    if (!sid->is_string()) return "field 'session_id' must be a string";
+    out.session_id = sid->get<std::string>();
+  }
   out.arrival_ms = ts.get<double>();
   out.input_length = static_cast<std::uint32_t>(j["input_length"].get<long long>());
   out.output_length = static_cast<std::uint32_t>(j["output_length"].get<long long>());

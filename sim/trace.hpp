@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "messages/types.hpp"
+
 #include "common/status.hpp"
 #include "kv/block_hash.hpp"
 
@@ -26,6 +28,10 @@ struct trace_request {
   std::uint32_t output_length = 0;  // tokens to generate
   std::vector<std::uint64_t> hash_ids;
   std::uint64_t line = 0;           // source line (1-based), or index for generated traces
+  // Agent hints (optional trace fields "latency_class", "priority", "session_id"; or assigned by sim_options).
+  msg::latency_class latency = msg::latency_class::interactive;
+  std::int32_t priority = 0;
+  std::string session_id;
 };
 
 struct trace_issue {

@@ -340,9 +340,10 @@ TEST_F(openai_fidelity, n_choices_share_the_prompts_kv_blocks) {
 
 TEST_F(openai_fidelity, unsupported_fields_are_400s_naming_them) {
   const std::string c = "/v1/chat/completions";
-  expect_400(c, chat_body({{"tools", {{{"type", "function"}, {"function", {{"name", "f"}}}}}}}), "tools");
-  expect_400(c, chat_body({{"tool_choice", "auto"}}), "tool_choice");
-  expect_400(c, chat_body({{"response_format", {{"type", "json_schema"}}}}), "response_format");
+  expect_400(c, chat_body({{"tools", {{{"type", "function"}, {"function", {{"name", "bad name"}}}}}}}), "tools[0].function.name");
+  expect_400(c, chat_body({{"tool_choice", "auto"}}), "tool_choice");  // no tools
+  expect_400(c, chat_body({{"response_format", {{"type", "json_schema"}}}}), "response_format.json_schema");
+  expect_400(c, chat_body({{"functions", json::array()}}), "functions");
   json image = {{"model", "mock"},
                 {"messages", {{{"role", "user"},
                                {"content", {{{"type", "text"}, {"text", "what is this"}},

@@ -37,8 +37,9 @@ class throwing_engine : public backends::engine {
   std::string name() const override { return inner_->name(); }
   result<std::vector<msg::token_id>> tokenize(std::string_view t) const override { return inner_->tokenize(t); }
   std::string detokenize(const std::vector<msg::token_id>& t) const override { return inner_->detokenize(t); }
-  result<std::vector<msg::token_id>> apply_chat_template(const std::vector<msg::chat_message>& m) const override {
-    return inner_->apply_chat_template(m);
+  result<std::vector<msg::token_id>> apply_chat_template(const std::vector<msg::chat_message>& m,
+                                                         const msg::json_value* tools = nullptr) const override {
+    return inner_->apply_chat_template(m, tools);
   }
   status add_request(backends::engine_request r) override { return inner_->add_request(std::move(r)); }
   void cancel(const std::string& id) override { inner_->cancel(id); }

@@ -148,10 +148,9 @@ TEST(openai_parse, stream_options_echo_and_n) {
 }
 
 TEST(openai_parse, unsupported_openai_fields_are_400s_naming_them) {
-  expect_rejects(chat(R"("tools":[{"type":"function","function":{"name":"f"}}])"), "tools");
-  expect_rejects(chat(R"("tool_choice":"auto")"), "tool_choice");
-  expect_rejects(chat(R"("response_format":{"type":"json_object"})"), "response_format");
   expect_rejects(chat(R"("functions":[])"), "functions");
+  expect_rejects(chat(R"("function_call":"auto")"), "function_call");
+  expect_rejects(chat(R"("guided_regex":"a+")"), "guided_regex");
   expect_rejects(chat(R"("audio":{"voice":"x"})"), "audio");
   expect_rejects(chat(R"("modalities":["text","audio"])"), "modalities");
   expect_rejects(chat(R"("prediction":{"type":"content","content":"x"})"), "prediction");
@@ -164,13 +163,146 @@ TEST(openai_parse, unsupported_openai_fields_are_400s_naming_them) {
   expect_rejects(parse(R"({"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]})",
                        endpoint::chat, "r"),
                  "messages[0].content[0]");
-  expect_rejects(parse(R"({"messages":[{"role":"tool","content":"x","tool_call_id":"1"}]})", endpoint::chat, "r"),
+  expect_rejects(parse(R"({"messages":[{"role":"function","content":"x","name":"f"}]})", endpoint::chat, "r"),
                  "messages[0].role");
+}
+
+const char* weather_tool =
+    R"("tools":[{"type":"function","function":{"name":"get_weather","description":"d",)"
+    R"("parameters":{"type":"object","properties":{"city":{"type":"string"},"unit":{"enum":["c","f"]}},"required":["city"]}}}])";
+
+TEST(openai_parse, tools_and_tool_choice) {
+  auto r = chat(std::string(weather_tool) + R"(,"tool_choice":"required","parallel_tool_calls":false)");
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  ASSERT_TRUE(r->gen.tools.has_value());
+  EXPECT_EQ(r->gen.tools->v[0]["function"]["name"], "get_weather");
+  // The schema keeps the body's key order (properties are generated in that order).
+  auto props = r->gen.tools->v[0]["function"]["parameters"]["properties"];
+  EXPECT_EQ(props.begin().key(), "city");
+  EXPECT_EQ(r->gen.tool_choice->v, "required");
+  auto named = chat(std::string(weather_tool) + R"(,"tool_choice":{"type":"function","function":{"name":"get_weather"}})");
+  ASSERT_TRUE(named.ok()) << named.err().message;
+  EXPECT_EQ(named->gen.tool_choice->v["function"]["name"], "get_weather");
+  expect_rejects(chat(std::string(weather_tool) + R"(,"tool_choice":{"type":"function","function":{"name":"nope"}})"),
+                 "tool_choice");
+  expect_rejects(chat(R"("tool_choice":"required")"), "tool_choice");  // no tools
+  expect_rejects(chat(std::string(weather_tool) + R"(,"tool_choice":"sometimes")"), "tool_choice");
+  expect_rejects(chat(R"("tools":[{"type":"function","function":{"name":"bad name!"}}])"), "tools[0].function.name");
+  expect_rejects(chat(R"("tools":[{"type":"retrieval"}])"), "tools[0].type");
+  expect_rejects(chat(R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","patternProperties":{}}}}])"),
+                 "tools[0].function.parameters");
+  expect_rejects(comp(weather_tool), "tools");
+  EXPECT_TRUE(chat(R"("tools":[],"tool_choice":"none")").ok());
+}
+
+TEST(openai_parse, tool_messages_and_assistant_tool_calls) {
+  auto r = parse(R"({"messages":[{"role":"user","content":"weather?"},)"
+                 R"({"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",)"
+                 R"("function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},)"
+                 R"({"role":"tool","tool_call_id":"call_1","content":"18C"}]})",
+                 endpoint::chat, "r");
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  const auto& m = *r->gen.messages;
+  ASSERT_EQ(m.size(), 3u);
+  ASSERT_EQ(m[1].tool_calls.size(), 1u);
+  EXPECT_EQ(m[1].tool_calls[0].id, "call_1");
+  EXPECT_EQ(m[1].tool_calls[0].function.arguments, R"({"city":"Paris"})");
+  EXPECT_EQ(m[2].role, "tool");
+  EXPECT_EQ(m[2].tool_call_id, std::optional<std::string>("call_1"));
+  expect_rejects(parse(R"({"messages":[{"role":"tool","content":"x"}]})", endpoint::chat, "r"),
+                 "messages[0].tool_call_id");
+  expect_rejects(parse(R"({"messages":[{"role":"user","content":"x","tool_calls":[{"function":{"name":"f"}}]}]})",
+                       endpoint::chat, "r"),
+                 "messages[0].tool_calls");
+  expect_rejects(parse(R"({"messages":[{"role":"assistant","tool_calls":[{"function":{"arguments":"{}"}}]}]})",
+                       endpoint::chat, "r"),
+                 "messages[0].tool_calls[0].function.name");
+}
+
+TEST(openai_parse, response_format) {
+  auto obj = chat(R"("response_format":{"type":"json_object"})");
+  ASSERT_TRUE(obj.ok()) << obj.err().message;
+  EXPECT_EQ(obj->gen.response_format->v["type"], "json_object");
+  auto sch = comp(R"("response_format":{"type":"json_schema","json_schema":{"name":"x","strict":true,)"
+                  R"("schema":{"type":"object","properties":{"b":{"type":"integer"},"a":{"type":"string"}},"required":["b","a"]}}})");
+  ASSERT_TRUE(sch.ok()) << sch.err().message;
+  EXPECT_EQ(sch->gen.response_format->v["json_schema"]["schema"]["properties"].begin().key(), "b");
+  EXPECT_FALSE(chat(R"("response_format":{"type":"text"})")->gen.response_format.has_value());
+  expect_rejects(chat(R"("response_format":{"type":"yaml"})"), "response_format.type");
+  expect_rejects(chat(R"("response_format":{"type":"json_schema"})"), "response_format.json_schema");
+  expect_rejects(chat(R"("response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"string","pattern":"a+"}}})"),
+                 "response_format.json_schema.schema");
+  expect_rejects(chat(R"("response_format":"json")"), "response_format");
+}
+
+TEST(openai_parse, agent_hints_from_body_and_headers) {
+  auto r = chat(R"("priority":7,"latency_class":"batch","session_id":"conv-1","expected_output_tokens":120)");
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  EXPECT_EQ(r->gen.priority, 7);
+  EXPECT_TRUE(r->priority_given);
+  EXPECT_EQ(r->gen.latency, msg::latency_class::batch);
+  EXPECT_EQ(r->gen.session_id, std::optional<std::string>("conv-1"));
+  EXPECT_EQ(r->gen.expected_output_tokens, 120u);
+  // OpenAI's own names: service_tier "flex" is batch-like, prompt_cache_key a session key.
+  auto o = chat(R"("service_tier":"flex","prompt_cache_key":"k9")");
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->gen.latency, msg::latency_class::batch);
+  EXPECT_EQ(o->gen.session_id, std::optional<std::string>("k9"));
+  EXPECT_EQ(chat(R"("service_tier":"auto")")->gen.latency, msg::latency_class::interactive);
+  // Headers, for clients that cannot add body fields; the body wins.
+  request_hint_headers h{"-3", "batch", "hdr-session", "40"};
+  auto hr = parse(std::string("{") + chat_msgs + "}", endpoint::chat, "r", h);
+  ASSERT_TRUE(hr.ok()) << hr.err().message;
+  EXPECT_EQ(hr->gen.priority, -3);
+  EXPECT_EQ(hr->gen.latency, msg::latency_class::batch);
+  EXPECT_EQ(hr->gen.session_id, std::optional<std::string>("hdr-session"));
+  EXPECT_EQ(hr->gen.expected_output_tokens, 40u);
+  auto both = parse(std::string("{") + chat_msgs + R"(,"priority":2})", endpoint::chat, "r", h);
+  EXPECT_EQ(both->gen.priority, 2);
+  EXPECT_FALSE(chat("")->priority_given);
+  expect_rejects(chat(R"("priority":5000)"), "priority");
+  expect_rejects(chat(R"("priority":"high")"), "priority");
+  expect_rejects(chat(R"("latency_class":"realtime")"), "latency_class");
+  expect_rejects(parse(std::string("{") + chat_msgs + "}", endpoint::chat, "r", {"x", "", "", ""}), "priority");
+  expect_rejects(chat(R"("session_id":7)"), "session_id");
+}
+
+TEST(openai_render, tool_calls_streamed_and_whole) {
+  msg::token_chunk c1;
+  c1.tool_calls = {{0, std::string("call_abc"), std::string("get_weather"), ""}};
+  msg::token_chunk c2;
+  c2.tool_calls = {{0, std::nullopt, std::nullopt, R"({"city":)"}};
+  msg::token_chunk c3;
+  c3.tool_calls = {{0, std::nullopt, std::nullopt, R"("Paris"})"}};
+  c3.finish_reason = msg::finish_kind::tool_calls;
+  c3.usage_info = msg::usage{5, 3, 0};
+  response_renderer s(endpoint::chat, "id", "m", 1, {});
+  auto e1 = events(s.sse(c1));
+  ASSERT_EQ(e1.size(), 1u);
+  auto d1 = e1[0]["choices"][0]["delta"];
+  EXPECT_EQ(d1["role"], "assistant");
+  EXPECT_EQ(d1["tool_calls"][0]["index"], 0);
+  EXPECT_EQ(d1["tool_calls"][0]["id"], "call_abc");
+  EXPECT_EQ(d1["tool_calls"][0]["type"], "function");
+  EXPECT_EQ(d1["tool_calls"][0]["function"]["name"], "get_weather");
+  auto d2 = events(s.sse(c2))[0]["choices"][0]["delta"];
+  EXPECT_FALSE(d2["tool_calls"][0].contains("id"));
+  EXPECT_EQ(d2["tool_calls"][0]["function"]["arguments"], R"({"city":)");
+  auto e3 = events(s.sse(c3));
+  EXPECT_EQ(e3[0]["choices"][0]["finish_reason"], "tool_calls");
+  response_renderer w(endpoint::chat, "id", "m", 1, {});
+  for (auto* c : {&c1, &c2, &c3}) w.add(*c);
+  auto full = json::parse(w.full_response());
+  auto msg = full["choices"][0]["message"];
+  EXPECT_TRUE(msg["content"].is_null());
+  EXPECT_EQ(msg["tool_calls"][0]["id"], "call_abc");
+  EXPECT_EQ(msg["tool_calls"][0]["function"]["arguments"], R"({"city":"Paris"})");
+  EXPECT_EQ(full["choices"][0]["finish_reason"], "tool_calls");
 }
 
 TEST(openai_parse, ignorable_and_unknown_fields_pass) {
   auto r = chat(R"("user":"u1","metadata":{"k":"v"},"store":false,"service_tier":"auto","parallel_tool_calls":true,)"
-                R"("response_format":{"type":"text"},"modalities":["text"],"tool_choice":"none","some_extension":42)");
+                R"("response_format":{"type":"text"},"modalities":["text"],"some_extension":42)");
   ASSERT_TRUE(r.ok()) << r.err().message;
   EXPECT_EQ(r->gen.tenant, "u1");
   auto parts = parse(R"({"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]})",

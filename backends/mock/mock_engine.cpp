@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "backends/sampling/logits_processor.hpp"
+#include "backends/sampling/output_constraint.hpp"
 #include "common/log.hpp"
 
 namespace yard::backends {
@@ -38,7 +39,7 @@ class mock_engine::mock_executor final : public executor {
       if (!e.sample) continue;
       const msg::sampling_params none;
       const auto& sp = e.sampling ? *e.sampling : none;
-      if (!sp.logprobs && !needs_logits_processing(sp)) {
+      if (!sp.logprobs && !needs_logits_processing(sp) && !e.constraint) {
         r.sampled[i] = token_at(e.user_tag, e.output_index);
         continue;
       }
@@ -46,14 +47,18 @@ class mock_engine::mock_executor final : public executor {
       // alphabet letters spread below it, every other byte unlikely. The
       // request's processors reshape them and the choice is greedy, so
       // penalties, logit_bias and min_tokens change the stream observably.
-      mock_logits(e.user_tag, e.output_index, logits_);
+      // A constrained request sees every printable byte in play (so a value's
+      // structure can be chosen, and strings and numbers end).
+      mock_logits(e.user_tag, e.output_index, logits_, e.constraint != nullptr);
       const auto all = e.all_tokens;
       const auto n_prompt = std::min<std::size_t>(e.num_prompt_tokens, all.size());
       apply_logits_processors(logits_, sp, all.subspan(0, n_prompt), all.subspan(n_prompt), e.stop_token_ids);
+      if (e.constraint) e.constraint->mask(logits_, e.tokens_left);
       token_id best = 0;
       for (token_id t = 1; t < logits_.size(); ++t)
         if (logits_[t] > logits_[best]) best = t;
       r.sampled[i] = best;
+      if (e.constraint) e.constraint->advance(best);
       r.logprobs[i] = token_logprob(logits_, best);
       if (sp.logprobs && sp.top_logprobs > 0) {
         r.top_logprobs.resize(plan.seqs.size());
@@ -89,8 +94,10 @@ class mock_engine::mock_executor final : public executor {
   std::vector<float> logits_;  // [256] scratch: one synthetic logits row
 };
 
-void mock_engine::mock_logits(std::uint64_t state, std::size_t i, std::vector<float>& out) {
+void mock_engine::mock_logits(std::uint64_t state, std::size_t i, std::vector<float>& out, bool all_printable) {
   out.assign(256, -10.0f);
+  if (all_printable)  // structure and digits in [0, 9): a closing quote beats the letters about 1 step in 9
+    for (unsigned c = 0x20; c < 0x7f; ++c) out[c] = static_cast<float>(splitmix(state ^ (i * 0x100 + c) ^ 0x5eed) % 9000) / 1000.0f;
   for (std::size_t k = 0; k + 1 < sizeof(alphabet); ++k) {
     auto c = static_cast<unsigned char>(alphabet[k]);
     out[c] = static_cast<float>(splitmix(state ^ (i * 0x100 + c)) % 7000) / 1000.0f;  // [0, 7)

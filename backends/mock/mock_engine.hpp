@@ -83,13 +83,14 @@ class mock_engine final : public engine_shell {
  protected:
   status prepare(const engine_request& req, sequence_spec& spec) override;
   std::string token_bytes(token_id t) const override { return std::string(1, static_cast<char>(t & 0xff)); }
+  std::size_t vocab_size() const override { return 256; }  // one token per byte; no end-of-text token
   double step_time_ms(const step_outcome& o, double wall_ms) override;
 
  private:
   class mock_executor;
   // The synthetic logits row [256] for output position `i`: expected token 8,
   // the other alphabet letters in [0, 7) (so a penalty of 2 on it can let one win), every other byte -10.
-  static void mock_logits(std::uint64_t state, std::size_t i, std::vector<float>& out);
+  static void mock_logits(std::uint64_t state, std::size_t i, std::vector<float>& out, bool all_printable = false);
   mock_engine_options opts_;
   status tier_status_;  // tier set-up result (create() returns it)
 };

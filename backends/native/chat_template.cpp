@@ -1,10 +1,5 @@
 #include "backends/native/chat_template.hpp"
 
-#include <filesystem>
-#include <fstream>
-
-#include <nlohmann/json.hpp>
-
 namespace yard::backends::native {
 
 namespace {
@@ -17,19 +12,6 @@ std::string trim(const std::string& s) {
 }
 
 }  // namespace
-
-std::string read_chat_template(const std::string& dir) {
-  std::ifstream in(std::filesystem::path(dir) / "tokenizer_config.json");
-  if (!in) return {};
-  auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("chat_template")) return {};
-  const auto& t = j["chat_template"];
-  if (t.is_string()) return t.get<std::string>();
-  if (t.is_array())  // [{name, template}, ...]: take "default" or the first
-    for (const auto& e : t)
-      if (e.is_object() && e.contains("template") && e["template"].is_string()) return e["template"].get<std::string>();
-  return {};
-}
 
 chat_family detect_chat_family(const tokenizer& tok, std::string_view tmpl) {
   if (!tmpl.empty()) {

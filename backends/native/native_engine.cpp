@@ -105,8 +105,9 @@ std::string native_engine::detokenize(const std::vector<token_id>& tokens) const
   return out + s.flush();
 }
 
-result<std::vector<token_id>> native_engine::apply_chat_template(const std::vector<msg::chat_message>& messages) const {
-  return text_.apply_chat_template(messages);
+result<std::vector<token_id>> native_engine::apply_chat_template(const std::vector<msg::chat_message>& messages,
+                                                                const msg::json_value* tools) const {
+  return text_.apply_chat_template(messages, tools);
 }
 
 status native_engine::prepare(const engine_request& req, sequence_spec& s) {

@@ -46,7 +46,8 @@ class native_engine final : public engine_shell {
   std::string name() const override { return text_.name(); }
   result<std::vector<token_id>> tokenize(std::string_view text) const override;
   std::string detokenize(const std::vector<token_id>& tokens) const override;
-  result<std::vector<token_id>> apply_chat_template(const std::vector<msg::chat_message>& messages) const override;
+  result<std::vector<token_id>> apply_chat_template(const std::vector<msg::chat_message>& messages,
+                                                    const msg::json_value* tools = nullptr) const override;
 
   const native::tokenizer& get_tokenizer() const { return text_.vocab(); }
   const native_prompt_tokenizer& prompt_tokens() const { return text_; }
@@ -60,6 +61,13 @@ class native_engine final : public engine_shell {
   std::string token_bytes(token_id t) const override;
   std::string token_label(token_id t) const override;
   double step_time_ms(const step_outcome& o, double wall_ms) override;
+  std::size_t vocab_size() const override { return config().vocab_size; }
+  std::vector<token_id> end_of_text_ids() const override { return eos_ids_; }
+
+ public:
+  chat::tool_call_format default_tool_format() const override {
+    return chat::default_tool_call_format(native::chat_family_name(family()));
+  }
 
  private:
   native_engine() = default;

@@ -6,6 +6,7 @@
 
 #include "backends/native/sampler.hpp"
 #include "backends/sampling/logits_processor.hpp"
+#include "backends/sampling/output_constraint.hpp"
 
 namespace yard::backends::native {
 
@@ -47,8 +48,15 @@ void sample_plan(const batch_plan& plan, const float* logits, int vocab, executi
       apply_logits_processors(processed, sp, all.subspan(0, n_prompt), all.subspan(n_prompt), e.stop_token_ids);
       row_logits = processed.data();
     }
+    if (e.constraint) {
+      // Structured output: disallowed tokens to -inf on the (processed) row.
+      if (row_logits != processed.data()) processed.assign(row_logits, row_logits + vocab);
+      e.constraint->mask(std::span<float>(processed.data(), static_cast<std::size_t>(vocab)), e.tokens_left);
+      row_logits = processed.data();
+    }
     auto s = sample(row_logits, vocab, sp, rng);
     r.sampled[i] = static_cast<token_id>(s.token);
+    if (e.constraint) e.constraint->advance(r.sampled[i]);
     r.logprobs[i] = s.logprob;
     if (sp.logprobs && sp.top_logprobs > 0) {
       r.top_logprobs.resize(plan.seqs.size());

@@ -47,10 +47,13 @@ sample_result sample(const float* logits, int vocab, const msg::sampling_params&
     for (std::size_t i = 0; i < keep; ++i) sum += prob[i];
   }
   double u = std::uniform_real_distribution<double>(0.0, sum)(rng);
-  std::size_t pick = keep - 1;
+  // Rounding may leave u >= 0 at the end: then the last token with mass (a
+  // masked token, prob 0, is never picked).
+  std::size_t pick = 0;
   for (std::size_t i = 0; i < keep; ++i) {
+    if (prob[i] > 0) pick = i;
     u -= prob[i];
-    if (u < 0) { pick = i; break; }
+    if (u < 0 && prob[i] > 0) { pick = i; break; }
   }
   r.token = idx[pick];
   r.logprob = static_cast<float>(logits[r.token] - log_z);

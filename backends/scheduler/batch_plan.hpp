@@ -17,6 +17,8 @@
 #include "kv/block_pool.hpp"
 #include "messages/types.hpp"
 
+namespace yard::backends { class output_constraint; }
+
 namespace yard::backends {
 
 using msg::token_id;
@@ -38,6 +40,8 @@ struct scheduled_sequence {
   const msg::sampling_params* sampling = nullptr;
   std::span<const token_id> stop_token_ids;  // EOS included: banned while the output is shorter than min_tokens
   std::uint64_t user_tag = 0;            // opaque value given at add time (executor bookkeeping)
+  output_constraint* constraint = nullptr;  // structured output: mask the row, then advance with the sample (default none)
+  std::uint32_t tokens_left = 0;         // output budget left, this token included
 };
 
 struct batch_plan {

@@ -2,6 +2,7 @@
 #include "backends/scheduler/scheduler.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <cassert>
 #include <cmath>
 
@@ -49,10 +50,8 @@ result<std::uint64_t> scheduler::add(sequence_spec spec) {
   by_request_[s->spec.request_id] = id;
   if (s->pending_finish) pending_finish_.push_back(s.get());
   else {
-    // Behind every waiting sequence of the same or a higher priority (FCFS within a priority).
-    auto p = s->spec.priority;
-    auto at = std::find_if(waiting_.begin(), waiting_.end(), [p](const auto* w) { return w->spec.priority < p; });
-    waiting_.insert(at, s.get());
+    s->enqueued_at = schedules_;
+    waiting_.push_back(s.get());  // ordered by order_waiting() at the next schedule()
   }
   seqs_.emplace(id, std::move(s));
   return id;
@@ -91,7 +90,25 @@ void scheduler::preempt(sequence& s) {
   free_sequence(s);
   ++stats_.preemptions;
   running_.erase(std::find(running_.begin(), running_.end(), &s));
+  s.requeued = true;
   waiting_.push_front(&s);
+}
+
+std::int64_t scheduler::waiting_rank(const sequence& s) const {
+  if (s.requeued) return std::numeric_limits<std::int64_t>::max();
+  std::int64_t rank = s.spec.priority;
+  if (cfg_.aging_steps > 0) rank += static_cast<std::int64_t>((schedules_ - s.enqueued_at) / cfg_.aging_steps);
+  if (s.spec.latency == msg::latency_class::batch) rank -= cfg_.batch_penalty;
+  return rank;
+}
+
+void scheduler::order_waiting() {
+  if (waiting_.size() < 2) return;
+  std::stable_sort(waiting_.begin(), waiting_.end(), [this](const sequence* a, const sequence* b) {
+    auto ra = waiting_rank(*a), rb = waiting_rank(*b);
+    if (ra != rb) return ra > rb;
+    return a->spec.latency == msg::latency_class::interactive && b->spec.latency == msg::latency_class::batch;
+  });
 }
 
 void scheduler::add_to_plan(sequence& s, std::uint32_t n_new, batch_plan& plan) {
@@ -110,6 +127,8 @@ void scheduler::add_to_plan(sequence& s, std::uint32_t n_new, batch_plan& plan) 
   e.sampling = &s.spec.sampling;
   e.stop_token_ids = s.spec.stop_token_ids;
   e.user_tag = s.spec.user_tag;
+  e.constraint = s.spec.constraint.get();
+  e.tokens_left = s.spec.max_output_tokens > s.produced ? s.spec.max_output_tokens - s.produced : 0;
   if (e.is_prefill) plan.num_prefill_tokens += n_new;
   else ++plan.num_decode_seqs;
   plan.active_kv_tokens += s.num_computed + n_new;
@@ -174,7 +193,13 @@ batch_plan scheduler::schedule() {
     std::uint32_t want = blocks_for(s.num_computed + n_new);
     bool scheduled = true;
     while (want > have && !pool_.allocate(want - have, s.blocks)) {
+      // The most recent batch-class sequence after s, else the most recent one.
       sequence* victim = running_.back();
+      for (std::size_t k = running_.size() - 1; k > i; --k)
+        if (running_[k]->spec.latency == msg::latency_class::batch) {
+          victim = running_[k];
+          break;
+        }
       preempt(*victim);
       preempted = true;
       ++plan.num_preempted;
@@ -185,10 +210,13 @@ batch_plan scheduler::schedule() {
     budget -= n_new;
     ++i;
   }
-  // 2. Waiting sequences, FCFS.
+  // 2. Waiting sequences, in rank order.
+  ++schedules_;
   if (!preempted) {
+    order_waiting();
     while (!waiting_.empty() && running_.size() < cfg_.max_num_seqs && budget > 0) {
       if (!try_admit(*waiting_.front(), budget, plan)) break;
+      waiting_.front()->requeued = false;
       waiting_.pop_front();
     }
   }

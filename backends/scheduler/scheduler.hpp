@@ -10,10 +10,12 @@
 // Must not touch: tokenization, stop strings, timing (the executor's job).
 // Thread-safety: not thread-safe; one owner.
 //
-// Policy (FCFS within a priority, like vLLM v1; a higher `priority` waits ahead of lower ones): running sequences are scheduled first, in
+// Policy (FCFS within a priority, like vLLM v1; a higher `priority` waits ahead of lower ones, waiting
+// raises a priority over time and latency class batch lowers it: see scheduler_config): running sequences are scheduled first, in
 // admission order (a decode costs 1 token of budget, an unfinished prefill
 // takes what the budget allows); if blocks run out the most recently admitted
-// running sequence is preempted (blocks released, re-queued at the front of
+// running sequence is preempted — the most recent batch-class one if any —
+// (blocks released, re-queued at the front of
 // waiting, recomputed later — usually mostly from the prefix cache). Waiting
 // sequences are admitted in order while seats, budget and blocks (keeping
 // `watermark` of the pool free) allow; no admission happens in a step that
@@ -29,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backends/sampling/output_constraint.hpp"
 #include "backends/scheduler/batch_plan.hpp"
 #include "common/status.hpp"
 #include "kv/block_pool.hpp"
@@ -41,6 +44,12 @@ struct scheduler_config {
   double watermark = 0.01;                       // pool fraction kept free at admission (default 0.01)
   bool enable_chunked_prefill = true;            // split prompts over steps (default true)
   std::uint32_t max_model_len = 1u << 20;        // prompt + output limit (default 1M)
+  // Waiting order (agent hints): a waiting sequence's rank is its priority, plus
+  // one per `aging_steps` steps it has waited (no starvation; 0 = no aging),
+  // minus `batch_penalty` for latency class batch; ties go to interactive, then
+  // to the earlier arrival. (defaults 64 steps, 2)
+  std::uint32_t aging_steps = 64;
+  std::int32_t batch_penalty = 2;
 };
 
 struct sequence_spec {
@@ -50,10 +59,12 @@ struct sequence_spec {
   std::uint32_t max_output_tokens = 16;  // output budget, resume tokens included; 0 = until max_model_len
   std::vector<token_id> stop_token_ids;
   std::optional<std::string> cache_salt;
-  std::int32_t priority = 0;             // waiting order: higher first, FCFS within a priority
+  std::int32_t priority = 0;             // waiting order: higher first, FCFS within a priority (aged: see scheduler_config)
+  msg::latency_class latency = msg::latency_class::interactive;  // batch yields to interactive (default interactive)
   msg::sampling_params sampling;
   std::vector<kv::block_hash> block_hashes;  // optional: precomputed hashes of full blocks of `tokens`
   std::uint64_t user_tag = 0;            // passed through to the executor
+  std::shared_ptr<output_constraint> constraint;  // structured output (default none)
 };
 
 // What a sequence did in one step.
@@ -142,7 +153,12 @@ class scheduler {
     std::vector<kv::block_hash> hashes;  // hashes of leading full blocks (grows lazily)
     kv::block_hash root = 0;
     std::optional<msg::finish_kind> pending_finish;  // cancelled or finished by the engine
+    std::uint64_t enqueued_at = 0;       // schedule() count when it (last) started waiting
+    bool requeued = false;               // preempted: waits ahead of everything not yet admitted
   };
+  // The waiting order of the policy above; stable, so equal ranks stay FCFS.
+  void order_waiting();
+  std::int64_t waiting_rank(const sequence& s) const;
   std::uint32_t blocks_for(std::uint32_t tokens) const { return (tokens + block_size_ - 1) / block_size_; }
   void ensure_hashes(sequence& s, std::size_t n_blocks);
   bool try_admit(sequence& s, std::uint32_t& budget, batch_plan& plan);
@@ -163,6 +179,7 @@ class scheduler {
   executor* freed_listener_ = nullptr;
   admit_hook admit_hook_;
   scheduler_stats stats_;
+  std::uint64_t schedules_ = 0;  // schedule() calls: the aging clock
 };
 
 }  // namespace yard::backends

@@ -210,6 +210,34 @@ TEST(simulator, writes_a_valid_png_plot) {
   EXPECT_FALSE(write_plot("/nonexistent/dir/p.png", {r.value()}, "X").ok());
 }
 
+// Agent hints: with a 20/80 interactive/batch mix under a queue, interactive TTFT p90 is
+// lower when the workers see the classes (batch yields) than when they do not.
+TEST(simulator, latency_class_hints_lower_interactive_ttft) {
+  std::string text;
+  for (int i = 0; i < 240; ++i)
+    text += "{\"timestamp\": " + std::to_string(i * 4) + ", \"input_length\": " + std::to_string(1500 + (i * 397) % 2500) +
+            ", \"output_length\": " + std::to_string(16 + i % 24) + ", \"hash_ids\": [" + std::to_string(1000 + i) + "]}\n";
+  auto t = parse_trace(text);
+  ASSERT_TRUE(t.ok());
+  auto pt = prepare_trace(t.value(), 64);
+  auto run = [&](bool hints) {
+    auto o = opts_with(nullptr, 2);
+    o.interactive_fraction = 0.2;
+    o.hints = hints;
+    auto r = run_simulation(pt, o);
+    EXPECT_TRUE(r.ok());
+    return r.value();
+  };
+  auto off = run(false), on = run(true);
+  off.policy += "-hints";  // as yard sim --hints-ab names the hints-off run
+  EXPECT_EQ(off.interactive_requests, on.interactive_requests);  // the same draw
+  EXPECT_GT(on.interactive_requests, 20u);
+  EXPECT_LT(on.interactive_requests, 80u);
+  EXPECT_LT(on.ttft_interactive_ms.p90, off.ttft_interactive_ms.p90);
+  EXPECT_GT(on.ttft_batch_ms.p90, on.ttft_interactive_ms.p90);
+  EXPECT_NE(format_hint_table({off, on}).find("interactive_ttft_p90_off"), std::string::npos);
+}
+
 TEST(simulator, real_conversation_trace_prefix_when_present) {
   auto dir = shared_data_dir();
   std::string path = dir + "/data/mooncake/conversation_trace.jsonl";

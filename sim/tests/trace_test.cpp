@@ -24,6 +24,24 @@ TEST(trace, parses_good_lines) {
   EXPECT_TRUE(t->issues.empty());
 }
 
+TEST(trace, reads_agent_hint_fields) {
+  auto t = parse_trace(
+      "{\"timestamp\": 0, \"input_length\": 6, \"output_length\": 5, \"hash_ids\": [0], \"latency_class\": \"batch\", "
+      "\"priority\": -2, \"session_id\": \"c1\"}\n"
+      "{\"timestamp\": 1, \"input_length\": 6, \"output_length\": 5, \"hash_ids\": [0], \"latency_class\": \"urgent\"}\n"
+      "{\"timestamp\": 2, \"input_length\": 6, \"output_length\": 5, \"hash_ids\": [0], \"priority\": 99999}\n"
+      "{\"timestamp\": 3, \"input_length\": 6, \"output_length\": 5, \"hash_ids\": [0]}\n");
+  ASSERT_TRUE(t.ok());
+  ASSERT_EQ(t->requests.size(), 2u);
+  EXPECT_EQ(t->requests[0].latency, msg::latency_class::batch);
+  EXPECT_EQ(t->requests[0].priority, -2);
+  EXPECT_EQ(t->requests[0].session_id, "c1");
+  EXPECT_EQ(t->requests[1].latency, msg::latency_class::interactive);  // the default
+  ASSERT_EQ(t->issues.size(), 2u);
+  EXPECT_NE(t->issues[0].reason.find("latency_class"), std::string::npos);
+  EXPECT_NE(t->issues[1].reason.find("priority"), std::string::npos);
+}
+
 TEST(trace, reports_each_bad_line_with_its_number_and_skips_it) {
   std::string text =
       "{\"timestamp\": 5, \"input_length\": 10, \"output_length\": 5, \"hash_ids\": [1]}\n"   // 1 ok

@@ -1,0 +1,177 @@
+// backends/output_rules.cpp — see output_rules.hpp.
+#include "backends/output_rules.hpp"
+
+#include <cmath>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "backends/structured/json_constraint.hpp"
+#include "backends/structured/json_schema_compiler.hpp"
+#include "common/log.hpp"
+
+namespace yard::backends {
+
+namespace {
+
+using nlohmann::ordered_json;
+
+// A JSON value between two fixed texts: the prefix is forced token by token
+// (tokens that are a prefix of what is left of it), then the JSON grammar
+// runs, then the suffix is forced; after it nothing may follow. The suffix's
+// bytes are kept out of the JSON's budget so the call always closes.
+class framed_json_constraint final : public output_constraint {
+ public:
+  framed_json_constraint(std::string prefix, structured::json_constraint json, std::string suffix,
+                         std::shared_ptr<const structured::token_vocabulary> vocab)
+      : prefix_(std::move(prefix)), suffix_(std::move(suffix)), json_(std::move(json)), vocab_(std::move(vocab)) {}
+
+  void mask(std::span<float> logits, std::uint32_t tokens_left) override {
+    if (phase_ == phase::json) {
+      const std::uint32_t reserve = static_cast<std::uint32_t>(suffix_.size());
+      json_.mask(logits, tokens_left > reserve ? tokens_left - reserve : 1);
+      return;
+    }
+    const std::string_view rest = phase_ == phase::prefix ? std::string_view(prefix_).substr(done_)
+                                  : phase_ == phase::suffix ? std::string_view(suffix_).substr(done_)
+                                                            : std::string_view();
+    for (std::size_t t = 0; t < logits.size(); ++t) {
+      const auto id = static_cast<msg::token_id>(t);
+      if (phase_ == phase::end) {
+        bool eos = false;
+        for (auto e : vocab_->eos_ids()) eos = eos || e == id;
+        if (!eos) logits[t] = -INFINITY;
+        continue;
+      }
+      const auto b = vocab_->bytes(id);
+      if (!vocab_->is_text(id) || b.empty() || b.size() > rest.size() || rest.substr(0, b.size()) != b)
+        logits[t] = -INFINITY;
+    }
+  }
+
+  void advance(msg::token_id t) override {
+    if (phase_ == phase::json) {
+      json_.advance(t);
+      if (json_.fault())  // a token the mask did not allow: a bug; the value ends here
+        component_logger("structured")->error("constrained token {} was not allowed: {}", t, json_.fault()->describe());
+      if (json_.finished()) enter(phase::suffix);
+      return;
+    }
+    if (phase_ == phase::end) return;
+    done_ += vocab_->bytes(t).size();
+    const std::string& lit = phase_ == phase::prefix ? prefix_ : suffix_;
+    if (done_ >= lit.size()) enter(phase_ == phase::prefix ? phase::json : phase::end);
+  }
+
+  bool finished() const override { return phase_ == phase::end; }
+
+  void start() { enter(phase::prefix); }
+
+  // Tokens the shortest valid output takes (greedy longest-prefix tokens of
+  // prefix + the schema's shortest value + suffix), before any token.
+  std::size_t min_tokens() const {
+    return vocab_->greedy_count(prefix_ + json_.matcher().shortest_completion() + suffix_);
+  }
+
+ private:
+  enum class phase { prefix, json, suffix, end };
+  void enter(phase p) {
+    phase_ = p;
+    done_ = 0;
+    if (p == phase::prefix && prefix_.empty()) return enter(phase::json);
+    if (p == phase::suffix && suffix_.empty()) return enter(phase::end);
+  }
+
+  std::string prefix_, suffix_;
+  structured::json_constraint json_;
+  std::shared_ptr<const structured::token_vocabulary> vocab_;
+  phase phase_ = phase::prefix;
+  std::size_t done_ = 0;  // bytes of the current literal emitted
+};
+
+// The call object of one tool in `format`: {"name": const, "arguments"|"parameters": its schema}.
+ordered_json call_schema(const ordered_json& tool, chat::tool_call_format format) {
+  const auto& fn = tool["function"];
+  ordered_json params = fn.contains("parameters") && fn["parameters"].is_object() ? fn["parameters"]
+                                                                                  : ordered_json{{"type", "object"}};
+  const char* args = format == chat::tool_call_format::llama3_json ? "parameters" : "arguments";
+  ordered_json props = ordered_json::object();
+  props["name"] = {{"const", fn["name"]}};
+  props[args] = params;
+  return {{"type", "object"}, {"properties", props}, {"required", {"name", args}}, {"additionalProperties", false}};
+}
+
+// The tools a forced call may use: all for "required", one for a named function, none otherwise.
+std::vector<const ordered_json*> forced_tools(const msg::generate_request& r) {
+  std::vector<const ordered_json*> out;
+  if (!r.tools || !r.tools->v.is_array() || r.tools->v.empty() || !r.tool_choice) return out;
+  const auto& choice = r.tool_choice->v;
+  for (const auto& t : r.tools->v) {
+    if (choice == "required") out.push_back(&t);
+    else if (choice.is_object() && choice.contains("function") && t["function"]["name"] == choice["function"]["name"])
+      out.push_back(&t);
+  }
+  return out;
+}
+
+result<std::shared_ptr<output_constraint>> framed(std::string prefix, const ordered_json& schema, std::string suffix,
+                                                  const std::shared_ptr<const structured::token_vocabulary>& vocab,
+                                                  const std::string& field, std::uint32_t max_tokens) {
+  auto g = structured::compile_json_schema(schema);
+  if (!g) return make_error(errc::bad_request, "field '" + field + "': " + g.err().message);
+  auto grammar = std::make_shared<const structured::json_grammar>(std::move(*g));
+  auto c = std::make_shared<framed_json_constraint>(std::move(prefix), structured::json_constraint(grammar, vocab),
+                                                    std::move(suffix), vocab);
+  c->start();
+  // A budget that cannot hold even the shortest valid value is refused, not cut into invalid JSON.
+  if (max_tokens > 0 && c->min_tokens() > max_tokens)
+    return make_error(errc::bad_request, "field 'max_tokens' (" + std::to_string(max_tokens) + ") is below the " +
+                                             std::to_string(c->min_tokens()) + " tokens the shortest valid output for '" +
+                                             field + "' takes");
+  return std::shared_ptr<output_constraint>(std::move(c));
+}
+
+}  // namespace
+
+result<output_rules> output_rules_for(const msg::generate_request& r, const vocabulary_source& vocab_of,
+                                      chat::tool_call_format format) {
+  output_rules out;
+  const bool tools = r.tools && r.tools->v.is_array() && !r.tools->v.empty();
+  const bool none = r.tool_choice && r.tool_choice->v == "none";
+  if (tools && !none) out.tool_format = format;
+  auto forced = forced_tools(r);
+  const bool json_format = r.response_format && r.response_format->v.value("type", "") != "text";
+  if (forced.empty() && !json_format) return out;
+  auto vocab = vocab_of ? vocab_of() : nullptr;
+  if (!vocab) return make_error(errc::unsupported, "this engine cannot constrain its output (no token vocabulary)");
+  if (!forced.empty()) {
+    if (format == chat::tool_call_format::none)
+      return make_error(errc::bad_request, "field 'tool_choice' forces a call, but this worker parses no tool calls "
+                                           "(--tool-call-format none)");
+    ordered_json one = forced.size() == 1 ? call_schema(*forced[0], format) : ordered_json{{"anyOf", ordered_json::array()}};
+    if (forced.size() > 1)
+      for (const auto* t : forced) one["anyOf"].push_back(call_schema(*t, format));
+    result<std::shared_ptr<output_constraint>> c = make_error(errc::internal, "");
+    switch (format) {
+      case chat::tool_call_format::llama3_json: c = framed("", one, "", vocab, "tools", r.max_tokens); break;
+      case chat::tool_call_format::mistral:
+        c = framed("[TOOL_CALLS]", {{"type", "array"}, {"items", one}, {"minItems", 1}}, "", vocab, "tools", r.max_tokens);
+        break;
+      default: c = framed("<tool_call>\n", one, "\n</tool_call>", vocab, "tools", r.max_tokens); break;
+    }
+    if (!c) return c.err();
+    out.constraint = std::move(*c);
+    return out;
+  }
+  const auto& rf = r.response_format->v;
+  ordered_json schema = {{"type", "object"}};  // json_object: any object
+  if (rf.value("type", "") == "json_schema" && rf.contains("json_schema") && rf["json_schema"].contains("schema") &&
+      rf["json_schema"]["schema"].is_object())
+    schema = rf["json_schema"]["schema"];
+  auto c = framed("", schema, "", vocab, "response_format", r.max_tokens);
+  if (!c) return c.err();
+  out.constraint = std::move(*c);
+  return out;
+}
+
+}  // namespace yard::backends
