@@ -14,7 +14,7 @@
 // NATS_PASSWORD or NATS_PASSWORD_FILE, NATS_INBOX_PREFIX (yard up prints
 // them), YARD_NAMESPACE (default "default"). Exit code 0 = the conversation
 // completed with a parsed tool call.
-import { connect } from "nats";
+import { connect, createInbox } from "nats";
 import { encode, decode } from "@msgpack/msgpack";
 import { readFileSync } from "node:fs";
 
@@ -22,11 +22,9 @@ const ns = process.env.YARD_NAMESPACE ?? "default";
 const user = process.env.NATS_USER;
 const pass = process.env.NATS_PASSWORD ??
   (process.env.NATS_PASSWORD_FILE ? readFileSync(process.env.NATS_PASSWORD_FILE, "utf8").trim() : undefined);
-const nc = await connect({
-  servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222",
-  user, pass,
-  inboxPrefix: process.env.NATS_INBOX_PREFIX ?? (user ? `_INBOX_${user}` : undefined),
-});
+// yard's users may only receive replies under their own prefix, _INBOX_<user>.
+const inboxPrefix = process.env.NATS_INBOX_PREFIX ?? (user ? `_INBOX_${user}` : "_INBOX");
+const nc = await connect({ servers: process.env.NATS_URL ?? "nats://127.0.0.1:4222", user, pass, inboxPrefix });
 
 // 1. Discovery through the official service client.
 const svc = nc.services.client();
@@ -53,8 +51,7 @@ const tools = [{
 
 // One generate_request; resolves with { text, calls, finish } once the last chunk arrives.
 async function generate_once(request) {
-  const inbox = nc.inboxPrefix ? `${nc.inboxPrefix}.${Date.now()}${Math.random().toString(36).slice(2)}`
-                               : `_INBOX.${Date.now()}`;
+  const inbox = createInbox(inboxPrefix);
   const sub = nc.subscribe(inbox);
   nc.publish(generate, encode(request), { reply: inbox });
   let text = "";
