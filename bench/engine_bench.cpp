@@ -5,6 +5,10 @@
 // bandwidth with the engine's thread count in the same run. The bound: decode
 // must read every weight once per step, so bw_bound_tok_s = read bandwidth /
 // bytes of weights read per step; a ratio above 1 fails the bench (probe bug).
+// Also constrained decoding (a JSON-object grammar masking the logits every
+// step, backends/structured) against free decoding on the same model, the two
+// interleaved: constrained_decode_ratio = constrained / free tok/s (batch 16;
+// _b1 at batch 1), with the vocabulary size the mask walks.
 // Must not touch: anything outside the engine it creates.
 // Thread-safety: single-threaded driver.
 #include <CLI/CLI.hpp>
@@ -22,6 +26,7 @@
 
 #include "backends/native/mkmodel.hpp"
 #include "backends/native/native_engine.hpp"
+#include "backends/structured/json_constraint.hpp"
 
 namespace yard::cmd {
 
@@ -91,7 +96,9 @@ std::vector<backends::token_id> make_prompt(std::size_t n, std::uint32_t salt, s
 }
 
 // Decode tokens/s at `batch` concurrent sequences (steps after every prefill is done).
-double decode_rate(backends::native_engine& e, int batch, int decode_tokens) {
+// `constrained`: every sequence's output is a JSON object (response_format
+// json_object: the grammar masks the logits at every step).
+double decode_rate(backends::native_engine& e, int batch, int decode_tokens, bool constrained = false) {
   static int round = 0;
   ++round;
   for (int i = 0; i < batch; ++i) {
@@ -99,6 +106,10 @@ double decode_rate(backends::native_engine& e, int batch, int decode_tokens) {
     r.request_id = "d" + std::to_string(round) + "_" + std::to_string(i);
     r.prompt = make_prompt(16, static_cast<std::uint32_t>(round * 100 + i), static_cast<std::uint32_t>(e.config().vocab_size));
     r.max_tokens = static_cast<std::uint32_t>(decode_tokens + 1);
+    if (constrained)
+      r.constraint = std::make_shared<backends::structured::json_constraint>(
+          std::make_shared<const backends::structured::json_grammar>(backends::structured::json_grammar::any_object()),
+          e.vocabulary());
     if (auto st = e.add_request(std::move(r)); !st) {
       std::fprintf(stderr, "bench engine: %s\n", st.err().describe().c_str());
       return 0;
@@ -162,6 +173,16 @@ int run_bench_engine(int argc, char** argv) {
   decode_rate(e, 1, 4);  // warm-up: page in the weights
   double b1 = decode_rate(e, 1, decode_tokens);
   double b16 = decode_rate(e, 16, decode_tokens);
+  // Constrained decoding (JSON object grammar masking every step) side by side with free decoding,
+  // interleaved so machine noise hits both alike.
+  e.vocabulary();  // built once per model, outside the timing
+  double free1 = 0, json1 = 0, free16 = 0, json16 = 0;
+  for (int rep = 0; rep < 2; ++rep) {
+    free1 += decode_rate(e, 1, decode_tokens);
+    json1 += decode_rate(e, 1, decode_tokens, true);
+    free16 += decode_rate(e, 16, decode_tokens);
+    json16 += decode_rate(e, 16, decode_tokens, true);
+  }
   // Prefill: one long prompt, one step.
   backends::engine_request r;
   r.request_id = "prefill";
@@ -179,9 +200,12 @@ int run_bench_engine(int argc, char** argv) {
                "as the engine)\n",
                e.weights().num_params / 1e6, weight_bytes / 1e6, bw / 1e9, probe_threads);
   const double ratio = bound > 0 ? b1 / bound : 0.0;
+  std::fprintf(stderr, "bench engine: constrained decode (json_object) vs free: b1 %.1f vs %.1f tok/s, b16 %.1f vs %.1f tok/s, vocab %zu\n",
+               json1 / 2, free1 / 2, json16 / 2, free16 / 2, e.vocabulary()->size());
   std::printf("engine: decode_tok_s_b1=%.2f decode_tok_s_b16=%.2f prefill_tok_s=%.2f bw_bound_tok_s=%.2f decode_bw_ratio=%.3f "
-              "read_bw_gbs=%.2f threads=%d\n",
-              b1, b16, prefill, bound, ratio, bw / 1e9, probe_threads);
+              "read_bw_gbs=%.2f threads=%d constrained_decode_ratio=%.3f constrained_decode_ratio_b1=%.3f vocab=%zu\n",
+              b1, b16, prefill, bound, ratio, bw / 1e9, probe_threads, free16 > 0 ? json16 / free16 : 0.0,
+              free1 > 0 ? json1 / free1 : 0.0, e.vocabulary()->size());
   if (ratio > 1.0) {
     // Decode cannot read its weights faster than memory streams: the probe is wrong.
     std::fprintf(stderr, "bench engine: decode_bw_ratio %.3f > 1: the bandwidth probe under-measures; failing\n", ratio);
