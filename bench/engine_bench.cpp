@@ -8,7 +8,9 @@
 // Also constrained decoding (a JSON-object grammar masking the logits every
 // step, backends/structured) against free decoding on the same model, the two
 // interleaved: constrained_decode_ratio = constrained / free tok/s (batch 16;
-// _b1 at batch 1), with the vocabulary size the mask walks.
+// _b1 at batch 1), with the vocabulary size the mask walks; and the mask's
+// own cost per step on synthetic 32K and 128K vocabularies (mask_us_vocab*),
+// since the bench model's vocabulary is small.
 // Must not touch: anything outside the engine it creates.
 // Thread-safety: single-threaded driver.
 #include <CLI/CLI.hpp>
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <thread>
@@ -125,6 +128,49 @@ double decode_rate(backends::native_engine& e, int batch, int decode_tokens, boo
   return tokens / seconds_since(t0);
 }
 
+// Microseconds per json_constraint::mask over a synthetic vocabulary of
+// `size` tokens shaped like a real BPE one (every byte, then word pieces with
+// and without a leading space, digits, punctuation runs, quoted fragments):
+// the bench model's own vocabulary is small, a Llama 3 one is 128K. Walks a
+// JSON object grammar, taking the first allowed token after a seeded skip.
+double mask_us(std::size_t size) {
+  std::vector<std::string> bytes;
+  bytes.reserve(size);
+  for (int b = 0; b < 256; ++b) bytes.emplace_back(1, static_cast<char>(b));
+  std::uint64_t x = 88172645463325252ULL;
+  auto rnd = [&] { x ^= x << 13; x ^= x >> 7; x ^= x << 17; return x; };
+  const char* pieces[] = {"\"", "\":", "\": ", ", \"", "{\"", "}", "]", "[", "true", "false", "null", ".", "0", "12", "e"};
+  while (bytes.size() < size) {
+    std::string t;
+    const auto kind = rnd() % 10;
+    if (kind < 2) t = pieces[rnd() % (sizeof(pieces) / sizeof(pieces[0]))];
+    if (kind < 7 && (rnd() & 1)) t += ' ';
+    for (std::size_t n = 2 + rnd() % 7; n > 0; --n) t += static_cast<char>(kind == 8 ? '0' + rnd() % 10 : 'a' + rnd() % 26);
+    bytes.push_back(std::move(t));
+  }
+  auto vocab = std::make_shared<const backends::structured::token_vocabulary>(std::move(bytes), std::vector<backends::token_id>{});
+  auto grammar = std::make_shared<const backends::structured::json_grammar>(backends::structured::json_grammar::any_object());
+  std::vector<float> logits(vocab->size());
+  double total = 0;
+  std::size_t masks = 0;
+  for (int walk = 0; walk < 4; ++walk) {
+    backends::structured::json_constraint c(grammar, vocab);
+    for (std::uint32_t left = 256; left > 0 && !c.finished(); --left) {
+      std::fill(logits.begin(), logits.end(), 0.0f);
+      auto t0 = clk::now();
+      c.mask(logits, left);
+      total += seconds_since(t0);
+      ++masks;
+      std::vector<backends::token_id> ok;
+      for (std::size_t t = 0; t < logits.size(); ++t)
+        if (logits[t] == 0.0f) ok.push_back(static_cast<backends::token_id>(t));
+      if (ok.empty()) break;
+      c.advance(ok[rnd() % ok.size()]);
+    }
+  }
+  return masks ? total / masks * 1e6 : 0.0;
+}
+
 }  // namespace
 
 int run_bench_engine(int argc, char** argv) {
@@ -202,10 +248,12 @@ int run_bench_engine(int argc, char** argv) {
   const double ratio = bound > 0 ? b1 / bound : 0.0;
   std::fprintf(stderr, "bench engine: constrained decode (json_object) vs free: b1 %.1f vs %.1f tok/s, b16 %.1f vs %.1f tok/s, vocab %zu\n",
                json1 / 2, free1 / 2, json16 / 2, free16 / 2, e.vocabulary()->size());
+  const double mask_32k = mask_us(32000), mask_128k = mask_us(128256);
   std::printf("engine: decode_tok_s_b1=%.2f decode_tok_s_b16=%.2f prefill_tok_s=%.2f bw_bound_tok_s=%.2f decode_bw_ratio=%.3f "
-              "read_bw_gbs=%.2f threads=%d constrained_decode_ratio=%.3f constrained_decode_ratio_b1=%.3f vocab=%zu\n",
+              "read_bw_gbs=%.2f threads=%d constrained_decode_ratio=%.3f constrained_decode_ratio_b1=%.3f vocab=%zu "
+              "mask_us_vocab32k=%.1f mask_us_vocab128k=%.1f\n",
               b1, b16, prefill, bound, ratio, bw / 1e9, probe_threads, free16 > 0 ? json16 / free16 : 0.0,
-              free1 > 0 ? json1 / free1 : 0.0, e.vocabulary()->size());
+              free1 > 0 ? json1 / free1 : 0.0, e.vocabulary()->size(), mask_32k, mask_128k);
   if (ratio > 1.0) {
     // Decode cannot read its weights faster than memory streams: the probe is wrong.
     std::fprintf(stderr, "bench engine: decode_bw_ratio %.3f > 1: the bandwidth probe under-measures; failing\n", ratio);
