@@ -205,6 +205,37 @@ TEST(structured_output, auto_and_none_leave_the_output_free) {
   EXPECT_EQ(none.err().code, errc::unsupported);
 }
 
+// Migration: a constrained request resumed elsewhere with the tokens already delivered walks
+// its constraint over them first, so the continuation is what the first worker would have made.
+TEST(structured_output, a_migrated_constrained_request_continues_token_exactly) {
+  auto whole = [](std::vector<token_id> resume) {
+    mock_engine e;
+    auto g = schema_request("m");
+    g.max_tokens = 200;
+    auto rules = output_rules_for(g, [&] { return e.vocabulary(); }, chat::tool_call_format::hermes);
+    EXPECT_TRUE(rules.ok());
+    engine_request r;
+    r.request_id = "m";
+    r.prompt = {4, 5, 6};
+    r.max_tokens = 200;
+    r.sampling.seed = 7;
+    r.resume_tokens = std::move(resume);
+    r.constraint = rules->constraint;
+    EXPECT_TRUE(e.add_request(std::move(r)).ok());
+    std::vector<token_id> out;
+    for (int guard = 0; e.has_work() && guard < 1000; ++guard)
+      for (auto& o : e.step().outputs) out.insert(out.end(), o.new_tokens.begin(), o.new_tokens.end());
+    return out;
+  };
+  auto first = whole({});
+  ASSERT_GT(first.size(), 40u);
+  std::vector<token_id> delivered(first.begin(), first.begin() + 30);
+  auto rest = whole(delivered);
+  delivered.insert(delivered.end(), rest.begin(), rest.end());
+  EXPECT_EQ(delivered, first);
+  expect_city(std::string(first.begin(), first.end()));
+}
+
 // The same guarantee on the native engine with random weights, sampled (temperature 1).
 TEST(structured_output, native_random_weights_json_schema_always_validates) {
   native::testing::temp_dir d;
