@@ -105,7 +105,10 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
   // Structured output and tool calls (backends/output_rules.hpp).
   auto rules = backends::output_rules_for(
       *req, [&] { return st.engine->vocabulary(); }, st.cfg.tool_call_format.value_or(st.engine->default_tool_format()));
-  if (!rules) return fail(rules.err());
+  if (!rules) {
+    st.log->info("request {} refused: {}", req->request_id, rules.err().describe());
+    return fail(rules.err());
+  }
   er.constraint = std::move(rules->constraint);
   er.tool_format = rules->tool_format;
   if (auto why = context_error(*st.engine, er)) return fail(error{errc::bad_request, *why});

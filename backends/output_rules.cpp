@@ -1,6 +1,7 @@
 // backends/output_rules.cpp — see output_rules.hpp.
 #include "backends/output_rules.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -131,10 +132,59 @@ result<std::shared_ptr<output_constraint>> framed(std::string prefix, const orde
   return std::shared_ptr<output_constraint>(std::move(c));
 }
 
+// The shapes the frontend checks for HTTP, checked again here for bus clients
+// (a NATS body is not parsed by the frontend): errors name the field.
+status check_shapes(const msg::generate_request& r) {
+  auto bad = [](const std::string& m) { return status(make_error(errc::bad_request, m)); };
+  if (r.tools) {
+    if (!r.tools->v.is_array()) return bad("field 'tools' must be an array");
+    for (std::size_t i = 0; i < r.tools->v.size(); ++i) {
+      const auto& t = r.tools->v[i];
+      const std::string at = "tools[" + std::to_string(i) + "]";
+      if (!t.is_object() || !t.contains("function") || !t["function"].is_object())
+        return bad("field '" + at + ".function' must be an object");
+      const auto& fn = t["function"];
+      if (!fn.contains("name") || !fn["name"].is_string() || fn["name"].get_ref<const std::string&>().empty())
+        return bad("field '" + at + ".function.name' must be a non-empty string");
+      if (fn.contains("parameters") && !fn["parameters"].is_null() && !fn["parameters"].is_object())
+        return bad("field '" + at + ".function.parameters' must be a JSON schema object");
+    }
+  }
+  if (r.tool_choice) {
+    const auto& c = r.tool_choice->v;
+    const bool word = c.is_string() && (c == "none" || c == "auto" || c == "required");
+    const bool named = c.is_object() && c.contains("function") && c["function"].is_object() &&
+                       c["function"].contains("name") && c["function"]["name"].is_string();
+    if (!word && !named)
+      return bad("field 'tool_choice' must be 'none', 'auto', 'required' or {\"type\": \"function\", \"function\": {\"name\": ...}}");
+    if (!word || c != "none") {
+      if (!r.tools || r.tools->v.empty()) return bad("field 'tool_choice' needs 'tools'");
+      if (named && std::none_of(r.tools->v.begin(), r.tools->v.end(),
+                                [&](const ordered_json& t) { return t["function"]["name"] == c["function"]["name"]; }))
+        return bad("field 'tool_choice' names a function that is not in 'tools'");
+    }
+  }
+  if (r.response_format) {
+    const auto& f = r.response_format->v;
+    if (!f.is_object() || !f.contains("type") || !f["type"].is_string())
+      return bad("field 'response_format' must be an object with a string 'type'");
+    const auto& type = f["type"].get_ref<const std::string&>();
+    if (type != "text" && type != "json_object" && type != "json_schema")
+      return bad("field 'response_format.type' must be 'text', 'json_object' or 'json_schema'");
+    if (type == "json_schema" && (!f.contains("json_schema") || !f["json_schema"].is_object()))
+      return bad("field 'response_format.json_schema' must be an object");
+    if (type == "json_schema" && f["json_schema"].contains("schema") && !f["json_schema"]["schema"].is_null() &&
+        !f["json_schema"]["schema"].is_object())
+      return bad("field 'response_format.json_schema.schema' must be a JSON schema object");
+  }
+  return status::success();
+}
+
 }  // namespace
 
 result<output_rules> output_rules_for(const msg::generate_request& r, const vocabulary_source& vocab_of,
                                       chat::tool_call_format format) {
+  if (auto s = check_shapes(r); !s) return s.err();
   output_rules out;
   const bool tools = r.tools && r.tools->v.is_array() && !r.tools->v.empty();
   const bool none = r.tool_choice && r.tool_choice->v == "none";

@@ -215,6 +215,43 @@ TEST_F(agents, tool_call_over_nats_with_a_bare_json_body) {
   EXPECT_FALSE(json::parse(args, nullptr, false).is_discarded()) << args;
 }
 
+// Forged or careless bus clients: malformed tools or schemas are error chunks (400), and the worker serves on.
+TEST_F(agents, malformed_agent_fields_over_nats_are_error_replies) {
+  auto c = ts::connect_client(nats_->url());
+  ASSERT_NE(c, nullptr);
+  for (const char* body : {R"({"messages":[{"role":"user","content":"x"}],"tools":[1,2],"tool_choice":"required"})",
+                           R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"schema":{"type":"string","pattern":"a+"}}}})",
+                           R"({"messages":[{"role":"user","content":"x"}],"tools":"none"})"}) {
+    auto r = c->request(subjects::router_generate("default"), body, 5000);
+    ASSERT_TRUE(r.ok()) << r.err().describe();
+    auto j = json::parse(r->data, nullptr, false);
+    // The first reply is the error chunk, or the worker's acknowledgement followed by it.
+    if (!j.contains("error")) {
+      std::mutex mu;
+      json last;
+      auto inbox = c->new_inbox();
+      auto sub = c->subscribe(inbox, [&](transport::nats_message m) {
+        std::lock_guard<std::mutex> lock(mu);
+        last = json::parse(m.data, nullptr, false);
+      });
+      ASSERT_TRUE(c->publish(subjects::router_generate("default"), body, inbox, "application/json").ok());
+      EXPECT_TRUE(ts::eventually([&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return last.contains("error");
+      }));
+      std::lock_guard<std::mutex> lock(mu);
+      j = last;
+    }
+    ASSERT_TRUE(j.contains("error")) << body;
+    EXPECT_EQ(j["error"]["code"], 400) << j.dump();
+  }
+  // Still serving.
+  json ok = {{"model", "mock"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 3}};
+  auto r = post(ok);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
 TEST_F(agents, a_session_stays_on_its_worker_and_stats_count_requests) {
   auto before = node_->router_stats();
   ASSERT_TRUE(before.has_value());

@@ -205,6 +205,37 @@ TEST(structured_output, auto_and_none_leave_the_output_free) {
   EXPECT_EQ(none.err().code, errc::unsupported);
 }
 
+// Bus clients are not checked by the frontend: malformed shapes are 400s naming the field, never a throw.
+TEST(structured_output, malformed_agent_fields_from_the_bus_are_errors) {
+  mock_engine e;
+  auto vocab = [&] { return e.vocabulary(); };
+  auto expect_bad = [&](msg::generate_request g, const std::string& field) {
+    auto r = output_rules_for(g, vocab, chat::tool_call_format::hermes);
+    ASSERT_FALSE(r.ok()) << field;
+    EXPECT_EQ(r.err().code, errc::bad_request);
+    EXPECT_NE(r.err().message.find("'" + field), std::string::npos) << r.err().message;
+  };
+  msg::generate_request g;
+  g.tools = msg::json_value{ordered_json("not an array")};
+  expect_bad(g, "tools");
+  g.tools = msg::json_value{ordered_json::array({1, 2})};
+  expect_bad(g, "tools[0].function");
+  g.tools = msg::json_value{ordered_json::parse(R"([{"function": {"name": 7}}])")};
+  expect_bad(g, "tools[0].function.name");
+  g.tools = msg::json_value{weather_tools()};
+  g.tool_choice = msg::json_value{ordered_json{{"function", 5}}};
+  expect_bad(g, "tool_choice");
+  g.tool_choice = msg::json_value{ordered_json{{"type", "function"}, {"function", {{"name", "nope"}}}}};
+  expect_bad(g, "tool_choice");
+  msg::generate_request f;
+  f.response_format = msg::json_value{ordered_json::array()};
+  expect_bad(f, "response_format");
+  f.response_format = msg::json_value{ordered_json{{"type", "json_schema"}, {"json_schema", {{"schema", 3}}}}};
+  expect_bad(f, "response_format.json_schema.schema");
+  f.response_format = msg::json_value{ordered_json{{"type", "json_schema"}, {"json_schema", {{"schema", {{"type", "object"}, {"not", {}}}}}}}};
+  expect_bad(f, "response_format");
+}
+
 // Migration: a constrained request resumed elsewhere with the tokens already delivered walks
 // its constraint over them first, so the continuation is what the first worker would have made.
 TEST(structured_output, a_migrated_constrained_request_continues_token_exactly) {
