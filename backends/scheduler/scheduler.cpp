@@ -127,6 +127,7 @@ void scheduler::add_to_plan(sequence& s, std::uint32_t n_new, batch_plan& plan) 
   e.sampling = &s.spec.sampling;
   e.stop_token_ids = s.spec.stop_token_ids;
   e.user_tag = s.spec.user_tag;
+  s.planned = plans_;
   e.constraint = s.spec.constraint.get();
   e.tokens_left = s.spec.max_output_tokens > s.produced ? s.spec.max_output_tokens - s.produced : 0;
   if (e.is_prefill) plan.num_prefill_tokens += n_new;
@@ -177,49 +178,75 @@ bool scheduler::try_admit(sequence& s, std::uint32_t& budget, batch_plan& plan) 
   return true;
 }
 
+// Schedules `seqs` (running, in order) into `plan` while the budget lasts,
+// preempting (the most recent batch-class sequence not yet in this plan, else
+// the most recent one) when blocks run out. False when a sequence had to
+// preempt itself: nothing else could give up blocks, running stops here.
+bool scheduler::run_pass(const std::vector<sequence*>& seqs, std::uint32_t& budget, batch_plan& plan, bool& preempted) {
+  for (sequence* sp : seqs) {
+    if (budget == 0) return true;
+    sequence& s = *sp;
+    if (s.requeued) continue;  // preempted earlier in this step
+    auto total = static_cast<std::uint32_t>(s.spec.tokens.size());
+    std::uint32_t n_new = std::min(total - s.num_computed, budget);
+    if (n_new == 0) continue;
+    std::uint32_t have = static_cast<std::uint32_t>(s.blocks.size());
+    std::uint32_t want = blocks_for(s.num_computed + n_new);
+    while (want > have && !pool_.allocate(want - have, s.blocks)) {
+      sequence* victim = nullptr;
+      for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
+        if ((*it)->planned == plans_) continue;
+        if (!victim) victim = *it;
+        if ((*it)->spec.latency == msg::latency_class::batch) {
+          victim = *it;
+          break;
+        }
+      }
+      preempt(*victim);
+      preempted = true;
+      ++plan.num_preempted;
+      if (victim == &s) return false;
+    }
+    add_to_plan(s, n_new, plan);
+    budget -= n_new;
+  }
+  return true;
+}
+
 batch_plan scheduler::schedule() {
   batch_plan plan;
   plan.block_size = block_size_;
   plan.num_blocks = pool_.num_blocks();
   std::uint32_t budget = cfg_.max_num_batched_tokens;
   bool preempted = false;
-  // 1. Running sequences, in admission order.
-  for (std::size_t i = 0; i < running_.size() && budget > 0;) {
-    sequence& s = *running_[i];
-    auto total = static_cast<std::uint32_t>(s.spec.tokens.size());
-    std::uint32_t n_new = std::min(total - s.num_computed, budget);
-    if (n_new == 0) { ++i; continue; }
-    std::uint32_t have = static_cast<std::uint32_t>(s.blocks.size());
-    std::uint32_t want = blocks_for(s.num_computed + n_new);
-    bool scheduled = true;
-    while (want > have && !pool_.allocate(want - have, s.blocks)) {
-      // The most recent batch-class sequence after s, else the most recent one.
-      sequence* victim = running_.back();
-      for (std::size_t k = running_.size() - 1; k > i; --k)
-        if (running_[k]->spec.latency == msg::latency_class::batch) {
-          victim = running_[k];
-          break;
-        }
-      preempt(*victim);
-      preempted = true;
-      ++plan.num_preempted;
-      if (victim == &s) { scheduled = false; break; }
-    }
-    if (!scheduled) break;  // s was the last running sequence
-    add_to_plan(s, n_new, plan);
-    budget -= n_new;
-    ++i;
-  }
-  // 2. Waiting sequences, in rank order.
+  // Passes: (1) running decodes and interactive prefills, in admission order;
+  // (2) waiting interactive requests at the head of the ranked queue; (3)
+  // running batch-class prefill chunks; (4) the rest of the waiting queue. With
+  // one class this is vLLM's order: running first, then admission. No
+  // admission in a step that preempted.
+  ++plans_;
   ++schedules_;
-  if (!preempted) {
-    order_waiting();
-    while (!waiting_.empty() && running_.size() < cfg_.max_num_seqs && budget > 0) {
-      if (!try_admit(*waiting_.front(), budget, plan)) break;
-      waiting_.front()->requeued = false;
+  order_waiting();
+  auto prefilling_batch = [](const sequence* q) {
+    return q->spec.latency == msg::latency_class::batch && q->spec.tokens.size() - q->num_computed > 1;
+  };
+  std::vector<sequence*> first, later;
+  for (auto* q : running_) (prefilling_batch(q) ? later : first).push_back(q);
+  bool stopped = !run_pass(first, budget, plan, preempted);
+  auto admit = [&](bool interactive_only) {
+    while (!preempted && !waiting_.empty() && running_.size() < cfg_.max_num_seqs && budget > 0) {
+      sequence* w = waiting_.front();
+      if (interactive_only && (w->requeued || w->spec.latency != msg::latency_class::interactive)) break;
+      if (!try_admit(*w, budget, plan)) break;
+      w->requeued = false;
       waiting_.pop_front();
     }
+  };
+  if (!stopped) {
+    admit(true);
+    stopped = !run_pass(later, budget, plan, preempted);
   }
+  admit(false);
   // Spans into block tables may have been invalidated by allocations after
   // they were taken: refresh them now that the plan is final.
   for (auto& e : plan.seqs) {

@@ -14,7 +14,9 @@
 // raises a priority over time and latency class batch lowers it: see scheduler_config): running sequences are scheduled first, in
 // admission order (a decode costs 1 token of budget, an unfinished prefill
 // takes what the budget allows); if blocks run out the most recently admitted
-// running sequence is preempted — the most recent batch-class one if any —
+// running sequence is preempted — the most recent batch-class one if any; batch-class
+// prefill chunks take the token budget after decodes, interactive prefills and
+// the admission of waiting interactive requests —
 // (blocks released, re-queued at the front of
 // waiting, recomputed later — usually mostly from the prefix cache). Waiting
 // sequences are admitted in order while seats, budget and blocks (keeping
@@ -155,9 +157,11 @@ class scheduler {
     std::optional<msg::finish_kind> pending_finish;  // cancelled or finished by the engine
     std::uint64_t enqueued_at = 0;       // schedule() count when it (last) started waiting
     bool requeued = false;               // preempted: waits ahead of everything not yet admitted
+    std::uint64_t planned = 0;           // the schedule() that last put it in a plan
   };
   // The waiting order of the policy above; stable, so equal ranks stay FCFS.
   void order_waiting();
+  bool run_pass(const std::vector<sequence*>& seqs, std::uint32_t& budget, batch_plan& plan, bool& preempted);
   std::int64_t waiting_rank(const sequence& s) const;
   std::uint32_t blocks_for(std::uint32_t tokens) const { return (tokens + block_size_ - 1) / block_size_; }
   void ensure_hashes(sequence& s, std::size_t n_blocks);
@@ -180,6 +184,7 @@ class scheduler {
   admit_hook admit_hook_;
   scheduler_stats stats_;
   std::uint64_t schedules_ = 0;  // schedule() calls: the aging clock
+  std::uint64_t plans_ = 0;      // schedule() stamp for sequence::planned
 };
 
 }  // namespace yard::backends

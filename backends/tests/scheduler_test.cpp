@@ -125,6 +125,26 @@ TEST(scheduler, batch_yields_to_interactive) {
   EXPECT_EQ(order, (std::vector<std::string>{"batch-high", "inter-a", "inter-b", "batch-a", "batch-b"}));
 }
 
+// Under a tight token budget an interactive prefill takes the budget before an earlier-admitted batch one.
+TEST(scheduler, interactive_prefill_chunks_go_before_batch_ones) {
+  scheduler_config c;
+  c.max_num_batched_tokens = 8;
+  scheduler s(c, pool(100));
+  recording_executor ex;
+  auto b = spec("batch", 24, 1);
+  b.latency = msg::latency_class::batch;
+  ASSERT_TRUE(s.add(std::move(b)).ok());
+  s.step(ex);  // the batch request is admitted and takes the first chunk
+  ASSERT_TRUE(s.add(spec("inter", 16, 1, 500)).ok());
+  s.step(ex);  // the interactive one is admitted (after running ones: the batch chunk went first)
+  std::vector<std::string> first_of_step;
+  for (int i = 0; i < 4; ++i) {
+    s.step(ex);
+    first_of_step.push_back(std::string(ex.plans.back().seqs.front().request_id));
+  }
+  EXPECT_EQ(first_of_step.front(), "inter");
+}
+
 // Aging: a low-priority request overtakes a steady stream of newer
 // high-priority ones once it has waited long enough; with aging off it starves.
 TEST(scheduler, aging_prevents_starvation) {
