@@ -5,9 +5,9 @@
 // bandwidth with the engine's thread count in the same run. The bound: decode
 // must read every weight once per step, so bw_bound_tok_s = read bandwidth /
 // bytes of weights read per step; a ratio above 1 fails the bench (probe bug).
-// Also constrained decoding (a JSON-object grammar masking the logits every
+// Also constrained decoding (a JSON-schema grammar masking the logits every
 // step, backends/structured) against free decoding on the same model, the two
-// interleaved: constrained_decode_ratio = constrained / free tok/s (batch 16;
+// interleaved and timed over the same steps with the same batch: constrained_decode_ratio = constrained / free tok/s (batch 16;
 // _b1 at batch 1), with the vocabulary size the mask walks; and the mask's
 // own cost per step on synthetic 32K and 128K vocabularies (mask_us_vocab*),
 // since the bench model's vocabulary is small.
@@ -30,6 +30,7 @@
 #include "backends/native/mkmodel.hpp"
 #include "backends/native/native_engine.hpp"
 #include "backends/structured/json_constraint.hpp"
+#include "backends/structured/json_schema_compiler.hpp"
 
 namespace yard::cmd {
 
@@ -98,21 +99,34 @@ std::vector<backends::token_id> make_prompt(std::size_t n, std::uint32_t salt, s
   return p;
 }
 
-// Decode tokens/s at `batch` concurrent sequences (steps after every prefill is done).
-// `constrained`: every sequence's output is a JSON object (response_format
-// json_object: the grammar masks the logits at every step).
+// Decode tokens/s at `batch` concurrent sequences over `decode_tokens` steps
+// after every prefill is done. `constrained`: every sequence's output follows a
+// JSON schema ({"text": a string of at least 4 x decode_tokens characters}),
+// the grammar masking the logits at every step; no sequence can end inside
+// the window, so both modes time the same batch for the same steps.
 double decode_rate(backends::native_engine& e, int batch, int decode_tokens, bool constrained = false) {
   static int round = 0;
   ++round;
+  std::shared_ptr<const backends::structured::json_grammar> grammar;
+  if (constrained) {
+    auto g = backends::structured::compile_json_schema(nlohmann::ordered_json{
+        {"type", "object"},
+        {"properties", {{"text", {{"type", "string"}, {"minLength", 4 * decode_tokens}}}}},
+        {"required", {"text"}}});
+    if (!g) {
+      std::fprintf(stderr, "bench engine: %s\n", g.err().describe().c_str());
+      return 0;
+    }
+    grammar = std::make_shared<const backends::structured::json_grammar>(std::move(*g));
+  }
+  std::vector<std::string> ids;
   for (int i = 0; i < batch; ++i) {
     backends::engine_request r;
     r.request_id = "d" + std::to_string(round) + "_" + std::to_string(i);
+    ids.push_back(r.request_id);
     r.prompt = make_prompt(16, static_cast<std::uint32_t>(round * 100 + i), static_cast<std::uint32_t>(e.config().vocab_size));
-    r.max_tokens = static_cast<std::uint32_t>(decode_tokens + 1);
-    if (constrained)
-      r.constraint = std::make_shared<backends::structured::json_constraint>(
-          std::make_shared<const backends::structured::json_grammar>(backends::structured::json_grammar::any_object()),
-          e.vocabulary());
+    r.max_tokens = static_cast<std::uint32_t>(8 * decode_tokens + 16);
+    if (constrained) r.constraint = std::make_shared<backends::structured::json_constraint>(grammar, e.vocabulary());
     if (auto st = e.add_request(std::move(r)); !st) {
       std::fprintf(stderr, "bench engine: %s\n", st.err().describe().c_str());
       return 0;
@@ -121,11 +135,14 @@ double decode_rate(backends::native_engine& e, int batch, int decode_tokens, boo
   e.step();  // prefill of every sequence (fits one step's token budget)
   std::size_t tokens = 0;
   auto t0 = clk::now();
-  while (e.has_work()) {
+  for (int k = 0; k < decode_tokens && e.has_work(); ++k) {
     auto r = e.step();
     for (const auto& o : r.outputs) tokens += o.new_tokens.size();
   }
-  return tokens / seconds_since(t0);
+  const double rate = tokens / seconds_since(t0);
+  for (const auto& id : ids) e.cancel(id);
+  while (e.has_work()) e.step();
+  return rate;
 }
 
 // Microseconds per json_constraint::mask over a synthetic vocabulary of
@@ -246,7 +263,7 @@ int run_bench_engine(int argc, char** argv) {
                "as the engine)\n",
                e.weights().num_params / 1e6, weight_bytes / 1e6, bw / 1e9, probe_threads);
   const double ratio = bound > 0 ? b1 / bound : 0.0;
-  std::fprintf(stderr, "bench engine: constrained decode (json_object) vs free: b1 %.1f vs %.1f tok/s, b16 %.1f vs %.1f tok/s, vocab %zu\n",
+  std::fprintf(stderr, "bench engine: constrained decode (JSON schema) vs free: b1 %.1f vs %.1f tok/s, b16 %.1f vs %.1f tok/s, vocab %zu\n",
                json1 / 2, free1 / 2, json16 / 2, free16 / 2, e.vocabulary()->size());
   const double mask_32k = mask_us(32000), mask_128k = mask_us(128256);
   std::printf("engine: decode_tok_s_b1=%.2f decode_tok_s_b16=%.2f prefill_tok_s=%.2f bw_bound_tok_s=%.2f decode_bw_ratio=%.3f "
