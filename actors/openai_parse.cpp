@@ -22,14 +22,11 @@ using nlohmann::json;
 
 namespace {
 
-error bad(const std::string& m) { return error{errc::bad_request, m}; }
+using parse_detail::bad;
+using parse_detail::find;
+
 error unsupported(const std::string& field, const std::string& why) {
   return bad("unsupported field '" + field + "': " + why);
-}
-
-const json* find(const json& body, const char* name) {
-  auto it = body.find(name);
-  return it == body.end() || it->is_null() ? nullptr : &*it;
 }
 
 template <class T>

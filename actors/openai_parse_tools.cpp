@@ -13,12 +13,8 @@ using nlohmann::json;
 
 namespace {
 
-error bad(const std::string& m) { return error{errc::bad_request, m}; }
-
-const json* find(const json& body, const char* name) {
-  auto it = body.find(name);
-  return it == body.end() || it->is_null() ? nullptr : &*it;
-}
+using parse_detail::bad;
+using parse_detail::find;
 
 // OpenAI: a-z, A-Z, 0-9, underscores and dashes, at most 64.
 bool valid_function_name(const std::string& n) {

@@ -21,6 +21,17 @@
 
 namespace yard::actors::openai {
 
+// Shared by openai_parse.cpp and openai_parse_tools.cpp.
+namespace parse_detail {
+// A 400 with `message` (which names the field as "field 'X'").
+inline error bad(const std::string& message) { return error{errc::bad_request, message}; }
+// body[name], or nullptr when absent or null (a JSON null counts as absent).
+inline const nlohmann::json* find(const nlohmann::json& body, const char* name) {
+  auto it = body.find(name);
+  return it == body.end() || it->is_null() ? nullptr : &*it;
+}
+}  // namespace parse_detail
+
 // A chat message's name / tool_call_id / tool_calls (`at` is "messages[i]").
 status parse_message_tools(const nlohmann::json& m, const std::string& at, msg::chat_message& cm);
 

@@ -39,9 +39,7 @@ class framed_json_constraint final : public output_constraint {
     for (std::size_t t = 0; t < logits.size(); ++t) {
       const auto id = static_cast<msg::token_id>(t);
       if (phase_ == phase::end) {
-        bool eos = false;
-        for (auto e : vocab_->eos_ids()) eos = eos || e == id;
-        if (!eos) logits[t] = -INFINITY;
+        if (!vocab_->is_eos(id)) logits[t] = -INFINITY;
         continue;
       }
       const auto b = vocab_->bytes(id);

@@ -4,6 +4,7 @@
 // a session_id keeps a conversation on one worker.
 #include <httplib.h>
 
+#include <functional>
 #include <mutex>
 #include <set>
 
@@ -32,8 +33,10 @@ class agents : public ::testing::Test {
     delete nats_;
   }
 
-  // Every reply to `subject` within `ms` (a NATS request to many responders).
-  static std::vector<json> gather(const std::string& subject, int ms = 500) {
+  // Every reply to one message on `subject` (a NATS request to many responders): all that
+  // arrive within `ms`, or, with `done`, until the replies so far satisfy it (at most 10 s).
+  static std::vector<json> gather(const std::string& subject, int ms = 500, const std::string& body = "",
+                                  const std::function<bool(const std::vector<json>&)>& done = {}) {
     auto c = ts::connect_client(nats_->url());
     EXPECT_NE(c, nullptr);
     std::mutex mu;
@@ -44,8 +47,15 @@ class agents : public ::testing::Test {
       out.push_back(json::parse(m.data, nullptr, false));
     });
     EXPECT_TRUE(sub.ok());
-    EXPECT_TRUE(c->publish(subject, "", inbox).ok());
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    EXPECT_TRUE(c->publish(subject, body, inbox, body.empty() ? "" : "application/json").ok());
+    if (done) {
+      EXPECT_TRUE(ts::eventually([&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return done(out);
+      }));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    }
     std::lock_guard<std::mutex> lock(mu);
     return out;
   }
@@ -183,26 +193,13 @@ TEST_F(agents, json_schema_output_over_http) {
 
 // A NATS client sending only what it must: a JSON body with messages, tools and tool_choice.
 TEST_F(agents, tool_call_over_nats_with_a_bare_json_body) {
-  auto c = ts::connect_client(nats_->url());
-  ASSERT_NE(c, nullptr);
-  std::mutex mu;
-  std::vector<json> chunks;
-  auto inbox = c->new_inbox();
-  auto sub = c->subscribe(inbox, [&](transport::nats_message m) {
-    std::lock_guard<std::mutex> lock(mu);
-    chunks.push_back(json::parse(m.data, nullptr, false));
-  });
-  ASSERT_TRUE(sub.ok());
   json req = {{"messages", {{{"role", "user"}, {"content", "weather?"}}}},
               {"tools", tools()},
               {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}},
               {"max_tokens", 96}};
-  ASSERT_TRUE(c->publish(subjects::router_generate("default"), req.dump(), inbox, "application/json").ok());
-  EXPECT_TRUE(ts::eventually([&] {
-    std::lock_guard<std::mutex> lock(mu);
-    return !chunks.empty() && chunks.back().contains("finish_reason");
-  }));
-  std::lock_guard<std::mutex> lock(mu);
+  auto chunks = gather(subjects::router_generate("default"), 0, req.dump(), [](const std::vector<json>& got) {
+    return !got.empty() && got.back().contains("finish_reason");
+  });
   std::string name, args;
   for (const auto& ch : chunks)
     for (const auto& d : ch.value("tool_calls", json::array())) {

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backends/chat/plain_chat.hpp"
+
 namespace yard::backends::chat {
 
 namespace {
@@ -32,9 +34,9 @@ ordered_json message_json(const msg::chat_message& m) {
   if (!m.tool_calls.empty()) {
     ordered_json calls = ordered_json::array();
     for (const auto& c : m.tool_calls) {
-      auto args = ordered_json::parse(c.function.arguments.empty() ? std::string("{}") : c.function.arguments, nullptr, false);
+      // No arguments at all count as an empty object.
       ordered_json fn = {{"name", c.function.name},
-                         {"arguments", args.is_discarded() ? ordered_json(c.function.arguments) : args}};
+                         {"arguments", arguments_json(c.function.arguments.empty() ? "{}" : c.function.arguments)}};
       calls.push_back({{"id", c.id}, {"type", c.type.empty() ? "function" : c.type}, {"function", fn}});
     }
     j["tool_calls"] = std::move(calls);

@@ -1,15 +1,17 @@
 // backends/chat/plain_chat.cpp — see plain_chat.hpp.
 #include "backends/chat/plain_chat.hpp"
 
-#include <nlohmann/json.hpp>
-
 namespace yard::backends::chat {
+
+nlohmann::ordered_json arguments_json(const std::string& arguments) {
+  auto args = nlohmann::ordered_json::parse(arguments, nullptr, false);
+  return args.is_discarded() ? nlohmann::ordered_json(arguments) : args;
+}
 
 std::string hermes_call_json(const msg::tool_call& call) {
   nlohmann::ordered_json j;
   j["name"] = call.function.name;
-  auto args = nlohmann::ordered_json::parse(call.function.arguments, nullptr, false);
-  j["arguments"] = args.is_discarded() ? nlohmann::ordered_json(call.function.arguments) : args;
+  j["arguments"] = arguments_json(call.function.arguments);
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 

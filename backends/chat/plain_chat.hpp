@@ -13,14 +13,19 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "messages/types.hpp"
 
 namespace yard::backends::chat {
 
 std::string render_plain_chat(const std::vector<msg::chat_message>& messages, const msg::json_value* tools);
 
-// A tool call as the hermes format writes it: {"name": ..., "arguments": ...}
-// (arguments parsed back to JSON when they are JSON, else kept as a string).
+// A call's arguments as JSON for a prompt: the JSON text parsed back (chat
+// templates expect an object), else the text itself as a JSON string.
+nlohmann::ordered_json arguments_json(const std::string& arguments);
+
+// A tool call as the hermes format writes it: {"name": ..., "arguments": ...}.
 std::string hermes_call_json(const msg::tool_call& call);
 
 }  // namespace yard::backends::chat

@@ -230,9 +230,10 @@ batch_plan scheduler::schedule() {
   auto prefilling_batch = [](const sequence* q) {
     return q->spec.latency == msg::latency_class::batch && q->spec.tokens.size() - q->num_computed > 1;
   };
-  std::vector<sequence*> first, later;
-  for (auto* q : running_) (prefilling_batch(q) ? later : first).push_back(q);
-  bool stopped = !run_pass(first, budget, plan, preempted);
+  pass_first_.clear();
+  pass_later_.clear();
+  for (auto* q : running_) (prefilling_batch(q) ? pass_later_ : pass_first_).push_back(q);
+  const bool went_through = run_pass(pass_first_, budget, plan, preempted);
   auto admit = [&](bool interactive_only) {
     while (!preempted && !waiting_.empty() && running_.size() < cfg_.max_num_seqs && budget > 0) {
       sequence* w = waiting_.front();
@@ -242,9 +243,9 @@ batch_plan scheduler::schedule() {
       waiting_.pop_front();
     }
   };
-  if (!stopped) {
+  if (went_through) {
     admit(true);
-    stopped = !run_pass(later, budget, plan, preempted);
+    run_pass(pass_later_, budget, plan, preempted);  // a stop here also preempted: no more admissions
   }
   admit(false);
   // Spans into block tables may have been invalidated by allocations after

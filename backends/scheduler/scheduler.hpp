@@ -185,6 +185,7 @@ class scheduler {
   scheduler_stats stats_;
   std::uint64_t schedules_ = 0;  // schedule() calls: the aging clock
   std::uint64_t plans_ = 0;      // schedule() stamp for sequence::planned
+  std::vector<sequence*> pass_first_, pass_later_;  // schedule()'s running passes (kept: no allocation per step)
 };
 
 }  // namespace yard::backends
