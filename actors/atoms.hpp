@@ -27,5 +27,6 @@ using local_atom = caf::atom_constant<caf::atom("local")>;         // worker: pr
 using forget_atom = caf::atom_constant<caf::atom("forget")>;       // worker: a prefill peer left, drop its UCX endpoint
 using remote_timeout_atom = caf::atom_constant<caf::atom("rtimeout")>; // prefill_client: a remote prefill's deadline
 using tree_atom = caf::atom_constant<caf::atom("tree")>;           // supervisor: a tree request from NATS
+using latency_atom = caf::atom_constant<caf::atom("latency")>;     // router: a frontend latency report (observed TTFT)
 
 }  // namespace yard::actors

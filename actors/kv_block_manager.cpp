@@ -1,6 +1,7 @@
 // actors/kv_block_manager.cpp — see kv_block_manager.hpp.
 #include "actors/kv_block_manager.hpp"
 
+#include <chrono>
 #include <caf/all.hpp>
 
 #include "common/log.hpp"
@@ -37,6 +38,8 @@ void publish(manager_state& st, std::vector<msg::kv_event> events) {
   b.worker_id = st.cfg.worker_id;
   b.seq = st.next_seq++;
   b.events = std::move(events);
+  b.timestamp_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
   st.conn->publish(st.cfg.events_subject, msg::encode(b));
 }
 

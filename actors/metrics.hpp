@@ -1,8 +1,8 @@
 // actors/metrics.hpp — Prometheus counters and histograms for the frontend.
 //
 // Owns: the frontend's metric values and their text exposition
-// (https://prometheus.io/docs/instrumenting/exposition_formats/), plus the
-// per-worker gauges rendered from the workers' latest heartbeats.
+// (common/prometheus.hpp), plus the per-worker gauges rendered from the
+// workers' latest heartbeats (actors/worker_metrics.hpp's render_worker_load).
 // Must not touch: HTTP or NATS (the server renders render()).
 // Thread-safety: thread-safe (atomics and one mutex per histogram).
 #pragma once
@@ -15,24 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "common/prometheus.hpp"
 #include "messages/types.hpp"
 
 namespace yard::actors {
-
-class histogram {
- public:
-  explicit histogram(std::vector<double> bounds_s) : bounds_(std::move(bounds_s)), counts_(bounds_.size() + 1, 0) {}
-  void observe(double seconds);
-  void render(std::string& out, const std::string& name, const std::string& help) const;
-  std::uint64_t count() const;
-
- private:
-  mutable std::mutex mu_;
-  std::vector<double> bounds_;
-  std::vector<std::uint64_t> counts_;
-  double sum_ = 0;
-  std::uint64_t n_ = 0;
-};
 
 struct frontend_metrics {
   std::atomic<std::uint64_t> requests_total{0};
@@ -42,15 +28,16 @@ struct frontend_metrics {
   std::atomic<std::uint64_t> client_disconnects_total{0};  // requests cancelled because the client went away
   std::atomic<std::int64_t> connections_open{0};           // HTTP connections held now
   std::atomic<std::uint64_t> connections_rejected_total{0};  // 503s over the connection cap
-  histogram ttft{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
-  histogram itl{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};
-  histogram e2e{{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
+  prom::histogram ttft{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
+  prom::histogram itl{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};
+  prom::histogram e2e{{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
 
   void count_error(int http_status);
   // Per-tenant request and token counters (labels tenant, status / kind), when API keys are on.
   void count_tenant_request(const std::string& tenant, int http_status);
   void count_tenant_tokens(const std::string& tenant, std::uint64_t prompt, std::uint64_t completion);
   std::string render() const;
+  void render(prom::exposition& out) const;
 
  private:
   struct tenant_counters {

@@ -69,6 +69,7 @@ void on_prefill(client self, const std::string& key, const msg::remote_prefill_r
   }
   st.waiting[key] = true;
   st.remote_prefills++;
+  if (st.cfg.metrics) st.cfg.metrics->remote_prefills++;
   st.conn->publish(subjects::router_prefill(st.cfg.ns), msg::encode(pr), st.cfg.inbox);
   self->delayed_send(self, std::chrono::milliseconds(st.cfg.timeout_ms), remote_timeout_atom::value, key);
 }
@@ -87,6 +88,7 @@ void on_reply(client self, const transport::nats_message& m) {
   }
   if (r->error) {
     st.log->info("remote prefill of {} failed ({}): prefilling locally", r->request_id, r->error->message);
+    if (st.cfg.metrics) st.cfg.metrics->local_fallbacks.add({fallback_remote_error});
     caf::anon_send(st.engine, local_atom::value, key, true);
     return;
   }
@@ -124,6 +126,7 @@ prefill_client_actor::behavior_type client_behavior(client self, transport::nats
         if (!self->state.waiting.erase(key)) return;
         self->state.log->warn("remote prefill of {} timed out after {} ms: prefilling locally", key,
                               self->state.cfg.timeout_ms);
+        if (self->state.cfg.metrics) self->state.cfg.metrics->local_fallbacks.add({fallback_timeout});
         caf::anon_send(self->state.engine, local_atom::value, key, true);
       },
       [=](prefilled_atom, const transport::nats_message& m) { on_reply(self, m); },

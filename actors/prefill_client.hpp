@@ -19,6 +19,7 @@
 #include <caf/fwd.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "actors/worker_metrics.hpp"
 #include "actors/atoms.hpp"
 #include "messages/codec.hpp"
 #include "messages/disagg.hpp"
@@ -43,6 +44,7 @@ struct prefill_client_config {
   std::uint32_t prefill_queue_limit = 8;  // requests waiting or running on a prefill worker
   int timeout_ms = 30000;                 // no reply by then: prefill locally
   msg::decode_limits limits;
+  std::shared_ptr<worker_metrics> metrics;  // remote prefills and fallback causes (never null from spawn_worker)
 };
 
 prefill_client_actor spawn_prefill_client(caf::actor_system& sys, transport::nats_connection& conn,

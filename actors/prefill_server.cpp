@@ -100,6 +100,7 @@ void on_prefill_output(worker_state& st, prefill_job& job, backends::sequence_ou
     }
   }
   st.conn->publish(job.reply, msg::encode(r));
+  st.cfg.metrics->remote_prefills_served++;
   if (st.cfg.faults) {
     st.conn->flush();
     st.cfg.faults->after_reply();

@@ -16,6 +16,7 @@
 #include "common/log.hpp"
 #include "kv/block_hash.hpp"
 #include "kv/kv_router_core.hpp"
+#include "messages/cluster_subjects.hpp"
 #include "messages/disagg.hpp"
 #include "messages/router.hpp"
 #include "messages/subjects.hpp"
@@ -30,8 +31,10 @@ double now_ms(const router_state& st) {
   return std::chrono::duration<double, std::milli>(clock::now() - st.started).count();
 }
 
+// `reason` labels the failure in yard_router_request_failures_total.
 void reply_error(router_state& st, const transport::nats_message& m, msg::wire_format f, const std::string& request_id,
-                 const error& err) {
+                 const error& err, const char* reason) {
+  st.metrics->failures.add({reason});
   msg::token_chunk c;
   c.request_id = request_id;
   c.finish_reason = msg::finish_kind::error;
@@ -72,7 +75,7 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
   auto req = msg::decode<msg::generate_request>(m.data, fmt, st.cfg.limits);
   if (!req) {
     st.log->warn("bad generate request: {}", req.err().describe());
-    reply_error(st, m, fmt, "", req.err());
+    reply_error(st, m, fmt, "", req.err(), "bad_request");
     return;
   }
   if (req->request_id.empty()) {
@@ -82,7 +85,7 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
     m.data = msg::encode(*req, fmt);
   }
   if (!req->model.empty() && !st.workers.knows_model(req->model) && st.workers.size() > 0) {
-    reply_error(st, m, fmt, req->request_id, error{errc::not_found, "model '" + req->model + "' is not served"});
+    reply_error(st, m, fmt, req->request_id, error{errc::not_found, "model '" + req->model + "' is not served"}, "unknown_model");
     return;
   }
   auto candidates = st.workers.eligible(req->model);
@@ -92,13 +95,13 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
       st.held.push_back(held_request{std::move(m), req->model, clock::now() + wait});
       return;
     }
-    reply_error(st, m, fmt, req->request_id, error{errc::unavailable, "no worker available"});
+    reply_error(st, m, fmt, req->request_id, error{errc::unavailable, "no worker available"}, "no_worker");
     return;
   }
   const std::string& model = candidates.front()->last.model;
   auto* core = core_for(st, model, candidates.front()->last.block_size);
   if (core == nullptr) {
-    reply_error(st, m, fmt, req->request_id, error{errc::internal, "router core unavailable"});
+    reply_error(st, m, fmt, req->request_id, error{errc::internal, "router core unavailable"}, "internal");
     return;
   }
   pump(st);
@@ -117,7 +120,7 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
   }
   auto out = core->route(in);
   if (!out) {
-    reply_error(st, m, fmt, req->request_id, out.err());
+    reply_error(st, m, fmt, req->request_id, out.err(), "no_worker");
     return;
   }
   const worker_entry* chosen = nullptr;
@@ -128,6 +131,10 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
     chosen = candidates[st.routed % candidates.size()];
   }
   st.routed++;
+  st.metrics->decisions.add({"decode", chosen->last.instance_id});
+  st.metrics->overlap_blocks.observe(out->overlap_blocks);
+  if (st.cfg.policy == "ttft" && out->worker_id == chosen->last.instance_id)
+    st.metrics->predicted_ttft_seconds.observe(out->score / 1000.0);  // the ttft policy's score is its prediction in ms
   const bool came_as_ids = req->token_ids && !req->token_ids->empty();
   if (tokens && (came_as_ids || tokenizers_agree(st, *chosen))) {
     // Tokens once: the worker gets the prompt as token ids and the block hashes computed here.
@@ -142,7 +149,7 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
   }
   auto ct = m.content_type.empty() ? std::string(msg::content_type_of(fmt)) : m.content_type;
   if (auto s = st.conn->publish(chosen->last.generate_subject, m.data, m.reply, ct); !s) {
-    reply_error(st, m, fmt, req->request_id, s.err());
+    reply_error(st, m, fmt, req->request_id, s.err(), "publish_failed");
     return;
   }
   msg::route_notice note;
@@ -218,6 +225,7 @@ void on_prefill(router_actor* self, transport::nats_message& m) {
       if (c->last.instance_id == out->worker_id) chosen = c;
   if (chosen == nullptr) chosen = candidates[st.routed % candidates.size()];
   st.routed++;
+  st.metrics->decisions.add({"prefill", chosen->last.instance_id});
   if (auto s = st.conn->publish(subjects::worker_prefill(st.cfg.ns, chosen->last.instance_id), m.data, m.reply,
                                 m.content_type);
       !s) {
@@ -237,6 +245,10 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
   st.fingerprint = backends::tokenizer_fingerprint(*st.cfg.tokenizer);
   st.snapshot_inbox = std::move(snapshot_inbox);
   st.log = component_logger("router");
+  if (!st.cfg.metrics) st.cfg.metrics = std::make_shared<router_metrics>();
+  st.metrics = st.cfg.metrics;
+  st.metrics->router_id = st.cfg.id;
+  st.metrics->policy = st.cfg.use_kv_events ? st.cfg.policy : st.cfg.policy + "+approximate";
   st.cfg.registry.ns = st.cfg.ns;
   st.cfg.registry.require_answer = true;
   st.workers = worker_registry(st.cfg.registry);
@@ -251,6 +263,7 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
         if (self->state.model_of.count(worker_id)) request_snapshot(self->state, worker_id);
       },
       [=](route_notice_atom, transport::nats_message& m) { on_route_notice(self, m); },
+      [=](latency_atom, transport::nats_message& m) { on_latency_report(self, m); },
       [=](prefill_atom, transport::nats_message& m) { on_prefill(self, m); },
       [=](status_atom, transport::nats_message& m) {
         self->state.liveness->on_status_reply(self->state.workers, m);
@@ -284,6 +297,7 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
         pump(st);
         st.liveness->probe(st.workers, clock::now());
         release_held(self);
+        refresh_gauges(st);
         self->delayed_send(self, std::chrono::milliseconds(st.cfg.tick_ms), tick_atom::value);
       },
   };
@@ -325,6 +339,7 @@ result<caf::actor> spawn_router(caf::actor_system& sys, transport::nats_connecti
                  sub(subjects::heartbeat_all(ns), heartbeat_atom::value),
                  sub(subjects::kv_events_all(ns), kv_events_atom::value), sub(inbox + ".*", snapshot_atom::value),
                  sub(probe_inbox + ".*", status_atom::value), sub(subjects::router_inflight(ns), route_notice_atom::value),
+                 sub(subjects::latency_metrics(ns), latency_atom::value),
                  sub(subjects::router_prefill(ns), prefill_atom::value, "routers", "prefill")}) {
     if (!s) {
       caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);

@@ -28,6 +28,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/fwd.hpp>
 
+#include "actors/router_metrics.hpp"
 #include "actors/worker_registry.hpp"
 #include "backends/prompt_tokenizer.hpp"
 #include "kv/routing_policy.hpp"
@@ -52,6 +53,8 @@ struct router_config {
   std::size_t max_held = 10000;      // held requests at most; more get 503 at once (default 10000)
   // Turns prompts into tokens exactly as the workers do (mock: bytes). Null = mock.
   std::shared_ptr<const backends::prompt_tokenizer> tokenizer;
+  // Exported on --metrics-port; kept across restarts (null = the router makes its own).
+  std::shared_ptr<router_metrics> metrics;
 };
 
 // Checks the policy name before anything is spawned.

@@ -1,8 +1,12 @@
 // actors/router_kv_view.cpp — the router actor's view of workers and their KV blocks (see router_state.hpp).
+#include <algorithm>
+#include <chrono>
+
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/router_state.hpp"
+#include "messages/cluster.hpp"
 #include "messages/router.hpp"
 #include "messages/subjects.hpp"
 
@@ -38,6 +42,7 @@ void drop_worker(router_state& st, const std::string& id) {
 
 void request_snapshot(router_state& st, const std::string& worker_id) {
   st.log->info("asking worker {} for a KV snapshot", worker_id);
+  st.metrics->kv_resyncs++;
   st.conn->publish(subjects::kv_snapshot(st.cfg.ns, worker_id), "{}", st.snapshot_inbox + "." + worker_id,
                    "application/json");
 }
@@ -64,6 +69,7 @@ void check_tokenizer(router_state& st, const msg::heartbeat& hb) {
   if (!fresh && it->second == hb.incarnation) return;
   it->second = hb.incarnation;
   st.tokenizer_mismatches++;
+  st.metrics->tokenizer_mismatches++;
   st.log->error("worker {} tokenizes differently from this router (fingerprint {:016x}, ours {:016x}): its KV blocks are "
                 "not indexed and it is routed on load only; start the router with the workers' model "
                 "(--engine native --model DIR)",
@@ -117,6 +123,12 @@ void on_kv_events(router_actor* self, transport::nats_message& m) {
     st.log->warn("KV events for '{}' on {}: refused", batch->worker_id, m.subject);
     return;
   }
+  st.metrics->kv_event_batches++;
+  st.metrics->kv_events += batch->events.size();
+  if (batch->timestamp_ms > 0) {
+    auto now = std::chrono::duration<double, std::milli>(std::chrono::system_clock::now().time_since_epoch()).count();
+    st.metrics->kv_event_lag_seconds.observe(std::max(0.0, now - static_cast<double>(batch->timestamp_ms)) / 1000.0);
+  }
   if (st.mismatched.count(batch->worker_id)) return;  // another tokenizer: its hashes mean nothing here
   auto it = st.model_of.find(batch->worker_id);
   if (it == st.model_of.end()) return;  // not routable yet: its snapshot comes when it joins
@@ -155,6 +167,7 @@ void on_snapshot_reply(router_actor* self, transport::nats_message& m) {
   st.snapshot_retries.erase(batch->worker_id);
   if (st.mismatched.count(batch->worker_id)) return;  // another tokenizer: see check_tokenizer
   st.cores.at(it->second)->on_snapshot(batch->worker_id, batch->seq, batch->events);
+  st.metrics->kv_snapshots_applied++;
   st.log->info("worker {}: KV snapshot applied ({} events)", batch->worker_id, batch->events.size());
 }
 
@@ -167,6 +180,46 @@ void on_route_notice(router_actor* self, transport::nats_message& m) {
   it->second->on_remote_dispatch(note->worker_id, note->request_id,
                                  note->prompt_tokens - std::min(note->prompt_tokens, note->cached_tokens),
                                  std::uint64_t{note->prompt_tokens} + note->max_tokens);
+}
+
+// The frontends' latency windows: what TTFT clients saw (beside the ttft policy's predictions).
+void on_latency_report(router_actor* self, transport::nats_message& m) {
+  auto& st = self->state;
+  auto rep = msg::decode_auto<msg::latency_report>(m.data, m.content_type, st.cfg.limits);
+  if (!rep) {
+    st.log->debug("bad latency report: {}", rep.err().describe());
+    return;
+  }
+  for (float ms : rep->ttft_ms) st.metrics->observed_ttft_seconds.observe(static_cast<double>(ms) / 1000.0);
+}
+
+// Gauges the scrape reads: refreshed every tick (cheap sums over the cores).
+void refresh_gauges(router_state& st) {
+  auto& mx = *st.metrics;
+  std::int64_t tracked = 0, indexed = 0, queued = 0, sessions = 0;
+  std::uint64_t streams = 0, hits = 0, breaks = 0;
+  for (const auto& [model, core] : st.cores) {
+    tracked += static_cast<std::int64_t>(core->tracked_requests());
+    indexed += static_cast<std::int64_t>(core->index().num_blocks());
+    queued += static_cast<std::int64_t>(core->queued_events());
+    streams += core->index().stats().new_streams;
+    auto ss = core->session_stats();
+    hits += ss.sticky_hits;
+    breaks += ss.sticky_breaks;
+    sessions += static_cast<std::int64_t>(ss.sessions);
+  }
+  mx.tracked_requests = tracked;
+  mx.indexed_blocks = indexed;
+  mx.kv_events_queued = queued;
+  mx.sessions = sessions;
+  mx.kv_new_streams = streams;
+  mx.sticky_hits = hits;
+  mx.sticky_breaks = breaks;
+  mx.held_requests = static_cast<std::int64_t>(st.held.size());
+  mx.workers = static_cast<std::int64_t>(st.workers.size());
+  mx.approximate_workers =
+      static_cast<std::int64_t>(st.cfg.use_kv_events ? st.mismatched.size() : st.workers.size());
+  mx.refused_heartbeats = st.liveness->refused();
 }
 
 }  // namespace yard::actors::router_detail

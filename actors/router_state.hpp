@@ -53,6 +53,7 @@ struct router_state {
   std::map<std::string, std::uint64_t> mismatched;  // worker id -> incarnation that tokenizes differently
   std::uint64_t tokenizer_mismatches = 0;
   std::shared_ptr<spdlog::logger> log;
+  std::shared_ptr<router_metrics> metrics;  // from cfg (never null once the behaviour runs)
   static inline const char* name = "router";
 };
 
@@ -70,5 +71,7 @@ void on_heartbeat(router_actor* self, transport::nats_message& m);
 void on_kv_events(router_actor* self, transport::nats_message& m);
 void on_snapshot_reply(router_actor* self, transport::nats_message& m);
 void on_route_notice(router_actor* self, transport::nats_message& m);
+void on_latency_report(router_actor* self, transport::nats_message& m);
+void refresh_gauges(router_state& st);
 
 }  // namespace yard::actors::router_detail

@@ -36,6 +36,11 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
                                 std::unique_ptr<backends::engine> engine, worker_config cfg) {
   auto ns = cfg.ns;
   auto id = cfg.id;
+  if (!cfg.metrics) cfg.metrics = std::make_shared<worker_metrics>();
+  cfg.metrics->worker_id = id;
+  cfg.metrics->role = std::string(msg::wire_name(cfg.role));
+  cfg.metrics->model = cfg.model;
+  cfg.metrics->kv_block_bytes = engine->kv_block_bytes();
   // Prefill and decode workers move KV over UCX; "both" never needs to.
   auto xfer = std::make_shared<std::unique_ptr<kv_transfer_agent>>();
   const bool disagg = cfg.role != msg::worker_role::both;
@@ -60,6 +65,7 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
     pc.prefill_queue_limit = cfg.prefill_queue_limit;
     pc.timeout_ms = cfg.remote_prefill_timeout_ms;
     pc.limits = cfg.limits;
+    pc.metrics = cfg.metrics;
     client = spawn_prefill_client(sys, conn, std::move(pc));
   }
   auto holder = std::make_shared<std::unique_ptr<backends::engine>>(std::move(engine));

@@ -25,6 +25,7 @@
 
 #include <caf/fwd.hpp>
 
+#include "actors/worker_metrics.hpp"
 #include "actors/kv_transfer_agent.hpp"
 #include "actors/worker_faults.hpp"
 #include "backends/chat/tool_calls/tool_call_format.hpp"
@@ -53,6 +54,8 @@ struct worker_config {
   kv_transfer_options transfer;                   // UCX staging, leases, checksums
   // Test seam (prefill side; actors/worker_faults.hpp). Null in production (default).
   std::shared_ptr<const prefill_faults> faults;
+  // Exported on --metrics-port; kept across restarts (null = the worker makes its own).
+  std::shared_ptr<worker_metrics> metrics;
 };
 
 // Spawns the worker and subscribes its subjects. The connection must outlive

@@ -85,7 +85,10 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
   }
   if (req->request_id.empty()) req->request_id = st.cfg.id + "-" + std::to_string(st.incarnation % 1000000007u) + "-" +
                                                  std::to_string(++st.named_requests);
-  auto fail = [&](const error& e) { reply_error(st, m.reply, fmt, req->request_id, 0, e); };
+  auto fail = [&](const error& e) {
+    st.cfg.metrics->rejected++;
+    reply_error(st, m.reply, fmt, req->request_id, 0, e);
+  };
   if (st.draining) return fail(error{errc::unavailable, "worker " + st.cfg.id + " is draining"});
   auto tokens = backends::request_tokens(*st.engine, *req);
   if (!tokens) return fail(tokens.err());
@@ -121,6 +124,8 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
       return fail(s.err());
     }
   }
+  st.cfg.metrics->admitted++;
+  if (!req->resume_tokens.empty()) st.cfg.metrics->migrations_received++;
   auto& stream = st.streams[key];
   stream.request_id = req->request_id;
   stream.reply = m.reply;
@@ -183,6 +188,16 @@ void on_step(worker_actor* self) {
   auto t0 = clock::now();
   auto r = st.engine->step();
   auto spent = std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+  auto& mx = *st.cfg.metrics;
+  mx.steps++;
+  mx.step_seconds.observe(std::max(spent, r.model_time_ms) / 1000.0);
+  std::size_t produced = 0, tokens = 0;
+  for (const auto& o : r.outputs) {
+    produced += o.new_tokens.empty() ? 0 : 1;
+    tokens += o.new_tokens.size();
+  }
+  if (produced > 0) mx.batch_size.observe(static_cast<double>(produced));
+  mx.output_tokens += tokens;
   double wait_ms = r.model_time_ms - spent;
   if (wait_ms > 0.05) {
     st.held = std::move(r);
@@ -219,6 +234,7 @@ msg::heartbeat make_heartbeat(worker_state& st) {
   load.timestamp_ms = now_ms();
   hb.load = load;
   hb.draining = st.draining;
+  st.cfg.metrics->set_load(load, st.draining);
   hb.incarnation = st.incarnation;
   hb.tokenizer_fingerprint = st.tokenizer_fingerprint;
   if (st.xfer) hb.leased_kv_blocks = static_cast<std::uint32_t>(st.xfer->leased_blocks());
@@ -270,6 +286,7 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
   st.conn = conn;
   st.engine = std::move(*engine);
   st.cfg = std::move(cfg);
+  if (!st.cfg.metrics) st.cfg.metrics = std::make_shared<worker_metrics>();
   st.log = component_logger("worker");
   st.xfer = std::move(*xfer);
   st.tokenizer_fingerprint = backends::tokenizer_fingerprint(*st.engine);

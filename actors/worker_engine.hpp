@@ -65,6 +65,7 @@ struct pull_wait {  // decode side: KV bytes on their way
   std::string key;
   msg::remote_prefill_reply reply;
   kv_transfer_agent::pull_job job;
+  clock::time_point started;  // for the transfer latency histogram
 };
 
 struct prefill_job {  // prefill side: a remote prefill being computed

@@ -50,9 +50,11 @@ void on_prefilled(worker_actor* self, const std::string& key, msg::remote_prefil
   er.resume_tokens = r.first_tokens;
   auto job = st.xfer->prepare_pull(*st.engine, r, stream->hashes);
   if (!job || !*job) {
-    if (!job)
+    if (!job) {
       st.log->warn("KV of {} from {} unusable ({}): prefilling locally", r.request_id, r.prefill_worker_id,
                    job.err().describe());
+      st.cfg.metrics->local_fallbacks.add({fallback_pull_failed});
+    }
     release_remote_lease(*st.conn, r);
     run_locally(self, key, std::move(er));
     return;
@@ -61,7 +63,7 @@ void on_prefilled(worker_actor* self, const std::string& key, msg::remote_prefil
   stream->phase = request_phase::pulling_kv;
   stream->parked = std::move(er);
   auto id = (*job)->id;
-  auto& p = st.pulls[id] = pull_wait{key, std::move(r), std::move(**job)};
+  auto& p = st.pulls[id] = pull_wait{key, std::move(r), std::move(**job), clock::now()};
   st.xfer->start_pull(p.job, [actor = caf::actor_cast<caf::actor>(self), id](status s) {
     caf::anon_send(actor, pulled_atom::value, id, s.ok() ? std::int32_t{0} : static_cast<std::int32_t>(s.err().code),
                    s.ok() ? std::string() : s.err().message);
@@ -81,7 +83,13 @@ void on_pulled(worker_actor* self, std::uint64_t id, std::int32_t code, const st
     st.log->warn("KV pull of {} from {} failed ({}): prefilling locally", p.reply.request_id, p.reply.prefill_worker_id,
                  n.err().describe());
     st.local_fallbacks++;
+    st.cfg.metrics->local_fallbacks.add({fallback_pull_failed});
+    st.cfg.metrics->kv_transfer_failures++;
   } else {
+    auto& mx = *st.cfg.metrics;
+    mx.kv_transfer_blocks += *n;
+    mx.kv_transfer_bytes += *n * st.xfer->block_bytes();
+    mx.kv_transfer_seconds.observe(std::chrono::duration<double>(clock::now() - p.started).count());
     st.log->debug("{}: {} KV blocks from {}", p.reply.request_id, *n, p.reply.prefill_worker_id);
     publish_kv_events(st);  // imported blocks are ours now: the router may route to them
   }

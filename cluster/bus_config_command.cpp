@@ -57,6 +57,7 @@ int run_bus_config(int argc, char** argv) {
   std::printf("# nats-server config for Switchyard namespace '%s' (yard bus-config).\n", ns.c_str());
   std::printf("# No anonymous access. Each user's password comes from the server's environment\n");
   std::printf("# ($YARD_<USER>_PASSWORD); each user receives replies only on its own _INBOX_<user>.> prefix.\n");
+  std::printf("# A password must start with a letter: nats-server parses a variable's value like a config value.\n");
   std::printf("max_payload: 8388608\n\n%s", cluster::render_authorization(users, ns).c_str());
   return 0;
 }

@@ -84,7 +84,7 @@ bus_permissions permissions_for(bus_role role, const std::string& ns, const std:
       p.publish = {subjects::worker_generate(ns, "*"), subjects::worker_prefill(ns, "*"), subjects::kv_snapshot(ns, "*"),
                    subjects::router_inflight(ns), subjects::roster(ns), subjects::worker_status(ns, "*")};
       p.subscribe = {inbox, subjects::router_generate(ns), subjects::router_prefill(ns), subjects::heartbeat_all(ns),
-                     subjects::kv_events_all(ns), subjects::router_inflight(ns)};
+                     subjects::kv_events_all(ns), subjects::router_inflight(ns), subjects::latency_metrics(ns)};
       p.allow_responses = true;  // error chunks to the client's inbox, prefill errors to the decode worker
       break;
     case bus_role::worker:

@@ -9,6 +9,7 @@
 #include "cluster/agent_flags.hpp"
 #include "cluster/disagg_flags.hpp"
 #include "cluster/http_flags.hpp"
+#include "cluster/metrics_flags.hpp"
 #include "cluster/node_runtime.hpp"
 #include "kv/policy_flags.hpp"
 #include "tools/commands.hpp"
@@ -42,6 +43,8 @@ int run_worker(int argc, char** argv) {
   app.add_option("--drain-timeout-ms", drain_timeout_ms, "max wait for in-flight requests on SIGTERM")->capture_default_str();
   cluster::add_disagg_flags(app, wc);
   cluster::add_agent_flags(app, wc);
+  cluster::metrics_flags mf;
+  cluster::add_metrics_flags(app, mf);
   CLI11_PARSE(app, argc, argv);
   cluster::finish_process_options(proc, "yard-worker-" + wc.id);
   wc.ns = proc.ns;
@@ -49,6 +52,7 @@ int run_worker(int argc, char** argv) {
   auto rt = cluster::node_runtime::create(proc.nats, 0, actors::supervisor_config{proc.ns});
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto w = (*rt)->add_worker(eng, wc); !w) return fail(log, "worker " + wc.id, w.err());
+  if (auto s = (*rt)->serve_metrics(mf); !s) return fail(log, "metrics", s.err());
   log->info("worker {} serving '{}' ({} engine, role {})", wc.id, cluster::served_model_name(eng), eng.engine, msg::wire_name(wc.role));
   cluster::wait_for_stop_signal();
   auto left = (*rt)->drain_workers(drain_timeout_ms);
@@ -76,6 +80,8 @@ int run_router(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--engine", eng.engine, "tokenize prompts like this engine: mock | native")->capture_default_str();
   app.add_option("--model", eng.model, "model folder whose tokenizer to use (native)");
+  cluster::metrics_flags mf;
+  cluster::add_metrics_flags(app, mf);
   CLI11_PARSE(app, argc, argv);
   rc.use_kv_events = !approximate;
   cluster::finish_process_options(proc, "yard-router-" + rc.id);
@@ -88,6 +94,7 @@ int run_router(int argc, char** argv) {
   auto rt = cluster::node_runtime::create(proc.nats, 0, actors::supervisor_config{proc.ns});
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto r = (*rt)->add_router(rc); !r) return fail(log, "router", r.err());
+  if (auto s = (*rt)->serve_metrics(mf); !s) return fail(log, "metrics", s.err());
   log->info("router {} up ({})", rc.id, rc.policy);
   cluster::wait_for_stop_signal();
   (*rt)->shutdown();
@@ -106,6 +113,8 @@ int run_frontend(int argc, char** argv) {
   cluster::add_http_flags(app, http, http_st);
   app.add_option("--stream-timeout-ms", fc.stream_timeout_ms, "silence before a stream is migrated")->capture_default_str();
   app.add_option("--max-attempts", fc.max_attempts, "dispatches per request, first included")->capture_default_str();
+  cluster::metrics_flags mf;
+  cluster::add_metrics_flags(app, mf);
   CLI11_PARSE(app, argc, argv);
   cluster::finish_process_options(proc, "yard-frontend-" + fc.id);
   fc.ns = proc.ns;
@@ -114,6 +123,7 @@ int run_frontend(int argc, char** argv) {
   auto rt = cluster::node_runtime::create(proc.nats, 0, actors::supervisor_config{proc.ns});
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto s = (*rt)->add_frontend(fc, http); !s) return fail(log, "frontend", s.err());
+  if (auto s = (*rt)->serve_metrics(mf); !s) return fail(log, "metrics", s.err());
   std::printf("frontend listening on http://%s:%d/v1\n", http.host.c_str(), (*rt)->http_port());
   std::fflush(stdout);
   cluster::wait_for_stop_signal();

@@ -45,6 +45,18 @@ result<std::unique_ptr<node_runtime>> node_runtime::create(const transport::nats
   auto sup = actors::spawn_supervisor(*rt->sys_, std::move(supervision));
   if (!sup) return sup.err();
   rt->supervisor_ = *sup;
+  // The supervision tree: restarts per actor (asked of the supervisor at each scrape).
+  auto* raw = rt.get();
+  rt->registry_->add([raw](prom::exposition& out) {
+    auto t = raw->tree();
+    const prom::labels n{{"node", t.node}};
+    out.gauge("yard_process_uptime_seconds", "Seconds since this process started.", n, t.uptime_s);
+    for (const auto& a : t.actors) {
+      prom::labels l{{"node", t.node}, {"actor", a.name}, {"kind", a.kind}};
+      out.counter("yard_actor_restarts_total", "Restarts of a supervised actor since the process started.", l, a.restarts);
+      out.gauge("yard_actor_up", "1 while the supervised actor runs.", l, a.state == "running" ? 1 : 0);
+    }
+  });
   return rt;
 }
 
@@ -88,9 +100,24 @@ result<transport::nats_connection*> node_runtime::connection_for(const std::stri
   return own_conns_.emplace(identity, std::move(*conn)).first->second.get();
 }
 
+status node_runtime::serve_metrics(const metrics_flags& f) {
+  if (f.port <= 0 || metrics_ep_) return status::success();
+  auto ep = cluster::serve_metrics(f, registry_);
+  if (!ep) return ep.err();
+  metrics_ep_ = std::move(*ep);
+  return status::success();
+}
+
+// The worker's metrics outlive its incarnations: made once here, rendered by the endpoint.
+static void register_worker_metrics(metrics_registry& reg, actors::worker_config& cfg) {
+  if (!cfg.metrics) cfg.metrics = std::make_shared<actors::worker_metrics>();
+  reg.add([m = cfg.metrics](prom::exposition& out) { m->render(out); });
+}
+
 result<caf::actor> node_runtime::add_worker(engine_factory make, actors::worker_config cfg) {
   auto conn = connection_for(cfg.id);
   if (!conn) return conn.err();
+  register_worker_metrics(*registry_, cfg);
   actors::child_spec spec{"worker " + cfg.id, "worker", nullptr};
   spec.start = [sys = sys_.get(), c = *conn, make, cfg]() -> result<caf::actor> {
     auto engine = make();
@@ -106,6 +133,7 @@ result<caf::actor> node_runtime::add_worker(engine_factory make, actors::worker_
 result<caf::actor> node_runtime::add_worker(std::unique_ptr<backends::engine> engine, actors::worker_config cfg) {
   auto conn = connection_for(cfg.id);
   if (!conn) return conn.err();
+  register_worker_metrics(*registry_, cfg);
   auto name = "worker " + cfg.id;
   auto w = actors::spawn_worker(*sys_, **conn, std::move(engine), std::move(cfg));
   if (!w) return w.err();
@@ -116,6 +144,8 @@ result<caf::actor> node_runtime::add_worker(std::unique_ptr<backends::engine> en
 result<caf::actor> node_runtime::add_router(actors::router_config cfg) {
   auto conn = connection_for("router");
   if (!conn) return conn.err();
+  if (!cfg.metrics) cfg.metrics = std::make_shared<actors::router_metrics>();
+  registry_->add([m = cfg.metrics](prom::exposition& out) { m->render(out); });
   actors::child_spec spec{"router " + cfg.id, "router", nullptr};
   spec.start = [sys = sys_.get(), c = *conn, cfg]() { return actors::spawn_router(*sys, *c, cfg); };
   auto r = spec.start();
@@ -127,6 +157,7 @@ result<caf::actor> node_runtime::add_router(actors::router_config cfg) {
 status node_runtime::add_frontend(actors::frontend_config cfg, actors::http_options http) {
   metrics_ = std::make_shared<actors::frontend_metrics>();
   view_ = std::make_shared<actors::cluster_view>();
+  registry_->add([m = metrics_](prom::exposition& out) { m->render(out); });
   auto conn = connection_for("frontend");
   if (!conn) return conn.err();
   auto cfg_id = cfg.id;
@@ -184,6 +215,7 @@ std::int64_t node_runtime::drain_workers(int timeout_ms) {
 void node_runtime::shutdown() {
   if (down_) return;
   down_ = true;
+  if (metrics_ep_) metrics_ep_->stop();
   if (http_) http_->stop();
   // Children first (user_shutdown: the supervisor does not restart them), then the supervisor.
   if (supervisor_) {

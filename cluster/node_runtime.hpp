@@ -28,6 +28,8 @@
 #include "actors/router_actor.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/worker_actor.hpp"
+#include "cluster/metrics_endpoint.hpp"
+#include "cluster/metrics_flags.hpp"
 #include "cluster/process_options.hpp"
 #include "transport/nats_service.hpp"
 
@@ -58,6 +60,14 @@ class node_runtime {
   // its own NATS connection with these options (its own user on a permissioned
   // bus) instead of the process's shared one. Call before adding it.
   void set_identity(const std::string& identity, transport::nats_options opts);
+
+  // Serves every component's metrics (router, workers, frontend, the
+  // supervision tree) on f.port at /metrics; nothing when f.port is 0.
+  // Components added later are included. Errors name the address.
+  status serve_metrics(const metrics_flags& f);
+  int metrics_port() const { return metrics_ep_ ? metrics_ep_->port() : 0; }
+  // The registry the endpoint renders (a caller may add its own collector).
+  const std::shared_ptr<metrics_registry>& metrics_registry_ptr() const { return registry_; }
 
   // The supervision tree as the supervisor sees it now.
   msg::node_tree tree();
@@ -96,6 +106,8 @@ class node_runtime {
   std::shared_ptr<actors::cluster_view> view_;
   std::unique_ptr<actors::http_server> http_;
   std::shared_ptr<transport::nats_service> frontend_face_;  // $SRV face of the frontend (after http_: stops first)
+  std::shared_ptr<metrics_registry> registry_ = std::make_shared<metrics_registry>();
+  std::unique_ptr<metrics_endpoint> metrics_ep_;
   bool down_ = false;
 };
 

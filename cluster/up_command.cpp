@@ -121,6 +121,8 @@ int run_up(int argc, char** argv) {
   app.add_option("--router-policy", policy, "random|round_robin|least_loaded|approx|dynamo|ttft")->capture_default_str();
   app.add_flag("--router-approximate", approximate, "route without KV events (assume routed = cached)");
   app.add_option("--ready-timeout", ready_timeout_s, "seconds to wait for the workers to register")->capture_default_str();
+  cluster::metrics_flags metrics;
+  cluster::add_metrics_flags(app, metrics, cluster::default_up_metrics_port, "127.0.0.1");
   CLI11_PARSE(app, argc, argv);
   cluster::finish_process_options(proc, "yard-up");
   auto log = component_logger("up");
@@ -197,6 +199,14 @@ int run_up(int argc, char** argv) {
     log->error("frontend: {}", s.err().describe());
     return 1;
   }
+  if (auto s = node.serve_metrics(metrics); !s) {
+    // An explicit port must be served; the default one may be taken by another local cluster.
+    if (cluster::metrics_port_given(app)) {
+      log->error("{}", s.err().describe());
+      return 1;
+    }
+    log->warn("{}: metrics off (choose a port with --metrics-port)", s.err().describe());
+  }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(ready_timeout_s);
   while (node.live_workers() < static_cast<std::size_t>(workers) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -215,6 +225,9 @@ int run_up(int argc, char** argv) {
               cluster::served_model_name(eng).c_str());
   if (http.tenants)
     std::printf("  API keys   : required on /v1/ (%zu keys, listening on %s)\n", http.tenants->keys(), http.host.c_str());
+  if (node.metrics_port() > 0)
+    std::printf("  Metrics    : http://%s:%d/metrics (Prometheus text: frontend, router, workers)\n", metrics.host.c_str(),
+                node.metrics_port());
   std::printf("  NATS       : %s\n", transport::redact_url(proc.nats.servers.front()).c_str());
   if (!auth.client_password_file.empty())
     std::printf("  NATS auth  : user 'client', password in %s, inbox prefix %s (no anonymous access)\n",

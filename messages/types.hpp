@@ -380,11 +380,13 @@ struct kv_event_batch {
   std::string worker_id;
   std::uint64_t seq = 0;
   std::vector<kv_event> events;
+  std::uint64_t timestamp_ms = 0;  // sender wall clock, ms since epoch (0 = not sent): routers measure event lag
 };
 template <class V> void describe(V& v, kv_event_batch& x) {
   v.req("worker_id", x.worker_id);
   v.req("seq", x.seq);
   v.opt("events", x.events);
+  v.opt("timestamp_ms", x.timestamp_ms);
 }
 
 }  // namespace yard::msg

@@ -24,69 +24,18 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/cluster_fixture.hpp"
+#include "tests/support/netns_support.hpp"
 
 using namespace yard;
 namespace ts = yard::test_support;
 
 namespace {
 
-std::string repo_root() {
-  if (const char* d = std::getenv("YARD_SOURCE_DIR"); d != nullptr && *d != '\0') return d;
-  std::string f = __FILE__;  // <root>/tests/disagg_netns_test.cpp
-  for (int i = 0; i < 2; ++i) f = f.substr(0, f.rfind('/'));
-  return f;
-}
-
-std::string yard_bin() {
-  const char* b = std::getenv("YARD_BIN");
-  std::string p = b ? b : "build/bin/yard";
-  char buf[4096];
-  if (p[0] != '/' && ::getcwd(buf, sizeof(buf))) p = std::string(buf) + "/" + p;
-  return p;
-}
-
-bool sh(const std::string& cmd) { return std::system(cmd.c_str()) == 0; }
-
-// A command run inside one namespace through `netns.sh exec`, in its own
-// process group (killed as a group).
-class ns_process {
- public:
-  ns_process(const std::string& script, const std::string& ns, char side, std::vector<std::string> cmd) {
-    std::vector<std::string> args = {"/bin/bash", script, "exec", ns, std::string(1, side)};
-    args.insert(args.end(), cmd.begin(), cmd.end());
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::setpgid(0, 0);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-  }
-  ~ns_process() { kill(); }
-  void kill() {
-    if (pid_ <= 0) return;
-    ::kill(-pid_, SIGKILL);
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
+using ts::ns_process;
+using ts::repo_root;
+using ts::run_capture;
+using ts::sh;
+using ts::yard_bin;
 
 class disagg_netns : public ::testing::Test {
  protected:
@@ -103,7 +52,8 @@ class disagg_netns : public ::testing::Test {
     if (up_) sh("bash " + script_ + " down " + name_);
   }
   ns_process& start(char side, std::vector<std::string> cmd) {
-    procs_.push_back(std::make_unique<ns_process>(script_, name_, side, std::move(cmd)));
+    procs_.push_back(std::make_unique<ns_process>(
+        std::vector<std::string>{"/bin/bash", script_, "exec", name_, std::string(1, side)}, cmd));
     return *procs_.back();
   }
   // POSTs a completion from namespace A; returns the parsed body (null on failure).

@@ -63,7 +63,7 @@ TEST(up_command, serves_with_an_embedded_nats_and_one_g3_dir_per_worker) {
     metrics = r->body;
     return sum(metrics, "yard_worker_kv_offloaded_blocks_total") > 0 && sum(metrics, "yard_worker_kv_blocks_g2") > 0;
   }, 5000)) << metrics;
-  EXPECT_EQ(sum(metrics, "yard_worker_kv_blocks_total"), 16);  // 2 workers x 8 blocks
+  EXPECT_EQ(sum(metrics, "yard_worker_kv_blocks_capacity"), 16);  // 2 workers x 8 blocks
   EXPECT_EQ(sum(metrics, "yard_worker_g3_disabled"), 0);
   EXPECT_TRUE(fs::is_directory(dir / "worker-0"));
   EXPECT_TRUE(fs::is_directory(dir / "worker-1"));

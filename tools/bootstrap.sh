@@ -20,10 +20,13 @@ PACKAGES=(
   libxxhash-dev libopenblas-dev liburing-dev libcpp-httplib-dev libboost-dev nlohmann-json3-dev libcli11-dev libssl-dev
   zlib1g-dev libtomlplusplus-dev libpcre2-dev iproute2 curl openssl
 )
+# Only the test suite needs these: a real Prometheus server and promtool scrape every process (tests/metrics_scrape_test).
+TEST_PACKAGES=(prometheus)
 
 install_deps() {
-  local missing=()
-  for p in "${PACKAGES[@]}"; do
+  local missing=() wanted=("${PACKAGES[@]}")
+  [ "$mode" != test ] || wanted+=("${TEST_PACKAGES[@]}")
+  for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if ((${#missing[@]})); then

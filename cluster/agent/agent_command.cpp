@@ -10,6 +10,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cluster/agent/agent_metrics.hpp"
+#include "cluster/metrics_flags.hpp"
 #include "cluster/agent/node_agent.hpp"
 #include "cluster/bus_permissions.hpp"
 #include "cluster/nats_secrets.hpp"
@@ -43,6 +45,8 @@ int run_agent(int argc, char** argv) {
   app.add_flag("--log-json", log_opts.json, "log one JSON object per line");
   app.add_option("--worker-log-level", worker_log_level, "--log-level passed to workers (default: theirs)");
   app.add_flag("--check", check_only, "validate the config file and exit");
+  cluster::metrics_flags mf;
+  cluster::add_metrics_flags(app, mf);
   CLI11_PARSE(app, argc, argv);
   configure_logging(log_opts);
   auto log = component_logger("agent");
@@ -60,6 +64,7 @@ int run_agent(int argc, char** argv) {
   // Auth: [auth] in the config, credentials inside URLs, then YARD_NATS_*; none of it is logged or put in argv.
   transport::nats_options nopts;
   nopts.name = "yard-agent-" + cfg->node;
+  nopts.servers.clear();  // exactly the config's servers, not the default 127.0.0.1 before them
   for (const auto& u : cfg->nats) {
     auto c = cluster::strip_url_credentials(u);
     nopts.servers.push_back(c.url);
@@ -111,15 +116,29 @@ int run_agent(int argc, char** argv) {
   opts.worker_auth_env = cluster::nats_auth_env(child);
   opts.config = std::move(*cfg);
   std::string node = opts.config.node;
+  if (!cluster::metrics_port_given(app)) mf.port = static_cast<int>(opts.config.metrics_port);
   auto agent = cluster::node_agent::start(std::move(opts), nc->get());
   if (!agent) {
     log->error("agent {}: {}", node, agent.err().describe());
+    return 1;
+  }
+  auto registry = std::make_shared<cluster::metrics_registry>();
+  registry->add([a = agent->get(), node](prom::exposition& out) {
+    cluster::render_agent_children(out, node, a->processes().children());
+    out.counter("yard_agent_scale_requests_total", "Scale requests this agent answered.", {{"node", node}},
+                double(a->scale_requests()));
+  });
+  auto endpoint = cluster::serve_metrics(mf, registry);
+  if (!endpoint) {
+    log->error("agent {}: {}", node, endpoint.err().describe());
+    (*agent)->shutdown();
     return 1;
   }
   log->info("agent {} up: {} workers, control {}", node, (*agent)->processes().live_pids().size(),
             subjects::agent_control((*agent)->options().config.ns, node));
   int sig = cluster::wait_for_stop_signal();
   log->info("agent {}: signal {}, draining", node, sig);
+  if (*endpoint) (*endpoint)->stop();
   (*agent)->shutdown();
   agent->reset();
   return 0;

@@ -116,7 +116,8 @@ bool parse_agent_table(checker& c, const toml::table& root, agent_config& cfg) {
   if (c.failed()) return false;
   if (!t) return c.fail(1, "agent", "missing required table [agent]");
   int line = checker::line_of(*t);
-  if (!c.only_keys(*t, "agent.", {"node", "namespace", "nats", "worker_binary"})) return false;
+  if (!c.only_keys(*t, "agent.", {"node", "namespace", "nats", "worker_binary", "metrics_port"})) return false;
+  if (!c.get_uint(*t, "agent.", "metrics_port", cfg.metrics_port, 0, 65535)) return false;
   if (!c.get_string(*t, "agent.", "node", cfg.node, true, line)) return false;
   if (!valid_name(cfg.node))
     return c.fail(checker::line_of(*t->get("node")), "agent.node", "must match [A-Za-z0-9_-]+ (got \"" + cfg.node + "\")");
@@ -204,8 +205,9 @@ bool parse_workers(checker& c, const toml::table& root, agent_config& cfg) {
     int line = checker::line_of(t);
     worker_group w;
     w.line = line;
-    if (!c.only_keys(t, p, {"role", "engine", "model", "device", "count", "min_count", "max_count", "args"}))
+    if (!c.only_keys(t, p, {"role", "engine", "model", "device", "count", "min_count", "max_count", "args", "metrics_port"}))
       return false;
+    if (!c.get_uint(t, p, "metrics_port", w.metrics_port, 0, 65535)) return false;
     if (!c.get_string(t, p, "role", w.role, true, line)) return false;
     if (w.role != "both" && w.role != "prefill" && w.role != "decode")
       return c.fail(checker::line_of(*t.get("role")), p + "role",

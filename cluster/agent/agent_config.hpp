@@ -11,6 +11,7 @@
 //   node = "node-a"                  # required; [A-Za-z0-9_-]+
 //   namespace = "default"            # default "default"
 //   nats = ["nats://127.0.0.1:4222"] # required, at least one nats:// or tls:// URL
+//   metrics_port = 9400              # the agent's Prometheus endpoint (default 0 = off)
 //   [auth]                           # optional; secrets never go in this file or any argv
 //   user = "agent-a"                 # NATS user of the agent (default none)
 //   password_file = "/etc/switchyard/agent.password"   # first line = password
@@ -43,6 +44,7 @@
 //   min_count = 0                    # scale bound on this node (default 0)
 //   max_count = 8                    # scale bound on this node (default max(count, 8))
 //   args = ["--token-delay-ms", "5"] # extra worker flags (default none)
+//   metrics_port = 9500              # instance n serves /metrics on 9500 + n (default 0 = off)
 #pragma once
 
 #include <cstdint>
@@ -77,6 +79,8 @@ struct worker_group {
   std::uint32_t min_count = 0;     // default 0
   std::uint32_t max_count = 8;     // default max(count, 8)
   std::vector<std::string> args;   // extra worker flags (default none)
+  // Instance n of this group serves Prometheus metrics on metrics_port + n (default 0 = off).
+  std::uint32_t metrics_port = 0;
   int line = 0;                    // where the entry starts in the file, for logs
 };
 
@@ -96,6 +100,7 @@ struct agent_config {
   std::vector<worker_group> workers;
   agent_auth auth;                 // [auth] (default none)
   std::string worker_binary;       // [agent] worker_binary, default "" = this executable
+  std::uint32_t metrics_port = 0;  // [agent] metrics_port: the agent's own /metrics (default 0 = off; --metrics-port overrides)
   std::string source_name;         // file name used in messages
 };
 

@@ -3,6 +3,7 @@
 
 #include "cluster/nats_secrets.hpp"
 
+#include <cstdlib>
 #include <algorithm>
 #include <chrono>
 
@@ -40,6 +41,14 @@ std::vector<std::string> worker_argv(const node_agent_options& opts, const worke
   if (!opts.worker_log_level.empty()) {
     a.push_back("--log-level");
     a.push_back(opts.worker_log_level);
+  }
+  if (g.metrics_port > 0) {
+    // Instance ids end in their number: instance n of the group serves metrics_port + n.
+    auto dash = id.rfind('-');
+    std::uint32_t n = 0;
+    if (dash != std::string::npos) n = static_cast<std::uint32_t>(std::strtoul(id.c_str() + dash + 1, nullptr, 10));
+    a.push_back("--metrics-port");
+    a.push_back(std::to_string(g.metrics_port + n));
   }
   a.insert(a.end(), g.args.begin(), g.args.end());
   return a;
@@ -112,6 +121,7 @@ std::uint32_t node_agent::running_locked(const std::string& role) const {
 }
 
 msg::scale_reply node_agent::scale(const msg::scale_request& req) {
+  scale_requests_++;
   auto log = component_logger("agent");
   msg::scale_reply rep;
   rep.request_id = req.request_id;

@@ -58,6 +58,7 @@ class node_agent {
   // Applies a scale request (clamped to the role's bounds) and says what it did.
   msg::scale_reply scale(const msg::scale_request& req);
   msg::agent_status status() const;
+  std::uint64_t scale_requests() const { return scale_requests_.load(); }
   // Drains and stops every worker; idempotent; blocks up to the shutdown timeout.
   void shutdown();
 
@@ -78,6 +79,7 @@ class node_agent {
   std::map<std::string, std::uint32_t> next_index_;          // role -> next instance number
   std::map<std::string, std::vector<std::string>> instances_;  // role -> instance ids, oldest first
   std::atomic<bool> draining_{false};
+  std::atomic<std::uint64_t> scale_requests_{0};
   bool stopped_ = false;
   transport::subscription control_sub_;
   std::thread status_thread_;

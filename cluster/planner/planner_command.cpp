@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cluster/metrics_flags.hpp"
 #include "cluster/planner/planner_service.hpp"
 #include "cluster/process_options.hpp"
 #include "tools/commands.hpp"
@@ -37,6 +38,8 @@ int run_planner(int argc, char** argv) {
   app.add_option("--decode-capacity-rps", decode_cap, "initial guess, req/s per decode worker")->capture_default_str();
   app.add_flag("--aggregated", aggregated, "one pool of role 'both' instead of prefill + decode");
   app.add_flag("--dry-run", so.dry_run, "log decisions without sending scale requests");
+  cluster::metrics_flags mf;
+  cluster::add_metrics_flags(app, mf);
   CLI11_PARSE(app, argc, argv);
   cluster::finish_process_options(proc, "yard-planner");
   so.ns = proc.ns;
@@ -60,9 +63,17 @@ int run_planner(int argc, char** argv) {
     log->error("planner: {}", svc.err().describe());
     return 1;
   }
+  auto registry = std::make_shared<cluster::metrics_registry>();
+  registry->add([s = svc->get()](prom::exposition& out) { s->render_metrics(out); });
+  auto endpoint = cluster::serve_metrics(mf, registry);
+  if (!endpoint) {
+    log->error("planner: {}", endpoint.err().describe());
+    return 1;
+  }
   log->info("planner up: ttft_p90 <= {} ms, itl_p90 <= {} ms, window {} ms{}", p.ttft_p90_target_ms,
             p.itl_p90_target_ms, so.interval_ms, so.dry_run ? " (dry run)" : "");
   cluster::wait_for_stop_signal();
+  if (*endpoint) (*endpoint)->stop();
   svc->reset();
   return 0;
 }

@@ -1,6 +1,8 @@
 // cluster/planner/planner_service.cpp — collecting windows and sending scale requests.
 #include "cluster/planner/planner_service.hpp"
 
+#include <limits>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -126,8 +128,43 @@ std::vector<scale_decision> planner_service::tick(std::uint64_t now_ms) {
     last_obs_ = obs;
   }
   auto decisions = planner_.step(obs);
-  for (const auto& d : decisions) apply(d, now_ms);
+  windows_++;
+  for (const auto& d : decisions) {
+    decisions_.add({d.role, d.delta() > 0 ? "up" : "down"});
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      targets_[d.role] = d.to;
+    }
+    apply(d, now_ms);
+  }
   return decisions;
+}
+
+void planner_service::render_metrics(prom::exposition& out) const {
+  planner_observation obs;
+  std::map<std::string, std::uint32_t> targets;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    obs = last_obs_;
+    targets = targets_;
+  }
+  std::vector<std::vector<std::string>> always;
+  for (const auto& pool : planner_.options().pools)
+    for (const char* dir : {"up", "down"}) always.push_back({pool.role, dir});
+  decisions_.render(out, "yard_planner_decisions_total", "Scale decisions, by role and direction.", {}, always);
+  out.counter("yard_planner_windows_total", "Observation windows planned.", {}, double(windows_.load()));
+  // NaN: the last window had no sample.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  out.gauge("yard_planner_observed_ttft_p90_seconds", "TTFT p90 of the last window (NaN: no sample).", {},
+            obs.ttft_p90_ms ? *obs.ttft_p90_ms / 1000.0 : nan);
+  out.gauge("yard_planner_observed_itl_p90_seconds", "Inter-token latency p90 of the last window (NaN: no sample).", {},
+            obs.itl_p90_ms ? *obs.itl_p90_ms / 1000.0 : nan);
+  out.gauge("yard_planner_arrival_rate", "Requests per second in the last window.", {},
+            obs.window_s > 0 ? obs.arrivals / obs.window_s : 0.0);
+  out.family("yard_planner_workers", "gauge", "Workers serving per role in the last window.");
+  for (const auto& [role, n] : obs.workers) out.sample("yard_planner_workers", {{"role", role}}, n);
+  out.family("yard_planner_target_workers", "gauge", "Workers per role the last decision asked for.");
+  for (const auto& [role, n] : targets) out.sample("yard_planner_target_workers", {{"role", role}}, n);
 }
 
 planner_observation planner_service::last_observation() const {

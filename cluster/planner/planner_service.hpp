@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cluster/planner/slo_planner.hpp"
+#include "common/prometheus.hpp"
 #include "common/status.hpp"
 #include "messages/cluster.hpp"
 #include "transport/nats_connection.hpp"
@@ -51,6 +52,9 @@ class planner_service {
   // scale requests. Returns the decisions taken.
   std::vector<scale_decision> tick(std::uint64_t now_ms);
   planner_observation last_observation() const;
+  // Prometheus: decisions by role and direction, windows, the last window's
+  // p90s, arrival rate and workers per role, and each role's last target.
+  void render_metrics(prom::exposition& out) const;
   const slo_planner& planner() const { return planner_; }
 
  private:
@@ -82,6 +86,9 @@ class planner_service {
   std::map<std::string, worker_seen> workers_;
   std::map<std::string, agent_seen> agents_;
   planner_observation last_obs_;
+  std::map<std::string, std::uint32_t> targets_;  // role -> the last decision's worker count (under mu_)
+  prom::labelled_counter decisions_{{"role", "direction"}};
+  std::atomic<std::uint64_t> windows_{0};
   std::vector<transport::subscription> subs_;
   std::atomic<bool> stop_{false};
   std::mutex wake_mu_;

@@ -131,7 +131,7 @@ TEST(agent_config, bad_nats_url_and_type) {
 
 TEST(agent_config, unknown_keys_are_errors) {
   EXPECT_EQ(error_of(head + "nodes = 3\n"),
-            "agent.toml:4: agent.nodes: unknown key (allowed: node, namespace, nats, worker_binary)");
+            "agent.toml:4: agent.nodes: unknown key (allowed: node, namespace, nats, worker_binary, metrics_port)");
   EXPECT_EQ(error_of(head + "[workers_typo]\nx=1\n").rfind("agent.toml:4: workers_typo: unknown key", 0), 0u);
   std::string e = error_of(head + "[[workers]]\nrole=\"both\"\nengine=\"mock\"\nmodel=\"m\"\ncuont=2\n");
   EXPECT_EQ(e.rfind("agent.toml:8: workers[0].cuont: unknown key", 0), 0u) << e;

@@ -101,13 +101,14 @@ inline std::unique_ptr<cluster::node_runtime> start_cluster(const std::string& n
   return std::move(*rt);
 }
 
-// A child `yard ...` process, killed (SIGKILL) when the handle goes away.
+// A child `yard ...` process (or, with is_yard false, any program: args[0] is
+// its path), killed (SIGKILL) when the handle goes away.
 class yard_process {
  public:
-  explicit yard_process(std::vector<std::string> args) {
+  explicit yard_process(std::vector<std::string> args, bool is_yard = true) {
     const char* bin = std::getenv("YARD_BIN");
     std::string path = bin ? bin : "build/bin/yard";
-    args.insert(args.begin(), path);
+    if (is_yard) args.insert(args.begin(), path);
     pid_ = fork();
     if (pid_ == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
