@@ -11,6 +11,13 @@
 // _b1 at batch 1), with the vocabulary size the mask walks; and the mask's
 // own cost per step on synthetic 32K and 128K vocabularies (mask_us_vocab*),
 // since the bench model's vocabulary is small.
+// Weight precision: the same preset saved as bf16 (kept 2 bytes a weight) and
+// the f32 model loaded with --quantize int8, each decoding at batch 1
+// interleaved with the f32 engine in the same run (best of three rounds each,
+// decode_tok_s_b1_f32_same_run for f32): decode_tok_s_b1_bf16,
+// decode_tok_s_b1_int8, their speedups over that f32 figure, and the bytes of
+// weights one decode step reads in each (bytes_per_token* ; _bw_ratio = tok/s x
+// bytes / read bandwidth, how close each gets to the memory bound).
 // Must not touch: anything outside the engine it creates.
 // Thread-safety: single-threaded driver.
 #include <CLI/CLI.hpp>
@@ -204,7 +211,7 @@ int run_bench_engine(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  std::string tmp;
+  std::string tmp, bf16_dir;
   if (model_dir.empty()) {
     char buf[] = "/tmp/yard_bench_engine_XXXXXX";
     if (!::mkdtemp(buf)) return 1;
@@ -218,6 +225,13 @@ int run_bench_engine(int argc, char** argv) {
       return 1;
     }
     model_dir = o.out;
+    o.type = backends::native::dtype::bf16;  // the same weights (same seed), stored as bf16
+    o.out = tmp + "/model_bf16";
+    if (auto st = backends::native::write_random_model(o); !st) {
+      std::fprintf(stderr, "bench engine: %s\n", st.err().describe().c_str());
+      return 1;
+    }
+    bf16_dir = o.out;
   }
   backends::native_engine_options eo;
   eo.threads = threads;
@@ -230,8 +244,9 @@ int run_bench_engine(int argc, char** argv) {
   }
   auto& e = **eng;
   const int probe_threads = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const double weight_bytes = static_cast<double>(e.weights().weight_bytes_f32);
-  const double bw = read_bandwidth(probe_threads, e.weights().weight_bytes_f32);
+  // Bytes as the weights are kept (a bf16 --model reads half of what it would as f32).
+  const double weight_bytes = static_cast<double>(e.weights().weight_bytes);
+  const double bw = read_bandwidth(probe_threads, e.weights().weight_bytes);
   const double bound = bw / weight_bytes;
   decode_rate(e, 1, 4);  // warm-up: page in the weights
   double b1 = decode_rate(e, 1, decode_tokens);
@@ -257,20 +272,62 @@ int run_bench_engine(int argc, char** argv) {
     while (e.has_work()) e.step();
     prefill = prefill_tokens / seconds_since(t0);
   }
+  // Weight precision at batch 1: f32 (this engine), bf16 kept, int8 quantised at load, interleaved so machine
+  // noise hits all alike. Without a generated preset (--model) only int8 of that model is measured.
+  double f32_b1 = 0, bf16_b1 = 0, int8_b1 = 0;
+  std::size_t bytes_bf16 = 0, bytes_int8 = 0;
+  {
+    std::unique_ptr<backends::native_engine> eb, eq;
+    if (!bf16_dir.empty()) {
+      auto r = backends::native_engine::open(bf16_dir, eo);
+      if (!r) {
+        std::fprintf(stderr, "bench engine: %s\n", r.err().describe().c_str());
+        return 1;
+      }
+      eb = std::move(*r);
+      bytes_bf16 = eb->weights().weight_bytes;
+    }
+    auto qo = eo;
+    qo.quantize = backends::native::weight_quant::int8;
+    auto r = backends::native_engine::open(model_dir, qo);
+    if (!r) {
+      std::fprintf(stderr, "bench engine: %s\n", r.err().describe().c_str());
+      return 1;
+    }
+    eq = std::move(*r);
+    bytes_int8 = eq->weights().weight_bytes;
+    if (eb) decode_rate(*eb, 1, 4);
+    decode_rate(*eq, 1, 4);
+    // Best of three interleaved rounds: other load on the machine only ever slows a round down.
+    for (int rep = 0; rep < 3; ++rep) {
+      f32_b1 = std::max(f32_b1, decode_rate(e, 1, decode_tokens));
+      if (eb) bf16_b1 = std::max(bf16_b1, decode_rate(*eb, 1, decode_tokens));
+      int8_b1 = std::max(int8_b1, decode_rate(*eq, 1, decode_tokens));
+    }
+  }
   if (!tmp.empty()) std::filesystem::remove_all(tmp);
   std::fprintf(stderr,
-               "bench engine: %.1fM params, %.1f MB f32 weights read per decode step, read bandwidth %.2f GB/s (%d threads, "
+               "bench engine: %.1fM params, %.1f MB weights read per decode step, read bandwidth %.2f GB/s (%d threads, "
                "as the engine)\n",
                e.weights().num_params / 1e6, weight_bytes / 1e6, bw / 1e9, probe_threads);
   const double ratio = bound > 0 ? b1 / bound : 0.0;
   std::fprintf(stderr, "bench engine: constrained decode (JSON schema) vs free: b1 %.1f vs %.1f tok/s, b16 %.1f vs %.1f tok/s, vocab %zu\n",
                json1 / 2, free1 / 2, json16 / 2, free16 / 2, e.vocabulary()->size());
   const double mask_32k = mask_us(32000), mask_128k = mask_us(128256);
+  const std::size_t bytes_f32 = e.weights().weight_bytes;
+  std::fprintf(stderr,
+               "bench engine: batch-1 decode by weight precision: f32 %.1f tok/s (%.1f MB/step), bf16 %.1f tok/s (%.1f MB/step), "
+               "int8 %.1f tok/s (%.1f MB/step)\n",
+               f32_b1, bytes_f32 / 1e6, bf16_b1, bytes_bf16 / 1e6, int8_b1, bytes_int8 / 1e6);
   std::printf("engine: decode_tok_s_b1=%.2f decode_tok_s_b16=%.2f prefill_tok_s=%.2f bw_bound_tok_s=%.2f decode_bw_ratio=%.3f "
               "read_bw_gbs=%.2f threads=%d constrained_decode_ratio=%.3f constrained_decode_ratio_b1=%.3f vocab=%zu "
-              "mask_us_vocab32k=%.1f mask_us_vocab128k=%.1f\n",
+              "mask_us_vocab32k=%.1f mask_us_vocab128k=%.1f decode_tok_s_b1_bf16=%.2f decode_tok_s_b1_int8=%.2f "
+              "bytes_per_token=%zu bytes_per_token_bf16=%zu bytes_per_token_int8=%zu decode_tok_s_b1_f32_same_run=%.2f "
+              "bf16_speedup=%.3f int8_speedup=%.3f f32_bw_ratio=%.3f bf16_bw_ratio=%.3f int8_bw_ratio=%.3f\n",
               b1, b16, prefill, bound, ratio, bw / 1e9, probe_threads, free16 > 0 ? json16 / free16 : 0.0,
-              free1 > 0 ? json1 / free1 : 0.0, e.vocabulary()->size(), mask_32k, mask_128k);
+              free1 > 0 ? json1 / free1 : 0.0, e.vocabulary()->size(), mask_32k, mask_128k, bf16_b1, int8_b1, bytes_f32,
+              bytes_bf16, bytes_int8, f32_b1, f32_b1 > 0 ? bf16_b1 / f32_b1 : 0.0, f32_b1 > 0 ? int8_b1 / f32_b1 : 0.0,
+              f32_b1 * bytes_f32 / bw, bf16_b1 * bytes_bf16 / bw, int8_b1 * bytes_int8 / bw);
   if (ratio > 1.0) {
     // Decode cannot read its weights faster than memory streams: the probe is wrong.
     std::fprintf(stderr, "bench engine: decode_bw_ratio %.3f > 1: the bandwidth probe under-measures; failing\n", ratio);

@@ -65,6 +65,15 @@ void add_engine_flags(CLI::App& app, engine_options& o) {
       ->check(CLI::ExistingFile);
   app.add_option("--device", o.device,
                  "native engine: cpu | cuda | cuda:N (default $YARD_DEVICE, else cpu); a clear error when no GPU is usable");
+  app.add_option("--quantize", o.quantize,
+                 "native engine: none | int8 (linear weights quantised per output row at load; CPU only)")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            auto q = backends::native::parse_weight_quant(v);
+            return q ? std::string() : q.err().message;
+          },
+          "none|int8", "quantize"))
+      ->capture_default_str();
   app.add_option("--block-size", o.block_size, "mock engine: KV block size in tokens")->capture_default_str();
   app.add_option("--num-blocks", o.num_blocks, "mock engine: KV pool capacity in blocks")->capture_default_str();
   app.add_option("--max-context", o.max_context,
@@ -129,6 +138,8 @@ result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
   if (o.engine == "mock") {
     if (!o.device.empty() && o.device != "cpu")
       component_logger("engine")->warn("--device {} is for the native engine: the mock engine ignores it", o.device);
+    if (!o.quantize.empty() && o.quantize != "none")
+      component_logger("engine")->warn("--quantize {} is for the native engine: the mock engine ignores it", o.quantize);
     backends::mock_engine_options mo;
     if (!o.profile.empty() || o.token_delay_ms <= 0) {
       auto prof = o.profile.empty() ? result<backends::engine_profile>(backends::default_profile())
@@ -154,6 +165,9 @@ result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
     auto dev = resolve_device(o.device);
     if (!dev) return dev.err();
     no.device = *dev;
+    auto q = backends::native::parse_weight_quant(o.quantize);
+    if (!q) return q.err();
+    no.quantize = *q;
     return backends::make_native_engine(o.model, no);
   }
   return make_error(errc::unsupported, "engine '" + o.engine + "' is not available in this build");

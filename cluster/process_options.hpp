@@ -46,6 +46,9 @@ struct engine_options {
   // native: where the model runs: cpu, cuda or cuda:N (--device); empty = $YARD_DEVICE
   // (the node agent sets it per worker group), else cpu. The mock ignores it.
   std::string device;
+  // native: how linear weights are kept (--quantize): none (as stored: f32, f16 or bf16) or int8
+  // (per output row, at load; CPU only). Default none; another value is an error naming it.
+  std::string quantize = "none";
   // KV tiers under either engine (--kv-host-blocks, --kv-disk-dir, --kv-disk-blocks,
   // --kv-disk-key-file, --kv-g2-gbps, --kv-g3-gbps); default off. The disk
   // directory belongs to one worker: give each worker its own.

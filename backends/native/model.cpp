@@ -1,10 +1,10 @@
 #include "backends/native/model.hpp"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+
+#include "backends/native/weight_kernels.hpp"
 
 namespace yard::backends::native {
 
@@ -41,16 +41,10 @@ inline float dot(const float* a, const float* b, int n) {
   return s;
 }
 
-// out[T][n] = in[T][k] x W[n][k]^T; beta = 1 accumulates into out (residual adds). One row goes through gemv,
-// which streams W once without gemm's packing.
-void gemm_wt(const float* in, int T, int k, const float* W, int n, float* out, float beta) {
-  if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, W, k, in, 1, beta, out, 1);
-  else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, k, 1.0f, in, k, W, k, beta, out, n);
-}
-
 // out[T][n] = in[T][k] x W[n][k]^T (+ bias)
-void linear(const float* in, int T, int k, const float* W, int n, float* out, const float* bias = nullptr) {
-  gemm_wt(in, T, k, W, n, out, 0.0f);
+void linear(const float* in, int T, const weight_matrix& W, float* out, thread_pool& pool, const float* bias = nullptr) {
+  gemm_wt(in, T, W, out, 0.0f, &pool);
+  const int n = W.rows;
   if (bias)
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < n; ++i) out[static_cast<std::size_t>(t) * n + i] += bias[i];
@@ -120,7 +114,7 @@ void model::forward(const std::vector<batch_item>& batch, kv_cache& cache, std::
       pos_[t] = it.start_pos + i;
       item_of_[t] = b;
       auto tok = std::min<std::uint32_t>(it.tokens[i], static_cast<std::uint32_t>(V - 1));
-      std::memcpy(&x_[static_cast<std::size_t>(t) * H], w_->embed + static_cast<std::size_t>(tok) * H, sizeof(float) * H);
+      w_->embed.row_to_f32(static_cast<int>(tok), &x_[static_cast<std::size_t>(t) * H]);
       for (int j = 0; j < half; ++j) {
         double ang = static_cast<double>(pos_[t]) * inv_freq_[j];
         cos_[static_cast<std::size_t>(t) * half + j] = static_cast<float>(std::cos(ang));
@@ -131,9 +125,9 @@ void model::forward(const std::vector<batch_item>& batch, kv_cache& cache, std::
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const auto& L = w_->layers[l];
     for (int i = 0; i < T; ++i) rms_norm(&x_[static_cast<std::size_t>(i) * H], L.attn_norm, &xn_[static_cast<std::size_t>(i) * H], H, c.rms_norm_eps);
-    linear(xn_.data(), T, H, L.wq, Q, q_.data(), L.bq);
-    linear(xn_.data(), T, H, L.wk, KV, k_.data(), L.bk);
-    linear(xn_.data(), T, H, L.wv, KV, v_.data(), L.bv);
+    linear(xn_.data(), T, L.wq, q_.data(), pool_, L.bq);
+    linear(xn_.data(), T, L.wk, k_.data(), pool_, L.bk);
+    linear(xn_.data(), T, L.wv, v_.data(), pool_, L.bv);
     for (int i = 0; i < T; ++i) {
       const float* cs = &cos_[static_cast<std::size_t>(i) * half];
       const float* sn = &sin_[static_cast<std::size_t>(i) * half];
@@ -146,15 +140,15 @@ void model::forward(const std::vector<batch_item>& batch, kv_cache& cache, std::
     }
     attention(l, batch, cache);
     // x += att Wo^T
-    gemm_wt(att_.data(), T, Q, L.wo, H, x_.data(), 1.0f);
+    gemm_wt(att_.data(), T, L.wo, x_.data(), 1.0f, &pool_);
     for (int i = 0; i < T; ++i) rms_norm(&x_[static_cast<std::size_t>(i) * H], L.ffn_norm, &xn_[static_cast<std::size_t>(i) * H], H, c.rms_norm_eps);
-    linear(xn_.data(), T, H, L.w_gate, I, gate_.data());
-    linear(xn_.data(), T, H, L.w_up, I, up_.data());
+    linear(xn_.data(), T, L.w_gate, gate_.data(), pool_);
+    linear(xn_.data(), T, L.w_up, up_.data(), pool_);
     for (std::size_t i = 0; i < gate_.size(); ++i) {
       float g = gate_[i];
       gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
     }
-    gemm_wt(gate_.data(), T, I, L.w_down, H, x_.data(), 1.0f);
+    gemm_wt(gate_.data(), T, L.w_down, x_.data(), 1.0f, &pool_);
   }
   // Final norm + LM head for the last token of items that want logits.
   std::vector<int> rows;
@@ -167,7 +161,7 @@ void model::forward(const std::vector<batch_item>& batch, kv_cache& cache, std::
   for (int r = 0; r < R; ++r)
     rms_norm(&x_[static_cast<std::size_t>(rows[r]) * H], w_->final_norm, &xn_[static_cast<std::size_t>(r) * H], H, c.rms_norm_eps);
   logits.resize(static_cast<std::size_t>(R) * V);
-  if (R) linear(xn_.data(), R, H, w_->lm_head, V, logits.data());
+  if (R) linear(xn_.data(), R, w_->lm_head, logits.data(), pool_);
 }
 
 }  // namespace yard::backends::native

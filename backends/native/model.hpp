@@ -1,7 +1,8 @@
 // backends/native/model.hpp — the Llama-family forward pass on CPU.
 //
 // Owns: one batched forward over several sequences' new tokens: embedding,
-// RMSNorm, q/k/v projections (OpenBLAS sgemm over all batch tokens at once),
+// RMSNorm, q/k/v projections (weight_kernels: OpenBLAS for f32 weights, own
+// kernels for f16/bf16/int8; all batch tokens at once),
 // RoPE, K/V writes into the paged kv_cache through each sequence's block
 // table, attention read back through the block table (threaded over
 // token x head), o projection, SwiGLU MLP, final norm and LM head for the

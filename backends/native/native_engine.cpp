@@ -20,7 +20,12 @@ result<std::unique_ptr<native_engine>> native_engine::open(const std::string& mo
   std::unique_ptr<native_engine> e(new native_engine());
   if (opts.block_size == 0) return make_error(errc::bad_request, "block_size must be positive");
   e->opts_ = opts;
-  auto w = load_model_weights(model_dir);
+  if (opts.quantize != weight_quant::none && opts.device == "cuda")
+    return make_error(errc::bad_request, "--quantize " + std::string(weight_quant_name(opts.quantize)) +
+                                             " is for the CPU engine; the CUDA executor runs f32 weights");
+  load_options lo;
+  lo.quantize = opts.quantize;
+  auto w = load_model_weights(model_dir, lo);
   if (!w) return w.err();
   e->weights_ = std::shared_ptr<const model_weights>(std::move(*w));
   auto text = native_prompt_tokenizer::open(model_dir, opts.add_bos);
@@ -89,9 +94,12 @@ result<std::unique_ptr<native_engine>> native_engine::open(const std::string& mo
       return t.err();
     }
   }
-  log->info("native engine: {} ({} {} layers, hidden {}, vocab {}, {:.1f}M params), chat template {}, KV {} blocks x {} tokens ({:.1f} MiB)",
+  log->info("native engine: {} ({} {} layers, hidden {}, vocab {}, {:.1f}M params, {} weights, {:.1f} MiB read per "
+            "decode step), chat template {}, KV {} blocks x {} tokens ({:.1f} MiB)",
             model_dir, c.architecture, c.num_hidden_layers, c.hidden_size, c.vocab_size,
-            e->weights_->num_params / 1e6, chat_family_name(e->text_.family()), nb, opts.block_size,
+            e->weights_->num_params / 1e6, wdtype_name(e->weights_->layers.empty() ? e->weights_->lm_head.type
+                                                                                 : e->weights_->layers[0].w_up.type),
+            static_cast<double>(e->weights_->weight_bytes) / (1 << 20), chat_family_name(e->text_.family()), nb, opts.block_size,
             static_cast<double>(nb) * block_bytes / (1 << 20));
   return e;
 }

@@ -36,6 +36,9 @@ struct native_engine_options {
   int threads = 0;                             // attention and BLAS threads; 0 = all cores / BLAS default (default 0)
   bool add_bos = true;                         // tokenize() prepends the tokenizer's BOS (default true)
   std::string device = "cpu";                  // "cpu" | "cuda" (CUDA executor, native/cuda; default cpu)
+  // How linear weights are kept: none = as stored (f32, f16 or bf16); int8 = quantised per output row at load
+  // (CPU only: an error with device cuda) (default none).
+  native::weight_quant quantize = native::weight_quant::none;
   kv_tier_options tiers;                       // G2/G3 KV tiers (default off)
 };
 

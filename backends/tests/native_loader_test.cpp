@@ -60,12 +60,17 @@ TEST(native_loader, f32_f16_bf16_hold_the_same_weights) {
   EXPECT_EQ(w16->config.torch_dtype, "float16");
   const auto& c = w32->config;
   std::size_t n = static_cast<std::size_t>(c.vocab_size) * c.hidden_size;
+  auto e32 = w32->embed.to_f32(), e16 = w16->embed.to_f32(), eb = wb->embed.to_f32();
   for (std::size_t i = 0; i < n; i += 97) {
-    EXPECT_NEAR(w16->embed[i], w32->embed[i], std::fabs(w32->embed[i]) * 1e-3 + 1e-4);
-    EXPECT_NEAR(wb->embed[i], w32->embed[i], std::fabs(w32->embed[i]) * 1e-2 + 1e-3);
+    EXPECT_NEAR(e16[i], e32[i], std::fabs(e32[i]) * 1e-3 + 1e-4);
+    EXPECT_NEAR(eb[i], e32[i], std::fabs(e32[i]) * 1e-2 + 1e-3);
   }
-  EXPECT_NEAR(w16->layers[1].w_down[5], w32->layers[1].w_down[5], 1e-3);
-  // f32 weights are used in place from the mmap; half weights are converted.
+  EXPECT_NEAR(w16->layers[1].w_down.to_f32()[5], w32->layers[1].w_down.to_f32()[5], 1e-3);
+  // Matrices stay as stored, in place from the mmap; only the (small) norm vectors of half models are converted.
+  EXPECT_EQ(w32->layers[1].w_down.type, wdtype::f32);
+  EXPECT_EQ(w16->layers[1].w_down.type, wdtype::f16);
+  EXPECT_EQ(wb->layers[1].w_down.type, wdtype::bf16);
+  EXPECT_EQ(wb->lm_head.type, wdtype::bf16);
   EXPECT_TRUE(w32->owned.empty());
   EXPECT_FALSE(w16->owned.empty());
 }
@@ -84,8 +89,8 @@ TEST(native_loader, sharded_equals_single_file) {
   ASSERT_TRUE(one && three);
   EXPECT_EQ(one->num_params, three->num_params);
   const auto& c = one->config;
-  EXPECT_EQ(std::memcmp(one->lm_head, three->lm_head, sizeof(float) * c.vocab_size * c.hidden_size), 0);
-  EXPECT_EQ(std::memcmp(one->layers[1].wq, three->layers[1].wq, sizeof(float) * c.q_dim() * c.hidden_size), 0);
+  EXPECT_EQ(std::memcmp(one->lm_head.data, three->lm_head.data, sizeof(float) * c.vocab_size * c.hidden_size), 0);
+  EXPECT_EQ(std::memcmp(one->layers[1].wq.data, three->layers[1].wq.data, sizeof(float) * c.q_dim() * c.hidden_size), 0);
 }
 
 TEST(native_loader, tied_and_untied_embeddings) {
@@ -93,12 +98,12 @@ TEST(native_loader, tied_and_untied_embeddings) {
   auto tied = load_ok(testing::make_model(d, "tied"));
   ASSERT_TRUE(tied);
   EXPECT_TRUE(tied->config.tie_word_embeddings);
-  EXPECT_EQ(tied->lm_head, tied->embed);
+  EXPECT_EQ(tied->lm_head.data, tied->embed.data);
   mkmodel_options o;
   o.tied = 0;
   auto untied = load_ok(testing::make_model(d, "untied", o));
   ASSERT_TRUE(untied);
-  EXPECT_NE(untied->lm_head, untied->embed);
+  EXPECT_NE(untied->lm_head.data, untied->embed.data);
 }
 
 TEST(native_loader, mkmodel_is_deterministic_from_its_seed) {

@@ -38,11 +38,14 @@ inline std::vector<std::vector<float>> reference_logits(const model_weights& w, 
   const auto& c = w.config;
   const int H = c.hidden_size, nh = c.num_attention_heads, nkv = c.num_key_value_heads, hd = c.head_dim,
             I = c.intermediate_size, V = c.vocab_size, T = static_cast<int>(tokens.size());
-  auto matvec = [](const float* W, const float* x, int out, int in, std::vector<double>& y) {
+  // Any kept precision: each row widened to f32 (int8 times its scale), then summed in double.
+  auto matvec = [](const weight_matrix& W, const float* x, int out, int in, std::vector<double>& y) {
     y.assign(out, 0.0);
+    std::vector<float> row(in);
     for (int o = 0; o < out; ++o) {
+      W.row_to_f32(o, row.data());
       double s = 0;
-      for (int i = 0; i < in; ++i) s += static_cast<double>(W[static_cast<std::size_t>(o) * in + i]) * x[i];
+      for (int i = 0; i < in; ++i) s += static_cast<double>(row[i]) * x[i];
       y[o] = s;
     }
   };
@@ -81,8 +84,7 @@ inline std::vector<std::vector<float>> reference_logits(const model_weights& w, 
       }
   };
   std::vector<std::vector<float>> x(T, std::vector<float>(H));
-  for (int t = 0; t < T; ++t)
-    for (int i = 0; i < H; ++i) x[t][i] = w.embed[static_cast<std::size_t>(tokens[t]) * H + i];
+  for (int t = 0; t < T; ++t) w.embed.row_to_f32(static_cast<int>(tokens[t]), x[t].data());
   for (const auto& L : w.layers) {
     std::vector<std::vector<double>> K(T), Vv(T), Q(T);
     for (int t = 0; t < T; ++t) {

@@ -3,15 +3,19 @@
 // Owns: the CUDA kernels (embedding gather, RMSNorm, bias add, RoPE, paged
 // K/V write, paged attention, SwiGLU), the cuBLAS projections, device weights,
 // the device K/V cache and scratch. Numerics follow model.cpp: RoPE angles in
-// double, softmax with max subtraction, sgemm in plain FP32 (no TF32).
+// double, softmax with max subtraction, sgemm in plain FP32 (no TF32). Weights
+// the CPU keeps as f16/bf16/int8 are widened to f32 on the host at upload (the
+// device holds f32 only).
 // Must not touch: sampling, scheduling, logging (errors go back as strings).
 // Thread-safety: a cuda_model is used by one thread at a time.
 #include <cublas_v2.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -208,6 +212,31 @@ struct dev_buf {
   }
 };
 
+// A kept-precision matrix widened to f32 on the host (self-contained: this library links before yard_backends).
+std::vector<float> widen_on_host(const weight_matrix& m) {
+  std::vector<float> out(m.numel());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    switch (m.type) {
+      case wdtype::f32: out[i] = static_cast<const float*>(m.data)[i]; break;
+      case wdtype::f16: {
+        __half_raw r;
+        r.x = static_cast<const std::uint16_t*>(m.data)[i];
+        out[i] = __half2float(__half(r));
+        break;
+      }
+      case wdtype::bf16: {
+        std::uint32_t bits = static_cast<std::uint32_t>(static_cast<const std::uint16_t*>(m.data)[i]) << 16;
+        std::memcpy(&out[i], &bits, 4);
+        break;
+      }
+      case wdtype::i8:
+        out[i] = static_cast<float>(static_cast<const std::int8_t*>(m.data)[i]) * m.scales[i / static_cast<std::size_t>(m.cols)];
+        break;
+    }
+  }
+  return out;
+}
+
 struct dev_layer {
   const float *attn_norm = nullptr, *wq = nullptr, *wk = nullptr, *wv = nullptr, *bq = nullptr, *bk = nullptr,
               *bv = nullptr, *wo = nullptr, *ffn_norm = nullptr, *w_gate = nullptr, *w_up = nullptr, *w_down = nullptr;
@@ -318,9 +347,27 @@ std::unique_ptr<cuda_model> cuda_model::create(const model_weights& w, const kv_
   auto up = [&](const float* h, std::size_t n, const float** d) {
     if (e.empty()) e = p.upload(h, n, d);
   };
-  up(w.embed, V * H, &p.embed);
+  // Matrices: f32 in place; other widths widened here, keyed by their own data so a tied head uploads once.
+  auto upm = [&](const weight_matrix& m, std::size_t n, const float** d) {
+    if (!e.empty()) return;
+    if (m.numel() != n) {
+      e = "cuda_model: weight matrix shape does not match the config";
+      return;
+    }
+    if (m.type == wdtype::f32) return up(m.f32(), n, d);
+    const float* key = static_cast<const float*>(m.data);
+    if (auto it = p.uploaded.find(key); it != p.uploaded.end()) {
+      *d = it->second;
+      return;
+    }
+    auto wide = widen_on_host(m);
+    e = p.upload(wide.data(), n, d);
+    p.uploaded.erase(wide.data());
+    if (e.empty()) p.uploaded[key] = *d;
+  };
+  upm(w.embed, V * H, &p.embed);
   up(w.final_norm, H, &p.final_norm);
-  up(w.lm_head, V * H, &p.lm_head);
+  upm(w.lm_head, V * H, &p.lm_head);
   up(inv_freq.data(), inv_freq.size(), &p.inv_freq);
   p.uploaded.erase(inv_freq.data());  // not a weight; do not dedupe against it
   p.layers.resize(w.layers.size());
@@ -328,17 +375,17 @@ std::unique_ptr<cuda_model> cuda_model::create(const model_weights& w, const kv_
     const auto& L = w.layers[l];
     auto& D = p.layers[l];
     up(L.attn_norm, H, &D.attn_norm);
-    up(L.wq, Q * H, &D.wq);
-    up(L.wk, KV * H, &D.wk);
-    up(L.wv, KV * H, &D.wv);
+    upm(L.wq, Q * H, &D.wq);
+    upm(L.wk, KV * H, &D.wk);
+    upm(L.wv, KV * H, &D.wv);
     up(L.bq, Q, &D.bq);
     up(L.bk, KV, &D.bk);
     up(L.bv, KV, &D.bv);
-    up(L.wo, H * Q, &D.wo);
+    upm(L.wo, H * Q, &D.wo);
     up(L.ffn_norm, H, &D.ffn_norm);
-    up(L.w_gate, I * H, &D.w_gate);
-    up(L.w_up, I * H, &D.w_up);
-    up(L.w_down, H * I, &D.w_down);
+    upm(L.w_gate, I * H, &D.w_gate);
+    upm(L.w_up, I * H, &D.w_up);
+    upm(L.w_down, H * I, &D.w_down);
   }
   if (!e.empty()) return fail(e);
   const std::size_t n = static_cast<std::size_t>(shape.n_layers) * shape.n_blocks * shape.block_size * shape.n_kv_heads * shape.head_dim;
