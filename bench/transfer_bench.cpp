@@ -40,6 +40,7 @@
 #include "messages/kv_transfer.hpp"
 #include "tools/commands.hpp"
 #include "transport/fd_io.hpp"
+#include "transport/nats_server_process.hpp"
 #include "transport/ucx/ucx_data_plane.hpp"
 
 namespace yard::cmd {
@@ -108,21 +109,6 @@ int reap(pid_t pid, clk::time_point deadline) {
   }
 }
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t l = sizeof(a);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &l) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
 
 pid_t spawn(const std::vector<std::string>& args, const std::string& tls, const std::string& out_path) {
   pid_t pid = ::fork();
@@ -140,7 +126,7 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& tls, const 
 // Runs ucx_perftest server+client for one size; returns MiB/s or a negative value.
 double perftest_mib_s(const std::string& tls, std::size_t bytes, int iters, std::string& why) {
   for (int attempt = 0; attempt < 3; ++attempt) {
-    int port = free_port();
+    int port = transport::free_loopback_port();
     std::string srv_out = "/tmp/yard_perftest_srv_" + std::to_string(::getpid()) + ".log";
     std::string cli_out = "/tmp/yard_perftest_cli_" + std::to_string(::getpid()) + ".log";
     pid_t srv = spawn({"ucx_perftest", "-p", std::to_string(port)}, tls, srv_out);

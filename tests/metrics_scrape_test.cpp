@@ -6,9 +6,6 @@
 // arrive with the values the traffic sent here implies.
 #include <httplib.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -28,18 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+int free_port() { return transport::free_loopback_port(); }
 
 bool have(const char* tool) { return std::system((std::string("command -v ") + tool + " >/dev/null 2>&1").c_str()) == 0; }
 

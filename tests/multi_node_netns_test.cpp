@@ -199,16 +199,8 @@ TEST_F(multi_node, walkthrough_three_nodes_permissioned_bus_agents_two_routers_d
       30000))
       << r.dump();
   EXPECT_EQ(r["choices"][0]["text"].get<std::string>(), ts::mock_expected_text(prompt, 8));
-  json r2;
-  for (char first : {'Z', 'Y', 'X', 'W', 'V', 'U'}) {
-    std::string p2 = prompt;
-    p2[0] = first;
-    r2 = complete(p2, 8);
-    ASSERT_TRUE(r2.contains("choices")) << r2.dump();
-    EXPECT_EQ(r2["choices"][0]["text"].get<std::string>(), ts::mock_expected_text(p2, 8));
-    if (r2["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>() >= 288) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  }
+  auto r2 = ts::until_prefilled_remotely([&](const std::string& p, int n) { return complete(p, n); }, prompt, 288,
+                                        "ZYXWVU");
   EXPECT_GE(r2["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>(), 288)
       << "the prompt's 18 full blocks should have come over UCX from node1: " << r2.dump();
 

@@ -13,8 +13,15 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/cluster_fixture.hpp"
 
 namespace yard::test_support {
 
@@ -89,5 +96,30 @@ class ns_process {
  private:
   pid_t pid_ = -1;
 };
+
+// A long prompt (variants of `prompt`, first character changed) until one is
+// served from KV pulled from a prefill worker: each answer must be the mock's
+// exact text; the last answer is returned (its cached tokens tell). `complete`
+// is (prompt, max_tokens) -> the completion's JSON. A decode worker may hear
+// of the prefill pool a little after it starts, so the first tries may prefill
+// locally.
+template <class Complete>
+nlohmann::json until_prefilled_remotely(Complete complete, const std::string& prompt, int cached_tokens,
+                                        const std::string& variants) {
+  nlohmann::json r;
+  for (char first : variants) {
+    std::string p = prompt;
+    p[0] = first;
+    r = complete(p, 8);
+    if (!r.contains("choices")) {
+      ADD_FAILURE() << r.dump();
+      return r;
+    }
+    EXPECT_EQ(r["choices"][0]["text"].get<std::string>(), mock_expected_text(p, 8));
+    if (r["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>() >= cached_tokens) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  return r;
+}
 
 }  // namespace yard::test_support
