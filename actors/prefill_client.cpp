@@ -28,7 +28,6 @@ struct client_state {
   caf::actor engine;
   std::map<std::string, prefill_peer> pool;  // prefill workers of our model
   std::map<std::string, bool> waiting;       // attempt keys with a remote prefill in flight
-  std::uint64_t remote_prefills = 0;
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "prefill_client";
 };
@@ -68,7 +67,6 @@ void on_prefill(client self, const std::string& key, const msg::remote_prefill_r
     return;
   }
   st.waiting[key] = true;
-  st.remote_prefills++;
   if (st.cfg.metrics) st.cfg.metrics->remote_prefills++;
   st.conn->publish(subjects::router_prefill(st.cfg.ns), msg::encode(pr), st.cfg.inbox);
   self->delayed_send(self, std::chrono::milliseconds(st.cfg.timeout_ms), remote_timeout_atom::value, key);

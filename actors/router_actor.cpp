@@ -269,25 +269,7 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
         self->state.liveness->on_status_reply(self->state.workers, m);
         release_held(self);
       },
-      [=](caf::get_atom) {
-        auto& st = self->state;
-        router_stats s;
-        for (const auto& [model, core] : st.cores) {
-          s.tracked_requests += core->tracked_requests();
-          s.indexed_blocks += core->index().num_blocks();
-          s.kv_new_streams += core->index().stats().new_streams;
-          auto ss = core->session_stats();
-          s.sticky_hits += ss.sticky_hits;
-          s.sticky_breaks += ss.sticky_breaks;
-          s.sessions += ss.sessions;
-        }
-        s.held_requests = st.held.size();
-        s.refused_heartbeats = st.liveness->refused();
-        s.routed = st.routed;
-        s.tokenizer_mismatches = st.tokenizer_mismatches;
-        s.workers = st.workers.size();
-        return s;
-      },
+      [=](caf::get_atom) { return stats_of(self->state); },
       [=](tick_atom) {
         auto& st = self->state;
         for (const auto& id : st.workers.expire(clock::now())) {

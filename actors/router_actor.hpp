@@ -73,6 +73,7 @@ struct router_stats {
   std::uint64_t sticky_hits = 0;           // session_id requests kept on their session's worker
   std::uint64_t sticky_breaks = 0;         // ... moved because that worker was overloaded or gone
   std::uint64_t sessions = 0;              // sessions held now
+  std::uint64_t kv_events_queued = 0;      // block events received and not yet applied
 };
 
 }  // namespace yard::actors

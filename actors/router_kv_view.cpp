@@ -194,32 +194,40 @@ void on_latency_report(router_actor* self, transport::nats_message& m) {
 }
 
 // Gauges the scrape reads: refreshed every tick (cheap sums over the cores).
-void refresh_gauges(router_state& st) {
-  auto& mx = *st.metrics;
-  std::int64_t tracked = 0, indexed = 0, queued = 0, sessions = 0;
-  std::uint64_t streams = 0, hits = 0, breaks = 0;
+router_stats stats_of(const router_state& st) {
+  router_stats s;
   for (const auto& [model, core] : st.cores) {
-    tracked += static_cast<std::int64_t>(core->tracked_requests());
-    indexed += static_cast<std::int64_t>(core->index().num_blocks());
-    queued += static_cast<std::int64_t>(core->queued_events());
-    streams += core->index().stats().new_streams;
+    s.tracked_requests += core->tracked_requests();
+    s.indexed_blocks += core->index().num_blocks();
+    s.kv_new_streams += core->index().stats().new_streams;
+    s.kv_events_queued += core->queued_events();
     auto ss = core->session_stats();
-    hits += ss.sticky_hits;
-    breaks += ss.sticky_breaks;
-    sessions += static_cast<std::int64_t>(ss.sessions);
+    s.sticky_hits += ss.sticky_hits;
+    s.sticky_breaks += ss.sticky_breaks;
+    s.sessions += ss.sessions;
   }
-  mx.tracked_requests = tracked;
-  mx.indexed_blocks = indexed;
-  mx.kv_events_queued = queued;
-  mx.sessions = sessions;
-  mx.kv_new_streams = streams;
-  mx.sticky_hits = hits;
-  mx.sticky_breaks = breaks;
-  mx.held_requests = static_cast<std::int64_t>(st.held.size());
-  mx.workers = static_cast<std::int64_t>(st.workers.size());
-  mx.approximate_workers =
-      static_cast<std::int64_t>(st.cfg.use_kv_events ? st.mismatched.size() : st.workers.size());
-  mx.refused_heartbeats = st.liveness->refused();
+  s.held_requests = st.held.size();
+  s.refused_heartbeats = st.liveness->refused();
+  s.routed = st.routed;
+  s.tokenizer_mismatches = st.tokenizer_mismatches;
+  s.workers = st.workers.size();
+  return s;
+}
+
+void refresh_gauges(router_state& st) {
+  const auto s = stats_of(st);
+  auto& mx = *st.metrics;
+  mx.tracked_requests = static_cast<std::int64_t>(s.tracked_requests);
+  mx.indexed_blocks = static_cast<std::int64_t>(s.indexed_blocks);
+  mx.kv_events_queued = static_cast<std::int64_t>(s.kv_events_queued);
+  mx.sessions = static_cast<std::int64_t>(s.sessions);
+  mx.kv_new_streams = s.kv_new_streams;
+  mx.sticky_hits = s.sticky_hits;
+  mx.sticky_breaks = s.sticky_breaks;
+  mx.held_requests = static_cast<std::int64_t>(s.held_requests);
+  mx.workers = static_cast<std::int64_t>(s.workers);
+  mx.approximate_workers = static_cast<std::int64_t>(st.cfg.use_kv_events ? st.mismatched.size() : s.workers);
+  mx.refused_heartbeats = s.refused_heartbeats;
 }
 
 }  // namespace yard::actors::router_detail

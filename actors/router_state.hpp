@@ -72,6 +72,8 @@ void on_kv_events(router_actor* self, transport::nats_message& m);
 void on_snapshot_reply(router_actor* self, transport::nats_message& m);
 void on_route_notice(router_actor* self, transport::nats_message& m);
 void on_latency_report(router_actor* self, transport::nats_message& m);
+// What the router holds now: answered to (get_atom), and the source of the metrics' gauges.
+router_stats stats_of(const router_state& st);
 void refresh_gauges(router_state& st);
 
 }  // namespace yard::actors::router_detail

@@ -312,10 +312,10 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
       [=](prefill_atom, transport::nats_message& m) { on_prefill_request(self, m); },
       [=](release_atom, transport::nats_message& m) { on_kv_release(self->state, m); },
       // From the prefill_client: prefill here (declined, failed or timed out), or the prefill worker's reply.
-      [=](local_atom, const std::string& key, bool fallback) {
+      // `fallback` (the remote path failed) is counted, with its cause, by the prefill_client itself.
+      [=](local_atom, const std::string& key, bool /*fallback*/) {
         auto it = self->state.streams.find(key);
         if (it == self->state.streams.end() || it->second.phase != request_phase::remote_prefill) return;
-        if (fallback) self->state.local_fallbacks++;
         run_locally(self, key, std::move(*it->second.parked));
       },
       [=](prefilled_atom, const std::string& key, msg::remote_prefill_reply& r) { on_prefilled(self, key, r); },

@@ -93,7 +93,6 @@ struct worker_state {
   prefill_client_actor prefill_client;      // decode workers with KV transfer only
   std::map<std::uint64_t, pull_wait> pulls;         // pull id -> waiting
   std::map<std::string, prefill_job> prefill_jobs;  // engine request id -> job
-  std::uint64_t local_fallbacks = 0;
   std::uint64_t named_requests = 0;  // ids made up for requests sent straight to us without one
   static inline const char* name = "worker";
 };

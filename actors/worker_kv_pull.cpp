@@ -82,7 +82,6 @@ void on_pulled(worker_actor* self, std::uint64_t id, std::int32_t code, const st
   if (!n) {
     st.log->warn("KV pull of {} from {} failed ({}): prefilling locally", p.reply.request_id, p.reply.prefill_worker_id,
                  n.err().describe());
-    st.local_fallbacks++;
     st.cfg.metrics->local_fallbacks.add({fallback_pull_failed});
     st.cfg.metrics->kv_transfer_failures++;
   } else {
