@@ -18,7 +18,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache clang libclang-rt-14-dev
   libcaf-dev libnats-dev nats-server libucx-dev ucx-utils libmsgpack-cxx-dev libspdlog-dev libgtest-dev
   libxxhash-dev libopenblas-dev liburing-dev libcpp-httplib-dev libboost-dev nlohmann-json3-dev libcli11-dev libssl-dev
-  zlib1g-dev libtomlplusplus-dev libpcre2-dev iproute2 curl openssl
+  zlib1g-dev libtomlplusplus-dev libpcre2-dev libzmq3-dev cppzmq-dev iproute2 curl openssl
 )
 # Only the test suite needs these: a real Prometheus server and promtool scrape every process (tests/metrics_scrape_test).
 TEST_PACKAGES=(prometheus)
