@@ -137,9 +137,11 @@ void on_chunk(frontend_actor* self, transport::nats_message& m) {
   }
   if (chunk->error) {
     auto code = static_cast<errc>(chunk->error->code);
-    // A worker that refused because it is draining, or a router with no worker
-    // right now, is worth another attempt; request errors go to the client.
-    if ((code == errc::unavailable) && s.attempts < static_cast<std::uint32_t>(st.cfg.max_attempts) && s.delivered.empty() &&
+    // A worker that refused because it is draining, a router with no worker
+    // right now, or a worker whose engine died under the stream (an external
+    // engine's upstream) is worth another attempt, resumed from the tokens
+    // delivered so far; request errors go to the client.
+    if ((code == errc::unavailable) && s.attempts < static_cast<std::uint32_t>(st.cfg.max_attempts) &&
         st.workers.size() > 0) {
       migrate(st, s, chunk->error->message);
       return;

@@ -31,6 +31,9 @@ struct render_options {
   std::uint32_t top_logprobs = 0;   // alternatives per token (completions: the `logprobs` int; chat: `top_logprobs`) (default 0)
   std::optional<std::string> echo;  // completions `echo`: the prompt text, prepended to the output (default none)
   std::uint32_t n = 1;              // choices per request, [1, 128] (default 1)
+  // vLLM's `return_token_ids` extension: each choice also carries the output's token ids
+  // (`token_ids`), so a client (another Switchyard worker, --engine openai) resumes token-exact (default false).
+  bool return_token_ids = false;
 };
 
 struct parsed_request {
@@ -83,6 +86,7 @@ class response_renderer {
     std::size_t text_offset = 0;     // completions logprobs: bytes of text before the next token
     std::string text;                // whole response: text so far (echo included)
     std::vector<msg::token_logprob> lps;  // whole response: every token's logprobs
+    std::vector<msg::token_id> ids;       // whole response with return_token_ids: every output token id
     std::vector<msg::tool_call> calls;    // whole response: tool calls assembled from the chunks' deltas
     std::string finish;
     msg::usage usage;

@@ -279,6 +279,7 @@ result<parsed_request> parse(const std::string& body, endpoint ep, const std::st
     if (echo && ro.logprobs) return unsupported("echo", "echo with logprobs (prompt logprobs) is not implemented");
     if (echo) ro.echo = *r.prompt;
   }
+  if (auto s = read_opt(j, "return_token_ids", ro.return_token_ids); !s) return s.err();
   // Ignorable fields still get a type check where OpenAI has one.
   std::string user;
   if (auto s = read_opt(j, "user", user); !s) return s.err();

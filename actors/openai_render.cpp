@@ -112,6 +112,7 @@ std::string response_renderer::sse(const msg::token_chunk& c, std::uint32_t inde
     choice["text"] = text;
   }
   choice["logprobs"] = lp;
+  if (o_.return_token_ids) choice["token_ids"] = c.token_ids;
   ch.first = false;
   if (c.finish_reason) {
     ch.done = true;
@@ -141,6 +142,7 @@ void response_renderer::add(const msg::token_chunk& c, std::uint32_t index) {
     call.function.arguments += d.arguments;
   }
   if (o_.logprobs) ch.lps.insert(ch.lps.end(), c.token_logprobs.begin(), c.token_logprobs.end());
+  if (o_.return_token_ids) ch.ids.insert(ch.ids.end(), c.token_ids.begin(), c.token_ids.end());
   if (c.finish_reason) {
     ch.finish = std::string(msg::wire_name(*c.finish_reason));
     ch.done = true;
@@ -170,6 +172,7 @@ std::string response_renderer::full_response() const {
     } else {
       choices.push_back({{"index", i}, {"text", ch.text}, {"logprobs", lp}, {"finish_reason", ch.finish}});
     }
+    if (o_.return_token_ids) choices.back()["token_ids"] = ch.ids;
   }
   json out = {{"id", id_},
               {"object", ep_ == endpoint::chat ? "chat.completion" : "text_completion"},

@@ -90,6 +90,8 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
     reply_error(st, m.reply, fmt, req->request_id, 0, e);
   };
   if (st.draining) return fail(error{errc::unavailable, "worker " + st.cfg.id + " is draining"});
+  if (auto why = st.engine->unavailable_reason())
+    return fail(error{errc::unavailable, "worker " + st.cfg.id + " cannot serve now: " + *why});
   auto tokens = backends::request_tokens(*st.engine, *req);
   if (!tokens) return fail(tokens.err());
   auto key = attempt_key(req->request_id, req->attempt);
@@ -198,6 +200,9 @@ void on_step(worker_actor* self) {
   }
   if (produced > 0) mx.batch_size.observe(static_cast<double>(produced));
   mx.output_tokens += tokens;
+  // An engine that lost its upstream ends streams `unavailable`: say we drain before their clients re-route them.
+  if (std::any_of(r.outputs.begin(), r.outputs.end(), [](const auto& o) { return o.error_code == errc::unavailable; }))
+    publish_heartbeat_now(st);
   double wait_ms = r.model_time_ms - spent;
   if (wait_ms > 0.05) {
     st.held = std::move(r);
@@ -233,8 +238,15 @@ msg::heartbeat make_heartbeat(worker_state& st) {
   load.worker_id = st.cfg.id;
   load.timestamp_ms = now_ms();
   hb.load = load;
-  hb.draining = st.draining;
-  st.cfg.metrics->set_load(load, st.draining);
+  // An engine that cannot serve (an external engine's upstream is down) drains until it can again.
+  auto why = st.engine->unavailable_reason();
+  if (why.has_value() != st.engine_unavailable) {
+    st.engine_unavailable = why.has_value();
+    if (why) st.log->warn("worker {} drains: {}", st.cfg.id, *why);
+    else st.log->info("worker {} serves again: its engine is available", st.cfg.id);
+  }
+  hb.draining = st.draining || st.engine_unavailable;
+  st.cfg.metrics->set_load(load, hb.draining);
   hb.incarnation = st.incarnation;
   hb.tokenizer_fingerprint = st.tokenizer_fingerprint;
   if (st.xfer) hb.leased_kv_blocks = static_cast<std::uint32_t>(st.xfer->leased_blocks());

@@ -83,6 +83,7 @@ struct worker_state {
   bool stepping = false;
   std::optional<backends::step_result> held;  // a step's outputs waiting for its model time
   bool draining = false;
+  bool engine_unavailable = false;  // the engine's unavailable_reason() at the last heartbeat (logged on change)
   std::uint64_t incarnation = 0;
   std::uint64_t tokenizer_fingerprint = 0;  // announced in heartbeats: routers check they tokenize alike
   clock::time_point last_heartbeat;

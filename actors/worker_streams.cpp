@@ -70,7 +70,7 @@ void publish_outputs(worker_state& st, backends::step_result& r) {
     c.tool_calls = std::move(out.tool_calls);
     c.finish_reason = out.finish_reason;
     if (out.finish_reason) c.usage_info = out.usage_info;
-    if (out.error_message) c.error = msg::error_reply{static_cast<std::int32_t>(errc::internal), *out.error_message};
+    if (out.error_message) c.error = msg::error_reply{static_cast<std::int32_t>(out.error_code), *out.error_message};
     if (stream.whole && stream.sent_token && !c.finish_reason && !c.error &&
         clock::now() - stream.last_sent < whole_batch) {
       if (stream.held) append_chunk(*stream.held, c);

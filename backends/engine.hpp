@@ -58,6 +58,9 @@ struct sequence_output {
   std::optional<msg::finish_kind> finish_reason;
   msg::usage usage_info;                  // filled when finish_reason is set
   std::optional<std::string> error_message;  // with finish_reason error
+  // With finish_reason error: its class. unavailable = the engine lost what serves it (an external
+  // engine's upstream died): the client's frontend resumes the request elsewhere from the tokens it has.
+  errc error_code = errc::internal;
   std::vector<msg::tool_call_delta> tool_calls;  // tool calls parsed from the output (their text is not in text_delta)
 };
 
@@ -89,6 +92,11 @@ class engine : public prompt_tokenizer {
 
   // True while any request is queued or running.
   virtual bool has_work() const = 0;
+
+  // Why the engine cannot take work now (an external engine whose upstream
+  // server is down); nullopt = it can. The worker then refuses new requests
+  // and announces itself draining until this clears.
+  virtual std::optional<std::string> unavailable_reason() const { return std::nullopt; }
 
   // Runs one scheduler iteration.
   virtual step_result step() = 0;

@@ -78,8 +78,8 @@ int run_router(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--outage-wait-ms", rc.outage_wait_ms, "after a worker went away, hold requests no worker can take this long")
       ->capture_default_str();
-  app.add_option("--engine", eng.engine, "tokenize prompts like this engine: mock | native")->capture_default_str();
-  app.add_option("--model", eng.model, "model folder whose tokenizer to use (native)");
+  app.add_option("--engine", eng.engine, "tokenize prompts like this engine: mock | native | openai")->capture_default_str();
+  app.add_option("--model", eng.model, "model folder whose tokenizer to use (native, openai; openai 'mock' = bytes)");
   cluster::metrics_flags mf;
   cluster::add_metrics_flags(app, mf);
   CLI11_PARSE(app, argc, argv);

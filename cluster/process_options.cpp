@@ -10,7 +10,9 @@
 #include <cstdlib>
 
 #include <filesystem>
+#include <fstream>
 
+#include "backends/external/openai_upstream_engine.hpp"
 #include "backends/mock/mock_engine.hpp"
 #include "backends/native/native_engine.hpp"
 #include "backends/native/native_prompt_tokenizer.hpp"
@@ -57,8 +59,37 @@ void finish_process_options(process_options& o, const std::string& client_name) 
 }
 
 void add_engine_flags(CLI::App& app, engine_options& o) {
-  app.add_option("--engine", o.engine, "mock | native")->check(CLI::IsMember({"mock", "native"}))->capture_default_str();
-  app.add_option("--model", o.model, "model name (mock) or Hugging Face model folder (native)");
+  app.add_option("--engine", o.engine, "mock | native | openai (a worker in front of an OpenAI-compatible server, --upstream)")
+      ->check(CLI::IsMember({"mock", "native", "openai"}))
+      ->capture_default_str();
+  app.add_option("--model", o.model,
+                 "model name (mock), Hugging Face model folder (native), or the tokenizer's folder (openai; 'mock' = bytes)");
+  auto& u = o.upstream;
+  app.add_option("--upstream", u.url, "openai engine: the server's base URL, http(s)://host:port (vLLM, SGLang, llama-server, "
+                                      "trtllm-serve, a Switchyard frontend)");
+  app.add_option("--upstream-model", u.model, "openai engine: the server's model name (default: the first it lists)");
+  app.add_option("--upstream-api-key-file", u.api_key_file, "openai engine: file whose first line is the server's API key "
+                                                            "(else $YARD_UPSTREAM_API_KEY)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--upstream-health-path", u.health_path, "openai engine: health endpoint ('' = GET /v1/models)")
+      ->capture_default_str();
+  app.add_option("--upstream-metrics-path", u.metrics_path, "openai engine: Prometheus metrics for load ('' = none)")
+      ->capture_default_str();
+  app.add_option("--upstream-max-inflight", u.max_inflight, "openai engine: streams open to the server at once")
+      ->check(CLI::Range(1u, 65536u))
+      ->capture_default_str();
+  app.add_option("--upstream-poll-ms", u.poll_ms, "openai engine: health and metrics period")
+      ->check(CLI::Range(50, 600000))
+      ->capture_default_str();
+  app.add_option("--kv-events-endpoint", u.kv_events_endpoint,
+                 "openai engine: the server's ZeroMQ KV-event publisher, tcp://host:port (vLLM/SGLang; default none: "
+                 "the router routes this worker approximately)");
+  app.add_option("--kv-events-replay-endpoint", u.kv_events_replay_endpoint,
+                 "openai engine: the publisher's replay socket, to recover missed batches");
+  app.add_option("--kv-events-source", u.kv_events_source, "openai engine: KV-event layout: vllm | sglang")
+      ->check(CLI::IsMember({"vllm", "sglang"}))
+      ->capture_default_str();
+  app.add_option("--kv-events-topic", u.kv_events_topic, "openai engine: KV-event topic prefix (default all)");
   app.add_option("--token-delay-ms", o.token_delay_ms, "mock engine: model time per decode step")->capture_default_str();
   app.add_option("--speedup", o.speedup, "mock engine: run model time this many times faster")->capture_default_str();
   app.add_option("--profile", o.profile, "mock engine: timing profile JSON (profiles/default.json); implies profile timing")
@@ -74,11 +105,12 @@ void add_engine_flags(CLI::App& app, engine_options& o) {
           },
           "none|int8", "quantize"))
       ->capture_default_str();
-  app.add_option("--block-size", o.block_size, "mock engine: KV block size in tokens")->capture_default_str();
+  app.add_option("--block-size", o.block_size, "mock and openai engines: KV block size in tokens (openai: the server's)")
+      ->capture_default_str();
   app.add_option("--num-blocks", o.num_blocks, "mock engine: KV pool capacity in blocks")->capture_default_str();
   app.add_option("--max-context", o.max_context,
-                 "mock engine: longest prompt + output in tokens; a request without max_tokens runs to it "
-                 "(0 = the profile's max_model_len, or 4096 in fixed-delay mode)")
+                 "mock and openai engines: longest prompt + output in tokens; a request without max_tokens runs to it "
+                 "(0 = mock: the profile's max_model_len, or 4096 in fixed-delay mode; openai: the server's max_model_len)")
       ->capture_default_str();
   app.add_option("--kv-host-blocks", o.tiers.host_blocks, "KV tier G2: host-memory blocks (0 = no G2)")->capture_default_str();
   app.add_option("--kv-disk-dir", o.tiers.disk_dir,
@@ -101,6 +133,10 @@ void add_engine_flags(CLI::App& app, engine_options& o) {
 
 std::string served_model_name(const engine_options& o) {
   if (o.engine == "mock") return o.model.empty() ? "mock" : o.model;
+  if (o.engine == "openai") {
+    if (!o.upstream.model.empty()) return o.upstream.model;
+    if (o.model.empty() || o.model == "mock") return "mock";
+  }
   auto p = std::filesystem::path(o.model);
   if (p.has_filename()) return p.filename().string();
   return p.parent_path().filename().string();
@@ -133,6 +169,56 @@ result<std::string> resolve_device(const std::string& requested) {
   ::setenv("CUDA_VISIBLE_DEVICES", n.c_str(), 1);
   return std::string("cuda");
 }
+
+namespace {
+
+// --engine openai: the tokenizer (folder or bytes) and the server's address, key and KV events.
+result<std::unique_ptr<backends::engine>> make_upstream_engine(const engine_options& o) {
+  const auto& u = o.upstream;
+  if (u.url.empty()) return make_error(errc::bad_request, "--engine openai needs --upstream URL (the server's base URL)");
+  if (!o.device.empty() && o.device != "cpu")
+    component_logger("engine")->warn("--device {} is for the native engine: the upstream server chooses its own", o.device);
+  backends::external::openai_upstream_options uo;
+  uo.upstream = u.url;
+  uo.model = u.model;
+  uo.health_path = u.health_path;
+  uo.metrics_path = u.metrics_path;
+  uo.max_inflight = u.max_inflight;
+  uo.poll_ms = u.poll_ms;
+  uo.block_size = o.block_size;
+  uo.max_context = o.max_context;
+  uo.kv_events_endpoint = u.kv_events_endpoint;
+  uo.kv_events_replay_endpoint = u.kv_events_replay_endpoint;
+  uo.kv_events_topic = u.kv_events_topic;
+  uo.kv_events_source = u.kv_events_source;
+  if (!u.api_key_file.empty()) {
+    std::ifstream in(u.api_key_file);
+    if (!in || !std::getline(in, uo.api_key))
+      return make_error(errc::io_error, "--upstream-api-key-file " + u.api_key_file + ": cannot read its first line");
+    while (!uo.api_key.empty() && (uo.api_key.back() == '\r' || uo.api_key.back() == ' ')) uo.api_key.pop_back();
+  } else if (const char* k = std::getenv("YARD_UPSTREAM_API_KEY")) {
+    uo.api_key = k;
+  }
+  if (o.model.empty() || o.model == "mock") {
+    uo.tokenizer = std::make_shared<backends::byte_tokenizer>();
+    uo.detokenize = [](const std::vector<msg::token_id>& ids) {
+      std::string s;
+      for (auto t : ids) s.push_back(static_cast<char>(t & 0xff));
+      return s;
+    };
+  } else {
+    auto t = backends::native_prompt_tokenizer::open(o.model);
+    if (!t) return t.err();
+    auto tok = std::make_shared<backends::native_prompt_tokenizer>(std::move(*t));
+    uo.tokenizer = tok;
+    uo.detokenize = [tok](const std::vector<msg::token_id>& ids) {
+      return tok->vocab().decode(std::vector<backends::native::tok_id>(ids.begin(), ids.end()), true);
+    };
+  }
+  return backends::external::make_openai_upstream_engine(std::move(uo));
+}
+
+}  // namespace
 
 result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
   if (o.engine == "mock") {
@@ -170,12 +256,14 @@ result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
     no.quantize = *q;
     return backends::make_native_engine(o.model, no);
   }
+  if (o.engine == "openai") return make_upstream_engine(o);
   return make_error(errc::unsupported, "engine '" + o.engine + "' is not available in this build");
 }
 
 result<std::shared_ptr<const backends::prompt_tokenizer>> make_prompt_tokenizer(const engine_options& o) {
-  if (o.engine == "mock") return std::shared_ptr<const backends::prompt_tokenizer>(std::make_shared<backends::byte_tokenizer>());
-  if (o.engine == "native") {
+  const bool bytes = o.engine == "mock" || (o.engine == "openai" && (o.model.empty() || o.model == "mock"));
+  if (bytes) return std::shared_ptr<const backends::prompt_tokenizer>(std::make_shared<backends::byte_tokenizer>());
+  if (o.engine == "native" || o.engine == "openai") {
     if (o.model.empty()) return make_error(errc::bad_request, "--engine native needs --model DIR (a Hugging Face model folder)");
     auto t = backends::native_prompt_tokenizer::open(o.model);
     if (!t) return t.err();

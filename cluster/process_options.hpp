@@ -34,9 +34,24 @@ void add_process_flags(CLI::App& app, process_options& o, bool nats_required);
 // cannot be read (start-up only, before anything runs).
 void finish_process_options(process_options& o, const std::string& client_name);
 
+// --engine openai: a worker in front of an OpenAI-compatible engine server
+// (backends/external/openai_upstream_engine.hpp).
+struct upstream_engine_options {
+  std::string url;                 // --upstream http(s)://host:port (required with --engine openai)
+  std::string model;               // --upstream-model: the server's model name ("" = the first it lists)
+  std::string api_key_file;        // --upstream-api-key-file (else $YARD_UPSTREAM_API_KEY; default none)
+  std::string health_path = "/health";
+  std::string metrics_path = "/metrics";
+  std::uint32_t max_inflight = 256;
+  int poll_ms = 500;
+  std::string kv_events_endpoint, kv_events_replay_endpoint, kv_events_topic;  // the server's ZeroMQ KV events
+  std::string kv_events_source = "vllm";                                        // vllm | sglang
+};
+
 struct engine_options {
-  std::string engine = "mock";       // mock | native (default mock)
-  std::string model;                 // model name (mock) or model folder (native); default "mock"
+  std::string engine = "mock";       // mock | native | openai (default mock)
+  // model name (mock), model folder (native), tokenizer folder or "mock" (openai: the byte tokenizer); default "mock"
+  std::string model;
   double token_delay_ms = 10.0;      // mock: model time per decode step (default 10 ms)
   double speedup = 1.0;              // mock: divides model time (default 1)
   std::string profile;               // mock: timing profile JSON; set = profile mode (default: fixed delay)
@@ -53,10 +68,12 @@ struct engine_options {
   // --kv-disk-key-file, --kv-g2-gbps, --kv-g3-gbps); default off. The disk
   // directory belongs to one worker: give each worker its own.
   backends::kv_tier_options tiers;
+  upstream_engine_options upstream;  // --engine openai
 };
 
 void add_engine_flags(CLI::App& app, engine_options& o);
-// The served model name: "mock" for the mock engine, the folder's name for native.
+// The served model name: "mock" for the mock engine, the folder's name for native; for openai the
+// --upstream-model when given, else the tokenizer folder's name (or "mock").
 std::string served_model_name(const engine_options& o);
 result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o);
 // The tokenizer of the engine `o` describes, without the engine: what a router

@@ -205,7 +205,7 @@ bool parse_workers(checker& c, const toml::table& root, agent_config& cfg) {
     int line = checker::line_of(t);
     worker_group w;
     w.line = line;
-    if (!c.only_keys(t, p, {"role", "engine", "model", "device", "count", "min_count", "max_count", "args", "metrics_port"}))
+    if (!c.only_keys(t, p, {"role", "engine", "model", "upstream", "device", "count", "min_count", "max_count", "args", "metrics_port"}))
       return false;
     if (!c.get_uint(t, p, "metrics_port", w.metrics_port, 0, 65535)) return false;
     if (!c.get_string(t, p, "role", w.role, true, line)) return false;
@@ -213,9 +213,13 @@ bool parse_workers(checker& c, const toml::table& root, agent_config& cfg) {
       return c.fail(checker::line_of(*t.get("role")), p + "role",
                     "must be one of both|prefill|decode (got \"" + w.role + "\")");
     if (!c.get_string(t, p, "engine", w.engine, true, line)) return false;
-    if (w.engine != "mock" && w.engine != "native")
-      return c.fail(checker::line_of(*t.get("engine")), p + "engine", "must be one of mock|native (got \"" + w.engine + "\")");
+    if (w.engine != "mock" && w.engine != "native" && w.engine != "openai")
+      return c.fail(checker::line_of(*t.get("engine")), p + "engine",
+                    "must be one of mock|native|openai (got \"" + w.engine + "\")");
     if (!c.get_string(t, p, "model", w.model, true, line)) return false;
+    if (!c.get_string(t, p, "upstream", w.upstream, w.engine == "openai", line)) return false;
+    if (!w.upstream.empty() && w.engine != "openai")
+      return c.fail(checker::line_of(*t.get("upstream")), p + "upstream", "is only for engine \"openai\"");
     if (!c.get_string(t, p, "device", w.device, false, line)) return false;
     if (!w.device.empty() && !cfg.resources.devices.empty() &&
         std::find(cfg.resources.devices.begin(), cfg.resources.devices.end(), w.device) == cfg.resources.devices.end())

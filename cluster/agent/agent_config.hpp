@@ -72,8 +72,9 @@ struct restart_settings {
 
 struct worker_group {
   std::string role;                // both|prefill|decode
-  std::string engine;              // mock|native
+  std::string engine;              // mock|native|openai
   std::string model;
+  std::string upstream;            // openai: the engine server's base URL (--upstream; required there)
   std::string device;              // default ""
   std::uint32_t count = 1;         // started at boot (default 1)
   std::uint32_t min_count = 0;     // default 0

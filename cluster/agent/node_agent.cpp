@@ -34,6 +34,10 @@ std::vector<std::string> worker_argv(const node_agent_options& opts, const worke
   std::vector<std::string> a = {opts.worker_binary, "worker",  "--nats",  join(urls, ","), "--namespace",
                                 c.ns,               "--id",    id,        "--engine",        g.engine,
                                 "--role",           g.role,    "--model", g.model};
+  if (!g.upstream.empty()) {
+    a.push_back("--upstream");
+    a.push_back(g.upstream);
+  }
   // The worker's own drain budget ends before the agent's SIGKILL.
   std::uint32_t t = c.restart.shutdown_timeout_ms;
   a.push_back("--drain-timeout-ms");

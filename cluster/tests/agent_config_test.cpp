@@ -148,7 +148,7 @@ TEST(agent_config, worker_fields) {
   EXPECT_EQ(error_of(w + "role=\"prefil\"\nengine=\"mock\"\nmodel=\"m\"\n"),
             "agent.toml:5: workers[0].role: must be one of both|prefill|decode (got \"prefil\")");
   EXPECT_EQ(error_of(w + "role=\"both\"\nengine=\"gpu\"\nmodel=\"m\"\n"),
-            "agent.toml:6: workers[0].engine: must be one of mock|native (got \"gpu\")");
+            "agent.toml:6: workers[0].engine: must be one of mock|native|openai (got \"gpu\")");
   EXPECT_EQ(error_of(w + "role=\"both\"\nengine=\"mock\"\n"), "agent.toml:4: workers[0].model: missing required field");
   EXPECT_EQ(error_of(w + "role=\"both\"\nengine=\"mock\"\nmodel=\"\"\n"),
             "agent.toml:7: workers[0].model: must not be empty");
@@ -161,6 +161,18 @@ TEST(agent_config, worker_fields) {
   EXPECT_EQ(error_of(w + "role=\"both\"\nengine=\"mock\"\nmodel=\"m\"\nargs=\"--x\"\n"),
             "agent.toml:8: workers[0].args: must be an array of strings");
   EXPECT_EQ(error_of(w + "role=7\nengine=\"mock\"\nmodel=\"m\"\n"), "agent.toml:5: workers[0].role: must be a string");
+}
+
+TEST(agent_config, an_openai_group_names_its_upstream_server) {
+  const std::string w = head + "[[workers]]\nrole=\"both\"\n";  // entry starts on line 4
+  EXPECT_EQ(error_of(w + "engine=\"openai\"\nmodel=\"/models/llama\"\n"),
+            "agent.toml:4: workers[0].upstream: missing required field");
+  EXPECT_EQ(error_of(w + "engine=\"mock\"\nmodel=\"m\"\nupstream=\"http://127.0.0.1:8000\"\n"),
+            "agent.toml:8: workers[0].upstream: is only for engine \"openai\"");
+  auto r = parse_agent_config(w + "engine=\"openai\"\nmodel=\"/models/llama\"\nupstream=\"http://127.0.0.1:8000\"\n",
+                              "agent.toml");
+  ASSERT_TRUE(r.ok()) << r.err().describe();
+  EXPECT_EQ(r->workers[0].upstream, "http://127.0.0.1:8000");
 }
 
 TEST(agent_config, device_must_be_a_listed_resource) {

@@ -124,6 +124,14 @@ TEST(node_agent, worker_argv_and_env) {
   EXPECT_EQ(joined.str(), w.script +
                               " worker --nats nats://127.0.0.1:1,nats://127.0.0.1:2 --namespace t --id n1-prefill-0 "
                               "--engine mock --role prefill --model m --drain-timeout-ms 2000 --token-delay-ms 1 ");
+  // An openai group's upstream server becomes the worker's --upstream.
+  auto ext = o.config.workers[0];
+  ext.engine = "openai";
+  ext.upstream = "http://10.0.0.5:8000";
+  std::ostringstream ext_joined;
+  for (auto& a : worker_argv(o, ext, "n1-prefill-1")) ext_joined << a << ' ';
+  EXPECT_NE(ext_joined.str().find("--engine openai --role prefill --model m --upstream http://10.0.0.5:8000 "), std::string::npos)
+      << ext_joined.str();
   auto env = worker_env(o.config, o.config.workers[0]);
   EXPECT_NE(std::find(env.begin(), env.end(), "CUDA_VISIBLE_DEVICES=1"), env.end());
   EXPECT_NE(std::find(env.begin(), env.end(), "YARD_NODE=n1"), env.end());

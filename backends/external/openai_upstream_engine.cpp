@@ -1,0 +1,493 @@
+#include "backends/external/openai_upstream_engine.hpp"
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "backends/chat/tool_calls/tool_call_stream_parser.hpp"
+#include "backends/external/openai_upstream_wire.hpp"
+#include "backends/external/upstream_load.hpp"
+#include "common/log.hpp"
+
+namespace yard::backends::external {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+// The base URL split into what httplib::Client takes and a path prefix.
+struct base_url {
+  std::string scheme_host_port;  // "http://host:port"
+  std::string prefix;            // "" or "/something" (no trailing slash, no /v1)
+};
+
+result<base_url> split_url(std::string url) {
+  auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos || (url.compare(0, scheme_end, "http") != 0 && url.compare(0, scheme_end, "https") != 0))
+    return make_error(errc::bad_request, "--upstream '" + url + "': expected http://host:port or https://host:port");
+  auto path = url.find('/', scheme_end + 3);
+  base_url b;
+  b.scheme_host_port = url.substr(0, path);
+  if (b.scheme_host_port.size() <= scheme_end + 3)
+    return make_error(errc::bad_request, "--upstream '" + url + "': no host");
+  if (path != std::string::npos) b.prefix = url.substr(path);
+  while (!b.prefix.empty() && b.prefix.back() == '/') b.prefix.pop_back();
+  if (b.prefix.size() >= 3 && b.prefix.compare(b.prefix.size() - 3, 3, "/v1") == 0) b.prefix.resize(b.prefix.size() - 3);
+  return b;
+}
+
+// What a request thread hands the owner.
+struct upstream_event {
+  std::string id;
+  std::optional<upstream_delta> delta;
+  std::optional<error> failure;  // the stream failed (HTTP error, cut, server error)
+  bool closed = false;           // the thread is done (after its last delta or failure)
+  bool cancelled = false;        // closed because cancel() asked
+};
+
+class openai_upstream_engine final : public engine {
+ public:
+  openai_upstream_engine(openai_upstream_options o, base_url url)
+      : o_(std::move(o)), url_(std::move(url)), log_(component_logger("upstream")) {}
+
+  ~openai_upstream_engine() override {
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+    }
+    poll_cv_.notify_all();
+    for (auto& [id, c] : calls_) stop_call(*c);
+    for (auto& [id, c] : calls_)
+      if (c->thread.joinable()) c->thread.join();
+    if (poller_.joinable()) poller_.join();
+  }
+
+  status connect() {
+    if (o_.model.empty() || o_.max_context == 0) {
+      auto cli = client(o_.connect_timeout_ms, 5000);
+      auto res = cli->Get(url_.prefix + "/v1/models", headers());
+      if (!res || res->status / 100 != 2) {
+        std::string why = res ? "HTTP " + std::to_string(res->status) : httplib::to_string(res.error());
+        if (o_.model.empty())
+          return make_error(errc::unavailable, "upstream " + o_.upstream + " did not list its models (" + why +
+                                                   "): start it first, or name its model with --upstream-model");
+        log_->warn("upstream {}: GET /v1/models failed ({}); max context {}", o_.upstream, why,
+                   o_.max_context ? o_.max_context : 8192);
+      } else {
+        json j = json::parse(res->body, nullptr, false);
+        const json* first = nullptr;
+        if (j.is_object() && j.contains("data") && j["data"].is_array() && !j["data"].empty()) first = &j["data"][0];
+        if (o_.model.empty()) {
+          if (!first || !first->contains("id") || !(*first)["id"].is_string())
+            return make_error(errc::corrupt, "upstream " + o_.upstream + " /v1/models lists no model id: name it with --upstream-model");
+          o_.model = (*first)["id"].get<std::string>();
+        }
+        // vLLM and SGLang list max_model_len; a Switchyard frontend lists it as context_length too.
+        for (const char* k : {"max_model_len", "context_length"})
+          if (o_.max_context == 0 && first && first->contains(k) && (*first)[k].is_number_unsigned())
+            o_.max_context = (*first)[k].get<std::uint32_t>();
+      }
+    }
+    context_known_ = o_.max_context > 0;
+    if (o_.max_context == 0) o_.max_context = 8192;
+    check_health();  // the first verdict before any request
+    poller_ = std::thread([this] { poll_loop(); });
+    log_->info("upstream {} serving '{}' (context {}, at most {} streams)", o_.upstream, o_.model, o_.max_context,
+               o_.max_inflight);
+    return status::success();
+  }
+
+  // ---- prompt_tokenizer ----
+  std::string name() const override { return "openai:" + o_.model; }
+  result<std::vector<token_id>> tokenize(std::string_view text) const override { return o_.tokenizer->tokenize(text); }
+  result<std::vector<token_id>> apply_chat_template(const std::vector<msg::chat_message>& messages,
+                                                    const msg::json_value* tools) const override {
+    return o_.tokenizer->apply_chat_template(messages, tools);
+  }
+  std::string detokenize(const std::vector<token_id>& tokens) const override { return o_.detokenize(tokens); }
+
+  // ---- engine ----
+  status add_request(engine_request req) override {
+    if (req.prompt.empty()) return make_error(errc::bad_request, "empty prompt");
+    if (calls_.count(req.request_id)) return make_error(errc::conflict, "request id " + req.request_id + " already running");
+    if (req.constraint)
+      return make_error(errc::unsupported, "structured output through an external engine is not implemented");
+    if (auto why = unavailable_reason()) return make_error(errc::unavailable, *why);
+    auto c = std::make_unique<call>();
+    c->req = std::move(req);
+    c->completion_tokens = static_cast<std::uint32_t>(c->req.resume_tokens.size());
+    if (c->req.tool_format && *c->req.tool_format != chat::tool_call_format::none) {
+      c->call_ids = std::make_unique<chat::id_source>(std::hash<std::string>{}(c->req.request_id));
+      c->tool_calls = std::make_unique<chat::tool_call_stream_parser>(*c->req.tool_format, *c->call_ids);
+      if (!c->req.resume_tokens.empty()) c->tool_calls->feed(o_.detokenize(c->req.resume_tokens));
+    }
+    auto id = c->req.request_id;
+    calls_.emplace(id, std::move(c));
+    waiting_.push_back(id);
+    start_waiting();
+    return status::success();
+  }
+
+  void cancel(const std::string& request_id) override {
+    auto it = calls_.find(request_id);
+    if (it == calls_.end()) return;
+    auto& c = *it->second;
+    if (!c.thread.joinable()) {  // never started: nothing upstream to close
+      waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), request_id), waiting_.end());
+      c.ended = true;
+      ready_.push_back(finished_output(c, msg::finish_kind::cancelled));
+      calls_.erase(it);
+      return;
+    }
+    stop_call(c);
+  }
+
+  bool has_work() const override { return !calls_.empty() || !ready_.empty(); }
+
+  std::optional<std::string> unavailable_reason() const override {
+    std::lock_guard lk(mu_);
+    if (healthy_) return std::nullopt;
+    return "upstream " + o_.upstream + " is down (" + health_error_ + ")";
+  }
+
+  step_result step() override {
+    step_result r;
+    r.outputs = std::move(ready_);
+    ready_.clear();
+    std::deque<upstream_event> events;
+    {
+      std::unique_lock lk(mu_);
+      if (events_.empty() && r.outputs.empty() && running_ > 0)
+        events_cv_.wait_for(lk, std::chrono::milliseconds(5), [&] { return !events_.empty(); });
+      events.swap(events_);
+    }
+    for (auto& ev : events) on_event(ev, r.outputs);
+    start_waiting();
+    return r;
+  }
+
+  msg::load_report load() const override {
+    msg::load_report l;
+    std::uint64_t pending_prefill = 0;
+    for (const auto& [id, c] : calls_)
+      if (!c->got_token) pending_prefill += c->req.prompt.size() + c->req.resume_tokens.size();
+    l.pending_prefill_tokens = pending_prefill;
+    l.active_requests = static_cast<std::uint32_t>(calls_.size() - waiting_.size());
+    l.queued_requests = static_cast<std::uint32_t>(waiting_.size());
+    std::lock_guard lk(mu_);
+    // The server's own counts include clients other than this worker; use them while they are fresh.
+    if (load_at_ != clock::time_point{} && clock::now() - load_at_ < std::chrono::milliseconds(4 * o_.poll_ms)) {
+      if (load_.running) l.active_requests = static_cast<std::uint32_t>(*load_.running);
+      if (load_.waiting) l.queued_requests = static_cast<std::uint32_t>(*load_.waiting) + static_cast<std::uint32_t>(waiting_.size());
+      if (load_.kv_used && load_.kv_capacity) {
+        l.active_kv_blocks = static_cast<std::uint32_t>(*load_.kv_used);
+        l.total_kv_blocks = static_cast<std::uint32_t>(*load_.kv_capacity);
+      }
+    }
+    return l;
+  }
+
+  std::uint32_t max_context() const override { return o_.max_context; }
+  std::uint32_t block_size() const override { return o_.block_size; }
+  chat::tool_call_format default_tool_format() const override { return chat::tool_call_format::hermes; }
+
+ private:
+  struct call {
+    engine_request req;
+    std::unique_ptr<httplib::Client> client;  // its own connection: stop() closes only this stream
+    std::thread thread;
+    std::atomic<bool> cancelled{false};
+    std::uint32_t completion_tokens = 0;  // resume tokens included
+    bool got_token = false;
+    bool ended = false;
+    std::optional<msg::finish_kind> finish;  // the server's finish reason, emitted when the stream closes
+    std::optional<msg::usage> usage;
+    std::unique_ptr<chat::id_source> call_ids;
+    std::unique_ptr<chat::tool_call_stream_parser> tool_calls;
+  };
+
+  std::unique_ptr<httplib::Client> client(int connect_ms, int read_ms) const {
+    auto cli = std::make_unique<httplib::Client>(url_.scheme_host_port);
+    cli->set_connection_timeout(std::chrono::milliseconds(connect_ms));
+    cli->set_read_timeout(std::chrono::milliseconds(read_ms));
+    cli->set_write_timeout(std::chrono::milliseconds(std::max(connect_ms, 5000)));
+    cli->set_keep_alive(false);
+    return cli;
+  }
+
+  httplib::Headers headers() const {
+    httplib::Headers h;
+    if (!o_.api_key.empty()) h.emplace("Authorization", "Bearer " + o_.api_key);
+    return h;
+  }
+
+  void stop_call(call& c) {
+    c.cancelled = true;
+    if (c.client) c.client->stop();
+  }
+
+  void push(upstream_event ev) {
+    {
+      std::lock_guard lk(mu_);
+      events_.push_back(std::move(ev));
+    }
+    events_cv_.notify_one();
+  }
+
+  void start_waiting() {
+    while (!waiting_.empty() && running_ < o_.max_inflight) {
+      auto id = waiting_.front();
+      waiting_.pop_front();
+      auto it = calls_.find(id);
+      if (it == calls_.end()) continue;
+      auto& c = *it->second;
+      c.client = client(o_.connect_timeout_ms, o_.idle_timeout_ms);
+      auto body = completion_body(c.req, o_.model, context_known_ ? o_.max_context : 0);
+      {
+        std::lock_guard lk(mu_);
+        running_++;
+      }
+      c.thread = std::thread([this, &c, id, body = std::move(body)] { run_call(c, id, body); });
+    }
+  }
+
+  // A request thread: one streamed POST; every payload goes to the owner as it arrives.
+  void run_call(call& c, const std::string& id, const std::string& body) {
+    httplib::Request req;
+    req.method = "POST";
+    req.path = url_.prefix + "/v1/completions";
+    req.headers = headers();
+    req.headers.emplace("Accept", "text/event-stream");
+    req.body = body;
+    req.set_header("Content-Type", "application/json");
+    int http_status = 0;
+    std::string error_body;
+    sse_splitter sse;
+    bool saw_finish = false, saw_done = false, failed = false;
+    req.response_handler = [&](const httplib::Response& res) {
+      http_status = res.status;
+      return !c.cancelled.load();
+    };
+    req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
+      if (c.cancelled) return false;
+      if (http_status / 100 != 2) {
+        if (error_body.size() < 65536) error_body.append(data, std::min<std::size_t>(n, 65536 - error_body.size()));
+        return true;
+      }
+      for (auto& payload : sse.feed(std::string_view(data, n))) {
+        auto d = parse_stream_payload(payload);
+        if (!d) {
+          push(upstream_event{id, std::nullopt, error{errc::unavailable, "upstream stream: " + d.err().message}});
+          failed = true;
+          return false;
+        }
+        if (d->server_error) {
+          push(upstream_event{id, std::nullopt, *d->server_error});
+          failed = true;
+          return false;
+        }
+        if (d->finish) saw_finish = true;
+        if (d->done) saw_done = true;
+        push(upstream_event{id, std::move(*d)});
+      }
+      return true;
+    };
+    httplib::Response res;
+    httplib::Error err = httplib::Error::Success;
+    bool sent = c.client->send(req, res, err);
+    upstream_event end{id};
+    end.closed = true;
+    if (c.cancelled) {
+      end.cancelled = true;
+    } else if (!failed) {
+      if (!sent && !(saw_finish && saw_done))
+        end.failure = error{errc::unavailable, "upstream " + o_.upstream + " connection failed: " + httplib::to_string(err)};
+      else if (http_status / 100 != 2)
+        end.failure = http_error(http_status, error_body);
+      else if (!saw_finish)
+        end.failure = error{errc::unavailable, "upstream " + o_.upstream + " ended the stream without a finish reason"};
+      // The server may be gone: its health verdict comes before this stream's end reaches the worker, so the
+      // worker drains (and says so) before the client's frontend sends the request on to another worker.
+      if (end.failure && end.failure->code == errc::unavailable) {
+        suspect();
+        check_health();
+      }
+    }
+    push(std::move(end));
+  }
+
+  sequence_output finished_output(call& c, msg::finish_kind why) {
+    sequence_output out;
+    out.request_id = c.req.request_id;
+    out.finish_reason = why;
+    out.usage_info.prompt_tokens = static_cast<std::uint32_t>(c.req.prompt.size());
+    out.usage_info.completion_tokens = c.completion_tokens;
+    if (c.usage) out.usage_info.cached_tokens = c.usage->cached_tokens;
+    return out;
+  }
+
+  void on_event(upstream_event& ev, std::vector<sequence_output>& outs) {
+    auto it = calls_.find(ev.id);
+    if (it == calls_.end()) return;
+    auto& c = *it->second;
+    if (ev.delta && !c.ended) {
+      auto& d = *ev.delta;
+      if (d.usage) c.usage = d.usage;
+      sequence_output out;
+      out.request_id = c.req.request_id;
+      if (d.token_ids) {
+        out.new_tokens = std::move(*d.token_ids);
+      } else if (!d.text.empty()) {
+        // A server that sends no ids: our tokenizer's reading of the text (counts can differ from the server's).
+        if (auto t = o_.tokenizer->tokenize(d.text)) out.new_tokens = std::move(*t);
+      }
+      out.token_logprobs = std::move(d.logprobs);
+      for (const auto& t : out.token_logprobs) out.logprobs.push_back(t.logprob);
+      c.completion_tokens += static_cast<std::uint32_t>(out.new_tokens.size());
+      if (!out.new_tokens.empty()) c.got_token = true;
+      if (c.tool_calls) {
+        auto step = c.tool_calls->feed(d.text);
+        if (d.finish) {
+          auto last = c.tool_calls->finish();
+          step.content += last.content;
+          step.calls.insert(step.calls.end(), last.calls.begin(), last.calls.end());
+        }
+        out.text_delta = std::move(step.content);
+        for (auto& t : step.calls)
+          out.tool_calls.push_back(msg::tool_call_delta{static_cast<std::uint32_t>(t.index), std::move(t.id),
+                                                        std::move(t.name), std::move(t.arguments_fragment)});
+      } else {
+        out.text_delta = std::move(d.text);
+      }
+      if (d.finish && !c.finish) c.finish = d.finish;
+      if (!out.new_tokens.empty() || !out.text_delta.empty() || !out.tool_calls.empty()) outs.push_back(std::move(out));
+    }
+    if (ev.failure && !c.ended) {
+      c.ended = true;
+      auto out = finished_output(c, msg::finish_kind::error);
+      out.error_code = ev.failure->code;
+      out.error_message = ev.failure->message;
+      if (ev.failure->code == errc::unavailable) log_->warn("request {}: {}", c.req.request_id, ev.failure->message);
+      outs.push_back(std::move(out));
+    }
+    if (!ev.closed) return;
+    if (!c.ended) {
+      c.ended = true;
+      if (ev.cancelled) {
+        outs.push_back(finished_output(c, msg::finish_kind::cancelled));
+      } else {
+        auto why = c.finish.value_or(msg::finish_kind::stop);
+        if (why == msg::finish_kind::stop && c.tool_calls && c.tool_calls->saw_tool_call()) why = msg::finish_kind::tool_calls;
+        outs.push_back(finished_output(c, why));
+      }
+    }
+    if (c.thread.joinable()) c.thread.join();
+    {
+      std::lock_guard lk(mu_);
+      running_--;
+    }
+    calls_.erase(it);
+  }
+
+  // ---- health and load ----
+  void suspect() {
+    {
+      std::lock_guard lk(mu_);
+      suspect_ = true;
+    }
+    poll_cv_.notify_all();
+  }
+
+  void check_health() {
+    auto cli = client(o_.connect_timeout_ms, std::max(1000, o_.poll_ms * 2));
+    auto path = url_.prefix + (o_.health_path.empty() ? "/v1/models" : o_.health_path);
+    auto res = cli->Get(path, headers());
+    std::string why;
+    if (!res) why = "GET " + path + ": " + httplib::to_string(res.error());
+    else if (res->status / 100 != 2) why = "GET " + path + ": HTTP " + std::to_string(res->status);
+    std::optional<upstream_load> load;
+    if (why.empty() && !o_.metrics_path.empty()) {
+      auto m = cli->Get(url_.prefix + o_.metrics_path, headers());
+      if (m && m->status / 100 == 2) load = load_from_metrics(parse_prometheus_text(m->body));
+    }
+    std::lock_guard lk(mu_);
+    if (why.empty()) {
+      if (!healthy_) log_->info("upstream {} answers its health check again", o_.upstream);
+      healthy_ = true;
+      failures_ = 0;
+      suspect_ = false;
+      if (load) {
+        load_ = *load;
+        load_at_ = clock::now();
+      }
+      return;
+    }
+    failures_++;
+    health_error_ = why;
+    if (healthy_ && (failures_ >= o_.unhealthy_after || suspect_)) {
+      healthy_ = false;
+      log_->error("upstream {} is down: {}", o_.upstream, why);
+    }
+  }
+
+  void poll_loop() {
+    std::unique_lock lk(mu_);
+    while (!stopping_) {
+      poll_cv_.wait_for(lk, std::chrono::milliseconds(o_.poll_ms), [&] { return stopping_ || suspect_; });
+      if (stopping_) break;
+      lk.unlock();
+      check_health();
+      lk.lock();
+    }
+  }
+
+  openai_upstream_options o_;
+  base_url url_;
+  std::shared_ptr<spdlog::logger> log_;
+  // Owner-thread state.
+  std::map<std::string, std::unique_ptr<call>> calls_;
+  std::deque<std::string> waiting_;
+  bool context_known_ = false;  // max_context came from the flag or the server (else a default of 8192)
+  std::vector<sequence_output> ready_;
+  // Shared with the request threads and the poller.
+  mutable std::mutex mu_;
+  std::condition_variable events_cv_, poll_cv_;
+  std::deque<upstream_event> events_;
+  std::uint32_t running_ = 0;
+  bool stopping_ = false;
+  bool healthy_ = true;
+  bool suspect_ = false;
+  int failures_ = 0;
+  std::string health_error_;
+  upstream_load load_;
+  clock::time_point load_at_{};
+  std::thread poller_;
+};
+
+}  // namespace
+
+result<std::unique_ptr<engine>> make_openai_upstream_engine(openai_upstream_options o) {
+  if (!o.tokenizer || !o.detokenize) return make_error(errc::bad_request, "an external engine needs a tokenizer");
+  if (o.block_size == 0) return make_error(errc::bad_request, "--block-size must be at least 1");
+  if (o.max_inflight == 0) o.max_inflight = 1;
+  if (o.poll_ms <= 0) o.poll_ms = 500;
+  auto url = split_url(o.upstream);
+  if (!url) return url.err();
+  if (!o.metrics_path.empty() && o.metrics_path.front() != '/') o.metrics_path = "/" + o.metrics_path;
+  if (!o.health_path.empty() && o.health_path.front() != '/') o.health_path = "/" + o.health_path;
+  auto e = std::make_unique<openai_upstream_engine>(std::move(o), std::move(*url));
+  if (auto s = e->connect(); !s) return s.err();
+  return std::unique_ptr<engine>(std::move(e));
+}
+
+}  // namespace yard::backends::external
