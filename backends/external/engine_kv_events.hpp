@@ -1,0 +1,98 @@
+// backends/external/engine_kv_events.hpp — vLLM's and SGLang's KV-event batches, decoded.
+//
+// Owns: the wire layouts of the msgpack payloads both engines publish over ZeroMQ
+// (the third frame of [topic, seq, payload]) and their decoding into neutral structs.
+// Must not touch: sockets, Switchyard's block hashes (kv_event_translator maps them),
+// logging. Thread-safety: pure functions over plain values.
+//
+// Layouts followed (msgspec structs; `tag=True` puts the class name first, `array_like=True`
+// encodes a struct as an array of its fields in declaration order, `omit_defaults=True` drops
+// trailing fields still at their default):
+//
+//   vLLM  vllm/distributed/kv_events.py
+//     v0.9.x (commit b4e69e0af33f): array_like everywhere, int hashes.
+//       batch  [ts, events]
+//       stored ["BlockStored", block_hashes, parent_block_hash, token_ids, block_size, lora_id]
+//       removed["BlockRemoved", block_hashes]         cleared ["AllBlocksCleared"]
+//     v0.10.2 .. v0.2x (commit 82dfb12e and later): + medium ("GPU"/"CPU"), bytes or int hashes
+//       (ExternalBlockHash = bytes | int), batch + data_parallel_rank, stored + lora_name,
+//       extra_keys, group_idx, kv_cache_spec_kind, kv_cache_spec_sliding_window; removed
+//       [tag, block_hashes, medium, group_idx].
+//     main after vllm-project/vllm#42892 (commit 0181ea3173e5): array_like dropped: events are
+//       maps {"type": "BlockStored", "block_hashes": ..., ...}; the batch is an array in the
+//       releases that shipped event maps first (v0.26) and a map {"ts", "events",
+//       "data_parallel_rank"} at 0181ea3173e5.
+//   SGLang python/sglang/srt/disaggregation/kv_events.py
+//     commit 612d579090db: the vLLM v0.9 layout, batch + attn_dp_rank, int hashes.
+//     2026 main (BlockStoredWithMetadata, snapshot-v1): no omit_defaults, stored + medium
+//       ("GPU", "CPU_PINNED", "DISK", "EXTERNAL") + metadata {"cache_salt": str} (only when a
+//       request had a salt); removed [tag, block_hashes, medium].
+//
+// Every level is accepted as an array or a map, fields past the known ones are ignored (newer
+// engines append fields), missing trailing optional fields take their defaults, and an event
+// whose tag is unknown is skipped and counted, not an error.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/status.hpp"
+#include "messages/types.hpp"
+
+namespace yard::backends::external {
+
+// Which engine publishes the stream: decides the meaning of fields past `medium`.
+enum class kv_event_source : std::uint8_t { vllm, sglang };
+
+// An engine's block hash as opaque bytes: an integer hash as its 8 big-endian bytes (a
+// negative int64 as its two's complement), a bytes hash (newer vLLM: 32-byte sha256) as is.
+using engine_hash = std::string;
+
+struct engine_block_stored {
+  std::vector<engine_hash> block_hashes;    // one per full block, chained in order
+  std::optional<engine_hash> parent;        // the block before the first one; absent = root
+  std::vector<msg::token_id> token_ids;     // [block_hashes.size() * block_size]; empty in
+                                            // some offload events (lookup by hash only)
+  std::uint32_t block_size = 0;             // tokens per block on the engine side
+  std::optional<std::int64_t> lora_id;      // vLLM's deprecated id, SGLang's id
+  std::optional<std::string> lora_name;     // vLLM only
+  std::string medium;                       // "" when not sent (= the engine's GPU pool)
+  std::vector<std::string> extra_keys;      // vLLM: per block, the msgpack bytes of its extra
+                                            // key tuple ("" = none); empty when not sent
+  std::optional<std::int64_t> group_idx;    // vLLM KV-cache group (hybrid models)
+  std::optional<std::string> cache_salt;    // SGLang metadata.cache_salt
+};
+
+struct engine_block_removed {
+  std::vector<engine_hash> block_hashes;
+  std::string medium;                       // "" when not sent
+  std::optional<std::int64_t> group_idx;
+};
+
+struct engine_all_cleared {};
+
+using engine_kv_event = std::variant<engine_block_stored, engine_block_removed, engine_all_cleared>;
+
+struct engine_kv_batch {
+  double ts = 0;                            // engine wall clock, seconds since epoch
+  std::vector<engine_kv_event> events;
+  std::optional<std::int64_t> dp_rank;      // vLLM data_parallel_rank / SGLang attn_dp_rank
+  std::uint32_t unknown_events = 0;         // events with a tag this build does not know: skipped
+};
+
+// Decodes one payload. Malformed msgpack, a batch that is not [ts, events, ...] or
+// {ts, events, ...}, or a known event with a missing or mistyped field is errc::bad_request
+// naming the event index and field (the whole batch is rejected: its events are unordered
+// without the broken one). Never throws.
+result<engine_kv_batch> decode_engine_kv_batch(kv_event_source source, std::string_view payload);
+
+// The 8-byte big-endian encoding of an integer engine hash (what decode produces for ints).
+engine_hash engine_hash_of(std::uint64_t h);
+
+std::string_view to_string(kv_event_source s);
+
+}  // namespace yard::backends::external
