@@ -110,11 +110,13 @@ struct reader {
     }
     return true;
   }
-  // SGLang BlockStoredWithMetadata.metadata: {"cache_salt": str} (or [str] if ever array-like).
-  bool metadata(const msgpack::object* o, std::optional<std::string>& salt) {
+  // SGLang's salt: BlockStoredWithMetadata.metadata {"cache_salt": str} (or [str] if ever
+  // array-like), or a plain string where a later layout puts cache_salt; anything else is ignored.
+  bool salt(const msgpack::object* o, std::optional<std::string>& out) {
     if (o == nullptr) return true;
-    if (o->type != mt::MAP && o->type != mt::ARRAY) return fail("metadata", "must be a map or nil");
-    return str(fields(*o, 0).get(0, "cache_salt"), "metadata.cache_salt", salt);
+    if (o->type == mt::STR) return str(o, "cache_salt", out);
+    if (o->type != mt::MAP && o->type != mt::ARRAY) return true;
+    return str(fields(*o, 0).get(0, "cache_salt"), "metadata.cache_salt", out);
   }
 };
 
@@ -132,7 +134,10 @@ bool decode_stored(kv_event_source src, const fields& f, reader& r, engine_block
   e.block_size = static_cast<std::uint32_t>(bs->via.u64);
   if (!r.int64(f.get(4, "lora_id"), "lora_id", e.lora_id)) return false;
   if (!r.medium(f.get(5, "medium"), e.medium)) return false;
-  if (src == kv_event_source::sglang) return r.metadata(f.get(6, "metadata"), e.cache_salt);
+  if (src == kv_event_source::sglang) {
+    const auto* s = f.get(6, "cache_salt");
+    return r.salt(s != nullptr ? s : f.get(6, "metadata"), e.cache_salt);
+  }
   return r.str(f.get(6, "lora_name"), "lora_name", e.lora_name) && r.extra_keys(f.get(7, "extra_keys"), e.extra_keys) &&
          r.int64(f.get(8, "group_idx"), "group_idx", e.group_idx);
 }
@@ -208,8 +213,10 @@ result<engine_kv_batch> decode_engine_kv_batch(kv_event_source source, std::stri
   const char* rank_name = source == kv_event_source::vllm ? "data_parallel_rank" : "attn_dp_rank";
   if (!r.int64(f.get(2, rank_name), rank_name, out.dp_rank)) return make_error(errc::bad_request, r.err);
   out.events.reserve(events->via.array.size);
-  for (std::uint32_t i = 0; i < events->via.array.size; ++i)
-    if (!decode_event(source, events->via.array.ptr[i], i, out, r)) return make_error(errc::bad_request, r.err);
+  for (std::uint32_t i = 0; i < events->via.array.size; ++i) {
+    if (decode_event(source, events->via.array.ptr[i], i, out, r)) continue;
+    if (out.malformed_events++ == 0) out.first_error = r.err;
+  }
   return out;
 }
 

@@ -26,7 +26,12 @@
 //     commit 612d579090db: the vLLM v0.9 layout, batch + attn_dp_rank, int hashes.
 //     2026 main (BlockStoredWithMetadata, snapshot-v1): no omit_defaults, stored + medium
 //       ("GPU", "CPU_PINNED", "DISK", "EXTERNAL") + metadata {"cache_salt": str} (only when a
-//       request had a salt); removed [tag, block_hashes, medium].
+//       request had a salt); removed [tag, block_hashes, medium]. Later SGLang passes
+//       cache_salt (then session_id, lora_name, namespaced_*) to BlockStored directly; that
+//       struct was not available to check, so position 6 (or key "cache_salt"/"metadata") is
+//       read as the salt when it is a string or a {cache_salt} map and ignored otherwise.
+//     Page tails: SGLang stores a trailing partial page with block_size < page size; those are
+//       rejected by the translator's block_size check (Switchyard hashes full blocks only).
 //
 // Every level is accepted as an array or a map, fields past the known ones are ignored (newer
 // engines append fields), missing trailing optional fields take their defaults, and an event
@@ -82,12 +87,14 @@ struct engine_kv_batch {
   std::vector<engine_kv_event> events;
   std::optional<std::int64_t> dp_rank;      // vLLM data_parallel_rank / SGLang attn_dp_rank
   std::uint32_t unknown_events = 0;         // events with a tag this build does not know: skipped
+  std::uint32_t malformed_events = 0;       // known events with a missing or mistyped field: skipped
+  std::string first_error;                  // why the first malformed event was skipped
 };
 
-// Decodes one payload. Malformed msgpack, a batch that is not [ts, events, ...] or
-// {ts, events, ...}, or a known event with a missing or mistyped field is errc::bad_request
-// naming the event index and field (the whole batch is rejected: its events are unordered
-// without the broken one). Never throws.
+// Decodes one payload. Malformed msgpack or a batch that is not [ts, events, ...] or
+// {ts, events, ...} is errc::bad_request. A known event with a missing or mistyped field (e.g.
+// SGLang's bigram pages, whose token ids are pairs) is skipped and counted in malformed_events,
+// first_error naming its index and field; the rest of the batch still decodes. Never throws.
 result<engine_kv_batch> decode_engine_kv_batch(kv_event_source source, std::string_view payload);
 
 // The 8-byte big-endian encoding of an integer engine hash (what decode produces for ints).

@@ -78,6 +78,11 @@ void kv_event_translator::apply_payload(std::string_view payload, std::vector<ms
     return;
   }
   stats_.unknown_events += batch->unknown_events;
+  if (batch->malformed_events > 0) {
+    stats_.decode_errors += batch->malformed_events;
+    if (worth_logging(logged_decode_errors_))
+      log_->warn("{} KV events: {} events skipped: {}", to_string(source_), batch->malformed_events, batch->first_error);
+  }
   for (const auto& ev : batch->events) {
     ++stats_.events;
     if (const auto* s = std::get_if<engine_block_stored>(&ev)) {

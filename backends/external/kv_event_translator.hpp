@@ -41,7 +41,8 @@
 //   seq <= last         the engine restarted (its publisher counts from 0 again): `cleared`,
 //                       map and ledger emptied, the batch applied as a first batch (restarts).
 // A payload that does not decode is counted (decode_errors) and logged; its seq still counts,
-// so the next batch is not a gap. Malformed input never throws.
+// so the next batch is not a gap. A single malformed event is skipped and counted the same way;
+// the rest of its batch applies. Malformed input never throws.
 #pragma once
 
 #include <cstdint>
@@ -66,7 +67,7 @@ struct kv_event_subscriber_stats {
   std::uint64_t gaps = 0;              // sequence gaps seen
   std::uint64_t replayed_batches = 0;  // missing batches recovered from the replay socket
   std::uint64_t resyncs = 0;           // gaps replay could not close: cleared + snapshot emitted
-  std::uint64_t decode_errors = 0;     // payloads or frames that did not decode
+  std::uint64_t decode_errors = 0;     // payloads, frames or single events that did not decode
   std::uint64_t unknown_parents = 0;   // stored events skipped: parent hash never seen
   std::uint64_t unknown_removed = 0;   // removed hashes never stored: skipped
   std::uint64_t rejected_events = 0;   // block_size / token count / medium / group mismatch

@@ -160,8 +160,35 @@ TEST(engine_kv_events, sglang_medium_metadata_cache_salt_and_attn_dp_rank) {
   EXPECT_FALSE(as_stored(b->events[1]).cache_salt.has_value());
   EXPECT_EQ(as_stored(b->events[1]).parent, engine_hash_of(1));
   EXPECT_EQ(as_removed(b->events[2]).medium, "CPU_PINNED");
-  // The same position in vLLM's layout is lora_name, a string: a map there is a type error.
-  EXPECT_FALSE(decode_engine_kv_batch(kv_event_source::vllm, batch({salted})).ok());
+  // The same position in vLLM's layout is lora_name, a string: a map there breaks that event.
+  auto as_vllm = decode_engine_kv_batch(kv_event_source::vllm, batch({salted}));
+  ASSERT_TRUE(as_vllm.ok());
+  EXPECT_EQ(as_vllm->malformed_events, 1u);
+  EXPECT_NE(as_vllm->first_error.find("lora_name"), std::string::npos) << as_vllm->first_error;
+}
+
+TEST(engine_kv_events, sglang_cache_salt_as_a_plain_string_field_or_map_key) {
+  auto positional = stored({1}, std::nullopt, token_run(0, 16), 16, {text("GPU"), text("tenant-b"), nil()});
+  auto keyed = [](packer& pk) {
+    pk.pack_map(6);
+    str(pk, "type");
+    str(pk, "BlockStored");
+    str(pk, "block_hashes");
+    u64s(pk, {2});
+    str(pk, "token_ids");
+    tokens(pk, token_run(0, 16));
+    str(pk, "block_size");
+    pk.pack_uint32(16);
+    str(pk, "cache_salt");
+    str(pk, "tenant-c");
+    str(pk, "session_id");
+    str(pk, "s-1");
+  };
+  auto b = decode_engine_kv_batch(kv_event_source::sglang, batch({positional, keyed}));
+  ASSERT_TRUE(b.ok()) << b.err().describe();
+  ASSERT_EQ(b->events.size(), 2u);
+  EXPECT_EQ(as_stored(b->events[0]).cache_salt, "tenant-b");
+  EXPECT_EQ(as_stored(b->events[1]).cache_salt, "tenant-c");
 }
 
 TEST(engine_kv_events, an_unknown_event_tag_is_skipped_and_counted) {
@@ -173,46 +200,70 @@ TEST(engine_kv_events, an_unknown_event_tag_is_skipped_and_counted) {
   EXPECT_TRUE(std::holds_alternative<engine_block_removed>(b->events[0]));
 }
 
-TEST(engine_kv_events, malformed_input_is_an_error_value_naming_what_broke) {
+TEST(engine_kv_events, a_malformed_batch_is_an_error_value) {
   auto bad = [](std::string payload) { return decode_engine_kv_batch(kv_event_source::vllm, payload); };
   EXPECT_FALSE(bad("").ok());
   EXPECT_FALSE(bad("\xc1 not msgpack").ok());
   auto good = batch({stored({1}, std::nullopt, token_run(0, 16))});
   EXPECT_FALSE(bad(good.substr(0, good.size() - 3)).ok());  // truncated
+  EXPECT_FALSE(bad(good + "x").ok());                       // trailing bytes
   EXPECT_FALSE(bad(pack([](packer& pk) { pk.pack_uint32(7); })).ok());
   EXPECT_FALSE(bad(pack([](packer& pk) {  // events not an array
                  pk.pack_array(2);
                  pk.pack_double(1);
                  pk.pack_uint32(3);
                })).ok());
-  auto string_token = bad(batch({tagged("BlockStored", {[](packer& pk) { u64s(pk, {1}); }, nil(),
-                                                        [](packer& pk) {
-                                                          pk.pack_array(1);
-                                                          str(pk, "x");
-                                                        },
-                                                        integer(16)})}));
-  ASSERT_FALSE(string_token.ok());
-  EXPECT_NE(string_token.err().message.find("token_ids"), std::string::npos) << string_token.err().message;
-  auto string_hash = bad(batch({tagged("BlockRemoved", {[](packer& pk) {
-    pk.pack_array(1);
-    str(pk, "abc");
-  }})}));
-  ASSERT_FALSE(string_hash.ok());
-  EXPECT_NE(string_hash.err().message.find("block_hashes"), std::string::npos) << string_hash.err().message;
-  EXPECT_FALSE(bad(batch({tagged("BlockStored", {})})).ok());                     // no fields
-  EXPECT_FALSE(bad(batch({stored({1}, std::nullopt, token_run(0, 16), 0)})).ok());  // block_size 0
-  EXPECT_FALSE(bad(batch({integer(4)})).ok());                                      // not tagged
-  EXPECT_FALSE(bad(batch({[](packer& pk) {                                          // map without "type"
+  EXPECT_FALSE(bad(pack([](packer& pk) {  // no ts
                  pk.pack_map(1);
-                 str(pk, "block_hashes");
-                 u64s(pk, {1});
-               }})).ok());
-  EXPECT_FALSE(bad(batch({tagged("BlockStored", {[](packer& pk) { u64s(pk, {1}); }, nil(),
-                                                 [](packer& pk) {
-                                                   pk.pack_array(1);
-                                                   pk.pack_int64(-5);
-                                                 },
-                                                 integer(16)})})).ok());  // negative token id
+                 str(pk, "events");
+                 pk.pack_array(0);
+               })).ok());
+}
+
+TEST(engine_kv_events, a_malformed_event_is_skipped_naming_its_field_and_the_rest_decodes) {
+  auto one = [](writer ev) {
+    auto b = decode_engine_kv_batch(kv_event_source::vllm, batch({ev, removed({9})}));
+    EXPECT_TRUE(b.ok());
+    if (b.ok()) {
+      EXPECT_EQ(b->malformed_events, 1u);
+      EXPECT_EQ(b->events.size(), 1u);  // the removal after it
+    }
+    return b.ok() ? b->first_error : std::string("batch failed");
+  };
+  auto tokens_of = [](std::function<void(packer&)> toks) {
+    return tagged("BlockStored", {[](packer& pk) { u64s(pk, {1}); }, nil(), toks, integer(16)});
+  };
+  EXPECT_NE(one(tokens_of([](packer& pk) {
+              pk.pack_array(1);
+              str(pk, "x");
+            })).find("token_ids"),
+            std::string::npos);
+  EXPECT_NE(one(tokens_of([](packer& pk) {  // SGLang bigram pages: pairs
+              pk.pack_array(1);
+              pk.pack_array(2);
+              pk.pack_uint32(1);
+              pk.pack_uint32(2);
+            })).find("token_ids"),
+            std::string::npos);
+  EXPECT_NE(one(tokens_of([](packer& pk) {
+              pk.pack_array(1);
+              pk.pack_int64(-5);
+            })).find("token_ids"),
+            std::string::npos);
+  EXPECT_NE(one(tagged("BlockRemoved", {[](packer& pk) {
+              pk.pack_array(1);
+              str(pk, "abc");
+            }})).find("block_hashes"),
+            std::string::npos);
+  EXPECT_NE(one(tagged("BlockStored", {})).find("block_hashes"), std::string::npos);
+  EXPECT_NE(one(stored({1}, std::nullopt, token_run(0, 16), 0)).find("block_size"), std::string::npos);
+  EXPECT_NE(one(integer(4)).find("event 0"), std::string::npos);  // not tagged
+  EXPECT_NE(one([](packer& pk) {                                    // a map without "type"
+              pk.pack_map(1);
+              str(pk, "block_hashes");
+              u64s(pk, {1});
+            }).find("type"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -229,6 +229,11 @@ TEST(kv_event_translator, a_malformed_payload_counts_and_keeps_the_sequence) {
   EXPECT_EQ(f.t.stats().decode_errors, 1u);
   EXPECT_EQ(f.t.replay_from(2), std::nullopt);
   EXPECT_EQ(f.at(2, batch({removed({1})})).size(), 1u);
+  // One broken event does not lose the rest of its batch.
+  auto out = f.at(3, batch({tagged("BlockStored", {}), stored({1}, std::nullopt, slice(0, 16))}));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, kv_event_kind::stored);
+  EXPECT_EQ(f.t.stats().decode_errors, 2u);
 }
 
 }  // namespace
