@@ -14,10 +14,11 @@
 //       batch  [ts, events]
 //       stored ["BlockStored", block_hashes, parent_block_hash, token_ids, block_size, lora_id]
 //       removed["BlockRemoved", block_hashes]         cleared ["AllBlocksCleared"]
-//     v0.10.2 .. v0.2x (commit 82dfb12e and later): + medium ("GPU"/"CPU"), bytes or int hashes
-//       (ExternalBlockHash = bytes | int), batch + data_parallel_rank, stored + lora_name,
-//       extra_keys, group_idx, kv_cache_spec_kind, kv_cache_spec_sliding_window; removed
-//       [tag, block_hashes, medium, group_idx].
+//     later releases append fields, in this order at commit 0181ea3173e5: stored + medium
+//       ("GPU"/"CPU"), lora_name, extra_keys, group_idx, kv_cache_spec_kind,
+//       kv_cache_spec_sliding_window; removed [tag, block_hashes, medium, group_idx]; batch +
+//       data_parallel_rank; hashes become ExternalBlockHash = bytes | int (sha256 bytes unless
+//       converted to an int; the struct and hash changes landed for v0.10.2, commit 82dfb12e).
 //     main after vllm-project/vllm#42892 (commit 0181ea3173e5): array_like dropped: events are
 //       maps {"type": "BlockStored", "block_hashes": ..., ...}; the batch is an array in the
 //       releases that shipped event maps first (v0.26) and a map {"ts", "events",
