@@ -13,6 +13,11 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/external/upstream_load.hpp"
+#include "backends/tests/engine_kv_events_util.hpp"
+#include "backends/tests/fake_kv_publisher.hpp"
+#include "kv/block_hash.hpp"
+#include "messages/codec.hpp"
+#include "messages/subjects.hpp"
 #include "backends/native/mkmodel.hpp"
 #include "tests/support/cluster_fixture.hpp"
 #include "transport/nats_server_process.hpp"
@@ -20,6 +25,7 @@
 using namespace yard;
 using nlohmann::json;
 namespace ts = yard::test_support;
+namespace kvt = yard::backends::external::testing;
 
 namespace {
 
@@ -307,4 +313,56 @@ TEST(external_engine, a_dead_upstream_drains_its_worker_and_the_stream_resumes_o
   victim = yard_up(victim_port == port_a ? "up-a" : "up-b", victim_port);
   ASSERT_TRUE(ts::eventually([&] { return serving(victim_port); }, 30000));
   EXPECT_TRUE(ts::eventually([&] { return !draining(outer->http_port(), victim_worker); }));
+}
+
+TEST(external_engine, the_servers_kv_events_reach_the_bus_as_switchyard_hashes) {
+  auto nats = ts::start_nats();
+  ASSERT_NE(nats, nullptr);
+  auto up = ts::start_cluster(nats->url(), {.workers = 1});
+  ASSERT_NE(up, nullptr);
+  test_support::fake_engine vllm(/*with_replay=*/true);  // a vLLM-shaped ZeroMQ KV-event publisher
+
+  auto outer_nats = ts::start_nats();
+  ASSERT_NE(outer_nats, nullptr);
+  auto bus = ts::connect_client(outer_nats->url());
+  ASSERT_NE(bus, nullptr);
+  std::mutex mu;
+  std::vector<msg::kv_event> seen;
+  auto sub = bus->subscribe(subjects::kv_events("default", "ext-kv"), [&](transport::nats_message m) {
+    auto b = msg::decode_auto<msg::kv_event_batch>(m.data, m.content_type);
+    if (!b) return;
+    std::lock_guard lk(mu);
+    seen.insert(seen.end(), b->events.begin(), b->events.end());
+  });
+  ASSERT_TRUE(sub.ok());
+  auto outer = ts::start_cluster(outer_nats->url(), {.workers = 0, .with_router = false, .with_frontend = false});
+  ASSERT_NE(outer, nullptr);
+  auto eng = upstream_engine("mock", up->http_port());
+  eng.upstream.kv_events_endpoint = vllm.endpoint;
+  eng.upstream.kv_events_replay_endpoint = vllm.replay_endpoint;
+  actors::worker_config wc;
+  wc.id = "ext-kv";
+  wc.heartbeat_ms = 100;
+  ASSERT_TRUE(outer->add_worker(eng, wc).ok());
+  ASSERT_TRUE(vllm.wait_subscribed());
+
+  // Two full blocks stored under the engine's own hashes, one of them lost on the PUB socket (recovered by replay).
+  auto toks = kvt::token_run(1, 32);
+  vllm.publish(kvt::batch({kvt::stored({9001}, std::nullopt, {toks.begin(), toks.begin() + 16})}), /*lost=*/false);
+  vllm.publish(kvt::batch({kvt::stored({9002}, 9001, {toks.begin() + 16, toks.end()})}), /*lost=*/true);
+  vllm.publish(kvt::batch({kvt::removed({9002})}));
+  const auto want = kv::hash_blocks(toks, 16);
+  std::vector<std::uint64_t> stored, removed;
+  ASSERT_TRUE(ts::eventually([&] {
+    std::lock_guard lk(mu);
+    stored.clear();
+    removed.clear();
+    for (const auto& e : seen) {
+      if (e.kind == msg::kv_event_kind::stored) stored.insert(stored.end(), e.block_hashes.begin(), e.block_hashes.end());
+      if (e.kind == msg::kv_event_kind::removed) removed.insert(removed.end(), e.block_hashes.begin(), e.block_hashes.end());
+    }
+    return stored.size() >= 2 && !removed.empty();
+  }));
+  EXPECT_EQ(stored, want);  // the engine's hashes 9001, 9002 never reach the router: ours do
+  EXPECT_EQ(removed, std::vector<std::uint64_t>{want[1]});
 }

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/chat/tool_calls/tool_call_stream_parser.hpp"
+#include "backends/external/kv_event_subscriber.hpp"
 #include "backends/external/openai_upstream_wire.hpp"
 #include "backends/external/upstream_load.hpp"
 #include "common/log.hpp"
@@ -100,6 +101,21 @@ class openai_upstream_engine final : public engine {
     }
     context_known_ = o_.max_context > 0;
     if (o_.max_context == 0) o_.max_context = 8192;
+    if (!o_.kv_events_endpoint.empty()) {
+      auto source = parse_kv_event_source(o_.kv_events_source);
+      if (!source) return source.err();
+      kv_event_subscriber_options ko;
+      ko.source = *source;
+      ko.endpoint = o_.kv_events_endpoint;
+      ko.replay_endpoint = o_.kv_events_replay_endpoint;
+      ko.topic = o_.kv_events_topic;
+      ko.block_size = o_.block_size;
+      auto sub = kv_event_subscriber::start(ko);
+      if (!sub) return sub.err();
+      kv_events_ = std::move(*sub);
+      log_->info("upstream {}: KV events from {} ({} layout{})", o_.upstream, o_.kv_events_endpoint, o_.kv_events_source,
+                 o_.kv_events_replay_endpoint.empty() ? ", no replay" : ", replay " + o_.kv_events_replay_endpoint);
+    }
     check_health();  // the first verdict before any request
     poller_ = std::thread([this] { poll_loop(); });
     log_->info("upstream {} serving '{}' (context {}, at most {} streams)", o_.upstream, o_.model, o_.max_context,
@@ -195,6 +211,12 @@ class openai_upstream_engine final : public engine {
       }
     }
     return l;
+  }
+
+  // The server's own KV events, hashed the Switchyard way (none without --kv-events-endpoint).
+  std::vector<msg::kv_event> drain_kv_events() override { return kv_events_ ? kv_events_->drain() : std::vector<msg::kv_event>{}; }
+  std::vector<msg::kv_event> kv_snapshot() const override {
+    return kv_events_ ? kv_events_->snapshot() : std::vector<msg::kv_event>{};
   }
 
   std::uint32_t max_context() const override { return o_.max_context; }
@@ -472,6 +494,7 @@ class openai_upstream_engine final : public engine {
   upstream_load load_;
   clock::time_point load_at_{};
   std::thread poller_;
+  std::unique_ptr<kv_event_subscriber> kv_events_;  // the server's ZeroMQ KV events (may be null)
 };
 
 }  // namespace
