@@ -62,9 +62,10 @@ result<std::unique_ptr<native_engine>> native_engine::open(const std::string& mo
     }
     exec = std::move(*ex);
   } else if (opts.device == "cpu" || opts.device.empty()) {
-    // --threads sizes every pool the engine computes with: attention's and BLAS's.
-    if (opts.threads > 0 && !native::set_blas_threads(opts.threads))
-      log->warn("the BLAS library has no thread-count knob: it keeps its own default beside {} attention threads",
+    // --threads sizes the engine's pool, which runs every matrix product and attention; BLAS runs inside its
+    // jobs, single-threaded: BLAS's own threads spin after each call and took the cores from the pool.
+    if (!native::set_blas_threads(1))
+      log->warn("the BLAS library has no thread-count knob: its own threads run beside the engine's {} threads",
                 opts.threads);
     exec = std::make_unique<native_executor>(e->weights_, shape, opts.threads);
   } else {

@@ -1,6 +1,25 @@
 #include "backends/native/thread_pool.hpp"
 
+#include <chrono>
+
+#include <immintrin.h>
+
 namespace yard::backends::native {
+
+namespace {
+
+// Spins while `waiting()` holds, up to thread_pool::spin_budget; true = it stopped holding.
+template <class Pred>
+bool spin_while(const Pred& waiting) {
+  const auto until = std::chrono::steady_clock::now() + thread_pool::spin_budget;
+  for (unsigned i = 1;; ++i) {
+    if (!waiting()) return true;
+    _mm_pause();
+    if ((i & 255) == 0 && std::chrono::steady_clock::now() >= until) return !waiting();
+  }
+}
+
+}  // namespace
 
 thread_pool::thread_pool(int n_threads) {
   if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -17,22 +36,23 @@ thread_pool::~thread_pool() {
 }
 
 void thread_pool::run_items() {
-  for (int i; (i = next_.fetch_add(1)) < n_;) (*fn_)(i);
+  for (int i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < n_;) (*fn_)(i);
 }
 
 void thread_pool::worker_loop() {
   std::uint64_t seen = 0;
   for (;;) {
-    {
+    // A decode step calls parallel_for hundreds of times a few microseconds apart: spin first, sleep after.
+    if (!spin_while([&] { return generation_.load(std::memory_order_acquire) == seen && !stop_.load(); })) {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      cv_.wait(lk, [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; });
     }
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
     run_items();
-    {
-      std::lock_guard lk(mu_);
-      if (--active_ == 0) done_cv_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard lk(mu_);  // the caller may be asleep on done_cv_
+      done_cv_.notify_one();
     }
   }
 }
@@ -43,18 +63,20 @@ void thread_pool::parallel_for(int n, const std::function<void(int)>& fn) {
     for (int i = 0; i < n; ++i) fn(i);
     return;
   }
+  fn_ = &fn;
+  n_ = n;
+  next_.store(0, std::memory_order_relaxed);
+  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
   {
-    std::lock_guard lk(mu_);
-    fn_ = &fn;
-    n_ = n;
-    next_ = 0;
-    active_ = static_cast<int>(workers_.size());
-    ++generation_;
+    std::lock_guard lk(mu_);  // a worker going to sleep checks the generation under the lock: no lost wake-up
+    generation_.fetch_add(1, std::memory_order_release);
   }
-  cv_.notify_all();
+  cv_.notify_all();  // no system call when every worker is spinning
   run_items();
-  std::unique_lock lk(mu_);
-  done_cv_.wait(lk, [&] { return active_ == 0; });
+  if (!spin_while([&] { return pending_.load(std::memory_order_acquire) != 0; })) {
+    std::unique_lock lk(mu_);
+    done_cv_.wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+  }
   fn_ = nullptr;
 }
 

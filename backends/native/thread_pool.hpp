@@ -2,11 +2,14 @@
 //
 // Owns: its worker threads. parallel_for(n, fn) runs fn(i) for i in [0, n)
 // across the workers and the calling thread, and returns when all are done.
+// Workers spin for spin_budget between calls before they sleep.
 // Must not touch: anything the callback does not own.
 // Thread-safety: parallel_for must be called from one thread at a time.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -25,6 +28,11 @@ class thread_pool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
   void parallel_for(int n, const std::function<void(int)>& fn);
 
+  // How long an idle worker (and a caller waiting for the last item) spins before it sleeps on a
+  // condition variable: a decode step's calls come microseconds apart, and a futex wake-up per call
+  // cost more than the matrix work of a small model; an idle engine sleeps after this.
+  static constexpr std::chrono::microseconds spin_budget{200};
+
  private:
   void worker_loop();
   void run_items();
@@ -34,9 +42,9 @@ class thread_pool {
   const std::function<void(int)>* fn_ = nullptr;
   int n_ = 0;
   std::atomic<int> next_{0};
-  int active_ = 0;
-  std::uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<int> pending_{0};                // workers not done with the current generation
+  std::atomic<std::uint64_t> generation_{0};   // bumped by each parallel_for
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace yard::backends::native

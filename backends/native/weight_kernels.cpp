@@ -123,6 +123,38 @@ YARD_SIMD float row_dot_simd(const weight_matrix& W, int r, const float* x) {
   return 0;
 }
 
+// One row widened to f32 (8 at a time; the scalar tail as row_to_f32 does it).
+YARD_SIMD void widen_row_simd(const weight_matrix& W, int r, float* out) {
+  const int k = W.cols;
+  const std::size_t off = static_cast<std::size_t>(r) * k;
+  int i = 0;
+  switch (W.type) {
+    case wdtype::f32:
+      std::memcpy(out, static_cast<const float*>(W.data) + off, sizeof(float) * k);
+      return;
+    case wdtype::f16: {
+      const auto* p = static_cast<const std::uint16_t*>(W.data) + off;
+      for (; i + 8 <= k; i += 8) _mm256_storeu_ps(out + i, load8_f16(p + i));
+      for (; i < k; ++i) out[i] = f16_to_f32(p[i]);
+      return;
+    }
+    case wdtype::bf16: {
+      const auto* p = static_cast<const std::uint16_t*>(W.data) + off;
+      for (; i + 8 <= k; i += 8) _mm256_storeu_ps(out + i, load8_bf16(p + i));
+      for (; i < k; ++i) out[i] = bf16_to_f32(p[i]);
+      return;
+    }
+    case wdtype::i8: {
+      const auto* p = static_cast<const std::int8_t*>(W.data) + off;
+      const float s = W.scales[r];
+      const __m256 vs = _mm256_set1_ps(s);
+      for (; i + 8 <= k; i += 8) _mm256_storeu_ps(out + i, _mm256_mul_ps(load8_i8(p + i), vs));
+      for (; i < k; ++i) out[i] = static_cast<float>(p[i]) * s;
+      return;
+    }
+  }
+}
+
 #undef YARD_SIMD
 
 // Rows [r0, r1) of out for every input row.
@@ -137,17 +169,26 @@ void dot_rows(const float* in, int T, const weight_matrix& W, float* out, float 
     }
 }
 
-// Widens `rows` rows from r0 into a tile and multiplies by sgemm; out columns [r0, r0+rows).
-void tile_gemm(const float* in, int T, const weight_matrix& W, float* out, float beta) {
+// Rows [r0, r0 + rows) of out (all T input rows) by sgemm: f32 weights in place; others widened a tile at a
+// time (~1 MiB of f32: big enough for sgemm to run at speed, small enough to stay in cache).
+void sgemm_rows(const float* in, int T, const weight_matrix& W, float* out, float beta, int r0, int rows, bool simd) {
   const int k = W.cols, n = W.rows;
-  // ~1 MiB of f32 per tile: big enough for sgemm to run at speed, small enough to stay in cache.
+  if (W.type == wdtype::f32) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, rows, k, 1.0f, in, k, W.f32() + static_cast<std::size_t>(r0) * k,
+                k, beta, out + r0, n);
+    return;
+  }
   const int tile = std::clamp((1 << 18) / std::max(1, k), 16, 1024);
   thread_local std::vector<float> buf;
-  buf.resize(static_cast<std::size_t>(std::min(tile, n)) * k);
-  for (int r0 = 0; r0 < n; r0 += tile) {
-    const int rows = std::min(tile, n - r0);
-    for (int r = 0; r < rows; ++r) W.row_to_f32(r0 + r, buf.data() + static_cast<std::size_t>(r) * k);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, rows, k, 1.0f, in, k, buf.data(), k, beta, out + r0, n);
+  buf.resize(static_cast<std::size_t>(std::min(tile, rows)) * k);
+  for (int t0 = r0; t0 < r0 + rows; t0 += tile) {
+    const int m = std::min(tile, r0 + rows - t0);
+    for (int r = 0; r < m; ++r) {
+      float* dst = buf.data() + static_cast<std::size_t>(r) * k;
+      if (simd) widen_row_simd(W, t0 + r, dst);
+      else W.row_to_f32(t0 + r, dst);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, m, k, 1.0f, in, k, buf.data(), k, beta, out + t0, n);
   }
 }
 
@@ -160,28 +201,27 @@ void force_scalar_weight_kernels(bool on) { g_force_scalar.store(on, std::memory
 void gemm_wt(const float* in, int T, const weight_matrix& W, float* out, float beta, thread_pool* pool) {
   const int k = W.cols, n = W.rows;
   if (T <= 0 || n <= 0) return;
-  if (W.type == wdtype::f32) {
-    // One row goes through gemv, which streams W once without gemm's packing.
-    if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.0f, W.f32(), k, in, 1, beta, out, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, n, k, 1.0f, in, k, W.f32(), k, beta, out, n);
-    return;
-  }
-  if (T > k_max_dot_rows) {
-    tile_gemm(in, T, W, out, beta);
-    return;
-  }
   const bool simd = weight_kernels_simd();
-  // Chunks of rows: a few per thread so uneven threads even out, each at least ~64 KiB of weights.
   const int threads = pool ? pool->size() : 1;
+  // Every matrix product runs on the engine's pool (BLAS itself is kept single-threaded: its own spinning
+  // threads would fight this pool for the cores). Rows are split in chunks, a few per thread so uneven
+  // threads even out, each at least ~64 KiB of weights.
   const std::size_t row_bytes = static_cast<std::size_t>(k) * wdtype_size(W.type);
   const int min_rows = static_cast<int>(std::max<std::size_t>(1, (64u << 10) / std::max<std::size_t>(1, row_bytes)));
   const int chunk = std::max(min_rows, (n + 4 * threads - 1) / (4 * threads));
   const int jobs = (n + chunk - 1) / chunk;
-  if (jobs <= 1 || threads <= 1) {
-    dot_rows(in, T, W, out, beta, 0, n, simd);
-    return;
-  }
-  pool->parallel_for(jobs, [&](int j) { dot_rows(in, T, W, out, beta, j * chunk, std::min(n, (j + 1) * chunk), simd); });
+  // Up to k_max_dot_rows input rows (decode): each weight row is dotted with every input row while it is in L1.
+  // Above that (prefill): sgemm over row chunks. Without AVX2, f32 decode goes to BLAS's gemv.
+  const bool dot = T <= k_max_dot_rows && (simd || W.type != wdtype::f32);
+  auto run = [&](int r0, int r1) {
+    if (dot) dot_rows(in, T, W, out, beta, r0, r1, simd);
+    else if (T == 1 && W.type == wdtype::f32)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, r1 - r0, k, 1.0f, W.f32() + static_cast<std::size_t>(r0) * k, k, in, 1, beta,
+                  out + r0, 1);
+    else sgemm_rows(in, T, W, out, beta, r0, r1 - r0, simd);
+  };
+  if (jobs <= 1 || threads <= 1) return run(0, n);
+  pool->parallel_for(jobs, [&](int j) { run(j * chunk, std::min(n, (j + 1) * chunk)); });
 }
 
 }  // namespace yard::backends::native
