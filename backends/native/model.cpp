@@ -41,10 +41,8 @@ inline float dot(const float* a, const float* b, int n) {
   return s;
 }
 
-// out[T][n] = in[T][k] x W[n][k]^T (+ bias)
-void linear(const float* in, int T, const weight_matrix& W, float* out, thread_pool& pool, const float* bias = nullptr) {
-  gemm_wt(in, T, W, out, 0.0f, &pool);
-  const int n = W.rows;
+// out[T][n] += bias (none: nothing).
+void add_bias(float* out, int T, int n, const float* bias) {
   if (bias)
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < n; ++i) out[static_cast<std::size_t>(t) * n + i] += bias[i];
@@ -125,9 +123,11 @@ void model::forward(const std::vector<batch_item>& batch, kv_cache& cache, std::
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const auto& L = w_->layers[l];
     for (int i = 0; i < T; ++i) rms_norm(&x_[static_cast<std::size_t>(i) * H], L.attn_norm, &xn_[static_cast<std::size_t>(i) * H], H, c.rms_norm_eps);
-    linear(xn_.data(), T, L.wq, q_.data(), pool_, L.bq);
-    linear(xn_.data(), T, L.wk, k_.data(), pool_, L.bk);
-    linear(xn_.data(), T, L.wv, v_.data(), pool_, L.bv);
+    const wt_product qkv[] = {{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}};
+    gemm_wt_many(xn_.data(), T, qkv, &pool_);  // one pass over the pool for the three
+    add_bias(q_.data(), T, L.wq.rows, L.bq);
+    add_bias(k_.data(), T, L.wk.rows, L.bk);
+    add_bias(v_.data(), T, L.wv.rows, L.bv);
     for (int i = 0; i < T; ++i) {
       const float* cs = &cos_[static_cast<std::size_t>(i) * half];
       const float* sn = &sin_[static_cast<std::size_t>(i) * half];
@@ -142,8 +142,8 @@ void model::forward(const std::vector<batch_item>& batch, kv_cache& cache, std::
     // x += att Wo^T
     gemm_wt(att_.data(), T, L.wo, x_.data(), 1.0f, &pool_);
     for (int i = 0; i < T; ++i) rms_norm(&x_[static_cast<std::size_t>(i) * H], L.ffn_norm, &xn_[static_cast<std::size_t>(i) * H], H, c.rms_norm_eps);
-    linear(xn_.data(), T, L.w_gate, gate_.data(), pool_);
-    linear(xn_.data(), T, L.w_up, up_.data(), pool_);
+    const wt_product gate_up[] = {{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}};
+    gemm_wt_many(xn_.data(), T, gate_up, &pool_);
     for (std::size_t i = 0; i < gate_.size(); ++i) {
       float g = gate_[i];
       gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
@@ -161,7 +161,7 @@ void model::forward(const std::vector<batch_item>& batch, kv_cache& cache, std::
   for (int r = 0; r < R; ++r)
     rms_norm(&x_[static_cast<std::size_t>(rows[r]) * H], w_->final_norm, &xn_[static_cast<std::size_t>(r) * H], H, c.rms_norm_eps);
   logits.resize(static_cast<std::size_t>(R) * V);
-  if (R) linear(xn_.data(), R, w_->lm_head, logits.data(), pool_);
+  if (R) gemm_wt(xn_.data(), R, w_->lm_head, logits.data(), 0.0f, &pool_);
 }
 
 }  // namespace yard::backends::native
