@@ -1,6 +1,8 @@
 // backends/engine_shell.cpp — see engine_shell.hpp.
 #include "backends/engine_shell.hpp"
 
+#include "backends/tool_call_output.hpp"
+
 #include <chrono>
 
 #include "backends/kv_exchange.hpp"
@@ -116,16 +118,7 @@ std::optional<sequence_output> engine_shell::output_of(sequence_update& u) {
   // A constrained value that is complete ends the request as a stop string would.
   const bool value_done = !reason && !cut.matched && st.constraint && st.constraint->finished();
   if (st.tool_calls) {
-    auto step = st.tool_calls->feed(cut.text);
-    if (reason || cut.matched || value_done) {
-      auto last = st.tool_calls->finish();
-      step.content += last.content;
-      step.calls.insert(step.calls.end(), last.calls.begin(), last.calls.end());
-    }
-    out.text_delta = std::move(step.content);
-    for (auto& d : step.calls)
-      out.tool_calls.push_back(msg::tool_call_delta{static_cast<std::uint32_t>(d.index), std::move(d.id),
-                                                    std::move(d.name), std::move(d.arguments_fragment)});
+    emit_through_tool_parser(*st.tool_calls, cut.text, reason || cut.matched || value_done, out);
   } else {
     out.text_delta = std::move(cut.text);
   }

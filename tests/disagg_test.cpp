@@ -222,12 +222,8 @@ TEST_F(disagg, mock_long_prompts_prefill_remotely_and_stream_identical_tokens) {
 }
 
 TEST_F(disagg, native_greedy_output_matches_aggregated_serving) {
-  auto dir = std::filesystem::temp_directory_path() / ("yard-disagg-native-" + std::to_string(getpid()));
-  backends::native::mkmodel_options mo;
-  mo.preset = "tiny";
-  mo.out = dir.string();
-  mo.seed = 5;
-  ASSERT_TRUE(backends::native::write_random_model(mo).ok());
+  auto dir = ts::tiny_model("disagg-native", 5);
+  ASSERT_FALSE(dir.empty());
   cluster::engine_options eng;
   eng.engine = "native";
   eng.model = dir.string();

@@ -18,7 +18,6 @@
 #include "kv/block_hash.hpp"
 #include "messages/codec.hpp"
 #include "messages/subjects.hpp"
-#include "backends/native/mkmodel.hpp"
 #include "tests/support/cluster_fixture.hpp"
 #include "transport/nats_server_process.hpp"
 
@@ -97,29 +96,13 @@ std::unique_ptr<cluster::node_runtime> outer_node(const std::string& nats_url, c
 }  // namespace
 
 TEST(external_engine, a_native_upstream_serves_token_exact_through_an_external_worker_and_resumes_exactly) {
-  auto dir = std::filesystem::temp_directory_path() / ("yard-external-" + std::to_string(getpid()));
-  backends::native::mkmodel_options mo;
-  mo.preset = "tiny";
-  mo.out = dir.string();
-  mo.seed = 5;
-  ASSERT_TRUE(backends::native::write_random_model(mo).ok());
+  auto dir = ts::tiny_model("external", 5);
+  ASSERT_FALSE(dir.empty());
   auto nats = ts::start_nats();
   ASSERT_NE(nats, nullptr);
   // The upstream: a Switchyard frontend serving the native engine.
-  auto up = ts::start_cluster(nats->url(), {.workers = 0, .with_router = false, .with_frontend = false});
+  auto up = ts::start_native_node(nats->url(), dir.string());
   ASSERT_NE(up, nullptr);
-  cluster::engine_options native;
-  native.engine = "native";
-  native.model = dir.string();
-  actors::worker_config wc;
-  wc.id = "native-0";
-  wc.heartbeat_ms = 100;
-  ASSERT_TRUE(up->add_worker(native, wc).ok());
-  actors::router_config rc;
-  rc.tokenizer = *cluster::make_prompt_tokenizer(native);
-  ASSERT_TRUE(up->add_router(rc).ok());
-  ASSERT_TRUE(up->add_frontend({}, ts::loopback_http()).ok());
-  ASSERT_TRUE(ts::eventually([&] { return up->live_workers() == 1; }));
   const int up_port = up->http_port();
 
   auto outer_nats = ts::start_nats();

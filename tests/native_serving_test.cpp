@@ -6,7 +6,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "backends/native/mkmodel.hpp"
 #include "tests/support/cluster_fixture.hpp"
 
 using namespace yard;
@@ -14,33 +13,12 @@ using nlohmann::json;
 namespace ts = yard::test_support;
 
 TEST(native_serving, streams_generated_text_with_usage_counts) {
-  auto dir = std::filesystem::temp_directory_path() / ("yard-native-serving-" + std::to_string(getpid()));
-  backends::native::mkmodel_options mo;
-  mo.preset = "tiny";
-  mo.out = dir.string();
-  mo.seed = 3;
-  ASSERT_TRUE(backends::native::write_random_model(mo).ok());
+  auto dir = ts::tiny_model("native-serving", 3);
+  ASSERT_FALSE(dir.empty());
   auto nats = ts::start_nats();
   ASSERT_NE(nats, nullptr);
-  auto node = ts::start_cluster(nats->url(), {.workers = 0, .with_router = false, .with_frontend = false});
+  auto node = ts::start_native_node(nats->url(), dir.string());
   ASSERT_NE(node, nullptr);
-  cluster::engine_options eng;
-  eng.engine = "native";
-  eng.model = dir.string();
-  actors::worker_config wc;
-  wc.id = "native-0";
-  wc.heartbeat_ms = 100;
-  ASSERT_TRUE(node->add_worker(eng, wc).ok());
-  actors::router_config rc;
-  auto tok = cluster::make_prompt_tokenizer(eng);  // tokenizer.json only: the router loads no weights
-  ASSERT_TRUE(tok.ok()) << tok.err().describe();
-  rc.tokenizer = std::move(*tok);
-  ASSERT_TRUE(node->add_router(rc).ok());
-  actors::http_options http;
-  http.host = "127.0.0.1";
-  http.port = 0;
-  ASSERT_TRUE(node->add_frontend({}, http).ok());
-  ASSERT_TRUE(ts::eventually([&] { return node->live_workers() == 1; }));
   httplib::Client cli("127.0.0.1", node->http_port());
 
   auto models = cli.Get("/v1/models");

@@ -17,6 +17,7 @@
 #include "backends/external/kv_event_subscriber.hpp"
 #include "backends/external/openai_upstream_wire.hpp"
 #include "backends/external/upstream_load.hpp"
+#include "backends/tool_call_output.hpp"
 #include "common/log.hpp"
 
 namespace yard::backends::external {
@@ -378,16 +379,7 @@ class openai_upstream_engine final : public engine {
       c.completion_tokens += static_cast<std::uint32_t>(out.new_tokens.size());
       if (!out.new_tokens.empty()) c.got_token = true;
       if (c.tool_calls) {
-        auto step = c.tool_calls->feed(d.text);
-        if (d.finish) {
-          auto last = c.tool_calls->finish();
-          step.content += last.content;
-          step.calls.insert(step.calls.end(), last.calls.begin(), last.calls.end());
-        }
-        out.text_delta = std::move(step.content);
-        for (auto& t : step.calls)
-          out.tool_calls.push_back(msg::tool_call_delta{static_cast<std::uint32_t>(t.index), std::move(t.id),
-                                                        std::move(t.name), std::move(t.arguments_fragment)});
+        emit_through_tool_parser(*c.tool_calls, d.text, d.finish.has_value(), out);
       } else {
         out.text_delta = std::move(d.text);
       }

@@ -2,8 +2,9 @@
 //
 // Owns: helpers the end-to-end tests share: start a real nats-server on a
 // free loopback port, a node_runtime with N mock workers, a router and a
-// frontend on a free HTTP port; spawn `yard` subprocesses (YARD_BIN); read
-// an SSE stream. Everything is torn down by destructors.
+// frontend on a free HTTP port, or the same serving the native engine on a
+// generated tiny model; spawn `yard` subprocesses (YARD_BIN); read an SSE
+// stream. Everything is torn down by destructors (model folders by the caller).
 #pragma once
 
 #include <signal.h>
@@ -13,6 +14,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "backends/mock/mock_engine.hpp"
+#include "backends/native/mkmodel.hpp"
 #include "cluster/node_runtime.hpp"
 #include "transport/nats_server_process.hpp"
 
@@ -99,6 +102,47 @@ inline std::unique_ptr<cluster::node_runtime> start_cluster(const std::string& n
     EXPECT_TRUE(eventually([&] { return (*rt)->live_workers() == static_cast<std::size_t>(o.workers); }));
   }
   return std::move(*rt);
+}
+
+// A generated tiny Llama model in a temp folder named after `tag` and this process (the caller removes it);
+// empty on failure (a test failure is recorded).
+inline std::filesystem::path tiny_model(const std::string& tag, std::uint64_t seed) {
+  auto dir = std::filesystem::temp_directory_path() / ("yard-" + tag + "-" + std::to_string(getpid()));
+  backends::native::mkmodel_options mo;
+  mo.preset = "tiny";
+  mo.out = dir.string();
+  mo.seed = seed;
+  if (auto s = backends::native::write_random_model(mo); !s) {
+    ADD_FAILURE() << s.err().describe();
+    return {};
+  }
+  return dir;
+}
+
+// A node serving the native engine on `model_dir`: one worker, a router that loads only the folder's
+// tokenizer, and a frontend on a free loopback port; returns once the worker is registered.
+inline std::unique_ptr<cluster::node_runtime> start_native_node(const std::string& nats_url, const std::string& model_dir) {
+  auto node = start_cluster(nats_url, {.workers = 0, .with_router = false, .with_frontend = false});
+  if (!node) return nullptr;
+  cluster::engine_options eng;
+  eng.engine = "native";
+  eng.model = model_dir;
+  actors::worker_config wc;
+  wc.id = "native-0";
+  wc.heartbeat_ms = 100;
+  EXPECT_TRUE(node->add_worker(eng, wc).ok());
+  actors::router_config rc;
+  auto tok = cluster::make_prompt_tokenizer(eng);  // tokenizer.json only: the router loads no weights
+  EXPECT_TRUE(tok.ok()) << tok.err().describe();
+  if (!tok) return nullptr;
+  rc.tokenizer = std::move(*tok);
+  EXPECT_TRUE(node->add_router(rc).ok());
+  actors::http_options http;
+  http.host = "127.0.0.1";
+  http.port = 0;
+  EXPECT_TRUE(node->add_frontend({}, http).ok());
+  EXPECT_TRUE(eventually([&] { return node->live_workers() == 1; }));
+  return node;
 }
 
 // A child `yard ...` process (or, with is_yard false, any program: args[0] is
