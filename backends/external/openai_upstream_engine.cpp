@@ -51,8 +51,8 @@ result<base_url> split_url(std::string url) {
 // What a request thread hands the owner.
 struct upstream_event {
   std::string id;
-  std::optional<upstream_delta> delta;
-  std::optional<error> failure;  // the stream failed (HTTP error, cut, server error)
+  std::optional<upstream_delta> delta{};
+  std::optional<error> failure{};  // the stream failed (HTTP error, cut, server error)
   bool closed = false;           // the thread is done (after its last delta or failure)
   bool cancelled = false;        // closed because cancel() asked
 };
@@ -310,26 +310,25 @@ class openai_upstream_engine final : public engine {
       for (auto& payload : sse.feed(std::string_view(data, n))) {
         auto d = parse_stream_payload(payload);
         if (!d) {
-          push(upstream_event{id, std::nullopt, error{errc::unavailable, "upstream stream: " + d.err().message}});
+          push(upstream_event{.id = id, .failure = error{errc::unavailable, "upstream stream: " + d.err().message}});
           failed = true;
           return false;
         }
         if (d->server_error) {
-          push(upstream_event{id, std::nullopt, *d->server_error});
+          push(upstream_event{.id = id, .failure = *d->server_error});
           failed = true;
           return false;
         }
         if (d->finish) saw_finish = true;
         if (d->done) saw_done = true;
-        push(upstream_event{id, std::move(*d)});
+        push(upstream_event{.id = id, .delta = std::move(*d)});
       }
       return true;
     };
     httplib::Response res;
     httplib::Error err = httplib::Error::Success;
     bool sent = c.client->send(req, res, err);
-    upstream_event end{id};
-    end.closed = true;
+    upstream_event end{.id = id, .closed = true};
     if (c.cancelled) {
       end.cancelled = true;
     } else if (!failed) {
