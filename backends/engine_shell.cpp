@@ -1,12 +1,11 @@
 // backends/engine_shell.cpp — see engine_shell.hpp.
 #include "backends/engine_shell.hpp"
 
-#include "backends/tool_call_output.hpp"
-
 #include <chrono>
 
 #include "backends/kv_exchange.hpp"
 #include "backends/sampling/logits_processor.hpp"
+#include "backends/tool_call_output.hpp"
 
 namespace yard::backends {
 

@@ -10,7 +10,6 @@
 #include <cstdlib>
 
 #include <filesystem>
-#include <fstream>
 
 #include "backends/external/openai_upstream_engine.hpp"
 #include "backends/mock/mock_engine.hpp"
@@ -192,10 +191,9 @@ result<std::unique_ptr<backends::engine>> make_upstream_engine(const engine_opti
   uo.kv_events_topic = u.kv_events_topic;
   uo.kv_events_source = u.kv_events_source;
   if (!u.api_key_file.empty()) {
-    std::ifstream in(u.api_key_file);
-    if (!in || !std::getline(in, uo.api_key))
-      return make_error(errc::io_error, "--upstream-api-key-file " + u.api_key_file + ": cannot read its first line");
-    while (!uo.api_key.empty() && (uo.api_key.back() == '\r' || uo.api_key.back() == ' ')) uo.api_key.pop_back();
+    auto key = read_secret_file(u.api_key_file);  // the first line, as for the NATS secret files
+    if (!key) return make_error(key.err().code, "--upstream-api-key-file: " + key.err().message);
+    uo.api_key = std::move(*key);
   } else if (const char* k = std::getenv("YARD_UPSTREAM_API_KEY")) {
     uo.api_key = k;
   }

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <list>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -94,7 +93,7 @@ class openai_upstream_engine final : public engine {
             return make_error(errc::corrupt, "upstream " + o_.upstream + " /v1/models lists no model id: name it with --upstream-model");
           o_.model = (*first)["id"].get<std::string>();
         }
-        // vLLM and SGLang list max_model_len; a Switchyard frontend lists it as context_length too.
+        // vLLM and SGLang list max_model_len; some OpenAI-style listings name it context_length.
         for (const char* k : {"max_model_len", "context_length"})
           if (o_.max_context == 0 && first && first->contains(k) && (*first)[k].is_number_unsigned())
             o_.max_context = (*first)[k].get<std::uint32_t>();
@@ -340,10 +339,7 @@ class openai_upstream_engine final : public engine {
         end.failure = error{errc::unavailable, "upstream " + o_.upstream + " ended the stream without a finish reason"};
       // The server may be gone: its health verdict comes before this stream's end reaches the worker, so the
       // worker drains (and says so) before the client's frontend sends the request on to another worker.
-      if (end.failure && end.failure->code == errc::unavailable) {
-        suspect();
-        check_health();
-      }
+      if (end.failure && end.failure->code == errc::unavailable) check_health(/*after_cut=*/true);
     }
     push(std::move(end));
   }
@@ -413,15 +409,9 @@ class openai_upstream_engine final : public engine {
   }
 
   // ---- health and load ----
-  void suspect() {
-    {
-      std::lock_guard lk(mu_);
-      suspect_ = true;
-    }
-    poll_cv_.notify_all();
-  }
-
-  void check_health() {
+  // One health check (and, when healthy, a metrics read). `after_cut`: a stream was just cut, so one failure is
+  // enough to call the server down; the poller's periodic checks need unhealthy_after in a row.
+  void check_health(bool after_cut = false) {
     auto cli = client(o_.connect_timeout_ms, std::max(1000, o_.poll_ms * 2));
     auto path = url_.prefix + (o_.health_path.empty() ? "/v1/models" : o_.health_path);
     auto res = cli->Get(path, headers());
@@ -438,7 +428,6 @@ class openai_upstream_engine final : public engine {
       if (!healthy_) log_->info("upstream {} answers its health check again", o_.upstream);
       healthy_ = true;
       failures_ = 0;
-      suspect_ = false;
       if (load) {
         load_ = *load;
         load_at_ = clock::now();
@@ -447,7 +436,7 @@ class openai_upstream_engine final : public engine {
     }
     failures_++;
     health_error_ = why;
-    if (healthy_ && (failures_ >= o_.unhealthy_after || suspect_)) {
+    if (healthy_ && (failures_ >= o_.unhealthy_after || after_cut)) {
       healthy_ = false;
       log_->error("upstream {} is down: {}", o_.upstream, why);
     }
@@ -456,7 +445,7 @@ class openai_upstream_engine final : public engine {
   void poll_loop() {
     std::unique_lock lk(mu_);
     while (!stopping_) {
-      poll_cv_.wait_for(lk, std::chrono::milliseconds(o_.poll_ms), [&] { return stopping_ || suspect_; });
+      poll_cv_.wait_for(lk, std::chrono::milliseconds(o_.poll_ms), [&] { return stopping_; });
       if (stopping_) break;
       lk.unlock();
       check_health();
@@ -479,7 +468,6 @@ class openai_upstream_engine final : public engine {
   std::uint32_t running_ = 0;
   bool stopping_ = false;
   bool healthy_ = true;
-  bool suspect_ = false;
   int failures_ = 0;
   std::string health_error_;
   upstream_load load_;
