@@ -65,7 +65,10 @@ TEST(agent_drain, sigterm_to_an_agent_under_load_finishes_in_flight_and_moves_ne
     auto c = msg::decode<msg::token_chunk>(rep->data, msg::wire_format::msgpack);
     return c ? c->worker_id : std::string("undecodable");
   };
-  ts::eventually([&] { return serving("probe") == "other"; }, 2000);
+  // The drain is seen once the frontend's view (fed by the same heartbeats as the router) stops offering
+  // the agent's worker; a probe answered by "other" alone proves nothing, since load alone can pick it.
+  ASSERT_TRUE(ts::eventually([&] { return node->live_workers() == 1; }, 10000)) << "the drain never reached the heartbeats";
+  ASSERT_TRUE(ts::eventually([&] { return serving("probe-a") == "other" && serving("probe-b") == "other"; }, 5000));
   for (int i = 0; i < 5; ++i) EXPECT_EQ(serving("new-" + std::to_string(i)), "other") << "new work went to a draining node";
   for (auto& t : clients) t.join();
   EXPECT_EQ(exact.load(), n) << "in-flight requests must complete exactly";

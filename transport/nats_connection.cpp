@@ -2,6 +2,15 @@
 
 #include <nats/nats.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
 #include "common/log.hpp"
 
 namespace yard::transport {
@@ -69,6 +78,52 @@ std::vector<std::string> split_servers(const std::string& urls) {
   return out;
 }
 
+// ---- retired subscriptions -------------------------------------------------
+
+// nats.c 3.4.1 (Debian 12) looks a subscription up by sid under the connection's
+// lock, lets go of the lock, and only then locks the subscription
+// (natsConn_processMsg; later releases retain it first). Destroying a handle right
+// after unsubscribing can free it under the reader thread. So an unsubscribed
+// handle waits here for `grace` (the window is a few instructions wide) before
+// natsSubscription_Destroy, and whatever is left goes once the connection is
+// closed, when nats.c has joined its reader thread.
+struct retired_subscriptions {
+  using clock = std::chrono::steady_clock;
+  static constexpr std::chrono::seconds grace{2};
+
+  void retire(natsSubscription* s) {
+    std::vector<natsSubscription*> expired;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (closed) {
+        expired.push_back(s);
+      } else {
+        auto now = clock::now();
+        while (!waiting.empty() && now - waiting.front().second >= grace) {
+          expired.push_back(waiting.front().first);
+          waiting.pop_front();
+        }
+        waiting.emplace_back(s, now);
+      }
+    }
+    for (auto* e : expired) natsSubscription_Destroy(e);
+  }
+  // The connection is closed: no reader thread is left.
+  void close() {
+    std::deque<std::pair<natsSubscription*, clock::time_point>> all;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      closed = true;
+      all.swap(waiting);
+    }
+    for (auto& [e, at] : all) natsSubscription_Destroy(e);
+  }
+
+  std::mutex mu;
+  std::deque<std::pair<natsSubscription*, clock::time_point>> waiting;
+  bool closed = false;
+};
+
 // ---- subscription ----------------------------------------------------------
 
 struct subscription::closure {
@@ -87,12 +142,23 @@ struct subscription::closure {
     spent_bytes = 0;
   }
   ~closure() { free_spent(); }
+
+  // Unsubscribing does not stop a handler already running: the subscription's
+  // owner waits for nats.c's on-complete call (its delivery thread has returned
+  // for good), unless it unsubscribes from inside the handler. Whichever of the
+  // two comes last frees the closure.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool complete = false;    // nats.c's delivery thread is done
+  bool owner_gone = false;  // the subscription stopped waiting
+  std::atomic<std::thread::id> delivery_thread{};
 };
 
 namespace {
 
 void deliver(natsConnection*, natsSubscription*, natsMsg* m, void* c) {
   auto* cl = static_cast<subscription::closure*>(c);
+  cl->delivery_thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
   nats_message msg;
   msg.subject = natsMsg_GetSubject(m);
   if (const char* r = natsMsg_GetReply(m)) msg.reply = r;
@@ -107,7 +173,20 @@ void deliver(natsConnection*, natsSubscription*, natsMsg* m, void* c) {
   cl->handler(std::move(msg));
 }
 
-void on_complete(void* c) { delete static_cast<subscription::closure*>(c); }
+void on_complete(void* c) {
+  auto* cl = static_cast<subscription::closure*>(c);
+  std::unique_lock<std::mutex> lock(cl->mu);
+  cl->complete = true;
+  if (cl->owner_gone) {
+    lock.unlock();
+    delete cl;
+    return;
+  }
+  cl->cv.notify_all();  // the owner frees it once this returns and unlocks
+}
+
+// How long unsubscribing waits for a running handler to return before it lets go.
+constexpr auto handler_wait = std::chrono::seconds(5);
 
 void async_error_trampoline(natsConnection* nc, natsSubscription* sub, natsStatus s, void* p) {
   nats_connection::on_async_error(nc, sub, static_cast<int>(s), p);
@@ -117,7 +196,8 @@ void async_error_trampoline(natsConnection* nc, natsSubscription* sub, natsStatu
 
 subscription::~subscription() { reset(); }
 
-subscription::subscription(subscription&& other) noexcept : sub_(other.sub_), closure_(other.closure_) {
+subscription::subscription(subscription&& other) noexcept
+    : sub_(other.sub_), closure_(other.closure_), retired_(std::move(other.retired_)) {
   other.sub_ = nullptr;
   other.closure_ = nullptr;
 }
@@ -127,6 +207,7 @@ subscription& subscription::operator=(subscription&& other) noexcept {
     reset();
     sub_ = other.sub_;
     closure_ = other.closure_;
+    retired_ = std::move(other.retired_);
     other.sub_ = nullptr;
     other.closure_ = nullptr;
   }
@@ -137,9 +218,24 @@ void subscription::reset() {
   if (sub_ == nullptr) return;
   // The on-complete callback frees the closure once no handler can run any more.
   natsSubscription_Unsubscribe(sub_);
-  natsSubscription_Destroy(sub_);
+  if (retired_)
+    retired_->retire(sub_);
+  else
+    natsSubscription_Destroy(sub_);
   sub_ = nullptr;
-  closure_ = nullptr;
+  retired_.reset();
+  auto* cl = std::exchange(closure_, nullptr);
+  bool from_handler = cl->delivery_thread.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  std::unique_lock<std::mutex> lock(cl->mu);
+  if (!from_handler && !cl->cv.wait_for(lock, handler_wait, [cl] { return cl->complete; }))
+    log()->warn("a subscription handler still runs {} s after unsubscribing; not waiting any longer",
+                std::chrono::duration_cast<std::chrono::seconds>(handler_wait).count());
+  if (cl->complete) {
+    lock.unlock();
+    delete cl;
+  } else {
+    cl->owner_gone = true;  // on_complete frees it
+  }
 }
 
 // ---- connection ------------------------------------------------------------
@@ -193,7 +289,8 @@ result<std::unique_ptr<nats_connection>> nats_connection::connect(const nats_opt
     self->nc_ = nullptr;
     return nats_error(s == NATS_TIMEOUT ? NATS_NO_SERVER : s, "cannot connect to NATS at " + all);
   }
-  self->cb_ = cb.release();  // from here on the closed callback frees it
+  self->cb_ = cb.release();
+  self->retired_ = std::make_shared<retired_subscriptions>();  // from here on the closed callback frees it
   if (!o.inbox_prefix.empty()) self->inbox_prefix_ = o.inbox_prefix;
   log()->info("{} connected to {}", o.name, redact_url(self->connected_url()));
   return self;
@@ -203,7 +300,8 @@ nats_connection::~nats_connection() {
   if (nc_ != nullptr) {
     cb_->closing = true;
     natsConnection_FlushTimeout(nc_, 500);
-    natsConnection_Close(nc_);
+    natsConnection_Close(nc_);  // joins the reader thread
+    retired_->close();
     natsConnection_Destroy(nc_);
   }
 }
@@ -277,7 +375,7 @@ result<subscription> nats_connection::subscribe(const std::string& subject, mess
   natsSubscription_SetOnCompleteCB(sub, on_complete, c);
   // Generous limits: a slow consumer drops messages instead of growing forever.
   natsSubscription_SetPendingLimits(sub, 1 << 20, 1 << 30);
-  return subscription(sub, c);
+  return subscription(sub, c, retired_);
 }
 
 result<nats_message> nats_connection::request(const std::string& subject, std::string_view data, int timeout_ms,

@@ -71,8 +71,13 @@ struct nats_message {
 
 using message_handler = std::function<void(nats_message)>;
 
-// An active subscription; unsubscribes when destroyed. The handler is never
-// called after the destructor returns.
+// Unsubscribed nats.c handles waiting to be destroyed (see nats_connection.cpp).
+struct retired_subscriptions;
+
+// An active subscription; unsubscribes when destroyed and waits (up to 5 s) for a
+// handler that is running to return, so the handler is never called after the
+// destructor returns — except when the subscription is destroyed from inside its
+// own handler, which it then does not wait for.
 class subscription {
  public:
   subscription() = default;
@@ -86,10 +91,12 @@ class subscription {
 
  private:
   friend class nats_connection;
-  subscription(__natsSubscription* sub, closure* c) : sub_(sub), closure_(c) {}
+  subscription(__natsSubscription* sub, closure* c, std::shared_ptr<retired_subscriptions> retired)
+      : sub_(sub), closure_(c), retired_(std::move(retired)) {}
   void reset();
   __natsSubscription* sub_ = nullptr;
   closure* closure_ = nullptr;
+  std::shared_ptr<retired_subscriptions> retired_;
 };
 
 class nats_connection {
@@ -134,6 +141,7 @@ class nats_connection {
 
   __natsConnection* nc_ = nullptr;
   callback_state* cb_ = nullptr;
+  std::shared_ptr<retired_subscriptions> retired_;
   std::string inbox_prefix_ = "_INBOX";
 };
 
