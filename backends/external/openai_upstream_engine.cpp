@@ -79,6 +79,7 @@ class openai_upstream_engine final : public engine {
       auto res = cli->Get(url_.prefix + "/v1/models", headers());
       if (!res || res->status / 100 != 2) {
         std::string why = res ? "HTTP " + std::to_string(res->status) : httplib::to_string(res.error());
+        if (res && (res->status == 401 || res->status == 403)) why += ", the API key was refused: check --upstream-api-key-file";
         if (o_.model.empty())
           return make_error(errc::unavailable, "upstream " + o_.upstream + " did not list its models (" + why +
                                                    "): start it first, or name its model with --upstream-model");
