@@ -155,7 +155,9 @@ int run_up(int argc, char** argv) {
     proc.nats.servers = {server->url()};
     for (auto& [id, o] : auth.ids) o.servers = proc.nats.servers;
   }
-  auto rt = cluster::node_runtime::create(proc.nats, 0, actors::supervisor_config{proc.ns});
+  actors::supervisor_config tree;
+  tree.ns = proc.ns;
+  auto rt = cluster::node_runtime::create(proc.nats, 0, tree);
   if (!rt) {
     log->error("{}", rt.err().describe());
     return 1;
