@@ -49,9 +49,7 @@ int run_worker(int argc, char** argv) {
   cluster::finish_process_options(proc, "yard-worker-" + wc.id);
   wc.ns = proc.ns;
   auto log = component_logger("worker");
-  actors::supervisor_config tree;
-  tree.ns = proc.ns;
-  auto rt = cluster::node_runtime::create(proc.nats, 0, tree);
+  auto rt = cluster::node_runtime::create_in_namespace(proc.nats, proc.ns);
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto w = (*rt)->add_worker(eng, wc); !w) return fail(log, "worker " + wc.id, w.err());
   if (auto s = (*rt)->serve_metrics(mf); !s) return fail(log, "metrics", s.err());
@@ -93,9 +91,7 @@ int run_router(int argc, char** argv) {
   auto tok = cluster::make_prompt_tokenizer(eng);  // the tokenizer only: a router never loads weights
   if (!tok) return fail(log, "tokenizer", tok.err());
   rc.tokenizer = std::move(*tok);
-  actors::supervisor_config tree;
-  tree.ns = proc.ns;
-  auto rt = cluster::node_runtime::create(proc.nats, 0, tree);
+  auto rt = cluster::node_runtime::create_in_namespace(proc.nats, proc.ns);
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto r = (*rt)->add_router(rc); !r) return fail(log, "router", r.err());
   if (auto s = (*rt)->serve_metrics(mf); !s) return fail(log, "metrics", s.err());
@@ -124,9 +120,7 @@ int run_frontend(int argc, char** argv) {
   fc.ns = proc.ns;
   auto log = component_logger("frontend");
   if (auto s = cluster::finish_http_flags(http, http_st); !s) return fail(log, "frontend", s.err());
-  actors::supervisor_config tree;
-  tree.ns = proc.ns;
-  auto rt = cluster::node_runtime::create(proc.nats, 0, tree);
+  auto rt = cluster::node_runtime::create_in_namespace(proc.nats, proc.ns);
   if (!rt) return fail(log, "cannot start", rt.err());
   if (auto s = (*rt)->add_frontend(fc, http); !s) return fail(log, "frontend", s.err());
   if (auto s = (*rt)->serve_metrics(mf); !s) return fail(log, "metrics", s.err());

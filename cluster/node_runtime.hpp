@@ -43,6 +43,12 @@ class node_runtime {
   // restart intensity and escalation (default: exit 70); its conn is set here.
   static result<std::unique_ptr<node_runtime>> create(const transport::nats_options& nats, int scheduler_threads = 0,
                                                       actors::supervisor_config supervision = {});
+  // A `yard` process's runtime: the default scheduler and supervision, its tree on namespace `ns`.
+  static result<std::unique_ptr<node_runtime>> create_in_namespace(const transport::nats_options& nats, const std::string& ns) {
+    actors::supervisor_config supervision;
+    supervision.ns = ns;
+    return create(nats, 0, std::move(supervision));
+  }
   ~node_runtime();
 
   // Supervised workers: one that ends abnormally is rebuilt (engine and actor).

@@ -155,9 +155,7 @@ int run_up(int argc, char** argv) {
     proc.nats.servers = {server->url()};
     for (auto& [id, o] : auth.ids) o.servers = proc.nats.servers;
   }
-  actors::supervisor_config tree;
-  tree.ns = proc.ns;
-  auto rt = cluster::node_runtime::create(proc.nats, 0, tree);
+  auto rt = cluster::node_runtime::create_in_namespace(proc.nats, proc.ns);
   if (!rt) {
     log->error("{}", rt.err().describe());
     return 1;

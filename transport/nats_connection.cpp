@@ -216,12 +216,9 @@ subscription& subscription::operator=(subscription&& other) noexcept {
 
 void subscription::reset() {
   if (sub_ == nullptr) return;
-  // The on-complete callback frees the closure once no handler can run any more.
+  // Only nats_connection::subscribe makes a live subscription, and it hands over its retired list too.
   natsSubscription_Unsubscribe(sub_);
-  if (retired_)
-    retired_->retire(sub_);
-  else
-    natsSubscription_Destroy(sub_);
+  retired_->retire(sub_);
   sub_ = nullptr;
   retired_.reset();
   auto* cl = std::exchange(closure_, nullptr);
@@ -289,8 +286,8 @@ result<std::unique_ptr<nats_connection>> nats_connection::connect(const nats_opt
     self->nc_ = nullptr;
     return nats_error(s == NATS_TIMEOUT ? NATS_NO_SERVER : s, "cannot connect to NATS at " + all);
   }
-  self->cb_ = cb.release();
-  self->retired_ = std::make_shared<retired_subscriptions>();  // from here on the closed callback frees it
+  self->cb_ = cb.release();  // from here on the closed callback frees it
+  self->retired_ = std::make_shared<retired_subscriptions>();
   if (!o.inbox_prefix.empty()) self->inbox_prefix_ = o.inbox_prefix;
   log()->info("{} connected to {}", o.name, redact_url(self->connected_url()));
   return self;
@@ -363,7 +360,8 @@ status nats_connection::publish(const std::string& subject, std::string_view dat
 
 result<subscription> nats_connection::subscribe(const std::string& subject, message_handler handler,
                                                 const std::string& queue_group) {
-  auto* c = new subscription::closure{std::move(handler)};
+  auto* c = new subscription::closure;
+  c->handler = std::move(handler);
   natsSubscription* sub = nullptr;
   natsStatus s = queue_group.empty()
                      ? natsConnection_Subscribe(&sub, nc_, subject.c_str(), deliver, c)

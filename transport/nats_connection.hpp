@@ -87,7 +87,7 @@ class subscription {
   subscription(subscription&& other) noexcept;
   subscription& operator=(subscription&& other) noexcept;
   bool active() const { return sub_ != nullptr; }
-  struct closure;  // the handler, owned until nats.c says the subscription is complete
+  struct closure;  // the handler; freed by the last of this object's reset() and nats.c's on-complete call
 
  private:
   friend class nats_connection;
