@@ -1,12 +1,20 @@
 // kv/indexer.cpp — see indexer.hpp.
 //
 // Layout: each shard is an open-addressing table (linear probing, backward-shift
-// deletion, no tombstones) of 32-byte slots: the block hash and up to five
-// holders inline; a block with more holders keeps them in an overflow vector.
+// deletion, no tombstones) of 32-byte slots: the block hash, a fingerprint of
+// its holder set, and up to three holders inline; a block with more holders
+// keeps them in the shard's flat arena (one dependent load from the slot).
 // A holder is (worker << 2) | (tier - 1). Key 0 marks an empty slot, so a block
 // hash of 0 is stored as `zero_key` (a collision chance of 2^-64, accepted).
-// find_matches prefetches the home slots of a chunk of hashes before walking
-// them, so the cache misses of one match overlap instead of queueing.
+//
+// find_matches runs a software pipeline over the prompt's blocks (prefetch the
+// slot far ahead, look it up and prefetch its arena list near ahead, fold it in
+// now), so a match's cache misses overlap. A block whose holder set equals the
+// previous block's (same count, same fingerprint: the sum of a 64-bit mix of
+// each holder, kept as holders come and go) only extends every live run, so a
+// prefix chain costs one slot read per block, not a pass over its holders.
+// Two different sets with equal count and sum: about 2^-64 per comparison, the
+// same order of chance as two blocks sharing a hash, accepted likewise.
 #include "kv/indexer.hpp"
 
 #include <algorithm>
@@ -24,13 +32,21 @@ namespace {
 
 constexpr std::uint64_t mix_mul = 0x9E3779B97F4A7C15ULL;
 constexpr std::uint64_t zero_key = 0x5a5a5a5a5a5a5a5aULL;
-constexpr std::uint32_t inline_holders = 5;
+constexpr std::uint32_t inline_holders = 3;
 
 inline std::uint64_t key_of(block_hash h) { return h ? h : zero_key; }
 inline std::uint64_t mixed(std::uint64_t k) { return k * mix_mul; }
 inline std::uint32_t holder_of(worker_index w, std::uint8_t tier) { return (w << 2) | (tier - 1u); }
 inline worker_index holder_worker(std::uint32_t h) { return h >> 2; }
 inline std::uint8_t holder_tier(std::uint32_t h) { return static_cast<std::uint8_t>((h & 3u) + 1u); }
+// A holder's term in its block's holder-set fingerprint (the sum of the terms
+// of every holder, kept as holders come and go): splitmix64's finalizer.
+inline std::uint64_t holder_term(std::uint32_t h) {
+  std::uint64_t z = h + 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
 
 enum class ev_kind : std::uint8_t { stored, removed, cleared, bad };
 ev_kind kind_of(const msg::kv_event& e) {
@@ -82,8 +98,9 @@ class huge_array {
 struct kv_indexer::shard {
   struct slot {
     std::uint64_t key = 0;
+    std::uint64_t holder_set = 0;           // sum of holder_term over the holders: equal sets, equal sums
     std::uint32_t n = 0;                    // holders
-    std::uint32_t h[inline_holders] = {};   // inline holders, or h[0] = overflow index when n > inline_holders
+    std::uint32_t h[inline_holders] = {};   // inline holders; when n > inline_holders: h[0] = arena offset, h[1] = size class
   };
   static_assert(sizeof(slot) == 32);
 
@@ -93,8 +110,26 @@ struct kv_indexer::shard {
   std::uint32_t bits = 0;
   std::uint32_t shard_bits = 0;
   std::size_t size = 0;
-  std::vector<std::vector<std::uint32_t>> overflow;
-  std::vector<std::uint32_t> overflow_free;
+  // Holder lists too long to sit in their slot live in one flat arena, in
+  // extents of 8 << class entries (a freed extent is reused by its class), so a
+  // long list is one dependent load away from its slot, not two.
+  static constexpr std::uint32_t classes = 22;  // 8 << 21 > 3 tiers x (1 << 22) workers
+  std::vector<std::uint32_t> arena;
+  std::vector<std::uint32_t> arena_free[classes];
+
+  static constexpr std::uint32_t extent_cap(std::uint32_t cls) { return 8u << cls; }
+  std::uint32_t extent_alloc(std::uint32_t cls) {
+    auto& fl = arena_free[cls];
+    if (!fl.empty()) {
+      std::uint32_t off = fl.back();
+      fl.pop_back();
+      return off;
+    }
+    auto off = static_cast<std::uint32_t>(arena.size());
+    arena.resize(arena.size() + extent_cap(cls));
+    return off;
+  }
+  void extent_free(std::uint32_t off, std::uint32_t cls) { arena_free[cls].push_back(off); }
 
   shard(std::size_t cap, std::uint32_t sbits) : shard_bits(sbits) {
     bits = 4;
@@ -118,7 +153,7 @@ struct kv_indexer::shard {
 
   std::span<const std::uint32_t> holders(const slot& s) const {
     if (s.n <= inline_holders) return {s.h, s.n};
-    return overflow[s.h[0]];
+    return {arena.data() + s.h[0], s.n};
   }
 
   void grow() {
@@ -143,11 +178,18 @@ struct kv_indexer::shard {
     slot& s = slots[i];
     if (!s.key) {
       s.key = key;
+      s.holder_set = holder_term(holder);
       s.n = 1;
       s.h[0] = holder;
       ++size;
       return true;
     }
+    if (!add_holder(s, holder)) return false;
+    s.holder_set += holder_term(holder);
+    return true;
+  }
+
+  bool add_holder(slot& s, std::uint32_t holder) {
     if (s.n < inline_holders) {
       for (std::uint32_t j = 0; j < s.n; ++j)
         if (s.h[j] == holder) return false;
@@ -157,25 +199,25 @@ struct kv_indexer::shard {
     if (s.n == inline_holders) {
       for (std::uint32_t j = 0; j < s.n; ++j)
         if (s.h[j] == holder) return false;
-      std::uint32_t idx;
-      if (!overflow_free.empty()) {
-        idx = overflow_free.back();
-        overflow_free.pop_back();
-      } else {
-        idx = static_cast<std::uint32_t>(overflow.size());
-        overflow.emplace_back();
-      }
-      auto& v = overflow[idx];
-      v.assign(s.h, s.h + inline_holders);
-      v.push_back(holder);
-      s.h[0] = idx;
-      s.n = static_cast<std::uint32_t>(v.size());
+      std::uint32_t off = extent_alloc(0);
+      std::copy(s.h, s.h + inline_holders, arena.begin() + off);
+      arena[off + inline_holders] = holder;
+      s.h[0] = off;
+      s.h[1] = 0;
+      s.n = inline_holders + 1;
       return true;
     }
-    auto& v = overflow[s.h[0]];
-    if (std::find(v.begin(), v.end(), holder) != v.end()) return false;
-    v.push_back(holder);
-    s.n = static_cast<std::uint32_t>(v.size());
+    std::uint32_t* v = arena.data() + s.h[0];
+    if (std::find(v, v + s.n, holder) != v + s.n) return false;
+    if (s.n == extent_cap(s.h[1])) {
+      assert(s.h[1] + 1 < classes);
+      std::uint32_t off = extent_alloc(s.h[1] + 1);  // may move the arena: v is stale after this
+      std::copy(arena.begin() + s.h[0], arena.begin() + s.h[0] + s.n, arena.begin() + off);
+      extent_free(s.h[0], s.h[1]);
+      s.h[0] = off;
+      ++s.h[1];
+    }
+    arena[s.h[0] + s.n++] = holder;
     return true;
   }
 
@@ -193,6 +235,12 @@ struct kv_indexer::shard {
   }
 
   bool remove_holder(slot& s, std::uint32_t holder) {
+    if (!unlink_holder(s, holder)) return false;
+    s.holder_set -= holder_term(holder);
+    return true;
+  }
+
+  bool unlink_holder(slot& s, std::uint32_t holder) {
     if (s.n <= inline_holders) {
       for (std::uint32_t j = 0; j < s.n; ++j) {
         if (s.h[j] == holder) {
@@ -202,17 +250,14 @@ struct kv_indexer::shard {
       }
       return false;
     }
-    std::uint32_t idx = s.h[0];
-    auto& v = overflow[idx];
-    auto it = std::find(v.begin(), v.end(), holder);
-    if (it == v.end()) return false;
-    *it = v.back();
-    v.pop_back();
-    s.n = static_cast<std::uint32_t>(v.size());
+    std::uint32_t* v = arena.data() + s.h[0];
+    std::uint32_t* it = std::find(v, v + s.n, holder);
+    if (it == v + s.n) return false;
+    *it = v[--s.n];
     if (s.n == inline_holders) {
-      std::copy(v.begin(), v.end(), s.h);
-      v.clear();
-      overflow_free.push_back(idx);
+      std::uint32_t off = s.h[0], cls = s.h[1];
+      std::copy(v, v + inline_holders, s.h);
+      extent_free(off, cls);
     }
     return true;
   }
@@ -480,89 +525,136 @@ void kv_indexer::find_matches(std::span<const block_hash> hashes, std::vector<ov
   thread_local std::uint32_t stamp = 0;
   thread_local std::vector<overlap> runs;
   thread_local std::vector<std::uint32_t> alive;
+  thread_local std::vector<std::uint8_t> run_tier;  // [run] the worker's best tier in the last block folded in
   if (mark.size() < opts_.max_workers) {
     mark.assign(opts_.max_workers, 0);
     stamp = 0;
   }
   runs.clear();
   alive.clear();
+  run_tier.clear();
 
   if (opts_.shared_readers)
     for (const auto& s : shards_) s->mu.lock_shared();
 
-  // All of a chunk's slots are prefetched before the first is compared, so their
-  // cache misses overlap instead of queueing one behind another.
-  constexpr std::size_t chunk = 128;
-  const shard::slot* found[chunk];
-  const shard* owner[chunk];
-  bool done = false;
-  for (std::size_t base = 0; base < hashes.size() && !done; base += chunk) {
-    std::size_t m = std::min(chunk, hashes.size() - base);
-    for (std::size_t k = 0; k < m; ++k) {
-      const shard& sh = shard_for(hashes[base + k]);
-      owner[k] = &sh;
-      __builtin_prefetch(&sh.slots[sh.home(key_of(hashes[base + k]))]);
-    }
-    for (std::size_t k = 0; k < m; ++k) {
-      found[k] = owner[k]->find(key_of(hashes[base + k]));
-      // A block with many holders keeps them out of line: fetch that list's header now.
-      if (found[k] && found[k]->n > inline_holders) __builtin_prefetch(&owner[k]->overflow[found[k]->h[0]]);
-    }
-    for (std::size_t k = 0; k < m; ++k)
-      if (found[k] && found[k]->n > inline_holders) __builtin_prefetch(owner[k]->overflow[found[k]->h[0]].data());
-    for (std::size_t k = 0; k < m; ++k) {
-      const std::uint32_t i = static_cast<std::uint32_t>(base + k);
-      if (!found[k]) {
-        done = true;
-        break;
+  // A three-stage software pipeline over the prompt's blocks: block i+ahead's
+  // home slot is prefetched, block i+near's slot is looked up (it has had time
+  // to arrive) and its out-of-line holder list prefetched, and block i is folded
+  // into the runs. Up to `ahead` misses are in flight at once, and a prompt that
+  // stops matching early has fetched at most `ahead` slots it did not need.
+  constexpr std::size_t ahead = 64, near = 16, ring_size = 128;
+  static_assert(near < ahead && ahead < ring_size && (ring_size & (ring_size - 1)) == 0);
+  struct stage {
+    const shard* sh;
+    std::uint64_t key, home;
+    const shard::slot* found;
+  };
+  stage ring[ring_size];
+  const std::size_t n = hashes.size();
+  auto prefetch_slot = [&](std::size_t i) {
+    stage& st = ring[i & (ring_size - 1)];
+    st.key = key_of(hashes[i]);
+    const std::uint64_t mix = mixed(st.key);
+    st.sh = shards_[shard_shift_ ? mix >> (64 - shard_shift_) : 0].get();
+    st.home = ((mix << st.sh->shard_bits) >> (64 - st.sh->bits)) & st.sh->mask;
+    __builtin_prefetch(&st.sh->slots[st.home]);
+  };
+  auto look_up = [&](std::size_t i) {
+    stage& st = ring[i & (ring_size - 1)];
+    st.found = nullptr;
+    for (std::uint64_t j = st.home;; j = (j + 1) & st.sh->mask) {
+      const shard::slot& sl = st.sh->slots[j];
+      if (sl.key == st.key) {
+        st.found = &sl;
+        if (sl.n > inline_holders) __builtin_prefetch(st.sh->arena.data() + sl.h[0]);
+        return;
       }
-      if (++stamp >= (1u << 30)) {
-        std::fill(mark.begin(), mark.end(), 0);
-        stamp = 1;
+      if (sl.key == 0) return;
+    }
+  };
+  for (std::size_t i = 0; i < std::min(ahead, n); ++i) prefetch_slot(i);
+  for (std::size_t i = 0; i < std::min(near, n); ++i) look_up(i);
+  // Along a prefix chain, consecutive blocks usually have the same holders.
+  // A block whose holder set (its count and fingerprint sum) equals the last
+  // folded block's changes no run but extends each by one: such blocks are only
+  // counted, and the count is applied to every live run at the next change.
+  std::uint64_t last_set = 0;
+  std::uint32_t last_n = 0, same = 0;
+  auto extend_alive = [&](std::uint32_t u) {
+    for (std::uint32_t r : alive) {
+      overlap& o = runs[r];
+      if (run_tier[r] == 1) {
+        if (o.blocks == o.blocks_any) o.blocks += u;
+      } else if (run_tier[r] == 2) {
+        o.blocks_g2 += u;
+      } else {
+        o.blocks_g3 += u;
       }
-      const std::uint32_t tag = stamp << 2;
-      const auto holders = owner[k]->holders(*found[k]);
+      o.blocks_any += u;
+    }
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + ahead < n) prefetch_slot(i + ahead);
+    if (i + near < n) look_up(i + near);
+    const stage& pr = ring[i & (ring_size - 1)];
+    const shard::slot* found = pr.found;
+    if (!found) break;
+    if (i > 0 && found->holder_set == last_set && found->n == last_n) {
+      ++same;
+      continue;
+    }
+    if (same) {
+      extend_alive(same);
+      same = 0;
+    }
+    last_set = found->holder_set;
+    last_n = found->n;
+    if (++stamp >= (1u << 30)) {
+      std::fill(mark.begin(), mark.end(), 0);
+      stamp = 1;
+    }
+    const std::uint32_t tag = stamp << 2;
+    const auto holders = pr.sh->holders(*found);
+    for (std::uint32_t h : holders) {
+      worker_index w = holder_worker(h);
+      if (w >= opts_.max_workers) continue;
+      std::uint32_t code = tag | (holder_tier(h) - 1u);
+      std::uint32_t& mk = mark[w];
+      if ((mk & ~3u) != tag || code < mk) mk = code;
+    }
+    if (i == 0) {
       for (std::uint32_t h : holders) {
         worker_index w = holder_worker(h);
-        if (w >= opts_.max_workers) continue;
-        std::uint32_t code = tag | (holder_tier(h) - 1u);
-        std::uint32_t& mk = mark[w];
-        if ((mk & ~3u) != tag || code < mk) mk = code;
+        if (w >= opts_.max_workers || (mark[w] & ~3u) != tag) continue;
+        std::uint32_t tier = (mark[w] & 3u) + 1u;
+        mark[w] = 0;  // one run per worker, whatever tiers it holds the block in
+        alive.push_back(static_cast<std::uint32_t>(runs.size()));
+        runs.push_back(overlap{w, tier == 1 ? 1u : 0u, 1, tier == 2 ? 1u : 0u, tier == 3 ? 1u : 0u});
+        run_tier.push_back(static_cast<std::uint8_t>(tier));
       }
-      if (i == 0) {
-        for (std::uint32_t h : holders) {
-          worker_index w = holder_worker(h);
-          if (w >= opts_.max_workers || (mark[w] & ~3u) != tag) continue;
-          std::uint32_t tier = (mark[w] & 3u) + 1u;
-          mark[w] = 0;  // one run per worker, whatever tiers it holds the block in
-          alive.push_back(static_cast<std::uint32_t>(runs.size()));
-          runs.push_back(overlap{w, tier == 1 ? 1u : 0u, 1, tier == 2 ? 1u : 0u, tier == 3 ? 1u : 0u});
+    } else {
+      std::size_t kept = 0;
+      for (std::uint32_t r : alive) {
+        overlap& o = runs[r];
+        std::uint32_t mk = mark[o.worker];
+        if ((mk & ~3u) != tag) continue;  // the worker lacks block i: its run ends at i
+        std::uint32_t tier = (mk & 3u) + 1u;
+        o.blocks_any = static_cast<std::uint32_t>(i + 1);
+        if (tier == 1) {
+          if (o.blocks == i) o.blocks = static_cast<std::uint32_t>(i + 1);
+        } else if (tier == 2) {
+          ++o.blocks_g2;
+        } else {
+          ++o.blocks_g3;
         }
-      } else {
-        std::size_t kept = 0;
-        for (std::uint32_t r : alive) {
-          overlap& o = runs[r];
-          std::uint32_t mk = mark[o.worker];
-          if ((mk & ~3u) != tag) continue;  // the worker lacks block i: its run ends at i
-          std::uint32_t tier = (mk & 3u) + 1u;
-          o.blocks_any = i + 1;
-          if (tier == 1) {
-            if (o.blocks == i) o.blocks = i + 1;
-          } else if (tier == 2) {
-            ++o.blocks_g2;
-          } else {
-            ++o.blocks_g3;
-          }
-          alive[kept++] = r;
-        }
-        alive.resize(kept);
+        run_tier[r] = static_cast<std::uint8_t>(tier);
+        alive[kept++] = r;
       }
-      if (alive.empty()) {
-        done = true;
-        break;
-      }
+      alive.resize(kept);
     }
+    if (alive.empty()) break;
   }
+  if (same) extend_alive(same);
 
   if (opts_.shared_readers)
     for (auto it = shards_.rbegin(); it != shards_.rend(); ++it) (*it)->mu.unlock_shared();

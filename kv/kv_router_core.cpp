@@ -49,6 +49,7 @@ worker_index kv_router_core::add_worker(const std::string& worker_id) {
     queues_.emplace_back();
   }
   ids_[worker_id] = w;
+  cands_stale_ = true;
   return w;
 }
 
@@ -66,6 +67,30 @@ void kv_router_core::remove_worker(const std::string& worker_id) {
   names_[w].clear();
   free_.push_back(w);
   ids_.erase(it);
+  cands_stale_ = true;
+}
+
+void kv_router_core::refresh_candidates() {
+  for (std::uint32_t pos : touched_) {
+    auto& c = cands_[pos];
+    c.overlap_blocks = c.overlap_blocks_any = c.overlap_blocks_g2 = c.overlap_blocks_g3 = 0;
+  }
+  touched_.clear();
+  if (cands_stale_) {
+    cands_.clear();
+    cand_pos_.assign(names_.size(), no_candidate);
+    for (worker_index w = 0; w < names_.size(); ++w) {
+      if (names_[w].empty()) continue;
+      cand_pos_[w] = static_cast<std::uint32_t>(cands_.size());
+      cands_.push_back(worker_candidate{w, 0, 0, load_.load(w)});
+    }
+    load_.take_changed([](worker_index) {});
+    cands_stale_ = false;
+    return;
+  }
+  load_.take_changed([&](worker_index w) {
+    if (w < cand_pos_.size() && cand_pos_[w] != no_candidate) cands_[cand_pos_[w]].load = load_.load(w);
+  });
 }
 
 result<route_output> kv_router_core::route(const route_input& in) {
@@ -78,21 +103,15 @@ result<route_output> kv_router_core::route(const route_input& in) {
   req.now_ms = in.now_ms;
   if (opts_.use_kv_events) index_->find_matches(in.hashes, scratch_);
   else approx_.find_matches(in.hashes, in.now_ms, scratch_);
-  cands_.clear();
-  for (worker_index w = 0; w < names_.size(); ++w) {
-    if (names_[w].empty()) continue;
-    cands_.push_back(worker_candidate{w, 0, 0, load_.load(w)});
-  }
-  // names_ order = worker index order, so cands_ is sorted by worker.
+  refresh_candidates();
   for (const auto& m : scratch_) {
-    auto it = std::lower_bound(cands_.begin(), cands_.end(), m.worker,
-                               [](const worker_candidate& c, worker_index w) { return c.worker < w; });
-    if (it != cands_.end() && it->worker == m.worker) {
-      it->overlap_blocks = m.blocks;
-      it->overlap_blocks_any = m.blocks_any;
-      it->overlap_blocks_g2 = m.blocks_g2;
-      it->overlap_blocks_g3 = m.blocks_g3;
-    }
+    if (m.worker >= cand_pos_.size() || cand_pos_[m.worker] == no_candidate) continue;
+    auto& c = cands_[cand_pos_[m.worker]];
+    c.overlap_blocks = m.blocks;
+    c.overlap_blocks_any = m.blocks_any;
+    c.overlap_blocks_g2 = m.blocks_g2;
+    c.overlap_blocks_g3 = m.blocks_g3;
+    touched_.push_back(cand_pos_[m.worker]);
   }
   auto d = policy_->choose(req, cands_);
   if (!d) return d.err();

@@ -132,8 +132,19 @@ class kv_router_core {
   std::vector<queued> queues_;             // [worker_index]
   std::uint64_t queued_total_ = 0;
   std::size_t pump_cursor_ = 0;
+  // Brings cands_ up to date: zeroes the overlaps the last route set, takes
+  // the loads that changed since (or rebuilds after a worker joined or left).
+  void refresh_candidates();
+
   std::vector<overlap> scratch_;
+  // Every live worker in index order, its load kept current through
+  // load_tracker::take_changed; overlaps are zero except at touched_, so a
+  // route costs O(matches) here and the policy's own loop.
   std::vector<worker_candidate> cands_;
+  std::vector<std::uint32_t> cand_pos_;  // [worker_index] -> position in cands_, or no_candidate
+  std::vector<std::uint32_t> touched_;   // positions whose overlaps the last route set
+  bool cands_stale_ = true;              // a worker joined or left since the last rebuild
+  static constexpr std::uint32_t no_candidate = ~0u;
 };
 
 }  // namespace yard::kv

@@ -20,6 +20,7 @@ void load_tracker::on_dispatch(worker_index worker, const std::string& id, std::
   if (worker >= workers_.size()) workers_.resize(worker + 1);
   on_complete(id);  // a re-dispatch (migration) replaces the earlier attempt
   auto& w = workers_[worker];
+  mark_changed(worker);
   w.since.prefill += static_cast<std::int64_t>(prefill_tokens);
   w.since.blocks += static_cast<std::int64_t>(blocks);
   w.since.queue += 1;
@@ -36,6 +37,7 @@ void load_tracker::on_first_token(const std::string& id) {
   if (it == requests_.end() || it->second.prefilled) return;
   it->second.prefilled = true;
   auto& w = workers_[it->second.worker];
+  mark_changed(it->second.worker);
   // Only work counted in `since` (dispatched after the last report) is ours to subtract.
   if (it->second.epoch == w.epoch) w.since.prefill -= static_cast<std::int64_t>(it->second.prefill);
 }
@@ -45,6 +47,7 @@ void load_tracker::on_complete(const std::string& id) {
   if (it == requests_.end()) return;
   auto& r = it->second;
   auto& w = workers_[r.worker];
+  mark_changed(r.worker);
   if (r.epoch == w.epoch) {
     if (!r.prefilled) w.since.prefill -= static_cast<std::int64_t>(r.prefill);
     w.since.blocks -= static_cast<std::int64_t>(r.blocks);
@@ -56,6 +59,7 @@ void load_tracker::on_complete(const std::string& id) {
 void load_tracker::on_load_report(worker_index worker, const msg::load_report& report) {
   if (worker >= workers_.size()) workers_.resize(worker + 1);
   auto& w = workers_[worker];
+  mark_changed(worker);
   w.reported.pending_prefill_tokens = report.pending_prefill_tokens;
   w.reported.active_decode_blocks = report.active_kv_blocks;
   w.reported.queue_depth = report.active_requests + report.queued_requests;
@@ -77,6 +81,7 @@ void load_tracker::remove_worker(worker_index worker) {
     else ++it;
   }
   workers_[worker] = per_worker{};
+  mark_changed(worker);
 }
 
 worker_load load_tracker::load(worker_index worker) const {

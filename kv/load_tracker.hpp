@@ -42,6 +42,17 @@ class load_tracker {
   void remove_worker(worker_index worker);
 
   worker_load load(worker_index worker) const;
+  // Calls f(worker) once for each worker whose load() changed since the last
+  // call (a router keeps its candidate list current without recomputing every
+  // worker's load per request), then forgets them.
+  template <class F>
+  void take_changed(F&& f) {
+    for (worker_index w : changed_) {
+      changed_flag_[w] = 0;
+      f(w);
+    }
+    changed_.clear();
+  }
   // Requests tracked now (dispatched since their worker's last report, not completed).
   std::size_t in_flight() const { return requests_.size(); }
   // Dispatches not tracked because the table was full (counted in the estimate all the same).
@@ -65,7 +76,17 @@ class load_tracker {
     std::uint64_t epoch;    // worker epoch at dispatch
     bool prefilled = false;
   };
+  void mark_changed(worker_index w) {
+    if (w >= changed_flag_.size()) changed_flag_.resize(w + 1, 0);
+    if (!changed_flag_[w]) {
+      changed_flag_[w] = 1;
+      changed_.push_back(w);
+    }
+  }
+
   std::vector<per_worker> workers_;
+  std::vector<worker_index> changed_;
+  std::vector<std::uint8_t> changed_flag_;  // [worker] 1 while in changed_
   std::unordered_map<std::string, request> requests_;
   std::size_t max_tracked_;
   std::uint64_t untracked_ = 0;

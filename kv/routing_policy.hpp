@@ -135,7 +135,14 @@ result<std::unique_ptr<routing_policy>> make_policy(std::string_view name, const
 
 // A candidate's leading cached blocks with lower-tier hits weighted:
 // tier-1 blocks + tier2_hit_weight * g2 + tier3_hit_weight * g3 (<= overlap_blocks_any).
-double weighted_overlap_blocks(const worker_candidate& c, const policy_config& config);
+// Inline: every policy calls it once per candidate per request.
+inline double weighted_overlap_blocks(const worker_candidate& c, const policy_config& config) {
+  const double any = c.overlap_blocks > c.overlap_blocks_any ? c.overlap_blocks : c.overlap_blocks_any;
+  const double g23 = double(c.overlap_blocks_g2) + c.overlap_blocks_g3;
+  const double lower = any < g23 ? any : g23;
+  // Blocks of the run not attributed to tier 2/3 are tier-1 hits.
+  return any - lower + config.tier2_hit_weight * c.overlap_blocks_g2 + config.tier3_hit_weight * c.overlap_blocks_g3;
+}
 
 // prefill_ms(t) of `config`'s fitted model (shared with the simulator's reports).
 double predicted_prefill_ms(const policy_config& config, double tokens);

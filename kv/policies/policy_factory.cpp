@@ -21,13 +21,6 @@ result<std::unique_ptr<routing_policy>> make_policy(std::string_view name, const
   return make_error(errc::bad_request, "unknown routing policy '" + std::string(name) + "' (valid: " + valid + ")");
 }
 
-double weighted_overlap_blocks(const worker_candidate& c, const policy_config& config) {
-  const double any = std::max(c.overlap_blocks, c.overlap_blocks_any);
-  const double lower = std::min<double>(any, double(c.overlap_blocks_g2) + c.overlap_blocks_g3);
-  // Blocks of the run not attributed to tier 2/3 are tier-1 hits.
-  return any - lower + config.tier2_hit_weight * c.overlap_blocks_g2 + config.tier3_hit_weight * c.overlap_blocks_g3;
-}
-
 double predicted_prefill_ms(const policy_config& c, double t) {
   if (t <= 0) return 0;
   return c.prefill_a * t * t + c.prefill_b * t + c.prefill_c;

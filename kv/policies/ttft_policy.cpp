@@ -32,31 +32,40 @@ class ttft_policy final : public routing_policy {
     const double chunk = cfg_.prefill_chunk_tokens ? cfg_.prefill_chunk_tokens : 2048;
     const double ms_per_queued_token = predicted_prefill_ms(cfg_, chunk) / chunk;
     auto f = [&](double t) { return cfg_.prefill_a * t * t + cfg_.prefill_b * t; };
-    ttft_.resize(c.size());
+    // One pass over every candidate per request: nothing here allocates once
+    // score_ has grown, and a candidate with no cached prefix (most of them)
+    // skips the overlap weighting.
+    const double f_p = f(p);
+    const double max_cached = std::max(0.0, p - 1);  // the last token is always computed
+    auto ttft_of = [&](const worker_candidate& ci, double& miss_ms) __attribute__((always_inline)) {
+      double cached = 0;
+      if (ci.overlap_blocks | ci.overlap_blocks_any | ci.overlap_blocks_g2 | ci.overlap_blocks_g3)
+        cached = std::min(std::min(p, weighted_overlap_blocks(ci, cfg_) * bs), max_cached);
+      const double prefill = p > 0 ? f_p - f(cached) + cfg_.prefill_c : 0;
+      const double pending = static_cast<double>(ci.load.pending_prefill_tokens);
+      const double steps = std::ceil((pending + p - cached) / chunk);
+      miss_ms = f(p - cached);
+      return pending * ms_per_queued_token + prefill +
+             cfg_.decode_ms_per_block * static_cast<double>(ci.load.active_decode_blocks) * steps;
+    };
     score_.resize(c.size());
     double best = 0;
     for (std::size_t i = 0; i < c.size(); ++i) {
-      double cached = std::min(p, weighted_overlap_blocks(c[i], cfg_) * bs);
-      cached = std::min(cached, std::max(0.0, p - 1));  // the last token is always computed
-      double prefill = p > 0 ? f(p) - f(cached) + cfg_.prefill_c : 0;
-      double pending = static_cast<double>(c[i].load.pending_prefill_tokens);
-      double queue = pending * ms_per_queued_token;
-      double steps = std::ceil((pending + p - cached) / chunk);
-      double interfere = cfg_.decode_ms_per_block * static_cast<double>(c[i].load.active_decode_blocks) * steps;
-      ttft_[i] = queue + prefill + interfere;
-      score_[i] = ttft_[i] + cfg_.ttft_miss_penalty * f(p - cached);
+      double miss_ms;
+      const double ttft = ttft_of(c[i], miss_ms);
+      score_[i] = ttft + cfg_.ttft_miss_penalty * miss_ms;
       best = i ? std::min(best, score_[i]) : score_[i];
     }
     double slack = std::max(cfg_.tie_ms, cfg_.tie_rel * best);
     std::size_t pick = least_loaded_of(c, rng_, [&](std::size_t k) { return score_[k] <= best + slack; });
-    return route_decision{c[pick].worker, ttft_[pick], c[pick].overlap_blocks};
+    double miss_ms;
+    return route_decision{c[pick].worker, ttft_of(c[pick], miss_ms), c[pick].overlap_blocks};
   }
 
  private:
   policy_config cfg_;
   rng rng_;
-  std::vector<double> ttft_;   // predicted TTFT per candidate (the decision's score)
-  std::vector<double> score_;  // what is minimised: ttft + miss penalty
+  std::vector<double> score_;  // per candidate, what is minimised: predicted TTFT + miss penalty
 };
 
 }  // namespace

@@ -38,6 +38,41 @@ overlap of(const std::vector<overlap>& v, worker_index w) {
   return overlap{w, 0, 0};
 }
 
+// A naive index: per worker, per tier, a set of hashes.
+using naive_index = std::vector<std::array<std::set<std::uint64_t>, 3>>;
+
+// find_matches computed the slow way from `naive`, compared field by field.
+void expect_same_matches(const kv_indexer& ix, const naive_index& naive, const std::vector<block_hash>& q,
+                         int step) {
+  std::map<worker_index, overlap> want;
+  for (worker_index v = 0; v < naive.size(); ++v) {
+    overlap e{v, 0, 0, 0, 0};
+    bool t1 = true;
+    for (auto h : q) {
+      int best = 0;
+      for (int t = 3; t >= 1; --t)
+        if (naive[v][t - 1].count(h)) best = t;
+      if (best == 0) break;
+      ++e.blocks_any;
+      t1 = t1 && best == 1;
+      if (t1) ++e.blocks;
+      if (best == 2) ++e.blocks_g2;
+      if (best == 3) ++e.blocks_g3;
+    }
+    if (e.blocks_any) want[v] = e;
+  }
+  auto got = ix.find_matches(q);
+  ASSERT_EQ(got.size(), want.size()) << "step " << step;
+  for (const auto& g : got) {
+    auto it = want.find(g.worker);
+    ASSERT_NE(it, want.end()) << "worker " << g.worker << " step " << step;
+    EXPECT_EQ(g.blocks, it->second.blocks) << "worker " << g.worker << " step " << step;
+    EXPECT_EQ(g.blocks_any, it->second.blocks_any) << "worker " << g.worker << " step " << step;
+    EXPECT_EQ(g.blocks_g2, it->second.blocks_g2) << "worker " << g.worker << " step " << step;
+    EXPECT_EQ(g.blocks_g3, it->second.blocks_g3) << "worker " << g.worker << " step " << step;
+  }
+}
+
 indexer_options small() {
   indexer_options o;
   o.shards = 4;
@@ -268,7 +303,7 @@ TEST(kv_indexer, randomized_equivalence_with_a_naive_index) {
     o.shared_readers = shared;
     kv_indexer ix(o);
     const std::uint32_t workers = 24;
-    std::vector<std::array<std::set<std::uint64_t>, 3>> naive(workers);
+    naive_index naive(workers);
     std::mt19937_64 rng(shared ? 11 : 5);
     auto pick = [&](std::uint64_t n) { return rng() % n; };
     for (int step = 0; step < 4000; ++step) {
@@ -294,34 +329,74 @@ TEST(kv_indexer, randomized_equivalence_with_a_naive_index) {
       std::vector<block_hash> q;
       std::uint64_t qs = pick(64), ql = 1 + pick(40);
       for (std::uint64_t k = 0; k < ql; ++k) q.push_back(pick(8) == 0 ? 1000 + pick(5) : 1 + (qs + k) % 64);
-      std::map<worker_index, overlap> want;
-      for (worker_index v = 0; v < workers; ++v) {
-        overlap e{v, 0, 0, 0, 0};
-        bool t1 = true;
-        for (auto h : q) {
-          int best = 0;
-          for (int t = 3; t >= 1; --t)
-            if (naive[v][t - 1].count(h)) best = t;
-          if (best == 0) break;
-          ++e.blocks_any;
-          t1 = t1 && best == 1;
-          if (t1) ++e.blocks;
-          if (best == 2) ++e.blocks_g2;
-          if (best == 3) ++e.blocks_g3;
-        }
-        if (e.blocks_any) want[v] = e;
-      }
-      auto got = ix.find_matches(q);
-      ASSERT_EQ(got.size(), want.size()) << "step " << step;
-      for (const auto& g : got) {
-        auto it = want.find(g.worker);
-        ASSERT_NE(it, want.end()) << "worker " << g.worker << " step " << step;
-        EXPECT_EQ(g.blocks, it->second.blocks) << "worker " << g.worker << " step " << step;
-        EXPECT_EQ(g.blocks_any, it->second.blocks_any) << "worker " << g.worker << " step " << step;
-        EXPECT_EQ(g.blocks_g2, it->second.blocks_g2) << "worker " << g.worker << " step " << step;
-        EXPECT_EQ(g.blocks_g3, it->second.blocks_g3) << "worker " << g.worker << " step " << step;
-      }
+      expect_same_matches(ix, naive, q, step);
     }
+  }
+}
+
+// Shaped like a serving fleet: workers store whole prefix chains from block 0,
+// evict from the tail, and move blocks between tiers (offload: tier 1 -> 2 -> 3),
+// so long runs of consecutive blocks share one holder set, which find_matches
+// skips over, and the sets that differ often differ only by a tier. 300 workers
+// on 40 chains put hundreds of holders on the shared roots (the out-of-line
+// holder lists grow and shrink through every size class).
+TEST(kv_indexer, randomized_equivalence_on_prefix_chains) {
+  indexer_options o = small();
+  o.max_workers = 300;
+  o.initial_capacity = 16;
+  kv_indexer ix(o);
+  const std::uint32_t workers = 300, chains = 40, len = 48;
+  naive_index naive(workers);
+  std::mt19937_64 rng(23);
+  auto pick = [&](std::uint64_t n) { return rng() % n; };
+  // Chain c shares its first (c % 4) * 8 blocks with chain c - c % 4 (a family), then goes its own way.
+  auto hash_at = [&](std::uint64_t c, std::uint64_t i) -> std::uint64_t {
+    std::uint64_t root = c - c % 4, shared = (c % 4) * 8;
+    return i < shared ? 1 + root * 1000 + i : 1 + c * 1000 + i;
+  };
+  std::vector<std::vector<std::uint32_t>> held(workers, std::vector<std::uint32_t>(chains, 0));  // tier-1 length
+  for (int step = 0; step < 6000; ++step) {
+    auto w = static_cast<worker_index>(pick(workers));
+    auto c = pick(chains);
+    std::uint64_t r = pick(100);
+    std::vector<std::uint64_t> hs;
+    if (r < 55) {  // store a chain prefix in tier 1
+      std::uint32_t n = 1 + static_cast<std::uint32_t>(pick(len));
+      for (std::uint32_t i = 0; i < n; ++i) hs.push_back(hash_at(c, i));
+      ix.apply_events(w, std::vector{stored(hs, 1)});
+      naive[w][0].insert(hs.begin(), hs.end());
+      held[w][c] = std::max(held[w][c], n);
+    } else if (r < 75) {  // evict a tail
+      std::uint32_t n = held[w][c];
+      if (!n) continue;
+      std::uint32_t keep = static_cast<std::uint32_t>(pick(n));
+      for (std::uint32_t i = keep; i < n; ++i) hs.push_back(hash_at(c, i));
+      auto tier = static_cast<std::uint8_t>(1 + pick(3));
+      ix.apply_events(w, std::vector{removed(hs, tier)});
+      for (auto h : hs) naive[w][tier - 1].erase(h);
+      if (tier == 1) held[w][c] = keep;
+    } else if (r < 97) {  // move a stretch one tier down (offload) or back up (onboard)
+      std::uint32_t a = static_cast<std::uint32_t>(pick(len)), b = a + 1 + static_cast<std::uint32_t>(pick(len - a));
+      for (std::uint32_t i = a; i < b; ++i) hs.push_back(hash_at(c, i));
+      auto from = static_cast<std::uint8_t>(1 + pick(3));
+      auto to = static_cast<std::uint8_t>(from == 3 ? 2 : from + 1);
+      if (pick(2)) std::swap(from, to);
+      ix.apply_events(w, std::vector{removed(hs, from), stored(hs, to)});
+      for (auto h : hs) naive[w][from - 1].erase(h);
+      naive[w][to - 1].insert(hs.begin(), hs.end());
+    } else {
+      ix.apply_events(w, std::vector{cleared()});
+      for (auto& t : naive[w]) t.clear();
+      for (auto& h : held[w]) h = 0;
+      continue;
+    }
+    if (step % 7 != 0) continue;
+    std::vector<block_hash> q;
+    auto qc = pick(chains);
+    std::uint32_t ql = 1 + static_cast<std::uint32_t>(pick(len + 8));
+    for (std::uint32_t i = 0; i < ql; ++i) q.push_back(i < len ? hash_at(qc, i) : 999999 + i);
+    expect_same_matches(ix, naive, q, step);
+    if (HasFatalFailure()) return;
   }
 }
 

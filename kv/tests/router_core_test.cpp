@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+#include <random>
 #include <set>
 
 namespace yard::kv {
@@ -270,6 +273,96 @@ TEST(kv_router_core, worker_slots_are_reused) {
   c->remove_worker("a");
   EXPECT_EQ(c->add_worker("c"), a);
   EXPECT_EQ(c->num_workers(), 2u);
+}
+
+// The core keeps its candidate list between requests (loads refreshed as they
+// change, overlaps reset after each route). Every decision must equal what the
+// same policy picks from candidates built from scratch: every live worker in
+// index order, its overlaps from find_matches, its load from the tracker.
+TEST(kv_router_core, kept_candidates_decide_like_candidates_built_per_request) {
+  for (std::string name : {"ttft", "dynamo", "least_loaded"}) {
+    kv_router_options o;
+    o.policy = name;
+    o.seed = 9;
+    auto c = core(o);
+    auto ref = make_policy(name, o.policy_cfg, o.seed);
+    ASSERT_TRUE(ref.ok());
+    std::mt19937_64 rng(17);
+    auto pick = [&](std::uint64_t n) { return rng() % n; };
+    std::vector<std::string> names;
+    std::map<std::string, std::uint64_t> seq;
+    std::vector<std::string> open;  // dispatched, not complete
+    for (int i = 0; i < 12; ++i) names.push_back("w" + std::to_string(i));
+    for (int i = 0; i < 8; ++i) c->add_worker(names[i]);
+    auto chain = [](std::uint64_t family, std::uint32_t n) {
+      std::vector<block_hash> h;
+      for (std::uint32_t i = 0; i < n; ++i) h.push_back(family * 100 + i + 1);
+      return h;
+    };
+    for (int step = 0; step < 1500; ++step) {
+      std::uint64_t r = pick(100);
+      const std::string& w = names[pick(names.size())];
+      if (r < 25) {
+        c->on_kv_events(batch(w, seq[w]++, {stored(chain(pick(6), 1 + pick(12)))}));
+        c->pump(1u << 20);
+      } else if (r < 30 && !open.empty()) {
+        c->on_first_token(open[pick(open.size())]);
+      } else if (r < 38 && !open.empty()) {
+        auto k = pick(open.size());
+        c->on_complete(open[k]);
+        open.erase(open.begin() + static_cast<std::ptrdiff_t>(k));
+      } else if (r < 41) {
+        msg::load_report rep;
+        rep.worker_id = w;
+        rep.pending_prefill_tokens = pick(4096);
+        rep.active_kv_blocks = pick(512);
+        rep.active_requests = static_cast<std::uint32_t>(pick(8));
+        c->on_load_report(rep);
+      } else if (r < 43) {
+        c->remove_worker(w);
+        seq.erase(w);
+      } else if (r < 46) {
+        c->add_worker(w);
+      } else {
+        if (c->num_workers() == 0) continue;
+        auto in = req("r" + std::to_string(step), chain(pick(6), 1 + pick(16)));
+        in.max_tokens = 64;
+        in.now_ms = step;
+        // The reference candidates, built the slow way before the core routes.
+        std::vector<worker_candidate> cands;
+        for (const auto& n : names) {
+          if (!c->has_worker(n)) continue;
+          worker_candidate wc;
+          wc.worker = *c->index_of(n);
+          wc.load = c->loads().load(wc.worker);
+          cands.push_back(wc);
+        }
+        std::sort(cands.begin(), cands.end(), [](auto& a, auto& b) { return a.worker < b.worker; });
+        for (const auto& m : c->index().find_matches(in.hashes)) {
+          for (auto& wc : cands) {
+            if (wc.worker != m.worker) continue;
+            wc.overlap_blocks = m.blocks;
+            wc.overlap_blocks_any = m.blocks_any;
+            wc.overlap_blocks_g2 = m.blocks_g2;
+            wc.overlap_blocks_g3 = m.blocks_g3;
+          }
+        }
+        route_request rq;
+        rq.hashes = in.hashes;
+        rq.prompt_tokens = in.prompt_tokens;
+        rq.block_size = o.block_size;
+        rq.max_tokens = in.max_tokens;
+        rq.now_ms = in.now_ms;
+        auto want = (*ref)->choose(rq, cands);
+        auto got = c->route(in);
+        ASSERT_TRUE(want.ok() && got.ok()) << name << " step " << step;
+        ASSERT_EQ(got->worker, want->worker) << name << " step " << step;
+        EXPECT_DOUBLE_EQ(got->score, want->score) << name << " step " << step;
+        (*ref)->on_routed(rq, want->worker);
+        open.push_back(in.request_id);
+      }
+    }
+  }
 }
 
 }  // namespace
