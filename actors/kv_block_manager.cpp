@@ -17,6 +17,7 @@ struct manager_state {
   kv_block_manager_config cfg;
   kv::block_ledger ledger;
   std::uint64_t next_seq = 0;
+  std::uint64_t stream = 0;  // this incarnation's stream id: wall clock µs at start (msg::kv_event_batch::stream)
   caf::actor_addr engine;
   bool engine_ended = false;
   // Keeps this actor alive until it has seen the engine's end: the engine holds the only
@@ -40,6 +41,7 @@ void publish(manager_state& st, std::vector<msg::kv_event> events) {
   b.events = std::move(events);
   b.timestamp_ms = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  b.stream = st.stream;
   st.conn->publish(st.cfg.events_subject, msg::encode(b));
 }
 
@@ -50,6 +52,7 @@ msg::kv_event_batch snapshot_of(const manager_state& st) {
   b.worker_id = st.cfg.worker_id;
   b.seq = st.next_seq - 1;  // batch 0 went out at start: every snapshot covers at least it
   b.events = st.ledger.snapshot();
+  b.stream = st.stream;
   return b;
 }
 
@@ -60,6 +63,8 @@ kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::
   st.cfg = std::move(cfg);
   st.log = component_logger("kv_block_manager");
   st.keep_alive = caf::actor_cast<caf::actor>(self);
+  st.stream = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
   publish(st, cleared());  // batch 0: a new stream (a new incarnation holds nothing yet)
   // The engine's end, however it comes (its link's exit, or the monitor's down when the
   // exit does not reach us): publish [cleared] once, then end with it.

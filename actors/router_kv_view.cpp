@@ -166,7 +166,10 @@ void on_snapshot_reply(router_actor* self, transport::nats_message& m) {
   if (it == st.model_of.end()) return;
   st.snapshot_retries.erase(batch->worker_id);
   if (st.mismatched.count(batch->worker_id)) return;  // another tokenizer: see check_tokenizer
-  st.cores.at(it->second)->on_snapshot(batch->worker_id, batch->seq, batch->events);
+  if (!st.cores.at(it->second)->on_snapshot(batch->worker_id, batch->seq, batch->events, batch->stream)) {
+    st.log->info("worker {}: KV snapshot of an earlier stream ({}) ignored", batch->worker_id, batch->stream);
+    return;
+  }
   st.metrics->kv_snapshots_applied++;
   st.log->info("worker {}: KV snapshot applied ({} events)", batch->worker_id, batch->events.size());
 }

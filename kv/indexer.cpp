@@ -408,7 +408,8 @@ void kv_indexer::clear_worker_blocks(worker_index worker) {
   worker_blocks_[worker].store(0, std::memory_order_relaxed);
 }
 
-batch_action kv_indexer::apply_batch(worker_index worker, std::uint64_t seq, std::span<const msg::kv_event> events) {
+batch_action kv_indexer::apply_batch(worker_index worker, std::uint64_t seq, std::span<const msg::kv_event> events,
+                                     std::uint64_t stream) {
   if (worker >= opts_.max_workers) {
     component_logger("kv_indexer")->warn("batch from worker index {} >= max_workers {}: dropped", worker,
                                                opts_.max_workers);
@@ -423,6 +424,14 @@ batch_action kv_indexer::apply_batch(worker_index worker, std::uint64_t seq, std
     // Batch 0 opening with "cleared" starts a new stream (the worker restarted):
     // its numbering starts over and nothing older is worth keeping.
     bool new_stream = seq == 0 && !events.empty() && events.front().kind == msg::kv_event_kind::cleared;
+    if (stream && st.stream && stream != st.stream && !new_stream) {
+      if (stream < st.stream) {  // a dead incarnation's late batch
+        stale_.fetch_add(1, std::memory_order_relaxed);
+        return batch_action::ignored_stale;
+      }
+      st.known = false;  // a newer stream joined mid-way: its numbering is not ours
+    }
+    if (stream) st.stream = stream;
     if (new_stream && st.known && st.next != 0) streams_.fetch_add(1, std::memory_order_relaxed);
     if (new_stream) st.known = false;
     if (st.known && seq < st.next) {
@@ -455,8 +464,19 @@ bool kv_indexer::apply_events(worker_index worker, std::span<const msg::kv_event
   return !malformed;
 }
 
-void kv_indexer::apply_snapshot(worker_index worker, std::uint64_t seq, std::span<const msg::kv_event> events) {
-  if (worker >= opts_.max_workers) return;
+bool kv_indexer::stale_stream(worker_index worker, std::uint64_t stream) const {
+  if (worker >= opts_.max_workers || stream == 0) return false;
+  std::lock_guard lk(seq_mu_);
+  return seq_[worker].stream && stream < seq_[worker].stream;
+}
+
+bool kv_indexer::apply_snapshot(worker_index worker, std::uint64_t seq, std::span<const msg::kv_event> events,
+                                std::uint64_t stream) {
+  if (worker >= opts_.max_workers) return false;
+  if (stale_stream(worker, stream)) {
+    stale_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   clear_worker_blocks(worker);
   bool malformed = false;
   apply_unlocked_range(worker, events, malformed);
@@ -466,6 +486,8 @@ void kv_indexer::apply_snapshot(worker_index worker, std::uint64_t seq, std::spa
   st.known = true;
   st.next = seq + 1;
   st.resync = malformed;
+  if (stream) st.stream = stream;
+  return true;
 }
 
 void kv_indexer::remove_worker(worker_index worker) {

@@ -80,7 +80,13 @@ class kv_indexer {
   // (the batch is still applied). A gap applies the batch and requests a
   // snapshot; a stale seq drops the batch. Malformed events (unknown kind,
   // tier outside 1..3) are skipped, counted, and request a snapshot.
-  batch_action apply_batch(worker_index worker, std::uint64_t seq, std::span<const msg::kv_event> events);
+  // `stream` (msg::kv_event_batch::stream, 0 = not sent): a batch of a stream
+  // older than the worker's newest is dropped as stale, unless it opens a
+  // stream (seq 0, [cleared] first), which is always taken as the newest (a
+  // stepped-back sender clock must not lock a worker out); a batch of a newer
+  // stream whose opening was not seen starts over (gap: snapshot requested).
+  batch_action apply_batch(worker_index worker, std::uint64_t seq, std::span<const msg::kv_event> events,
+                           std::uint64_t stream = 0);
 
   // Applies events with no sequence check (simulator, approximate feeds).
   // Returns false when some event was malformed (and skipped).
@@ -88,7 +94,12 @@ class kv_indexer {
 
   // Replaces the worker's whole block set with `events` (stored events) and
   // sets its sequence so that the next expected batch is seq + 1.
-  void apply_snapshot(worker_index worker, std::uint64_t seq, std::span<const msg::kv_event> events);
+  // A snapshot of a stream older than the worker's newest is not applied
+  // (returns false): it would bring back a dead incarnation's blocks.
+  bool apply_snapshot(worker_index worker, std::uint64_t seq, std::span<const msg::kv_event> events,
+                      std::uint64_t stream = 0);
+  // True when `stream` is older than the newest stream seen for `worker` (0: never).
+  bool stale_stream(worker_index worker, std::uint64_t stream) const;
 
   // Drops every block of `worker` and forgets its sequence.
   void remove_worker(worker_index worker);
@@ -111,6 +122,7 @@ class kv_indexer {
     std::uint64_t next = 0;
     bool known = false;
     bool resync = false;
+    std::uint64_t stream = 0;  // newest stream seen (0 = none sent)
   };
   void apply_unlocked_range(worker_index worker, std::span<const msg::kv_event> events, bool& malformed);
   void clear_worker_blocks(worker_index worker);

@@ -183,7 +183,7 @@ std::vector<resync_needed> kv_router_core::pump(std::uint64_t budget) {
     queued_total_ -= n;
     budget = n >= budget ? 0 : budget - n;
     if (!opts_.use_kv_events) continue;  // approximate mode: events are not trusted
-    auto act = index_->apply_batch(static_cast<worker_index>(w), b.seq, b.events);
+    auto act = index_->apply_batch(static_cast<worker_index>(w), b.seq, b.events, b.stream);
     if (act == batch_action::request_snapshot) {
       bool already = std::any_of(out.begin(), out.end(), [&](const resync_needed& r) { return r.worker_id == b.worker_id; });
       if (!already) out.push_back(resync_needed{b.worker_id});
@@ -192,19 +192,29 @@ std::vector<resync_needed> kv_router_core::pump(std::uint64_t budget) {
   return out;
 }
 
-void kv_router_core::on_snapshot(const std::string& worker_id, std::uint64_t seq,
-                                 const std::vector<msg::kv_event>& events) {
+bool kv_router_core::on_snapshot(const std::string& worker_id, std::uint64_t seq,
+                                 const std::vector<msg::kv_event>& events, std::uint64_t stream) {
   worker_index w = add_worker(worker_id);
-  if (w >= opts_.index.max_workers) return;
-  // Queued batches up to `seq` are covered by the snapshot; later ones stay.
+  if (w >= opts_.index.max_workers) return false;
+  if (index_->stale_stream(w, stream)) return false;  // a dead incarnation's answer
+  // Queued batches the snapshot covers go: its stream's (or, unknown, any) up to
+  // `seq`, and every batch of an older stream. Later ones stay.
   auto& q = queues_[w];
-  while (!q.batches.empty() && q.batches.front().seq <= seq) {
-    std::uint64_t n = batch_events(q.batches.front());
+  auto covered = [&](const msg::kv_event_batch& b) {
+    if (stream && b.stream && b.stream != stream) return b.stream < stream;
+    return b.seq <= seq;
+  };
+  for (auto it = q.batches.begin(); it != q.batches.end();) {
+    if (!covered(*it)) {
+      ++it;
+      continue;
+    }
+    std::uint64_t n = batch_events(*it);
     q.events -= n;
     queued_total_ -= n;
-    q.batches.pop_front();
+    it = q.batches.erase(it);
   }
-  index_->apply_snapshot(w, seq, events);
+  return index_->apply_snapshot(w, seq, events, stream);
 }
 
 void kv_router_core::on_load_report(const msg::load_report& report) {

@@ -92,8 +92,11 @@ class kv_router_core {
   // returns the workers that need a snapshot (gap, malformed).
   std::vector<resync_needed> pump(std::uint64_t budget = 65536);
   std::uint64_t queued_events() const { return queued_total_; }
-  // A worker's snapshot answer: replaces its queued and indexed blocks.
-  void on_snapshot(const std::string& worker_id, std::uint64_t seq, const std::vector<msg::kv_event>& events);
+  // A worker's snapshot answer: replaces its queued and indexed blocks. One of
+  // a stream older than the worker's newest (`stream`, 0 = unknown) changes
+  // nothing and returns false.
+  bool on_snapshot(const std::string& worker_id, std::uint64_t seq, const std::vector<msg::kv_event>& events,
+                   std::uint64_t stream = 0);
 
   void on_load_report(const msg::load_report& report);
   // Another router replica dispatched `request_id` to `worker_id` (shared

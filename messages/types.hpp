@@ -381,12 +381,19 @@ struct kv_event_batch {
   std::uint64_t seq = 0;
   std::vector<kv_event> events;
   std::uint64_t timestamp_ms = 0;  // sender wall clock, ms since epoch (0 = not sent): routers measure event lag
+  // Which stream of this worker the batch (or snapshot) belongs to: a new one
+  // per engine incarnation, larger than every earlier one (the sender's wall
+  // clock in µs when the stream opened). A router drops batches and snapshots
+  // of a stream older than the newest it has seen. 0 = not sent (older
+  // senders): sequence numbers alone decide.
+  std::uint64_t stream = 0;
 };
 template <class V> void describe(V& v, kv_event_batch& x) {
   v.req("worker_id", x.worker_id);
   v.req("seq", x.seq);
   v.opt("events", x.events);
   v.opt("timestamp_ms", x.timestamp_ms);
+  v.opt("stream", x.stream);
 }
 
 }  // namespace yard::msg

@@ -227,6 +227,52 @@ TEST(kv_indexer, gap_requests_snapshot_until_applied) {
   EXPECT_EQ(ix.apply_batch(0, 4, std::vector{stored({4})}), batch_action::none);
 }
 
+// Streams: A (an engine incarnation) then B (the next). A's late answers must
+// not bring its blocks back once B has begun.
+TEST(kv_indexer, a_dead_streams_late_snapshot_and_batches_are_dropped) {
+  kv_indexer ix(small());
+  const std::uint64_t a = 1000, b = 2000;
+  EXPECT_EQ(ix.apply_batch(0, 0, std::vector{cleared(), stored({1, 2})}, a), batch_action::none);
+  EXPECT_EQ(ix.apply_batch(0, 0, std::vector{cleared(), stored({5})}, b), batch_action::none);
+  EXPECT_EQ(ix.stats().new_streams, 1u);
+  EXPECT_FALSE(ix.apply_snapshot(0, 1, std::vector{stored({1, 2})}, a));
+  EXPECT_EQ(ix.apply_batch(0, 1, std::vector{stored({3})}, a), batch_action::ignored_stale);
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{1}), 0).blocks, 0u);
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{3}), 0).blocks, 0u);
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{5}), 0).blocks, 1u);
+  EXPECT_TRUE(ix.stale_stream(0, a));
+  EXPECT_FALSE(ix.stale_stream(0, b));
+  EXPECT_FALSE(ix.stale_stream(0, 0));  // a sender without streams: sequence numbers decide
+  // B goes on in order; B's own snapshot applies.
+  EXPECT_EQ(ix.apply_batch(0, 1, std::vector{stored({6})}, b), batch_action::none);
+  EXPECT_TRUE(ix.apply_snapshot(0, 1, std::vector{stored({5, 6})}, b));
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{5, 6}), 0).blocks, 2u);
+}
+
+TEST(kv_indexer, a_newer_stream_seen_mid_way_asks_for_a_snapshot) {
+  kv_indexer ix(small());
+  EXPECT_EQ(ix.apply_batch(0, 0, std::vector{cleared(), stored({1})}, 10), batch_action::none);
+  EXPECT_EQ(ix.apply_batch(0, 1, std::vector{stored({2})}, 10), batch_action::none);
+  // Stream 20's batch 0 was lost; its batch 1 is not A's batch 2.
+  EXPECT_EQ(ix.apply_batch(0, 1, std::vector{stored({7})}, 20), batch_action::request_snapshot);
+  EXPECT_TRUE(ix.apply_snapshot(0, 1, std::vector{stored({7})}, 20));
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{1}), 0).blocks, 0u);
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{7}), 0).blocks, 1u);
+  EXPECT_FALSE(ix.needs_resync(0));
+}
+
+TEST(kv_indexer, a_stream_opening_with_a_smaller_id_is_still_taken) {
+  // The sender's clock stepped back across a restart: its new stream's id is
+  // smaller, but batch 0 opening with [cleared] always starts the newest stream.
+  kv_indexer ix(small());
+  EXPECT_EQ(ix.apply_batch(0, 0, std::vector{cleared(), stored({1})}, 500), batch_action::none);
+  EXPECT_EQ(ix.apply_batch(0, 0, std::vector{cleared(), stored({2})}, 300), batch_action::none);
+  EXPECT_EQ(ix.apply_batch(0, 1, std::vector{stored({3})}, 300), batch_action::none);
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{2, 3}), 0).blocks, 2u);
+  EXPECT_EQ(of(ix.find_matches(std::vector<block_hash>{1}), 0).blocks, 0u);
+  EXPECT_FALSE(ix.apply_snapshot(0, 0, std::vector{stored({1})}, 200));
+}
+
 TEST(kv_indexer, first_batch_not_at_zero_requests_snapshot) {
   kv_indexer ix(small());
   EXPECT_EQ(ix.apply_batch(5, 17, std::vector{stored({1})}), batch_action::request_snapshot);

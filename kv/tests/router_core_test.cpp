@@ -32,6 +32,13 @@ std::unique_ptr<kv_router_core> core(kv_router_options o = {}) {
   return std::move(*c);
 }
 
+// Tier-1 overlap of worker `w` in a match (0 when absent).
+std::uint32_t of_worker(const std::vector<overlap>& v, worker_index w) {
+  for (const auto& o : v)
+    if (o.worker == w) return o.blocks;
+  return 0;
+}
+
 route_input req(const std::string& id, std::vector<block_hash> h, std::uint32_t bs = 16) {
   route_input r;
   r.request_id = id;
@@ -264,6 +271,36 @@ TEST(kv_router_core, flood_over_the_queue_bound_is_dropped_and_resynced) {
   c->on_snapshot("flood", seq - 1, {stored({1, 2})});
   EXPECT_FALSE(c->index().needs_resync(*c->index_of("flood")));
   EXPECT_EQ(c->index().worker_blocks(*c->index_of("flood")), 2u);
+}
+
+TEST(kv_router_core, a_snapshot_from_a_dead_stream_never_brings_its_blocks_back) {
+  auto c = core();
+  c->add_worker("w");
+  auto with_stream = [](msg::kv_event_batch b, std::uint64_t s) {
+    b.stream = s;
+    return b;
+  };
+  msg::kv_event clear;
+  clear.kind = msg::kv_event_kind::cleared;
+  c->on_kv_events(with_stream(batch("w", 0, {clear, stored({1, 2})}), 100));
+  c->pump();
+  // Stream 200 (a restarted engine) opens while stream 100's snapshot is in flight.
+  c->on_kv_events(with_stream(batch("w", 0, {clear, stored({7})}), 200));
+  // Arriving before 200's batch 0 is applied: still the newest stream seen, so it
+  // applies, and the queued batch 0 of 200 (not covered by it) survives to clear it.
+  EXPECT_TRUE(c->on_snapshot("w", 0, {stored({1, 2})}, 100));
+  EXPECT_EQ(c->queued_events(), 2u);
+  c->pump();
+  auto w = *c->index_of("w");
+  EXPECT_EQ(of_worker(c->index().find_matches(std::vector<block_hash>{1}), w), 0u);
+  EXPECT_EQ(of_worker(c->index().find_matches(std::vector<block_hash>{7}), w), 1u);
+  // Arriving after: ignored, and stream 200's queued batches stay queued.
+  c->on_kv_events(with_stream(batch("w", 1, {stored({8})}), 200));
+  EXPECT_FALSE(c->on_snapshot("w", 5, {stored({1, 2})}, 100));
+  EXPECT_EQ(c->queued_events(), 1u);
+  c->pump();
+  EXPECT_EQ(of_worker(c->index().find_matches(std::vector<block_hash>{1}), w), 0u);
+  EXPECT_EQ(of_worker(c->index().find_matches(std::vector<block_hash>{7, 8}), w), 2u);
 }
 
 TEST(kv_router_core, worker_slots_are_reused) {

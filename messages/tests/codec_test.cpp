@@ -43,11 +43,13 @@ TEST(codec, nested_optional_and_vectors_of_structs_round_trip) {
   kv_event_batch b;
   b.worker_id = "w1";
   b.seq = 9;
+  b.stream = 1764900000123456;
   b.events.push_back({kv_event_kind::stored, {1, 2, 3}, 77, 2});
   b.events.push_back({kv_event_kind::cleared, {}, std::nullopt, 1});
   for (auto f : {wire_format::msgpack, wire_format::json}) {
     auto back = decode<kv_event_batch>(encode(b, f), f);
     ASSERT_TRUE(back.ok()) << back.err().message;
+    EXPECT_EQ(back->stream, 1764900000123456u);
     ASSERT_EQ(back->events.size(), 2u);
     EXPECT_EQ(back->events[0].block_hashes, (std::vector<std::uint64_t>{1, 2, 3}));
     EXPECT_EQ(*back->events[0].parent_hash, 77u);
