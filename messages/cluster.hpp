@@ -3,7 +3,10 @@
 // Owns: scale_request/scale_reply (planner -> agent control subject),
 // agent_status (agent -> everyone, periodic), latency_report (frontend ->
 // planner) and node_tree (a process's supervision tree, on request). Same rules as messages/types.hpp: describe() lists the fields,
-// adding an optional field is backwards compatible.
+// adding an optional field is backwards compatible. Worker roles are
+// msg::worker_role here; on the wire they stay the strings "both", "prefill",
+// "decode" (messages/wire_enum.hpp), so decoding an unknown role is an error
+// naming the field and the allowed values.
 // Must not touch: behaviour, I/O. Thread-safety: plain values.
 #pragma once
 
@@ -12,13 +15,15 @@
 #include <string>
 #include <vector>
 
+#include "messages/types.hpp"
+
 namespace yard::msg {
 
 // Asks one agent to change how many workers of `role` it runs. Exactly one of
 // delta / target is set; the agent clamps to its configured bounds.
 struct scale_request {
   std::string request_id;               // for logs (default "")
-  std::string role;                     // "both", "prefill" or "decode"
+  worker_role role = worker_role::both;  // required on the wire ("both", "prefill" or "decode")
   std::optional<std::int32_t> delta;    // add (>0) or stop (<0) this many
   std::optional<std::uint32_t> target;  // absolute count on this node
   std::string reason;                   // free text for logs (default "")
@@ -36,7 +41,7 @@ struct scale_reply {
   bool ok = false;
   std::string message;           // why not, when !ok; what was done otherwise
   std::string node;
-  std::string role;
+  worker_role role = worker_role::both;  // the request's role (both when the request did not decode)
   std::uint32_t running = 0;     // workers of role running (not stopping) after the change
   std::uint32_t min_count = 0;   // this node's bounds for role
   std::uint32_t max_count = 0;
@@ -55,7 +60,7 @@ template <class V> void describe(V& v, scale_reply& x) {
 // One supervised child as the agent sees it.
 struct agent_child_status {
   std::string id;          // worker instance id
-  std::string role;
+  worker_role role = worker_role::both;  // its [[workers]] group (default both)
   std::string state;       // "running", "backoff", "stopping", "stopped", "failed"
   std::int32_t pid = -1;   // -1 when not running
   std::uint32_t restarts = 0;
@@ -69,7 +74,7 @@ template <class V> void describe(V& v, agent_child_status& x) {
 }
 
 struct agent_role_bounds {
-  std::string role;
+  worker_role role = worker_role::both;  // required on the wire
   std::uint32_t running = 0;
   std::uint32_t min_count = 0;
   std::uint32_t max_count = 0;

@@ -44,7 +44,7 @@ TEST(planner_sim, load_step_scales_up_meets_the_target_then_scales_down) {
   cluster::planner_options po;
   po.ttft_p90_target_ms = target_ms;
   cluster::pool_options pool;
-  pool.role = "both";
+  pool.role = msg::worker_role::both;
   pool.watch_ttft = true;
   pool.min_workers = 2;
   pool.max_workers = 16;
@@ -73,7 +73,7 @@ TEST(planner_sim, load_step_scales_up_meets_the_target_then_scales_down) {
       std::sort(v.begin(), v.end());
       obs.ttft_p90_ms = v[std::min(v.size() - 1, static_cast<std::size_t>(0.9 * v.size()))];
     }
-    obs.workers = {{"both", w.serving}};
+    obs.workers = {{msg::worker_role::both, w.serving}};
     for (const auto& d : planner.step(obs)) target = d.to;
     return target;
   };

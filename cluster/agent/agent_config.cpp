@@ -208,10 +208,11 @@ bool parse_workers(checker& c, const toml::table& root, agent_config& cfg) {
     if (!c.only_keys(t, p, {"role", "engine", "model", "upstream", "device", "count", "min_count", "max_count", "args", "metrics_port"}))
       return false;
     if (!c.get_uint(t, p, "metrics_port", w.metrics_port, 0, 65535)) return false;
-    if (!c.get_string(t, p, "role", w.role, true, line)) return false;
-    if (w.role != "both" && w.role != "prefill" && w.role != "decode")
+    std::string role;
+    if (!c.get_string(t, p, "role", role, true, line)) return false;
+    if (!msg::wire_enum_from(role, w.role))
       return c.fail(checker::line_of(*t.get("role")), p + "role",
-                    "must be one of both|prefill|decode (got \"" + w.role + "\")");
+                    "must be one of both|prefill|decode (got \"" + role + "\")");
     if (!c.get_string(t, p, "engine", w.engine, true, line)) return false;
     if (w.engine != "mock" && w.engine != "native" && w.engine != "openai")
       return c.fail(checker::line_of(*t.get("engine")), p + "engine",
@@ -239,7 +240,7 @@ bool parse_workers(checker& c, const toml::table& root, agent_config& cfg) {
     for (const auto& prev : cfg.workers)
       if (prev.role == w.role)
         return c.fail(checker::line_of(*t.get("role")), p + "role",
-                      "a [[workers]] entry for role \"" + w.role + "\" already exists at line " +
+                      "a [[workers]] entry for role \"" + role + "\" already exists at line " +
                           std::to_string(prev.line) + " (one entry per role; use count)");
     cfg.workers.push_back(std::move(w));
   }

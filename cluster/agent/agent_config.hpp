@@ -3,7 +3,8 @@
 // Owns: the config structs and their parser/validator. A bad file gives an
 // error value naming the file, the line and the field, e.g.
 //   agent.toml:12: workers[1].role: must be one of both|prefill|decode (got "prefil")
-// Unknown keys are errors too (a typo must not be silently ignored).
+// Unknown keys are errors too (a typo must not be silently ignored). A
+// worker role is a string only in the file; it is parsed to msg::worker_role.
 // Must not touch: processes, NATS. Thread-safety: plain values, pure functions.
 //
 // Example:
@@ -53,6 +54,7 @@
 #include <vector>
 
 #include "common/status.hpp"
+#include "messages/types.hpp"
 
 namespace yard::cluster {
 
@@ -71,7 +73,7 @@ struct restart_settings {
 };
 
 struct worker_group {
-  std::string role;                // both|prefill|decode
+  msg::worker_role role = msg::worker_role::both;  // the file's "both"|"prefill"|"decode" (required)
   std::string engine;              // mock|native|openai
   std::string model;
   std::string upstream;            // openai: the engine server's base URL (--upstream; required there)

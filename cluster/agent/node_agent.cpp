@@ -31,9 +31,10 @@ std::vector<std::string> worker_argv(const node_agent_options& opts, const worke
   const agent_config& c = opts.config;
   std::vector<std::string> urls;
   for (const auto& u : c.nats) urls.push_back(strip_url_credentials(u).url);
+  const std::string role(msg::wire_name(g.role));
   std::vector<std::string> a = {opts.worker_binary, "worker",  "--nats",  join(urls, ","), "--namespace",
                                 c.ns,               "--id",    id,        "--engine",        g.engine,
-                                "--role",           g.role,    "--model", g.model};
+                                "--role",           role,      "--model", g.model};
   if (!g.upstream.empty()) {
     a.push_back("--upstream");
     a.push_back(g.upstream);
@@ -95,10 +96,11 @@ node_agent::~node_agent() { shutdown(); }
 
 yard::status node_agent::start_instance_locked(const worker_group& g) {
   std::uint32_t n = next_index_[g.role]++;
-  std::string id = opts_.config.node + "-" + g.role + "-" + std::to_string(n);
+  const std::string role(msg::wire_name(g.role));
+  std::string id = opts_.config.node + "-" + role + "-" + std::to_string(n);
   child_spec spec;
   spec.name = id;
-  spec.group = g.role;
+  spec.group = role;  // the supervisor's label; status() parses it back
   spec.argv = worker_argv(opts_, g, id);
   spec.env = worker_env(opts_.config, g);
   spec.env.insert(spec.env.end(), opts_.worker_auth_env.begin(), opts_.worker_auth_env.end());
@@ -113,7 +115,7 @@ yard::status node_agent::start_instance_locked(const worker_group& g) {
   return {};
 }
 
-std::uint32_t node_agent::running_locked(const std::string& role) const {
+std::uint32_t node_agent::running_locked(msg::worker_role role) const {
   auto it = instances_.find(role);
   if (it == instances_.end()) return 0;
   std::uint32_t n = 0;
@@ -135,7 +137,8 @@ msg::scale_reply node_agent::scale(const msg::scale_request& req) {
   for (const auto& w : opts_.config.workers)
     if (w.role == req.role) g = &w;
   if (!g) {
-    rep.message = "node " + rep.node + " has no [[workers]] entry for role '" + req.role + "'";
+    rep.message =
+        "node " + rep.node + " has no [[workers]] entry for role '" + std::string(msg::wire_name(req.role)) + "'";
     return rep;
   }
   rep.min_count = g->min_count;
@@ -189,9 +192,9 @@ msg::scale_reply node_agent::scale(const msg::scale_request& req) {
   }
   rep.ok = true;
   rep.running = running_locked(req.role);
-  rep.message = "role " + req.role + ": started " + std::to_string(started) + ", draining " + std::to_string(stopped) +
-                ", now " + std::to_string(rep.running) + clamp_note;
-  log->info("agent {}: scale {} ({}): {}", rep.node, req.role, req.reason, rep.message);
+  rep.message = "role " + std::string(msg::wire_name(req.role)) + ": started " + std::to_string(started) +
+                ", draining " + std::to_string(stopped) + ", now " + std::to_string(rep.running) + clamp_note;
+  log->info("agent {}: scale {} ({}): {}", rep.node, msg::wire_name(req.role), req.reason, rep.message);
   return rep;
 }
 
@@ -204,9 +207,12 @@ msg::agent_status node_agent::status() const {
   std::lock_guard<std::mutex> lk(mu_);
   for (const auto& g : opts_.config.workers)
     s.roles.push_back(msg::agent_role_bounds{g.role, running_locked(g.role), g.min_count, g.max_count});
-  for (const auto& k : sup_.children())
-    s.children.push_back(msg::agent_child_status{k.name, k.group, to_string(k.state), static_cast<std::int32_t>(k.pid),
-                                                 k.restarts});
+  for (const auto& k : sup_.children()) {
+    msg::worker_role role = msg::worker_role::both;
+    msg::wire_enum_from(k.group, role);  // every child's group is a role's wire name (start_instance_locked)
+    s.children.push_back(
+        msg::agent_child_status{k.name, role, to_string(k.state), static_cast<std::int32_t>(k.pid), k.restarts});
+  }
   return s;
 }
 

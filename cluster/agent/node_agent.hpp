@@ -2,7 +2,9 @@
 //
 // Owns: the supervisor holding this node's worker processes (one child per
 // worker instance, started as `<worker_binary> worker --nats ... --id ...`),
-// the scale logic (per-role counts within [min_count, max_count]), the
+// the scale logic (per-role counts within [min_count, max_count], keyed by
+// msg::worker_role; the role's wire name appears only in argv, instance ids,
+// the supervisor's group label and logs), the
 // subscription to yard.<ns>.agent.<node>.control (scale_request ->
 // scale_reply) and the periodic agent_status publication.
 // Shutdown: stop answering scale requests, publish draining, SIGTERM every
@@ -67,7 +69,7 @@ class node_agent {
 
  private:
   explicit node_agent(node_agent_options opts);
-  std::uint32_t running_locked(const std::string& role) const;  // holds mu_
+  std::uint32_t running_locked(msg::worker_role role) const;  // holds mu_
   yard::status start_instance_locked(const worker_group& g);
   void status_loop();
   void on_control(transport::nats_message m);
@@ -76,8 +78,8 @@ class node_agent {
   transport::nats_connection* nc_ = nullptr;
   supervisor sup_;
   mutable std::mutex mu_;
-  std::map<std::string, std::uint32_t> next_index_;          // role -> next instance number
-  std::map<std::string, std::vector<std::string>> instances_;  // role -> instance ids, oldest first
+  std::map<msg::worker_role, std::uint32_t> next_index_;             // role -> next instance number
+  std::map<msg::worker_role, std::vector<std::string>> instances_;  // role -> instance ids, oldest first
   std::atomic<bool> draining_{false};
   std::atomic<std::uint64_t> scale_requests_{0};
   bool stopped_ = false;

@@ -42,7 +42,7 @@ struct restart_policy {
 
 struct child_spec {
   std::string name;                 // unique within the supervisor
-  std::string group;                // free label (the agent uses the worker role)
+  std::string group;                // free label (the agent uses the worker role's wire name)
   std::vector<std::string> argv;    // argv[0] is the executable path (execv, no PATH lookup)
   std::vector<std::string> env;     // extra "KEY=VALUE" entries on top of ours (default none)
   restart_policy policy;

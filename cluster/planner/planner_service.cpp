@@ -82,7 +82,7 @@ void planner_service::on_heartbeat(const transport::nats_message& m) {
   const actors::registry_limits lim;  // the same bounds the routers and frontends apply
   if (workers_.size() >= lim.max_workers && !workers_.count(r->instance_id)) return;  // bounded against invented ids
   std::uint32_t lease = std::clamp(r->lease_ms, lim.min_lease_ms, lim.max_lease_ms);
-  workers_[r->instance_id] = worker_seen{std::string(msg::wire_name(r->role)), mono_ms(), lease, r->draining};
+  workers_[r->instance_id] = worker_seen{r->role, mono_ms(), lease, r->draining};
 }
 
 void planner_service::on_agent(const transport::nats_message& m) {
@@ -114,7 +114,7 @@ std::vector<scale_decision> planner_service::tick(std::uint64_t now_ms) {
     window_start_ms_ = now_ms;
     // Worker counts: what live agents run (includes workers still starting,
     // so an order is not placed twice); heartbeats when no agent reports.
-    std::map<std::string, std::uint32_t> per_role;
+    std::map<msg::worker_role, std::uint32_t> per_role;
     bool any_agent = false;
     for (const auto& [node, a] : agents_) {
       if (now_ms - std::min(now_ms, a.seen_ms) > opts_.agent_timeout_ms || a.status.draining) continue;
@@ -130,7 +130,7 @@ std::vector<scale_decision> planner_service::tick(std::uint64_t now_ms) {
   auto decisions = planner_.step(obs);
   windows_++;
   for (const auto& d : decisions) {
-    decisions_.add({d.role, d.delta() > 0 ? "up" : "down"});
+    decisions_.add({std::string(msg::wire_name(d.role)), d.delta() > 0 ? "up" : "down"});
     {
       std::lock_guard<std::mutex> lk(mu_);
       targets_[d.role] = d.to;
@@ -142,7 +142,7 @@ std::vector<scale_decision> planner_service::tick(std::uint64_t now_ms) {
 
 void planner_service::render_metrics(prom::exposition& out) const {
   planner_observation obs;
-  std::map<std::string, std::uint32_t> targets;
+  std::map<msg::worker_role, std::uint32_t> targets;
   {
     std::lock_guard<std::mutex> lk(mu_);
     obs = last_obs_;
@@ -150,7 +150,7 @@ void planner_service::render_metrics(prom::exposition& out) const {
   }
   std::vector<std::vector<std::string>> always;
   for (const auto& pool : planner_.options().pools)
-    for (const char* dir : {"up", "down"}) always.push_back({pool.role, dir});
+    for (const char* dir : {"up", "down"}) always.push_back({std::string(msg::wire_name(pool.role)), dir});
   decisions_.render(out, "yard_planner_decisions_total", "Scale decisions, by role and direction.", {}, always);
   out.counter("yard_planner_windows_total", "Observation windows planned.", {}, double(windows_.load()));
   // NaN: the last window had no sample.
@@ -162,9 +162,11 @@ void planner_service::render_metrics(prom::exposition& out) const {
   out.gauge("yard_planner_arrival_rate", "Requests per second in the last window.", {},
             obs.window_s > 0 ? obs.arrivals / obs.window_s : 0.0);
   out.family("yard_planner_workers", "gauge", "Workers serving per role in the last window.");
-  for (const auto& [role, n] : obs.workers) out.sample("yard_planner_workers", {{"role", role}}, n);
+  for (const auto& [role, n] : obs.workers)
+    out.sample("yard_planner_workers", {{"role", std::string(msg::wire_name(role))}}, n);
   out.family("yard_planner_target_workers", "gauge", "Workers per role the last decision asked for.");
-  for (const auto& [role, n] : targets) out.sample("yard_planner_target_workers", {{"role", role}}, n);
+  for (const auto& [role, n] : targets)
+    out.sample("yard_planner_target_workers", {{"role", std::string(msg::wire_name(role))}}, n);
 }
 
 planner_observation planner_service::last_observation() const {
@@ -174,7 +176,8 @@ planner_observation planner_service::last_observation() const {
 
 void planner_service::apply(const scale_decision& d, std::uint64_t now_ms) {
   auto log = component_logger("planner");
-  log->info("planner: {} {} -> {} ({})", d.role, d.from, d.to, d.reason);
+  const std::string role(msg::wire_name(d.role));
+  log->info("planner: {} {} -> {} ({})", role, d.from, d.to, d.reason);
   if (opts_.dry_run || !nc_) return;
   // Spread the change over live agents: (subject, running, min, max) per agent.
   struct slot {
@@ -192,7 +195,7 @@ void planner_service::apply(const scale_decision& d, std::uint64_t now_ms) {
     }
   }
   if (slots.empty()) {
-    log->warn("planner: no live agent runs role {}; cannot apply {} -> {}", d.role, d.from, d.to);
+    log->warn("planner: no live agent runs role {}; cannot apply {} -> {}", role, d.from, d.to);
     return;
   }
   std::int32_t left = d.delta();
@@ -204,7 +207,7 @@ void planner_service::apply(const scale_decision& d, std::uint64_t now_ms) {
       if (left < 0 && now_n > s.min && (!best || now_n > static_cast<std::int64_t>(best->running) + best->delta)) best = &s;
     }
     if (!best) {
-      log->warn("planner: agents' bounds leave {} of {} {} workers unplaced", std::abs(left), d.role,
+      log->warn("planner: agents' bounds leave {} of {} {} workers unplaced", std::abs(left), role,
                 left > 0 ? "added" : "removed");
       break;
     }
@@ -214,7 +217,7 @@ void planner_service::apply(const scale_decision& d, std::uint64_t now_ms) {
   for (const auto& s : slots) {
     if (s.delta == 0) continue;
     msg::scale_request req;
-    req.request_id = "plan-" + std::to_string(now_ms) + "-" + s.node + "-" + d.role;
+    req.request_id = "plan-" + std::to_string(now_ms) + "-" + s.node + "-" + role;
     req.role = d.role;
     req.delta = s.delta;
     req.reason = d.reason;
@@ -227,7 +230,7 @@ void planner_service::apply(const scale_decision& d, std::uint64_t now_ms) {
     if (!r)
       log->warn("planner: bad scale_reply from {}: {}", s.node, r.err().message);
     else if (!r->ok)
-      log->warn("planner: agent {} refused {} {:+d}: {}", s.node, d.role, s.delta, r->message);
+      log->warn("planner: agent {} refused {} {:+d}: {}", s.node, role, s.delta, r->message);
     else
       log->info("planner: agent {}: {}", s.node, r->message);
   }

@@ -6,7 +6,8 @@
 // arrivals, workers per role), runs slo_planner::step and sends
 // scale_request to agents' control subjects, spreading additions over agents
 // with room (fewest workers of the role first) and removals over agents with
-// the most above their minimum.
+// the most above their minimum. Roles are msg::worker_role throughout;
+// their wire names appear only in metric labels, logs and request ids.
 // Must not touch: processes (agents do that), the planning logic itself.
 // Thread-safety: handlers run on nats.c threads and only append under a
 // mutex; tick() runs on the service's thread (or a test's).
@@ -66,7 +67,7 @@ class planner_service {
   void loop();
 
   struct worker_seen {
-    std::string role;
+    msg::worker_role role = msg::worker_role::both;
     std::uint64_t seen_ms = 0;
     std::uint32_t lease_ms = 3000;
     bool draining = false;
@@ -86,7 +87,7 @@ class planner_service {
   std::map<std::string, worker_seen> workers_;
   std::map<std::string, agent_seen> agents_;
   planner_observation last_obs_;
-  std::map<std::string, std::uint32_t> targets_;  // role -> the last decision's worker count (under mu_)
+  std::map<msg::worker_role, std::uint32_t> targets_;  // role -> the last decision's worker count (under mu_)
   prom::labelled_counter decisions_{{"role", "direction"}};
   std::atomic<std::uint64_t> windows_{0};
   std::vector<transport::subscription> subs_;

@@ -10,14 +10,14 @@ namespace yard::cluster {
 std::vector<pool_options> default_pools(bool disaggregated) {
   if (!disaggregated) {
     pool_options both;
-    both.role = "both";
+    both.role = msg::worker_role::both;
     both.watch_ttft = both.watch_itl = true;
     return {both};
   }
   pool_options prefill, decode;
-  prefill.role = "prefill";
+  prefill.role = msg::worker_role::prefill;
   prefill.watch_ttft = true;
-  decode.role = "decode";
+  decode.role = msg::worker_role::decode;
   decode.watch_itl = true;
   decode.capacity_rps = 4.0;
   return {prefill, decode};
@@ -34,7 +34,7 @@ slo_planner::slo_planner(planner_options opts) : opts_(std::move(opts)) {
   }
 }
 
-double slo_planner::capacity(const std::string& role) const {
+double slo_planner::capacity(msg::worker_role role) const {
   for (const auto& p : pools_)
     if (p.opts.role == role) return p.capacity;
   return 0;

@@ -9,6 +9,8 @@
 // worker serves inside its SLO) starts at a configured guess and is learned:
 // lowered when the pool misses its target, raised when it meets it with room
 // to spare at a higher per-worker load.
+// Pools are keyed by msg::worker_role; role names are strings only in the
+// service's logs and metric labels (planner_service).
 // Pure logic: no clock, no I/O. Time comes in with each observation (ms on
 // any monotonic clock), so the same code runs live (`yard planner`) and in the
 // simulator on a virtual clock.
@@ -18,12 +20,15 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "messages/types.hpp"
 
 namespace yard::cluster {
 
 struct pool_options {
-  std::string role;                     // "prefill", "decode" or "both"
+  msg::worker_role role = msg::worker_role::both;  // the pool's workers (default both)
   bool watch_ttft = false;              // scale on TTFT p90 (prefill, both)
   bool watch_itl = false;               // scale on ITL p90 (decode, both)
   std::uint32_t min_workers = 1;        // default 1
@@ -55,12 +60,12 @@ struct planner_observation {
   double arrivals = 0;                  // requests that arrived in the window
   std::optional<double> ttft_p90_ms;    // absent when no request got a first token
   std::optional<double> itl_p90_ms;     // absent when no inter-token gap was seen
-  // Workers serving per role right now (live, not draining), e.g. {"prefill", 2}.
-  std::vector<std::pair<std::string, std::uint32_t>> workers;
+  // Workers serving per role right now (live, not draining), e.g. {worker_role::prefill, 2}.
+  std::vector<std::pair<msg::worker_role, std::uint32_t>> workers;
 };
 
 struct scale_decision {
-  std::string role;
+  msg::worker_role role = msg::worker_role::both;
   std::uint32_t from = 0;
   std::uint32_t to = 0;
   std::string reason;
@@ -76,8 +81,8 @@ class slo_planner {
 
   double observed_rate() const { return rate_; }     // req/s of the last window
   double predicted_rate() const { return predicted_; }  // req/s expected at now + horizon
-  // Current learned capacity of a pool (req/s per worker); 0 for an unknown role.
-  double capacity(const std::string& role) const;
+  // Current learned capacity of a pool (req/s per worker); 0 for a role without a pool.
+  double capacity(msg::worker_role role) const;
   const planner_options& options() const { return opts_; }
 
  private:

@@ -75,14 +75,14 @@ TEST(agent_config, parses_a_full_file) {
   EXPECT_EQ(c.restart.backoff_max_ms, 2000u);
   EXPECT_EQ(c.restart.shutdown_timeout_ms, 5000u);
   ASSERT_EQ(c.workers.size(), 2u);
-  EXPECT_EQ(c.workers[0].role, "prefill");
+  EXPECT_EQ(c.workers[0].role, yard::msg::worker_role::prefill);
   EXPECT_EQ(c.workers[0].engine, "native");
   EXPECT_EQ(c.workers[0].device, "cuda:0");
   EXPECT_EQ(c.workers[0].count, 2u);
   EXPECT_EQ(c.workers[0].max_count, 4u);
   EXPECT_EQ(c.workers[0].line, 19);
   ASSERT_EQ(c.workers[0].args.size(), 2u);
-  EXPECT_EQ(c.workers[1].role, "decode");
+  EXPECT_EQ(c.workers[1].role, yard::msg::worker_role::decode);
   EXPECT_EQ(c.workers[1].count, 1u);      // default
   EXPECT_EQ(c.workers[1].min_count, 0u);  // default
   EXPECT_EQ(c.workers[1].max_count, 8u);  // default max(count, 8)

@@ -2,8 +2,9 @@
 // script, so this does not depend on `yard worker`): configured workers
 // start, scale requests clamp to bounds, a killed worker is restarted,
 // shutdown drains every worker; over a real nats-server: the control subject
-// answers scale_request, status is published, and planner_service's
-// decisions reach the agent.
+// answers scale_request (an unknown role is refused naming the field and the
+// allowed roles), status is published, and planner_service's decisions reach
+// the agent.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -25,6 +26,7 @@
 using namespace yard;
 using namespace yard::cluster;
 using namespace std::chrono_literals;
+using msg::worker_role;
 
 namespace {
 
@@ -104,7 +106,7 @@ min_count = 1
   return o;
 }
 
-msg::scale_request scale_req(const std::string& role, std::optional<std::int32_t> delta,
+msg::scale_request scale_req(worker_role role, std::optional<std::int32_t> delta,
                              std::optional<std::uint32_t> target = std::nullopt) {
   msg::scale_request r;
   r.role = role;
@@ -145,38 +147,52 @@ TEST(node_agent, starts_workers_and_scales_within_bounds) {
   ASSERT_TRUE(eventually([&] { return agent.processes().live_pids().size() == 3; }));
   ASSERT_TRUE(eventually([&] { return w.count("start worker") == 3; }));
 
-  auto up = agent.scale(scale_req("prefill", 5));
+  auto up = agent.scale(scale_req(worker_role::prefill, 5));
   EXPECT_TRUE(up.ok) << up.message;
   EXPECT_EQ(up.running, 4u);
   EXPECT_NE(up.message.find("clamped to [0, 4]"), std::string::npos) << up.message;
   ASSERT_TRUE(eventually([&] { return agent.processes().live_pids().size() == 5; }));
   ASSERT_TRUE(eventually([&] { return w.count("start worker") == 5; }));
 
-  auto down = agent.scale(scale_req("prefill", std::nullopt, 1));
+  auto down = agent.scale(scale_req(worker_role::prefill, std::nullopt, 1));
   EXPECT_TRUE(down.ok) << down.message;
   EXPECT_EQ(down.running, 1u);
   // The three removed workers were asked to drain (SIGTERM) and did.
   ASSERT_TRUE(eventually([&] { return agent.processes().live_pids().size() == 2; }));
   EXPECT_TRUE(eventually([&] { return w.count("drained") == 3; }));
 
-  auto floor = agent.scale(scale_req("decode", -3));
+  auto floor = agent.scale(scale_req(worker_role::decode, -3));
   EXPECT_TRUE(floor.ok);
   EXPECT_EQ(floor.running, 1u);  // min_count = 1
 
-  EXPECT_FALSE(agent.scale(scale_req("both", 1)).ok);
-  auto both = agent.scale(scale_req("prefill", 1, 2));
+  auto none = agent.scale(scale_req(worker_role::both, 1));
+  EXPECT_FALSE(none.ok);
+  EXPECT_EQ(none.message, "node n1 has no [[workers]] entry for role 'both'");
+  auto both = agent.scale(scale_req(worker_role::prefill, 1, 2));
   EXPECT_FALSE(both.ok);
   EXPECT_EQ(both.message, "exactly one of delta and target must be set");
-  auto neither = agent.scale(scale_req("prefill", std::nullopt));
+  auto neither = agent.scale(scale_req(worker_role::prefill, std::nullopt));
   EXPECT_FALSE(neither.ok);
 
   auto st = agent.status();
   EXPECT_EQ(st.node, "n1");
   EXPECT_EQ(st.control_subject, "yard.t.agent.n1.control");
   ASSERT_EQ(st.roles.size(), 2u);
-  EXPECT_EQ(st.roles[0].role, "prefill");
+  EXPECT_EQ(st.roles[0].role, worker_role::prefill);
   EXPECT_EQ(st.roles[0].running, 1u);
   EXPECT_EQ(st.roles[0].max_count, 4u);
+  EXPECT_EQ(st.roles[1].role, worker_role::decode);
+  // Each child carries its group's role (the supervisor's label parsed back).
+  std::size_t prefill_kids = 0, decode_kids = 0;
+  for (const auto& c : st.children) {
+    std::string prefix = "n1-" + std::string(msg::wire_name(c.role)) + "-";
+    EXPECT_EQ(c.id.rfind(prefix, 0), 0u) << c.id;
+    if (c.role == worker_role::prefill) ++prefill_kids;
+    if (c.role == worker_role::decode) ++decode_kids;
+  }
+  EXPECT_EQ(prefill_kids + decode_kids, st.children.size());
+  EXPECT_GE(prefill_kids, 1u);
+  EXPECT_EQ(decode_kids, 1u);
 }
 
 TEST(node_agent, crashed_worker_is_restarted_and_shutdown_drains_all) {
@@ -195,13 +211,13 @@ TEST(node_agent, crashed_worker_is_restarted_and_shutdown_drains_all) {
   std::uint32_t restarts = 0;
   for (const auto& c : agent.status().children) restarts += c.restarts;
   EXPECT_EQ(restarts, 1u);
-  EXPECT_EQ(agent.scale(scale_req("prefill", 0)).running, 2u);
+  EXPECT_EQ(agent.scale(scale_req(worker_role::prefill, 0)).running, 2u);
 
   ASSERT_TRUE(eventually([&] { return w.count("start worker") == 4; }));  // 3 + the restart
   agent.shutdown();
   EXPECT_TRUE(agent.processes().live_pids().empty());
   EXPECT_EQ(w.count("drained"), 3);
-  auto late = agent.scale(scale_req("prefill", 1));
+  auto late = agent.scale(scale_req(worker_role::prefill, 1));
   EXPECT_FALSE(late.ok);
   EXPECT_NE(late.message.find("draining"), std::string::npos);
   EXPECT_TRUE(agent.status().draining);
@@ -259,9 +275,25 @@ TEST_F(node_agent_nats, control_subject_and_status) {
   ASSERT_TRUE(br.ok());
   EXPECT_FALSE(br->ok);
   EXPECT_NE(br->message.find("missing required field 'role'"), std::string::npos) << br->message;
-  auto again = nc_->request(subjects::agent_control("t", "n1"), msg::encode(scale_req("prefill", -1)), 3000);
+  // A role that is not a worker role is refused at decode, naming the field
+  // and the allowed values; nothing is started or stopped.
+  auto typo =
+      nc_->request(subjects::agent_control("t", "n1"), R"({"role":"prefil","delta":1,"request_id":"r2"})", 3000);
+  ASSERT_TRUE(typo.ok()) << typo.err().describe();
+  auto tr = msg::decode_auto<msg::scale_reply>(typo->data, typo->content_type);
+  ASSERT_TRUE(tr.ok()) << tr.err().message << " in " << typo->data;
+  EXPECT_FALSE(tr->ok);
+  EXPECT_NE(tr->message.find("field 'role' must be one of both, prefill, decode (got 'prefil')"), std::string::npos)
+      << tr->message;
+  EXPECT_EQ(tr->node, "n1");
+  EXPECT_EQ((*a)->status().roles[0].running, 3u);
+  auto again = nc_->request(subjects::agent_control("t", "n1"), msg::encode(scale_req(worker_role::prefill, -1)), 3000);
   ASSERT_TRUE(again.ok());
-  EXPECT_TRUE(msg::decode_auto<msg::scale_reply>(again->data)->ok);
+  auto ar = msg::decode_auto<msg::scale_reply>(again->data);
+  ASSERT_TRUE(ar.ok()) << ar.err().message;
+  EXPECT_TRUE(ar->ok) << ar->message;
+  EXPECT_EQ(ar->role, worker_role::prefill);
+  EXPECT_EQ(ar->running, 2u);
 
   (*a)->shutdown();
   EXPECT_TRUE(eventually([&] {
@@ -311,7 +343,7 @@ TEST_F(node_agent_nats, planner_decisions_reach_the_agent) {
     return !ds.empty() || (*svc)->last_observation().ttft_p90_ms.has_value();
   }));
   ASSERT_EQ(ds.size(), 1u);
-  EXPECT_EQ(ds[0].role, "prefill");
+  EXPECT_EQ(ds[0].role, worker_role::prefill);
   EXPECT_EQ(ds[0].from, 2u);
   EXPECT_GT(ds[0].to, 2u);
   // The request was synchronous; the agent's max_count (4) caps what it runs.

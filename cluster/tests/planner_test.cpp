@@ -17,6 +17,7 @@
 #include "cluster/planner/slo_planner.hpp"
 
 using namespace yard::cluster;
+using yard::msg::worker_role;
 
 namespace {
 
@@ -28,7 +29,7 @@ planner_observation window(std::uint64_t now_ms, double arrivals, std::optional<
   o.arrivals = arrivals;
   o.ttft_p90_ms = ttft;
   o.itl_p90_ms = itl;
-  o.workers = {{"prefill", prefill}, {"decode", decode}};
+  o.workers = {{worker_role::prefill, prefill}, {worker_role::decode, decode}};
   return o;
 }
 
@@ -54,11 +55,11 @@ struct queue_model {
   double base_itl_ms = 20;
   double startup_s = 5;       // a new worker serves after this long
   std::uint32_t prefill = 2, decode = 2;  // online workers
-  std::vector<std::pair<double, std::string>> starting;  // (ready at, role)
+  std::vector<std::pair<double, worker_role>> starting;  // (ready at, role)
   double queue = 0;           // prefill requests waiting
 
-  std::uint32_t planned(const std::string& role) const {
-    std::uint32_t n = role == "prefill" ? prefill : decode;
+  std::uint32_t planned(worker_role role) const {
+    std::uint32_t n = role == worker_role::prefill ? prefill : decode;
     for (auto& s : starting)
       if (s.second == role) ++n;
     return n;
@@ -66,7 +67,7 @@ struct queue_model {
   void apply(const scale_decision& d, double now) {
     std::uint32_t have = planned(d.role);
     for (std::uint32_t i = have; i < d.to; ++i) starting.push_back({now + startup_s, d.role});
-    auto& online = d.role == "prefill" ? prefill : decode;
+    auto& online = d.role == worker_role::prefill ? prefill : decode;
     for (std::uint32_t i = d.to; i < have; ++i) {
       // Cancel a pending start first, then stop an online worker.
       auto it = std::find_if(starting.begin(), starting.end(), [&](auto& s) { return s.second == d.role; });
@@ -78,7 +79,7 @@ struct queue_model {
   std::pair<double, double> tick(double now, double rate) {
     for (auto it = starting.begin(); it != starting.end();) {
       if (it->first <= now) {
-        (it->second == "prefill" ? prefill : decode)++;
+        (it->second == worker_role::prefill ? prefill : decode)++;
         it = starting.erase(it);
       } else {
         ++it;
@@ -148,7 +149,7 @@ TEST(slo_planner, load_step_scales_up_meets_ttft_then_scales_down) {
   ASSERT_GT(recovered_at, 0) << "TTFT p90 never settled under the target during the high phase";
   EXPECT_LE(recovered_at - step_at, 120);
   // The learned prefill capacity is close to the real 2.5 req/s, not the 3.0 guess.
-  EXPECT_LT(planner.capacity("prefill"), 3.0);
+  EXPECT_LT(planner.capacity(worker_role::prefill), 3.0);
   // Scaled back down after the load fell.
   EXPECT_LE(m.prefill, 3u);
   EXPECT_LE(m.decode, 3u);
@@ -158,7 +159,7 @@ TEST(slo_planner, load_step_scales_up_meets_ttft_then_scales_down) {
   std::printf("planner_load_step: peak_prefill=%u peak_decode=%u final_prefill=%u final_decode=%u "
               "ttft_recovered_s=%d decisions=%d prefill_capacity=%.2f decode_capacity=%.2f\n",
               peak_prefill, peak_decode, m.prefill, m.decode, recovered_at - step_at, decisions,
-              planner.capacity("prefill"), planner.capacity("decode"));
+              planner.capacity(worker_role::prefill), planner.capacity(worker_role::decode));
 }
 
 TEST(slo_planner, never_exceeds_max_and_respects_cooldown) {
@@ -171,7 +172,7 @@ TEST(slo_planner, never_exceeds_max_and_respects_cooldown) {
   for (std::uint64_t t = 1; t <= 120; ++t) {
     // Persistently missed TTFT: the planner wants more every window.
     for (const auto& d : planner.step(window(t * 1000, 1, 5000.0, 10.0, prefill, 1))) {
-      if (d.role != "prefill") continue;
+      if (d.role != worker_role::prefill) continue;
       EXPECT_GT(d.to, d.from);
       if (last_up) EXPECT_GE(t * 1000 - *last_up, 10000u);
       last_up = t * 1000;
@@ -190,7 +191,7 @@ TEST(slo_planner, holds_when_slo_met_and_no_scale_down_while_latency_is_high) {
   // comfortable): no scale-down.
   for (std::uint64_t t = 1; t <= 200; ++t) {
     auto ds = planner.step(window(t * 1000, 2, 900.0, 45.0, 4, 2));
-    for (const auto& d : ds) EXPECT_NE(d.role, "prefill") << d.reason;
+    for (const auto& d : ds) EXPECT_NE(d.role, worker_role::prefill) << d.reason;
   }
 }
 
@@ -202,7 +203,7 @@ TEST(slo_planner, scales_down_halfway_when_idle_and_keeps_min) {
   std::vector<std::uint32_t> path;
   for (std::uint64_t t = 1; t <= 100; ++t)
     for (const auto& d : planner.step(window(t * 1000, 0, std::nullopt, std::nullopt, prefill, 1)))
-      if (d.role == "prefill") {
+      if (d.role == worker_role::prefill) {
         prefill = d.to;
         path.push_back(d.to);
       }
@@ -226,7 +227,7 @@ TEST(slo_planner, predicted_load_scales_up_before_latency_degrades) {
   std::uint32_t prefill = 1;
   for (std::uint64_t t = 1; t <= 10; ++t)
     for (const auto& d : planner.step(window(t * 1000, 8, 300.0, 20.0, prefill, 10)))
-      if (d.role == "prefill") {
+      if (d.role == worker_role::prefill) {
         EXPECT_NE(d.reason.find("predicted load"), std::string::npos) << d.reason;
         prefill = d.to;
       }
@@ -238,7 +239,7 @@ TEST(slo_planner, restores_min_workers_at_once) {
   planner.step(window(1000, 1, 100.0, 10.0, 1, 1));  // sets a cool-down baseline
   auto ds = planner.step(window(1500, 1, 100.0, 10.0, 0, 1));  // a worker died
   ASSERT_EQ(ds.size(), 1u);
-  EXPECT_EQ(ds[0].role, "prefill");
+  EXPECT_EQ(ds[0].role, worker_role::prefill);
   EXPECT_EQ(ds[0].to, 1u);
 }
 
@@ -248,10 +249,10 @@ TEST(slo_planner, aggregated_pool_watches_both_signals) {
   o.pools[0].max_workers = 6;
   slo_planner planner(o);
   auto obs = window(1000, 1, 100.0, 500.0, 0, 0);  // ITL missed
-  obs.workers = {{"both", 2}};
+  obs.workers = {{worker_role::both, 2}};
   auto ds = planner.step(obs);
   ASSERT_EQ(ds.size(), 1u);
-  EXPECT_EQ(ds[0].role, "both");
+  EXPECT_EQ(ds[0].role, worker_role::both);
   EXPECT_EQ(ds[0].to, 3u);
 }
 
@@ -259,6 +260,6 @@ TEST(slo_planner, backwards_clock_does_not_freeze_decisions) {
   slo_planner planner(test_options());
   planner.step(window(100000, 1, 5000.0, 10.0, 1, 1));
   auto ds = planner.step(window(1000, 1, 5000.0, 10.0, 2, 1));  // source restarted its clock
-  bool prefill_up = std::any_of(ds.begin(), ds.end(), [](auto& d) { return d.role == "prefill" && d.to > d.from; });
+  bool prefill_up = std::any_of(ds.begin(), ds.end(), [](auto& d) { return d.role == worker_role::prefill && d.to > d.from; });
   EXPECT_TRUE(prefill_up);
 }

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "messages/cluster.hpp"
+
 using namespace yard;
 using namespace yard::msg;
 
@@ -19,6 +21,33 @@ generate_request sample_request() {
   r.max_tokens = 7;
   r.cache_salt = "tenant-a";
   return r;
+}
+
+// scale_request and agent_role_bounds as they were while roles were strings
+// in the core: the same fields, the role a std::string. Encoding the enum
+// versions must give the same bytes.
+struct string_role_scale_request {
+  std::string request_id, role;
+  std::optional<std::int32_t> delta;
+  std::optional<std::uint32_t> target;
+  std::string reason;
+};
+template <class V> void describe(V& v, string_role_scale_request& x) {
+  v.opt("request_id", x.request_id);
+  v.req("role", x.role);
+  v.opt("delta", x.delta);
+  v.opt("target", x.target);
+  v.opt("reason", x.reason);
+}
+struct string_role_bounds {
+  std::string role;
+  std::uint32_t running = 0, min_count = 0, max_count = 0;
+};
+template <class V> void describe(V& v, string_role_bounds& x) {
+  v.req("role", x.role);
+  v.opt("running", x.running);
+  v.opt("min_count", x.min_count);
+  v.opt("max_count", x.max_count);
 }
 
 }  // namespace
@@ -78,6 +107,59 @@ TEST(codec, wire_enums_travel_as_their_names_and_unknown_names_fail_naming_the_c
   EXPECT_NE(bad.err().message.find("stored, removed, cleared"), std::string::npos) << bad.err().message;
   auto num = decode<kv_event_batch>(R"({"worker_id":"w","seq":0,"events":[{"kind":1}]})", wire_format::json);
   EXPECT_FALSE(num.ok());
+}
+
+TEST(codec, worker_roles_in_cluster_messages_travel_as_their_names_byte_for_byte) {
+  scale_request req;
+  req.request_id = "r1";
+  req.role = worker_role::prefill;
+  req.delta = 2;
+  req.reason = "ttft";
+  const string_role_scale_request old_req{"r1", "prefill", 2, std::nullopt, "ttft"};
+  const agent_role_bounds bounds{worker_role::prefill, 3, 1, 8};
+  const string_role_bounds old_bounds{"prefill", 3, 1, 8};
+  for (auto f : {wire_format::msgpack, wire_format::json}) {
+    EXPECT_EQ(encode(req, f), encode(old_req, f));
+    EXPECT_EQ(encode(bounds, f), encode(old_bounds, f));
+    auto back = decode<scale_request>(encode(req, f), f);
+    ASSERT_TRUE(back.ok()) << back.err().message;
+    EXPECT_EQ(back->role, worker_role::prefill);
+    EXPECT_EQ(back->request_id, "r1");
+    EXPECT_EQ(*back->delta, 2);
+    EXPECT_FALSE(back->target.has_value());
+    auto from_old = decode<agent_role_bounds>(encode(old_bounds, f), f);
+    ASSERT_TRUE(from_old.ok()) << from_old.err().message;
+    EXPECT_EQ(from_old->role, worker_role::prefill);
+    EXPECT_EQ(from_old->running, 3u);
+    EXPECT_EQ(from_old->max_count, 8u);
+  }
+  auto json = encode(req, wire_format::json);
+  EXPECT_NE(json.find(R"("role":"prefill")"), std::string::npos) << json;
+  auto bounds_json = encode(bounds, wire_format::json);
+  EXPECT_NE(bounds_json.find(R"("role":"prefill")"), std::string::npos) << bounds_json;
+  // msgpack: the key "role" (fixstr 4) then the string "prefill" (fixstr 7).
+  EXPECT_NE(encode(req).find(std::string("\xa4" "role" "\xa7" "prefill")), std::string::npos);
+  auto handle = unpack_msgpack(encode(bounds));
+  ASSERT_TRUE(handle.ok()) << handle.err().message;
+  nlohmann::ordered_json tree;
+  std::string err;
+  ASSERT_TRUE(detail::mp_to_json(handle->get(), tree, err, "")) << err;
+  ASSERT_TRUE(tree.at("role").is_string()) << tree.dump();
+  EXPECT_EQ(tree.at("role").get<std::string>(), "prefill");
+  // A role that is not a worker role fails the decode, naming the field and the choices.
+  auto bad = decode<scale_request>(R"({"role":"prefil","delta":1})", wire_format::json);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.err().code, errc::bad_request);
+  EXPECT_EQ(bad.err().message, "field 'role' must be one of both, prefill, decode (got 'prefil')");
+  string_role_scale_request typo = old_req;
+  typo.role = "prefil";
+  auto bad_mp = decode<scale_request>(encode(typo), wire_format::msgpack);
+  ASSERT_FALSE(bad_mp.ok());
+  EXPECT_EQ(bad_mp.err().message, "field 'role' must be one of both, prefill, decode (got 'prefil')");
+  auto nested = decode<agent_status>(R"({"node":"n","roles":[{"role":"gpu"}]})", wire_format::json);
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.err().message.find("field 'roles[0].role' must be one of both, prefill, decode"), std::string::npos)
+      << nested.err().message;
 }
 
 TEST(codec, openai_sampling_fields_and_token_logprobs_round_trip) {
