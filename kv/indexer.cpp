@@ -143,8 +143,9 @@ struct kv_indexer::shard {
     return ((mixed(key) << shard_bits) >> (64 - bits)) & mask;
   }
 
-  const slot* find(std::uint64_t key) const {
-    for (std::uint64_t i = home(key);; i = (i + 1) & mask) {
+  // The slot holding `key`, probing from its home slot `from` (home(key)).
+  const slot* find(std::uint64_t key, std::uint64_t from) const {
+    for (std::uint64_t i = from;; i = (i + 1) & mask) {
       const slot& s = slots[i];
       if (s.key == key) return &s;
       if (s.key == 0) return nullptr;
@@ -576,23 +577,14 @@ void kv_indexer::find_matches(std::span<const block_hash> hashes, std::vector<ov
   auto prefetch_slot = [&](std::size_t i) {
     stage& st = ring[i & (ring_size - 1)];
     st.key = key_of(hashes[i]);
-    const std::uint64_t mix = mixed(st.key);
-    st.sh = shards_[shard_shift_ ? mix >> (64 - shard_shift_) : 0].get();
-    st.home = ((mix << st.sh->shard_bits) >> (64 - st.sh->bits)) & st.sh->mask;
+    st.sh = &shard_for(hashes[i]);
+    st.home = st.sh->home(st.key);
     __builtin_prefetch(&st.sh->slots[st.home]);
   };
   auto look_up = [&](std::size_t i) {
     stage& st = ring[i & (ring_size - 1)];
-    st.found = nullptr;
-    for (std::uint64_t j = st.home;; j = (j + 1) & st.sh->mask) {
-      const shard::slot& sl = st.sh->slots[j];
-      if (sl.key == st.key) {
-        st.found = &sl;
-        if (sl.n > inline_holders) __builtin_prefetch(st.sh->arena.data() + sl.h[0]);
-        return;
-      }
-      if (sl.key == 0) return;
-    }
+    st.found = st.sh->find(st.key, st.home);
+    if (st.found && st.found->n > inline_holders) __builtin_prefetch(st.sh->arena.data() + st.found->h[0]);
   };
   for (std::size_t i = 0; i < std::min(ahead, n); ++i) prefetch_slot(i);
   for (std::size_t i = 0; i < std::min(near, n); ++i) look_up(i);

@@ -1,5 +1,4 @@
-// kv/policies/policy_factory.cpp — make_policy, policy_names, weighted_overlap_blocks, predicted_prefill_ms.
-#include <algorithm>
+// kv/policies/policy_factory.cpp — make_policy, policy_names, predicted_prefill_ms (weighted_overlap_blocks is inline in routing_policy.hpp).
 
 #include "kv/policies/policy_common.hpp"
 
