@@ -24,6 +24,7 @@ result<std::unique_ptr<kv_tiering>> kv_tiering::create(const kv_tier_options& op
     kv::tiers::disk_tier_options d;
     d.dir = opts.disk_dir;
     d.capacity_blocks = opts.disk_blocks;
+    d.block_bytes = ex.kv_block_bytes();  // the slab's slot size; a slab of another model's blocks starts over
     d.io_threads = std::max(1u, opts.disk_io_threads);
     d.max_pending_writes = opts.disk_max_pending_writes;
     if (!opts.disk_key_file.empty()) d.key_file = opts.disk_key_file;

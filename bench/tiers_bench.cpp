@@ -6,12 +6,14 @@
 // backends::mock_engine with kv_tier_options for (b)).
 // Thread-safety: single-threaded driver; disk_tier runs its own I/O pool.
 //
-// (a) disk: N blocks of --mib MiB written through disk_tier (put_async, each file
-//     fdatasync'd before its rename) and read back (get_async: disk_tier reads with
-//     O_DIRECT; the page cache is also dropped per file first), versus the same bytes written with sequential O_DIRECT pwrite into one
-//     file + fdatasync and read back with sequential O_DIRECT pread (block-sized
+// (a) disk: N blocks of --mib MiB written through disk_tier (put_async into its
+//     slab with O_DIRECT, then one tier.sync() = fdatasync, inside the timing) and
+//     read back (get_async: O_DIRECT pread of each slot, checksum, copy out),
+//     versus the same bytes written with sequential O_DIRECT pwrite into one file +
+//     one fdatasync and read back with sequential O_DIRECT pread (block-sized
 //     requests, one at a time) — no page cache on either side, same directory, same
-//     run, --reps passes alternating (medians: the disk is shared). Ratios are tier
+//     run, interleaved in rounds of 16 blocks (tier, then file) so both sides see the
+//     same moments of a shared disk; --reps such passes, medians. Ratios are tier
 //     MB/s ÷ sequential MB/s.
 // (b) TTFT: S sessions x T turns, each turn's prompt = previous prompt + the
 //     engine's answer (--answer tokens) + new user tokens, sessions interleaved
@@ -69,12 +71,6 @@ void drop_cache(const fs::path& p) {
   ::close(fd);
 }
 
-std::string hex_file(block_hash h) {
-  char b[32];
-  std::snprintf(b, sizeof b, "%016llx.ykvb", static_cast<unsigned long long>(h));
-  return b;
-}
-
 struct disk_result {
   double tier_write_mbs = 0, tier_read_mbs = 0, seq_write_mbs = 0, seq_read_mbs = 0;
   bool ok = false;
@@ -83,6 +79,10 @@ struct disk_result {
 // Block i's bytes: the shared random base with i stamped in the first 8 bytes.
 void stamp(bytes& b, std::uint64_t i) { std::memcpy(b.data(), &i, sizeof i); }
 
+// One pass, interleaved in rounds of `round` blocks: the tier writes a round (puts
+// pipelined `window` deep, then tier.sync()), the sequential file writes the same
+// bytes (then fdatasync); later the tier reads a round back, then the file. Each
+// side's time is the sum of its rounds, so both see the same moments of a shared disk.
 disk_result disk_pass(const fs::path& dir, std::size_t n, std::size_t block, std::uint32_t threads) {
   disk_result res;
   bytes base(block);
@@ -93,54 +93,22 @@ disk_result disk_pass(const fs::path& dir, std::size_t n, std::size_t block, std
   }
   const double mb = double(n) * double(block) / 1e6;
   const std::size_t window = 2 * threads + 2;
+  const std::size_t round = 16;
 
-  // Through disk_tier.
   kv::tiers::disk_tier_options o;
   o.dir = dir / "g3_disk";
   o.capacity_blocks = n + 1;
   o.io_threads = threads;
-  o.sync_each_write = true;  // durable like the sequential file's fdatasync, without syncfs of the whole shared filesystem
+  o.block_bytes = block;
   auto t = kv::tiers::disk_tier::open(o);
   if (!t.ok()) {
     std::fprintf(stderr, "disk_tier: %s\n", t.err().describe().c_str());
     return res;
   }
   auto& tier = *t.value();
-  auto t0 = clk::now();
-  std::deque<std::future<status>> puts;
-  for (std::size_t i = 0; i < n; ++i) {
-    bytes b = base;
-    stamp(b, i + 1);
-    puts.push_back(tier.put_async(i + 1, std::move(b)));
-    while (puts.size() >= window) { puts.front().get(); puts.pop_front(); }
-  }
-  while (!puts.empty()) { puts.front().get(); puts.pop_front(); }
-  double tw = ms_since(t0);
-  if (tier.disabled() || tier.size() != n) {
-    std::fprintf(stderr, "disk_tier write failed\n");
-    return res;
-  }
-  for (std::size_t i = 0; i < n; ++i) drop_cache(o.dir / hex_file(i + 1));
-  t0 = clk::now();
-  std::deque<std::pair<std::uint64_t, std::future<result<bytes>>>> gets;
-  bool ok = true;
-  auto check = [&](std::uint64_t id, result<bytes> r) {
-    std::uint64_t got = 0;
-    if (!r.ok() || r->size() != block) { ok = false; return; }
-    std::memcpy(&got, r->data(), 8);
-    ok = ok && got == id && std::memcmp(r->data() + 8, base.data() + 8, 64) == 0;
-  };
-  for (std::size_t i = 0; i < n; ++i) {
-    gets.emplace_back(i + 1, tier.get_async(i + 1));
-    while (gets.size() >= window) { check(gets.front().first, gets.front().second.get()); gets.pop_front(); }
-  }
-  while (!gets.empty()) { check(gets.front().first, gets.front().second.get()); gets.pop_front(); }
-  double tr = ms_since(t0);
-  for (std::size_t i = 0; i < n; ++i) tier.erase(i + 1);
-  t.value().reset();
 
-  // Plain sequential file, same bytes, with O_DIRECT (no page cache either way: the
-  // device's own speed, whatever the kernel's readahead or fadvise would do).
+  // The sequential file, with O_DIRECT (no page cache either way: the device's own
+  // speed, whatever the kernel's readahead or fadvise would do).
   auto seq = dir / "sequential.bin";
   int fd = ::open(seq.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0600);
   bool direct = fd >= 0;
@@ -155,25 +123,67 @@ disk_result disk_pass(const fs::path& dir, std::size_t n, std::size_t block, std
   std::unique_ptr<std::byte, decltype(&std::free)> buf(static_cast<std::byte*>(std::aligned_alloc(align, padded)), &std::free);
   std::memset(buf.get(), 0, padded);
   std::memcpy(buf.get(), base.data(), block);
-  t0 = clk::now();
-  for (std::size_t i = 0; i < n && ok; ++i) {
-    std::uint64_t id = i + 1;
-    std::memcpy(buf.get(), &id, sizeof id);
-    ok = ::pwrite(fd, buf.get(), padded, off_t(i * padded)) == ssize_t(padded);
+
+  double tw = 0, tr = 0, sw = 0, sr = 0;
+  bool ok = true;
+  for (std::size_t r0 = 0; r0 < n && ok; r0 += round) {
+    const std::size_t r1 = std::min(n, r0 + round);
+    auto t0 = clk::now();
+    std::deque<std::future<status>> puts;
+    for (std::size_t i = r0; i < r1; ++i) {
+      bytes b = base;  // the caller hands the tier a block it owns, as an offload does
+      stamp(b, i + 1);
+      puts.push_back(tier.put_async(i + 1, std::move(b)));
+      while (puts.size() >= window) { ok = ok && puts.front().get().ok(); puts.pop_front(); }
+    }
+    while (!puts.empty()) { ok = ok && puts.front().get().ok(); puts.pop_front(); }
+    ok = ok && tier.sync().ok();
+    tw += ms_since(t0);
+    t0 = clk::now();
+    for (std::size_t i = r0; i < r1 && ok; ++i) {
+      std::uint64_t id = i + 1;
+      std::memcpy(buf.get(), &id, sizeof id);
+      ok = ::pwrite(fd, buf.get(), padded, off_t(i * padded)) == ssize_t(padded);
+    }
+    ok = ok && ::fdatasync(fd) == 0;
+    sw += ms_since(t0);
   }
-  ok = ok && ::fdatasync(fd) == 0;
-  double sw = ms_since(t0);
+  if (!ok || tier.disabled() || tier.size() != n) {
+    std::fprintf(stderr, "disk write failed (tier disabled: %d, held %zu of %zu)\n", int(tier.disabled()), tier.size(), n);
+    ::close(fd);
+    return res;
+  }
+  if (!tier.direct_io()) drop_cache(tier.slab_path());
   if (!direct) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  t0 = clk::now();
-  for (std::size_t i = 0; i < n && ok; ++i) {
-    ok = ::pread(fd, buf.get(), padded, off_t(i * padded)) == ssize_t(padded);
+  auto check = [&](std::uint64_t id, result<bytes> r) {
     std::uint64_t got = 0;
-    std::memcpy(&got, buf.get(), 8);
-    ok = ok && got == i + 1;
+    if (!r.ok() || r->size() != block) { ok = false; return; }
+    std::memcpy(&got, r->data(), 8);
+    ok = ok && got == id && std::memcmp(r->data() + 8, base.data() + 8, 64) == 0;
+  };
+  for (std::size_t r0 = 0; r0 < n && ok; r0 += round) {
+    const std::size_t r1 = std::min(n, r0 + round);
+    auto t0 = clk::now();
+    std::deque<std::pair<std::uint64_t, std::future<result<bytes>>>> gets;
+    for (std::size_t i = r0; i < r1; ++i) {
+      gets.emplace_back(i + 1, tier.get_async(i + 1));
+      while (gets.size() >= window) { check(gets.front().first, gets.front().second.get()); gets.pop_front(); }
+    }
+    while (!gets.empty()) { check(gets.front().first, gets.front().second.get()); gets.pop_front(); }
+    tr += ms_since(t0);
+    t0 = clk::now();
+    for (std::size_t i = r0; i < r1 && ok; ++i) {
+      ok = ::pread(fd, buf.get(), padded, off_t(i * padded)) == ssize_t(padded);
+      std::uint64_t got = 0;
+      std::memcpy(&got, buf.get(), 8);
+      ok = ok && got == i + 1;
+    }
+    sr += ms_since(t0);
   }
-  double sr = ms_since(t0);
   ::close(fd);
   fs::remove(seq);
+  for (std::size_t i = 0; i < n; ++i) tier.erase(i + 1);
+  t.value().reset();
   res.tier_write_mbs = mb / (tw / 1e3);
   res.tier_read_mbs = mb / (tr / 1e3);
   res.seq_write_mbs = mb / (sw / 1e3);

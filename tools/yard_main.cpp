@@ -2,6 +2,8 @@
 //
 // Owns: the subcommand table and dispatch. Everything else lives in modules;
 // each subcommand parses its own flags.
+#include <malloc.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -47,6 +49,12 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // KV blocks (MiBs each) are allocated and freed all the time (offload to G2, G3 reads,
+  // transfers). Served by mmap, each one would fault its pages in afresh: on a VM that
+  // costs more than copying the block. Chunks up to 64 MiB come from the heap and are
+  // reused; the heap gives memory back past 512 MiB free at its top.
+  ::mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 512 << 20);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage();
     return argc < 2 ? 2 : 0;

@@ -172,7 +172,7 @@ TEST(mock_tiers, restart_recovers_g3_drops_torn_file_and_republishes) {
     }
     EXPECT_GT(count((*e)->drain_kv_events())(msg::kv_event_kind::stored, 3), 0u);
   }
-  // A torn write (a temp file) and a corrupt block file, as after a crash.
+  // Files of the previous one-file-per-block G3 layout: removed at recovery, the slab's blocks kept.
   { std::ofstream(g3 + "/00000000000000aa.ykvb.tmp.1") << "partial"; }
   { std::ofstream(g3 + "/00000000000000bb.ykvb") << "YKVB garbage that is not a block"; }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "kv/block_hash.hpp"
@@ -118,12 +119,18 @@ TEST(tier_manager, another_salt_never_reads_a_tenants_blocks) {
 TEST(tier_manager, restart_recovers_g3_and_republishes_tier3_events) {
   temp_dir d;
   std::vector<block_hash> hs = hash_blocks(tokens(16 * 6, 3), 16);
+  std::uint64_t off5 = 0;
   {
     auto m = make(d.path, 0, 100);  // no G2: straight to G3
     for (auto h : hs) m->offload(h, make_block(h));
     settle(*m, hs.size());
+    off5 = *m->g3()->slot_offset_for_testing(hs[5]);
   }
-  fs::resize_file(d.path / (([&] { char b[32]; std::snprintf(b, 32, "%016llx.ykvb", (unsigned long long)hs[5]); return std::string(b); })()), 100);
+  {  // block 5's slot torn: part of its payload overwritten
+    std::fstream f(d.path / "blocks.ykvs", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(off5 + 200));
+    f << std::string(64, '\x7f');
+  }
   auto m = make(d.path, 4, 100);
   auto rec = m->recover();
   ASSERT_TRUE(rec.ok());

@@ -1,5 +1,5 @@
 // kv/tests/tier_store_test.cpp — host_tier (G2) and disk_tier (G3): LRU with
-// frequency protection, checksums, torn/temp files at recovery, encryption, degrade.
+// frequency protection; the slab: checksums, torn slots at recovery, encryption, slot reuse, degrade.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -91,6 +91,14 @@ TEST(host_tier, get_into_checks_size) {
   EXPECT_EQ(out, make_block(7, 100));
 }
 
+// Overwrites `n` bytes at `offset` of the slab with `fill` (a torn or tampered slot).
+void scribble(const fs::path& slab, std::uint64_t offset, std::size_t n, char fill) {
+  std::fstream f(slab, std::ios::in | std::ios::out | std::ios::binary);
+  ASSERT_TRUE(f.good());
+  f.seekp(static_cast<std::streamoff>(offset));
+  for (std::size_t i = 0; i < n; ++i) f.put(fill);
+}
+
 TEST(disk_tier, roundtrip_and_capacity_lru) {
   temp_dir d;
   auto t = open_disk(d.path, 3);
@@ -100,52 +108,77 @@ TEST(disk_tier, roundtrip_and_capacity_lru) {
   ASSERT_TRUE(t->get(1).ok());  // touch 1
   ASSERT_TRUE(t->put(4, make_block(4)).ok());
   EXPECT_EQ(evicted, std::vector<block_hash>{2});
-  EXPECT_FALSE(fs::exists(d.path / "0000000000000002.ykvb"));
+  EXPECT_FALSE(t->contains(2));
   for (block_hash h : {1, 3, 4}) {
     auto r = t->get(h);
     ASSERT_TRUE(r.ok()) << r.err().describe();
     EXPECT_EQ(*r, make_block(h));
   }
   EXPECT_EQ(t->get(2).err().code, errc::not_found);
+  EXPECT_EQ(t->slot_bytes(), 8192u);  // 128-byte header + 4096 payload, rounded to 4096
 }
 
-TEST(disk_tier, recovery_drops_torn_and_temp_files) {
+TEST(disk_tier, recovery_drops_torn_slots_and_the_old_layouts_files) {
   temp_dir d;
+  std::uint64_t off3 = 0;
+  fs::path slab;
   {
     auto t = open_disk(d.path);
     for (block_hash h = 1; h <= 4; ++h) ASSERT_TRUE(t->put(h, make_block(h)).ok());
+    off3 = *t->slot_offset_for_testing(3);
+    slab = t->slab_path();
   }
-  // Torn write under the final name (e.g. power loss without fsync) and a leftover temp.
-  fs::resize_file(d.path / "0000000000000003.ykvb", 64 + 1000);
+  // Block 3's slot half rewritten (power loss mid-write: old header, other payload bytes).
+  scribble(slab, off3 + 128 + 1000, 600, '\x33');
+  // Files of the previous one-file-per-block layout.
   std::ofstream(d.path / "0000000000000009.ykvb.tmp.0", std::ios::binary) << "partial";
-  std::ofstream(d.path / "0000000000000005.ykvb", std::ios::binary) << "YK";  // shorter than a header
+  std::ofstream(d.path / "0000000000000005.ykvb", std::ios::binary) << "YK";
+  std::ofstream(d.path / "unrelated.txt") << "not ours";
   auto t = open_disk(d.path);
   auto r = t->recover();
   ASSERT_TRUE(r.ok());
-  std::vector<block_hash> got = *r;
-  std::sort(got.begin(), got.end());
-  EXPECT_EQ(got, (std::vector<block_hash>{1, 2, 4}));
-  EXPECT_FALSE(fs::exists(d.path / "0000000000000003.ykvb"));
+  EXPECT_EQ(*r, (std::vector<block_hash>{1, 2, 4}));  // oldest write first
   EXPECT_FALSE(fs::exists(d.path / "0000000000000005.ykvb"));
   EXPECT_FALSE(fs::exists(d.path / "0000000000000009.ykvb.tmp.0"));
+  EXPECT_TRUE(fs::exists(d.path / "unrelated.txt"));
   EXPECT_EQ(*t->get(4), make_block(4));
+  EXPECT_EQ(t->get(3).err().code, errc::not_found);
+  // The torn slot is free again: five more blocks fit without growing past 4 + 5 slots.
+  for (block_hash h = 10; h < 15; ++h) ASSERT_TRUE(t->put(h, make_block(h)).ok());
+  EXPECT_LE(fs::file_size(slab), 4096u + 8u * 8192u);
 }
 
-TEST(disk_tier, corrupt_checksum_is_an_error_and_removes_file) {
+TEST(disk_tier, recovery_keeps_the_newest_blocks_and_their_order) {
+  temp_dir d;
+  {
+    auto t = open_disk(d.path, 8);
+    for (block_hash h = 1; h <= 6; ++h) ASSERT_TRUE(t->put(h, make_block(h)).ok());
+    ASSERT_TRUE(t->put(2, make_block(2)).ok());  // rewritten: now the newest
+  }
+  auto t = open_disk(d.path, 3);  // a smaller capacity than what the slab holds
+  auto r = t->recover();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, (std::vector<block_hash>{5, 6, 2}));
+  std::vector<block_hash> evicted;
+  t->set_evict_callback([&](block_hash h) { evicted.push_back(h); });
+  ASSERT_TRUE(t->put(7, make_block(7)).ok());
+  EXPECT_EQ(evicted, std::vector<block_hash>{5});  // the recovered LRU order holds
+  EXPECT_EQ(*t->get(2), make_block(2));
+}
+
+TEST(disk_tier, corrupt_checksum_is_an_error_and_frees_the_slot) {
   temp_dir d;
   auto t = open_disk(d.path);
   ASSERT_TRUE(t->put(42, make_block(42)).ok());
-  auto p = d.path / "000000000000002a.ykvb";
-  {
-    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(64 + 100);
-    f.put('\x5a' ^ static_cast<char>(make_block(42)[100]));
-  }
+  scribble(t->slab_path(), *t->slot_offset_for_testing(42) + 128 + 100, 1,
+           '\x5a' ^ static_cast<char>(make_block(42)[100]));
   auto r = t->get(42);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.err().code, errc::corrupt);
-  EXPECT_FALSE(fs::exists(p));
   EXPECT_FALSE(t->contains(42));
+  ASSERT_TRUE(t->put(43, make_block(43)).ok());
+  EXPECT_EQ(*t->get(43), make_block(43));
+  EXPECT_EQ(fs::file_size(t->slab_path()), 4096u + 8192u);  // 43 took 42's slot
 }
 
 TEST(disk_tier, encrypted_roundtrip_and_wrong_key_cannot_read) {
@@ -153,16 +186,19 @@ TEST(disk_tier, encrypted_roundtrip_and_wrong_key_cannot_read) {
   temp_dir keys;
   auto k1 = write_key(keys.path, "k1", 'a');
   auto k2 = write_key(keys.path, "k2", 'b');
+  std::uint64_t off = 0;
   {
     auto t = open_disk(d.path, 64, k1);
     ASSERT_TRUE(t->put(5, make_block(5)).ok());
     EXPECT_EQ(*t->get(5), make_block(5));
+    off = *t->slot_offset_for_testing(5);
   }
   {  // the stored bytes are not the plaintext
-    std::ifstream f(d.path / "0000000000000005.ykvb", std::ios::binary);
+    std::ifstream f(d.path / "blocks.ykvs", std::ios::binary);
     std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     auto plain = make_block(5);
-    EXPECT_NE(0, std::memcmp(s.data() + 64, plain.data(), plain.size()));
+    ASSERT_GE(s.size(), off + 128 + plain.size());
+    EXPECT_NE(0, std::memcmp(s.data() + off + 128, plain.data(), plain.size()));
   }
   auto t = open_disk(d.path, 64, k2);
   auto rec = t->recover();  // checksum of the stored bytes is fine: recovered
@@ -185,16 +221,113 @@ TEST(disk_tier, bad_key_file_is_rejected) {
   EXPECT_EQ(r.err().code, errc::bad_request);
 }
 
-TEST(disk_tier, renamed_file_does_not_serve_another_hash) {
+TEST(disk_tier, a_header_edited_to_another_hash_serves_neither) {
   temp_dir d;
-  auto t = open_disk(d.path);
-  ASSERT_TRUE(t->put(1, make_block(1)).ok());
-  fs::copy_file(d.path / "0000000000000001.ykvb", d.path / "0000000000000002.ykvb");
+  std::uint64_t off = 0;
+  {
+    auto t = open_disk(d.path);
+    ASSERT_TRUE(t->put(1, make_block(1)).ok());
+    off = *t->slot_offset_for_testing(1);
+  }
+  scribble(d.path / "blocks.ykvs", off + 8, 1, '\x02');  // the header's block hash: 1 -> 2
   auto t2 = open_disk(d.path);
   auto rec = t2->recover();
   ASSERT_TRUE(rec.ok());
-  EXPECT_EQ(*rec, std::vector<block_hash>{1});
+  EXPECT_TRUE(rec->empty());  // the checksum covers the header
   EXPECT_FALSE(t2->contains(2));
+  EXPECT_FALSE(t2->contains(1));
+}
+
+TEST(disk_tier, erased_blocks_stay_gone_after_a_restart) {
+  temp_dir d;
+  {
+    auto t = open_disk(d.path);
+    for (block_hash h = 1; h <= 3; ++h) ASSERT_TRUE(t->put(h, make_block(h)).ok());
+    EXPECT_TRUE(t->erase(2));
+    EXPECT_FALSE(t->erase(2));
+    EXPECT_FALSE(t->contains(2));
+  }
+  auto t = open_disk(d.path);
+  auto rec = t->recover();
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(*rec, (std::vector<block_hash>{1, 3}));
+}
+
+TEST(disk_tier, a_block_larger_than_a_slot_is_refused) {
+  temp_dir d;
+  disk_tier_options o;
+  o.dir = d.path;
+  o.block_bytes = 4096;
+  auto t = std::move(disk_tier::open(o).value());
+  EXPECT_EQ(t->slot_bytes(), 8192u);
+  ASSERT_TRUE(t->put(1, make_block(1, 4096)).ok());
+  ASSERT_TRUE(t->put(2, make_block(2, 1000)).ok());  // smaller fits
+  auto big = t->put(3, make_block(3, 8192));
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.err().code, errc::bad_request);
+  EXPECT_FALSE(t->try_put_async(4, make_block(4, 8192)).has_value());
+  EXPECT_EQ(t->stats().dropped, 1u);
+  EXPECT_FALSE(t->disabled());
+  EXPECT_EQ(*t->get(2), make_block(2, 1000));
+  EXPECT_FALSE(t->contains(3));
+}
+
+TEST(disk_tier, a_slab_for_another_block_size_starts_empty) {
+  temp_dir d;
+  {
+    auto t = open_disk(d.path);
+    ASSERT_TRUE(t->put(1, make_block(1)).ok());
+  }
+  disk_tier_options o;
+  o.dir = d.path;
+  o.block_bytes = 16384;  // another model's blocks
+  auto t = std::move(disk_tier::open(o).value());
+  auto rec = t->recover();
+  ASSERT_TRUE(rec.ok());
+  EXPECT_TRUE(rec->empty());
+  EXPECT_EQ(t->slot_bytes(), 20480u);
+  ASSERT_TRUE(t->put(2, make_block(2, 16384)).ok());
+  EXPECT_EQ(*t->get(2), make_block(2, 16384));
+  {  // and a file that is not a slab at all is started over, not trusted
+    temp_dir e;
+    std::ofstream(e.path / "blocks.ykvs", std::ios::binary) << std::string(10000, 'x');
+    auto u = open_disk(e.path);
+    auto r = u->recover();
+    ASSERT_TRUE(r.ok());
+    EXPECT_TRUE(r->empty());
+    ASSERT_TRUE(u->put(9, make_block(9)).ok());
+    EXPECT_EQ(*u->get(9), make_block(9));
+  }
+}
+
+TEST(disk_tier, a_read_racing_an_eviction_misses) {
+  temp_dir d;
+  disk_tier_options o;
+  o.dir = d.path;
+  o.capacity_blocks = 1;
+  o.io_threads = 1;
+  auto t = std::move(disk_tier::open(o).value());
+  ASSERT_TRUE(t->put(1, make_block(1)).ok());
+  ASSERT_TRUE(t->put(2, make_block(2)).ok());  // evicts 1: 2 in slot 1, slot 0 free
+  t->hold_writes_for_testing(true);
+  auto put3 = t->put_async(3, make_block(3));  // queued first: evicts 2 when it lands
+  auto get2 = t->get_async(2);                 // 2 is still held when asked
+  t->hold_writes_for_testing(false);
+  ASSERT_TRUE(put3.get().ok());
+  auto r = get2.get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.err().code, errc::not_found);
+  EXPECT_EQ(*t->get(3), make_block(3));
+}
+
+TEST(disk_tier, the_slab_stays_bounded_by_capacity) {
+  temp_dir d;
+  auto t = open_disk(d.path, 4);
+  for (block_hash h = 1; h <= 100; ++h) ASSERT_TRUE(t->put(h, make_block(h)).ok());
+  EXPECT_EQ(t->size(), 4u);
+  // capacity + one slot per I/O thread (a write lands in a free slot before its victim leaves)
+  EXPECT_LE(fs::file_size(t->slab_path()), 4096u + (4u + 2u) * 8192u);
+  for (block_hash h = 97; h <= 100; ++h) EXPECT_EQ(*t->get(h), make_block(h));
 }
 
 TEST(disk_tier, write_failure_degrades_to_no_g3) {
@@ -211,8 +344,6 @@ TEST(disk_tier, write_failure_degrades_to_no_g3) {
   EXPECT_TRUE(t->put(3, make_block(3)).ok());
   EXPECT_EQ(t->size(), 0u);
   EXPECT_EQ(dropped, std::vector<block_hash>{1});
-  for (auto& e : fs::directory_iterator(d.path))
-    EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << e.path();
 }
 
 TEST(disk_tier, parallel_puts_and_gets) {

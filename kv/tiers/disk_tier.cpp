@@ -67,18 +67,23 @@ class io_pool {
 
 namespace {
 
-constexpr char magic[4] = {'Y', 'K', 'V', 'B'};
-constexpr std::uint16_t format_version = 1;
+constexpr char block_magic[4] = {'Y', 'K', 'V', 'B'};
+constexpr char slab_magic[4] = {'Y', 'K', 'V', 'S'};
+constexpr std::uint16_t block_version = 2;  // 1 was the one-file-per-block layout
+constexpr std::uint16_t slab_version = 1;
 constexpr std::uint16_t flag_encrypted = 1;
-constexpr std::size_t header_size = 64;
-constexpr const char* suffix = ".ykvb";
+constexpr std::size_t header_size = 128;  // a block's header at the start of its slot
+constexpr std::size_t align = 4096;       // O_DIRECT: buffers, offsets and lengths
+constexpr const char* old_suffix = ".ykvb";
+
+std::uint64_t round_up(std::uint64_t n) { return (n + align - 1) / align * align; }
 
 struct header {
-  std::uint16_t version = format_version;
   std::uint16_t flags = 0;
   std::uint64_t hash = 0;
   std::uint64_t length = 0;
   std::uint64_t checksum = 0;
+  std::uint64_t seq = 0;
   unsigned char nonce[12] = {};
   unsigned char tag[16] = {};
 };
@@ -94,34 +99,61 @@ std::uint64_t get_le(const unsigned char* p, int n) {
 
 void encode_header(const header& h, unsigned char* out) {
   std::memset(out, 0, header_size);
-  std::memcpy(out, magic, 4);
-  put_le(out + 4, h.version, 2);
+  std::memcpy(out, block_magic, 4);
+  put_le(out + 4, block_version, 2);
   put_le(out + 6, h.flags, 2);
   put_le(out + 8, h.hash, 8);
   put_le(out + 16, h.length, 8);
   put_le(out + 24, h.checksum, 8);
-  std::memcpy(out + 32, h.nonce, 12);
-  std::memcpy(out + 44, h.tag, 16);
+  put_le(out + 32, h.seq, 8);
+  std::memcpy(out + 40, h.nonce, 12);
+  std::memcpy(out + 52, h.tag, 16);
 }
 
+// A slot's header, or nullopt when the slot holds no block of this layout (zeroes, another format).
 std::optional<header> decode_header(const unsigned char* in) {
-  if (std::memcmp(in, magic, 4) != 0) return std::nullopt;
+  if (std::memcmp(in, block_magic, 4) != 0 || get_le(in + 4, 2) != block_version) return std::nullopt;
   header h;
-  h.version = static_cast<std::uint16_t>(get_le(in + 4, 2));
   h.flags = static_cast<std::uint16_t>(get_le(in + 6, 2));
-  if (h.version != format_version) return std::nullopt;
   h.hash = get_le(in + 8, 8);
   h.length = get_le(in + 16, 8);
   h.checksum = get_le(in + 24, 8);
-  std::memcpy(h.nonce, in + 32, 12);
-  std::memcpy(h.tag, in + 44, 16);
+  h.seq = get_le(in + 32, 8);
+  std::memcpy(h.nonce, in + 40, 12);
+  std::memcpy(h.tag, in + 52, 16);
   return h;
 }
 
-std::string hex_name(block_hash h) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+// xxh3-64 of the stored payload, seeded with the xxh3-64 of the header (its checksum field zeroed).
+std::uint64_t slot_checksum(const unsigned char* slot, std::uint64_t length) {
+  unsigned char hd[header_size];
+  std::memcpy(hd, slot, header_size);
+  std::memset(hd + 24, 0, 8);
+  return XXH3_64bits_withSeed(slot + header_size, length, XXH3_64bits(hd, header_size));
+}
+
+// The slab header: magic, version, slot size, and an xxh3 of those 16 bytes.
+void encode_slab_header(std::uint64_t slot_bytes, unsigned char* out) {
+  std::memset(out, 0, align);
+  std::memcpy(out, slab_magic, 4);
+  put_le(out + 4, slab_version, 2);
+  put_le(out + 8, slot_bytes, 8);
+  put_le(out + 16, XXH3_64bits(out, 16), 8);
+}
+std::uint64_t decode_slab_header(const unsigned char* in) {  // 0 = not a slab header
+  if (std::memcmp(in, slab_magic, 4) != 0 || get_le(in + 4, 2) != slab_version) return 0;
+  if (get_le(in + 16, 8) != XXH3_64bits(in, 16)) return 0;
+  std::uint64_t slot = get_le(in + 8, 8);
+  return slot >= align && slot % align == 0 ? slot : 0;
+}
+
+// An aligned buffer of at least n bytes, one per thread, kept: a fresh 2 MiB
+// buffer per I/O costs more in page faults than the I/O on a virtual machine.
+unsigned char* aligned_scratch(std::size_t n) {
+  thread_local std::vector<unsigned char> scratch;
+  if (scratch.size() < n + align) scratch.resize(n + align);
+  auto* p = scratch.data();
+  return p + (align - reinterpret_cast<std::uintptr_t>(p) % align) % align;
 }
 
 bool write_all(int fd, const void* p, std::size_t n, off_t off) {
@@ -189,7 +221,7 @@ disk_tier::disk_tier(disk_tier_options opts) : opts_(std::move(opts)) {}
 disk_tier::~disk_tier() {
   hold_writes_for_testing(false);
   pool_.reset();  // joins: finishes queued I/O first
-  if (dir_fd_ >= 0) ::close(dir_fd_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 result<std::unique_ptr<disk_tier>> disk_tier::open(disk_tier_options opts) {
@@ -209,12 +241,73 @@ result<std::unique_ptr<disk_tier>> disk_tier::open(disk_tier_options opts) {
     std::memcpy(key.data(), k.data(), 32);
     t->key_ = key;
   }
-  t->dir_fd_ = ::open(opts.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const auto path = t->slab_path();
+  t->direct_ = true;
+  t->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_DIRECT, 0600);
+  if (t->fd_ < 0 && errno == EINVAL) {  // no O_DIRECT here (tmpfs): plain I/O
+    t->direct_ = false;
+    t->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  }
+  if (t->fd_ < 0) return make_error(errc::io_error, "disk_tier: cannot open " + path.string() + ": " + std::strerror(errno));
+
+  // An existing slab keeps its slot size unless this tier's blocks need another one.
+  auto log = component_logger("kv.tiers");
+  struct stat st{};
+  if (::fstat(t->fd_, &st) != 0) return make_error(errc::io_error, "disk_tier: fstat " + path.string());
+  std::uint64_t found = 0;
+  if (st.st_size >= static_cast<off_t>(slab_header_bytes)) {
+    unsigned char* hb = aligned_scratch(align);
+    if (read_all(t->fd_, hb, align, 0)) found = decode_slab_header(hb);
+  }
+  const std::uint64_t want = opts.block_bytes ? round_up(header_size + opts.block_bytes) : 0;
+  if (found && (want == 0 || want == found)) {
+    t->slot_bytes_ = found;
+  } else {
+    if (st.st_size > 0) {
+      if (found)
+        log->info("G3 slab {} has {}-byte slots, blocks of {} bytes need {}: starting an empty slab", path.string(),
+                  found, opts.block_bytes, want);
+      else
+        log->warn("G3 {} is not a slab of this version: starting an empty one", path.string());
+      if (::ftruncate(t->fd_, 0) != 0)
+        return make_error(errc::io_error, "disk_tier: truncate " + path.string() + ": " + std::strerror(errno));
+    }
+    if (want)
+      if (status s = t->fix_slot_size(opts.block_bytes); !s.ok()) return s.err();
+  }
   t->pool_ = std::make_unique<io_pool>(opts.io_threads);
   return t;
 }
 
-std::filesystem::path disk_tier::path_of(block_hash h) const { return opts_.dir / (hex_name(h) + suffix); }
+std::size_t disk_tier::slot_bytes() const {
+  std::lock_guard lk(mu_);
+  return slot_bytes_;
+}
+
+status disk_tier::fix_slot_size(std::size_t payload) {
+  std::lock_guard lk(mu_);
+  if (slot_bytes_ != 0) return {};
+  const std::uint64_t slot = round_up(header_size + payload);
+  unsigned char* hb = aligned_scratch(align);
+  encode_slab_header(slot, hb);
+  if (!write_all(fd_, hb, align, 0))
+    return make_error(errno == ENOSPC ? errc::resource_exhausted : errc::io_error,
+                      "write slab header " + slab_path().string() + ": " + std::strerror(errno ? errno : EIO));
+  slot_bytes_ = slot;
+  return {};
+}
+
+bool disk_tier::fits(std::size_t payload) const {
+  std::lock_guard lk(mu_);
+  return slot_bytes_ == 0 || header_size + payload <= slot_bytes_;
+}
+
+std::optional<std::uint64_t> disk_tier::slot_offset_for_testing(block_hash hash) const {
+  std::lock_guard lk(mu_);
+  auto it = map_.find(hash);
+  if (it == map_.end()) return std::nullopt;
+  return offset_of(it->second.slot);
+}
 
 void disk_tier::set_evict_callback(evict_fn fn) {
   std::lock_guard lk(mu_);
@@ -223,94 +316,92 @@ void disk_tier::set_evict_callback(evict_fn fn) {
 
 void disk_tier::disable(const std::string& why) {
   if (disabled_.exchange(true)) return;
-  component_logger("kv.tiers")->error("G3 disabled: {} (dir {}); continuing without a disk tier", why,
-                                      opts_.dir.string());
+  component_logger("kv.tiers")->error("G3 disabled: {} (slab {}); continuing without a disk tier", why,
+                                      slab_path().string());
   std::vector<block_hash> dropped;
   evict_fn cb;
   {
     std::lock_guard lk(mu_);
     for (auto& [h, e] : map_) dropped.push_back(h);
-    map_.clear();
-    lru_.clear();
-    stats_.bytes_held = 0;
+    while (!map_.empty()) forget_locked(map_.begin()->first);
     cb = on_evict_;
   }
   if (cb)
     for (auto h : dropped) cb(h);
 }
 
-void disk_tier::index_insert(block_hash h, std::uint64_t len) {
+std::uint64_t disk_tier::take_slot() {
+  std::uint64_t slot;
+  if (!free_slots_.empty()) {
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slot = next_slot_++;
+  }
+  if (slot_gen_.size() <= slot) slot_gen_.resize(slot + 1, 0);
+  return slot;
+}
+
+void disk_tier::forget_locked(block_hash h) {
+  auto it = map_.find(h);
+  if (it == map_.end()) return;
+  lru_.erase(it->second.pos);
+  stats_.bytes_held -= it->second.len;
+  ++slot_gen_[it->second.slot];
+  free_slots_.push_back(it->second.slot);
+  map_.erase(it);
+}
+
+void disk_tier::commit(block_hash h, std::uint64_t len, std::uint64_t slot) {
   std::vector<block_hash> victims;
   evict_fn cb;
   {
     std::lock_guard lk(mu_);
-    auto it = map_.find(h);
-    if (it != map_.end()) {
-      lru_.erase(it->second.pos);
-      stats_.bytes_held -= it->second.len;
-      map_.erase(it);
+    if (disabled_.load()) {  // disabled while this block was being written
+      free_slots_.push_back(slot);
+      return;
     }
-    map_.emplace(h, entry{len, lru_.insert(lru_.end(), h)});
+    forget_locked(h);  // an older copy of the same block: its slot is free again
+    map_.emplace(h, entry{len, slot, lru_.insert(lru_.end(), h)});
     stats_.bytes_held += len;
     while (map_.size() > opts_.capacity_blocks) {
       block_hash v = lru_.front();
-      lru_.pop_front();
-      stats_.bytes_held -= map_[v].len;
-      map_.erase(v);
+      forget_locked(v);
       ++stats_.evictions;
       victims.push_back(v);
     }
     cb = on_evict_;
   }
-  for (auto v : victims) {
-    ::unlink(path_of(v).c_str());
-    if (cb) cb(v);
-  }
+  if (cb)
+    for (auto v : victims) cb(v);
 }
 
-void disk_tier::index_drop(block_hash h) {
-  std::lock_guard lk(mu_);
-  auto it = map_.find(h);
-  if (it == map_.end()) return;
-  lru_.erase(it->second.pos);
-  stats_.bytes_held -= it->second.len;
-  map_.erase(it);
-}
-
-status disk_tier::write_file(block_hash h, const bytes& data) {
+status disk_tier::write_slot(block_hash h, const bytes& data, std::uint64_t slot, std::uint64_t seq) {
   if (fail_writes_.load()) return make_error(errc::resource_exhausted, "write failed: No space left on device (injected)");
+  const std::size_t n = slot_bytes_;  // the whole slot: the slab's size stays header + k slots
+  unsigned char* buf = aligned_scratch(n);
   header hd;
   hd.hash = h;
   hd.length = data.size();
-  const bytes* payload = &data;
-  bytes cipher;
+  hd.seq = seq;
+  auto* payload = reinterpret_cast<std::byte*>(buf + header_size);
   if (key_) {
     hd.flags |= flag_encrypted;
     if (RAND_bytes(hd.nonce, sizeof hd.nonce) != 1) return make_error(errc::internal, "RAND_bytes failed");
-    cipher.resize(data.size());
-    if (!gcm(true, key_->data(), hd.nonce, h, data.data(), data.size(), cipher.data(), hd.tag))
+    if (!gcm(true, key_->data(), hd.nonce, h, data.data(), data.size(), payload, hd.tag))
       return make_error(errc::internal, "AES-256-GCM encryption failed");
-    payload = &cipher;
+  } else {
+    std::memcpy(payload, data.data(), data.size());
   }
-  hd.checksum = XXH3_64bits(payload->data(), payload->size());
-  unsigned char hbuf[header_size];
-  encode_header(hd, hbuf);
-
-  auto final_path = path_of(h);
-  auto tmp = final_path;
-  tmp += ".tmp." + std::to_string(tmp_counter_.fetch_add(1));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return make_error(errc::io_error, "open " + tmp.string() + ": " + std::strerror(errno));
-  bool ok = write_all(fd, hbuf, header_size, 0) && write_all(fd, payload->data(), payload->size(), header_size);
+  std::memset(buf + header_size + data.size(), 0, n - header_size - data.size());
+  encode_header(hd, buf);
+  put_le(buf + 24, slot_checksum(buf, data.size()), 8);
+  bool ok = write_all(fd_, buf, n, static_cast<off_t>(offset_of(slot)));
   int err = ok ? 0 : (errno ? errno : EIO);
-  if (ok && opts_.sync_each_write && ::fdatasync(fd) != 0) { ok = false; err = errno; }
-  if (::close(fd) != 0 && ok) { ok = false; err = errno; }
-  if (ok && ::rename(tmp.c_str(), final_path.c_str()) != 0) { ok = false; err = errno; }
-  if (!ok) {
-    ::unlink(tmp.c_str());
+  if (ok && opts_.sync_each_write && ::fdatasync(fd_) != 0) { ok = false; err = errno; }
+  if (!ok)
     return make_error(err == ENOSPC ? errc::resource_exhausted : errc::io_error,
-                      "write " + tmp.string() + ": " + std::strerror(err));
-  }
+                      "write " + slab_path().string() + " slot " + std::to_string(slot) + ": " + std::strerror(err));
   return {};
 }
 
@@ -321,6 +412,17 @@ std::future<status> disk_tier::put_async(block_hash hash, bytes data) {
     p->set_value(status{});
     return f;
   }
+  if (status s = fix_slot_size(data.size()); !s.ok()) {
+    disable(s.err().message);
+    p->set_value(status{});
+    return f;
+  }
+  if (!fits(data.size())) {
+    p->set_value(make_error(errc::bad_request, "block of " + std::to_string(data.size()) +
+                                                   " bytes does not fit a G3 slot of " + std::to_string(slot_bytes()) +
+                                                   " bytes (header " + std::to_string(header_size) + ")"));
+    return f;
+  }
   pending_writes_.fetch_add(1);
   pool_->submit([this, p, hash, data = std::move(data)]() mutable {
     {
@@ -328,12 +430,22 @@ std::future<status> disk_tier::put_async(block_hash hash, bytes data) {
       hold_cv_.wait(lk, [&] { return !hold_writes_; });
     }
     if (!disabled_.load()) {
-      if (status s = write_file(hash, data); !s.ok()) {
-        { std::lock_guard lk(mu_); ++stats_.errors; }
+      std::uint64_t slot, seq;
+      {
+        std::lock_guard lk(mu_);
+        slot = take_slot();
+        seq = next_seq_++;
+      }
+      if (status s = write_slot(hash, data, slot, seq); !s.ok()) {
+        {
+          std::lock_guard lk(mu_);
+          ++stats_.errors;
+          free_slots_.push_back(slot);
+        }
         disable(s.err().message);
       } else {
         { std::lock_guard lk(mu_); ++stats_.puts; }
-        index_insert(hash, data.size());
+        commit(hash, data.size(), slot);
       }
     }
     pending_writes_.fetch_sub(1);
@@ -343,16 +455,23 @@ std::future<status> disk_tier::put_async(block_hash hash, bytes data) {
 }
 
 std::optional<std::future<status>> disk_tier::try_put_async(block_hash hash, bytes data) {
-  if (pending_writes_.load() >= std::max<std::size_t>(1, opts_.max_pending_writes)) {
+  const bool full = pending_writes_.load() >= std::max<std::size_t>(1, opts_.max_pending_writes);
+  if (full || !fits(data.size())) {
     std::uint64_t n;
     {
       std::lock_guard lk(mu_);
       n = ++stats_.dropped;
     }
-    if ((n & (n - 1)) == 0)  // the 1st, 2nd, 4th, 8th ... drop: visible, never a flood
-      component_logger("kv.tiers")
-          ->warn("G3 '{}': write queue full ({} blocks): offloaded block dropped ({} so far)", opts_.dir.string(),
-                 opts_.max_pending_writes, n);
+    if ((n & (n - 1)) == 0) {  // the 1st, 2nd, 4th, 8th ... drop: visible, never a flood
+      if (full)
+        component_logger("kv.tiers")
+            ->warn("G3 '{}': write queue full ({} blocks): offloaded block dropped ({} so far)", opts_.dir.string(),
+                   opts_.max_pending_writes, n);
+      else
+        component_logger("kv.tiers")
+            ->warn("G3 '{}': a block of {} bytes does not fit its {}-byte slots: dropped ({} so far)",
+                   opts_.dir.string(), data.size(), slot_bytes(), n);
+    }
     return std::nullopt;
   }
   return put_async(hash, std::move(data));
@@ -370,80 +489,36 @@ status disk_tier::put(block_hash hash, std::span<const std::byte> data) {
   return put_async(hash, bytes(data.begin(), data.end())).get();
 }
 
-// Reads the whole file at `fd` (size `size`) into `out` with O_DIRECT rules: an
-// aligned buffer and aligned request lengths; the last read returns short at EOF.
-static bool read_direct(int fd, std::size_t size, std::vector<unsigned char>& scratch, unsigned char*& data) {
-  constexpr std::size_t align = 4096;
-  std::size_t padded = (size + align - 1) / align * align;
-  scratch.resize(padded + align);
-  data = scratch.data() + (align - reinterpret_cast<std::uintptr_t>(scratch.data()) % align) % align;
-  std::size_t got = 0;
-  while (got < size) {
-    ssize_t r = ::pread(fd, data + got, padded - got, static_cast<off_t>(got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    got += static_cast<std::size_t>(r);
-    if (got % align != 0 && got < size) return false;  // a short read mid-file: not O_DIRECT rules
-  }
-  return true;
-}
-
-result<bytes> disk_tier::read_file(block_hash h, bool decrypt) {
-  auto path = path_of(h);
-  // O_DIRECT: a block is read once (onboarding, recovery), so it should not push other
-  // data out of the page cache; a file system without it (tmpfs) gets a plain read.
-  bool direct = true;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
-  if (fd < 0 && errno == EINVAL) {
-    direct = false;
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  }
-  if (fd < 0) return make_error(errc::not_found, "open " + path.string() + ": " + std::strerror(errno));
-  struct stat st{};
-  if (::fstat(fd, &st) != 0 || st.st_size < static_cast<off_t>(header_size)) {
-    ::close(fd);
-    return make_error(errc::corrupt, path.string() + ": truncated header");
-  }
-  const auto size = static_cast<std::size_t>(st.st_size);
-  // One buffer per I/O thread, kept: a fresh 2 MiB buffer per read costs more in page
-  // faults than the read itself on a virtual machine.
-  thread_local std::vector<unsigned char> scratch;
-  unsigned char* file = nullptr;
-  bool ok = false;
-  if (direct) {
-    ok = read_direct(fd, size, scratch, file);
-  } else {
-    scratch.resize(size);
-    file = scratch.data();
-    ok = read_all(fd, file, size, 0);
-  }
-  ::close(fd);
-  if (!ok) return make_error(errc::io_error, path.string() + ": read failed");
-  auto hd = decode_header(file);
-  if (!hd) return make_error(errc::corrupt, path.string() + ": bad magic or version");
-  if (hd->hash != h) return make_error(errc::corrupt, path.string() + ": header hash mismatch");
-  if (static_cast<std::uint64_t>(size) != header_size + hd->length)
-    return make_error(errc::corrupt, path.string() + ": torn file (size " + std::to_string(size) + ", header says " +
-                                         std::to_string(header_size + hd->length) + ")");
-  bytes payload(hd->length);
-  std::memcpy(payload.data(), file + header_size, payload.size());
-  if (XXH3_64bits(payload.data(), payload.size()) != hd->checksum)
-    return make_error(errc::corrupt, path.string() + ": checksum mismatch");
+result<bytes> disk_tier::read_slot(block_hash h, std::uint64_t slot, std::uint64_t len, bool decrypt) {
+  const std::size_t n = round_up(header_size + len);
+  unsigned char* buf = aligned_scratch(n);
+  const std::string where = slab_path().string() + " slot " + std::to_string(slot);
+  if (!read_all(fd_, buf, n, static_cast<off_t>(offset_of(slot))))
+    return make_error(errc::io_error, where + ": read failed: " + std::strerror(errno ? errno : EIO));
+  auto hd = decode_header(buf);
+  if (!hd) return make_error(errc::corrupt, where + ": bad magic or version");
+  if (hd->hash != h) return make_error(errc::corrupt, where + ": header hash mismatch");
+  if (hd->length != len)
+    return make_error(errc::corrupt, where + ": length " + std::to_string(hd->length) + ", expected " + std::to_string(len));
+  if (slot_checksum(buf, len) != hd->checksum) return make_error(errc::corrupt, where + ": checksum mismatch");
+  const auto* payload = reinterpret_cast<const std::byte*>(buf + header_size);
   bool enc = hd->flags & flag_encrypted;
   if (decrypt && enc != key_.has_value())
-    return make_error(errc::corrupt, path.string() + (enc ? ": encrypted but no key" : ": not encrypted but a key is set"));
+    return make_error(errc::corrupt, where + (enc ? ": encrypted but no key" : ": not encrypted but a key is set"));
   if (enc && decrypt) {
-    bytes plain(payload.size());
-    if (!gcm(false, key_->data(), hd->nonce, h, payload.data(), payload.size(), plain.data(), hd->tag))
-      return make_error(errc::corrupt, path.string() + ": authentication failed (wrong key or tampered)");
+    bytes plain(len);
+    if (!gcm(false, key_->data(), hd->nonce, h, payload, len, plain.data(), hd->tag))
+      return make_error(errc::corrupt, where + ": authentication failed (wrong key or tampered)");
     return plain;
   }
-  return payload;
+  return bytes(payload, payload + len);
 }
 
 std::future<result<bytes>> disk_tier::get_async(block_hash hash) {
   auto p = std::make_shared<std::promise<result<bytes>>>();
   auto f = p->get_future();
+  std::uint64_t slot, len;
+  std::uint32_t gen;
   {
     std::lock_guard lk(mu_);
     auto it = map_.find(hash);
@@ -453,26 +528,24 @@ std::future<result<bytes>> disk_tier::get_async(block_hash hash) {
       return f;
     }
     lru_.splice(lru_.end(), lru_, it->second.pos);
+    slot = it->second.slot;
+    len = it->second.len;
+    gen = slot_gen_[slot];
   }
-  pool_->submit([this, p, hash] {
-    auto r = read_file(hash);
+  pool_->submit([this, p, hash, slot, len, gen] {
+    auto r = read_slot(hash, slot, len);
     std::lock_guard lk(mu_);
+    if (slot_gen_[slot] != gen) {  // evicted or erased while being read: its slot may hold another block now
+      ++stats_.misses;
+      p->set_value(make_error(errc::not_found, "block left G3 while being read"));
+      return;
+    }
     if (r.ok()) {
       ++stats_.hits;
     } else {
       ++stats_.errors;
-      if (r.err().code == errc::corrupt) {
-        component_logger("kv.tiers")->warn("G3 dropping block {:016x}: {}", hash, r.err().message);
-        ::unlink(path_of(hash).c_str());
-      }
-    }
-    if (!r.ok()) {
-      auto it = map_.find(hash);
-      if (it != map_.end()) {
-        lru_.erase(it->second.pos);
-        stats_.bytes_held -= it->second.len;
-        map_.erase(it);
-      }
+      component_logger("kv.tiers")->warn("G3 dropping block {:016x}: {}", hash, r.err().message);
+      forget_locked(hash);
     }
     p->set_value(std::move(r));
   });
@@ -487,12 +560,25 @@ bool disk_tier::contains(block_hash hash) const {
 }
 
 bool disk_tier::erase(block_hash hash) {
+  std::uint64_t slot;
   {
     std::lock_guard lk(mu_);
-    if (!map_.count(hash)) return false;
+    auto it = map_.find(hash);
+    if (it == map_.end()) return false;
+    slot = it->second.slot;
+    forget_locked(hash);     // pushed `slot` last onto free_slots_ ...
+    free_slots_.pop_back();  // ... which must not be reused before its header is zeroed (below)
   }
-  index_drop(hash);
-  ::unlink(path_of(hash).c_str());
+  // Zero the slot's header first, so a restart does not bring the block back; then free the slot.
+  pool_->submit([this, slot] {
+    unsigned char* buf = aligned_scratch(align);
+    std::memset(buf, 0, align);
+    if (!write_all(fd_, buf, align, static_cast<off_t>(offset_of(slot))))
+      component_logger("kv.tiers")->warn("G3 erase: cannot zero slot {} of {}: {}", slot, slab_path().string(),
+                                         std::strerror(errno ? errno : EIO));
+    std::lock_guard lk(mu_);
+    free_slots_.push_back(slot);
+  });
   return true;
 }
 
@@ -515,57 +601,86 @@ tier_stats disk_tier::stats() const {
 }
 
 status disk_tier::sync() {
-  if (dir_fd_ < 0) return make_error(errc::io_error, "no directory fd");
-  if (::syncfs(dir_fd_) != 0) return make_error(errc::io_error, std::string("syncfs: ") + std::strerror(errno));
+  if (::fdatasync(fd_) != 0) return make_error(errc::io_error, std::string("fdatasync: ") + std::strerror(errno));
   return {};
 }
 
 result<std::vector<block_hash>> disk_tier::recover() {
   namespace fs = std::filesystem;
   auto log = component_logger("kv.tiers");
+  std::size_t dropped = 0;
+  // The previous layout (one <hash>.ykvb file per block): its blocks are not carried over.
   std::error_code ec;
-  std::vector<std::pair<fs::file_time_type, block_hash>> found;
   fs::directory_iterator it(opts_.dir, ec), end;
   if (ec) return make_error(errc::io_error, "recover: " + opts_.dir.string() + ": " + ec.message());
-  std::size_t dropped = 0;
   for (; it != end; it.increment(ec)) {
     if (ec) break;
     std::string name = it->path().filename().string();
-    if (name.find(std::string(suffix) + ".tmp.") != std::string::npos) {
+    bool old = name.size() == 16 + std::strlen(old_suffix) && name.substr(16) == old_suffix;
+    if (old || name.find(std::string(old_suffix) + ".tmp.") != std::string::npos) {
       fs::remove(it->path(), ec);
       ++dropped;
-      continue;
     }
-    if (name.size() != 16 + std::strlen(suffix) || name.substr(16) != suffix) continue;
-    char* endp = nullptr;
-    std::string hex = name.substr(0, 16);
-    block_hash h = std::strtoull(hex.c_str(), &endp, 16);
-    if (endp != hex.c_str() + 16) continue;
-    auto r = read_file(h, /*decrypt=*/false);  // checksum + header; a key mismatch shows at get()
-    if (!r.ok()) {
-      log->warn("G3 recovery dropping {}: {}", name, r.err().message);
-      fs::remove(it->path(), ec);
-      ++dropped;
-      continue;
-    }
-    found.emplace_back(fs::last_write_time(it->path(), ec), h);
-    index_insert(h, r->size());
   }
-  // Re-establish LRU order by mtime (oldest first).
-  std::sort(found.begin(), found.end());
-  {
-    std::lock_guard lk(mu_);
-    lru_.clear();
-    for (auto& [t, h] : found)
-      if (auto m = map_.find(h); m != map_.end()) m->second.pos = lru_.insert(lru_.end(), h);
+  const std::uint64_t slot = slot_bytes();
+  struct stat st{};
+  if (slot == 0 || ::fstat(fd_, &st) != 0 || st.st_size <= static_cast<off_t>(slab_header_bytes)) {
+    log->info("G3 recovered 0 blocks from {} ({} dropped)", slab_path().string(), dropped);
+    return std::vector<block_hash>{};
+  }
+  const std::uint64_t slots = (static_cast<std::uint64_t>(st.st_size) - slab_header_bytes) / slot;
+  struct found_block {
+    std::uint64_t seq, slot, len;
+    block_hash hash;
+  };
+  std::vector<found_block> found;
+  std::vector<std::uint64_t> empty;
+  for (std::uint64_t s = 0; s < slots; ++s) {
+    unsigned char* buf = aligned_scratch(slot);
+    if (!read_all(fd_, buf, slot, static_cast<off_t>(offset_of(s))))
+      return make_error(errc::io_error, "recover: read " + slab_path().string() + " slot " + std::to_string(s));
+    auto hd = decode_header(buf);
+    if (!hd) {  // never written, erased, or not ours
+      empty.push_back(s);
+      continue;
+    }
+    if (hd->length > slot - header_size || slot_checksum(buf, hd->length) != hd->checksum) {
+      log->warn("G3 recovery dropping slot {} (block {:016x}): torn or corrupt", s, hd->hash);
+      empty.push_back(s);
+      ++dropped;
+      continue;
+    }
+    found.push_back({hd->seq, s, hd->length, hd->hash});
+  }
+  // Newest first: a block written twice keeps its newest copy; the newest capacity_blocks stay.
+  std::sort(found.begin(), found.end(), [](const found_block& a, const found_block& b) { return a.seq > b.seq; });
+  std::vector<found_block> kept;
+  std::unordered_map<block_hash, bool> seen;
+  for (auto& f : found) {
+    if (kept.size() < opts_.capacity_blocks && seen.emplace(f.hash, true).second)
+      kept.push_back(f);
+    else
+      empty.push_back(f.slot);
   }
   std::vector<block_hash> out;
   {
     std::lock_guard lk(mu_);
-    for (auto& [t, h] : found)
-      if (map_.count(h)) out.push_back(h);
+    map_.clear();
+    lru_.clear();
+    stats_.bytes_held = 0;
+    next_slot_ = slots;
+    slot_gen_.assign(slots, 0);
+    free_slots_ = std::move(empty);
+    std::sort(free_slots_.rbegin(), free_slots_.rend());  // low slots handed out first
+    for (auto k = kept.rbegin(); k != kept.rend(); ++k) {  // oldest first = LRU head
+      map_.emplace(k->hash, entry{k->len, k->slot, lru_.insert(lru_.end(), k->hash)});
+      stats_.bytes_held += k->len;
+      next_seq_ = std::max(next_seq_, k->seq + 1);
+      out.push_back(k->hash);
+    }
+    if (!found.empty()) next_seq_ = std::max(next_seq_, found.front().seq + 1);
   }
-  log->info("G3 recovered {} blocks from {} ({} dropped)", out.size(), opts_.dir.string(), dropped);
+  log->info("G3 recovered {} blocks from {} ({} dropped)", out.size(), slab_path().string(), dropped);
   return out;
 }
 
