@@ -100,7 +100,7 @@ void on_reply(client self, const transport::nats_message& m) {
 void on_heartbeat(client self, const transport::nats_message& m) {
   auto& st = self->state;
   auto hb = msg::decode_auto<msg::heartbeat>(m.data, m.content_type, st.cfg.limits);
-  if (!hb || hb->component != "worker" || hb->role != msg::worker_role::prefill || hb->model != st.cfg.model) return;
+  if (!hb || hb->component != msg::component_kind::worker || hb->role != msg::worker_role::prefill || hb->model != st.cfg.model) return;
   if (hb->instance_id != subjects::last_token(m.subject)) return;  // a heartbeat only speaks for its own subject
   if (hb->draining) {
     if (auto it = st.pool.find(hb->instance_id); it != st.pool.end()) forget(self, it);

@@ -228,7 +228,7 @@ msg::heartbeat on_beat(worker_state& st) {
 msg::heartbeat make_heartbeat(worker_state& st) {
   msg::heartbeat hb;
   hb.instance_id = st.cfg.id;
-  hb.component = "worker";
+  hb.component = msg::component_kind::worker;
   hb.role = st.cfg.role;
   hb.model = st.cfg.model;
   hb.generate_subject = subjects::worker_generate(st.cfg.ns, st.cfg.id);

@@ -16,7 +16,7 @@ std::optional<worker_liveness::taken> worker_liveness::on_heartbeat(worker_regis
     log_->warn("bad heartbeat on {}: {}", m.subject, hb.err().describe());
     return std::nullopt;
   }
-  if (hb->component != "worker") return std::nullopt;
+  if (hb->component != msg::component_kind::worker) return std::nullopt;
   auto obs = reg.observe(*hb, subjects::last_token(m.subject), std::chrono::steady_clock::now());
   if (obs.what == worker_registry::change::refused) {
     ++refused_total_;

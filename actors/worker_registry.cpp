@@ -11,7 +11,10 @@ worker_registry::observation worker_registry::observe(const msg::heartbeat& hb, 
   if (hb.instance_id.empty()) return refuse("heartbeat without an instance id");
   if (hb.instance_id != subject_id)
     return refuse("heartbeat for '" + hb.instance_id + "' published on the subject of '" + subject_id + "'");
-  if (hb.component == "worker" && hb.generate_subject != subjects::worker_generate(limits_.ns, hb.instance_id))
+  if (hb.component != msg::component_kind::worker)
+    return refuse("heartbeat of a " + std::string(msg::wire_name(hb.component)) + " ('" + hb.instance_id +
+                  "') on a worker heartbeat subject");
+  if (hb.generate_subject != subjects::worker_generate(limits_.ns, hb.instance_id))
     return refuse("worker '" + hb.instance_id + "' announced generate subject '" + hb.generate_subject +
                   "', not its own");
   auto it = workers_.find(hb.instance_id);

@@ -326,9 +326,13 @@ template <class V> void describe(V& v, load_report& x) {
 enum class worker_role : std::uint8_t { both, prefill, decode };
 constexpr std::array<std::string_view, 3> wire_names(worker_role) { return {"both", "prefill", "decode"}; }
 
+// What kind of instance a heartbeat comes from; on the wire its name ("worker", ...).
+enum class component_kind : std::uint8_t { worker, router, frontend, agent };
+constexpr std::array<std::string_view, 4> wire_names(component_kind) { return {"worker", "router", "frontend", "agent"}; }
+
 struct heartbeat {
   std::string instance_id;
-  std::string component;        // "worker", "router", "frontend", "agent"
+  component_kind component = component_kind::worker;  // required on the wire
   worker_role role = worker_role::both;
   std::string model;            // served model name
   std::string generate_subject; // where to send this instance's work

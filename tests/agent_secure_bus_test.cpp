@@ -113,7 +113,7 @@ TEST(agent_secure_bus, joins_a_password_and_tls_bus_with_no_secret_in_any_argv) 
   std::atomic<int> worker_beats{0}, agent_status{0};
   auto hb = (*observer)->subscribe(subjects::heartbeat_all("default"), [&](transport::nats_message m) {
     auto h = msg::decode_auto<msg::heartbeat>(m.data, m.content_type);
-    if (h && h->component == "worker") worker_beats++;
+    if (h && h->component == msg::component_kind::worker) worker_beats++;
   });
   auto st = (*observer)->subscribe(subjects::agent_status("default"), [&](transport::nats_message) { agent_status++; });
   ASSERT_TRUE(hb.ok() && st.ok());

@@ -173,7 +173,7 @@ TEST_F(bus_trust, client_role_forgeries_are_refused_by_nats_and_service_continue
                  [&] { client.publish("_INBOX_frontend.abc.0", msg::encode(forged)); });
   msg::heartbeat hb;
   hb.instance_id = "w0";
-  hb.component = "worker";
+  hb.component = msg::component_kind::worker;
   hb.generate_subject = subjects::worker_generate(kNs, "w0");
   hb.incarnation = 42;
   hb.draining = true;
@@ -240,7 +240,7 @@ TEST_F(bus_trust, a_worker_role_connection_cannot_impersonate_or_black_hole) {
   };
   msg::heartbeat clone;
   clone.instance_id = "w0";
-  clone.component = "worker";
+  clone.component = msg::component_kind::worker;
   clone.role = msg::worker_role::both;
   clone.model = "mock";
   clone.block_size = 16;

@@ -244,7 +244,7 @@ TEST_F(kv_routing_late_router, learns_blocks_cached_before_it_started_from_join_
 msg::heartbeat fake_worker_heartbeat(const std::string& id, std::uint64_t incarnation) {
   msg::heartbeat hb;
   hb.instance_id = id;
-  hb.component = "worker";
+  hb.component = msg::component_kind::worker;
   hb.role = msg::worker_role::both;
   hb.model = "mock";
   hb.generate_subject = subjects::worker_generate("default", id);

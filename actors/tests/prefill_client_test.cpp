@@ -68,7 +68,7 @@ struct prefill_client_test : ::testing::Test {
   void heartbeat(const std::string& id, std::uint32_t busy, bool draining = false) {
     msg::heartbeat hb;
     hb.instance_id = id;
-    hb.component = "worker";
+    hb.component = msg::component_kind::worker;
     hb.role = msg::worker_role::prefill;
     hb.model = "m";
     hb.draining = draining;

@@ -13,7 +13,7 @@ using clock = std::chrono::steady_clock;
 msg::heartbeat beat(const std::string& id, std::uint64_t incarnation = 1) {
   msg::heartbeat hb;
   hb.instance_id = id;
-  hb.component = "worker";
+  hb.component = msg::component_kind::worker;
   hb.role = msg::worker_role::both;
   hb.model = "mock";
   hb.generate_subject = subjects::worker_generate("default", id);
@@ -28,6 +28,17 @@ TEST(worker_registry, a_heartbeat_speaks_only_for_its_own_subject) {
   EXPECT_EQ(reg.observe(beat("w0"), "evil", t).what, worker_registry::change::refused);
   EXPECT_EQ(reg.size(), 0u);
   EXPECT_EQ(reg.observe(beat("w0"), "w0", t).what, worker_registry::change::joined);
+}
+
+TEST(worker_registry, only_a_worker_heartbeat_registers_a_worker) {
+  worker_registry reg;
+  auto hb = beat("w0");
+  hb.component = msg::component_kind::router;  // was a way around the generate-subject check
+  hb.generate_subject = "_INBOX.forger.x";
+  auto obs = reg.observe(hb, "w0", clock::now());
+  EXPECT_EQ(obs.what, worker_registry::change::refused);
+  EXPECT_NE(obs.why.find("heartbeat of a router"), std::string::npos) << obs.why;
+  EXPECT_EQ(reg.size(), 0u);
 }
 
 TEST(worker_registry, generate_subject_must_be_the_workers_own) {

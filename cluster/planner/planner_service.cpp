@@ -76,7 +76,7 @@ void planner_service::on_latency(const transport::nats_message& m) {
 
 void planner_service::on_heartbeat(const transport::nats_message& m) {
   auto r = msg::decode_auto<msg::heartbeat>(m.data, m.content_type);
-  if (!r || r->component != "worker") return;
+  if (!r || r->component != msg::component_kind::worker) return;
   if (r->instance_id != subjects::last_token(m.subject)) return;  // a heartbeat speaks only for its own subject
   std::lock_guard<std::mutex> lk(mu_);
   const actors::registry_limits lim;  // the same bounds the routers and frontends apply

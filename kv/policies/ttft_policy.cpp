@@ -37,23 +37,37 @@ class ttft_policy final : public routing_policy {
     // skips the overlap weighting.
     const double f_p = f(p);
     const double max_cached = std::max(0.0, p - 1);  // the last token is always computed
+    const double per_chunk = 1.0 / chunk;  // steps by a multiply: the loop runs for every candidate
     auto ttft_of = [&](const worker_candidate& ci, double& miss_ms) __attribute__((always_inline)) {
       double cached = 0;
       if (ci.overlap_blocks | ci.overlap_blocks_any | ci.overlap_blocks_g2 | ci.overlap_blocks_g3)
         cached = std::min(std::min(p, weighted_overlap_blocks(ci, cfg_) * bs), max_cached);
       const double prefill = p > 0 ? f_p - f(cached) + cfg_.prefill_c : 0;
       const double pending = static_cast<double>(ci.load.pending_prefill_tokens);
-      const double steps = std::ceil((pending + p - cached) / chunk);
+      const double steps = std::ceil((pending + p - cached) * per_chunk);
       miss_ms = f(p - cached);
       return pending * ms_per_queued_token + prefill +
              cfg_.decode_ms_per_block * static_cast<double>(ci.load.active_decode_blocks) * steps;
     };
+    // A candidate with nothing cached (most of them): the same expressions with cached = 0,
+    // the request's constant part computed once.
+    const double uncached_prefill = p > 0 ? f_p - f(0) + cfg_.prefill_c : 0;
+    const double uncached_penalty = cfg_.ttft_miss_penalty * f(p - 0);
     score_.resize(c.size());
     double best = 0;
     for (std::size_t i = 0; i < c.size(); ++i) {
-      double miss_ms;
-      const double ttft = ttft_of(c[i], miss_ms);
-      score_[i] = ttft + cfg_.ttft_miss_penalty * miss_ms;
+      const auto& ci = c[i];
+      if (!(ci.overlap_blocks | ci.overlap_blocks_any | ci.overlap_blocks_g2 | ci.overlap_blocks_g3)) {
+        const double pending = static_cast<double>(ci.load.pending_prefill_tokens);
+        const double steps = std::ceil((pending + p - 0) * per_chunk);
+        score_[i] = pending * ms_per_queued_token + uncached_prefill +
+                    cfg_.decode_ms_per_block * static_cast<double>(ci.load.active_decode_blocks) * steps +
+                    uncached_penalty;
+      } else {
+        double miss_ms;
+        const double ttft = ttft_of(ci, miss_ms);
+        score_[i] = ttft + cfg_.ttft_miss_penalty * miss_ms;
+      }
       best = i ? std::min(best, score_[i]) : score_[i];
     }
     double slack = std::max(cfg_.tie_ms, cfg_.tie_rel * best);

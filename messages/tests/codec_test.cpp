@@ -162,6 +162,29 @@ TEST(codec, worker_roles_in_cluster_messages_travel_as_their_names_byte_for_byte
       << nested.err().message;
 }
 
+TEST(codec, a_heartbeats_component_travels_as_its_name_and_unknown_ones_are_refused) {
+  heartbeat hb;
+  hb.instance_id = "w0";
+  hb.component = component_kind::router;
+  for (auto f : {wire_format::msgpack, wire_format::json}) {
+    auto back = decode<heartbeat>(encode(hb, f), f);
+    ASSERT_TRUE(back.ok()) << back.err().message;
+    EXPECT_EQ(back->component, component_kind::router);
+  }
+  EXPECT_NE(encode(hb, wire_format::json).find(R"("component":"router")"), std::string::npos);
+  EXPECT_NE(encode(hb).find(std::string("\xa9" "component" "\xa6" "router")), std::string::npos);
+  // What a plain NATS client sends: only the required fields.
+  auto minimal = decode<heartbeat>(R"({"instance_id":"w1","component":"worker"})", wire_format::json);
+  ASSERT_TRUE(minimal.ok()) << minimal.err().message;
+  EXPECT_EQ(minimal->component, component_kind::worker);
+  auto bad = decode<heartbeat>(R"({"instance_id":"w1","component":"planner"})", wire_format::json);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.err().message, "field 'component' must be one of worker, router, frontend, agent (got 'planner')");
+  auto missing = decode<heartbeat>(R"({"instance_id":"w1"})", wire_format::json);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.err().message.find("component"), std::string::npos) << missing.err().message;
+}
+
 TEST(codec, openai_sampling_fields_and_token_logprobs_round_trip) {
   generate_request r = sample_request();
   r.max_tokens = 0;  // until the context ends
