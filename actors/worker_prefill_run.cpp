@@ -38,7 +38,7 @@ void hand_prefill_output(worker_state& st, prefill_run_state& run, backends::seq
   run.produced = run.produced || !out.new_tokens.empty();
   if (out.finish_reason && st.xfer && prefill_run_stages(run.stage, *out.finish_reason, run.produced)) {
     if (run.corrupt) st.xfer->corrupt_next_stage();
-    auto staged = st.xfer->stage(*st.engine, run.hashes, clock::now());
+    auto staged = st.xfer->stage(*st.engine, run.hashes);
     if (staged) p.staged = std::move(*staged);
     else p.stage_error = staged.err();
   }
