@@ -82,8 +82,8 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
     server = spawn_prefill_server(sys, conn, std::move(sc));
   }
   auto holder = std::make_shared<std::unique_ptr<backends::engine>>(std::move(engine));
-  auto actor = sys.spawn<caf::detached>(worker_detail::engine_behavior, &conn, holder, cfg, xfer, publisher, kv_manager, client,
-                                  server);
+  auto actor = sys.spawn<caf::detached>(worker_detail::engine_behavior, &conn, holder, cfg, xfer, publisher, kv_manager,
+                                        client, server);
   // Ordered before any heartbeat request: both learn the engine actor first.
   caf::anon_send(publisher, open_atom::value, actor);
   caf::anon_send(kv_manager, open_atom::value, actor);
