@@ -4,8 +4,8 @@
 // to status probes (yard.<ns>.worker.status.<id>, to the asker only) and
 // roster requests (a component that just started wants every worker's
 // heartbeat now). The heartbeat's content comes from the engine actor, asked
-// with (heartbeat_atom) -> msg::heartbeat, which also expires KV leases and
-// flushes KV events on that beat; the engine actor pushes an extra heartbeat
+// with (heartbeat_atom) -> msg::heartbeat, which also flushes KV events on
+// that beat; the engine actor pushes an extra heartbeat
 // itself when requests finish or it starts draining.
 // Must not touch: the engine, streams, KV.
 // Thread-safety: an event-based actor, linked to the engine actor.

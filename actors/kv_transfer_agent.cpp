@@ -68,8 +68,7 @@ kv_transfer_agent::~kv_transfer_agent() {
   std::free(base_);
 }
 
-result<staged_blocks> kv_transfer_agent::stage(const backends::engine& eng, const std::vector<kv::block_hash>& hashes,
-                                               clock::time_point now) {
+result<staged_blocks> kv_transfer_agent::stage(const backends::engine& eng, const std::vector<kv::block_hash>& hashes) {
   staged_blocks out;
   out.region = descriptor_;
   std::size_t n = eng.cached_blocks(hashes);
@@ -78,7 +77,6 @@ result<staged_blocks> kv_transfer_agent::stage(const backends::engine& eng, cons
     return make_error(errc::unavailable, "KV staging full: " + std::to_string(n) + " blocks wanted, " +
                                              std::to_string(free_.size()) + " free");
   lease l;
-  l.created = now;
   for (std::size_t i = 0; i < n; ++i) {
     auto s = free_.back();
     std::span<std::byte> dst(slot_ptr(s), block_bytes_);
@@ -111,21 +109,6 @@ bool kv_transfer_agent::release(std::uint64_t lease_id) {
   leases_.erase(it);
   counters_.released_leases++;
   return true;
-}
-
-std::vector<std::uint64_t> kv_transfer_agent::expire(clock::time_point now) {
-  std::vector<std::uint64_t> gone;
-  for (auto it = leases_.begin(); it != leases_.end();) {
-    if (now - it->second.created < std::chrono::milliseconds(opts_.lease_ms)) {
-      ++it;
-      continue;
-    }
-    free_.insert(free_.end(), it->second.slots.begin(), it->second.slots.end());
-    gone.push_back(it->first);
-    it = leases_.erase(it);
-    counters_.expired_leases++;
-  }
-  return gone;
 }
 
 std::size_t kv_transfer_agent::leased_blocks() const {

@@ -3,14 +3,15 @@
 // Owns: the worker's UCX data plane (transport/ucx), one registered staging
 // region cut into block-sized slots, and the leases on them. Prefill side:
 // stage() copies a prompt's blocks out of the engine into free slots (with
-// xxh3 checksums) under a lease that ends on release() or when it expires.
+// xxh3 checksums) under a lease that ends on release() (the prefill_server
+// decides when: a kv_release, or its lease timer).
 // Decode side: a pull reads a remote lease's blocks over UCX into local slots
 // on the agent's transfer thread, verifying checksums; the owner then imports
 // them into the engine's prefix cache.
 // Must not touch: NATS, routing, the engine's scheduling (it only calls the
 // engine's export_kv/import_kv/cached_blocks).
 // Thread-safety: every method but the transfer thread's work runs on the
-// owner's thread (the worker actor); start_pull's callback runs on the
+// owner's thread (the engine actor); start_pull's callback runs on the
 // transfer thread.
 #pragma once
 
@@ -37,7 +38,7 @@ namespace yard::actors {
 struct kv_transfer_options {
   std::size_t staging_mb = 256;     // registered staging memory (default 256 MiB; touched only as used)
   std::string ucx_transports = "tcp";  // UCX_TLS list (default tcp: works across hosts, detects dead peers)
-  int lease_ms = 10000;             // prefill side: blocks freed when not released by then (default 10 s)
+  int lease_ms = 10000;             // prefill side: blocks freed when not released by then (default 10 s; the prefill_server's timer)
   int pull_timeout_ms = 5000;       // decode side: one pull's limit (default 5 s)
   bool checksums = true;            // per-block xxh3 on stage, verified on pull (default on)
 };
@@ -49,7 +50,7 @@ struct staged_blocks {
 };
 
 struct transfer_counters {
-  std::uint64_t staged_leases = 0, released_leases = 0, expired_leases = 0;
+  std::uint64_t staged_leases = 0, released_leases = 0;
   std::uint64_t pulls = 0, pulled_blocks = 0, pulled_bytes = 0, failed_pulls = 0;
 };
 
@@ -64,12 +65,9 @@ class kv_transfer_agent {
   // Prefill side. Copies the cached leading blocks of `hashes` into staging
   // slots under a new lease. errc::unavailable when the slots are exhausted;
   // a result with no blocks when the engine holds none of them.
-  result<staged_blocks> stage(const backends::engine& eng, const std::vector<kv::block_hash>& hashes,
-                              clock::time_point now);
-  // Frees a lease's slots; false when it is unknown (already released or expired).
+  result<staged_blocks> stage(const backends::engine& eng, const std::vector<kv::block_hash>& hashes);
+  // Frees a lease's slots; false when it is unknown (already released).
   bool release(std::uint64_t lease_id);
-  // Frees every lease older than lease_ms; returns their ids.
-  std::vector<std::uint64_t> expire(clock::time_point now);
   std::size_t leased_blocks() const;
   std::size_t num_leases() const { return leases_.size(); }
 
@@ -109,7 +107,6 @@ class kv_transfer_agent {
   kv_transfer_agent() = default;
   struct lease {
     std::vector<std::uint32_t> slots;
-    clock::time_point created;
   };
   std::byte* slot_ptr(std::uint32_t s) { return static_cast<std::byte*>(base_) + std::size_t{s} * block_bytes_; }
 

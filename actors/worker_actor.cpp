@@ -68,12 +68,27 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
     pc.metrics = cfg.metrics;
     client = spawn_prefill_client(sys, conn, std::move(pc));
   }
+  prefill_server_actor server;  // prefill workers serve remote prefills; decode workers refuse them
+  if (disagg) {
+    prefill_server_config sc;
+    sc.ns = ns;
+    sc.worker_id = id;
+    sc.role = cfg.role;
+    sc.block_size = engine->block_size();
+    sc.lease_ms = cfg.transfer.lease_ms;
+    sc.limits = cfg.limits;
+    sc.faults = cfg.faults;
+    sc.metrics = cfg.metrics;
+    server = spawn_prefill_server(sys, conn, std::move(sc));
+  }
   auto holder = std::make_shared<std::unique_ptr<backends::engine>>(std::move(engine));
-  auto actor = sys.spawn<caf::detached>(worker_detail::engine_behavior, &conn, holder, cfg, xfer, publisher, kv_manager, client);
+  auto actor = sys.spawn<caf::detached>(worker_detail::engine_behavior, &conn, holder, cfg, xfer, publisher, kv_manager,
+                                        client, server);
   // Ordered before any heartbeat request: both learn the engine actor first.
   caf::anon_send(publisher, open_atom::value, actor);
   caf::anon_send(kv_manager, open_atom::value, actor);
   if (client) caf::anon_send(client, open_atom::value, actor);
+  if (server) caf::anon_send(server, open_atom::value, actor);
   auto pub = caf::actor_cast<caf::actor>(publisher);
   auto kvm = caf::actor_cast<caf::actor>(kv_manager);
   std::vector<std::tuple<std::string, caf::actor, caf::atom_value, std::string>> routes = {
@@ -83,9 +98,10 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
       {subjects::worker_status(ns, id), pub, status_atom::value, "status"},
       {subjects::roster(ns), pub, roster_atom::value, ""},
   };
-  if (disagg) {
-    routes.emplace_back(subjects::worker_prefill(ns, id), actor, prefill_atom::value, "prefill");
-    routes.emplace_back(subjects::worker_kv_release(ns, id), actor, release_atom::value, "kv_release");
+  if (server) {
+    auto srv = caf::actor_cast<caf::actor>(server);
+    routes.emplace_back(subjects::worker_prefill(ns, id), srv, prefill_atom::value, "prefill");
+    routes.emplace_back(subjects::worker_kv_release(ns, id), srv, release_atom::value, "kv_release");
   }
   if (client) {
     auto c = caf::actor_cast<caf::actor>(client);

@@ -1,13 +1,16 @@
 // actors/worker_actor.hpp — a worker: one engine behind a NATS subject.
 //
-// A worker is three linked actors (see actors/README.md): the engine actor
-// (worker_engine.hpp: the engine, the streams it serves, KV events and
-// snapshots, the prefill-server side and KV pulls), the heartbeat publisher
-// (heartbeat_publisher.hpp: heartbeats, status probes, roster) and, for
+// A worker is up to five linked actors (see actors/README.md): the engine
+// actor (worker_engine.hpp: the engine, the streams it serves, KV events, the
+// kv_transfer_agent with its staging copies and KV pulls), the heartbeat
+// publisher (heartbeat_publisher.hpp: heartbeats, status probes, roster), the
+// KV block manager (kv_block_manager.hpp: the KV event stream and snapshots),
+// for prefill and decode workers the prefill server (prefill_server.hpp:
+// remote prefill requests, jobs, replies, leases, kv_release) and, for
 // decode workers, the prefill client (prefill_client.hpp: the prefill pool's
 // load, remote prefill requests and their deadlines). spawn_worker wires them
-// and returns the engine actor, which a supervisor watches; any of the three
-// dying takes the others down with it.
+// and returns the engine actor, which a supervisor watches; any of them dying
+// takes the others down with it.
 // Receives generate_request on yard.<ns>.worker.generate.<id>, cancel_request
 // on the broadcast cancel subject; streams token_chunk to each request's reply
 // inbox in the request's own format (JSON in, JSON out). Role "prefill" also

@@ -172,8 +172,8 @@ void on_cancel(worker_actor* self, transport::nats_message& m) {
     it = st.streams.erase(it);
   }
   // A remote prefill for it here is not useful any more either.
-  for (const auto& [id, job] : st.prefill_jobs)
-    if (job.req.request_id == c->request_id && (!c->attempt || job.req.attempt == *c->attempt)) st.engine->cancel(id);
+  for (const auto& [id, run] : st.prefill_runs)
+    if (run.request_id == c->request_id && (!c->attempt || run.attempt == *c->attempt)) st.engine->cancel(id);
 }
 
 // After a step's outputs are out: the next step now, or idle.
@@ -213,11 +213,9 @@ void on_step(worker_actor* self) {
   continue_stepping(self);
 }
 
-// The heartbeat publisher's beat: expire KV leases, flush events, answer the heartbeat.
+// The heartbeat publisher's beat: flush events, answer the heartbeat. (Leases end
+// by the prefill_server's timers: it tells us which slots to free.)
 msg::heartbeat on_beat(worker_state& st) {
-  if (st.xfer)
-    for (auto id : st.xfer->expire(clock::now()))
-      st.log->warn("KV lease {:x} expired unreleased after {} ms: blocks freed", id, st.xfer->options().lease_ms);
   publish_kv_events(st);  // events queued while idle (e.g. G3 blocks recovered at start) go out now
   st.last_heartbeat = clock::now();
   return make_heartbeat(st);
@@ -293,7 +291,8 @@ void run_locally(worker_actor* self, const std::string& key, backends::engine_re
 caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* conn,
                               std::shared_ptr<std::unique_ptr<backends::engine>> engine, worker_config cfg,
                               std::shared_ptr<std::unique_ptr<kv_transfer_agent>> xfer, heartbeat_publisher_actor publisher,
-                              kv_block_manager_actor kv_manager, prefill_client_actor prefill_client) {
+                              kv_block_manager_actor kv_manager, prefill_client_actor prefill_client,
+                              prefill_server_actor prefill_server) {
   auto& st = self->state;
   st.conn = conn;
   st.engine = std::move(*engine);
@@ -310,6 +309,8 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
   self->link_to(st.kv_manager);
   st.prefill_client = std::move(prefill_client);
   if (st.prefill_client) self->link_to(st.prefill_client);
+  st.prefill_server = std::move(prefill_server);
+  if (st.prefill_server) self->link_to(st.prefill_server);
   return {
       [=](generate_atom, transport::nats_message& m) { on_generate(self, m); },
       [=](cancel_atom, transport::nats_message& m) { on_cancel(self, m); },
@@ -321,8 +322,9 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
         }
         continue_stepping(self);
       },
-      [=](prefill_atom, transport::nats_message& m) { on_prefill_request(self, m); },
-      [=](release_atom, transport::nats_message& m) { on_kv_release(self->state, m); },
+      // From the prefill_server: run a remote prefill's prompt for one token; free a lease's slots.
+      [=](prefill_atom, std::uint64_t job, prefill_run& run) { on_prefill_run(self, job, run); },
+      [=](release_atom, std::uint64_t lease_id) { free_lease(self->state, lease_id); },
       // From the prefill_client: prefill here (declined, failed or timed out), or the prefill worker's reply.
       // `fallback` (the remote path failed) is counted, with its cause, by the prefill_client itself.
       [=](local_atom, const std::string& key, bool /*fallback*/) {
@@ -342,6 +344,7 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
         self->state.draining = true;
         self->state.log->info("{} draining: {} streams in flight", self->state.cfg.id, self->state.streams.size());
         publish_heartbeat_now(self->state);
+        if (self->state.prefill_server) caf::anon_send(self->state.prefill_server, drain_atom::value);
       },
       [=](drain_atom, caf::get_atom) { return static_cast<std::int64_t>(self->state.streams.size()); },
   };

@@ -2,12 +2,14 @@
 //
 // Owns: the engine, the streams it serves (one per dispatch attempt, with an
 // explicit request_phase), step pacing, draining the engine's KV events (to the kv_block_manager), the
-// prefill-server side of disaggregation (remote prefill jobs, staging, kv
-// releases) and the decode side's KV pulls. Its handlers are split by job:
-// worker_engine.cpp (admission, cancel, steps, the behaviour),
-// worker_streams.cpp (chunks to clients), prefill_server.cpp (serving remote
-// prefills), worker_kv_pull.cpp (a remote prefill's KV coming in).
+// kv_transfer_agent (its staging slots and the decode side's KV pulls), and
+// the engine's half of serving remote prefills: the prefill_server's runs, their
+// outputs handed back and their blocks copied into staging. Its handlers are
+// split by job: worker_engine.cpp (admission, cancel, steps, the behaviour),
+// worker_streams.cpp (chunks to clients), worker_prefill_run.cpp (runs for the
+// prefill_server), worker_kv_pull.cpp (a remote prefill's KV coming in).
 // Must not touch: the prefill pool's load and remote deadlines (prefill_client),
+// remote prefill requests, their replies, jobs and leases (prefill_server),
 // heartbeat timing (heartbeat_publisher), the KV event stream and snapshots
 // (kv_block_manager), routing, HTTP.
 // Thread-safety: one detached actor; engine steps may compute for
@@ -27,6 +29,7 @@
 #include "actors/kv_block_manager.hpp"
 #include "actors/kv_transfer_agent.hpp"
 #include "actors/prefill_client.hpp"
+#include "actors/prefill_server.hpp"
 #include "actors/worker_actor.hpp"
 #include "common/log.hpp"
 
@@ -68,11 +71,14 @@ struct pull_wait {  // decode side: KV bytes on their way
   clock::time_point started;  // for the transfer latency histogram
 };
 
-struct prefill_job {  // prefill side: a remote prefill being computed
-  msg::remote_prefill_request req;
-  std::vector<kv::block_hash> hashes;  // the prompt's full blocks: hashed once, for the scheduler and the staging
-  std::string reply;
-  msg::remote_prefill_reply out;
+struct prefill_run_state {  // prefill side: a prefill_server job in the engine
+  std::uint64_t job = 0;               // the prefill_server's job number
+  std::string request_id;              // the decode worker's request id and attempt (cancel)
+  std::uint32_t attempt = 0;
+  std::vector<kv::block_hash> hashes;  // the prompt's full blocks: what staging copies
+  bool stage = false;
+  bool corrupt = false;
+  bool produced = false;               // a token came out
 };
 
 struct worker_state {
@@ -92,8 +98,9 @@ struct worker_state {
   heartbeat_publisher_actor publisher;
   kv_block_manager_actor kv_manager;        // publishes our KV events and answers snapshots
   prefill_client_actor prefill_client;      // decode workers with KV transfer only
-  std::map<std::uint64_t, pull_wait> pulls;         // pull id -> waiting
-  std::map<std::string, prefill_job> prefill_jobs;  // engine request id -> job
+  prefill_server_actor prefill_server;      // prefill and decode workers (a decode worker's refuses)
+  std::map<std::uint64_t, pull_wait> pulls;                // pull id -> waiting
+  std::map<std::string, prefill_run_state> prefill_runs;   // engine request id -> prefill_server job
   std::uint64_t named_requests = 0;  // ids made up for requests sent straight to us without one
   static inline const char* name = "worker";
 };
@@ -104,7 +111,8 @@ using worker_actor = caf::stateful_actor<worker_state>;
 caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* conn,
                               std::shared_ptr<std::unique_ptr<backends::engine>> engine, worker_config cfg,
                               std::shared_ptr<std::unique_ptr<kv_transfer_agent>> xfer, heartbeat_publisher_actor publisher,
-                              kv_block_manager_actor kv_manager, prefill_client_actor prefill_client);
+                              kv_block_manager_actor kv_manager, prefill_client_actor prefill_client,
+                              prefill_server_actor prefill_server);
 msg::heartbeat make_heartbeat(worker_state& st);
 void publish_heartbeat_now(worker_state& st);
 void publish_kv_events(worker_state& st);  // hands the engine's pending KV events to the kv_block_manager
@@ -117,10 +125,11 @@ void reply_error(worker_state& st, const std::string& reply, msg::wire_format f,
 void send_chunk(worker_state& st, stream_state& s, msg::token_chunk& c);  // stamps seq and worker, publishes
 void publish_outputs(worker_state& st, backends::step_result& r);
 
-// prefill_server.cpp
-void on_prefill_request(worker_actor* self, transport::nats_message& m);
-void on_prefill_output(worker_state& st, prefill_job& job, backends::sequence_output& out);
-void on_kv_release(worker_state& st, transport::nats_message& m);
+// worker_prefill_run.cpp
+void on_prefill_run(worker_actor* self, std::uint64_t job, prefill_run& run);
+// A run's output, to the prefill_server (staged first when it is the last and the run stages).
+void hand_prefill_output(worker_state& st, prefill_run_state& run, backends::sequence_output& out);
+void free_lease(worker_state& st, std::uint64_t lease_id);  // the prefill_server ended a lease
 
 // worker_kv_pull.cpp
 void on_prefilled(worker_actor* self, const std::string& key, msg::remote_prefill_reply& r);

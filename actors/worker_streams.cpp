@@ -53,9 +53,10 @@ void publish_outputs(worker_state& st, backends::step_result& r) {
   publish_kv_events(st);
   bool finished = false;
   for (auto& out : r.outputs) {
-    if (auto pj = st.prefill_jobs.find(out.request_id); pj != st.prefill_jobs.end()) {
-      on_prefill_output(st, pj->second, out);
-      if (out.finish_reason) st.prefill_jobs.erase(pj);
+    if (auto pr = st.prefill_runs.find(out.request_id); pr != st.prefill_runs.end()) {
+      const bool last = out.finish_reason.has_value();
+      hand_prefill_output(st, pr->second, out);
+      if (last) st.prefill_runs.erase(pr);
       continue;
     }
     auto it = st.streams.find(out.request_id);

@@ -72,7 +72,7 @@ struct worker_engine_test : ::testing::Test {
     // Not detached here, so the test coordinator runs it like any other actor.
     engine = sys->spawn(worker_detail::engine_behavior, conn, eng, wc,
                         std::make_shared<std::unique_ptr<kv_transfer_agent>>(), publisher, kv_manager,
-                        prefill_client_actor{});
+                        prefill_client_actor{}, prefill_server_actor{});
     caf::anon_send(publisher, open_atom::value, engine);
     caf::anon_send(kv_manager, open_atom::value, engine);
     sched->run();
