@@ -12,6 +12,7 @@
 #include <deque>
 #include <fstream>
 #include <thread>
+#include <unordered_set>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -342,14 +343,19 @@ std::uint64_t disk_tier::take_slot() {
   return slot;
 }
 
-void disk_tier::forget_locked(block_hash h) {
+std::optional<std::uint64_t> disk_tier::unindex_locked(block_hash h) {
   auto it = map_.find(h);
-  if (it == map_.end()) return;
+  if (it == map_.end()) return std::nullopt;
+  const std::uint64_t slot = it->second.slot;
   lru_.erase(it->second.pos);
   stats_.bytes_held -= it->second.len;
-  ++slot_gen_[it->second.slot];
-  free_slots_.push_back(it->second.slot);
+  ++slot_gen_[slot];
   map_.erase(it);
+  return slot;
+}
+
+void disk_tier::forget_locked(block_hash h) {
+  if (auto slot = unindex_locked(h)) free_slots_.push_back(*slot);
 }
 
 void disk_tier::commit(block_hash h, std::uint64_t len, std::uint64_t slot) {
@@ -489,26 +495,28 @@ status disk_tier::put(block_hash hash, std::span<const std::byte> data) {
   return put_async(hash, bytes(data.begin(), data.end())).get();
 }
 
-result<bytes> disk_tier::read_slot(block_hash h, std::uint64_t slot, std::uint64_t len, bool decrypt) {
+result<bytes> disk_tier::read_slot(block_hash h, std::uint64_t slot, std::uint64_t len) {
   const std::size_t n = round_up(header_size + len);
   unsigned char* buf = aligned_scratch(n);
-  const std::string where = slab_path().string() + " slot " + std::to_string(slot);
-  if (!read_all(fd_, buf, n, static_cast<off_t>(offset_of(slot))))
-    return make_error(errc::io_error, where + ": read failed: " + std::strerror(errno ? errno : EIO));
+  auto where = [&] { return slab_path().string() + " slot " + std::to_string(slot); };  // errors only
+  if (!read_all(fd_, buf, n, static_cast<off_t>(offset_of(slot)))) {
+    const int err = errno ? errno : EIO;
+    return make_error(errc::io_error, where() + ": read failed: " + std::strerror(err));
+  }
   auto hd = decode_header(buf);
-  if (!hd) return make_error(errc::corrupt, where + ": bad magic or version");
-  if (hd->hash != h) return make_error(errc::corrupt, where + ": header hash mismatch");
+  if (!hd) return make_error(errc::corrupt, where() + ": bad magic or version");
+  if (hd->hash != h) return make_error(errc::corrupt, where() + ": header hash mismatch");
   if (hd->length != len)
-    return make_error(errc::corrupt, where + ": length " + std::to_string(hd->length) + ", expected " + std::to_string(len));
-  if (slot_checksum(buf, len) != hd->checksum) return make_error(errc::corrupt, where + ": checksum mismatch");
+    return make_error(errc::corrupt, where() + ": length " + std::to_string(hd->length) + ", expected " + std::to_string(len));
+  if (slot_checksum(buf, len) != hd->checksum) return make_error(errc::corrupt, where() + ": checksum mismatch");
   const auto* payload = reinterpret_cast<const std::byte*>(buf + header_size);
   bool enc = hd->flags & flag_encrypted;
-  if (decrypt && enc != key_.has_value())
-    return make_error(errc::corrupt, where + (enc ? ": encrypted but no key" : ": not encrypted but a key is set"));
-  if (enc && decrypt) {
+  if (enc != key_.has_value())
+    return make_error(errc::corrupt, where() + (enc ? ": encrypted but no key" : ": not encrypted but a key is set"));
+  if (enc) {
     bytes plain(len);
     if (!gcm(false, key_->data(), hd->nonce, h, payload, len, plain.data(), hd->tag))
-      return make_error(errc::corrupt, where + ": authentication failed (wrong key or tampered)");
+      return make_error(errc::corrupt, where() + ": authentication failed (wrong key or tampered)");
     return plain;
   }
   return bytes(payload, payload + len);
@@ -563,11 +571,9 @@ bool disk_tier::erase(block_hash hash) {
   std::uint64_t slot;
   {
     std::lock_guard lk(mu_);
-    auto it = map_.find(hash);
-    if (it == map_.end()) return false;
-    slot = it->second.slot;
-    forget_locked(hash);     // pushed `slot` last onto free_slots_ ...
-    free_slots_.pop_back();  // ... which must not be reused before its header is zeroed (below)
+    auto s = unindex_locked(hash);  // the slot is not free until its header is zeroed (below)
+    if (!s) return false;
+    slot = *s;
   }
   // Zero the slot's header first, so a restart does not bring the block back; then free the slot.
   pool_->submit([this, slot] {
@@ -655,9 +661,9 @@ result<std::vector<block_hash>> disk_tier::recover() {
   // Newest first: a block written twice keeps its newest copy; the newest capacity_blocks stay.
   std::sort(found.begin(), found.end(), [](const found_block& a, const found_block& b) { return a.seq > b.seq; });
   std::vector<found_block> kept;
-  std::unordered_map<block_hash, bool> seen;
+  std::unordered_set<block_hash> seen;
   for (auto& f : found) {
-    if (kept.size() < opts_.capacity_blocks && seen.emplace(f.hash, true).second)
+    if (kept.size() < opts_.capacity_blocks && seen.insert(f.hash).second)
       kept.push_back(f);
     else
       empty.push_back(f.slot);
@@ -675,7 +681,6 @@ result<std::vector<block_hash>> disk_tier::recover() {
     for (auto k = kept.rbegin(); k != kept.rend(); ++k) {  // oldest first = LRU head
       map_.emplace(k->hash, entry{k->len, k->slot, lru_.insert(lru_.end(), k->hash)});
       stats_.bytes_held += k->len;
-      next_seq_ = std::max(next_seq_, k->seq + 1);
       out.push_back(k->hash);
     }
     if (!found.empty()) next_seq_ = std::max(next_seq_, found.front().seq + 1);

@@ -140,12 +140,13 @@ class disk_tier {
   status fix_slot_size(std::size_t payload);  // takes mu_: fixes slot_bytes_ and writes the slab header
   bool fits(std::size_t payload) const;       // takes mu_
   status write_slot(block_hash h, const bytes& data, std::uint64_t slot, std::uint64_t seq);  // pool thread
-  // Pool thread; !decrypt = validate only. `len` = the payload length the index holds (or expects).
-  result<bytes> read_slot(block_hash h, std::uint64_t slot, std::uint64_t len, bool decrypt = true);
+  // Pool thread: reads, validates and decrypts. `len` = the payload length the index holds.
+  result<bytes> read_slot(block_hash h, std::uint64_t slot, std::uint64_t len);
   void disable(const std::string& why);
   std::uint64_t take_slot();                                // mu_ held
   void commit(block_hash h, std::uint64_t len, std::uint64_t slot);  // takes mu_, evicts over capacity
-  void forget_locked(block_hash h);                          // mu_ held: index entry out, slot freed
+  std::optional<std::uint64_t> unindex_locked(block_hash h);  // mu_ held: index entry out, its slot (not freed)
+  void forget_locked(block_hash h);                          // mu_ held: unindex_locked, then the slot freed
 
   disk_tier_options opts_;
   std::optional<std::array<unsigned char, 32>> key_;
