@@ -16,7 +16,8 @@ std::shared_ptr<spdlog::logger> logger() {
 }  // namespace
 
 result<std::unique_ptr<kv_transfer_agent>> kv_transfer_agent::create(const kv_transfer_options& opts,
-                                                                      std::size_t block_bytes) {
+                                                                      std::size_t block_bytes,
+                                                                      std::shared_ptr<const prefill_faults> faults) {
   if (block_bytes == 0) return make_error(errc::bad_request, "the engine has no KV block bytes to transfer");
   std::size_t n = opts.staging_mb * (std::size_t{1} << 20) / block_bytes;
   if (n == 0)
@@ -29,6 +30,7 @@ result<std::unique_ptr<kv_transfer_agent>> kv_transfer_agent::create(const kv_tr
   if (!plane) return plane.err();
   std::unique_ptr<kv_transfer_agent> a(new kv_transfer_agent());
   a->opts_ = opts;
+  a->faults_ = std::move(faults);
   a->block_bytes_ = block_bytes;
   a->plane_ = std::move(*plane);
   // calloc: pages are backed only when a slot is first used.
@@ -88,11 +90,8 @@ result<staged_blocks> kv_transfer_agent::stage(const backends::engine& eng, cons
     ref.offset = std::uint64_t{s} * block_bytes_;
     ref.length = block_bytes_;
     if (opts_.checksums) ref.checksum = transport::ucx_data_plane::checksum(dst.data(), dst.size());
-    if (corrupt_next_) {
-      dst[dst.size() / 2] ^= std::byte{0x5a};
-      corrupt_next_ = false;
+    if (faults_ && l.slots.size() == 1 && faults_->tamper_staged(dst))
       logger()->warn("fault injection: corrupted staged block {:016x}", hashes[i]);
-    }
     out.blocks.push_back(ref);
   }
   if (l.slots.empty()) return out;

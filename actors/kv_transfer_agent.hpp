@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/worker_faults.hpp"
 #include "backends/engine.hpp"
 #include "common/status.hpp"
 #include "messages/disagg.hpp"
@@ -59,7 +60,9 @@ class kv_transfer_agent {
   using clock = std::chrono::steady_clock;
 
   // Fails when UCX cannot start or the staging memory cannot be registered.
-  static result<std::unique_ptr<kv_transfer_agent>> create(const kv_transfer_options& opts, std::size_t block_bytes);
+  // `faults`: the test seam (tamper_staged on each lease's first block); null in production.
+  static result<std::unique_ptr<kv_transfer_agent>> create(const kv_transfer_options& opts, std::size_t block_bytes,
+                                                           std::shared_ptr<const prefill_faults> faults = nullptr);
   ~kv_transfer_agent();
 
   // Prefill side. Copies the cached leading blocks of `hashes` into staging
@@ -70,10 +73,6 @@ class kv_transfer_agent {
   bool release(std::uint64_t lease_id);
   std::size_t leased_blocks() const;
   std::size_t num_leases() const { return leases_.size(); }
-
-  // Test hook (yard worker --fault corrupt-block): flips a byte of the next
-  // staged block after its checksum was taken.
-  void corrupt_next_stage() { corrupt_next_ = true; }
 
   // Decode side, in three steps so the worker keeps decoding while bytes move:
   // prepare_pull() checks the reply against the prompt's hashes and reserves
@@ -129,7 +128,7 @@ class kv_transfer_agent {
   bool stop_ = false;
   std::map<std::uint64_t, lease> leases_;
   std::uint64_t next_lease_ = 1;
-  bool corrupt_next_ = false;
+  std::shared_ptr<const prefill_faults> faults_;  // null in production
   transfer_counters counters_;
 };
 

@@ -99,7 +99,6 @@ void on_request(server self, const transport::nats_message& m) {
   run.request_id = req->request_id;
   run.attempt = req->attempt;
   run.stage = req->max_tokens != 1;  // max_tokens 1: this token ends the request (0 = until the context ends)
-  run.corrupt = st.cfg.faults && st.cfg.faults->corrupt_stage();
   const auto n = st.next_job++;
   auto& job = st.jobs[n];
   job.engine_id = er.request_id;

@@ -6,7 +6,8 @@
 // kv_release or its lease's end), the replies to decode workers (first token,
 // lease, staged block descriptors), kv_release on yard.<ns>.worker.kv_release.<id>,
 // the lease timers, the serving hooks of the prefill_faults seam
-// (drop-release, corrupt-block, exit-after-reply) and the remote-prefills-served
+// (drop-release, exit-after-reply; corrupt-block lives in the KV transfer
+// agent, which the seam is handed to at start) and the remote-prefills-served
 // metric.
 // The engine stays with the engine actor: the server hands it a prefill_run
 // (prefill_atom, job, run) and gets each of the run's outputs back as
@@ -53,7 +54,6 @@ struct prefill_run {
   std::string request_id;             // the decode worker's request id and attempt (a cancel names them)
   std::uint32_t attempt = 0;
   bool stage = false;    // copy the blocks into staging when the run ends with its token (the decode worker goes on)
-  bool corrupt = false;  // fault corrupt-block: corrupt the staged lease's first block
 };
 
 // engine actor -> server: one of a run's outputs; the last one carries its finish_reason.

@@ -45,7 +45,7 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
   auto xfer = std::make_shared<std::unique_ptr<kv_transfer_agent>>();
   const bool disagg = cfg.role != msg::worker_role::both;
   if (disagg && engine->kv_block_bytes() > 0) {
-    auto a = kv_transfer_agent::create(cfg.transfer, engine->kv_block_bytes());
+    auto a = kv_transfer_agent::create(cfg.transfer, engine->kv_block_bytes(), cfg.faults);
     if (a) *xfer = std::move(*a);
     else component_logger("worker")->warn("{}: no KV transfer ({}): every prefill stays local", id, a.err().describe());
   } else if (disagg) {

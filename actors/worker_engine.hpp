@@ -77,7 +77,6 @@ struct prefill_run_state {  // prefill side: a prefill_server job in the engine
   std::uint32_t attempt = 0;
   std::vector<kv::block_hash> hashes;  // the prompt's full blocks: what staging copies
   bool stage = false;
-  bool corrupt = false;
   bool produced = false;               // a token came out
 };
 

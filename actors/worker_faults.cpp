@@ -15,7 +15,11 @@ struct drop_release_fault final : prefill_faults {
 };
 
 struct corrupt_block_fault final : prefill_faults {
-  bool corrupt_stage() const override { return true; }
+  bool tamper_staged(std::span<std::byte> block) const override {
+    if (block.empty()) return false;
+    block[block.size() / 2] ^= std::byte{0x5a};
+    return true;
+  }
 };
 
 struct exit_after_reply_fault final : prefill_faults {

@@ -29,7 +29,6 @@ void on_prefill_run(worker_actor* self, std::uint64_t job, prefill_run& run) {
   r.attempt = run.attempt;
   r.hashes = std::move(run.hashes);
   r.stage = run.stage;
-  r.corrupt = run.corrupt;
   kick(self);
 }
 
@@ -37,7 +36,6 @@ void hand_prefill_output(worker_state& st, prefill_run_state& run, backends::seq
   prefill_output p;
   run.produced = run.produced || !out.new_tokens.empty();
   if (out.finish_reason && st.xfer && prefill_run_stages(run.stage, *out.finish_reason, run.produced)) {
-    if (run.corrupt) st.xfer->corrupt_next_stage();
     auto staged = st.xfer->stage(*st.engine, run.hashes);
     if (staged) p.staged = std::move(*staged);
     else p.stage_error = staged.err();

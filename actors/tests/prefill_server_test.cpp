@@ -29,9 +29,8 @@ struct engine_log {  // what the stand-in engine actor was sent
 };
 
 struct test_faults final : prefill_faults {
-  bool drop = false, corrupt = false;
+  bool drop = false;
   bool drop_release() const override { return drop; }
-  bool corrupt_stage() const override { return corrupt; }
 };
 
 struct prefill_server_test : ::testing::Test {
@@ -192,7 +191,6 @@ TEST_F(prefill_server_test, a_job_runs_for_one_token_and_its_staged_blocks_are_r
   EXPECT_EQ(run.request_id, "r");
   EXPECT_EQ(run.attempt, 1u);
   EXPECT_TRUE(run.stage);
-  EXPECT_FALSE(run.corrupt);
   // The token and the end come in two outputs: one reply, with both.
   prefill_output first;
   first.out.new_tokens = {42};
@@ -304,14 +302,12 @@ TEST_F(prefill_server_test, a_running_duplicate_conflicts_and_a_one_token_reques
   EXPECT_EQ(seen->runs.size(), 2u);
 }
 
-TEST_F(prefill_server_test, serving_faults_drop_releases_and_ask_for_corrupt_staging) {
+TEST_F(prefill_server_test, the_drop_release_fault_leaves_the_lease_to_its_timer) {
   faults = std::make_shared<test_faults>();
   faults->drop = true;
-  faults->corrupt = true;
   start();
   ask(request("r"));
   ASSERT_EQ(seen->runs.size(), 1u);
-  EXPECT_TRUE(seen->runs[0].second.corrupt);
   output(seen->runs[0].first, token(5, msg::finish_kind::length, 79));
   reply(0);
   release(79);

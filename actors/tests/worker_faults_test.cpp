@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace yard::actors {
 namespace {
 
@@ -15,16 +17,23 @@ TEST(prefill_faults, no_name_means_no_fault_object_at_all) {
 TEST(prefill_faults, each_named_fault_turns_on_only_its_hook) {
   auto drop = make_prefill_faults("drop-release");
   ASSERT_TRUE(drop && *drop);
+  const std::vector<std::byte> clean(64, std::byte{7});
+  auto block = clean;
   EXPECT_TRUE((*drop)->drop_release());
-  EXPECT_FALSE((*drop)->corrupt_stage());
+  EXPECT_FALSE((*drop)->tamper_staged(block));
+  EXPECT_EQ(block, clean);
   auto corrupt = make_prefill_faults("corrupt-block");
   ASSERT_TRUE(corrupt && *corrupt);
-  EXPECT_TRUE((*corrupt)->corrupt_stage());
+  EXPECT_TRUE((*corrupt)->tamper_staged(block));
+  EXPECT_NE(block, clean);  // one byte flipped
+  EXPECT_EQ(block[0], clean[0]);
   EXPECT_FALSE((*corrupt)->drop_release());
   auto exit_after = make_prefill_faults("exit-after-reply");
   ASSERT_TRUE(exit_after && *exit_after);
   EXPECT_FALSE((*exit_after)->drop_release());
-  EXPECT_FALSE((*exit_after)->corrupt_stage());
+  block = clean;
+  EXPECT_FALSE((*exit_after)->tamper_staged(block));
+  EXPECT_EQ(block, clean);
   EXPECT_EXIT((*exit_after)->after_reply(), ::testing::ExitedWithCode(3), "");
 }
 
