@@ -5,8 +5,8 @@
 // Thread-safety: single-threaded (the indexer has one owner, as in the router).
 //
 // Phases, all in one run:
-//  0. One ingest at 64 workers into a throwaway index: the process's first
-//     touch of its memory, reported as cold_ingest_events_per_s_64.
+//  0. Phase 1 at 64 workers once, untimed but for its ingest: the process's
+//     first touch of its memory, reported as cold_ingest_events_per_s_64.
 //  1. For 64 and 512 workers: index ~1M distinct blocks (10240 chains of 128
 //     blocks; chains in groups of 8 share a 32-block prefix; each chain held by
 //     1-3 workers) through kv_indexer::apply_batch, then time find_matches of
@@ -165,28 +165,6 @@ struct scale_result {
   percentiles match, base_match, match_during_ingest;
   std::size_t blocks = 0;
 };
-
-// One untimed-for-the-summary ingest into a throwaway index. The first index a
-// process builds pays the kernel's first touch of every page it grows into
-// (page faults and zeroing: `perf` put a quarter of the first pass there); a
-// router pays that once in its life, then ingests into memory it has touched.
-// The passes after this one measure that steady state; this one is reported
-// as the cold figure.
-double cold_ingest(std::uint32_t workers, std::uint32_t chains, std::uint32_t shards) {
-  auto w = make_workload(workers, chains, 1, 42 + workers);
-  auto batches = store_batches(w, workers);
-  std::uint64_t events = 0;
-  for (const auto& b : batches)
-    for (const auto& e : b.events) events += e.block_hashes.size();
-  kv::indexer_options io;
-  io.max_workers = workers;
-  io.shards = shards;
-  io.initial_capacity = 1u << 14;
-  kv::kv_indexer ix(io);
-  auto t0 = clk::now();
-  for (const auto& b : batches) ix.apply_batch(static_cast<kv::worker_index>(std::stoul(b.worker_id)), b.seq, b.events);
-  return events / secs(t0, clk::now());
-}
 
 scale_result run_scale(std::uint32_t workers, std::uint32_t chains, std::uint32_t queries, bool concurrent,
                        std::uint32_t shards) {
@@ -452,8 +430,12 @@ int run_bench_indexer(int argc, char** argv) {
   const std::uint32_t queries = quick ? 5000 : 20000;
   if (trace_requests == 0) trace_requests = quick ? 2000 : SIZE_MAX;
 
-  double cold64 = cold_ingest(64, chains, shards);
-  std::printf("workers=64  first ingest in a fresh process (cold pages): %.3gM ev/s\n", cold64 / 1e6);
+  // Pass 0, reported only as the cold figure: the first pass in a process pays the
+  // kernel's first touch of every page its heap grows into (page faults and zeroing:
+  // a quarter of `perf`'s samples in that pass). A router pays that once in its life
+  // and then ingests into memory it has touched; the passes below measure that.
+  double cold64 = run_scale(64, chains, queries, false, shards).ingest;
+  std::printf("workers=64  first pass in a fresh process (cold pages): ingest=%.3gM ev/s\n", cold64 / 1e6);
   auto r64 = run_scale(64, chains, queries, false, shards);
   std::printf("workers=64  blocks=%zu ingest=%.3gM ev/s (baseline %.3gM)  match p50=%.2fus p99=%.2fus (baseline p50=%.2fus p99=%.2fus)\n",
               r64.blocks, r64.ingest / 1e6, r64.base_ingest / 1e6, r64.match.p50, r64.match.p99, r64.base_match.p50,
