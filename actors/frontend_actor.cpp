@@ -50,6 +50,26 @@ struct frontend_state {
   clock::time_point window_start = clock::now();
   std::shared_ptr<spdlog::logger> log;
   static inline const char* name = "frontend";
+
+  frontend_state() = default;
+  frontend_state(const frontend_state&) = delete;
+  frontend_state& operator=(const frontend_state&) = delete;
+  // The actor is ending (a crash its supervisor will rebuild it from, or the
+  // process stopping): the streams it owned cannot go on without it, so each
+  // client gets a final error now instead of waiting for its deadline.
+  ~frontend_state() {
+    if (by_id.empty()) return;
+    if (log) log->warn("frontend ending with {} open stream(s): each ends with an error", by_id.size());
+    for (auto& [id, s] : by_id) {
+      msg::token_chunk c;
+      c.request_id = id;
+      c.seq = s.client_seq++;
+      c.finish_reason = msg::finish_kind::error;
+      c.error = msg::error_reply{static_cast<std::int32_t>(errc::unavailable),
+                                 "the frontend restarted while this request was open: retry it"};
+      if (s.sink) s.sink->push(std::move(c));
+    }
+  }
 };
 
 using frontend_actor = caf::stateful_actor<frontend_state>;
@@ -317,25 +337,43 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
 
 frontend_port::frontend_port(caf::actor actor, transport::nats_connection* conn, std::string subject,
                              std::string inbox_prefix, std::shared_ptr<std::atomic<std::uint64_t>> next_key)
-    : actor_(std::move(actor)),
-      conn_(conn),
-      subject_(std::move(subject)),
-      inbox_prefix_(std::move(inbox_prefix)),
-      next_key_(std::move(next_key)) {}
+    : binding_(std::make_shared<binding>()), conn_(conn), subject_(std::move(subject)) {
+  binding_->actor = std::move(actor);
+  binding_->inbox_prefix = std::move(inbox_prefix);
+  binding_->next_key = std::move(next_key);
+}
+
+frontend_port::bound frontend_port::current() const {
+  std::lock_guard<std::mutex> lock(binding_->mu);
+  return {binding_->actor, binding_->inbox_prefix, binding_->next_key};
+}
+
+caf::actor frontend_port::actor() const { return binding_ ? current().actor : caf::actor{}; }
+
+void frontend_port::rebind(const frontend_port& fresh) const {
+  auto b = fresh.current();
+  std::lock_guard<std::mutex> lock(binding_->mu);
+  binding_->actor = std::move(b.actor);
+  binding_->inbox_prefix = std::move(b.inbox_prefix);
+  binding_->next_key = std::move(b.next_key);
+}
 
 void frontend_port::open(msg::generate_request req, chunk_queue_ptr sink) const {
-  auto key = std::to_string(next_key_->fetch_add(1));
+  auto b = current();
+  auto key = std::to_string(b.next_key->fetch_add(1));
   req.attempt = 0;
   req.resume_tokens.clear();
   auto body = msg::encode(req);  // attempt 0, no resume tokens: as dispatch() would send it
-  auto reply = inbox_prefix_ + "." + key;
-  caf::anon_send(actor_, open_atom::value, std::move(req), std::move(sink), std::move(key));
+  auto reply = b.inbox_prefix + "." + key;
+  caf::anon_send(b.actor, open_atom::value, std::move(req), std::move(sink), std::move(key));
   // A failed publish (closed connection) is the actor's to handle: no worker acknowledges,
   // and its tick re-sends after the ack timeout.
   (void)conn_->publish(subject_, body, reply, msg::content_type_of(msg::wire_format::msgpack));
 }
 
-void frontend_port::cancel(const std::string& request_id) const { caf::anon_send(actor_, cancel_atom::value, request_id); }
+void frontend_port::cancel(const std::string& request_id) const {
+  caf::anon_send(current().actor, cancel_atom::value, request_id);
+}
 
 result<frontend_port> spawn_frontend(caf::actor_system& sys, transport::nats_connection& conn, frontend_config cfg,
                                      std::shared_ptr<frontend_metrics> metrics, std::shared_ptr<cluster_view> view) {

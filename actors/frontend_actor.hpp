@@ -85,6 +85,9 @@ class cluster_view {
 // How other threads (HTTP connections) open and cancel requests. Copyable,
 // thread-safe. Request ids must be unique among open requests (the HTTP layer
 // makes them); a duplicate gets a 409 chunk, but its first attempt has left.
+// Every copy shares one binding to the current frontend actor: when the
+// supervisor rebuilds the actor, rebind() points every copy (the HTTP server's,
+// each connection's) at the new incarnation.
 class frontend_port {
  public:
   frontend_port() = default;
@@ -94,14 +97,26 @@ class frontend_port {
   // the stream before any reply can reach its mailbox (one FIFO).
   void open(msg::generate_request req, chunk_queue_ptr sink) const;
   void cancel(const std::string& request_id) const;
-  const caf::actor& actor() const { return actor_; }
+  caf::actor actor() const;
+  // Every copy of this port now speaks to `fresh`'s actor and inbox.
+  void rebind(const frontend_port& fresh) const;
 
  private:
-  caf::actor actor_;
+  struct binding {
+    mutable std::mutex mu;
+    caf::actor actor;
+    std::string inbox_prefix;                              // replies come to <inbox_prefix>.<key>
+    std::shared_ptr<std::atomic<std::uint64_t>> next_key;  // shared with the actor's re-dispatches
+  };
+  struct bound {
+    caf::actor actor;
+    std::string inbox_prefix;
+    std::shared_ptr<std::atomic<std::uint64_t>> next_key;
+  };
+  bound current() const;
+  std::shared_ptr<binding> binding_;
   transport::nats_connection* conn_ = nullptr;
-  std::string subject_;       // the routers' generate subject
-  std::string inbox_prefix_;  // replies come to <inbox_prefix>.<key>
-  std::shared_ptr<std::atomic<std::uint64_t>> next_key_;  // shared with the actor's re-dispatches
+  std::string subject_;  // the routers' generate subject
 };
 
 result<frontend_port> spawn_frontend(caf::actor_system& sys, transport::nats_connection& conn, frontend_config cfg,

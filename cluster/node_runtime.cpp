@@ -162,11 +162,20 @@ status node_runtime::add_frontend(actors::frontend_config cfg, actors::http_opti
   if (!conn) return conn.err();
   auto cfg_id = cfg.id;
   auto cfg_ns = cfg.ns;
-  auto f = actors::spawn_frontend(*sys_, **conn, std::move(cfg), metrics_, view_);
+  auto f = actors::spawn_frontend(*sys_, **conn, cfg, metrics_, view_);
   if (!f) return f.err();
-  others_.push_back(f->actor());
-  // The HTTP server holds this incarnation's port: no rebuild here, so its end escalates.
-  supervise({"frontend " + cfg_id, "frontend", nullptr}, f->actor());
+  // A rebuilt frontend gets a fresh inbox and subscriptions; the HTTP server and its
+  // connections keep their port, which rebind() points at the new incarnation. The
+  // streams the dead one owned ended with an error chunk as it went (its state's end).
+  actors::child_spec spec{"frontend " + cfg_id, "frontend", nullptr};
+  spec.start = [sys = sys_.get(), c = *conn, cfg, metrics = metrics_, view = view_,
+                port = *f]() -> result<caf::actor> {
+    auto fresh = actors::spawn_frontend(*sys, *c, cfg, metrics, view);
+    if (!fresh) return fresh.err();
+    port.rebind(*fresh);
+    return fresh->actor();
+  };
+  supervise(std::move(spec), f->actor());
   const std::string host = http.host;
   const bool tls = !http.tls_cert_file.empty();
   http_ = std::make_unique<actors::http_server>(std::move(http), *f, metrics_, view_);
@@ -219,11 +228,9 @@ void node_runtime::shutdown() {
   if (http_) http_->stop();
   // Children first (user_shutdown: the supervisor does not restart them), then the supervisor.
   if (supervisor_) {
-    for (const auto& kind : {"worker", "router"})
+    for (const auto& kind : {"worker", "router", "frontend"})
       for (auto& a : children(kind)) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   }
-  for (auto& a : others_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-  others_.clear();
   if (supervisor_) caf::anon_send_exit(supervisor_, caf::exit_reason::user_shutdown);
   supervisor_ = nullptr;
   if (sys_) sys_->await_all_actors_done();

@@ -77,6 +77,8 @@ class node_runtime {
 
   // The supervision tree as the supervisor sees it now.
   msg::node_tree tree();
+  // The current incarnations of one kind of child ("worker", "router", "frontend").
+  std::vector<caf::actor> children(const std::string& kind);
 
   // What the first router holds now (tests, metrics); empty without a router.
   std::optional<actors::router_stats> router_stats();
@@ -99,15 +101,12 @@ class node_runtime {
   result<transport::nats_connection*> connection_for(const std::string& identity);
   // Hands a running child to the supervisor.
   void supervise(actors::child_spec spec, const caf::actor& first);
-  // The current incarnations of one kind of child ("worker", "router").
-  std::vector<caf::actor> children(const std::string& kind);
   std::unique_ptr<transport::nats_connection> conn_;
   std::map<std::string, transport::nats_options> identities_;
   std::map<std::string, std::unique_ptr<transport::nats_connection>> own_conns_;  // outlive the actors (declared before sys_)
   std::unique_ptr<caf::actor_system_config> sys_cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   caf::actor supervisor_;
-  std::vector<caf::actor> others_;  // not restartable here (the frontend)
   std::shared_ptr<actors::frontend_metrics> metrics_;
   std::shared_ptr<actors::cluster_view> view_;
   std::unique_ptr<actors::http_server> http_;

@@ -2,7 +2,9 @@
 // throws mid-stream is restarted by its supervisor and its request still finishes
 // token-exact (migration to the new incarnation), its blocks are cleared on the bus and
 // the router's index re-learns exactly the new incarnation's blocks; exceeding the restart intensity
-// escalates; the tree answers on its NATS subjects (JSON, msgpack, any body);
+// escalates; a killed frontend actor is rebuilt in-process behind the same HTTP port
+// (its open request ends with an error, not a hang); the tree answers on its NATS
+// subjects (JSON, msgpack, any body);
 // escalation past the top exits the process with code 70.
 #include <gtest/gtest.h>
 
@@ -11,7 +13,9 @@
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <thread>
 
+#include <caf/send.hpp>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -239,6 +243,50 @@ TEST_F(supervision, the_tree_answers_on_its_subjects_in_json_and_msgpack) {
   ASSERT_TRUE(t) << t.err().describe();
   EXPECT_EQ(t->node, "sup-node");
   EXPECT_EQ(t->actors.size(), 3u);
+}
+
+TEST_F(supervision, a_killed_frontend_actor_is_rebuilt_in_process_and_its_open_request_ends_with_an_error) {
+  start([](int) { return 0; });
+  httplib::Client cli("127.0.0.1", node->http_port());
+  cli.set_read_timeout(30, 0);
+  // A long request (400 tokens x 5 ms) is open in the frontend when the actor is killed.
+  int open_status = 0;  // 0: no response
+  std::string open_body;
+  std::thread client([&] {
+    httplib::Client c("127.0.0.1", node->http_port());
+    c.set_read_timeout(30, 0);
+    if (auto r = c.Post("/v1/completions", R"({"model":"mock","prompt":"long","max_tokens":400})", "application/json")) {
+      open_status = r->status;
+      open_body = r->body;
+    }
+  });
+  ASSERT_TRUE(ts::eventually([&] { return node->metrics() && node->metrics()->requests_total.load() >= 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // its first tokens are flowing
+  auto fronts = node->children("frontend");
+  ASSERT_EQ(fronts.size(), 1u);
+  caf::anon_send_exit(fronts[0], caf::exit_reason::kill);
+  client.join();
+  // Not a hang until the client's deadline: the dead incarnation ended the stream with an error.
+  EXPECT_EQ(open_status, 503) << open_body;
+  EXPECT_NE(open_body.find("frontend restarted"), std::string::npos) << open_body;
+  // The supervisor rebuilt it in-process: same HTTP port, a new incarnation, no escalation.
+  ASSERT_TRUE(ts::eventually([&] {
+    auto* f = find(node->tree(), "frontend frontend-0");
+    return f && f->restarts == 1 && f->state == "running";
+  }));
+  auto now = node->children("frontend");
+  ASSERT_EQ(now.size(), 1u);
+  EXPECT_NE(now[0], fronts[0]);
+  EXPECT_EQ(esc->count(), 0u);
+  // Requests through the same port reach the new incarnation (once it has seen the worker again).
+  std::string text;
+  ASSERT_TRUE(ts::eventually([&] {
+    auto r = cli.Post("/v1/completions", R"({"model":"mock","prompt":"xyz","max_tokens":4})", "application/json");
+    if (!r || r->status != 200) return false;
+    text = json::parse(r->body)["choices"][0]["text"];
+    return true;
+  }, 15000));
+  EXPECT_EQ(text, ts::mock_expected_text("xyz", 4));
 }
 
 TEST(supervision_escalation, past_the_top_it_exits_the_process_with_code_70) {
