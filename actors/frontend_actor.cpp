@@ -360,6 +360,19 @@ void frontend_port::rebind(const frontend_port& fresh) const {
 
 void frontend_port::open(msg::generate_request req, chunk_queue_ptr sink) const {
   auto b = current();
+  // The bound incarnation has ended and its supervisor has not rebound the port
+  // yet: a message sent to it now would be dropped and the client left to its
+  // deadline, so it hears at once instead (the next request reaches the new one).
+  auto* target = caf::actor_cast<caf::abstract_actor*>(b.actor);
+  if (target == nullptr ||
+      target->getf(caf::abstract_actor::is_terminated_flag | caf::abstract_actor::is_cleaned_up_flag)) {
+    msg::token_chunk c;
+    c.request_id = req.request_id;
+    c.finish_reason = msg::finish_kind::error;
+    c.error = msg::error_reply{static_cast<std::int32_t>(errc::unavailable), "the frontend is restarting: retry"};
+    sink->push(std::move(c));
+    return;
+  }
   auto key = std::to_string(b.next_key->fetch_add(1));
   req.attempt = 0;
   req.resume_tokens.clear();

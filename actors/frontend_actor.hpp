@@ -94,7 +94,9 @@ class frontend_port {
   frontend_port(caf::actor actor, transport::nats_connection* conn, std::string subject, std::string inbox_prefix,
                 std::shared_ptr<std::atomic<std::uint64_t>> next_key);
   // The actor learns of the stream before its request is published, so it owns
-  // the stream before any reply can reach its mailbox (one FIFO).
+  // the stream before any reply can reach its mailbox (one FIFO). While the
+  // bound actor has ended and is not yet rebuilt, the sink gets a final 503
+  // error chunk at once and nothing is published.
   void open(msg::generate_request req, chunk_queue_ptr sink) const;
   void cancel(const std::string& request_id) const;
   caf::actor actor() const;
