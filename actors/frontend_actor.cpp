@@ -60,27 +60,17 @@ struct frontend_state {
   ~frontend_state() {
     if (by_id.empty()) return;
     if (log) log->warn("frontend ending with {} open stream(s): each ends with an error", by_id.size());
-    for (auto& [id, s] : by_id) {
-      msg::token_chunk c;
-      c.request_id = id;
-      c.seq = s.client_seq++;
-      c.finish_reason = msg::finish_kind::error;
-      c.error = msg::error_reply{static_cast<std::int32_t>(errc::unavailable),
-                                 "the frontend restarted while this request was open: retry it"};
-      if (s.sink) s.sink->push(std::move(c));
-    }
+    for (auto& [id, s] : by_id)
+      if (s.sink)
+        s.sink->push(error_chunk(id, s.client_seq++, errc::unavailable,
+                                 "the frontend restarted while this request was open: retry it"));
   }
 };
 
 using frontend_actor = caf::stateful_actor<frontend_state>;
 
 void fail_stream(frontend_state& st, open_stream& s, errc code, const std::string& message) {
-  msg::token_chunk c;
-  c.request_id = s.req.request_id;
-  c.seq = s.client_seq++;
-  c.finish_reason = msg::finish_kind::error;
-  c.error = msg::error_reply{static_cast<std::int32_t>(code), message};
-  s.sink->push(std::move(c));
+  s.sink->push(error_chunk(s.req.request_id, s.client_seq++, code, message));
 }
 
 void finish(frontend_state& st, const std::string& request_id) {
@@ -278,11 +268,7 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
         // frontend_port::open publishes the first attempt right after this message.
         auto& st = self->state;
         if (st.by_id.count(req.request_id)) {
-          msg::token_chunk c;
-          c.request_id = req.request_id;
-          c.finish_reason = msg::finish_kind::error;
-          c.error = msg::error_reply{static_cast<std::int32_t>(errc::conflict), "duplicate request id"};
-          sink->push(std::move(c));
+          sink->push(error_chunk(req.request_id, 0, errc::conflict, "duplicate request id"));
           return;
         }
         st.window.arrivals++;
@@ -334,59 +320,6 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
 }
 
 }  // namespace
-
-frontend_port::frontend_port(caf::actor actor, transport::nats_connection* conn, std::string subject,
-                             std::string inbox_prefix, std::shared_ptr<std::atomic<std::uint64_t>> next_key)
-    : binding_(std::make_shared<binding>()), conn_(conn), subject_(std::move(subject)) {
-  binding_->actor = std::move(actor);
-  binding_->inbox_prefix = std::move(inbox_prefix);
-  binding_->next_key = std::move(next_key);
-}
-
-frontend_port::bound frontend_port::current() const {
-  std::lock_guard<std::mutex> lock(binding_->mu);
-  return {binding_->actor, binding_->inbox_prefix, binding_->next_key};
-}
-
-caf::actor frontend_port::actor() const { return binding_ ? current().actor : caf::actor{}; }
-
-void frontend_port::rebind(const frontend_port& fresh) const {
-  auto b = fresh.current();
-  std::lock_guard<std::mutex> lock(binding_->mu);
-  binding_->actor = std::move(b.actor);
-  binding_->inbox_prefix = std::move(b.inbox_prefix);
-  binding_->next_key = std::move(b.next_key);
-}
-
-void frontend_port::open(msg::generate_request req, chunk_queue_ptr sink) const {
-  auto b = current();
-  // The bound incarnation has ended and its supervisor has not rebound the port
-  // yet: a message sent to it now would be dropped and the client left to its
-  // deadline, so it hears at once instead (the next request reaches the new one).
-  auto* target = caf::actor_cast<caf::abstract_actor*>(b.actor);
-  if (target == nullptr ||
-      target->getf(caf::abstract_actor::is_terminated_flag | caf::abstract_actor::is_cleaned_up_flag)) {
-    msg::token_chunk c;
-    c.request_id = req.request_id;
-    c.finish_reason = msg::finish_kind::error;
-    c.error = msg::error_reply{static_cast<std::int32_t>(errc::unavailable), "the frontend is restarting: retry"};
-    sink->push(std::move(c));
-    return;
-  }
-  auto key = std::to_string(b.next_key->fetch_add(1));
-  req.attempt = 0;
-  req.resume_tokens.clear();
-  auto body = msg::encode(req);  // attempt 0, no resume tokens: as dispatch() would send it
-  auto reply = b.inbox_prefix + "." + key;
-  caf::anon_send(b.actor, open_atom::value, std::move(req), std::move(sink), std::move(key));
-  // A failed publish (closed connection) is the actor's to handle: no worker acknowledges,
-  // and its tick re-sends after the ack timeout.
-  (void)conn_->publish(subject_, body, reply, msg::content_type_of(msg::wire_format::msgpack));
-}
-
-void frontend_port::cancel(const std::string& request_id) const {
-  caf::anon_send(current().actor, cancel_atom::value, request_id);
-}
 
 result<frontend_port> spawn_frontend(caf::actor_system& sys, transport::nats_connection& conn, frontend_config cfg,
                                      std::shared_ptr<frontend_metrics> metrics, std::shared_ptr<cluster_view> view) {

@@ -9,7 +9,7 @@
 // answered a status probe (see worker_liveness); "no responders" on the
 // router's subject (a router restarting) is retried with backoff within
 // router_wait_ms instead of failing the request.
-// HTTP connections talk to it through a frontend_port: open() tells the actor
+// HTTP connections talk to it through a frontend_port (actors/frontend_port.hpp): open() tells the actor
 // (open_atom, generate_request, chunk_queue_ptr, inbox key) and then publishes the
 // first attempt from the caller's thread, so no mailbox hop sits on the request
 // path; the actor owns the stream from then on (replies, retries, migration).
@@ -27,6 +27,7 @@
 #include <caf/actor.hpp>
 
 #include "actors/chunk_queue.hpp"
+#include "actors/frontend_port.hpp"
 #include "actors/metrics.hpp"
 #include "actors/worker_registry.hpp"
 #include "messages/codec.hpp"
@@ -80,45 +81,6 @@ class cluster_view {
   std::size_t live_ = 0;
   std::vector<std::string> models_;
   std::vector<worker_status> workers_;  // every worker with a live lease, by id
-};
-
-// How other threads (HTTP connections) open and cancel requests. Copyable,
-// thread-safe. Request ids must be unique among open requests (the HTTP layer
-// makes them); a duplicate gets a 409 chunk, but its first attempt has left.
-// Every copy shares one binding to the current frontend actor: when the
-// supervisor rebuilds the actor, rebind() points every copy (the HTTP server's,
-// each connection's) at the new incarnation.
-class frontend_port {
- public:
-  frontend_port() = default;
-  frontend_port(caf::actor actor, transport::nats_connection* conn, std::string subject, std::string inbox_prefix,
-                std::shared_ptr<std::atomic<std::uint64_t>> next_key);
-  // The actor learns of the stream before its request is published, so it owns
-  // the stream before any reply can reach its mailbox (one FIFO). While the
-  // bound actor has ended and is not yet rebuilt, the sink gets a final 503
-  // error chunk at once and nothing is published.
-  void open(msg::generate_request req, chunk_queue_ptr sink) const;
-  void cancel(const std::string& request_id) const;
-  caf::actor actor() const;
-  // Every copy of this port now speaks to `fresh`'s actor and inbox.
-  void rebind(const frontend_port& fresh) const;
-
- private:
-  struct binding {
-    mutable std::mutex mu;
-    caf::actor actor;
-    std::string inbox_prefix;                              // replies come to <inbox_prefix>.<key>
-    std::shared_ptr<std::atomic<std::uint64_t>> next_key;  // shared with the actor's re-dispatches
-  };
-  struct bound {
-    caf::actor actor;
-    std::string inbox_prefix;
-    std::shared_ptr<std::atomic<std::uint64_t>> next_key;
-  };
-  bound current() const;
-  std::shared_ptr<binding> binding_;
-  transport::nats_connection* conn_ = nullptr;
-  std::string subject_;  // the routers' generate subject
 };
 
 result<frontend_port> spawn_frontend(caf::actor_system& sys, transport::nats_connection& conn, frontend_config cfg,

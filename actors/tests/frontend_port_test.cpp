@@ -1,7 +1,7 @@
 // actors/tests/frontend_port_test.cpp — the frontend_port a restart rebinds: every copy follows
 // the binding, a request opened while the bound actor is dead is answered 503 at once (nothing
 // published), and after the rebind it reaches the new actor and its first attempt is published.
-#include "actors/frontend_actor.hpp"
+#include "actors/frontend_port.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,69 @@
+// actors/frontend_port.cpp — see frontend_port.hpp.
+#include "actors/frontend_port.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "messages/codec.hpp"
+
+namespace yard::actors {
+
+msg::token_chunk error_chunk(std::string request_id, std::uint64_t seq, errc code, std::string message) {
+  msg::token_chunk c;
+  c.request_id = std::move(request_id);
+  c.seq = seq;
+  c.finish_reason = msg::finish_kind::error;
+  c.error = msg::error_reply{static_cast<std::int32_t>(code), std::move(message)};
+  return c;
+}
+
+frontend_port::frontend_port(caf::actor actor, transport::nats_connection* conn, std::string subject,
+                             std::string inbox_prefix, std::shared_ptr<std::atomic<std::uint64_t>> next_key)
+    : binding_(std::make_shared<binding>()), conn_(conn), subject_(std::move(subject)) {
+  binding_->actor = std::move(actor);
+  binding_->inbox_prefix = std::move(inbox_prefix);
+  binding_->next_key = std::move(next_key);
+}
+
+frontend_port::bound frontend_port::current() const {
+  std::lock_guard<std::mutex> lock(binding_->mu);
+  return {binding_->actor, binding_->inbox_prefix, binding_->next_key};
+}
+
+caf::actor frontend_port::actor() const { return binding_ ? current().actor : caf::actor{}; }
+
+void frontend_port::rebind(const frontend_port& fresh) const {
+  auto b = fresh.current();
+  std::lock_guard<std::mutex> lock(binding_->mu);
+  binding_->actor = std::move(b.actor);
+  binding_->inbox_prefix = std::move(b.inbox_prefix);
+  binding_->next_key = std::move(b.next_key);
+}
+
+void frontend_port::open(msg::generate_request req, chunk_queue_ptr sink) const {
+  auto b = current();
+  // The bound incarnation has ended and its supervisor has not rebound the port
+  // yet: a message sent to it now would be dropped and the client left to its
+  // deadline, so it hears at once instead (the next request reaches the new one).
+  auto* target = caf::actor_cast<caf::abstract_actor*>(b.actor);
+  if (target == nullptr ||
+      target->getf(caf::abstract_actor::is_terminated_flag | caf::abstract_actor::is_cleaned_up_flag)) {
+    sink->push(error_chunk(req.request_id, 0, errc::unavailable, "the frontend is restarting: retry"));
+    return;
+  }
+  auto key = std::to_string(b.next_key->fetch_add(1));
+  req.attempt = 0;
+  req.resume_tokens.clear();
+  auto body = msg::encode(req);  // attempt 0, no resume tokens: as dispatch() would send it
+  auto reply = b.inbox_prefix + "." + key;
+  caf::anon_send(b.actor, open_atom::value, std::move(req), std::move(sink), std::move(key));
+  // A failed publish (closed connection) is the actor's to handle: no worker acknowledges,
+  // and its tick re-sends after the ack timeout.
+  (void)conn_->publish(subject_, body, reply, msg::content_type_of(msg::wire_format::msgpack));
+}
+
+void frontend_port::cancel(const std::string& request_id) const {
+  caf::anon_send(current().actor, cancel_atom::value, request_id);
+}
+
+}  // namespace yard::actors

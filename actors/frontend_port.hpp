@@ -1,0 +1,69 @@
+// actors/frontend_port.hpp — how HTTP connections reach the frontend actor.
+//
+// Owns: the binding from every copy of a frontend_port to the current frontend
+// actor incarnation (its actor, reply inbox and key counter), opening a request
+// (tell the actor, then publish the first attempt from the caller's thread),
+// cancelling one, rebinding after a restart, and the final error chunk a stream
+// ends with (error_chunk, shared with the actor).
+// Must not touch: stream state (frontend_actor), HTTP (http_server).
+// Thread-safety: thread-safe; copies share one binding behind a mutex.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <caf/actor.hpp>
+
+#include "actors/chunk_queue.hpp"
+#include "common/status.hpp"
+#include "messages/types.hpp"
+#include "transport/nats_connection.hpp"
+
+namespace yard::actors {
+
+// A stream's last chunk: finish_reason error with `code` and `message`.
+msg::token_chunk error_chunk(std::string request_id, std::uint64_t seq, errc code, std::string message);
+
+// How other threads (HTTP connections) open and cancel requests. Copyable,
+// thread-safe. Request ids must be unique among open requests (the HTTP layer
+// makes them); a duplicate gets a 409 chunk, but its first attempt has left.
+// Every copy shares one binding to the current frontend actor: when the
+// supervisor rebuilds the actor, rebind() points every copy (the HTTP server's,
+// each connection's) at the new incarnation.
+class frontend_port {
+ public:
+  frontend_port() = default;
+  frontend_port(caf::actor actor, transport::nats_connection* conn, std::string subject, std::string inbox_prefix,
+                std::shared_ptr<std::atomic<std::uint64_t>> next_key);
+  // The actor learns of the stream before its request is published, so it owns
+  // the stream before any reply can reach its mailbox (one FIFO). While the
+  // bound actor has ended and is not yet rebuilt, the sink gets a final 503
+  // error chunk at once and nothing is published.
+  void open(msg::generate_request req, chunk_queue_ptr sink) const;
+  void cancel(const std::string& request_id) const;
+  caf::actor actor() const;
+  // Every copy of this port now speaks to `fresh`'s actor and inbox.
+  void rebind(const frontend_port& fresh) const;
+
+ private:
+  struct binding {
+    mutable std::mutex mu;
+    caf::actor actor;
+    std::string inbox_prefix;                              // replies come to <inbox_prefix>.<key>
+    std::shared_ptr<std::atomic<std::uint64_t>> next_key;  // shared with the actor's re-dispatches
+  };
+  struct bound {
+    caf::actor actor;
+    std::string inbox_prefix;
+    std::shared_ptr<std::atomic<std::uint64_t>> next_key;
+  };
+  bound current() const;
+  std::shared_ptr<binding> binding_;
+  transport::nats_connection* conn_ = nullptr;
+  std::string subject_;  // the routers' generate subject
+};
+
+}  // namespace yard::actors
