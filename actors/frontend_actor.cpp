@@ -10,6 +10,7 @@
 #include "actors/worker_registry.hpp"
 #include "common/log.hpp"
 #include "messages/cluster.hpp"
+#include "messages/error_chunk.hpp"
 #include "messages/cluster_subjects.hpp"
 #include "messages/subjects.hpp"
 #include "transport/actor_bridge.hpp"
@@ -62,7 +63,7 @@ struct frontend_state {
     if (log) log->warn("frontend ending with {} open stream(s): each ends with an error", by_id.size());
     for (auto& [id, s] : by_id)
       if (s.sink)
-        s.sink->push(error_chunk(id, s.client_seq++, errc::unavailable,
+        s.sink->push(msg::error_chunk(id, s.client_seq++, errc::unavailable,
                                  "the frontend restarted while this request was open: retry it"));
   }
 };
@@ -70,7 +71,7 @@ struct frontend_state {
 using frontend_actor = caf::stateful_actor<frontend_state>;
 
 void fail_stream(frontend_state& st, open_stream& s, errc code, const std::string& message) {
-  s.sink->push(error_chunk(s.req.request_id, s.client_seq++, code, message));
+  s.sink->push(msg::error_chunk(s.req.request_id, s.client_seq++, code, message));
 }
 
 void finish(frontend_state& st, const std::string& request_id) {
@@ -268,7 +269,7 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
         // frontend_port::open publishes the first attempt right after this message.
         auto& st = self->state;
         if (st.by_id.count(req.request_id)) {
-          sink->push(error_chunk(req.request_id, 0, errc::conflict, "duplicate request id"));
+          sink->push(msg::error_chunk(req.request_id, 0, errc::conflict, "duplicate request id"));
           return;
         }
         st.window.arrivals++;

@@ -5,29 +5,19 @@
 
 #include "actors/atoms.hpp"
 #include "messages/codec.hpp"
+#include "messages/error_chunk.hpp"
 
 namespace yard::actors {
-
-msg::token_chunk error_chunk(std::string request_id, std::uint64_t seq, errc code, std::string message) {
-  msg::token_chunk c;
-  c.request_id = std::move(request_id);
-  c.seq = seq;
-  c.finish_reason = msg::finish_kind::error;
-  c.error = msg::error_reply{static_cast<std::int32_t>(code), std::move(message)};
-  return c;
-}
 
 frontend_port::frontend_port(caf::actor actor, transport::nats_connection* conn, std::string subject,
                              std::string inbox_prefix, std::shared_ptr<std::atomic<std::uint64_t>> next_key)
     : binding_(std::make_shared<binding>()), conn_(conn), subject_(std::move(subject)) {
-  binding_->actor = std::move(actor);
-  binding_->inbox_prefix = std::move(inbox_prefix);
-  binding_->next_key = std::move(next_key);
+  binding_->now = {std::move(actor), std::move(inbox_prefix), std::move(next_key)};
 }
 
 frontend_port::bound frontend_port::current() const {
   std::lock_guard<std::mutex> lock(binding_->mu);
-  return {binding_->actor, binding_->inbox_prefix, binding_->next_key};
+  return binding_->now;
 }
 
 caf::actor frontend_port::actor() const { return binding_ ? current().actor : caf::actor{}; }
@@ -35,9 +25,7 @@ caf::actor frontend_port::actor() const { return binding_ ? current().actor : ca
 void frontend_port::rebind(const frontend_port& fresh) const {
   auto b = fresh.current();
   std::lock_guard<std::mutex> lock(binding_->mu);
-  binding_->actor = std::move(b.actor);
-  binding_->inbox_prefix = std::move(b.inbox_prefix);
-  binding_->next_key = std::move(b.next_key);
+  binding_->now = std::move(b);
 }
 
 void frontend_port::open(msg::generate_request req, chunk_queue_ptr sink) const {
@@ -48,7 +36,7 @@ void frontend_port::open(msg::generate_request req, chunk_queue_ptr sink) const 
   auto* target = caf::actor_cast<caf::abstract_actor*>(b.actor);
   if (target == nullptr ||
       target->getf(caf::abstract_actor::is_terminated_flag | caf::abstract_actor::is_cleaned_up_flag)) {
-    sink->push(error_chunk(req.request_id, 0, errc::unavailable, "the frontend is restarting: retry"));
+    sink->push(msg::error_chunk(req.request_id, 0, errc::unavailable, "the frontend is restarting: retry"));
     return;
   }
   auto key = std::to_string(b.next_key->fetch_add(1));

@@ -3,8 +3,7 @@
 // Owns: the binding from every copy of a frontend_port to the current frontend
 // actor incarnation (its actor, reply inbox and key counter), opening a request
 // (tell the actor, then publish the first attempt from the caller's thread),
-// cancelling one, rebinding after a restart, and the final error chunk a stream
-// ends with (error_chunk, shared with the actor).
+// cancelling one, rebinding after a restart.
 // Must not touch: stream state (frontend_actor), HTTP (http_server).
 // Thread-safety: thread-safe; copies share one binding behind a mutex.
 #pragma once
@@ -18,14 +17,10 @@
 #include <caf/actor.hpp>
 
 #include "actors/chunk_queue.hpp"
-#include "common/status.hpp"
 #include "messages/types.hpp"
 #include "transport/nats_connection.hpp"
 
 namespace yard::actors {
-
-// A stream's last chunk: finish_reason error with `code` and `message`.
-msg::token_chunk error_chunk(std::string request_id, std::uint64_t seq, errc code, std::string message);
 
 // How other threads (HTTP connections) open and cancel requests. Copyable,
 // thread-safe. Request ids must be unique among open requests (the HTTP layer
@@ -49,16 +44,14 @@ class frontend_port {
   void rebind(const frontend_port& fresh) const;
 
  private:
-  struct binding {
-    mutable std::mutex mu;
+  struct bound {  // one incarnation
     caf::actor actor;
     std::string inbox_prefix;                              // replies come to <inbox_prefix>.<key>
     std::shared_ptr<std::atomic<std::uint64_t>> next_key;  // shared with the actor's re-dispatches
   };
-  struct bound {
-    caf::actor actor;
-    std::string inbox_prefix;
-    std::shared_ptr<std::atomic<std::uint64_t>> next_key;
+  struct binding {  // what every copy shares
+    std::mutex mu;
+    bound now;
   };
   bound current() const;
   std::shared_ptr<binding> binding_;

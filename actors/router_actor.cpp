@@ -18,6 +18,7 @@
 #include "kv/kv_router_core.hpp"
 #include "messages/cluster_subjects.hpp"
 #include "messages/disagg.hpp"
+#include "messages/error_chunk.hpp"
 #include "messages/router.hpp"
 #include "messages/subjects.hpp"
 #include "transport/actor_bridge.hpp"
@@ -35,10 +36,7 @@ double now_ms(const router_state& st) {
 void reply_error(router_state& st, const transport::nats_message& m, msg::wire_format f, const std::string& request_id,
                  const error& err, const char* reason) {
   st.metrics->failures.add({reason});
-  msg::token_chunk c;
-  c.request_id = request_id;
-  c.finish_reason = msg::finish_kind::error;
-  c.error = msg::error_reply{static_cast<std::int32_t>(err.code), err.message};
+  auto c = msg::error_chunk(request_id, 0, err.code, err.message);
   st.conn->publish(m.reply, msg::encode(c, f), {}, msg::content_type_of(f));
 }
 

@@ -2,6 +2,7 @@
 #include <caf/all.hpp>
 
 #include "actors/worker_engine.hpp"
+#include "messages/error_chunk.hpp"
 
 namespace yard::actors::worker_detail {
 
@@ -29,11 +30,7 @@ void append_chunk(msg::token_chunk& into, msg::token_chunk& more) {
 
 void reply_error(worker_state& st, const std::string& reply, msg::wire_format f, const std::string& request_id,
                  std::uint64_t seq, const error& err) {
-  msg::token_chunk c;
-  c.request_id = request_id;
-  c.seq = seq;
-  c.finish_reason = msg::finish_kind::error;
-  c.error = msg::error_reply{static_cast<std::int32_t>(err.code), err.message};
+  auto c = msg::error_chunk(request_id, seq, err.code, err.message);
   c.worker_id = st.cfg.id;
   st.conn->publish(reply, msg::encode(c, f), {}, msg::content_type_of(f));
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "messages/cluster.hpp"
+#include "messages/error_chunk.hpp"
 
 using namespace yard;
 using namespace yard::msg;
@@ -65,6 +66,22 @@ TEST(codec, generate_request_round_trips_in_both_formats) {
     EXPECT_EQ(back->stop, std::vector<std::string>{"\n"});
     EXPECT_EQ(*back->cache_salt, "tenant-a");
     EXPECT_FALSE(back->token_ids.has_value());
+  }
+}
+
+TEST(codec, an_error_chunk_ends_its_stream_with_the_code_and_text_in_both_formats) {
+  auto c = error_chunk("req-9", 4, errc::unavailable, "worker w1 is draining");
+  for (auto f : {wire_format::msgpack, wire_format::json}) {
+    auto back = decode<token_chunk>(encode(c, f), f);
+    ASSERT_TRUE(back.ok()) << back.err().message;
+    EXPECT_EQ(back->request_id, "req-9");
+    EXPECT_EQ(back->seq, 4u);
+    ASSERT_TRUE(back->finish_reason);
+    EXPECT_EQ(*back->finish_reason, finish_kind::error);
+    ASSERT_TRUE(back->error);
+    EXPECT_EQ(back->error->code, 503);
+    EXPECT_EQ(back->error->message, "worker w1 is draining");
+    EXPECT_TRUE(back->token_ids.empty());
   }
 }
 
