@@ -28,6 +28,11 @@ using local_atom = caf::atom_constant<caf::atom("local")>;         // worker: pr
 using forget_atom = caf::atom_constant<caf::atom("forget")>;       // worker: a prefill peer left, drop its UCX endpoint
 using remote_timeout_atom = caf::atom_constant<caf::atom("rtimeout")>; // prefill_client: a remote prefill's deadline
 using tree_atom = caf::atom_constant<caf::atom("tree")>;           // supervisor: a tree request from NATS
+using offload_atom = caf::atom_constant<caf::atom("offload")>;   // engine -> kv_block_manager: blocks G1 evicted
+using onboard_atom = caf::atom_constant<caf::atom("onboard")>;   // engine -> kv_block_manager: a request's prefix from the tiers
+using hits_atom = caf::atom_constant<caf::atom("kvhits")>;       // engine -> kv_block_manager: G1 prefix hits (write-through)
+using export_atom = caf::atom_constant<caf::atom("kvexport")>;   // kv_block_manager -> engine: bytes of G1 blocks
+using tier_load_atom = caf::atom_constant<caf::atom("tierload")>; // kv_block_manager -> engine: the tier fields of its load
 using latency_atom = caf::atom_constant<caf::atom("latency")>;     // router: a frontend latency report (observed TTFT)
 
 }  // namespace yard::actors

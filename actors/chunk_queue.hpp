@@ -11,6 +11,7 @@
 // thread, outside the lock, and must not block.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,10 @@ class chunk_queue {
     }
     if (f) f();
   }
+  // The frontend actor took this stream (frontend_port: a sink never claimed
+  // when its actor died was lost in that actor's mailbox).
+  void claim() { claimed_.store(true, std::memory_order_release); }
+  bool claimed() const { return claimed_.load(std::memory_order_acquire); }
   // Every queued chunk, oldest first (empty when none).
   std::vector<msg::token_chunk> take_all() {
     std::vector<msg::token_chunk> out;
@@ -57,6 +62,7 @@ class chunk_queue {
   std::vector<msg::token_chunk> q_;  // no allocation until the first push
   notify_fn notify_;
   bool finals_only_ = false;
+  std::atomic<bool> claimed_{false};
 };
 
 using chunk_queue_ptr = std::shared_ptr<chunk_queue>;

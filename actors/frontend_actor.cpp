@@ -267,6 +267,7 @@ caf::behavior frontend_behavior(frontend_actor* self, transport::nats_connection
   return {
       [=](open_atom, msg::generate_request& req, chunk_queue_ptr& sink, std::string& key) {
         // frontend_port::open publishes the first attempt right after this message.
+        sink->claim();  // ours now: if we die, our end fails it (not the port's rebind)
         auto& st = self->state;
         if (st.by_id.count(req.request_id)) {
           sink->push(msg::error_chunk(req.request_id, 0, errc::conflict, "duplicate request id"));

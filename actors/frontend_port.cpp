@@ -1,6 +1,8 @@
 // actors/frontend_port.cpp — see frontend_port.hpp.
 #include "actors/frontend_port.hpp"
 
+#include <algorithm>
+
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
@@ -24,18 +26,45 @@ caf::actor frontend_port::actor() const { return binding_ ? current().actor : ca
 
 void frontend_port::rebind(const frontend_port& fresh) const {
   auto b = fresh.current();
+  std::vector<binding::told> lost;
+  {
+    std::lock_guard<std::mutex> lock(binding_->mu);
+    binding_->now = std::move(b);
+    lost.swap(binding_->unclaimed);
+    binding_->prune_at = 64;
+  }
+  // The old actor has ended (the supervisor rebinds after its down): what it never claimed, it never will.
+  for (auto& t : lost)
+    if (auto sink = t.sink.lock(); sink && !sink->claimed())
+      sink->push(msg::error_chunk(t.request_id, 0, errc::unavailable,
+                                  "the frontend restarted before taking this request: retry"));
+}
+
+frontend_port::bound frontend_port::current_remembering(const chunk_queue_ptr& sink, const std::string& request_id) const {
   std::lock_guard<std::mutex> lock(binding_->mu);
-  binding_->now = std::move(b);
+  auto& v = binding_->unclaimed;
+  if (v.size() >= binding_->prune_at) {  // amortised: the list holds about the opens still in the mailbox
+    v.erase(std::remove_if(v.begin(), v.end(),
+                           [](const binding::told& t) {
+                             auto s = t.sink.lock();
+                             return !s || s->claimed();
+                           }),
+            v.end());
+    binding_->prune_at = std::max<std::size_t>(64, 2 * v.size());
+  }
+  v.push_back({sink, request_id});
+  return binding_->now;
 }
 
 void frontend_port::open(msg::generate_request req, chunk_queue_ptr sink) const {
-  auto b = current();
+  auto b = current_remembering(sink, req.request_id);
   // The bound incarnation has ended and its supervisor has not rebound the port
   // yet: a message sent to it now would be dropped and the client left to its
   // deadline, so it hears at once instead (the next request reaches the new one).
   auto* target = caf::actor_cast<caf::abstract_actor*>(b.actor);
   if (target == nullptr ||
       target->getf(caf::abstract_actor::is_terminated_flag | caf::abstract_actor::is_cleaned_up_flag)) {
+    sink->claim();  // answered here: the rebind has nothing to say to it
     sink->push(msg::error_chunk(req.request_id, 0, errc::unavailable, "the frontend is restarting: retry"));
     return;
   }

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 
@@ -40,7 +41,10 @@ class frontend_port {
   void open(msg::generate_request req, chunk_queue_ptr sink) const;
   void cancel(const std::string& request_id) const;
   caf::actor actor() const;
-  // Every copy of this port now speaks to `fresh`'s actor and inbox.
+  // Every copy of this port now speaks to `fresh`'s actor and inbox. A request
+  // the old actor was told of but never took (its open was still in the
+  // mailbox when it died) gets a final 503 error chunk now, instead of waiting
+  // for its deadline.
   void rebind(const frontend_port& fresh) const;
 
  private:
@@ -52,8 +56,18 @@ class frontend_port {
   struct binding {  // what every copy shares
     std::mutex mu;
     bound now;
+    // Sinks told to the bound actor that it has not claimed yet (pruned as they are
+    // claimed or dropped): if it dies first, their open died in its mailbox.
+    struct told {
+      std::weak_ptr<chunk_queue> sink;
+      std::string request_id;
+    };
+    std::vector<told> unclaimed;
+    std::size_t prune_at = 64;
   };
   bound current() const;
+  // The bound incarnation, with `sink` noted as told to it (binding_->unclaimed) in the same step.
+  bound current_remembering(const chunk_queue_ptr& sink, const std::string& request_id) const;
   std::shared_ptr<binding> binding_;
   transport::nats_connection* conn_ = nullptr;
   std::string subject_;  // the routers' generate subject

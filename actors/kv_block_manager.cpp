@@ -1,7 +1,9 @@
 // actors/kv_block_manager.cpp — see kv_block_manager.hpp.
 #include "actors/kv_block_manager.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <span>
 #include <caf/all.hpp>
 
 #include "common/log.hpp"
@@ -19,7 +21,9 @@ struct manager_state {
   std::uint64_t next_seq = 0;
   std::uint64_t stream = 0;  // this incarnation's stream id: wall clock µs at start (msg::kv_event_batch::stream)
   caf::actor_addr engine;
+  caf::actor engine_handle;  // for write-through bytes and tier loads; dropped as the engine ends
   bool engine_ended = false;
+  std::shared_ptr<backends::kv_tier_store> tiers;  // G2/G3 (null: none)
   // Keeps this actor alive until it has seen the engine's end: the engine holds the only
   // other strong handle and drops it as it dies, before its exit reaches us; without this
   // the manager could be destroyed unreachable with that exit still queued (and never
@@ -47,6 +51,36 @@ void publish(manager_state& st, std::vector<msg::kv_event> events) {
 
 std::vector<msg::kv_event> cleared() { return {msg::kv_event{msg::kv_event_kind::cleared, {}, std::nullopt, 1}}; }
 
+// What the tiers did since the last call: their events on the stream, their load to the engine.
+void after_tier_work(manager_state& st) {
+  if (!st.tiers) return;
+  if (auto ev = st.tiers->drain_events(); !ev.empty()) publish(st, std::move(ev));
+  if (!st.engine_handle) return;
+  msg::load_report load;
+  st.tiers->fill_load(load);
+  caf::anon_send(st.engine_handle, tier_load_atom::value, std::move(load));
+}
+
+// A request hit these leading G1 blocks: the ones now hot enough go to G3, with bytes asked of the engine.
+void note_hits(manager self, std::span<const kv::block_hash> g1_prefix) {
+  auto& st = self->state;
+  if (!st.tiers || !st.engine_handle) return;
+  auto hot = st.tiers->note_hits(g1_prefix);
+  if (hot.empty()) return;
+  self->request(st.engine_handle, std::chrono::seconds(10), export_atom::value, std::move(hot))
+      .then(
+          [=](std::vector<kv_block_copy>& blocks) {
+            auto& s = self->state;
+            if (!s.tiers) return;
+            for (const auto& b : blocks) s.tiers->write_through(b.hash, b.bytes);
+            after_tier_work(s);
+          },
+          [=](caf::error& e) {
+            self->state.log->warn("{}: write-through bytes not received: {}", self->state.cfg.worker_id,
+                                  caf::to_string(e));
+          });
+}
+
 msg::kv_event_batch snapshot_of(const manager_state& st) {
   msg::kv_event_batch b;
   b.worker_id = st.cfg.worker_id;
@@ -57,21 +91,26 @@ msg::kv_event_batch snapshot_of(const manager_state& st) {
 }
 
 kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::nats_connection* conn,
-                                                       kv_block_manager_config cfg) {
+                                                       kv_block_manager_config cfg,
+                                                       std::shared_ptr<backends::kv_tier_store> tiers) {
   auto& st = self->state;
   st.conn = conn;
   st.cfg = std::move(cfg);
+  st.tiers = std::move(tiers);
   st.log = component_logger("kv_block_manager");
   st.keep_alive = caf::actor_cast<caf::actor>(self);
   st.stream = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
   publish(st, cleared());  // batch 0: a new stream (a new incarnation holds nothing yet)
+  after_tier_work(st);     // batch 1: the G3 blocks recovered at start, if any
   // The engine's end, however it comes (its link's exit, or the monitor's down when the
   // exit does not reach us): publish [cleared] once, then end with it.
   auto engine_gone = [=](const caf::actor_addr& who, const caf::error& reason) {
     auto& s = self->state;
     if (who != s.engine || s.engine_ended) return false;
     s.engine_ended = true;
+    s.engine_handle = nullptr;
+    s.tiers.reset();  // closes G3 now (pending writes land), before a restarted worker reopens its directory
     s.log->info("{}: engine actor ended ({}): its {} KV blocks are gone, cleared published", s.cfg.worker_id,
                 caf::to_string(reason), s.ledger.size());
     publish(s, cleared());  // empties the ledger too
@@ -88,10 +127,28 @@ kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::
       [=](open_atom, caf::actor engine) {
         self->state.engine = engine.address();
         self->monitor(engine);  // the engine linked itself to us at its start
+        if (!self->state.tiers) return;
+        self->state.engine_handle = engine;
+        after_tier_work(self->state);  // the engine's first heartbeats carry the recovered G3
       },
       [=](kv_events_atom, std::vector<msg::kv_event>& events) {
         if (!events.empty()) publish(self->state, std::move(events));
       },
+      [=](offload_atom, std::vector<kv_block_copy>& blocks) {
+        auto& s = self->state;
+        if (!s.tiers) return;
+        for (const auto& b : blocks) s.tiers->offload(b.hash, b.bytes);
+        after_tier_work(s);
+      },
+      [=](onboard_atom, backends::onboard_ask& ask) -> backends::onboard_fetch {
+        auto& s = self->state;
+        if (!s.tiers) return {};
+        note_hits(self, std::span<const kv::block_hash>(ask.hashes).first(std::min(ask.g1_blocks, ask.hashes.size())));
+        auto f = s.tiers->fetch(ask);
+        after_tier_work(s);
+        return f;
+      },
+      [=](hits_atom, std::vector<kv::block_hash>& g1_prefix) { note_hits(self, g1_prefix); },
       [=](snapshot_atom, const transport::nats_message& m) {
         if (m.reply.empty()) return;
         self->state.conn->publish(m.reply, msg::encode(snapshot_of(self->state)));
@@ -103,8 +160,10 @@ kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::
 }  // namespace
 
 kv_block_manager_actor spawn_kv_block_manager(caf::actor_system& sys, transport::nats_connection& conn,
-                                              kv_block_manager_config cfg) {
-  return sys.spawn(manager_behavior, &conn, std::move(cfg));
+                                              kv_block_manager_config cfg,
+                                              std::shared_ptr<backends::kv_tier_store> tiers) {
+  if (tiers && cfg.own_thread) return sys.spawn<caf::detached>(manager_behavior, &conn, std::move(cfg), std::move(tiers));
+  return sys.spawn(manager_behavior, &conn, std::move(cfg), std::move(tiers));
 }
 
 }  // namespace yard::actors

@@ -9,15 +9,25 @@
 // it has or has not seen yet. When the engine actor ends (a crash, a stop),
 // the manager publishes one more [cleared] — the engine's blocks are gone —
 // and ends with it, so routers forget them at once instead of after a lease.
-// The blocks themselves (the pool and its tiers) are allocated inside the
-// engine's step, which cannot wait on a mailbox per block: the engine drains
-// its events after each step and sends them here (kv_events_atom).
+// It also owns the KV tiers below G1 when the worker has them (G2 host
+// memory, G3 disk: backends/kv_tier_store.hpp, handed over by the engine at
+// spawn): blocks G1 evicts arrive here by message and go down a tier; a
+// request the engine admits is first put to the tiers here (onboard_atom), and
+// the manager reads the worthwhile run of its prefix and replies with the
+// bytes, which the engine imports before it schedules the request; hot G1
+// prefixes are written through to G3 with bytes asked of the engine
+// (export_atom); the tier events go out on the same stream, and the tier
+// fields of the worker's load go back to the engine (tier_load_atom) for its
+// heartbeats. G1 itself stays in the engine's step (allocation cannot wait on
+// a mailbox per block): the engine drains its G1 events after each step and
+// sends them here (kv_events_atom), with the blocks it evicted (offload_atom).
 // Must not touch: the engine, its pool, streams, routing.
 // Thread-safety: an event-based actor, linked to the engine actor and monitoring
 // it; it holds a handle to itself until the engine's end has reached it (the
 // engine holds the only other one and drops it as it dies).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,27 +36,46 @@
 #include <caf/typed_actor.hpp>
 
 #include "actors/atoms.hpp"
+#include "backends/kv_tier_store.hpp"
 #include "messages/types.hpp"
 #include "transport/actor_bridge.hpp"  // nats_message as a CAF message type
 #include "transport/nats_connection.hpp"
 
 namespace yard::actors {
 
+// A G1 block's bytes: one evicted (an offload), or one asked for a write-through.
+struct kv_block_copy {
+  kv::block_hash hash = 0;
+  std::vector<std::byte> bytes;
+};
+
 using kv_block_manager_actor = caf::typed_actor<
     caf::reacts_to<open_atom, caf::actor>,                        // the engine actor (sent once, first): monitored
     caf::reacts_to<kv_events_atom, std::vector<msg::kv_event>>,   // the engine's events since its last push
+    caf::reacts_to<offload_atom, std::vector<kv_block_copy>>,     // blocks G1 evicted: down a tier
+    caf::replies_to<onboard_atom, backends::onboard_ask>::with<backends::onboard_fetch>,  // a prefix from the tiers
+    caf::reacts_to<hits_atom, std::vector<kv::block_hash>>,       // G1 prefix hits of a request (write-through)
     caf::reacts_to<snapshot_atom, transport::nats_message>,       // a snapshot request: answer its reply inbox
     caf::replies_to<caf::get_atom>::with<msg::kv_event_batch>>;   // the ledger as a snapshot (tests, tools)
 
 struct kv_block_manager_config {
   std::string worker_id;
   std::string events_subject;  // subjects::kv_events(ns, id)
+  // With tiers, run on a thread of its own (G3 reads block it; default true). Tests that
+  // drive every actor with CAF's test coordinator set false.
+  bool own_thread = true;
 };
 
+// `tiers`: the KV tiers the engine released (null: none).
 kv_block_manager_actor spawn_kv_block_manager(caf::actor_system& sys, transport::nats_connection& conn,
-                                              kv_block_manager_config cfg);
+                                              kv_block_manager_config cfg,
+                                              std::shared_ptr<backends::kv_tier_store> tiers = nullptr);
 
 }  // namespace yard::actors
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<yard::msg::kv_event>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::msg::kv_event_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<yard::actors::kv_block_copy>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::backends::onboard_ask)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::backends::onboard_fetch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::msg::load_report)

@@ -108,19 +108,23 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
   er.priority = req->priority;
   er.latency = req->latency;
   // Structured output and tool calls (backends/output_rules.hpp).
-  auto rules = backends::output_rules_for(
-      *req, [&] { return st.engine->vocabulary(); }, st.cfg.tool_call_format.value_or(st.engine->default_tool_format()));
+  const auto tool_format = st.cfg.tool_call_format.value_or(st.engine->default_tool_format());
+  auto rules = st.engine->constrains_by_schema()
+                   ? backends::output_rules_upstream(*req, tool_format)
+                   : backends::output_rules_for(*req, [&] { return st.engine->vocabulary(); }, tool_format);
   if (!rules) {
     st.log->info("request {} refused: {}", req->request_id, rules.err().describe());
     return fail(rules.err());
   }
   er.constraint = std::move(rules->constraint);
+  er.output_schema = std::move(rules->upstream_schema);
   er.tool_format = rules->tool_format;
   if (auto why = context_error(*st.engine, er)) return fail(error{errc::bad_request, *why});
   auto hashes = block_hashes_of(st, *req, er);
   // A constrained request is prefilled here: the first token must pass its constraint.
-  const bool remote = !er.constraint && may_prefill_remotely(st, er, hashes);
-  if (!remote) {
+  const bool remote = !er.constraint && !er.output_schema && may_prefill_remotely(st, er, hashes);
+  auto ask = remote ? std::nullopt : tier_question(st, er, hashes);
+  if (!remote && !ask) {
     if (auto s = st.engine->add_request_prehashed(er, hashes); !s) {
       st.log->warn("request {} rejected: {}", req->request_id, s.err().describe());
       return fail(s.err());
@@ -136,6 +140,10 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
   // Acknowledge admission so the client knows who serves it.
   msg::token_chunk ack;
   send_chunk(st, stream, ack);
+  if (ask) {
+    stream.hashes = std::move(hashes);
+    return onboard_then_run(self, key, std::move(er), std::move(*ask));
+  }
   if (!remote) return kick(self);
   stream.phase = request_phase::remote_prefill;
   auto pr = remote_request(st, *req, er);
@@ -235,6 +243,7 @@ msg::heartbeat make_heartbeat(worker_state& st) {
   auto load = st.engine->load();
   load.worker_id = st.cfg.id;
   load.timestamp_ms = now_ms();
+  if (st.evicted) backends::kv_tier_store::copy_load(st.tier_load, load);  // the kv_block_manager's tiers
   hb.load = load;
   // An engine that cannot serve (an external engine's upstream is down) drains until it can again.
   auto why = st.engine->unavailable_reason();
@@ -257,6 +266,10 @@ void publish_heartbeat_now(worker_state& st) {
 }
 
 void publish_kv_events(worker_state& st) {
+  if (st.evicted && !st.evicted->empty()) {  // before G1's events: a block's lower tier is known as it leaves G1
+    caf::anon_send(st.kv_manager, offload_atom::value, std::move(*st.evicted));
+    st.evicted->clear();
+  }
   auto events = st.engine->drain_kv_events();
   if (events.empty()) return;
   caf::anon_send(st.kv_manager, kv_events_atom::value, std::move(events));
@@ -269,8 +282,15 @@ void kick(worker_actor* self) {
   }
 }
 
-// The request goes on here from the start (or after a first token that came from a prefill worker).
 void run_locally(worker_actor* self, const std::string& key, backends::engine_request er) {
+  auto& st = self->state;
+  auto it = st.streams.find(key);
+  if (it == st.streams.end()) return;
+  if (auto ask = tier_question(st, er, it->second.hashes)) return onboard_then_run(self, key, std::move(er), std::move(*ask));
+  start_in_engine(self, key, std::move(er));
+}
+
+void start_in_engine(worker_actor* self, const std::string& key, backends::engine_request er) {
   auto& st = self->state;
   auto it = st.streams.find(key);
   if (it == st.streams.end()) return;
@@ -292,7 +312,7 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
                               std::shared_ptr<std::unique_ptr<backends::engine>> engine, worker_config cfg,
                               std::shared_ptr<std::unique_ptr<kv_transfer_agent>> xfer, heartbeat_publisher_actor publisher,
                               kv_block_manager_actor kv_manager, prefill_client_actor prefill_client,
-                              prefill_server_actor prefill_server) {
+                              prefill_server_actor prefill_server, std::shared_ptr<std::vector<kv_block_copy>> evicted) {
   auto& st = self->state;
   st.conn = conn;
   st.engine = std::move(*engine);
@@ -300,6 +320,7 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
   if (!st.cfg.metrics) st.cfg.metrics = std::make_shared<worker_metrics>();
   st.log = component_logger("worker");
   st.xfer = std::move(*xfer);
+  st.evicted = std::move(evicted);
   st.tokenizer_fingerprint = backends::tokenizer_fingerprint(*st.engine);
   st.incarnation = std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ now_ms();
   // The worker's other actors live and die with this one.
@@ -340,6 +361,9 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
         on_pulled(self, id, code, message);
       },
       [=](heartbeat_atom) { return on_beat(self->state); },
+      // From the kv_block_manager (it owns the tiers): bytes of hot G1 blocks, and the tiers' load.
+      [=](export_atom, const std::vector<kv::block_hash>& hashes) { return export_blocks(self->state, hashes); },
+      [=](tier_load_atom, const msg::load_report& load) { self->state.tier_load = load; },
       [=](drain_atom) {
         self->state.draining = true;
         self->state.log->info("{} draining: {} streams in flight", self->state.cfg.id, self->state.streams.size());

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,6 +45,7 @@ enum class request_phase : std::uint8_t {
   running,         // in the engine: its steps stream tokens
   remote_prefill,  // asked the prefill_client; waiting for a prefill worker or a "prefill here"
   pulling_kv,      // a prefill worker computed it; its KV is on the way (kv_transfer_agent)
+  onboarding,      // the kv_block_manager reads its prefix from G2/G3; scheduled when the bytes are in
 };
 
 struct stream_state {
@@ -52,7 +54,7 @@ struct stream_state {
   msg::wire_format format = msg::wire_format::msgpack;
   std::uint64_t next_seq = 0;
   request_phase phase = request_phase::running;
-  // remote_prefill / pulling_kv: the request to run here once the remote path ends (or fails).
+  // remote_prefill / pulling_kv / onboarding: the request to run here once that ends (or fails).
   std::optional<backends::engine_request> parked;
   std::vector<kv::block_hash> hashes;
   // stream=false: the client reads one response, so tokens after the first go out in
@@ -101,6 +103,10 @@ struct worker_state {
   std::map<std::uint64_t, pull_wait> pulls;                // pull id -> waiting
   std::map<std::string, prefill_run_state> prefill_runs;   // engine request id -> prefill_server job
   std::uint64_t named_requests = 0;  // ids made up for requests sent straight to us without one
+  // KV tiers, owned by the kv_block_manager: blocks G1 evicted since the last push (null: no tiers),
+  // and the tier fields of the load it last reported (for heartbeats).
+  std::shared_ptr<std::vector<kv_block_copy>> evicted;
+  msg::load_report tier_load;
   static inline const char* name = "worker";
 };
 
@@ -111,12 +117,35 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
                               std::shared_ptr<std::unique_ptr<backends::engine>> engine, worker_config cfg,
                               std::shared_ptr<std::unique_ptr<kv_transfer_agent>> xfer, heartbeat_publisher_actor publisher,
                               kv_block_manager_actor kv_manager, prefill_client_actor prefill_client,
-                              prefill_server_actor prefill_server);
+                              prefill_server_actor prefill_server, std::shared_ptr<std::vector<kv_block_copy>> evicted);
 msg::heartbeat make_heartbeat(worker_state& st);
 void publish_heartbeat_now(worker_state& st);
 void publish_kv_events(worker_state& st);  // hands the engine's pending KV events to the kv_block_manager
 void kick(worker_actor* self);
+// The request goes on here (from the start, or after a remote prefill): through the tiers first when
+// part of its prefix is below G1 (worker_onboard.cpp), else straight into the engine.
 void run_locally(worker_actor* self, const std::string& key, backends::engine_request er);
+void start_in_engine(worker_actor* self, const std::string& key, backends::engine_request er);
+
+// worker_onboard.cpp
+// The question for the tiers when they own part of this prompt's prefix below G1
+// (a whole-G1 prefix only reports its hits, for write-through, and returns none).
+std::optional<backends::onboard_ask> tier_question(worker_state& st, const backends::engine_request& er,
+                                                   const std::vector<kv::block_hash>& hashes);
+// Asks the kv_block_manager, imports the bytes it replies with (nothing on a timeout or error: the prefix
+// is recomputed), then calls `then` on this actor.
+void onboard_then(worker_actor* self, backends::onboard_ask ask, std::function<void(worker_actor*)> then);
+// Parks the stream (phase onboarding) and onboards; the request starts when the bytes are in.
+void onboard_then_run(worker_actor* self, const std::string& key, backends::engine_request er,
+                      backends::onboard_ask ask);
+std::vector<kv_block_copy> export_blocks(worker_state& st, const std::vector<kv::block_hash>& hashes);
+// The engine's KV tiers, taken for the kv_block_manager (both null when it has none), and the
+// buffer its evicted blocks now go to (the engine actor pushes it to the manager after each step).
+struct released_tiers {
+  std::shared_ptr<backends::kv_tier_store> store;
+  std::shared_ptr<std::vector<kv_block_copy>> evicted;
+};
+released_tiers release_engine_tiers(backends::engine& engine);
 
 // worker_streams.cpp
 void reply_error(worker_state& st, const std::string& reply, msg::wire_format f, const std::string& request_id,
@@ -125,7 +154,8 @@ void send_chunk(worker_state& st, stream_state& s, msg::token_chunk& c);  // sta
 void publish_outputs(worker_state& st, backends::step_result& r);
 
 // worker_prefill_run.cpp
-void on_prefill_run(worker_actor* self, std::uint64_t job, prefill_run& run);
+void on_prefill_run(worker_actor* self, std::uint64_t job, prefill_run& run);  // onboards first when the tiers hold part of it
+void start_prefill_run(worker_actor* self, std::uint64_t job, prefill_run& run);
 // A run's output, to the prefill_server (staged first when it is the last and the run stages).
 void hand_prefill_output(worker_state& st, prefill_run_state& run, backends::sequence_output& out);
 void free_lease(worker_state& st, std::uint64_t lease_id);  // the prefill_server ended a lease

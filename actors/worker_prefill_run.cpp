@@ -11,18 +11,32 @@
 
 namespace yard::actors::worker_detail {
 
+namespace {
+
+void refuse_run(worker_state& st, std::uint64_t job, error e) {
+  prefill_output p;
+  p.refused = std::move(e);
+  caf::anon_send(st.prefill_server, prefilled_atom::value, job, std::move(p));
+}
+
+}  // namespace
+
 void on_prefill_run(worker_actor* self, std::uint64_t job, prefill_run& run) {
   auto& st = self->state;
-  auto refuse = [&](error e) {
-    prefill_output p;
-    p.refused = std::move(e);
-    caf::anon_send(st.prefill_server, prefilled_atom::value, job, std::move(p));
-  };
   // The server drains once told; a run already on its way is refused here with the same words.
-  if (st.draining) return refuse(error{errc::unavailable, "worker " + st.cfg.id + " is draining"});
+  if (st.draining) return refuse_run(st, job, error{errc::unavailable, "worker " + st.cfg.id + " is draining"});
+  if (auto ask = tier_question(st, run.request, run.hashes)) {  // part of the prompt is in G2/G3: bring it back first
+    auto parked = std::make_shared<prefill_run>(std::move(run));
+    return onboard_then(self, std::move(*ask), [job, parked](worker_actor* me) { start_prefill_run(me, job, *parked); });
+  }
+  start_prefill_run(self, job, run);
+}
+
+void start_prefill_run(worker_actor* self, std::uint64_t job, prefill_run& run) {
+  auto& st = self->state;
   auto id = run.request.request_id;
-  if (st.prefill_runs.count(id)) return refuse(error{errc::conflict, "already prefilling this request"});
-  if (auto s = st.engine->add_request_prehashed(std::move(run.request), run.hashes); !s) return refuse(s.err());
+  if (st.prefill_runs.count(id)) return refuse_run(st, job, error{errc::conflict, "already prefilling this request"});
+  if (auto s = st.engine->add_request_prehashed(std::move(run.request), run.hashes); !s) return refuse_run(st, job, s.err());
   auto& r = st.prefill_runs[id];
   r.job = job;
   r.request_id = std::move(run.request_id);

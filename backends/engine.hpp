@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -23,6 +24,7 @@
 #include "common/status.hpp"
 #include "kv/block_hash.hpp"
 #include "backends/chat/tool_calls/tool_call_format.hpp"
+#include "backends/kv_tier_store.hpp"
 #include "backends/prompt_tokenizer.hpp"
 #include "backends/sampling/output_constraint.hpp"
 #include "backends/structured/token_trie.hpp"
@@ -45,6 +47,9 @@ struct engine_request {
   msg::latency_class latency = msg::latency_class::interactive;  // batch yields to interactive (default interactive)
   // Structured output: the rule on which tokens may come next (default none).
   std::shared_ptr<output_constraint> constraint;
+  // Structured output for an engine that constrains by schema (constrains_by_schema()): the JSON
+  // schema the whole output must follow, as JSON text (default none).
+  std::optional<std::string> output_schema;
   // Tool calls: parse the output in this format into tool_call deltas (default none: all text is content).
   std::optional<chat::tool_call_format> tool_format;
 };
@@ -132,10 +137,33 @@ class engine : public prompt_tokenizer {
     return make_error(errc::bad_request, name() + " cannot import KV blocks");
   }
 
+  // ---- KV tiers below the pool (backends/kv_tier_store.hpp) ----
+  // The bytes of a block G1 evicts, handed over while still valid.
+  using evicted_block_sink = std::function<void(kv::block_hash, std::span<const std::byte>)>;
+  // Hands the engine's KV tiers to another owner (a worker's kv_block_manager
+  // actor): from then on each evicted block goes to `evicted`, and requests are
+  // no longer onboarded inside step() — the owner does it (onboard_question,
+  // then onboard_kv with what the tiers read). nullptr, and nothing changes,
+  // when the engine has no tiers.
+  virtual std::unique_ptr<kv_tier_store> release_tiers(evicted_block_sink evicted) { return nullptr; }
+  // What the tiers are asked when a request with these full-block hashes and
+  // `prompt_tokens` tokens (prompt + resume) is admitted (see make_onboard_ask).
+  virtual onboard_ask onboard_question(std::span<const kv::block_hash> hashes, std::size_t prompt_tokens) const {
+    return onboard_ask{};
+  }
+  // Imports what the tiers read for `ask` into the pool (import_onboarded);
+  // `f.modelled_ms` is charged to the next step where the engine models time.
+  virtual result<std::size_t> onboard_kv(const onboard_ask& ask, const onboard_fetch& f) {
+    return make_error(errc::bad_request, name() + " cannot import KV blocks");
+  }
+
   // ---- agents: structured output and tool calls (backends/output_rules.hpp) ----
   // Every token's bytes and the end-of-text ids, for constrained decoding
   // (built once, shared by requests); null: this engine cannot constrain.
   virtual std::shared_ptr<const structured::token_vocabulary> vocabulary() const { return nullptr; }
+  // True: this engine's server enforces structured output itself from a JSON schema
+  // (engine_request::output_schema; backends/output_rules_upstream), so it needs no vocabulary.
+  virtual bool constrains_by_schema() const { return false; }
   // The tool-call format of this engine's model family (a worker flag may override it).
   virtual chat::tool_call_format default_tool_format() const { return chat::tool_call_format::hermes; }
 };

@@ -142,6 +142,31 @@ std::optional<sequence_output> engine_shell::output_of(sequence_update& u) {
   return out;
 }
 
+std::unique_ptr<kv_tier_store> engine_shell::release_tiers(evicted_block_sink evicted) {
+  if (!tiering_) return nullptr;
+  sched_->set_admit_hook({});
+  auto store = tiering_->release();
+  tiering_.reset();
+  evicted_scratch_.resize(exec_->kv_block_bytes());
+  if (!evicted_scratch_.empty() && evicted)
+    sched_->pool().set_evict_callback(
+        [this, sink = std::move(evicted)](kv::block_id b, kv::block_hash h, std::optional<kv::block_hash>) {
+          exec_->read_block(b, h, evicted_scratch_);
+          sink(h, evicted_scratch_);
+        });
+  return store;
+}
+
+onboard_ask engine_shell::onboard_question(std::span<const kv::block_hash> hashes, std::size_t prompt_tokens) const {
+  return make_onboard_ask(sched_->pool(), hashes, prompt_tokens);
+}
+
+result<std::size_t> engine_shell::onboard_kv(const onboard_ask& ask, const onboard_fetch& f) {
+  auto r = import_onboarded(sched_->pool(), *exec_, ask, f);
+  if (r && *r > 0) pending_onboard_ms_ += f.modelled_ms;
+  return r;
+}
+
 step_result engine_shell::step() {
   const auto t0 = std::chrono::steady_clock::now();
   auto o = sched_->step(*exec_);

@@ -53,12 +53,15 @@ class engine_shell : public engine {
   std::size_t export_kv(std::span<const kv::block_hash> hashes, std::span<std::byte> out) const override;
   result<std::size_t> import_kv(std::span<const kv::block_hash> hashes, std::optional<kv::block_hash> parent,
                                 std::span<const std::byte> data) override;
+  std::unique_ptr<kv_tier_store> release_tiers(evicted_block_sink evicted) override;
+  onboard_ask onboard_question(std::span<const kv::block_hash> hashes, std::size_t prompt_tokens) const override;
+  result<std::size_t> onboard_kv(const onboard_ask& ask, const onboard_fetch& f) override;
 
   // Built from token_bytes() over vocab_size() ids on first use.
   std::shared_ptr<const structured::token_vocabulary> vocabulary() const override;
 
   const scheduler& get_scheduler() const { return *sched_; }
-  // The tiers, when configured and set up (nullptr otherwise).
+  // The tiers, when configured, set up and not released (nullptr otherwise).
   const kv_tiering* tiering() const { return tiering_.get(); }
 
  protected:
@@ -108,6 +111,7 @@ class engine_shell : public engine {
   std::unique_ptr<scheduler> sched_;
   std::unique_ptr<kv_tiering> tiering_;  // after exec_ and sched_: unhooks the pool first
   double pending_onboard_ms_ = 0;
+  std::vector<std::byte> evicted_scratch_;  // one block, after release_tiers
   mutable std::shared_ptr<const structured::token_vocabulary> vocab_;  // built on first use
   std::unordered_map<std::string, request_state> requests_;
 };

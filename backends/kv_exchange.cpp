@@ -1,6 +1,7 @@
 // backends/kv_exchange.cpp — see kv_exchange.hpp.
 #include "backends/kv_exchange.hpp"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,43 @@ result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<
     ++done;
   }
   return done;
+}
+
+onboard_ask make_onboard_ask(const kv::block_pool& pool, std::span<const kv::block_hash> hashes, std::size_t prompt_tokens) {
+  onboard_ask a;
+  a.prompt_tokens = prompt_tokens;
+  if (prompt_tokens == 0 || pool.block_size() == 0) return a;
+  const std::size_t usable = std::min(hashes.size(), (prompt_tokens - 1) / pool.block_size());
+  a.hashes.assign(hashes.begin(), hashes.begin() + static_cast<std::ptrdiff_t>(usable));
+  a.g1_blocks = pool.match_prefix(a.hashes);
+  for (std::size_t j = a.g1_blocks; j < usable; ++j) a.in_g1.push_back(pool.block_of(a.hashes[j]).has_value());
+  return a;
+}
+
+result<std::size_t> import_onboarded(kv::block_pool& pool, executor& ex, const onboard_ask& ask, const onboard_fetch& f) {
+  const std::size_t bb = ex.kv_block_bytes();
+  const std::size_t n1 = std::min(ask.g1_blocks, ask.hashes.size());
+  const auto all = std::span<const kv::block_hash>(ask.hashes);
+  const auto rest = all.subspan(n1);
+  std::size_t k = std::min(f.blocks(), rest.size());
+  if (k == 0 || bb == 0 || f.data.size() < k * bb) return std::size_t{0};
+  std::vector<kv::block_id> pins;
+  pool.pin_cached(all, pool.match_prefix(all.first(n1)), pins);
+  for (std::size_t j = 0; j < k; ++j) {
+    if (f.tier_of[j] != 1) continue;
+    if (!pool.block_of(rest[j])) {
+      k = j;
+      break;
+    }
+    pool.pin_cached(rest.subspan(j, 1), 1, pins);
+  }
+  result<std::size_t> r = std::size_t{0};
+  if (k > 0) {
+    const std::optional<kv::block_hash> parent = n1 ? std::optional<kv::block_hash>(all[n1 - 1]) : std::nullopt;
+    r = import_blocks(pool, ex, rest.first(k), parent, std::span<const std::byte>(f.data).first(k * bb));
+  }
+  pool.release_all(pins);
+  return r;
 }
 
 }  // namespace yard::backends

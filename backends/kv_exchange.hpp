@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 
+#include "backends/kv_tier_store.hpp"
 #include "backends/scheduler/batch_plan.hpp"
 #include "common/status.hpp"
 #include "kv/block_pool.hpp"
@@ -38,5 +39,19 @@ std::size_t export_blocks(const kv::block_pool& pool, const executor& ex, std::s
 // executor without block bytes.
 result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<const kv::block_hash> hashes,
                                   std::optional<kv::block_hash> parent, std::span<const std::byte> data);
+
+// The question a request's admission puts to the tiers below `pool`: its usable
+// full blocks (like the scheduler, never the block holding the last prompt
+// token: that token is always computed), how many lead in the pool, and which
+// of the others are in the pool too.
+onboard_ask make_onboard_ask(const kv::block_pool& pool, std::span<const kv::block_hash> hashes, std::size_t prompt_tokens);
+
+// Imports the run the tiers read for `ask` (kv_tier_store::fetch) behind its
+// G1 prefix. The prefix's blocks (those still cached) and the run's G1 blocks
+// are pinned while the others are allocated, so importing cannot evict them; a
+// run block marked G1 that has left the pool since ends the run there (its
+// bytes were never read). Returns how many of the run's blocks are cached now;
+// errors as import_blocks.
+result<std::size_t> import_onboarded(kv::block_pool& pool, executor& ex, const onboard_ask& ask, const onboard_fetch& f);
 
 }  // namespace yard::backends

@@ -180,18 +180,25 @@ status check_shapes(const msg::generate_request& r) {
 
 }  // namespace
 
-result<output_rules> output_rules_for(const msg::generate_request& r, const vocabulary_source& vocab_of,
-                                      chat::tool_call_format format) {
+namespace {
+
+// What the output must be, when anything: framing text around a JSON value of `schema`.
+struct required_output {
+  std::string prefix, suffix;
+  ordered_json schema;
+  std::string field;  // the request field it comes from (errors name it)
+};
+
+// The checked request's tool format (into `out`) and what its output must be (a forced call wins over response_format).
+result<std::optional<required_output>> required_output_of(const msg::generate_request& r, chat::tool_call_format format,
+                                                          output_rules& out) {
   if (auto s = check_shapes(r); !s) return s.err();
-  output_rules out;
   const bool tools = r.tools && r.tools->v.is_array() && !r.tools->v.empty();
   const bool none = r.tool_choice && r.tool_choice->v == "none";
   if (tools && !none) out.tool_format = format;
   auto forced = forced_tools(r);
   const bool json_format = r.response_format && r.response_format->v.value("type", "") != "text";
-  if (forced.empty() && !json_format) return out;
-  auto vocab = vocab_of ? vocab_of() : nullptr;
-  if (!vocab) return make_error(errc::unsupported, "this engine cannot constrain its output (no token vocabulary)");
+  if (forced.empty() && !json_format) return std::optional<required_output>{};
   if (!forced.empty()) {
     if (format == chat::tool_call_format::none)
       return make_error(errc::bad_request, "field 'tool_choice' forces a call, but this worker parses no tool calls "
@@ -199,26 +206,55 @@ result<output_rules> output_rules_for(const msg::generate_request& r, const voca
     ordered_json one = forced.size() == 1 ? call_schema(*forced[0], format) : ordered_json{{"anyOf", ordered_json::array()}};
     if (forced.size() > 1)
       for (const auto* t : forced) one["anyOf"].push_back(call_schema(*t, format));
-    result<std::shared_ptr<output_constraint>> c = make_error(errc::internal, "");
     switch (format) {
-      case chat::tool_call_format::llama3_json: c = framed("", one, "", vocab, "tools", r.max_tokens); break;
+      case chat::tool_call_format::llama3_json: return std::optional<required_output>({"", "", one, "tools"});
       case chat::tool_call_format::mistral:
-        c = framed("[TOOL_CALLS]", {{"type", "array"}, {"items", one}, {"minItems", 1}}, "", vocab, "tools", r.max_tokens);
-        break;
-      default: c = framed("<tool_call>\n", one, "\n</tool_call>", vocab, "tools", r.max_tokens); break;
+        return std::optional<required_output>(
+            {"[TOOL_CALLS]", "", {{"type", "array"}, {"items", one}, {"minItems", 1}}, "tools"});
+      default: return std::optional<required_output>({"<tool_call>\n", "\n</tool_call>", one, "tools"});
     }
-    if (!c) return c.err();
-    out.constraint = std::move(*c);
-    return out;
   }
   const auto& rf = r.response_format->v;
   ordered_json schema = {{"type", "object"}};  // json_object: any object
   if (rf.value("type", "") == "json_schema" && rf.contains("json_schema") && rf["json_schema"].contains("schema") &&
       rf["json_schema"]["schema"].is_object())
     schema = rf["json_schema"]["schema"];
-  auto c = framed("", schema, "", vocab, "response_format", r.max_tokens);
+  return std::optional<required_output>({"", "", std::move(schema), "response_format"});
+}
+
+}  // namespace
+
+result<output_rules> output_rules_for(const msg::generate_request& r, const vocabulary_source& vocab_of,
+                                      chat::tool_call_format format) {
+  output_rules out;
+  auto need = required_output_of(r, format, out);
+  if (!need) return need.err();
+  if (!*need) return out;
+  auto vocab = vocab_of ? vocab_of() : nullptr;
+  if (!vocab) return make_error(errc::unsupported, "this engine cannot constrain its output (no token vocabulary)");
+  auto& n = **need;
+  auto c = framed(std::move(n.prefix), n.schema, std::move(n.suffix), vocab, n.field, r.max_tokens);
   if (!c) return c.err();
   out.constraint = std::move(*c);
+  return out;
+}
+
+result<output_rules> output_rules_upstream(const msg::generate_request& r, chat::tool_call_format format) {
+  output_rules out;
+  auto need = required_output_of(r, format, out);
+  if (!need) return need.err();
+  if (!*need) return out;
+  auto& n = **need;
+  if (!n.prefix.empty() || !n.suffix.empty())
+    return make_error(errc::unsupported, "field 'tool_choice' forces a call in the " +
+                                             std::string(chat::tool_call_format_name(format)) +
+                                             " format, which an upstream server cannot constrain (it takes a bare JSON "
+                                             "schema): use tool_choice 'auto', or a worker with --tool-call-format "
+                                             "llama3_json");
+  // Checked here as the native engines check it, so a schema this worker would refuse is refused alike.
+  if (auto g = structured::compile_json_schema(n.schema); !g)
+    return make_error(errc::bad_request, "field '" + n.field + "': " + g.err().message);
+  out.upstream_schema = n.schema.dump();
   return out;
 }
 

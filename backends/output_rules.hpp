@@ -11,7 +11,8 @@
 //     with the arguments constrained by the function's parameter schema;
 //   - tools with "auto" (the default): the output is free and parsed for calls;
 //   - "none" or no tools: neither.
-// A forced call wins over response_format.
+// A forced call wins over response_format. An engine that constrains upstream
+// (an external engine's server) gets the same decision as a JSON schema.
 // Must not touch: sampling, scheduling, the wire.
 // Thread-safety: pure functions; the constraint returned belongs to one request.
 #pragma once
@@ -19,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "backends/chat/tool_calls/tool_call_format.hpp"
 #include "backends/sampling/output_constraint.hpp"
@@ -31,6 +33,9 @@ namespace yard::backends {
 struct output_rules {
   std::shared_ptr<output_constraint> constraint;    // null: free output
   std::optional<chat::tool_call_format> tool_format;  // parse tool calls in this format
+  // output_rules_upstream only: the JSON schema the whole output must follow, for the
+  // engine's server to enforce (null: free output).
+  std::optional<std::string> upstream_schema;
 };
 
 // `vocab` is asked for only when the output is constrained (an engine
@@ -40,5 +45,11 @@ struct output_rules {
 using vocabulary_source = std::function<std::shared_ptr<const structured::token_vocabulary>()>;
 result<output_rules> output_rules_for(const msg::generate_request& r, const vocabulary_source& vocab,
                                       chat::tool_call_format format);
+
+// The same rules for an engine whose server constrains the output itself from
+// a JSON schema (backends/external): the constraint becomes upstream_schema.
+// A forced call whose format frames the JSON with text (Hermes, Mistral) cannot
+// be put as a bare schema: errc::unsupported, saying what would work.
+result<output_rules> output_rules_upstream(const msg::generate_request& r, chat::tool_call_format format);
 
 }  // namespace yard::backends

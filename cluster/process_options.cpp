@@ -88,6 +88,11 @@ void add_engine_flags(CLI::App& app, engine_options& o) {
   app.add_option("--kv-events-source", u.kv_events_source, "openai engine: KV-event layout: vllm | sglang")
       ->check(CLI::IsMember({"vllm", "sglang"}))
       ->capture_default_str();
+  app.add_option("--upstream-structured-output", u.structured_output,
+                 "openai engine: how response_format goes to the server as a JSON schema: response_format (vLLM, "
+                 "OpenAI-compatible) | sglang | llama.cpp | none (refused)")
+      ->check(CLI::IsMember({"response_format", "sglang", "llama.cpp", "none"}))
+      ->capture_default_str();
   app.add_option("--kv-events-topic", u.kv_events_topic, "openai engine: KV-event topic prefix (default all)");
   app.add_option("--token-delay-ms", o.token_delay_ms, "mock engine: model time per decode step")->capture_default_str();
   app.add_option("--speedup", o.speedup, "mock engine: run model time this many times faster")->capture_default_str();
@@ -190,6 +195,7 @@ result<std::unique_ptr<backends::engine>> make_upstream_engine(const engine_opti
   uo.kv_events_replay_endpoint = u.kv_events_replay_endpoint;
   uo.kv_events_topic = u.kv_events_topic;
   uo.kv_events_source = u.kv_events_source;
+  uo.structured_output = u.structured_output;
   if (!u.api_key_file.empty()) {
     auto key = read_secret_file(u.api_key_file);  // the first line, as for the NATS secret files
     if (!key) return make_error(key.err().code, "--upstream-api-key-file: " + key.err().message);

@@ -46,6 +46,7 @@ struct upstream_engine_options {
   int poll_ms = 500;
   std::string kv_events_endpoint, kv_events_replay_endpoint, kv_events_topic;  // the server's ZeroMQ KV events
   std::string kv_events_source = "vllm";                                        // vllm | sglang
+  std::string structured_output = "response_format";  // response_format | sglang | llama.cpp | none
 };
 
 struct engine_options {

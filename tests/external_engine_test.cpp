@@ -125,6 +125,27 @@ TEST(external_engine, a_native_upstream_serves_token_exact_through_an_external_w
   EXPECT_EQ(via["usage"]["prompt_tokens"], direct["usage"]["prompt_tokens"]);
   EXPECT_EQ(via["usage"]["completion_tokens"], 12);
 
+  // Structured output is the server's to enforce: the schema goes up and its constrained value comes back, the
+  // same as asking the server directly (unconstrained, this random model's text is not JSON).
+  json schema = {{"type", "object"},
+                 {"properties", {{"ok", {{"type", "boolean"}}}}},
+                 {"required", {"ok"}},
+                 {"additionalProperties", false}};
+  json structured = body;
+  structured["max_tokens"] = 24;
+  structured["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "flag"}, {"schema", schema}}}};
+  auto direct_json = post(up_port, "/v1/completions", structured, &st);
+  ASSERT_EQ(st, 200) << direct_json.dump();
+  auto via_json = post(outer->http_port(), "/v1/completions", structured, &st);
+  ASSERT_EQ(st, 200) << via_json.dump();
+  EXPECT_EQ(via_json["choices"][0]["text"], direct_json["choices"][0]["text"]);
+  EXPECT_NE(via_json["choices"][0]["text"], via["choices"][0]["text"]);
+  if (via_json["choices"][0]["finish_reason"] == "stop") {
+    auto value = json::parse(via_json["choices"][0]["text"].get<std::string>(), nullptr, false);
+    ASSERT_TRUE(value.is_object()) << via_json.dump();
+    EXPECT_TRUE(value["ok"].is_boolean());
+  }
+
   // Chat, streamed: the outer worker renders the template, the upstream gets ids.
   json chat = {{"model", model}, {"stream", true}, {"max_tokens", 5}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
   httplib::Client cli("127.0.0.1", outer->http_port());

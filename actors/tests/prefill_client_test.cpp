@@ -4,6 +4,8 @@
 // cancel releasing its lease, and a prefill worker that leaves dropping its UCX endpoint.
 #include "actors/prefill_client.hpp"
 
+#include "actors/tests/coordinated_bus.hpp"
+
 #include <gtest/gtest.h>
 
 #include <caf/all.hpp>
@@ -19,24 +21,14 @@ using transport::nats_message;
 
 using inbox = transport::test_support::recorded_messages;
 
-struct prefill_client_test : ::testing::Test {
-  transport::test_support::test_bus bus;
-  transport::nats_connection* conn = nullptr;
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
+struct prefill_client_test : ::testing::Test, testing::coordinated_bus {
   std::shared_ptr<std::vector<std::string>> seen = std::make_shared<std::vector<std::string>>();
   prefill_client_actor client;
   inbox requests;  // what the client publishes to the prefill routers
 
   void SetUp() override {
-    bus.start();
-    conn = bus.conn.get();
+    start_coordinated();
     bus.record(requests, subjects::router_prefill("t"));
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    cfg.set("logger.file-verbosity", caf::atom("quiet"));
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
     // Stands in for the engine actor: records what the client tells it.
     auto engine = sys->spawn([seen = seen](caf::event_based_actor*) -> caf::behavior {
       return {

@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include "actors/tests/coordinated_bus.hpp"
 #include "actors/worker_engine.hpp"
 #include "backends/mock/mock_engine.hpp"
 #include "kv/block_hash.hpp"
@@ -33,11 +34,7 @@ struct test_faults final : prefill_faults {
   bool drop_release() const override { return drop; }
 };
 
-struct prefill_server_test : ::testing::Test {
-  transport::test_support::test_bus bus;
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
+struct prefill_server_test : ::testing::Test, testing::coordinated_bus {
   std::shared_ptr<engine_log> seen = std::make_shared<engine_log>();
   std::shared_ptr<worker_metrics> metrics = std::make_shared<worker_metrics>();
   std::shared_ptr<test_faults> faults;
@@ -46,12 +43,8 @@ struct prefill_server_test : ::testing::Test {
   inbox replies;  // the decode worker's inbox
 
   void SetUp() override {
-    bus.start();
+    start_coordinated();
     bus.record(replies, "t.pf");
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    cfg.set("logger.file-verbosity", caf::atom("quiet"));
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
   }
 
   void TearDown() override {
@@ -337,7 +330,7 @@ TEST_F(prefill_server_test, the_engine_actor_computes_a_job_and_stages_its_block
   auto publisher = spawn_heartbeat_publisher(*sys, *bus.conn, {subjects::heartbeat("t", "p1"), 500});
   auto kv_manager = spawn_kv_block_manager(*sys, *bus.conn, {"p1", subjects::kv_events("t", "p1")});
   engine = sys->spawn(worker_detail::engine_behavior, bus.conn.get(), eng, wc, xfer, publisher, kv_manager,
-                      prefill_client_actor{}, server);
+                      prefill_client_actor{}, server, std::shared_ptr<std::vector<kv_block_copy>>{});
   caf::anon_send(server, open_atom::value, engine);
   caf::anon_send(publisher, open_atom::value, engine);
   caf::anon_send(kv_manager, open_atom::value, engine);

@@ -2,111 +2,18 @@
 // by CAF's test coordinator (every engine step's model time is a timeout the test triggers) on a real
 // nats-server: admission and a whole stream, a migration resume, cancel of a running request, bad input,
 // a KV snapshot request, and heartbeats on the period and on a status probe.
-#include "actors/worker_engine.hpp"
+#include "actors/tests/worker_engine_fixture.hpp"
 
-#include <gtest/gtest.h>
-
-#include <condition_variable>
-#include <mutex>
-#include <set>
-#include <thread>
-
-#include <caf/all.hpp>
-#include <caf/scheduler/test_coordinator.hpp>
-
-#include "backends/mock/mock_engine.hpp"
 #include "kv/block_hash.hpp"
 #include "kv/block_ledger.hpp"
-#include "messages/subjects.hpp"
-#include "transport/tests/test_bus.hpp"
 
 namespace yard::actors {
 namespace {
 
+using testing::batches_of;
+using testing::inbox;
+using testing::worker_engine_test;
 using transport::nats_message;
-
-struct inbox : transport::test_support::recorded_messages {
-  // Waits for a chunk that ends the request (NATS delivers asynchronously).
-  bool wait_final() {
-    for (int i = 0; i < 1000; ++i) {
-      auto c = chunks();
-      if (!c.empty() && c.back().finish_reason) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
-  }
-  std::vector<msg::token_chunk> chunks() {
-    std::lock_guard<std::mutex> lock(mu);
-    std::vector<msg::token_chunk> out;
-    for (const auto& m : got)
-      if (auto c = msg::decode_auto<msg::token_chunk>(m.data, m.content_type)) out.push_back(std::move(*c));
-    return out;
-  }
-};
-
-struct worker_engine_test : ::testing::Test {
-  transport::test_support::test_bus bus;
-  transport::nats_connection* conn = nullptr;
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-  caf::scheduler::test_coordinator* sched = nullptr;
-  caf::actor engine;
-  heartbeat_publisher_actor publisher;
-  kv_block_manager_actor kv_manager;
-
-  void SetUp() override {
-    bus.start();
-    conn = bus.conn.get();
-    cfg.set("scheduler.policy", caf::atom("testing"));
-    cfg.set("logger.file-verbosity", caf::atom("quiet"));
-    sys = std::make_unique<caf::actor_system>(cfg);
-    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-    backends::mock_engine_options mo;
-    mo.per_token_delay_ms = 5;
-    auto eng = std::make_shared<std::unique_ptr<backends::engine>>(std::make_unique<backends::mock_engine>(mo));
-    worker_config wc;
-    wc.ns = "t";
-    wc.id = "w1";
-    publisher = spawn_heartbeat_publisher(*sys, *conn, {subjects::heartbeat("t", "w1"), 500});
-    kv_manager = spawn_kv_block_manager(*sys, *conn, {"w1", subjects::kv_events("t", "w1")});
-    // Not detached here, so the test coordinator runs it like any other actor.
-    engine = sys->spawn(worker_detail::engine_behavior, conn, eng, wc,
-                        std::make_shared<std::unique_ptr<kv_transfer_agent>>(), publisher, kv_manager,
-                        prefill_client_actor{}, prefill_server_actor{});
-    caf::anon_send(publisher, open_atom::value, engine);
-    caf::anon_send(kv_manager, open_atom::value, engine);
-    sched->run();
-  }
-
-  void TearDown() override {
-    caf::anon_send_exit(engine, caf::exit_reason::user_shutdown);
-    sched->run();
-  }
-
-  void listen(inbox& box, const std::string& subject) { bus.record(box, subject); }
-
-  // Runs every message and every step's model-time timeout until the actors are idle.
-  void settle() {
-    for (int i = 0; i < 10000 && (sched->has_job() || sched->has_pending_timeout()); ++i) {
-      sched->run();
-      sched->trigger_timeouts();
-    }
-  }
-
-  void send(caf::atom_value tag, const std::string& reply, const std::string& json) {
-    nats_message m{"t.worker", reply, json, "application/json", false};
-    if (tag == generate_atom::value) caf::anon_send(engine, generate_atom::value, m);
-    else if (tag == cancel_atom::value) caf::anon_send(engine, cancel_atom::value, m);
-    else caf::anon_send(kv_manager, snapshot_atom::value, m);
-  }
-
-  static std::string expected(const std::string& prompt, std::size_t from, std::size_t to) {
-    std::vector<backends::token_id> p(prompt.begin(), prompt.end());
-    std::string s;
-    for (std::size_t i = from; i < to; ++i) s.push_back(static_cast<char>(backends::mock_engine::expected_token(p, 0, i)));
-    return s;
-  }
-};
 
 TEST_F(worker_engine_test, admits_a_request_and_streams_it_to_the_end) {
   inbox box;
@@ -190,14 +97,6 @@ TEST_F(worker_engine_test, a_snapshot_request_answers_every_block_held) {
   ASSERT_TRUE(b);
   EXPECT_EQ(b->worker_id, "w1");
   EXPECT_GE(b->events.size(), 1u);  // 64 prompt tokens = 4 full blocks of 16, stored
-}
-
-std::vector<msg::kv_event_batch> batches_of(inbox& box) {
-  std::lock_guard<std::mutex> lock(box.mu);
-  std::vector<msg::kv_event_batch> out;
-  for (const auto& m : box.got)
-    if (auto b = msg::decode_auto<msg::kv_event_batch>(m.data, m.content_type)) out.push_back(std::move(*b));
-  return out;
 }
 
 // The kv_block_manager: the engine's events go out as batches numbered without a gap, and a

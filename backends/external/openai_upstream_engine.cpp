@@ -74,6 +74,11 @@ class openai_upstream_engine final : public engine {
   }
 
   status connect() {
+    auto dialect = parse_schema_dialect(o_.structured_output);
+    if (!dialect)
+      return make_error(errc::bad_request, "--upstream-structured-output '" + o_.structured_output +
+                                               "': must be response_format, sglang, llama.cpp or none");
+    schemas_ = *dialect;
     if (o_.model.empty() || o_.max_context == 0) {
       auto cli = client(o_.connect_timeout_ms, 5000);
       auto res = cli->Get(url_.prefix + "/v1/models", headers());
@@ -126,6 +131,7 @@ class openai_upstream_engine final : public engine {
 
   // ---- prompt_tokenizer ----
   std::string name() const override { return "openai:" + o_.model; }
+  bool constrains_by_schema() const override { return schemas_ != schema_dialect::none; }
   result<std::vector<token_id>> tokenize(std::string_view text) const override { return o_.tokenizer->tokenize(text); }
   result<std::vector<token_id>> apply_chat_template(const std::vector<msg::chat_message>& messages,
                                                     const msg::json_value* tools) const override {
@@ -137,8 +143,14 @@ class openai_upstream_engine final : public engine {
   status add_request(engine_request req) override {
     if (req.prompt.empty()) return make_error(errc::bad_request, "empty prompt");
     if (calls_.count(req.request_id)) return make_error(errc::conflict, "request id " + req.request_id + " already running");
-    if (req.constraint)
-      return make_error(errc::unsupported, "structured output through an external engine is not implemented");
+    if (req.constraint)  // the worker asks for output_schema instead (constrains_by_schema)
+      return make_error(errc::unsupported, "an external engine cannot apply a token constraint: it takes a JSON schema");
+    if (req.output_schema && schemas_ == schema_dialect::none)
+      return make_error(errc::unsupported, "structured output is off for upstream " + o_.upstream +
+                                               " (--upstream-structured-output none)");
+    if (req.output_schema && !req.resume_tokens.empty())
+      return make_error(errc::unsupported, "a structured request cannot resume on an external engine: its server "
+                                           "would start the JSON value over after the part already delivered");
     if (auto why = unavailable_reason()) return make_error(errc::unavailable, *why);
     auto c = std::make_unique<call>();
     c->req = std::move(req);
@@ -275,7 +287,7 @@ class openai_upstream_engine final : public engine {
       if (it == calls_.end()) continue;
       auto& c = *it->second;
       c.client = client(o_.connect_timeout_ms, o_.idle_timeout_ms);
-      auto body = completion_body(c.req, o_.model, context_known_ ? o_.max_context : 0);
+      auto body = completion_body(c.req, o_.model, context_known_ ? o_.max_context : 0, schemas_);
       {
         std::lock_guard lk(mu_);
         running_++;
@@ -455,6 +467,7 @@ class openai_upstream_engine final : public engine {
   }
 
   openai_upstream_options o_;
+  schema_dialect schemas_ = schema_dialect::response_format;  // from o_.structured_output
   base_url url_;
   std::shared_ptr<spdlog::logger> log_;
   // Owner-thread state.

@@ -21,9 +21,13 @@
 // health check passes again the worker serves again.
 // The tokenizer is the model folder's (or the mock's byte tokenizer): the
 // router and this worker hash blocks alike, and prompts go upstream as ids.
-// Not supported here: structured output (the engine has no vocabulary to
-// constrain; such requests are refused by the worker), KV block export/import
-// (no disaggregation through an external engine).
+// Structured output is the server's to enforce: the worker turns response_format
+// (or a forced tool call in the llama3_json format) into a JSON schema
+// (backends/output_rules_upstream) and the body carries it in the server's
+// dialect (`structured_output`). A migrated constrained request is refused (the
+// server would start the value over after the delivered part), and so is one
+// when the dialect is `none`. Not supported here: KV block export/import (no
+// disaggregation through an external engine).
 // Must not touch: NATS, actors.
 // Thread-safety: like every engine, one owner calls the methods; the request
 // threads and the poller talk to it through a mutex-guarded queue. step()
@@ -59,6 +63,10 @@ struct openai_upstream_options {
   // router routes this worker approximately), its replay endpoint ("" = none), the layout and the topic.
   std::string kv_events_endpoint, kv_events_replay_endpoint, kv_events_topic;
   std::string kv_events_source = "vllm";  // vllm | sglang
+  // How structured output (response_format, a forced llama3_json tool call) goes to the server as a JSON
+  // schema: response_format (vLLM, Switchyard, OpenAI-compatible; default) | sglang | llama.cpp | none
+  // (refused). See openai_upstream_wire.hpp.
+  std::string structured_output = "response_format";
 };
 
 // Connects (GET /v1/models: the model name when not given, max_model_len) and

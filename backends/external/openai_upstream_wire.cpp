@@ -6,7 +6,16 @@ namespace yard::backends::external {
 
 using nlohmann::json;
 
-std::string completion_body(const engine_request& r, const std::string& model, std::uint32_t context_tokens) {
+std::optional<schema_dialect> parse_schema_dialect(std::string_view name) {
+  if (name == "response_format") return schema_dialect::response_format;
+  if (name == "sglang") return schema_dialect::sglang;
+  if (name == "llama.cpp") return schema_dialect::llama_cpp;
+  if (name == "none") return schema_dialect::none;
+  return std::nullopt;
+}
+
+std::string completion_body(const engine_request& r, const std::string& model, std::uint32_t context_tokens,
+                            schema_dialect schemas) {
   std::vector<msg::token_id> prompt = r.prompt;
   prompt.insert(prompt.end(), r.resume_tokens.begin(), r.resume_tokens.end());
   const auto resumed = static_cast<std::uint32_t>(r.resume_tokens.size());
@@ -35,6 +44,19 @@ std::string completion_body(const engine_request& r, const std::string& model, s
   if (s.logprobs) j["logprobs"] = s.top_logprobs;  // completions: the number of alternatives
   if (!r.stop.empty()) j["stop"] = r.stop;
   if (!r.stop_token_ids.empty()) j["stop_token_ids"] = r.stop_token_ids;
+  if (r.output_schema) {
+    auto schema = json::parse(*r.output_schema, nullptr, false);
+    if (schema.is_discarded()) schema = json{{"type", "object"}};  // output_rules wrote it: never malformed
+    switch (schemas) {
+      case schema_dialect::response_format:
+        j["response_format"] = {{"type", "json_schema"},
+                                {"json_schema", {{"name", "output"}, {"schema", std::move(schema)}, {"strict", true}}}};
+        break;
+      case schema_dialect::sglang: j["json_schema"] = *r.output_schema; break;
+      case schema_dialect::llama_cpp: j["json_schema"] = std::move(schema); break;
+      case schema_dialect::none: break;
+    }
+  }
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

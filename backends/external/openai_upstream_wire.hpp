@@ -28,9 +28,20 @@ namespace yard::backends::external {
 // (a migrated request goes on after what was delivered), `max_tokens` = what is
 // left of the budget (a budget of 0 = up to `context_tokens`, or the server's
 // default when that is 0: the server's context is not known), stream with
-// usage, and only the sampling fields that differ from their defaults, so a
-// strict server is not sent fields it may not know.
-std::string completion_body(const engine_request& r, const std::string& model, std::uint32_t context_tokens);
+// usage, only the sampling fields that differ from their defaults, so a
+// strict server is not sent fields it may not know, and the output schema in
+// the server's dialect.
+// How a request's output_schema is put to the server: as OpenAI's
+// `response_format` {"type": "json_schema", ...} (vLLM's /v1/completions reads
+// it, as do Switchyard's frontend and other OpenAI-compatible servers; the
+// default), as SGLang's `json_schema` (the schema as a JSON string), as
+// llama.cpp's llama-server `json_schema` (the schema as an object), or not at
+// all (`none`: such requests are refused).
+enum class schema_dialect : std::uint8_t { response_format, sglang, llama_cpp, none };
+std::optional<schema_dialect> parse_schema_dialect(std::string_view name);  // "response_format" | "sglang" | "llama.cpp" | "none"
+
+std::string completion_body(const engine_request& r, const std::string& model, std::uint32_t context_tokens,
+                            schema_dialect schemas = schema_dialect::response_format);
 
 // One SSE `data:` payload, read.
 struct upstream_delta {

@@ -93,6 +93,56 @@ TEST(mock_tiers, eviction_cascades_g1_g2_g3_and_onboards_back) {
   EXPECT_EQ(count(eng.drain_kv_events())(msg::kv_event_kind::stored, 1), 4u);  // the onboarded blocks, as tier-1 stores
 }
 
+// A worker hands the tiers to its kv_block_manager actor: the engine then gives away evicted blocks'
+// bytes instead of offloading them, stops onboarding inside step(), and imports what the owner read.
+TEST(mock_tiers, released_tiers_take_evicted_blocks_and_onboard_through_the_engine_interface) {
+  auto e = mock_engine::create(mock_opts(12, 64, ""));
+  ASSERT_TRUE(e.ok()) << e.err().describe();
+  auto& eng = **e;
+  std::vector<std::pair<kv::block_hash, std::vector<std::byte>>> evicted;
+  auto store = eng.release_tiers([&](kv::block_hash h, std::span<const std::byte> b) {
+    evicted.emplace_back(h, std::vector<std::byte>(b.begin(), b.end()));
+  });
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(eng.tiering(), nullptr);
+  EXPECT_EQ(eng.release_tiers({}), nullptr);  // handed over once
+  for (std::uint32_t s = 0; s < 6; ++s) {
+    ASSERT_TRUE(eng.add_request(req("r" + std::to_string(s), prompt(65, s), 2)).ok());
+    run_all(eng);
+  }
+  ASSERT_FALSE(evicted.empty());
+  EXPECT_EQ(store->stats().offloaded_blocks, 0u);  // the engine no longer offloads by itself
+  EXPECT_EQ(count(eng.drain_kv_events())(msg::kv_event_kind::stored, 2), 0u);  // its events are G1's only
+  for (const auto& [h, b] : evicted) store->offload(h, b);
+  EXPECT_EQ(count(store->drain_events())(msg::kv_event_kind::stored, 2), evicted.size());
+
+  auto p0 = prompt(65, 0);
+  auto h0 = kv::hash_blocks(p0, 16);
+  auto ask = eng.onboard_question(h0, p0.size());
+  EXPECT_EQ(ask.g1_blocks, 0u);
+  ASSERT_EQ(ask.hashes.size(), 4u);
+  auto f = store->fetch(ask);
+  ASSERT_EQ(f.blocks(), 4u);
+  ASSERT_EQ(f.data.size(), 4 * eng.kv_block_bytes());
+
+  // Bytes that are not the blocks' (a torn read, a bug) are refused, and nothing is cached.
+  auto bad = f;
+  bad.data[bad.data.size() / 2] ^= std::byte{0x5a};
+  auto refused = eng.onboard_kv(ask, bad);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_LT(eng.cached_blocks(h0), 4u);
+
+  auto r = eng.onboard_kv(ask, f);
+  ASSERT_TRUE(r.ok()) << r.err().describe();
+  EXPECT_EQ(*r, 4u);
+  EXPECT_EQ(eng.cached_blocks(h0), 4u);
+  ASSERT_TRUE(eng.add_request(req("again", p0, 4)).ok());
+  auto out = run_all(eng)["again"];
+  EXPECT_EQ(out.tokens, mock_expected(p0, 4));
+  EXPECT_EQ(out.usage.cached_tokens, 64u);
+  EXPECT_EQ(store->stats().g2_hit_blocks, 4u);
+}
+
 TEST(mock_tiers, onboarding_charges_modelled_time) {
   auto o = mock_opts(6, 64, "");
   o.block_size = 64;

@@ -88,8 +88,9 @@ class fake_server {
   json last_body;
 };
 
-std::unique_ptr<backends::engine> engine_for(const fake_server& s) {
+std::unique_ptr<backends::engine> engine_for(const fake_server& s, const std::string& structured = "response_format") {
   backends::external::openai_upstream_options o;
+  o.structured_output = structured;
   o.upstream = "http://127.0.0.1:" + std::to_string(s.port) + "/v1/";  // a trailing /v1 is dropped
   o.poll_ms = 50;
   o.tokenizer = std::make_shared<backends::byte_tokenizer>();
@@ -147,6 +148,73 @@ TEST(openai_upstream_engine, tool_calls_come_out_of_a_server_that_sends_only_tex
   EXPECT_EQ(body["prompt"], json::array({1, 2, 3, 4}));
   EXPECT_EQ(body["max_tokens"], 64);
   EXPECT_FALSE(e->has_work());
+}
+
+// Structured output is the server's to enforce: the request's schema goes up in the server's dialect.
+TEST(openai_upstream_engine, an_output_schema_goes_to_the_server_in_its_dialect) {
+  fake_server server;
+  const json schema = {{"type", "object"}, {"properties", {{"city", {{"type", "string"}}}}}, {"required", {"city"}}};
+  auto run_one = [&](backends::engine& e, const std::string& id) {
+    backends::engine_request r;
+    r.request_id = id;
+    r.prompt = {1, 2, 3};
+    r.max_tokens = 32;
+    r.output_schema = schema.dump();
+    auto s = e.add_request(r);
+    if (!s) return s;
+    std::optional<msg::finish_kind> finish;
+    EXPECT_TRUE(eventually([&] {
+      for (auto& o : e.step().outputs)
+        if (o.finish_reason) finish = o.finish_reason;
+      return finish.has_value();
+    }));
+    return status::success();
+  };
+  auto vllm = engine_for(server);
+  ASSERT_NE(vllm, nullptr);
+  EXPECT_TRUE(vllm->constrains_by_schema());
+  ASSERT_TRUE(run_one(*vllm, "s1").ok());
+  auto body = server.body();
+  EXPECT_EQ(body["response_format"]["type"], "json_schema");
+  EXPECT_EQ(body["response_format"]["json_schema"]["schema"], schema);
+  EXPECT_FALSE(body.contains("json_schema"));
+
+  auto sglang = engine_for(server, "sglang");
+  ASSERT_TRUE(run_one(*sglang, "s2").ok());
+  body = server.body();
+  ASSERT_TRUE(body["json_schema"].is_string());  // SGLang takes the schema as a JSON string
+  EXPECT_EQ(json::parse(body["json_schema"].get<std::string>()), schema);
+  EXPECT_FALSE(body.contains("response_format"));
+
+  auto llama = engine_for(server, "llama.cpp");
+  ASSERT_TRUE(run_one(*llama, "s3").ok());
+  body = server.body();
+  EXPECT_EQ(body["json_schema"], schema);  // llama-server takes it as an object
+
+  auto off = engine_for(server, "none");
+  EXPECT_FALSE(off->constrains_by_schema());
+  auto refused = run_one(*off, "s4");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.err().code, errc::unsupported);
+
+  // A migrated constrained request would restart its value upstream: refused, not garbled.
+  backends::engine_request resumed;
+  resumed.request_id = "s5";
+  resumed.prompt = {1, 2, 3};
+  resumed.resume_tokens = {'{'};
+  resumed.output_schema = schema.dump();
+  auto r5 = vllm->add_request(resumed);
+  ASSERT_FALSE(r5.ok());
+  EXPECT_EQ(r5.err().code, errc::unsupported);
+
+  backends::external::openai_upstream_options bad;
+  bad.upstream = "http://127.0.0.1:" + std::to_string(server.port);
+  bad.tokenizer = std::make_shared<backends::byte_tokenizer>();
+  bad.detokenize = [](const std::vector<msg::token_id>&) { return std::string(); };
+  bad.structured_output = "xgrammar";
+  auto b = backends::external::make_openai_upstream_engine(bad);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.err().message.find("xgrammar"), std::string::npos);
 }
 
 TEST(openai_upstream_engine, load_comes_from_the_servers_metrics_and_health_decides_availability) {

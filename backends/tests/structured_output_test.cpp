@@ -206,6 +206,46 @@ TEST(structured_output, auto_and_none_leave_the_output_free) {
 }
 
 // Bus clients are not checked by the frontend: malformed shapes are 400s naming the field, never a throw.
+// An engine whose server constrains by schema (an external engine) gets the same decision as a schema.
+TEST(structured_output, upstream_rules_carry_the_schema_instead_of_a_constraint) {
+  auto rules = output_rules_upstream(schema_request("u1"), chat::tool_call_format::hermes);
+  ASSERT_TRUE(rules.ok()) << rules.err().describe();
+  EXPECT_EQ(rules->constraint, nullptr);
+  ASSERT_TRUE(rules->upstream_schema);
+  EXPECT_EQ(json::parse(*rules->upstream_schema), json::parse(city_schema));
+  msg::generate_request obj;
+  obj.response_format = msg::json_value{ordered_json{{"type", "json_object"}}};
+  rules = output_rules_upstream(obj, chat::tool_call_format::hermes);
+  ASSERT_TRUE(rules.ok());
+  EXPECT_EQ(json::parse(*rules->upstream_schema), json({{"type", "object"}}));
+  msg::generate_request text;
+  text.response_format = msg::json_value{ordered_json{{"type", "text"}}};
+  rules = output_rules_upstream(text, chat::tool_call_format::hermes);
+  ASSERT_TRUE(rules.ok());
+  EXPECT_FALSE(rules->upstream_schema);
+
+  msg::generate_request forced;
+  forced.tools = msg::json_value{weather_tools()};
+  forced.tool_choice = msg::json_value{ordered_json{{"type", "function"}, {"function", {{"name", "get_time"}}}}};
+  rules = output_rules_upstream(forced, chat::tool_call_format::llama3_json);  // a bare JSON call: a schema
+  ASSERT_TRUE(rules.ok()) << rules.err().describe();
+  auto call = json::parse(*rules->upstream_schema);
+  EXPECT_EQ(call["properties"]["name"]["const"], "get_time");
+  EXPECT_EQ(rules->tool_format, chat::tool_call_format::llama3_json);
+  auto framed = output_rules_upstream(forced, chat::tool_call_format::hermes);  // text around the JSON: no schema says it
+  ASSERT_FALSE(framed.ok());
+  EXPECT_EQ(framed.err().code, errc::unsupported);
+  EXPECT_NE(framed.err().message.find("llama3_json"), std::string::npos);
+
+  msg::generate_request bad;  // a schema the native engines would refuse is refused alike
+  bad.response_format = msg::json_value{ordered_json{
+      {"type", "json_schema"}, {"json_schema", {{"name", "b"}, {"schema", {{"type", "object"}, {"minProperties", "x"}}}}}}};
+  auto native = output_rules_for(bad, [] { return mock_engine().vocabulary(); }, chat::tool_call_format::hermes);
+  auto upstream = output_rules_upstream(bad, chat::tool_call_format::hermes);
+  EXPECT_EQ(native.ok(), upstream.ok());
+  if (!upstream.ok()) EXPECT_EQ(upstream.err().code, errc::bad_request);
+}
+
 TEST(structured_output, malformed_agent_fields_from_the_bus_are_errors) {
   mock_engine e;
   auto vocab = [&] { return e.vocabulary(); };

@@ -1,0 +1,116 @@
+// actors/tests/worker_tiers_test.cpp — the KV tiers live in the kv_block_manager actor: blocks the
+// engine's G1 evicts reach it by message and go down to G2 (tier-2 events on the worker's stream), a
+// request whose prefix is only in G2 waits in phase `onboarding` while the manager reads it, the engine
+// imports the bytes and the request runs with that prefix cached and the right tokens, a cancel while
+// onboarding ends the request at once, and the heartbeat carries the manager's tier counts. Driven by
+// CAF's test coordinator on a real nats-server (worker_engine_fixture.hpp).
+#include "actors/tests/worker_engine_fixture.hpp"
+
+#include "kv/block_hash.hpp"
+#include "kv/block_ledger.hpp"
+
+namespace yard::actors {
+namespace {
+
+using testing::batches_of;
+using testing::inbox;
+
+// A 12-block G1 (16 tokens a block) over a 64-block G2.
+struct worker_tiers_test : testing::worker_engine_test {
+  backends::mock_engine_options options() override {
+    backends::mock_engine_options mo;
+    mo.per_token_delay_ms = 5;
+    mo.block_size = 16;
+    mo.num_blocks = 12;
+    mo.tiers.host_blocks = 64;
+    return mo;
+  }
+
+  static std::string prompt(int s) { return std::string(65, static_cast<char>('a' + s)); }  // 4 full blocks + 1
+
+  // Runs one request to its end; its chunks.
+  std::vector<msg::token_chunk> run(const std::string& id, const std::string& p, int max_tokens) {
+    inbox box;
+    listen(box, "t." + id);
+    send(generate_atom::value, "t." + id,
+         R"({"request_id":")" + id + R"(","prompt":")" + p + R"(","max_tokens":)" + std::to_string(max_tokens) + "}");
+    settle();
+    EXPECT_TRUE(box.wait_final()) << id;
+    return box.chunks();
+  }
+
+  // Six prompts through G1: the first ones' blocks are evicted down to G2.
+  void fill_g2() {
+    for (int s = 0; s < 6; ++s) run("fill" + std::to_string(s), prompt(s), 2);
+  }
+
+  std::size_t stored_in(inbox& events, std::uint8_t tier, const std::string& p) {
+    kv::block_ledger replay;
+    for (const auto& b : batches_of(events)) replay.apply(b.events);
+    std::vector<backends::token_id> toks(p.begin(), p.end());
+    std::size_t n = 0;
+    for (auto h : kv::hash_blocks(toks, 16)) n += replay.holds(tier, h);
+    return n;
+  }
+
+  // The worker's heartbeat, through a status probe (as a router or `yard status` asks).
+  msg::heartbeat beat() {
+    inbox probe;
+    listen(probe, "t.probe");
+    caf::anon_send(publisher, status_atom::value,
+                   transport::nats_message{"t.status", "t.probe", "{}", "application/json", false});
+    settle();
+    EXPECT_TRUE(probe.wait_for(1));
+    std::lock_guard<std::mutex> lock(probe.mu);
+    if (probe.got.empty()) return {};
+    auto hb = msg::decode_auto<msg::heartbeat>(probe.got[0].data, probe.got[0].content_type);
+    return hb ? *hb : msg::heartbeat{};
+  }
+};
+
+TEST_F(worker_tiers_test, evicted_blocks_go_down_and_a_prefix_in_g2_comes_back_through_the_manager) {
+  inbox events;
+  listen(events, subjects::kv_events("t", "w1"));
+  fill_g2();
+  ASSERT_TRUE(events.wait_for(2));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the last batches' delivery
+  EXPECT_EQ(stored_in(events, 2, prompt(0)), 4u) << "the first prompt's blocks were evicted to G2, said on the stream";
+  EXPECT_EQ(stored_in(events, 1, prompt(0)), 0u);
+
+  auto chunks = run("again", prompt(0), 4);
+  ASSERT_GE(chunks.size(), 2u);
+  std::string text;
+  for (const auto& c : chunks) text += c.text;
+  EXPECT_EQ(text, expected(prompt(0), 0, 4));  // the onboarded KV serves the same tokens
+  ASSERT_TRUE(chunks.back().usage_info);
+  EXPECT_EQ(chunks.back().usage_info->cached_tokens, 64u);  // all four blocks came back from G2
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(stored_in(events, 1, prompt(0)), 4u);  // back in G1, and the router is told
+
+  auto hb = beat();
+  ASSERT_TRUE(hb.load);
+  EXPECT_GE(hb.load->kv_offloaded_blocks, 4u);  // the manager's counts reach the heartbeat
+  EXPECT_EQ(hb.load->kv_onboarded_blocks, 4u);
+  EXPECT_GT(hb.load->g2_kv_blocks, 0u);
+}
+
+TEST_F(worker_tiers_test, a_cancel_while_onboarding_ends_the_request_at_once) {
+  fill_g2();
+  inbox box;
+  listen(box, "t.c1");
+  send(generate_atom::value, "t.c1", R"({"request_id":"c1","prompt":")" + prompt(0) + R"(","max_tokens":4})");
+  sched->run_once();  // the engine actor admits it and asks the manager; the manager has not answered
+  send(cancel_atom::value, "", R"({"request_id":"c1"})");
+  settle();
+  ASSERT_TRUE(box.wait_final());
+  auto chunks = box.chunks();
+  ASSERT_EQ(chunks.size(), 2u);  // the ack and the cancelled end: no token ran
+  EXPECT_EQ(chunks.back().finish_reason, msg::finish_kind::cancelled);
+  // The worker serves on; the blocks read for c1 were imported, so this one finds them in G1.
+  auto next = run("c2", prompt(0), 2);
+  ASSERT_TRUE(next.back().usage_info);
+  EXPECT_EQ(next.back().usage_info->cached_tokens, 64u);
+}
+
+}  // namespace
+}  // namespace yard::actors
