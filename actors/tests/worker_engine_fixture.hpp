@@ -55,22 +55,31 @@ struct worker_engine_test : ::testing::Test, coordinated_bus {
     return mo;
   }
 
+  // The worker's role and thresholds (a plain "both" worker unless a fixture says otherwise).
+  virtual void configure(worker_config&) {}
+  // A decode worker's prefill_client and KV transfer (none unless a fixture gives them).
+  virtual prefill_client_actor make_prefill_client() { return {}; }
+  virtual std::unique_ptr<kv_transfer_agent> make_transfer(std::size_t /*block_bytes*/) { return nullptr; }
+
   void SetUp() override {
     start_coordinated();
     auto made = backends::mock_engine::create(options());
     ASSERT_TRUE(made.ok()) << made.err().describe();
     auto eng = std::make_shared<std::unique_ptr<backends::engine>>(std::move(made.value()));
     auto tiers = worker_detail::release_engine_tiers(**eng);  // as spawn_worker does
+    auto xfer = std::make_shared<std::unique_ptr<kv_transfer_agent>>(make_transfer((**eng).kv_block_bytes()));
     worker_config wc;
     wc.ns = "t";
     wc.id = "w1";
+    configure(wc);
     publisher = spawn_heartbeat_publisher(*sys, *conn, {subjects::heartbeat("t", "w1"), 500});
     kv_manager = spawn_kv_block_manager(*sys, *conn, {"w1", subjects::kv_events("t", "w1"), /*own_thread=*/false},
                                         tiers.store);
     // Not detached here, so the test coordinator runs it like any other actor.
-    engine = sys->spawn(worker_detail::engine_behavior, conn, eng, wc,
-                        std::make_shared<std::unique_ptr<kv_transfer_agent>>(), publisher, kv_manager,
-                        prefill_client_actor{}, prefill_server_actor{}, tiers.evicted);
+    auto client = make_prefill_client();
+    engine = sys->spawn(worker_detail::engine_behavior, conn, eng, wc, xfer, publisher, kv_manager, client,
+                        prefill_server_actor{}, tiers.evicted);
+    if (client) caf::anon_send(client, open_atom::value, engine);
     caf::anon_send(publisher, open_atom::value, engine);
     caf::anon_send(kv_manager, open_atom::value, engine);
     sched->run();

@@ -206,5 +206,57 @@ TEST_F(worker_engine_test, the_publisher_beats_on_its_period_and_answers_a_statu
   EXPECT_TRUE(beats.wait_for(2));
 }
 
+// A decode worker: a long prompt waits in remote_prefill while a stand-in prefill_client (which
+// records and never answers) has it; a cancel then ends it at once, tells the client, and a late
+// "prefill here" for it is ignored.
+struct decode_engine_test : worker_engine_test {
+  std::shared_ptr<std::vector<std::string>> told = std::make_shared<std::vector<std::string>>();
+
+  backends::mock_engine_options options() override {
+    auto mo = worker_engine_test::options();
+    mo.kv_block_bytes = 256;
+    return mo;
+  }
+  void configure(worker_config& wc) override {
+    wc.role = msg::worker_role::decode;
+    wc.remote_prefill_min_tokens = 32;
+  }
+  prefill_client_actor make_prefill_client() override {
+    return sys->spawn([t = told](prefill_client_actor::pointer) -> prefill_client_actor::behavior_type {
+      return {[](open_atom, caf::actor) {},
+              [t](prefill_atom, std::string& key, msg::remote_prefill_request&) { t->push_back("prefill " + key); },
+              [t](cancel_atom, std::string& key) { t->push_back("cancel " + key); },
+              [](remote_timeout_atom, std::string&) {}, [](prefilled_atom, transport::nats_message&) {},
+              [](heartbeat_atom, transport::nats_message&) {}};
+    });
+  }
+  std::unique_ptr<kv_transfer_agent> make_transfer(std::size_t block_bytes) override {
+    auto a = kv_transfer_agent::create(kv_transfer_options{.staging_mb = 1}, block_bytes);
+    EXPECT_TRUE(a) << a.err().describe();
+    return a ? std::move(*a) : nullptr;
+  }
+};
+
+TEST_F(decode_engine_test, cancel_while_waiting_for_a_remote_prefill_ends_it_and_tells_the_client) {
+  inbox box;
+  listen(box, "t.d1");
+  send(generate_atom::value, "t.d1", R"({"request_id":"d1","prompt":")" + std::string(64, 'p') + R"(","max_tokens":4})");
+  settle();
+  ASSERT_TRUE(box.wait_for(1));  // the ack: admitted, waiting for a prefill worker
+  ASSERT_EQ(*told, std::vector<std::string>{"prefill " + attempt_key("d1", 0)});
+  send(cancel_atom::value, "", R"({"request_id":"d1"})");
+  settle();
+  ASSERT_TRUE(box.wait_final());
+  auto chunks = box.chunks();
+  ASSERT_EQ(chunks.size(), 2u);  // nothing ran here
+  EXPECT_EQ(chunks.back().finish_reason, msg::finish_kind::cancelled);
+  ASSERT_EQ(told->size(), 2u);
+  EXPECT_EQ(told->back(), "cancel " + attempt_key("d1", 0));
+  caf::anon_send(engine, local_atom::value, attempt_key("d1", 0), true);  // a late "prefill here"
+  settle();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(box.chunks().size(), 2u);
+}
+
 }  // namespace
 }  // namespace yard::actors
