@@ -1,6 +1,8 @@
 // kv/tests/tier_store_test.cpp — host_tier (G2) and disk_tier (G3): LRU with
 // frequency protection; the slab: checksums, torn slots at recovery, encryption, slot reuse, degrade.
 #include <gtest/gtest.h>
+
+#include <thread>
 #include <unistd.h>
 
 #include <algorithm>
@@ -207,6 +209,33 @@ TEST(disk_tier, encrypted_roundtrip_and_wrong_key_cannot_read) {
   auto r = t->get(5);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.err().code, errc::corrupt);
+}
+
+// One tier per slab: a second opener waits for the first to close, and gives up with a clear error.
+TEST(disk_tier, a_slab_in_use_by_another_tier_is_refused_until_it_closes) {
+  temp_dir d;
+  disk_tier_options o;
+  o.dir = d.path;
+  o.capacity_blocks = 4;
+  o.lock_wait_ms = 100;
+  auto first = disk_tier::open(o);
+  ASSERT_TRUE(first.ok()) << first.err().describe();
+  ASSERT_TRUE((*first)->put(1, make_block(1)).ok());
+  auto second = disk_tier::open(o);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.err().code, errc::conflict);
+  EXPECT_NE(second.err().message.find("--kv-disk-dir"), std::string::npos) << second.err().message;
+  // The first closes while the next opener waits: it gets the slab, blocks included.
+  o.lock_wait_ms = 5000;
+  std::thread closer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    first->reset();
+  });
+  auto third = disk_tier::open(o);
+  closer.join();
+  ASSERT_TRUE(third.ok()) << third.err().describe();
+  ASSERT_TRUE((*third)->recover().ok());
+  EXPECT_TRUE((*third)->contains(1));
 }
 
 TEST(disk_tier, bad_key_file_is_rejected) {

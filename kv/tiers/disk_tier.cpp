@@ -2,10 +2,12 @@
 #include "kv/tiers/disk_tier.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -250,6 +252,15 @@ result<std::unique_ptr<disk_tier>> disk_tier::open(disk_tier_options opts) {
     t->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   }
   if (t->fd_ < 0) return make_error(errc::io_error, "disk_tier: cannot open " + path.string() + ": " + std::strerror(errno));
+  // One tier per slab (released when the fd closes, after the last write has landed).
+  const auto lock_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(0, opts.lock_wait_ms));
+  while (::flock(t->fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() >= lock_until)
+      return make_error(errc::conflict, "disk_tier: " + path.string() +
+                                            " is in use by another KV tier (another worker given this directory, or "
+                                            "one still closing): give each worker its own --kv-disk-dir");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 
   // An existing slab keeps its slot size unless this tier's blocks need another one.
   auto log = component_logger("kv.tiers");

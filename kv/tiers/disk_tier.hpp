@@ -74,6 +74,10 @@ struct disk_tier_options {
   // more (the block is simply not kept in G3) instead of letting queued block
   // copies grow without bound when evictions outrun the disk (default 256).
   std::size_t max_pending_writes = 256;
+  // One tier per slab: the slab is locked (flock) while open. A second opener
+  // (a restarted worker while the old one's tier still closes, or two workers
+  // given one directory) waits this long for the lock, then gets errc::conflict (default 5000).
+  int lock_wait_ms = 5000;
 };
 
 class io_pool;
@@ -82,8 +86,9 @@ class disk_tier {
  public:
   using evict_fn = std::function<void(block_hash)>;
 
-  // Creates the directory and loads the key. Errors: bad_request (no dir,
-  // key file not exactly 32 bytes), io_error (cannot create/read).
+  // Creates the directory, loads the key and locks the slab. Errors: bad_request
+  // (no dir, key file not exactly 32 bytes), io_error (cannot create/read),
+  // conflict (another tier holds the slab past lock_wait_ms).
   static result<std::unique_ptr<disk_tier>> open(disk_tier_options opts);
   ~disk_tier();
   disk_tier(const disk_tier&) = delete;
