@@ -37,11 +37,16 @@ struct temp_dir {
   static int& counter() { static int c = 0; return c; }
 };
 
-std::unique_ptr<disk_tier> open_disk(const fs::path& dir, std::size_t cap = 64,
-                                     std::optional<fs::path> key = std::nullopt) {
+disk_tier_options disk_options(const fs::path& dir, std::size_t cap) {
   disk_tier_options o;
   o.dir = dir;
   o.capacity_blocks = cap;
+  return o;
+}
+
+std::unique_ptr<disk_tier> open_disk(const fs::path& dir, std::size_t cap = 64,
+                                     std::optional<fs::path> key = std::nullopt) {
+  auto o = disk_options(dir, cap);
   o.key_file = key;
   auto r = disk_tier::open(o);
   EXPECT_TRUE(r.ok());
@@ -214,9 +219,7 @@ TEST(disk_tier, encrypted_roundtrip_and_wrong_key_cannot_read) {
 // One tier per slab: a second opener waits for the first to close, and gives up with a clear error.
 TEST(disk_tier, a_slab_in_use_by_another_tier_is_refused_until_it_closes) {
   temp_dir d;
-  disk_tier_options o;
-  o.dir = d.path;
-  o.capacity_blocks = 4;
+  auto o = disk_options(d.path, 4);
   o.lock_wait_ms = 100;
   auto first = disk_tier::open(o);
   ASSERT_TRUE(first.ok()) << first.err().describe();
@@ -331,9 +334,7 @@ TEST(disk_tier, a_slab_for_another_block_size_starts_empty) {
 
 TEST(disk_tier, a_read_racing_an_eviction_misses) {
   temp_dir d;
-  disk_tier_options o;
-  o.dir = d.path;
-  o.capacity_blocks = 1;
+  auto o = disk_options(d.path, 1);
   o.io_threads = 1;
   auto t = std::move(disk_tier::open(o).value());
   ASSERT_TRUE(t->put(1, make_block(1)).ok());
