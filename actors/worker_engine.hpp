@@ -128,8 +128,9 @@ void run_locally(worker_actor* self, const std::string& key, backends::engine_re
 void start_in_engine(worker_actor* self, const std::string& key, backends::engine_request er);
 
 // worker_onboard.cpp
-// The question for the tiers when they own part of this prompt's prefix below G1
-// (a whole-G1 prefix only reports its hits, for write-through, and returns none).
+// The question for the tiers when they may hold part of this prompt's prefix below G1
+// (none when the prefix is all in G1 or the tiers last reported no block: then only the
+// G1 hits are reported, for write-through).
 std::optional<backends::onboard_ask> tier_question(worker_state& st, const backends::engine_request& er,
                                                    const std::vector<kv::block_hash>& hashes);
 // Asks the kv_block_manager, imports the bytes it replies with (nothing on a timeout or error: the prefix

@@ -34,7 +34,9 @@ std::optional<backends::onboard_ask> tier_question(worker_state& st, const backe
                                                    const std::vector<kv::block_hash>& hashes) {
   if (!st.evicted || hashes.empty()) return std::nullopt;
   auto ask = st.engine->onboard_question(hashes, er.prompt.size() + er.resume_tokens.size());
-  if (ask.g1_blocks < ask.hashes.size()) return ask;
+  // Empty tiers (as last reported: a cold worker) have nothing to bring back: no round trip.
+  const bool tiers_hold = st.tier_load.g2_kv_blocks + st.tier_load.g3_kv_blocks > 0;
+  if (ask.g1_blocks < ask.hashes.size() && tiers_hold) return ask;
   if (ask.g1_blocks > 0) caf::anon_send(st.kv_manager, hits_atom::value, std::move(ask.hashes));
   return std::nullopt;
 }
