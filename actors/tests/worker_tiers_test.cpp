@@ -2,9 +2,15 @@
 // engine's G1 evicts reach it by message and go down to G2 (tier-2 events on the worker's stream), a
 // request whose prefix is only in G2 waits in phase `onboarding` while the manager reads it, the engine
 // imports the bytes and the request runs with that prefix cached and the right tokens, a cancel while
-// onboarding ends the request at once, and the heartbeat carries the manager's tier counts. Driven by
+// onboarding ends the request at once, the heartbeat carries the manager's tier counts, and a hot prefix is
+// written through to G3 with bytes the manager asks of the engine actor. Driven by
 // CAF's test coordinator on a real nats-server (worker_engine_fixture.hpp).
 #include "actors/tests/worker_engine_fixture.hpp"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
 
 #include "kv/block_hash.hpp"
 #include "kv/block_ledger.hpp"
@@ -110,6 +116,38 @@ TEST_F(worker_tiers_test, a_cancel_while_onboarding_ends_the_request_at_once) {
   auto next = run("c2", prompt(0), 2);
   ASSERT_TRUE(next.back().usage_info);
   EXPECT_EQ(next.back().usage_info->cached_tokens, 64u);
+}
+
+// Write-through by message: a prefix hit often enough in G1 goes to G3 before it is ever evicted, with the
+// bytes the manager asks of the engine actor.
+struct worker_write_through_test : worker_tiers_test {
+  std::filesystem::path g3 = std::filesystem::temp_directory_path() /
+                             ("yard_wt_" + std::to_string(::getpid()) + "_" + std::to_string(std::rand()));
+  ~worker_write_through_test() override {
+    std::error_code ec;
+    std::filesystem::remove_all(g3, ec);
+  }
+  backends::mock_engine_options options() override {
+    auto mo = worker_tiers_test::options();
+    mo.tiers.disk_dir = g3.string();
+    mo.tiers.disk_sync_writes = true;
+    mo.tiers.write_through_hits = 2;
+    return mo;
+  }
+};
+
+TEST_F(worker_write_through_test, a_hot_prefix_is_written_through_to_g3_with_bytes_from_the_engine_actor) {
+  inbox events;
+  listen(events, subjects::kv_events("t", "w1"));
+  run("w0", prompt(0), 2);  // computed: in G1
+  run("w1", prompt(0), 2);  // hit once
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(stored_in(events, 3, prompt(0)), 0u);
+  run("w2", prompt(0), 2);  // hit twice: hot
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(stored_in(events, 3, prompt(0)), 4u) << "written through to G3 while still in G1";
+  EXPECT_EQ(stored_in(events, 1, prompt(0)), 4u);
+  EXPECT_EQ(stored_in(events, 2, prompt(0)), 0u);  // nothing was evicted
 }
 
 }  // namespace
