@@ -1,6 +1,7 @@
 // `yard up`, the main job, as a user runs it: one process that starts its own
 // nats-server, workers, a router and the HTTP API, serves completions, gives
-// each worker its own G3 directory, reports tier state in /metrics, and stops
+// each worker its own G3 directory, reports tier state in /metrics (offloads, then onboarding when the
+// evicted prompts come back), and stops
 // cleanly on SIGTERM.
 #include <httplib.h>
 
@@ -62,6 +63,22 @@ TEST(up_command, serves_with_an_embedded_nats_and_one_g3_dir_per_worker) {
     if (!r || r->status != 200) return false;
     metrics = r->body;
     return sum(metrics, "yard_worker_kv_offloaded_blocks_total") > 0 && sum(metrics, "yard_worker_kv_blocks_g2") > 0;
+  }, 5000)) << metrics;
+  // The same four prompts again: the router finds the evicted ones below G1 on the worker that holds them, whose
+  // kv_block_manager reads them back for the engine (onboarding), and the text is still the mock's.
+  for (char c : {'x', 'a', 'b', 'c'}) {
+    const std::string p(100, c);
+    nlohmann::json again = {{"model", "mock"}, {"prompt", p}, {"max_tokens", 4}};
+    auto r = cli.Post("/v1/completions", again.dump(), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    EXPECT_EQ(nlohmann::json::parse(r->body)["choices"][0]["text"].get<std::string>(), ts::mock_expected_text(p, 4));
+  }
+  EXPECT_TRUE(ts::eventually([&] {
+    auto r = cli.Get("/metrics");
+    if (!r || r->status != 200) return false;
+    metrics = r->body;
+    return sum(metrics, "yard_worker_kv_onboarded_blocks_total") > 0;
   }, 5000)) << metrics;
   EXPECT_EQ(sum(metrics, "yard_worker_kv_blocks_capacity"), 16);  // 2 workers x 8 blocks
   EXPECT_EQ(sum(metrics, "yard_worker_g3_disabled"), 0);
