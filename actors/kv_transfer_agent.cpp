@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "backends/native/cuda/cuda_device.hpp"
 #include "common/log.hpp"
 
 namespace yard::actors {
@@ -36,6 +37,12 @@ result<std::unique_ptr<kv_transfer_agent>> kv_transfer_agent::create(const kv_tr
   // calloc: pages are backed only when a slot is first used.
   a->base_ = std::calloc(n, block_bytes);
   if (a->base_ == nullptr) return make_error(errc::unavailable, "cannot allocate KV staging memory");
+  // On a GPU host the CUDA executor copies blocks between device and these slots: page-locked, those copies are
+  // DMA without a bounce buffer (every page is committed then). Elsewhere the region stays pageable and lazy.
+  if (backends::native::cuda_available()) {
+    a->pinned_ = backends::native::pin_host_memory(a->base_, n * block_bytes);
+    logger()->info("KV staging {} for CUDA copies", a->pinned_ ? "page-locked" : "left pageable (cudaHostRegister failed)");
+  }
   auto reg = a->plane_->register_region(a->base_, n * block_bytes);
   if (!reg) {
     std::free(a->base_);
@@ -67,6 +74,7 @@ kv_transfer_agent::~kv_transfer_agent() {
   if (thread_.joinable()) thread_.join();  // a pull in flight ends within pull_timeout_ms
   if (plane_ && region_.id) (void)plane_->deregister_region(region_);
   plane_.reset();
+  if (pinned_) backends::native::unpin_host_memory(base_);
   std::free(base_);
 }
 

@@ -1,7 +1,8 @@
 // actors/kv_transfer_agent.hpp — a worker's side of disaggregated KV transfer.
 //
 // Owns: the worker's UCX data plane (transport/ucx), one registered staging
-// region cut into block-sized slots, and the leases on them. Prefill side:
+// region cut into block-sized slots (page-locked for CUDA on a GPU host), and
+// the leases on them. Prefill side:
 // stage() copies a prompt's blocks out of the engine into free slots (with
 // xxh3 checksums) under a lease that ends on release() (the prefill_server
 // decides when: a kv_release, or its lease timer).
@@ -114,6 +115,7 @@ class kv_transfer_agent {
   std::unique_ptr<transport::ucx_data_plane> plane_;
   transport::region_handle region_{};
   void* base_ = nullptr;
+  bool pinned_ = false;  // base_ page-locked for CUDA copies (a GPU host)
   msg::kv_region_descriptor descriptor_;
   std::vector<std::uint32_t> slots_;  // all slot indices (size = capacity)
   std::vector<std::uint32_t> free_;

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <numeric>
+#include <vector>
 
 #include "backends/native/cuda/cuda_device.hpp"
 #include "backends/native/cuda/cuda_executor.hpp"
@@ -39,6 +40,21 @@ class native_cuda_test : public ::testing::Test {
 };
 temp_dir* native_cuda_test::dir_ = nullptr;
 std::string* native_cuda_test::model_dir_ = nullptr;
+
+// Page-locking host memory (the KV staging region on a GPU host): done and undone with a device, a clean
+// no-op (false, memory untouched) without one.
+TEST(cuda_pinning, host_memory_is_pinned_with_a_device_and_left_alone_without) {
+  std::vector<std::byte> buf(1 << 16, std::byte{7});
+  const bool pinned = native::pin_host_memory(buf.data(), buf.size());
+  EXPECT_EQ(pinned, native::cuda_available());
+  EXPECT_FALSE(native::pin_host_memory(nullptr, 4096));
+  EXPECT_FALSE(native::pin_host_memory(buf.data(), 0));
+  if (pinned) {
+    EXPECT_FALSE(native::pin_host_memory(buf.data(), buf.size())) << "already registered";
+    native::unpin_host_memory(buf.data());
+  }
+  EXPECT_EQ(buf[100], std::byte{7});
+}
 
 TEST_F(native_cuda_test, probe_never_aborts_and_agrees_with_available) {
   auto p = native::probe_cuda_device();

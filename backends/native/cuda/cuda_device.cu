@@ -1,6 +1,6 @@
 // backends/native/cuda/cuda_device.cu — the CUDA device probe (see cuda_device.hpp).
 //
-// Owns: probe_cuda_device(). Must not touch: kernels, logging (the plain C++
+// Owns: probe_cuda_device(), pin_host_memory() / unpin_host_memory(). Must not touch: kernels, logging (the plain C++
 // side logs). Thread-safety: the CUDA runtime calls used are thread-safe.
 #include <cuda_runtime.h>
 
@@ -36,6 +36,19 @@ cuda_probe probe_cuda_device() {
   p.total_memory = prop.totalGlobalMem;
   p.available = true;
   return p;
+}
+
+bool pin_host_memory(void* p, std::size_t n) {
+  if (p == nullptr || n == 0) return false;
+  if (cudaHostRegister(p, n, cudaHostRegisterPortable) != cudaSuccess) {
+    cudaGetLastError();  // no device, no driver, or already registered: the memory stays pageable
+    return false;
+  }
+  return true;
+}
+
+void unpin_host_memory(void* p) {
+  if (p != nullptr && cudaHostUnregister(p) != cudaSuccess) cudaGetLastError();
 }
 
 }  // namespace yard::backends::native

@@ -1,6 +1,6 @@
 // backends/native/cuda/cuda_device.hpp — is there a usable CUDA device?
 //
-// Owns: the device probe. probe_cuda_device() never aborts: no driver, an
+// Owns: the device probe and page-locking host memory for it. probe_cuda_device() never aborts: no driver, an
 // old driver or no device all come back as available == false with a reason.
 // cuda_available() is the same probe, logged once (component "cuda").
 // Must not touch: kernels, weights (cuda_model).
@@ -12,6 +12,7 @@
 // probe reports "built without CUDA".
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace yard::backends::native {
@@ -27,5 +28,13 @@ struct cuda_probe {
 
 cuda_probe probe_cuda_device();
 bool cuda_available();
+
+// Page-locks [p, p + n) for the CUDA runtime (cudaHostRegister, portable to
+// every device), so host<->device copies into it run as DMA without a bounce
+// buffer: the KV transfer staging region is pinned this way on a GPU host.
+// Every page is committed. False, and nothing done, without a usable device
+// or in a build without CUDA.
+bool pin_host_memory(void* p, std::size_t n);
+void unpin_host_memory(void* p);  // only after pin_host_memory(p, ...) returned true
 
 }  // namespace yard::backends::native

@@ -45,6 +45,9 @@ cuda_probe probe_cuda_device() {
   return p;
 }
 
+bool pin_host_memory(void*, std::size_t) { return false; }
+void unpin_host_memory(void*) {}
+
 result<std::unique_ptr<executor>> make_cuda_executor(std::shared_ptr<const model_weights>, kv_cache_shape) {
   return make_error(errc::unsupported, "device 'cuda' requested but this build has no CUDA support "
                                        "(reconfigure with nvcc and the CUDA toolkit installed)");
