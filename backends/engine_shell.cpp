@@ -147,13 +147,7 @@ std::unique_ptr<kv_tier_store> engine_shell::release_tiers(evicted_block_sink ev
   sched_->set_admit_hook({});
   auto store = tiering_->release();
   tiering_.reset();
-  evicted_scratch_.resize(exec_->kv_block_bytes());
-  if (!evicted_scratch_.empty() && evicted)
-    sched_->pool().set_evict_callback(
-        [this, sink = std::move(evicted)](kv::block_id b, kv::block_hash h, std::optional<kv::block_hash>) {
-          exec_->read_block(b, h, evicted_scratch_);
-          sink(h, evicted_scratch_);
-        });
+  forward_evictions(sched_->pool(), *exec_, std::move(evicted));
   return store;
 }
 

@@ -111,7 +111,6 @@ class engine_shell : public engine {
   std::unique_ptr<scheduler> sched_;
   std::unique_ptr<kv_tiering> tiering_;  // after exec_ and sched_: unhooks the pool first
   double pending_onboard_ms_ = 0;
-  std::vector<std::byte> evicted_scratch_;  // one block, after release_tiers
   mutable std::shared_ptr<const structured::token_vocabulary> vocab_;  // built on first use
   std::unordered_map<std::string, request_state> requests_;
 };

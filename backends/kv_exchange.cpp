@@ -52,6 +52,20 @@ result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<
   return done;
 }
 
+void forward_evictions(kv::block_pool& pool, const executor& ex,
+                       std::function<void(kv::block_hash, std::span<const std::byte>)> sink) {
+  const std::size_t bb = ex.kv_block_bytes();
+  if (!sink || bb == 0) {
+    pool.set_evict_callback({});
+    return;
+  }
+  pool.set_evict_callback([&ex, sink = std::move(sink), scratch = std::vector<std::byte>(bb)](
+                              kv::block_id b, kv::block_hash h, std::optional<kv::block_hash>) mutable {
+    ex.read_block(b, h, scratch);
+    sink(h, scratch);
+  });
+}
+
 onboard_ask make_onboard_ask(const kv::block_pool& pool, std::span<const kv::block_hash> hashes, std::size_t prompt_tokens) {
   onboard_ask a;
   a.prompt_tokens = prompt_tokens;

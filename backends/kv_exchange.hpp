@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <span>
 
@@ -39,6 +40,14 @@ std::size_t export_blocks(const kv::block_pool& pool, const executor& ex, std::s
 // executor without block bytes.
 result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<const kv::block_hash> hashes,
                                   std::optional<kv::block_hash> parent, std::span<const std::byte> data);
+
+// From now on each block `pool` evicts goes to `sink` (its hash and its bytes,
+// read through the executor while still valid): how the tiers below G1 get
+// their blocks, in-process (kv_tiering) or by message (a worker's
+// kv_block_manager). An empty sink, or an executor without block bytes,
+// unhooks. Replaces the pool's eviction callback.
+void forward_evictions(kv::block_pool& pool, const executor& ex,
+                       std::function<void(kv::block_hash, std::span<const std::byte>)> sink);
 
 // The question a request's admission puts to the tiers below `pool`: its usable
 // full blocks (like the scheduler, never the block holding the last prompt

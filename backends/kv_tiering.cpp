@@ -15,19 +15,13 @@ result<std::unique_ptr<kv_tiering>> kv_tiering::create(const kv_tier_options& op
   std::unique_ptr<kv_tiering> t(new kv_tiering(pool, ex));
   t->store_ = std::move(store.value());
   t->scratch_.resize(ex.kv_block_bytes());
-  pool.set_evict_callback([p = t.get()](kv::block_id b, kv::block_hash h, std::optional<kv::block_hash>) { p->on_evict(b, h); });
+  forward_evictions(pool, ex, [s = t->store_.get()](kv::block_hash h, std::span<const std::byte> b) { s->offload(h, b); });
   return t;
 }
 
 std::unique_ptr<kv_tier_store> kv_tiering::release() {
   pool_.set_evict_callback({});
   return std::move(store_);
-}
-
-void kv_tiering::on_evict(kv::block_id b, kv::block_hash h) {
-  if (scratch_.empty()) return;  // an executor without block bytes: nothing to keep
-  ex_.read_block(b, h, scratch_);
-  store_->offload(h, scratch_);
 }
 
 onboard_outcome kv_tiering::onboard(std::span<const kv::block_hash> hashes, std::size_t prompt_tokens) {

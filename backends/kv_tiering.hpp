@@ -2,8 +2,8 @@
 //
 // Owns: a kv_tier_store (backends/kv_tier_store.hpp: the tiers and every
 // decision about them) while the engine keeps it, and the G1 side of the
-// wiring: the eviction hook (an evicted block's bytes are read through the
-// executor and offloaded), and onboarding a request's prefix when the
+// wiring: evicted blocks' bytes go to the store (kv_exchange's
+// forward_evictions), and onboarding a request's prefix when the
 // scheduler admits it (the engine installs this as the scheduler's admit hook):
 // ask the store, import what it read (backends/kv_exchange), write hot
 // prefixes through. This is how the simulator, the benches and a bare engine
@@ -72,12 +72,11 @@ class kv_tiering {
 
  private:
   kv_tiering(kv::block_pool& pool, executor& ex) : pool_(pool), ex_(ex) {}
-  void on_evict(kv::block_id b, kv::block_hash h);
 
   kv::block_pool& pool_;
   executor& ex_;
   std::unique_ptr<kv_tier_store> store_;
-  std::vector<std::byte> scratch_;  // one block, for offloads and write-throughs
+  std::vector<std::byte> scratch_;  // one block, for write-throughs (evictions: forward_evictions)
 };
 
 }  // namespace yard::backends
