@@ -52,7 +52,7 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
     component_logger("worker")->warn("{}: engine {} has no KV block bytes: every prefill stays local", id, engine->name());
   }
   auto publisher = spawn_heartbeat_publisher(sys, conn, {subjects::heartbeat(ns, id), cfg.heartbeat_ms});
-  // The engine's KV tiers move to the kv_block_manager; blocks G1 evicts reach it through tiers.evicted.
+  // The engine's KV tiers move to the kv_block_manager; blocks G1 evicts reach it through tiers.link.
   auto tiers = worker_detail::release_engine_tiers(*engine);
   auto kv_manager = spawn_kv_block_manager(sys, conn, {id, subjects::kv_events(ns, id)}, tiers.store);
   prefill_client_actor client;
@@ -85,7 +85,7 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
   }
   auto holder = std::make_shared<std::unique_ptr<backends::engine>>(std::move(engine));
   auto actor = sys.spawn<caf::detached>(worker_detail::engine_behavior, &conn, holder, cfg, xfer, publisher, kv_manager,
-                                        client, server, tiers.evicted);
+                                        client, server, tiers.link);
   // Ordered before any heartbeat request: both learn the engine actor first.
   caf::anon_send(publisher, open_atom::value, actor);
   caf::anon_send(kv_manager, open_atom::value, actor);

@@ -243,7 +243,7 @@ msg::heartbeat make_heartbeat(worker_state& st) {
   auto load = st.engine->load();
   load.worker_id = st.cfg.id;
   load.timestamp_ms = now_ms();
-  if (st.evicted) backends::kv_tier_store::copy_load(st.tier_load, load);  // the kv_block_manager's tiers
+  if (st.tiers.active()) backends::kv_tier_store::copy_load(st.tiers.load, load);  // the kv_block_manager's tiers
   hb.load = load;
   // An engine that cannot serve (an external engine's upstream is down) drains until it can again.
   auto why = st.engine->unavailable_reason();
@@ -266,9 +266,9 @@ void publish_heartbeat_now(worker_state& st) {
 }
 
 void publish_kv_events(worker_state& st) {
-  if (st.evicted && !st.evicted->empty()) {  // before G1's events: a block's lower tier is known as it leaves G1
-    caf::anon_send(st.kv_manager, offload_atom::value, std::move(*st.evicted));
-    st.evicted->clear();
+  if (st.tiers.active() && !st.tiers.evicted->empty()) {  // before G1's events: a block's lower tier is known as it leaves G1
+    caf::anon_send(st.kv_manager, offload_atom::value, std::move(*st.tiers.evicted));
+    st.tiers.evicted->clear();
   }
   auto events = st.engine->drain_kv_events();
   if (events.empty()) return;
@@ -312,7 +312,7 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
                               std::shared_ptr<std::unique_ptr<backends::engine>> engine, worker_config cfg,
                               std::shared_ptr<std::unique_ptr<kv_transfer_agent>> xfer, heartbeat_publisher_actor publisher,
                               kv_block_manager_actor kv_manager, prefill_client_actor prefill_client,
-                              prefill_server_actor prefill_server, std::shared_ptr<std::vector<kv_block_copy>> evicted) {
+                              prefill_server_actor prefill_server, tier_link tiers) {
   auto& st = self->state;
   st.conn = conn;
   st.engine = std::move(*engine);
@@ -320,7 +320,7 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
   if (!st.cfg.metrics) st.cfg.metrics = std::make_shared<worker_metrics>();
   st.log = component_logger("worker");
   st.xfer = std::move(*xfer);
-  st.evicted = std::move(evicted);
+  st.tiers = std::move(tiers);
   st.tokenizer_fingerprint = backends::tokenizer_fingerprint(*st.engine);
   st.incarnation = std::random_device{}() ^ (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ now_ms();
   // The worker's other actors live and die with this one.
@@ -362,8 +362,8 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
       },
       [=](heartbeat_atom) { return on_beat(self->state); },
       // From the kv_block_manager (it owns the tiers): bytes of hot G1 blocks, and the tiers' load.
-      [=](export_atom, const std::vector<kv::block_hash>& hashes) { return export_blocks(self->state, hashes); },
-      [=](tier_load_atom, const msg::load_report& load) { self->state.tier_load = load; },
+      [=](export_atom, const std::vector<kv::block_hash>& hashes) { return copy_g1_blocks(self->state, hashes); },
+      [=](tier_load_atom, const msg::load_report& load) { self->state.tiers.load = load; },
       [=](drain_atom) {
         self->state.draining = true;
         self->state.log->info("{} draining: {} streams in flight", self->state.cfg.id, self->state.streams.size());

@@ -82,6 +82,15 @@ struct prefill_run_state {  // prefill side: a prefill_server job in the engine
   bool produced = false;               // a token came out
 };
 
+// The engine actor's side of the KV tiers below G1, which the kv_block_manager owns (a worker
+// without tiers: `evicted` is null).
+struct tier_link {
+  std::shared_ptr<std::vector<kv_block_copy>> evicted;  // blocks G1 evicted since the last push to the manager
+  bool counts_hits = false;  // the manager uses G1 prefix hits (write-through to G3 is on)
+  msg::load_report load;     // the tier fields of the load the manager last reported (for heartbeats)
+  bool active() const { return static_cast<bool>(evicted); }
+};
+
 struct worker_state {
   transport::nats_connection* conn = nullptr;
   std::unique_ptr<backends::engine> engine;
@@ -103,10 +112,7 @@ struct worker_state {
   std::map<std::uint64_t, pull_wait> pulls;                // pull id -> waiting
   std::map<std::string, prefill_run_state> prefill_runs;   // engine request id -> prefill_server job
   std::uint64_t named_requests = 0;  // ids made up for requests sent straight to us without one
-  // KV tiers, owned by the kv_block_manager: blocks G1 evicted since the last push (null: no tiers),
-  // and the tier fields of the load it last reported (for heartbeats).
-  std::shared_ptr<std::vector<kv_block_copy>> evicted;
-  msg::load_report tier_load;
+  tier_link tiers;  // the KV tiers the kv_block_manager owns, seen from here
   static inline const char* name = "worker";
 };
 
@@ -117,7 +123,7 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
                               std::shared_ptr<std::unique_ptr<backends::engine>> engine, worker_config cfg,
                               std::shared_ptr<std::unique_ptr<kv_transfer_agent>> xfer, heartbeat_publisher_actor publisher,
                               kv_block_manager_actor kv_manager, prefill_client_actor prefill_client,
-                              prefill_server_actor prefill_server, std::shared_ptr<std::vector<kv_block_copy>> evicted);
+                              prefill_server_actor prefill_server, tier_link tiers);
 msg::heartbeat make_heartbeat(worker_state& st);
 void publish_heartbeat_now(worker_state& st);
 void publish_kv_events(worker_state& st);  // hands the engine's pending KV events to the kv_block_manager
@@ -139,12 +145,13 @@ void onboard_then(worker_actor* self, backends::onboard_ask ask, std::function<v
 // Parks the stream (phase onboarding) and onboards; the request starts when the bytes are in.
 void onboard_then_run(worker_actor* self, const std::string& key, backends::engine_request er,
                       backends::onboard_ask ask);
-std::vector<kv_block_copy> export_blocks(worker_state& st, const std::vector<kv::block_hash>& hashes);
-// The engine's KV tiers, taken for the kv_block_manager (both null when it has none), and the
-// buffer its evicted blocks now go to (the engine actor pushes it to the manager after each step).
+// The bytes of these G1 blocks (those still in G1), for the manager's write-through.
+std::vector<kv_block_copy> copy_g1_blocks(worker_state& st, const std::vector<kv::block_hash>& hashes);
+// The engine's KV tiers, taken for the kv_block_manager (null when it has none), and the engine
+// actor's link to them (the buffer its evicted blocks now go to, pushed to the manager after each step).
 struct released_tiers {
   std::shared_ptr<backends::kv_tier_store> store;
-  std::shared_ptr<std::vector<kv_block_copy>> evicted;
+  tier_link link;
 };
 released_tiers release_engine_tiers(backends::engine& engine);
 

@@ -32,12 +32,12 @@ void on_onboarded(worker_actor* self, const backends::onboard_ask& ask, const ba
 
 std::optional<backends::onboard_ask> tier_question(worker_state& st, const backends::engine_request& er,
                                                    const std::vector<kv::block_hash>& hashes) {
-  if (!st.evicted || hashes.empty()) return std::nullopt;
+  if (!st.tiers.active() || hashes.empty()) return std::nullopt;
   auto ask = st.engine->onboard_question(hashes, er.prompt.size() + er.resume_tokens.size());
   // Empty tiers (as last reported: a cold worker) have nothing to bring back: no round trip.
-  const bool tiers_hold = st.tier_load.g2_kv_blocks + st.tier_load.g3_kv_blocks > 0;
+  const bool tiers_hold = st.tiers.load.g2_kv_blocks + st.tiers.load.g3_kv_blocks > 0;
   if (ask.g1_blocks < ask.hashes.size() && tiers_hold) return ask;
-  if (ask.g1_blocks > 0) caf::anon_send(st.kv_manager, hits_atom::value, std::move(ask.hashes));
+  if (ask.g1_blocks > 0 && st.tiers.counts_hits) caf::anon_send(st.kv_manager, hits_atom::value, std::move(ask.hashes));
   return std::nullopt;
 }
 
@@ -66,7 +66,7 @@ void onboard_then_run(worker_actor* self, const std::string& key, backends::engi
   });
 }
 
-std::vector<kv_block_copy> export_blocks(worker_state& st, const std::vector<kv::block_hash>& hashes) {
+std::vector<kv_block_copy> copy_g1_blocks(worker_state& st, const std::vector<kv::block_hash>& hashes) {
   std::vector<kv_block_copy> out;
   const std::size_t bb = st.engine->kv_block_bytes();
   if (bb == 0) return out;
@@ -85,7 +85,10 @@ released_tiers release_engine_tiers(backends::engine& engine) {
   t.store = engine.release_tiers([buf](kv::block_hash h, std::span<const std::byte> b) {
     buf->push_back(kv_block_copy{h, std::vector<std::byte>(b.begin(), b.end())});
   });
-  if (t.store) t.evicted = std::move(buf);
+  if (t.store) {
+    t.link.evicted = std::move(buf);
+    t.link.counts_hits = t.store->counts_hits();
+  }
   return t;
 }
 

@@ -24,13 +24,12 @@ std::size_t export_blocks(const kv::block_pool& pool, const executor& ex, std::s
   return n;
 }
 
-result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<const kv::block_hash> hashes,
-                                  std::optional<kv::block_hash> parent, std::span<const std::byte> data) {
-  const std::size_t bb = ex.kv_block_bytes();
-  if (bb == 0) return make_error(errc::bad_request, "this engine has no KV block bytes to import into");
-  if (data.size() != hashes.size() * bb)
-    return make_error(errc::bad_request, "KV import: " + std::to_string(data.size()) + " bytes for " +
-                                             std::to_string(hashes.size()) + " blocks of " + std::to_string(bb));
+namespace {
+
+// Imports hashes[i] from block_at(i) (each `bb` bytes): the loop import_blocks and import_onboarded share.
+template <class BlockAt>
+result<std::size_t> import_each(kv::block_pool& pool, executor& ex, std::span<const kv::block_hash> hashes,
+                                std::optional<kv::block_hash> parent, std::size_t bb, BlockAt block_at) {
   std::size_t done = 0;
   std::vector<kv::block_id> got;
   for (std::size_t i = 0; i < hashes.size(); ++i) {
@@ -39,9 +38,13 @@ result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<
       ++done;
       continue;
     }
+    const std::span<const std::byte> bytes = block_at(i);
+    if (bytes.size() != bb) return make_error(errc::bad_request, "KV import: block " + std::to_string(i) + " has " +
+                                                                     std::to_string(bytes.size()) + " bytes, not " +
+                                                                     std::to_string(bb));
     got.clear();
     if (!pool.allocate(1, got)) break;
-    if (auto s = ex.write_block(got[0], hashes[i], data.subspan(i * bb, bb)); !s) {
+    if (auto s = ex.write_block(got[0], hashes[i], bytes); !s) {
       pool.release(got[0]);
       return s.err();
     }
@@ -50,6 +53,18 @@ result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<
     ++done;
   }
   return done;
+}
+
+}  // namespace
+
+result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<const kv::block_hash> hashes,
+                                  std::optional<kv::block_hash> parent, std::span<const std::byte> data) {
+  const std::size_t bb = ex.kv_block_bytes();
+  if (bb == 0) return make_error(errc::bad_request, "this engine has no KV block bytes to import into");
+  if (data.size() != hashes.size() * bb)
+    return make_error(errc::bad_request, "KV import: " + std::to_string(data.size()) + " bytes for " +
+                                             std::to_string(hashes.size()) + " blocks of " + std::to_string(bb));
+  return import_each(pool, ex, hashes, parent, bb, [&](std::size_t i) { return data.subspan(i * bb, bb); });
 }
 
 void forward_evictions(kv::block_pool& pool, const executor& ex,
@@ -83,7 +98,7 @@ result<std::size_t> import_onboarded(kv::block_pool& pool, executor& ex, const o
   const auto all = std::span<const kv::block_hash>(ask.hashes);
   const auto rest = all.subspan(n1);
   std::size_t k = std::min(f.blocks(), rest.size());
-  if (k == 0 || bb == 0 || f.data.size() < k * bb) return std::size_t{0};
+  if (k == 0 || bb == 0) return std::size_t{0};
   std::vector<kv::block_id> pins;
   pool.pin_cached(all, pool.match_prefix(all.first(n1)), pins);
   for (std::size_t j = 0; j < k; ++j) {
@@ -97,7 +112,7 @@ result<std::size_t> import_onboarded(kv::block_pool& pool, executor& ex, const o
   result<std::size_t> r = std::size_t{0};
   if (k > 0) {
     const std::optional<kv::block_hash> parent = n1 ? std::optional<kv::block_hash>(all[n1 - 1]) : std::nullopt;
-    r = import_blocks(pool, ex, rest.first(k), parent, std::span<const std::byte>(f.data).first(k * bb));
+    r = import_each(pool, ex, rest.first(k), parent, bb, [&](std::size_t j) { return f.block(j, bb); });
   }
   pool.release_all(pins);
   return r;

@@ -22,6 +22,8 @@ result<std::unique_ptr<kv_tier_store>> kv_tier_store::create(const kv_tier_optio
   auto log = component_logger("kv_tiers");
   kv::tiers::tier_manager_options to;
   to.g2.capacity_blocks = opts.host_blocks;
+  to.g2.block_bytes = block_bytes;  // the slab is allocated (and page-locked) now, not on the first offload
+  to.g2.pinning = opts.g2_pinning;
   to.sync_g3_writes = opts.disk_sync_writes;
   if (!opts.disk_dir.empty()) {
     kv::tiers::disk_tier_options d;
@@ -43,6 +45,9 @@ result<std::unique_ptr<kv_tier_store>> kv_tier_store::create(const kv_tier_optio
     return rec.err();
   }
   s->stats_.recovered_blocks = rec->size();
+  if (opts.g2_pinning.enabled() && opts.host_blocks > 0 && !s->tm_->g2().pinned())
+    log->warn("KV tiers: G2's {} blocks could not be page-locked: device copies go through pageable memory",
+              opts.host_blocks);
   if (!opts.disk_dir.empty())
     log->info("KV tiers: G2 {} blocks, G3 '{}' ({} blocks recovered, capacity {}{})", opts.host_blocks, opts.disk_dir,
               rec->size(), opts.disk_blocks, opts.disk_key_file.empty() ? "" : ", encrypted");
@@ -121,20 +126,30 @@ onboard_fetch kv_tier_store::fetch(const onboard_ask& ask) {
   cm.overlap = overlapped_;
   std::size_t k = kv::tiers::tier_manager::plan_onboard(ask.prompt_tokens, n1 * block_tokens_, hit, cm);
   if (k == 0) return out;
+  // G2 blocks in the slab are lent in place (no copy; on a GPU host the import DMAs from
+  // the page-locked slab); the rest (G3, G2 blocks on the heap) are read into out.data.
   std::vector<kv::block_hash> wanted;
-  std::vector<std::size_t> wanted_at;  // index in the run of each block read from G2/G3
-  for (std::size_t j = 0; j < k; ++j)
-    if (hit.tier_of[j] != 1) {
-      wanted.push_back(rest[j]);
-      wanted_at.push_back(j);
+  std::vector<std::size_t> wanted_at;  // index in the run of each block read into out.data
+  for (std::size_t j = 0; j < k; ++j) {
+    if (hit.tier_of[j] == 1) continue;
+    if (hit.tier_of[j] == 2) {
+      if (auto l = tm_->g2().lease(rest[j]); l && l.bytes().size() == block_bytes_) {
+        out.lent.resize(k);
+        out.lent[j] = std::move(l);
+        continue;
+      }
     }
-  out.data.resize(k * block_bytes_);
+    wanted.push_back(rest[j]);
+    wanted_at.push_back(j);
+  }
+  if (!wanted.empty()) out.data.resize(k * block_bytes_);
   std::vector<std::span<std::byte>> outs;
   outs.reserve(wanted.size());
   for (auto j : wanted_at) outs.push_back(std::span<std::byte>(out.data).subspan(j * block_bytes_, block_bytes_));
   const std::size_t got = tm_->onboard(wanted, wanted.size(), outs);
   if (got < wanted.size()) k = wanted_at[got];  // a block that could not be read ends the run
-  out.data.resize(k * block_bytes_);
+  if (!out.data.empty()) out.data.resize(k * block_bytes_);
+  if (out.lent.size() > k) out.lent.resize(k);
   out.tier_of.assign(hit.tier_of.begin(), hit.tier_of.begin() + static_cast<std::ptrdiff_t>(k));
   std::size_t g2 = 0, g3 = 0;
   for (auto t : out.tier_of) {

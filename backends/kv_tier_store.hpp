@@ -13,6 +13,7 @@
 // I/O threads are internal to kv/tiers).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -60,6 +61,9 @@ struct kv_tier_options {
   // of their sum. The native engine imports synchronously and always plans and
   // pays the sum (default true).
   bool overlap_onboarding = true;
+  // How G2's slab is page-locked: a CUDA engine sets cudaHostRegister here, so
+  // G1<->G2 copies are DMA from and to the slab (default: not page-locked).
+  kv::tiers::host_pinning g2_pinning;
   bool enabled() const { return host_blocks > 0 || !disk_dir.empty(); }
 };
 
@@ -72,11 +76,20 @@ struct onboard_ask {
 };
 
 // The tiers' answer: the leading run of hashes[g1_blocks..] worth bringing back, and its bytes.
+// A G2 block is lent, not copied: its lease keeps G2's slot unchanged until the
+// answer (and every copy of it) is dropped, after the import.
 struct onboard_fetch {
   std::vector<std::uint8_t> tier_of;  // per block of the run: 1 (in G1 when asked: no bytes), 2 or 3
-  std::vector<std::byte> data;        // tier_of.size() blocks of block bytes (a G1 block's slot unused)
+  std::vector<std::byte> data;        // tier_of.size() blocks of block bytes (a G1 or lent block's slot unused)
+  std::vector<kv::tiers::host_lease> lent;  // per block of the run: G2's bytes in place, or empty (read `data`)
   double modelled_ms = 0;             // G2/G3 blocks x modelled block bytes / modelled bandwidth
   std::size_t blocks() const { return tier_of.size(); }
+  // Block j's bytes (`bb` bytes each): G2's slot when lent, else its part of `data`.
+  std::span<const std::byte> block(std::size_t j, std::size_t bb) const {
+    if (j < lent.size() && lent[j]) return lent[j].bytes().first(std::min(bb, lent[j].bytes().size()));
+    if ((j + 1) * bb > data.size()) return {};
+    return std::span<const std::byte>(data).subspan(j * bb, bb);
+  }
 };
 
 struct kv_tiering_stats {
@@ -126,6 +139,8 @@ class kv_tier_store {
   static void copy_load(const msg::load_report& from, msg::load_report& to);
   kv::tiers::tier_manager& tiers() { return *tm_; }
   const kv::tiers::tier_manager& tiers() const { return *tm_; }
+  // G1 prefix hits matter (note_hits can answer something): write-through to G3 is on.
+  bool counts_hits() const { return opts_.write_through_hits > 0 && block_bytes_ > 0 && tm_->g3() != nullptr; }
   std::size_t block_bytes() const { return block_bytes_; }
   double block_ms(std::uint8_t tier) const;  // modelled onboarding ms of one block from tier 2 or 3
 

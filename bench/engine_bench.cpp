@@ -18,6 +18,11 @@
 // decode_tok_s_b1_int8, their speedups over that f32 figure, and the bytes of
 // weights one decode step reads in each (bytes_per_token* ; _bw_ratio = tok/s x
 // bytes / read bandwidth, how close each gets to the memory bound).
+// --device cuda: the same preset on the GPU: decode_tok_s_b1, decode_tok_s_b64
+// and the bf16 model's b1, against the device's own read bandwidth measured in
+// the same run (backends/native/cuda: a kernel streaming a buffer):
+// hbm_bound_ratio = decode tok/s x weight bytes per step / that bandwidth.
+// Without a usable GPU it fails with the reason (no figure is made up).
 // Must not touch: anything outside the engine it creates.
 // Thread-safety: single-threaded driver.
 #include <CLI/CLI.hpp>
@@ -34,6 +39,7 @@
 #include <immintrin.h>
 #include <unistd.h>
 
+#include "backends/native/cuda/cuda_device.hpp"
 #include "backends/native/mkmodel.hpp"
 #include "backends/native/native_engine.hpp"
 #include "backends/structured/json_constraint.hpp"
@@ -197,14 +203,63 @@ double mask_us(std::size_t size) {
 
 }  // namespace
 
+// --device cuda: decode on the GPU at batch 1 and 64 against the device's read bandwidth.
+int bench_on_cuda(const std::string& model_dir, const std::string& bf16_dir, backends::native_engine_options eo,
+                  int decode_tokens) {
+  eo.device = "cuda";
+  auto eng = backends::native_engine::open(model_dir, eo);
+  if (!eng) {
+    std::fprintf(stderr, "bench engine: --device cuda: %s\n", eng.err().describe().c_str());
+    return 1;
+  }
+  auto& e = **eng;
+  const double hbm = backends::native::device_read_bandwidth(std::size_t{2} << 30);
+  if (hbm <= 0) {
+    std::fprintf(stderr, "bench engine: --device cuda: the device read-bandwidth probe failed\n");
+    return 1;
+  }
+  const int steps = std::max(decode_tokens, 64);
+  decode_rate(e, 1, 4);  // warm-up
+  double b1 = 0, b64 = 0, bf16_b1 = 0;
+  std::size_t bytes_bf16 = 0;
+  std::unique_ptr<backends::native_engine> eb;
+  if (!bf16_dir.empty()) {
+    auto r = backends::native_engine::open(bf16_dir, eo);
+    if (!r) {
+      std::fprintf(stderr, "bench engine: --device cuda: %s\n", r.err().describe().c_str());
+      return 1;
+    }
+    eb = std::move(*r);
+    bytes_bf16 = eb->weights().weight_bytes;
+    decode_rate(*eb, 1, 4);
+  }
+  for (int rep = 0; rep < 3; ++rep) {  // best of three interleaved rounds
+    b1 = std::max(b1, decode_rate(e, 1, steps));
+    b64 = std::max(b64, decode_rate(e, 64, steps));
+    if (eb) bf16_b1 = std::max(bf16_b1, decode_rate(*eb, 1, steps));
+  }
+  const std::size_t bytes = e.weights().weight_bytes;
+  std::fprintf(stderr, "bench engine: cuda: %.1f MB weights per decode step, device read bandwidth %.1f GB/s\n",
+               bytes / 1e6, hbm / 1e9);
+  std::printf("engine: device=cuda decode_tok_s_b1=%.2f decode_tok_s_b64=%.2f decode_tok_s_b1_bf16=%.2f "
+              "bytes_per_token=%zu bytes_per_token_bf16=%zu hbm_gbs=%.1f hbm_bound_ratio=%.3f hbm_bound_ratio_bf16=%.3f "
+              "bf16_speedup=%.3f\n",
+              b1, b64, bf16_b1, bytes, bytes_bf16, hbm / 1e9, b1 * bytes / hbm, bf16_b1 * bytes_bf16 / hbm,
+              b1 > 0 ? bf16_b1 / b1 : 0.0);
+  return 0;
+}
+
 int run_bench_engine(int argc, char** argv) {
   CLI::App app{"native engine decode/prefill throughput vs the memory-bandwidth bound"};
   std::string model_dir, preset = "100m";
+  std::string device = "cpu";
   int decode_tokens = 32, prefill_tokens = 512, threads = 0;
   app.add_option("--model", model_dir, "model folder (default: generate --preset into a temp folder)");
   app.add_option("--preset", preset, "mkmodel preset when no --model (default 100m)");
   app.add_option("--decode-tokens", decode_tokens, "decode steps per measurement (default 32)");
   app.add_option("--prefill-tokens", prefill_tokens, "prompt length for the prefill measurement (default 512)");
+  app.add_option("--device", device, "cpu (default) or cuda: decode on the GPU against its read bandwidth")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--threads", threads, "engine threads: attention and BLAS, and the bandwidth probe (default: all cores)");
   try {
     app.parse(argc, argv);
@@ -237,6 +292,14 @@ int run_bench_engine(int argc, char** argv) {
   eo.threads = threads;
   eo.max_num_batched_tokens = static_cast<std::uint32_t>(std::max(prefill_tokens, 16 * 16));
   eo.kv_cache_mb = 512;
+  if (device == "cuda") {
+    eo.max_num_batched_tokens = std::max<std::uint32_t>(eo.max_num_batched_tokens, 64 * 16);
+    eo.kv_cache_mb = 4096;
+    eo.max_num_seqs = std::max<std::uint32_t>(eo.max_num_seqs, 64);
+    const int rc = bench_on_cuda(model_dir, bf16_dir, eo, decode_tokens);
+    if (!tmp.empty()) std::filesystem::remove_all(tmp);
+    return rc;
+  }
   auto eng = backends::native_engine::open(model_dir, eo);
   if (!eng) {
     std::fprintf(stderr, "bench engine: %s\n", eng.err().describe().c_str());

@@ -330,7 +330,7 @@ TEST_F(prefill_server_test, the_engine_actor_computes_a_job_and_stages_its_block
   auto publisher = spawn_heartbeat_publisher(*sys, *bus.conn, {subjects::heartbeat("t", "p1"), 500});
   auto kv_manager = spawn_kv_block_manager(*sys, *bus.conn, {"p1", subjects::kv_events("t", "p1")});
   engine = sys->spawn(worker_detail::engine_behavior, bus.conn.get(), eng, wc, xfer, publisher, kv_manager,
-                      prefill_client_actor{}, server, std::shared_ptr<std::vector<kv_block_copy>>{});
+                      prefill_client_actor{}, server, worker_detail::tier_link{});
   caf::anon_send(server, open_atom::value, engine);
   caf::anon_send(publisher, open_atom::value, engine);
   caf::anon_send(kv_manager, open_atom::value, engine);

@@ -78,7 +78,7 @@ struct worker_engine_test : ::testing::Test, coordinated_bus {
     // Not detached here, so the test coordinator runs it like any other actor.
     auto client = make_prefill_client();
     engine = sys->spawn(worker_detail::engine_behavior, conn, eng, wc, xfer, publisher, kv_manager, client,
-                        prefill_server_actor{}, tiers.evicted);
+                        prefill_server_actor{}, tiers.link);
     if (client) caf::anon_send(client, open_atom::value, engine);
     caf::anon_send(publisher, open_atom::value, engine);
     caf::anon_send(kv_manager, open_atom::value, engine);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "backends/native/cuda/cuda_device.hpp"
 #include "backends/native/cuda/cuda_executor.hpp"
 #include "backends/sampling/logits_processor.hpp"
 #include "backends/timing_model.hpp"
@@ -87,7 +88,11 @@ result<std::unique_ptr<native_engine>> native_engine::open(const std::string& mo
     // Recompute cost for the onboarding decision: the default profile's fit
     // (a model of the GPU deployment this engine stands in for). The import
     // runs before the step, not under it, inside step(): its time is the step's.
-    auto t = e->attach_tiers(opts.tiers, [](std::size_t prompt, std::size_t uncached) {
+    kv_tier_options tiers = opts.tiers;
+    if (opts.device == "cuda")  // G2's slab page-locked: G1<->G2 copies are DMA (cudaHostRegister)
+      tiers.g2_pinning = {[](void* p, std::size_t n) { return native::pin_host_memory(p, n); },
+                          [](void* p) { native::unpin_host_memory(p); }};
+    auto t = e->attach_tiers(tiers, [](std::size_t prompt, std::size_t uncached) {
       return prefill_ms(default_profile(), double(uncached), double(prompt - uncached));
     }, /*overlapped=*/false);
     if (!t) {

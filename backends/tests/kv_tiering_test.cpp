@@ -96,7 +96,7 @@ TEST(mock_tiers, eviction_cascades_g1_g2_g3_and_onboards_back) {
 // A worker hands the tiers to its kv_block_manager actor: the engine then gives away evicted blocks'
 // bytes instead of offloading them, stops onboarding inside step(), and imports what the owner read.
 TEST(mock_tiers, released_tiers_take_evicted_blocks_and_onboard_through_the_engine_interface) {
-  auto e = mock_engine::create(mock_opts(12, 64, ""));
+  auto e = mock_engine::create(mock_opts(12, 24, ""));
   ASSERT_TRUE(e.ok()) << e.err().describe();
   auto& eng = **e;
   std::vector<std::pair<kv::block_hash, std::vector<std::byte>>> evicted;
@@ -123,15 +123,28 @@ TEST(mock_tiers, released_tiers_take_evicted_blocks_and_onboard_through_the_engi
   ASSERT_EQ(ask.hashes.size(), 4u);
   auto f = store->fetch(ask);
   ASSERT_EQ(f.blocks(), 4u);
-  ASSERT_EQ(f.data.size(), 4 * eng.kv_block_bytes());
+  const std::size_t bb = eng.kv_block_bytes();
+  EXPECT_TRUE(f.data.empty()) << "G2 blocks are lent in place, not copied";
+  ASSERT_EQ(f.lent.size(), 4u);
+  for (std::size_t j = 0; j < 4; ++j) EXPECT_EQ(f.block(j, bb).size(), bb);
 
   // Bytes that are not the blocks' (a torn read, a bug) are refused, and nothing is cached.
-  auto bad = f;
+  backends::onboard_fetch bad;
+  bad.tier_of = f.tier_of;
+  for (std::size_t j = 0; j < 4; ++j) bad.data.insert(bad.data.end(), f.block(j, bb).begin(), f.block(j, bb).end());
   bad.data[bad.data.size() / 2] ^= std::byte{0x5a};
   auto refused = eng.onboard_kv(ask, bad);
   EXPECT_FALSE(refused.ok());
   EXPECT_LT(eng.cached_blocks(h0), 4u);
 
+  // The lent bytes stay the blocks' while G2 turns over under them (other prompts' blocks evicted into it).
+  evicted.clear();
+  for (std::uint32_t s = 10; s < 20; ++s) {
+    ASSERT_TRUE(eng.add_request(req("churn" + std::to_string(s), prompt(65, s), 2)).ok());
+    run_all(eng);
+  }
+  for (const auto& [h, b] : evicted) store->offload(h, b);
+  ASSERT_FALSE(store->tiers().g2().contains(h0[0])) << "the churn pushed the lent blocks out of G2";
   auto r = eng.onboard_kv(ask, f);
   ASSERT_TRUE(r.ok()) << r.err().describe();
   EXPECT_EQ(*r, 4u);

@@ -143,6 +143,57 @@ TEST_F(native_cuda_test, logits_match_cpu_model) {
   run({{a.data() + 8, 3, 8, ta, true}, {&nb, 1, 6, tb, true}});
 }
 
+// f16/bf16 weights stay 2 bytes on the device (half the CPU's f32 bytes) and give the CPU's logits from the
+// same files: a prefill of 17 rows (tiles widened for sgemm) and a decode of 2 rows (the gemv kernel), on an
+// untied Qwen2 model (q/k/v biases, its own head) and a tied Llama one.
+TEST_F(native_cuda_test, half_precision_weights_stay_half_on_the_device_and_match_the_cpu) {
+  if (!native::cuda_available()) GTEST_SKIP() << "no CUDA device: " << native::probe_cuda_device().reason;
+  for (auto type : {native::dtype::bf16, native::dtype::f16})
+    for (std::string family : {"qwen2", "llama"}) {
+      SCOPED_TRACE(family + (type == native::dtype::bf16 ? " bf16" : " f16"));
+      native::mkmodel_options mo;
+      mo.type = type;
+      mo.family = family;
+      const auto dir = native::testing::make_model(*dir_, family + "_half_" + std::to_string(int(type)), mo);
+      auto w = native::load_model_weights(dir);
+      ASSERT_TRUE(w) << w.err().describe();
+      std::shared_ptr<const native::model_weights> sw(std::move(*w));
+      const auto& c = sw->config;
+      native::kv_cache_shape s{c.num_hidden_layers, 16, 4, c.num_key_value_heads, c.head_dim};
+      native::model cpu(sw, 1);
+      native::kv_cache cpu_cache(s);
+      std::string err;
+      auto gpu = native::cuda_model::create(*sw, s, native::rope_inv_freq(c), err);
+      ASSERT_TRUE(gpu) << err;
+      auto f32 = native::load_model_weights(dir, native::load_options{.widen_to_f32 = true});
+      ASSERT_TRUE(f32);
+      std::string err32;
+      auto gpu32 = native::cuda_model::create(**f32, s, native::rope_inv_freq(c), err32);
+      ASSERT_TRUE(gpu32) << err32;
+      EXPECT_LT(gpu->weight_bytes(), gpu32->weight_bytes() * 6 / 10) << "the matrices are 2 bytes an element";
+
+      std::vector<std::uint32_t> a(17), b(5);
+      std::iota(a.begin(), a.end(), 3u);
+      std::iota(b.begin(), b.end(), 30u);
+      std::vector<std::uint32_t> ta{7, 2, 12, 9, 0}, tb{3, 14};  // blocks of 4 tokens: 18 and 6 tokens
+      auto run = [&](std::vector<native::batch_item> batch) {
+        std::vector<float> lc, lg;
+        cpu.forward(batch, cpu_cache, lc);
+        EXPECT_EQ(gpu->forward(batch, lg), "");
+        ASSERT_EQ(lc.size(), lg.size());
+        const std::size_t V = static_cast<std::size_t>(c.vocab_size);
+        for (std::size_t r = 0; r * V < lc.size(); ++r) {
+          std::vector<float> ref(lc.begin() + r * V, lc.begin() + (r + 1) * V);
+          EXPECT_LT(native::testing::rel_error(lg.data() + r * V, ref), 1e-3) << "row " << r;
+        }
+      };
+      run({{a.data(), 17, 0, ta, true}});                     // 17 rows: widened tiles + sgemm
+      std::uint32_t na = 90, nb2 = 91;
+      run({{b.data(), 5, 0, tb, true}});                      // 5 rows: the gemv kernel
+      run({{&na, 1, 17, ta, true}, {&nb2, 1, 5, tb, true}});  // a decode step of 2
+    }
+}
+
 TEST_F(native_cuda_test, bad_block_table_is_an_error_not_a_fault) {
   if (!native::cuda_available()) GTEST_SKIP() << "no CUDA device: " << native::probe_cuda_device().reason;
   auto w = native::load_model_weights(*model_dir_);

@@ -5,7 +5,45 @@
 
 namespace yard::kv::tiers {
 
-host_tier::host_tier(host_tier_options opts) : opts_(opts) {}
+host_tier::host_tier(host_tier_options opts) : opts_(std::move(opts)) {
+  if (opts_.block_bytes > 0 && opts_.capacity_blocks > 0) {
+    arena_ = host_arena::create(slab_slots(), opts_.block_bytes, opts_.pinning);
+    arena_tried_ = true;
+  }
+}
+
+// One slot more than the capacity: a put stores the new block before it evicts the one it displaces.
+std::size_t host_tier::slab_slots() const { return opts_.capacity_blocks + 1; }
+
+std::span<const std::byte> host_tier::view(const entry& e) const {
+  if (e.slot) return arena_->slot(*e.slot).first(e.size);
+  return e.data;
+}
+
+void host_tier::drop(entry& e) {
+  if (e.slot) arena_->release(*e.slot);
+  e.slot.reset();
+  e.data = bytes{};
+  e.size = 0;
+}
+
+void host_tier::store(entry& e, std::span<const std::byte> data) {
+  // A new slot even when replacing: a lease on the old bytes must keep seeing them.
+  drop(e);
+  if (!arena_tried_ && opts_.capacity_blocks > 0 && !data.empty()) {
+    arena_ = host_arena::create(slab_slots(), data.size(), opts_.pinning);
+    arena_tried_ = true;
+  }
+  std::optional<std::uint32_t> s;
+  if (arena_ && data.size() == arena_->slot_bytes()) s = arena_->acquire();
+  if (s) {
+    std::memcpy(arena_->slot(*s).data(), data.data(), data.size());
+    e.slot = s;
+  } else {
+    e.data.assign(data.begin(), data.end());
+  }
+  e.size = data.size();
+}
 
 void host_tier::set_evict_callback(evict_fn fn) {
   std::lock_guard lk(mu_);
@@ -19,15 +57,24 @@ void host_tier::touch(entry& e, block_hash h) {
   e.pos = l.insert(l.end(), h);
 }
 
-std::vector<std::pair<block_hash, bytes>> host_tier::evict_over_capacity() {
+std::vector<std::pair<block_hash, bytes>> host_tier::evict_over_capacity(bool want_bytes) {
   std::vector<std::pair<block_hash, bytes>> out;
   while (map_.size() > opts_.capacity_blocks) {
     auto& l = cold_.empty() ? hot_ : cold_;
     block_hash victim = l.front();
     l.pop_front();
     auto it = map_.find(victim);
-    stats_.bytes_held -= it->second.data.size();
-    out.emplace_back(victim, std::move(it->second.data));
+    entry& e = it->second;
+    stats_.bytes_held -= e.size;
+    if (want_bytes) {
+      if (e.slot) {
+        const auto v = view(e);
+        out.emplace_back(victim, bytes(v.begin(), v.end()));
+      } else {
+        out.emplace_back(victim, std::move(e.data));
+      }
+    }
+    drop(e);
     map_.erase(it);
     ++stats_.evictions;
   }
@@ -41,20 +88,20 @@ void host_tier::put(block_hash hash, std::span<const std::byte> data) {
     std::lock_guard lk(mu_);
     auto it = map_.find(hash);
     if (it != map_.end()) {
-      stats_.bytes_held -= it->second.data.size();
-      it->second.data.assign(data.begin(), data.end());
+      stats_.bytes_held -= it->second.size;
+      store(it->second, data);
       stats_.bytes_held += data.size();
       touch(it->second, hash);
     } else {
       entry e;
-      e.data.assign(data.begin(), data.end());
+      store(e, data);
       e.pos = cold_.insert(cold_.end(), hash);
       stats_.bytes_held += data.size();
       map_.emplace(hash, std::move(e));
     }
     ++stats_.puts;
-    victims = evict_over_capacity();
     cb = on_evict_;
+    victims = evict_over_capacity(static_cast<bool>(cb));
   }
   if (cb)
     for (auto& [h, b] : victims) cb(h, std::move(b));
@@ -70,7 +117,8 @@ result<bytes> host_tier::get(block_hash hash) {
   ++stats_.hits;
   ++it->second.hits;
   touch(it->second, hash);
-  return it->second.data;
+  const auto v = view(it->second);
+  return bytes(v.begin(), v.end());
 }
 
 status host_tier::get_into(block_hash hash, std::span<std::byte> out) {
@@ -80,14 +128,29 @@ status host_tier::get_into(block_hash hash, std::span<std::byte> out) {
     ++stats_.misses;
     return make_error(errc::not_found, "block not in G2");
   }
-  if (it->second.data.size() != out.size())
-    return make_error(errc::bad_request, "G2 block size " + std::to_string(it->second.data.size()) +
+  if (it->second.size != out.size())
+    return make_error(errc::bad_request, "G2 block size " + std::to_string(it->second.size) +
                                              " != buffer size " + std::to_string(out.size()));
   ++stats_.hits;
   ++it->second.hits;
   touch(it->second, hash);
-  if (!out.empty()) std::memcpy(out.data(), it->second.data.data(), out.size());
+  if (!out.empty()) std::memcpy(out.data(), view(it->second).data(), out.size());
   return {};
+}
+
+host_lease host_tier::lease(block_hash hash) {
+  std::lock_guard lk(mu_);
+  auto it = map_.find(hash);
+  if (it == map_.end() || !it->second.slot) return {};
+  ++stats_.hits;
+  ++it->second.hits;
+  touch(it->second, hash);
+  return arena_->lease(*it->second.slot);
+}
+
+bool host_tier::pinned() const {
+  std::lock_guard lk(mu_);
+  return arena_ && arena_->pinned();
 }
 
 bool host_tier::contains(block_hash hash) const {
@@ -100,7 +163,8 @@ bool host_tier::erase(block_hash hash) {
   auto it = map_.find(hash);
   if (it == map_.end()) return false;
   list_of(it->second).erase(it->second.pos);
-  stats_.bytes_held -= it->second.data.size();
+  stats_.bytes_held -= it->second.size;
+  drop(it->second);
   map_.erase(it);
   return true;
 }

@@ -1,9 +1,13 @@
 // kv/tiers/host_tier.hpp — G2: a host-memory store of opaque KV blocks keyed by block hash.
 //
-// Owns: the bytes of blocks offloaded from G1, their LRU order and hit counts.
+// Owns: the bytes of blocks offloaded from G1 (in a host_arena slab, page-locked
+// on a GPU host; a block of another size than the slab's, or one arriving while
+// every slot is lent out, on the heap), their LRU order and hit counts.
 // Must not touch: G1 (the engine's block_pool), disk, events (tier_manager makes them).
 // Thread-safety: every member is internally synchronised (one mutex); the
 // eviction callback runs on the caller's thread after the lock is released.
+// A lease (lease()) stays valid after the block is evicted or replaced and
+// after this tier is gone: the slot is reused only when the lease ends.
 //
 // Policy: LRU with frequency protection. A block read `protect_hits` times or
 // more moves to the protected list; eviction takes the least recently used
@@ -15,11 +19,13 @@
 #include <functional>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
 
 #include "common/status.hpp"
+#include "kv/tiers/host_arena.hpp"
 #include "kv/block_hash.hpp"
 
 namespace yard::kv::tiers {
@@ -29,6 +35,10 @@ using bytes = std::vector<std::byte>;
 struct host_tier_options {
   std::size_t capacity_blocks = 4096;  // max blocks held (default 4096; 0 = hold nothing)
   std::uint32_t protect_hits = 2;      // hits that make a block protected (default 2)
+  // Bytes of a block: the slab (capacity_blocks + 1 slots) is allocated at construction
+  // (default 0 = at the first put, sized by that block).
+  std::size_t block_bytes = 0;
+  host_pinning pinning;                // how the slab is page-locked (default: it is not)
 };
 
 struct tier_stats {
@@ -58,6 +68,9 @@ class host_tier {
   result<bytes> get(block_hash hash);
   // Copies into `out` (must be exactly the block's size, else errc::bad_request).
   status get_into(block_hash hash, std::span<std::byte> out);
+  // A zero-copy read: the block's bytes, held unchanged while the lease lives (counts
+  // a hit like get). An empty lease when absent or not in the slab (read with get_into).
+  host_lease lease(block_hash hash);
   bool contains(block_hash hash) const;
   bool erase(block_hash hash);  // true if it was held
 
@@ -65,9 +78,12 @@ class host_tier {
   std::vector<block_hash> hashes() const;  // every block held now (any order)
   std::size_t capacity() const { return opts_.capacity_blocks; }
   tier_stats stats() const;
+  bool pinned() const;  // the slab is page-locked
 
  private:
   struct entry {
+    std::optional<std::uint32_t> slot;  // in the slab, else in data
+    std::size_t size = 0;
     bytes data;
     std::uint32_t hits = 0;
     bool hot = false;
@@ -75,7 +91,11 @@ class host_tier {
   };
   std::list<block_hash>& list_of(const entry& e) { return e.hot ? hot_ : cold_; }
   void touch(entry& e, block_hash h);  // lock held
-  std::vector<std::pair<block_hash, bytes>> evict_over_capacity();  // lock held
+  std::vector<std::pair<block_hash, bytes>> evict_over_capacity(bool want_bytes);  // lock held
+  std::span<const std::byte> view(const entry& e) const;  // lock held
+  void store(entry& e, std::span<const std::byte> data);   // lock held: e's old bytes are dropped
+  void drop(entry& e);                                      // lock held: frees e's slot or heap bytes
+  std::size_t slab_slots() const;
 
   host_tier_options opts_;
   mutable std::mutex mu_;
@@ -84,6 +104,8 @@ class host_tier {
   std::list<block_hash> hot_;
   tier_stats stats_;
   evict_fn on_evict_;
+  std::shared_ptr<host_arena> arena_;  // null until the first block (or block_bytes) sizes it
+  bool arena_tried_ = false;
 };
 
 }  // namespace yard::kv::tiers

@@ -1,8 +1,11 @@
 // backends/native/cuda/cuda_device.cu — the CUDA device probe (see cuda_device.hpp).
 //
-// Owns: probe_cuda_device(), pin_host_memory() / unpin_host_memory(). Must not touch: kernels, logging (the plain C++
+// Owns: probe_cuda_device(), pin_host_memory() / unpin_host_memory(), the device read-bandwidth probe.
+// Must not touch: the model's kernels, logging (the plain C++
 // side logs). Thread-safety: the CUDA runtime calls used are thread-safe.
 #include <cuda_runtime.h>
+
+#include <algorithm>
 
 #include "backends/native/cuda/cuda_device.hpp"
 
@@ -49,6 +52,58 @@ bool pin_host_memory(void* p, std::size_t n) {
 
 void unpin_host_memory(void* p) {
   if (p != nullptr && cudaHostUnregister(p) != cudaSuccess) cudaGetLastError();
+}
+
+namespace {
+
+// Sums n 16-byte words, grid-stride; one result per block (so the loads cannot be dropped).
+__global__ void read_words_kernel(const uint4* __restrict__ p, std::size_t n, unsigned* __restrict__ out) {
+  unsigned s = 0;
+  for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    const uint4 v = p[i];
+    s += v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (s == 0x9e3779b9u) out[blockIdx.x] = s;  // practically never taken; keeps the reads live
+}
+
+}  // namespace
+
+double device_read_bandwidth(std::size_t bytes) {
+  const std::size_t n = bytes / sizeof(uint4);
+  if (n == 0 || !probe_cuda_device().available) return 0.0;
+  if (cudaSetDevice(0) != cudaSuccess) {
+    cudaGetLastError();
+    return 0.0;
+  }
+  void* buf = nullptr;
+  unsigned* sink = nullptr;
+  constexpr int blocks = 4096, threads = 256;
+  if (cudaMalloc(&buf, n * sizeof(uint4)) != cudaSuccess || cudaMalloc(&sink, blocks * sizeof(unsigned)) != cudaSuccess) {
+    cudaGetLastError();
+    if (buf) cudaFree(buf);
+    return 0.0;
+  }
+  cudaMemset(buf, 1, n * sizeof(uint4));  // pages backed, not a zero page
+  cudaEvent_t t0, t1;
+  cudaEventCreate(&t0);
+  cudaEventCreate(&t1);
+  double best = 0;
+  for (int rep = 0; rep < 8; ++rep) {
+    cudaEventRecord(t0);
+    read_words_kernel<<<blocks, threads>>>(static_cast<const uint4*>(buf), n, sink);
+    cudaEventRecord(t1);
+    if (cudaEventSynchronize(t1) != cudaSuccess) break;
+    float ms = 0;
+    cudaEventElapsedTime(&ms, t0, t1);
+    if (ms > 0) best = std::max(best, double(n * sizeof(uint4)) / (ms / 1e3));
+  }
+  cudaGetLastError();
+  cudaEventDestroy(t0);
+  cudaEventDestroy(t1);
+  cudaFree(sink);
+  cudaFree(buf);
+  return best;
 }
 
 }  // namespace yard::backends::native

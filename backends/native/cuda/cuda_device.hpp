@@ -37,4 +37,10 @@ bool cuda_available();
 bool pin_host_memory(void* p, std::size_t n);
 void unpin_host_memory(void* p);  // only after pin_host_memory(p, ...) returned true
 
+// Bytes per second device 0 streams out of its own memory, read only (a kernel summing a `bytes` buffer
+// with 16-byte loads, best of several passes, timed with CUDA events): the bound a decode step, which reads
+// every weight once, is measured against (`yard bench engine --device cuda`). 0 without a usable device,
+// in a build without CUDA, or when the buffer cannot be allocated.
+double device_read_bandwidth(std::size_t bytes);
+
 }  // namespace yard::backends::native

@@ -47,6 +47,7 @@ cuda_probe probe_cuda_device() {
 
 bool pin_host_memory(void*, std::size_t) { return false; }
 void unpin_host_memory(void*) {}
+double device_read_bandwidth(std::size_t) { return 0.0; }
 
 result<std::unique_ptr<executor>> make_cuda_executor(std::shared_ptr<const model_weights>, kv_cache_shape) {
   return make_error(errc::unsupported, "device 'cuda' requested but this build has no CUDA support "

@@ -3,9 +3,12 @@
 // Owns: the CUDA kernels (embedding gather, RMSNorm, bias add, RoPE, paged
 // K/V write, paged attention, SwiGLU), the cuBLAS projections, device weights,
 // the device K/V cache and scratch. Numerics follow model.cpp: RoPE angles in
-// double, softmax with max subtraction, sgemm in plain FP32 (no TF32). Weights
-// the CPU keeps as f16/bf16/int8 are widened to f32 on the host at upload (the
-// device holds f32 only).
+// double, softmax with max subtraction, sgemm in plain FP32 (no TF32). f16 and
+// bf16 weight matrices stay 2 bytes on the device: a decode step (up to
+// k_gemv_rows input rows) reads them with a warp-per-row kernel accumulating in
+// f32, a prefill widens them a tile at a time into f32 scratch for sgemm (as the
+// CPU does). The embedding (a gather) and int8 matrices are widened to f32 at
+// upload.
 // Must not touch: sampling, scheduling, logging (errors go back as strings).
 // Thread-safety: a cuda_model is used by one thread at a time.
 #include <cublas_v2.h>
@@ -237,10 +240,79 @@ std::vector<float> widen_on_host(const weight_matrix& m) {
   return out;
 }
 
-struct dev_layer {
-  const float *attn_norm = nullptr, *wq = nullptr, *wk = nullptr, *wv = nullptr, *bq = nullptr, *bk = nullptr,
-              *bv = nullptr, *wo = nullptr, *ffn_norm = nullptr, *w_gate = nullptr, *w_up = nullptr, *w_down = nullptr;
+// A weight matrix on the device in the precision it is kept in: f32, or f16/bf16 (2 bytes an element).
+struct dev_matrix {
+  const void* p = nullptr;
+  wdtype type = wdtype::f32;
 };
+
+struct dev_layer {
+  const float *attn_norm = nullptr, *bq = nullptr, *bk = nullptr, *bv = nullptr, *ffn_norm = nullptr;
+  dev_matrix wq, wk, wv, wo, w_gate, w_up, w_down;
+};
+
+// Input rows up to which a half-precision product runs as a gemv (decode); more are a widened sgemm.
+constexpr int k_gemv_rows = 8;
+// f32 elements of the scratch a half-precision matrix is widened into for sgemm, a tile of rows at a time.
+constexpr std::size_t k_widen_tile = std::size_t{1} << 24;  // 64 MiB
+
+template <bool Bf16>
+__device__ __forceinline__ float half_to_f32(std::uint16_t b) {
+  if constexpr (Bf16) return __uint_as_float(static_cast<unsigned>(b) << 16);
+  else return __half2float(__ushort_as_half(b));
+}
+
+// out[t][row] (+)= sum_i W[row][i] * in[t][i] for t < T <= k_gemv_rows: one warp per row, the weights read
+// once in their own width (16 bytes per lane per pass when rows are 16-byte aligned), f32 accumulation.
+template <bool Bf16>
+__global__ void gemv_half_kernel(const std::uint16_t* __restrict__ W, const float* __restrict__ in,
+                                 float* __restrict__ out, int n, int k, int T, float beta) {
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  if (row >= n) return;  // the whole warp: rows are per warp
+  const std::uint16_t* w = W + static_cast<std::size_t>(row) * k;
+  float acc[k_gemv_rows];
+#pragma unroll
+  for (int t = 0; t < k_gemv_rows; ++t) acc[t] = 0.0f;
+  int tail = 0;
+  if ((k & 7) == 0) {
+    for (int i = lane * 8; i < k; i += 32 * 8) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(w + i);
+      const std::uint16_t* h = reinterpret_cast<const std::uint16_t*>(&raw);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const float wv = half_to_f32<Bf16>(h[j]);
+#pragma unroll
+        for (int t = 0; t < k_gemv_rows; ++t)
+          if (t < T) acc[t] += wv * in[static_cast<std::size_t>(t) * k + i + j];
+      }
+    }
+    tail = k;
+  }
+  for (int i = tail + lane; i < k; i += 32) {
+    const float wv = half_to_f32<Bf16>(w[i]);
+#pragma unroll
+    for (int t = 0; t < k_gemv_rows; ++t)
+      if (t < T) acc[t] += wv * in[static_cast<std::size_t>(t) * k + i];
+  }
+#pragma unroll
+  for (int t = 0; t < k_gemv_rows; ++t) {
+    if (t < T) {  // T is the same for the whole warp: the shuffles below are uniform
+      float v = acc[t];
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+      if (lane == 0) {
+        float& d = out[static_cast<std::size_t>(t) * n + row];
+        d = beta == 0.0f ? v : v + beta * d;
+      }
+    }
+  }
+}
+
+template <bool Bf16>
+__global__ void widen_kernel(const std::uint16_t* __restrict__ w, float* __restrict__ out, std::size_t n) {
+  const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = half_to_f32<Bf16>(w[i]);
+}
 
 }  // namespace
 
@@ -250,13 +322,15 @@ struct cuda_model::impl {
   cublasHandle_t blas = nullptr;
   cudaStream_t stream = nullptr;
   std::vector<void*> allocs;                 // weights + KV, freed in the destructor
-  std::map<const float*, const float*> uploaded;  // host -> device (tied embeddings upload once)
+  // (host data, device width) -> device copy: a tied head uploads once per width.
+  std::map<std::pair<const void*, wdtype>, const void*> uploaded;
   std::size_t weight_bytes = 0, kv_bytes = 0;
-  const float *embed = nullptr, *final_norm = nullptr, *lm_head = nullptr, *inv_freq = nullptr;
+  const float *embed = nullptr, *final_norm = nullptr, *inv_freq = nullptr;
+  dev_matrix lm_head;
   std::vector<dev_layer> layers;
   float *kc = nullptr, *vc = nullptr;
   // scratch
-  dev_buf<float> x, xn, q, k, v, att, gate, up, logits;
+  dev_buf<float> x, xn, q, k, v, att, gate, up, logits, wide;
   dev_buf<std::uint32_t> tok, tables;
   dev_buf<int> pos, item_of, table_off, rows;
   dev_buf<long long> cell;
@@ -272,22 +346,24 @@ struct cuda_model::impl {
     if (stream) cudaStreamDestroy(stream);
   }
 
-  std::string upload(const float* host, std::size_t n, const float** dev) {
+  // Copies `bytes` of `host` to the device once per (key, width); `key` names the host data (a widened
+  // copy is keyed by what it was widened from).
+  std::string upload(const void* host, std::size_t bytes, const void* key, wdtype width, const void** dev) {
     if (!host) {
       *dev = nullptr;
       return {};
     }
-    if (auto it = uploaded.find(host); it != uploaded.end()) {
+    if (auto it = uploaded.find({key, width}); it != uploaded.end()) {
       *dev = it->second;
       return {};
     }
     void* p = nullptr;
-    YARD_CUDA_TRY("cudaMalloc(weights)", cudaMalloc(&p, n * sizeof(float)));
+    YARD_CUDA_TRY("cudaMalloc(weights)", cudaMalloc(&p, bytes));
     allocs.push_back(p);
-    YARD_CUDA_TRY("cudaMemcpy(weights)", cudaMemcpy(p, host, n * sizeof(float), cudaMemcpyHostToDevice));
-    weight_bytes += n * sizeof(float);
-    *dev = static_cast<const float*>(p);
-    uploaded[host] = *dev;
+    YARD_CUDA_TRY("cudaMemcpy(weights)", cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice));
+    weight_bytes += bytes;
+    *dev = p;
+    uploaded[{key, width}] = p;
     return {};
   }
 
@@ -300,10 +376,38 @@ struct cuda_model::impl {
   }
 
   // out[T][n] (+)= in[T][k] x W[n][k]^T, row-major, as column-major C(n x T) = op_T(W) * in.
-  std::string gemm_wt(const float* in, int T, int kdim, const float* W, int n, float* out, float beta) {
+  std::string sgemm_wt(const float* in, int T, int kdim, const float* W, int n, float* out, int ldc, float beta) {
     const float alpha = 1.0f;
-    cublasStatus_t rc = cublasSgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, n, T, kdim, &alpha, W, kdim, in, kdim, &beta, out, n);
+    cublasStatus_t rc = cublasSgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, n, T, kdim, &alpha, W, kdim, in, kdim, &beta, out, ldc);
     if (rc != CUBLAS_STATUS_SUCCESS) return cublas_err("cublasSgemm", rc);
+    return {};
+  }
+
+  // The same with W in its own width: f32 by sgemm; f16/bf16 by the gemv kernel for a decode's few rows,
+  // else widened a tile of rows at a time into f32 scratch and sgemm'd into those rows of out.
+  std::string gemm_wt(const float* in, int T, int kdim, const dev_matrix& W, int n, float* out, float beta) {
+    if (W.type == wdtype::f32) return sgemm_wt(in, T, kdim, static_cast<const float*>(W.p), n, out, n, beta);
+    if (W.type != wdtype::f16 && W.type != wdtype::bf16) return "cuda_model: a weight matrix of an unsupported width";
+    const bool bf16 = W.type == wdtype::bf16;
+    const auto* w = static_cast<const std::uint16_t*>(W.p);
+    if (T <= k_gemv_rows) {
+      const int rows_per_block = k_threads / 32;
+      const unsigned grid = static_cast<unsigned>((n + rows_per_block - 1) / rows_per_block);
+      if (bf16) gemv_half_kernel<true><<<grid, k_threads, 0, stream>>>(w, in, out, n, kdim, T, beta);
+      else gemv_half_kernel<false><<<grid, k_threads, 0, stream>>>(w, in, out, n, kdim, T, beta);
+      return {};
+    }
+    const int tile = static_cast<int>(std::clamp<std::size_t>(k_widen_tile / static_cast<std::size_t>(kdim), 1, n));
+    if (auto e = wide.reserve(static_cast<std::size_t>(tile) * kdim); !e.empty()) return e;
+    for (int r0 = 0; r0 < n; r0 += tile) {
+      const int m = std::min(tile, n - r0);
+      const std::size_t count = static_cast<std::size_t>(m) * kdim;
+      const unsigned grid = static_cast<unsigned>((count + k_threads - 1) / k_threads);
+      const std::uint16_t* src = w + static_cast<std::size_t>(r0) * kdim;
+      if (bf16) widen_kernel<true><<<grid, k_threads, 0, stream>>>(src, wide.p, count);
+      else widen_kernel<false><<<grid, k_threads, 0, stream>>>(src, wide.p, count);
+      if (auto e = sgemm_wt(in, T, kdim, wide.p, m, out + r0, n, beta); !e.empty()) return e;
+    }
     return {};
   }
 };
@@ -345,31 +449,45 @@ std::unique_ptr<cuda_model> cuda_model::create(const model_weights& w, const kv_
   const std::size_t H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size, V = c.vocab_size;
   std::string e;
   auto up = [&](const float* h, std::size_t n, const float** d) {
-    if (e.empty()) e = p.upload(h, n, d);
+    const void* dv = nullptr;
+    if (e.empty()) e = p.upload(h, n * sizeof(float), h, wdtype::f32, &dv);
+    *d = static_cast<const float*>(dv);
   };
-  // Matrices: f32 in place; other widths widened here, keyed by their own data so a tied head uploads once.
-  auto upm = [&](const weight_matrix& m, std::size_t n, const float** d) {
-    if (!e.empty()) return;
-    if (m.numel() != n) {
-      e = "cuda_model: weight matrix shape does not match the config";
-      return;
-    }
+  auto shape_ok = [&](const weight_matrix& m, std::size_t n) {
+    if (e.empty() && m.numel() != n) e = "cuda_model: weight matrix shape does not match the config";
+    return e.empty();
+  };
+  // As f32: in place when f32, else widened on the host (keyed by the matrix's own data).
+  auto up_f32 = [&](const weight_matrix& m, std::size_t n, const float** d) {
+    if (!shape_ok(m, n)) return;
     if (m.type == wdtype::f32) return up(m.f32(), n, d);
-    const float* key = static_cast<const float*>(m.data);
-    if (auto it = p.uploaded.find(key); it != p.uploaded.end()) {
-      *d = it->second;
+    const void* dv = nullptr;
+    if (auto it = p.uploaded.find({m.data, wdtype::f32}); it != p.uploaded.end()) {
+      dv = it->second;
+    } else {
+      auto wide = widen_on_host(m);
+      e = p.upload(wide.data(), n * sizeof(float), m.data, wdtype::f32, &dv);
+    }
+    *d = static_cast<const float*>(dv);
+  };
+  // A product's matrix: f16/bf16 kept 2 bytes; f32 as is; int8 widened.
+  auto upm = [&](const weight_matrix& m, std::size_t n, dev_matrix* d) {
+    if (!shape_ok(m, n)) return;
+    if (m.type == wdtype::f16 || m.type == wdtype::bf16) {
+      d->type = m.type;
+      e = p.upload(m.data, n * sizeof(std::uint16_t), m.data, m.type, &d->p);
       return;
     }
-    auto wide = widen_on_host(m);
-    e = p.upload(wide.data(), n, d);
-    p.uploaded.erase(wide.data());
-    if (e.empty()) p.uploaded[key] = *d;
+    const float* f = nullptr;
+    up_f32(m, n, &f);
+    d->p = f;
+    d->type = wdtype::f32;
   };
-  upm(w.embed, V * H, &p.embed);
+  up_f32(w.embed, V * H, &p.embed);  // a gather of T rows a step: f32
   up(w.final_norm, H, &p.final_norm);
   upm(w.lm_head, V * H, &p.lm_head);
   up(inv_freq.data(), inv_freq.size(), &p.inv_freq);
-  p.uploaded.erase(inv_freq.data());  // not a weight; do not dedupe against it
+  p.uploaded.erase({inv_freq.data(), wdtype::f32});  // not a weight; do not dedupe against it
   p.layers.resize(w.layers.size());
   for (std::size_t l = 0; l < w.layers.size(); ++l) {
     const auto& L = w.layers[l];
@@ -406,7 +524,9 @@ std::size_t cuda_model::block_bytes() const {
 }
 
 namespace {
-// Copies one block between the device cache and a host buffer, layer by layer.
+// Copies one block between the device cache and a host buffer, layer by layer: every part queued on the
+// stream, one synchronisation at the end. From or to page-locked host memory (G2's slab, the KV transfer
+// staging region) the parts run as DMA back to back; from pageable memory the runtime bounces them.
 std::string copy_block(const kv_cache_shape& sh, float* kc, float* vc, std::uint32_t block, char* host, bool to_host,
                        cudaStream_t stream) {
   if (block >= static_cast<std::uint32_t>(sh.n_blocks)) return "KV block id out of range";
@@ -419,11 +539,12 @@ std::string copy_block(const kv_cache_shape& sh, float* kc, float* vc, std::uint
     for (int kv = 0; kv < 2; ++kv) {
       float* dev = (kv == 0 ? kc : vc) + off;
       char* hp = h + kv * part * sizeof(float);
-      cudaError_t rc = to_host ? cudaMemcpy(hp, dev, part * sizeof(float), cudaMemcpyDeviceToHost)
-                               : cudaMemcpy(dev, hp, part * sizeof(float), cudaMemcpyHostToDevice);
-      if (rc != cudaSuccess) return cuda_err("cudaMemcpy(kv block)", rc);
+      cudaError_t rc = to_host ? cudaMemcpyAsync(hp, dev, part * sizeof(float), cudaMemcpyDeviceToHost, stream)
+                               : cudaMemcpyAsync(dev, hp, part * sizeof(float), cudaMemcpyHostToDevice, stream);
+      if (rc != cudaSuccess) return cuda_err("cudaMemcpyAsync(kv block)", rc);
     }
   }
+  if (cudaError_t rc = cudaStreamSynchronize(stream); rc != cudaSuccess) return cuda_err("cudaStreamSynchronize(kv block)", rc);
   return "";
 }
 }  // namespace
