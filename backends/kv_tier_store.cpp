@@ -45,9 +45,19 @@ result<std::unique_ptr<kv_tier_store>> kv_tier_store::create(const kv_tier_optio
     return rec.err();
   }
   s->stats_.recovered_blocks = rec->size();
-  if (opts.g2_pinning.enabled() && opts.host_blocks > 0 && !s->tm_->g2().pinned())
-    log->warn("KV tiers: G2's {} blocks could not be page-locked: device copies go through pageable memory",
-              opts.host_blocks);
+  if (opts.host_blocks > 0 && block_bytes > 0) {
+    const auto& g2 = s->tm_->g2();
+    if (g2.slab_bytes() == 0)
+      log->warn("KV tiers: G2's slab ({} blocks x {} bytes) could not be allocated: its blocks are allocated one by "
+                "one and cannot be lent to an import without a copy",
+                opts.host_blocks, block_bytes);
+    else if (opts.g2_pinning.enabled() && !g2.pinned())
+      log->warn("KV tiers: G2's slab ({:.1f} MiB) could not be page-locked: device copies go through pageable memory",
+                g2.slab_bytes() / 1048576.0);
+    else
+      log->info("KV tiers: G2 slab {:.1f} MiB ({} blocks + 1 spare){}", g2.slab_bytes() / 1048576.0, opts.host_blocks,
+                g2.pinned() ? ", page-locked" : "");
+  }
   if (!opts.disk_dir.empty())
     log->info("KV tiers: G2 {} blocks, G3 '{}' ({} blocks recovered, capacity {}{})", opts.host_blocks, opts.disk_dir,
               rec->size(), opts.disk_blocks, opts.disk_key_file.empty() ? "" : ", encrypted");

@@ -148,6 +148,11 @@ host_lease host_tier::lease(block_hash hash) {
   return arena_->lease(*it->second.slot);
 }
 
+std::size_t host_tier::slab_bytes() const {
+  std::lock_guard lk(mu_);
+  return arena_ ? arena_->slots() * arena_->slot_bytes() : 0;
+}
+
 bool host_tier::pinned() const {
   std::lock_guard lk(mu_);
   return arena_ && arena_->pinned();

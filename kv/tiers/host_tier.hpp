@@ -79,6 +79,7 @@ class host_tier {
   std::size_t capacity() const { return opts_.capacity_blocks; }
   tier_stats stats() const;
   bool pinned() const;  // the slab is page-locked
+  std::size_t slab_bytes() const;  // bytes of the slab (0: none yet, or its allocation failed: blocks on the heap)
 
  private:
   struct entry {
