@@ -203,16 +203,24 @@ double mask_us(std::size_t size) {
 
 }  // namespace
 
+// Opens an engine, or says why not (null).
+std::unique_ptr<backends::native_engine> open_engine(const std::string& dir, const backends::native_engine_options& eo) {
+  auto r = backends::native_engine::open(dir, eo);
+  if (!r) {
+    std::fprintf(stderr, "bench engine: --device %s: %s\n", eo.device.empty() ? "cpu" : eo.device.c_str(),
+                 r.err().describe().c_str());
+    return nullptr;
+  }
+  return std::move(*r);
+}
+
 // --device cuda: decode on the GPU at batch 1 and 64 against the device's read bandwidth.
 int bench_on_cuda(const std::string& model_dir, const std::string& bf16_dir, backends::native_engine_options eo,
                   int decode_tokens) {
   eo.device = "cuda";
-  auto eng = backends::native_engine::open(model_dir, eo);
-  if (!eng) {
-    std::fprintf(stderr, "bench engine: --device cuda: %s\n", eng.err().describe().c_str());
-    return 1;
-  }
-  auto& e = **eng;
+  auto eng = open_engine(model_dir, eo);
+  if (!eng) return 1;
+  auto& e = *eng;
   const double hbm = backends::native::device_read_bandwidth(std::size_t{2} << 30);
   if (hbm <= 0) {
     std::fprintf(stderr, "bench engine: --device cuda: the device read-bandwidth probe failed\n");
@@ -224,12 +232,7 @@ int bench_on_cuda(const std::string& model_dir, const std::string& bf16_dir, bac
   std::size_t bytes_bf16 = 0;
   std::unique_ptr<backends::native_engine> eb;
   if (!bf16_dir.empty()) {
-    auto r = backends::native_engine::open(bf16_dir, eo);
-    if (!r) {
-      std::fprintf(stderr, "bench engine: --device cuda: %s\n", r.err().describe().c_str());
-      return 1;
-    }
-    eb = std::move(*r);
+    if (!(eb = open_engine(bf16_dir, eo))) return 1;
     bytes_bf16 = eb->weights().weight_bytes;
     decode_rate(*eb, 1, 4);
   }
@@ -300,12 +303,9 @@ int run_bench_engine(int argc, char** argv) {
     if (!tmp.empty()) std::filesystem::remove_all(tmp);
     return rc;
   }
-  auto eng = backends::native_engine::open(model_dir, eo);
-  if (!eng) {
-    std::fprintf(stderr, "bench engine: %s\n", eng.err().describe().c_str());
-    return 1;
-  }
-  auto& e = **eng;
+  auto eng = open_engine(model_dir, eo);
+  if (!eng) return 1;
+  auto& e = *eng;
   const int probe_threads = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   // Bytes as the weights are kept (a bf16 --model reads half of what it would as f32).
   const double weight_bytes = static_cast<double>(e.weights().weight_bytes);
@@ -342,22 +342,12 @@ int run_bench_engine(int argc, char** argv) {
   {
     std::unique_ptr<backends::native_engine> eb, eq;
     if (!bf16_dir.empty()) {
-      auto r = backends::native_engine::open(bf16_dir, eo);
-      if (!r) {
-        std::fprintf(stderr, "bench engine: %s\n", r.err().describe().c_str());
-        return 1;
-      }
-      eb = std::move(*r);
+      if (!(eb = open_engine(bf16_dir, eo))) return 1;
       bytes_bf16 = eb->weights().weight_bytes;
     }
     auto qo = eo;
     qo.quantize = backends::native::weight_quant::int8;
-    auto r = backends::native_engine::open(model_dir, qo);
-    if (!r) {
-      std::fprintf(stderr, "bench engine: %s\n", r.err().describe().c_str());
-      return 1;
-    }
-    eq = std::move(*r);
+    if (!(eq = open_engine(model_dir, qo))) return 1;
     bytes_int8 = eq->weights().weight_bytes;
     if (eb) decode_rate(*eb, 1, 4);
     decode_rate(*eq, 1, 4);

@@ -103,49 +103,67 @@ TEST_F(native_cuda_test, factory_without_device_returns_error_value) {
 
 #ifdef YARD_HAVE_CUDA
 
-// Runs the same two-sequence batch (prefill, then chunked prefill + decode) on
-// the CPU model and the CUDA model, with shuffled block ids.
-TEST_F(native_cuda_test, logits_match_cpu_model) {
-  if (!native::cuda_available()) GTEST_SKIP() << "no CUDA device: " << native::probe_cuda_device().reason;
-  auto w = native::load_model_weights(*model_dir_);
-  ASSERT_TRUE(w) << w.err().describe();
-  std::shared_ptr<const native::model_weights> sw(std::move(*w));
-  const auto& c = sw->config;
-  native::kv_cache_shape s{c.num_hidden_layers, 16, 4, c.num_key_value_heads, c.head_dim};
-  native::model cpu(sw, 1);
-  native::kv_cache cpu_cache(s);
-  std::string err;
-  auto gpu = native::cuda_model::create(*sw, s, native::rope_inv_freq(c), err);
-  ASSERT_TRUE(gpu) << err;
+// One model's weights on the CPU model and on the CUDA model side by side, with one KV cache shape
+// (16 blocks of 4 tokens); step() runs a batch on both and compares every logits row.
+struct side_by_side {
+  std::shared_ptr<const native::model_weights> weights;
+  native::kv_cache_shape shape;
+  std::unique_ptr<native::model> cpu;
+  std::unique_ptr<native::kv_cache> cpu_cache;
+  std::unique_ptr<native::cuda_model> gpu;
+  std::string error;  // why it could not be set up (empty: ready)
 
-  std::vector<std::uint32_t> a(11), b(6);
-  std::iota(a.begin(), a.end(), 5u);
-  std::iota(b.begin(), b.end(), 40u);
-  std::vector<std::uint32_t> ta{7, 2, 12, 9}, tb{3, 14, 0};
-  auto run = [&](std::vector<native::batch_item> batch) {
+  explicit side_by_side(const std::string& dir, native::load_options lo = {}) {
+    auto w = native::load_model_weights(dir, lo);
+    if (!w) {
+      error = w.err().describe();
+      return;
+    }
+    weights = std::move(*w);
+    const auto& c = weights->config;
+    shape = native::kv_cache_shape{c.num_hidden_layers, 16, 4, c.num_key_value_heads, c.head_dim};
+    cpu = std::make_unique<native::model>(weights, 1);
+    cpu_cache = std::make_unique<native::kv_cache>(shape);
+    gpu = native::cuda_model::create(*weights, shape, native::rope_inv_freq(c), error);
+  }
+  bool ready() const { return error.empty() && gpu; }
+
+  // Logits rows within 1e-3 (relative) of the CPU's; `same_argmax`: and the same greedy token.
+  void step(const std::vector<native::batch_item>& batch, bool same_argmax = true) {
     std::vector<float> lc, lg;
-    cpu.forward(batch, cpu_cache, lc);
-    auto e = gpu->forward(batch, lg);
-    EXPECT_EQ(e, "");
+    cpu->forward(batch, *cpu_cache, lc);
+    EXPECT_EQ(gpu->forward(batch, lg), "");
     ASSERT_EQ(lc.size(), lg.size());
-    const std::size_t V = static_cast<std::size_t>(c.vocab_size);
+    const std::size_t V = static_cast<std::size_t>(weights->config.vocab_size);
     for (std::size_t r = 0; r * V < lc.size(); ++r) {
       std::vector<float> ref(lc.begin() + r * V, lc.begin() + (r + 1) * V);
       EXPECT_LT(native::testing::rel_error(lg.data() + r * V, ref), 1e-3) << "row " << r;
       std::vector<float> got(lg.begin() + r * V, lg.begin() + (r + 1) * V);
-      EXPECT_EQ(native::testing::argmax(got), native::testing::argmax(ref)) << "row " << r;
+      if (same_argmax) EXPECT_EQ(native::testing::argmax(got), native::testing::argmax(ref)) << "row " << r;
     }
-  };
+  }
+};
+
+// Runs the same two-sequence batch (prefill, then chunked prefill + decode) on
+// the CPU model and the CUDA model, with shuffled block ids.
+TEST_F(native_cuda_test, logits_match_cpu_model) {
+  if (!native::cuda_available()) GTEST_SKIP() << "no CUDA device: " << native::probe_cuda_device().reason;
+  side_by_side m(*model_dir_);
+  ASSERT_TRUE(m.ready()) << m.error;
+  std::vector<std::uint32_t> a(11), b(6);
+  std::iota(a.begin(), a.end(), 5u);
+  std::iota(b.begin(), b.end(), 40u);
+  std::vector<std::uint32_t> ta{7, 2, 12, 9}, tb{3, 14, 0};
   // step 1: a's first 8 tokens (no logits) + all of b
-  run({{a.data(), 8, 0, ta, false}, {b.data(), 6, 0, tb, true}});
+  m.step({{a.data(), 8, 0, ta, false}, {b.data(), 6, 0, tb, true}});
   // step 2: rest of a + one decode token of b
   std::uint32_t nb = 77;
-  run({{a.data() + 8, 3, 8, ta, true}, {&nb, 1, 6, tb, true}});
+  m.step({{a.data() + 8, 3, 8, ta, true}, {&nb, 1, 6, tb, true}});
 }
 
-// f16/bf16 weights stay 2 bytes on the device (half the CPU's f32 bytes) and give the CPU's logits from the
-// same files: a prefill of 17 rows (tiles widened for sgemm) and a decode of 2 rows (the gemv kernel), on an
-// untied Qwen2 model (q/k/v biases, its own head) and a tied Llama one.
+// f16/bf16 weights stay 2 bytes on the device (about half the f32 upload) and give the CPU's logits from the
+// same files: a prefill of 17 rows (tiles widened for sgemm), a 5-row prompt and a decode step of 2 (the gemv
+// kernel), on an untied Qwen2 model (q/k/v biases, its own head) and a tied Llama one.
 TEST_F(native_cuda_test, half_precision_weights_stay_half_on_the_device_and_match_the_cpu) {
   if (!native::cuda_available()) GTEST_SKIP() << "no CUDA device: " << native::probe_cuda_device().reason;
   for (auto type : {native::dtype::bf16, native::dtype::f16})
@@ -155,42 +173,18 @@ TEST_F(native_cuda_test, half_precision_weights_stay_half_on_the_device_and_matc
       mo.type = type;
       mo.family = family;
       const auto dir = native::testing::make_model(*dir_, family + "_half_" + std::to_string(int(type)), mo);
-      auto w = native::load_model_weights(dir);
-      ASSERT_TRUE(w) << w.err().describe();
-      std::shared_ptr<const native::model_weights> sw(std::move(*w));
-      const auto& c = sw->config;
-      native::kv_cache_shape s{c.num_hidden_layers, 16, 4, c.num_key_value_heads, c.head_dim};
-      native::model cpu(sw, 1);
-      native::kv_cache cpu_cache(s);
-      std::string err;
-      auto gpu = native::cuda_model::create(*sw, s, native::rope_inv_freq(c), err);
-      ASSERT_TRUE(gpu) << err;
-      auto f32 = native::load_model_weights(dir, native::load_options{.widen_to_f32 = true});
-      ASSERT_TRUE(f32);
-      std::string err32;
-      auto gpu32 = native::cuda_model::create(**f32, s, native::rope_inv_freq(c), err32);
-      ASSERT_TRUE(gpu32) << err32;
-      EXPECT_LT(gpu->weight_bytes(), gpu32->weight_bytes() * 6 / 10) << "the matrices are 2 bytes an element";
-
+      side_by_side half(dir), wide(dir, native::load_options{.widen_to_f32 = true});
+      ASSERT_TRUE(half.ready()) << half.error;
+      ASSERT_TRUE(wide.ready()) << wide.error;
+      EXPECT_LT(half.gpu->weight_bytes(), wide.gpu->weight_bytes() * 6 / 10) << "the matrices are 2 bytes an element";
       std::vector<std::uint32_t> a(17), b(5);
       std::iota(a.begin(), a.end(), 3u);
       std::iota(b.begin(), b.end(), 30u);
       std::vector<std::uint32_t> ta{7, 2, 12, 9, 0}, tb{3, 14};  // blocks of 4 tokens: 18 and 6 tokens
-      auto run = [&](std::vector<native::batch_item> batch) {
-        std::vector<float> lc, lg;
-        cpu.forward(batch, cpu_cache, lc);
-        EXPECT_EQ(gpu->forward(batch, lg), "");
-        ASSERT_EQ(lc.size(), lg.size());
-        const std::size_t V = static_cast<std::size_t>(c.vocab_size);
-        for (std::size_t r = 0; r * V < lc.size(); ++r) {
-          std::vector<float> ref(lc.begin() + r * V, lc.begin() + (r + 1) * V);
-          EXPECT_LT(native::testing::rel_error(lg.data() + r * V, ref), 1e-3) << "row " << r;
-        }
-      };
-      run({{a.data(), 17, 0, ta, true}});                     // 17 rows: widened tiles + sgemm
-      std::uint32_t na = 90, nb2 = 91;
-      run({{b.data(), 5, 0, tb, true}});                      // 5 rows: the gemv kernel
-      run({{&na, 1, 17, ta, true}, {&nb2, 1, 5, tb, true}});  // a decode step of 2
+      half.step({{a.data(), 17, 0, ta, true}}, false);  // 17 rows: widened tiles + sgemm
+      half.step({{b.data(), 5, 0, tb, true}}, false);   // 5 rows: the gemv kernel
+      std::uint32_t na = 90, nb = 91;
+      half.step({{&na, 1, 17, ta, true}, {&nb, 1, 5, tb, true}}, false);  // a decode step of 2
     }
 }
 
