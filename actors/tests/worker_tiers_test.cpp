@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 
@@ -148,6 +149,60 @@ TEST_F(worker_write_through_test, a_hot_prefix_is_written_through_to_g3_with_byt
   EXPECT_EQ(stored_in(events, 3, prompt(0)), 4u) << "written through to G3 while still in G1";
   EXPECT_EQ(stored_in(events, 1, prompt(0)), 4u);
   EXPECT_EQ(stored_in(events, 2, prompt(0)), 0u);  // nothing was evicted
+}
+
+// A kv_block_manager stand-in that only counts the G1-hit reports it gets.
+kv_block_manager_actor::behavior_type counting_manager(kv_block_manager_actor::pointer,
+                                                       std::shared_ptr<std::atomic<int>> hits) {
+  return {
+      [](open_atom, caf::actor) {},
+      [](kv_events_atom, std::vector<msg::kv_event>) {},
+      [](offload_atom, std::vector<kv_block_copy>) {},
+      [](onboard_atom, backends::onboard_ask) { return backends::onboard_fetch{}; },
+      [hits](hits_atom, std::vector<kv::block_hash>) { ++*hits; },
+      [](snapshot_atom, transport::nats_message) {},
+      [](caf::get_atom) { return msg::kv_event_batch{}; },
+  };
+}
+
+// A prompt whose prefix is all in G1 is reported to the manager (hits_atom, the prompt's hashes) only when
+// the manager uses the report (write-through to G3 on): otherwise every such request would send a message
+// the manager drops.
+TEST(worker_tier_question, g1_hits_reach_the_manager_only_when_write_through_uses_them) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto hits = std::make_shared<std::atomic<int>>(0);
+  worker_detail::worker_state st;
+  st.kv_manager = sys.spawn(counting_manager, hits);
+  backends::mock_engine_options mo;
+  mo.block_size = 16;
+  mo.num_blocks = 12;
+  st.engine = std::make_unique<backends::mock_engine>(mo);
+  st.tiers.evicted = std::make_shared<std::vector<kv_block_copy>>();
+  st.tiers.load.g2_kv_blocks = 8;  // the tiers hold something: a prefix below G1 would be asked about
+
+  backends::engine_request er;
+  er.request_id = "warm";
+  for (int i = 0; i < 65; ++i) er.prompt.push_back(static_cast<backends::token_id>(100 + i));
+  er.max_tokens = 1;
+  ASSERT_TRUE(st.engine->add_request(er).ok());
+  for (int guard = 0; st.engine->has_work() && guard < 1000; ++guard) st.engine->step();
+  const auto hashes = kv::hash_blocks(er.prompt, 16);
+  ASSERT_EQ(st.engine->cached_blocks(hashes), 4u) << "the prompt's four full blocks are in G1";
+
+  auto flushed = [&] {  // the manager has handled everything sent before this
+    caf::scoped_actor self{sys};
+    self->request(st.kv_manager, std::chrono::seconds(5), caf::get_atom::value)
+        .receive([](msg::kv_event_batch&) {}, [](caf::error& e) { ADD_FAILURE() << caf::to_string(e); });
+    return hits->load();
+  };
+  st.tiers.counts_hits = false;
+  EXPECT_FALSE(worker_detail::tier_question(st, er, hashes)) << "all in G1: nothing to ask the tiers";
+  EXPECT_EQ(flushed(), 0) << "write-through off: no report";
+  st.tiers.counts_hits = true;
+  EXPECT_FALSE(worker_detail::tier_question(st, er, hashes));
+  EXPECT_EQ(flushed(), 1) << "write-through on: the G1 hits are reported";
+  caf::anon_send_exit(st.kv_manager, caf::exit_reason::user_shutdown);
 }
 
 }  // namespace
