@@ -85,13 +85,22 @@ double device_read_bandwidth(std::size_t bytes) {
     return 0.0;
   }
   cudaMemset(buf, 1, n * sizeof(uint4));  // pages backed, not a zero page
-  cudaEvent_t t0, t1;
-  cudaEventCreate(&t0);
-  cudaEventCreate(&t1);
+  cudaEvent_t t0 = nullptr, t1 = nullptr;
   double best = 0;
+  if (cudaEventCreate(&t0) != cudaSuccess || cudaEventCreate(&t1) != cudaSuccess) {
+    cudaGetLastError();
+    if (t0) cudaEventDestroy(t0);
+    cudaFree(sink);
+    cudaFree(buf);
+    return 0.0;
+  }
   for (int rep = 0; rep < 8; ++rep) {
     cudaEventRecord(t0);
     read_words_kernel<<<blocks, threads>>>(static_cast<const uint4*>(buf), n, sink);
+    if (cudaGetLastError() != cudaSuccess) {  // a launch that failed measured nothing
+      best = 0;
+      break;
+    }
     cudaEventRecord(t1);
     if (cudaEventSynchronize(t1) != cudaSuccess) break;
     float ms = 0;

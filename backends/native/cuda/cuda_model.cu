@@ -7,8 +7,8 @@
 // bf16 weight matrices stay 2 bytes on the device: a decode step (up to
 // k_gemv_rows input rows) reads them with a warp-per-row kernel accumulating in
 // f32, a prefill widens them a tile at a time into f32 scratch for sgemm (as the
-// CPU does). The embedding (a gather) and int8 matrices are widened to f32 at
-// upload.
+// CPU does). The embedding stays in its width too (a tied head shares it);
+// int8 matrices are widened to f32 at upload.
 // Must not touch: sampling, scheduling, logging (errors go back as strings).
 // Thread-safety: a cuda_model is used by one thread at a time.
 #include <cublas_v2.h>
@@ -308,6 +308,16 @@ __global__ void gemv_half_kernel(const std::uint16_t* __restrict__ W, const floa
   }
 }
 
+// x[t] = embed[min(tok[t], V-1)], widened from a 2-byte table.
+template <bool Bf16>
+__global__ void embed_half_kernel(const std::uint16_t* embed, const std::uint32_t* tok, float* x, int H, int V) {
+  const int t = blockIdx.x;
+  const std::uint32_t id = min(tok[t], static_cast<std::uint32_t>(V - 1));
+  const std::uint16_t* src = embed + static_cast<std::size_t>(id) * H;
+  float* dst = x + static_cast<std::size_t>(t) * H;
+  for (int i = threadIdx.x; i < H; i += blockDim.x) dst[i] = half_to_f32<Bf16>(src[i]);
+}
+
 template <bool Bf16>
 __global__ void widen_kernel(const std::uint16_t* __restrict__ w, float* __restrict__ out, std::size_t n) {
   const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -325,8 +335,8 @@ struct cuda_model::impl {
   // (host data, device width) -> device copy: a tied head uploads once per width.
   std::map<std::pair<const void*, wdtype>, const void*> uploaded;
   std::size_t weight_bytes = 0, kv_bytes = 0;
-  const float *embed = nullptr, *final_norm = nullptr, *inv_freq = nullptr;
-  dev_matrix lm_head;
+  const float *final_norm = nullptr, *inv_freq = nullptr;
+  dev_matrix embed, lm_head;
   std::vector<dev_layer> layers;
   float *kc = nullptr, *vc = nullptr;
   // scratch
@@ -483,7 +493,7 @@ std::unique_ptr<cuda_model> cuda_model::create(const model_weights& w, const kv_
     d->p = f;
     d->type = wdtype::f32;
   };
-  up_f32(w.embed, V * H, &p.embed);  // a gather of T rows a step: f32
+  upm(w.embed, V * H, &p.embed);  // as stored: a tied head below finds the same upload
   up(w.final_norm, H, &p.final_norm);
   upm(w.lm_head, V * H, &p.lm_head);
   up(inv_freq.data(), inv_freq.size(), &p.inv_freq);
@@ -515,6 +525,9 @@ std::unique_ptr<cuda_model> cuda_model::create(const model_weights& w, const kv_
     *dst = static_cast<float*>(ptr);
   }
   p.kv_bytes = 2 * n * sizeof(float);
+  // The uploads and the cache clear ran on the legacy default stream, which the model's non-blocking stream
+  // does not wait for: finish them before the first forward.
+  if (cudaError_t rc = cudaDeviceSynchronize(); rc != cudaSuccess) return fail(cuda_err("cudaDeviceSynchronize(create)", rc));
   return m;
 }
 
@@ -541,7 +554,11 @@ std::string copy_block(const kv_cache_shape& sh, float* kc, float* vc, std::uint
       char* hp = h + kv * part * sizeof(float);
       cudaError_t rc = to_host ? cudaMemcpyAsync(hp, dev, part * sizeof(float), cudaMemcpyDeviceToHost, stream)
                                : cudaMemcpyAsync(dev, hp, part * sizeof(float), cudaMemcpyHostToDevice, stream);
-      if (rc != cudaSuccess) return cuda_err("cudaMemcpyAsync(kv block)", rc);
+      if (rc != cudaSuccess) {
+        cudaStreamSynchronize(stream);  // copies queued before this one still use the host buffer: let them end
+        cudaGetLastError();
+        return cuda_err("cudaMemcpyAsync(kv block)", rc);
+      }
     }
   }
   if (cudaError_t rc = cudaStreamSynchronize(stream); rc != cudaSuccess) return cuda_err("cudaStreamSynchronize(kv block)", rc);
@@ -625,7 +642,12 @@ std::string cuda_model::forward(const std::vector<batch_item>& batch, std::vecto
   cudaStream_t s = p.stream;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const std::size_t att_smem = (2 * static_cast<std::size_t>(hd) + k_att_tile) * sizeof(float);
-  embed_kernel<<<T, k_threads, 0, s>>>(p.embed, p.tok.p, p.x.p, H, V);
+  if (p.embed.type == wdtype::bf16)
+    embed_half_kernel<true><<<T, k_threads, 0, s>>>(static_cast<const std::uint16_t*>(p.embed.p), p.tok.p, p.x.p, H, V);
+  else if (p.embed.type == wdtype::f16)
+    embed_half_kernel<false><<<T, k_threads, 0, s>>>(static_cast<const std::uint16_t*>(p.embed.p), p.tok.p, p.x.p, H, V);
+  else
+    embed_kernel<<<T, k_threads, 0, s>>>(static_cast<const float*>(p.embed.p), p.tok.p, p.x.p, H, V);
   for (int l = 0; l < c.num_hidden_layers && e.empty(); ++l) {
     const auto& L = p.layers[l];
     rms_norm_kernel<<<T, k_threads, 0, s>>>(p.x.p, nullptr, L.attn_norm, p.xn.p, H, c.rms_norm_eps);

@@ -1,7 +1,7 @@
 // backends/native/cuda/cuda_model.hpp — the Llama-family forward pass on a CUDA device.
 //
-// Owns: device copies of the weights (f16/bf16 matrices kept 2 bytes, the
-// rest f32), the paged K/V cache in device memory
+// Owns: device copies of the weights (f16/bf16 matrices and embedding kept 2
+// bytes, the rest f32), the paged K/V cache in device memory
 // (same layout and block ids as the CPU kv_cache:
 // [layer][block][slot][kv_head][head_dim]), device scratch, one cuBLAS handle
 // and one stream. forward() mirrors model::forward (model.hpp): embedding,
