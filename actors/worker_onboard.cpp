@@ -33,9 +33,11 @@ void on_onboarded(worker_actor* self, const backends::onboard_ask& ask, const ba
 std::optional<backends::onboard_ask> tier_question(worker_state& st, const backends::engine_request& er,
                                                    const std::vector<kv::block_hash>& hashes) {
   if (!st.tiers.active() || hashes.empty()) return std::nullopt;
-  auto ask = st.engine->onboard_question(hashes, er.prompt.size() + er.resume_tokens.size());
-  // Empty tiers (as last reported: a cold worker) have nothing to bring back: no round trip.
+  // Empty tiers (as last reported: a cold worker) have nothing to bring back: no round trip; and without
+  // write-through nothing wants the G1 hits either, so the prefix is not even looked up.
   const bool tiers_hold = st.tiers.load.g2_kv_blocks + st.tiers.load.g3_kv_blocks > 0;
+  if (!tiers_hold && !st.tiers.counts_hits) return std::nullopt;
+  auto ask = st.engine->onboard_question(hashes, er.prompt.size() + er.resume_tokens.size());
   if (ask.g1_blocks < ask.hashes.size() && tiers_hold) return ask;
   if (ask.g1_blocks > 0 && st.tiers.counts_hits) caf::anon_send(st.kv_manager, hits_atom::value, std::move(ask.hashes));
   return std::nullopt;

@@ -52,7 +52,8 @@ result<std::unique_ptr<kv_tier_store>> kv_tier_store::create(const kv_tier_optio
                 "one and cannot be lent to an import without a copy",
                 opts.host_blocks, block_bytes);
     else if (opts.g2_pinning.enabled() && !g2.pinned())
-      log->warn("KV tiers: G2's slab ({:.1f} MiB) could not be page-locked: device copies go through pageable memory",
+      log->warn("KV tiers: G2's slab ({:.1f} MiB) could not be page-locked (over half of this host's memory: lower "
+                "--kv-host-blocks; or the driver refused): device copies go through pageable memory",
                 g2.slab_bytes() / 1048576.0);
     else
       log->info("KV tiers: G2 slab {:.1f} MiB ({} blocks + 1 spare){}", g2.slab_bytes() / 1048576.0, opts.host_blocks,

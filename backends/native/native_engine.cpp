@@ -6,8 +6,6 @@
 #include <chrono>
 #include <filesystem>
 
-#include <unistd.h>
-
 #include "backends/native/cuda/cuda_device.hpp"
 #include "backends/native/cuda/cuda_executor.hpp"
 #include "backends/sampling/logits_processor.hpp"
@@ -92,19 +90,7 @@ result<std::unique_ptr<native_engine>> native_engine::open(const std::string& mo
     // runs before the step, not under it, inside step(): its time is the step's.
     kv_tier_options tiers = opts.tiers;
     if (opts.device == "cuda")  // G2's slab page-locked: G1<->G2 copies are DMA (cudaHostRegister)
-      tiers.g2_pinning = {[log](void* p, std::size_t n) {
-                            // Page-locking commits every page at once and the kernel cannot reclaim them: a slab
-                            // over half this host's memory is left pageable rather than risk the OOM killer.
-                            const double phys = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGE_SIZE));
-                            if (phys > 0 && double(n) > phys / 2) {
-                              log->warn("G2's slab ({:.1f} GiB) is over half of this host's memory ({:.1f} GiB): not "
-                                        "page-locked (lower --kv-host-blocks)",
-                                        double(n) / (1 << 30), phys / (1 << 30));
-                              return false;
-                            }
-                            return native::pin_host_memory(p, n);
-                          },
-                          [](void* p) { native::unpin_host_memory(p); }};
+      tiers.g2_pinning = {native::pin_host_memory, native::unpin_host_memory};
     auto t = e->attach_tiers(tiers, [](std::size_t prompt, std::size_t uncached) {
       return prefill_ms(default_profile(), double(uncached), double(prompt - uncached));
     }, /*overlapped=*/false);

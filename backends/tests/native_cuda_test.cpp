@@ -9,6 +9,8 @@
 #include <numeric>
 #include <vector>
 
+#include <unistd.h>
+
 #include "backends/native/cuda/cuda_device.hpp"
 #include "backends/native/cuda/cuda_executor.hpp"
 #include "backends/native/model.hpp"
@@ -49,6 +51,10 @@ TEST(cuda_pinning, host_memory_is_pinned_with_a_device_and_left_alone_without) {
   EXPECT_EQ(pinned, native::cuda_available());
   EXPECT_FALSE(native::pin_host_memory(nullptr, 4096));
   EXPECT_FALSE(native::pin_host_memory(buf.data(), 0));
+  // Over half of this host's memory is refused before the driver is asked (nothing is touched: the size is
+  // checked first).
+  const std::size_t phys = static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(::sysconf(_SC_PAGE_SIZE));
+  EXPECT_FALSE(native::pin_host_memory(buf.data(), phys / 2 + 4096));
   if (pinned) {
     EXPECT_FALSE(native::pin_host_memory(buf.data(), buf.size())) << "already registered";
     native::unpin_host_memory(buf.data());

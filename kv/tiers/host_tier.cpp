@@ -6,14 +6,16 @@
 namespace yard::kv::tiers {
 
 host_tier::host_tier(host_tier_options opts) : opts_(std::move(opts)) {
-  if (opts_.block_bytes > 0 && opts_.capacity_blocks > 0) {
-    arena_ = host_arena::create(slab_slots(), opts_.block_bytes, opts_.pinning);
-    arena_tried_ = true;
-  }
+  if (opts_.block_bytes > 0) make_slab(opts_.block_bytes);
 }
 
-// One slot more than the capacity: a put stores the new block before it evicts the one it displaces.
-std::size_t host_tier::slab_slots() const { return opts_.capacity_blocks + 1; }
+// Once, sized for blocks of `block_bytes`: one slot more than the capacity, because a put stores the new
+// block before it evicts the one it displaces. A failed allocation is not retried (blocks go on the heap).
+void host_tier::make_slab(std::size_t block_bytes) {
+  if (arena_tried_ || opts_.capacity_blocks == 0 || block_bytes == 0) return;
+  arena_tried_ = true;
+  arena_ = host_arena::create(opts_.capacity_blocks + 1, block_bytes, opts_.pinning);
+}
 
 std::span<const std::byte> host_tier::view(const entry& e) const {
   if (e.slot) return arena_->slot(*e.slot).first(e.size);
@@ -30,10 +32,7 @@ void host_tier::drop(entry& e) {
 void host_tier::store(entry& e, std::span<const std::byte> data) {
   // A new slot even when replacing: a lease on the old bytes must keep seeing them.
   drop(e);
-  if (!arena_tried_ && opts_.capacity_blocks > 0 && !data.empty()) {
-    arena_ = host_arena::create(slab_slots(), data.size(), opts_.pinning);
-    arena_tried_ = true;
-  }
+  make_slab(data.size());
   std::optional<std::uint32_t> s;
   if (arena_ && data.size() == arena_->slot_bytes()) s = arena_->acquire();
   if (s) {

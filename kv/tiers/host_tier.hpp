@@ -96,7 +96,7 @@ class host_tier {
   std::span<const std::byte> view(const entry& e) const;  // lock held
   void store(entry& e, std::span<const std::byte> data);   // lock held: e's old bytes are dropped
   void drop(entry& e);                                      // lock held: frees e's slot or heap bytes
-  std::size_t slab_slots() const;
+  void make_slab(std::size_t block_bytes);  // lock held (or constructing)
 
   host_tier_options opts_;
   mutable std::mutex mu_;

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include <unistd.h>
+
 #include "backends/native/cuda/cuda_device.hpp"
 
 namespace yard::backends::native {
@@ -43,6 +45,8 @@ cuda_probe probe_cuda_device() {
 
 bool pin_host_memory(void* p, std::size_t n) {
   if (p == nullptr || n == 0) return false;
+  const double phys = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGE_SIZE));
+  if (phys > 0 && double(n) > phys / 2) return false;  // see the header: too much to lock
   if (cudaHostRegister(p, n, cudaHostRegisterPortable) != cudaSuccess) {
     cudaGetLastError();  // no device, no driver, or already registered: the memory stays pageable
     return false;

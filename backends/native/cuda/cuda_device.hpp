@@ -31,9 +31,11 @@ bool cuda_available();
 
 // Page-locks [p, p + n) for the CUDA runtime (cudaHostRegister, portable to
 // every device), so host<->device copies into it run as DMA without a bounce
-// buffer: the KV transfer staging region is pinned this way on a GPU host.
-// Every page is committed. False, and nothing done, without a usable device
-// or in a build without CUDA.
+// buffer: the KV transfer staging region and G2's slab are pinned this way on
+// a GPU host. Every page is committed at once and cannot be reclaimed, so a
+// region over half of this host's memory is refused (left pageable rather
+// than invite the OOM killer). False, and nothing done, then, without a usable
+// device, or in a build without CUDA.
 bool pin_host_memory(void* p, std::size_t n);
 void unpin_host_memory(void* p);  // only after pin_host_memory(p, ...) returned true
 
