@@ -20,11 +20,14 @@ struct publisher_state {
 
 using publisher = heartbeat_publisher_actor::stateful_pointer<publisher_state>;
 
-// Asks the engine actor for a heartbeat and publishes it to `subject`.
-void ask_and_publish(publisher self, std::string subject) {
+// Asks the engine actor for a heartbeat and publishes it to `subject` in `fmt` (a status probe's answer is in
+// the probe's format).
+void ask_and_publish(publisher self, std::string subject, msg::wire_format fmt = msg::wire_format::msgpack) {
   if (!self->state.engine) return;
   self->request(self->state.engine, std::chrono::seconds(10), heartbeat_atom::value)
-      .then([=](const msg::heartbeat& hb) { self->state.conn->publish(subject, msg::encode(hb)); },
+      .then([=](const msg::heartbeat& hb) {
+              self->state.conn->publish(subject, msg::encode(hb, fmt), {}, std::string(msg::content_type_of(fmt)));
+            },
             [](const caf::error&) {});  // the engine is gone or stuck: its lease runs out, as it should
 }
 
@@ -42,7 +45,7 @@ heartbeat_publisher_actor::behavior_type publisher_behavior(publisher self, tran
         self->state.conn->publish(self->state.cfg.subject, msg::encode(hb));
       },
       [=](status_atom, const transport::nats_message& m) {
-        if (!m.reply.empty()) ask_and_publish(self, m.reply);
+        if (!m.reply.empty()) ask_and_publish(self, m.reply, msg::detect_format(m.content_type, m.data));
       },
       [=](roster_atom, const transport::nats_message&) { ask_and_publish(self, self->state.cfg.subject); },
   };

@@ -3,6 +3,7 @@
 #include "actors/http_wire.hpp"
 
 #include <algorithm>
+#include <utility>
 #include <chrono>
 
 #include <boost/asio/dispatch.hpp>
@@ -167,6 +168,23 @@ void http_connection::on_header(beast::error_code ec) {
     std::string what = len ? "request body of " + std::to_string(*len) + " bytes" : "request body";
     return respond_error(errc::payload_too_large, what + " exceeds the limit of " + std::to_string(max_body));
   }
+  // The header timeout covers the header only: a body (a large prompt on a slow link) gets the idle timeout.
+  tcp_layer().expires_after(std::chrono::milliseconds(std::max(ctx_->opts.idle_timeout_ms, ctx_->opts.header_timeout_ms)));
+  // A client that asked to be told first (curl does for bodies over 1 MiB) waits for 100 Continue before it sends.
+  auto expect = parser_->get()[bhttp::field::expect];
+  if (beast::iequals(expect, "100-continue") && !parser_->is_done()) {
+    static const std::string go = "HTTP/1.1 100 Continue\r\n\r\n";
+    return with_stream([&](auto& s) {
+      net::async_write(s, net::buffer(go), [self = shared_from_this()](beast::error_code wec, std::size_t) {
+        if (wec) return self->close();
+        self->read_body();
+      });
+    });
+  }
+  read_body();
+}
+
+void http_connection::read_body() {
   with_stream([&](auto& s) {
     bhttp::async_read(s, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
   });
@@ -200,6 +218,9 @@ void http_connection::route() {
   if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
   auto method = req.method();
   std::string method_name(req.method_string());
+  // HEAD is GET without the body (RFC 9110 9.3.2): same status and headers, Content-Length included.
+  head_only_ = method == bhttp::verb::head;
+  if (head_only_) method = bhttp::verb::get;
   std::string api_key;
   if (ctx_->opts.tenants) {
     // OpenAI SDKs send "Authorization: Bearer KEY"; Azure-style clients "api-key: KEY".
@@ -250,7 +271,7 @@ void http_connection::respond(int status, const char* content_type, const std::s
   out += extra_headers_;
   extra_headers_.clear();
   out += fmt::format("Content-Length: {}\r\n\r\n", body.size());
-  out += body;
+  if (!std::exchange(head_only_, false)) out += body;
   response_done_ = true;
   write(std::move(out));
 }

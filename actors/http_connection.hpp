@@ -90,6 +90,7 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   void read_request(bool first);
   void read_header();
   void on_header(boost::beast::error_code ec);
+  void read_body();
   void on_body(boost::beast::error_code ec);
   void reject_malformed(boost::beast::error_code ec);
   void route();
@@ -129,6 +130,7 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   bool idle_ = true;            // waiting for a request (drain may close us)
   bool keep_alive_ = true;      // of the current request
   bool response_done_ = false;  // the last bytes of the response are queued
+  bool head_only_ = false;      // a HEAD request: the response's head without its body
   bool writing_ = false;
   bool watching_ = false;          // the disconnect watch read is pending
   bool resume_after_watch_ = false;  // read the next request once the watch read returns

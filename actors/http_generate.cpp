@@ -28,7 +28,9 @@ using http_wire::unix_now;
 void http_connection::serve_generate(openai::endpoint ep) {
   auto& m = *ctx_->metrics;
   m.requests_total++;
-  std::string id = ctx_->opts.id_prefix + "-" + std::to_string(unix_now()) + "-" + std::to_string(ctx_->next_id++);
+  // OpenAI's shapes: "chatcmpl-..." for chat completions, "cmpl-..." for completions.
+  std::string id = (ep == openai::endpoint::chat ? "chat" : "") + ctx_->opts.id_prefix + "-" + std::to_string(unix_now()) +
+                   "-" + std::to_string(ctx_->next_id++);
   auto parsed = openai::parse(body_, ep, id, hints_);
   std::string().swap(body_);
   if (!parsed) {

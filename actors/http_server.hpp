@@ -30,7 +30,7 @@ struct http_options {
   std::size_t max_body_bytes = 4u << 20;  // larger bodies get 413 (default 4 MiB)
   int io_threads = 2;                  // I/O threads serving every connection (default 2)
   std::size_t max_connections = 16384; // open connections; beyond it a 503 and close (default 16384)
-  int header_timeout_ms = 10000;       // a request's header (and body) must arrive within this (default 10 s)
+  int header_timeout_ms = 10000;       // a request's header must arrive within this (default 10 s); its body gets the idle timeout
   int idle_timeout_ms = 60000;         // keep-alive connection idle between requests (default 60 s)
   int drain_timeout_ms = 10000;        // stop(): open requests may finish for this long (default 10 s)
   int request_timeout_ms = 600000;     // whole-request limit (default 10 min)

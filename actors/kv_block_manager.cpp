@@ -56,9 +56,7 @@ void after_tier_work(manager_state& st) {
   if (!st.tiers) return;
   if (auto ev = st.tiers->drain_events(); !ev.empty()) publish(st, std::move(ev));
   if (!st.engine_handle) return;
-  msg::load_report load;
-  st.tiers->fill_load(load);
-  caf::anon_send(st.engine_handle, tier_load_atom::value, std::move(load));
+  caf::anon_send(st.engine_handle, tier_load_atom::value, st.tiers->load());
 }
 
 // A request hit these leading G1 blocks: the ones now hot enough go to G3, with bytes asked of the engine.
@@ -99,8 +97,7 @@ kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::
   st.tiers = std::move(tiers);
   st.log = component_logger("kv_block_manager");
   st.keep_alive = caf::actor_cast<caf::actor>(self);
-  st.stream = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  st.stream = st.cfg.stream != 0 ? st.cfg.stream : kv_stream_id_now();
   publish(st, cleared());  // batch 0: a new stream (a new incarnation holds nothing yet)
   after_tier_work(st);     // batch 1: the G3 blocks recovered at start, if any
   // The engine's end, however it comes (its link's exit, or the monitor's down when the
@@ -151,7 +148,9 @@ kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::
       [=](hits_atom, std::vector<kv::block_hash>& g1_prefix) { note_hits(self, g1_prefix); },
       [=](snapshot_atom, const transport::nats_message& m) {
         if (m.reply.empty()) return;
-        self->state.conn->publish(m.reply, msg::encode(snapshot_of(self->state)));
+        const auto fmt = msg::detect_format(m.content_type, m.data);  // answered in the asker's format
+        self->state.conn->publish(m.reply, msg::encode(snapshot_of(self->state), fmt), {},
+                                  std::string(msg::content_type_of(fmt)));
       },
       [=](caf::get_atom) { return snapshot_of(self->state); },
   };
@@ -164,6 +163,11 @@ kv_block_manager_actor spawn_kv_block_manager(caf::actor_system& sys, transport:
                                               std::shared_ptr<backends::kv_tier_store> tiers) {
   if (tiers && cfg.own_thread) return sys.spawn<caf::detached>(manager_behavior, &conn, std::move(cfg), std::move(tiers));
   return sys.spawn(manager_behavior, &conn, std::move(cfg), std::move(tiers));
+}
+
+std::uint64_t kv_stream_id_now() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
 }  // namespace yard::actors

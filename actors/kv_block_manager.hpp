@@ -64,7 +64,12 @@ struct kv_block_manager_config {
   // With tiers, run on a thread of its own (G3 reads block it; default true). Tests that
   // drive every actor with CAF's test coordinator set false.
   bool own_thread = true;
+  // This incarnation's stream id (kv_event_batch::stream; announced in heartbeats); 0 = wall-clock µs now.
+  std::uint64_t stream = 0;
 };
+
+// A new KV stream id: wall-clock microseconds now (so a later incarnation's is larger).
+std::uint64_t kv_stream_id_now();
 
 // `tiers`: the KV tiers the engine released (null: none).
 kv_block_manager_actor spawn_kv_block_manager(caf::actor_system& sys, transport::nats_connection& conn,
@@ -78,4 +83,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::msg::kv_event_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<yard::actors::kv_block_copy>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::backends::onboard_ask)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::backends::onboard_fetch)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::msg::load_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::msg::kv_tier_load)

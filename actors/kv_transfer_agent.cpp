@@ -37,14 +37,16 @@ result<std::unique_ptr<kv_transfer_agent>> kv_transfer_agent::create(const kv_tr
   // calloc: pages are backed only when a slot is first used.
   a->base_ = std::calloc(n, block_bytes);
   if (a->base_ == nullptr) return make_error(errc::unavailable, "cannot allocate KV staging memory");
-  // On a GPU host the CUDA executor copies blocks between device and these slots: page-locked, those copies are
-  // DMA without a bounce buffer (every page is committed then). Elsewhere the region stays pageable and lazy.
-  if (backends::native::cuda_available()) {
+  // An engine on a GPU copies blocks between device and these slots: page-locked, those copies are DMA without a
+  // bounce buffer (every page is committed then). Otherwise the region stays pageable and lazy, GPU host or not.
+  if (opts.page_lock) {
     a->pinned_ = backends::native::pin_host_memory(a->base_, n * block_bytes);
     logger()->info("KV staging {} for CUDA copies", a->pinned_ ? "page-locked" : "left pageable (cudaHostRegister failed)");
   }
   auto reg = a->plane_->register_region(a->base_, n * block_bytes);
   if (!reg) {
+    if (a->pinned_) backends::native::unpin_host_memory(a->base_);  // never free memory the driver still has locked
+    a->pinned_ = false;
     std::free(a->base_);
     a->base_ = nullptr;
     return reg.err();

@@ -43,6 +43,9 @@ struct kv_transfer_options {
   int lease_ms = 10000;             // prefill side: blocks freed when not released by then (default 10 s; the prefill_server's timer)
   int pull_timeout_ms = 5000;       // decode side: one pull's limit (default 5 s)
   bool checksums = true;            // per-block xxh3 on stage, verified on pull (default on)
+  // Page-lock the staging region (cudaHostRegister): the engine's KV is on a GPU, so its copies into and out of
+  // the slots are DMA. Set from the engine by spawn_worker, not a flag (default off: pageable and lazy).
+  bool page_lock = false;
 };
 
 struct staged_blocks {
@@ -74,6 +77,8 @@ class kv_transfer_agent {
   bool release(std::uint64_t lease_id);
   std::size_t leased_blocks() const;
   std::size_t num_leases() const { return leases_.size(); }
+  // The staging region is page-locked (kv_transfer_options::page_lock and a GPU that took it).
+  bool page_locked() const { return pinned_; }
 
   // Decode side, in three steps so the worker keeps decoding while bytes move:
   // prepare_pull() checks the reply against the prompt's hashes and reserves

@@ -50,6 +50,16 @@ std::string error_body(errc code, const std::string& message) {
     code_name = "rate_limit_exceeded";
   }
   json param = code == errc::bad_request ? param_of(message) : json(nullptr);
+  // The codes OpenAI's clients (and LangChain, LiteLLM) branch on: a prompt too long for the model, a model that
+  // is not there.
+  if (code == errc::bad_request && (message.find("context of") != std::string::npos ||
+                                    message.find("leaves no room in the context") != std::string::npos))
+    code_name = "context_length_exceeded";
+  if (code == errc::not_found && message.rfind("model '", 0) == 0) {
+    type = "invalid_request_error";
+    code_name = "model_not_found";
+    param = "model";
+  }
   json e = {{"error", {{"message", message}, {"type", type}, {"param", param}, {"code", code_name}}}};
   return e.dump(-1, ' ', false, json::error_handler_t::replace);
 }

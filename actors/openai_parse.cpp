@@ -153,10 +153,15 @@ status parse_prompt(const json& j, msg::generate_request& r) {
     r.token_ids = std::move(toks);
   } else if (it->is_array() && it->size() == 1 && (*it)[0].is_string()) {
     r.prompt = (*it)[0].get<std::string>();
+  } else if (it->is_array() && it->size() == 1 && (*it)[0].is_array() && !(*it)[0].empty()) {
+    std::vector<msg::token_id> toks;  // a batch of one token-id prompt, as the SDKs may send it
+    std::string err;
+    if (!msg::detail::json_read((*it)[0], toks, err, "prompt[0]")) return bad(err);
+    r.token_ids = std::move(toks);
   } else if (it->is_array() && it->size() > 1) {
     return unsupported("prompt", "several prompts in one request are not implemented; send one request per prompt");
   } else {
-    return bad("field 'prompt' must be a string, a one-element array of strings, or an array of token ids");
+    return bad("field 'prompt' must be a string, an array of token ids, or a one-element array of either");
   }
   return status::success();
 }
@@ -236,11 +241,12 @@ status parse_stops(const json& j, msg::generate_request& r) {
   return status::success();
 }
 
-}  // namespace
-
-result<parsed_request> parse(const std::string& body, endpoint ep, const std::string& request_id,
-                             const request_hint_headers& headers) {
-  auto tree = msg::parse_json_tree(body);
+result<parsed_request> parse_body(const std::string& body, endpoint ep, const std::string& request_id,
+                                  const request_hint_headers& headers) {
+  // The HTTP layer bounds the body (--max-body-bytes, any size); here only the nesting depth is.
+  msg::decode_limits lim;
+  lim.max_bytes = std::max(lim.max_bytes, body.size());
+  auto tree = msg::parse_json_tree(body, lim);
   if (!tree) return bad("request body is not valid JSON: " + tree.err().message);
   const json& j = *tree;
   if (!j.is_object()) return bad("request body must be a JSON object");
@@ -293,6 +299,19 @@ result<parsed_request> parse(const std::string& body, endpoint ep, const std::st
   if (auto s = parse_tools_and_format(body, j, ep, r); !s) return s.err();
   if (auto s = parse_agent_hints(j, headers, r, out.priority_given); !s) return s.err();
   return out;
+}
+
+}  // namespace
+
+result<parsed_request> parse(const std::string& body, endpoint ep, const std::string& request_id,
+                             const request_hint_headers& headers) {
+  // Every field is type-checked before it is read; a JSON access that still throws (a check missed) is this
+  // request's 400, never the process's end.
+  try {
+    return parse_body(body, ep, request_id, headers);
+  } catch (const std::exception& e) {
+    return bad(std::string("request body could not be read: ") + e.what());
+  }
 }
 
 result<msg::generate_request> parse_request(const std::string& body, endpoint ep, const std::string& request_id) {

@@ -24,6 +24,13 @@ bool valid_function_name(const std::string& n) {
   });
 }
 
+// An object's "type" is absent (OpenAI's default, function) or the string "function".
+template <class J>
+bool type_is_function(const J& obj) {
+  auto t = obj.find("type");
+  return t == obj.end() || (t->is_string() && t->template get_ref<const std::string&>() == "function");
+}
+
 // A JSON schema the constrained decoder can enforce, else a 400 naming `field`.
 status check_schema(const nlohmann::ordered_json& schema, const std::string& field) {
   if (!schema.is_object()) return bad("field '" + field + "' must be a JSON schema object");
@@ -39,7 +46,7 @@ status parse_tools(const nlohmann::ordered_json& tools, msg::generate_request& r
     const auto& t = tools[i];
     const std::string at = "tools[" + std::to_string(i) + "]";
     if (!t.is_object()) return bad("field '" + at + "' must be an object");
-    if (t.value("type", "function") != "function")
+    if (!type_is_function(t))
       return bad("field '" + at + ".type' must be 'function' (the only tool type served here)");
     auto f = t.find("function");
     if (f == t.end() || !f->is_object()) return bad("field '" + at + ".function' must be an object");
@@ -66,7 +73,7 @@ status parse_tool_choice(const json& tc, msg::generate_request& r) {
     if (s != "none" && !has_tools) return bad("field 'tool_choice' needs 'tools'");
   } else if (tc.is_object()) {
     const json* f = find(tc, "function");
-    if (tc.value("type", "function") != "function" || !f || !f->is_object() || !f->contains("name") ||
+    if (!type_is_function(tc) || !f || !f->is_object() || !f->contains("name") ||
         !(*f)["name"].is_string())
       return bad("field 'tool_choice' must name a function: {\"type\": \"function\", \"function\": {\"name\": ...}}");
     if (!has_tools) return bad("field 'tool_choice' needs 'tools'");
@@ -145,7 +152,7 @@ status parse_message_tools(const json& m, const std::string& at, msg::chat_messa
       if (!id->is_string()) return bad("field '" + ct + ".id' must be a string");
       tc.id = id->get<std::string>();
     }
-    if (c.value("type", "function") != "function") return bad("field '" + ct + ".type' must be 'function'");
+    if (!type_is_function(c)) return bad("field '" + ct + ".type' must be 'function'");
     const json* f = find(c, "function");
     if (!f || !f->is_object()) return bad("field '" + ct + ".function' must be an object");
     const json* name = find(*f, "name");

@@ -36,6 +36,8 @@ double now_ms(const router_state& st) {
 void reply_error(router_state& st, const transport::nats_message& m, msg::wire_format f, const std::string& request_id,
                  const error& err, const char* reason) {
   st.metrics->failures.add({reason});
+  st.log->info("request {} answered with an error ({}): {}", request_id.empty() ? "(no id)" : request_id, reason,
+               err.describe());
   auto c = msg::error_chunk(request_id, 0, err.code, err.message);
   st.conn->publish(m.reply, msg::encode(c, f), {}, msg::content_type_of(f));
 }
@@ -109,7 +111,7 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
   in.now_ms = now_ms(st);
   in.max_tokens = req->max_tokens;
   if (req->session_id) in.session_id = *req->session_id;
-  const std::uint32_t block_size = candidates.front()->last.block_size;
+  const std::uint32_t block_size = core->block_size();  // the pool's: every worker in it hashes alike
   if (tokens) {
     // A migrated request is prefilled with the tokens already delivered too.
     in.prompt_tokens = static_cast<std::uint32_t>(tokens->size() + req->resume_tokens.size());
@@ -143,7 +145,14 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
     }
     req->block_hashes.assign(in.hashes.begin(), in.hashes.end());
     req->hash_block_size = block_size;
-    m.data = msg::encode(*req, fmt);
+    // Ids and hashes can make a body several times its text (JSON spells each id out). Over the size a worker
+    // takes, the request goes as the client sent it and the worker tokenizes it: the client's size is what
+    // counts against the limit, never one it did not send.
+    auto with_tokens = msg::encode(*req, fmt);
+    if (with_tokens.size() <= st.cfg.limits.max_bytes) m.data = std::move(with_tokens);
+    else
+      st.log->debug("{}: forwarded as sent (as token ids it would be {} bytes, over {})", req->request_id,
+                    with_tokens.size(), st.cfg.limits.max_bytes);
   }
   auto ct = m.content_type.empty() ? std::string(msg::content_type_of(fmt)) : m.content_type;
   if (auto s = st.conn->publish(chosen->last.generate_subject, m.data, m.reply, ct); !s) {
@@ -156,7 +165,7 @@ void on_generate(router_actor* self, transport::nats_message& m, bool held = fal
   note.worker_id = chosen->last.instance_id;
   note.model = model;
   note.prompt_tokens = in.prompt_tokens;
-  note.cached_tokens = out->overlap_blocks * chosen->last.block_size;
+  note.cached_tokens = out->overlap_blocks * block_size;
   note.max_tokens = in.max_tokens;
   st.conn->publish(subjects::router_inflight(st.cfg.ns), msg::encode(note));
   st.log->debug("{} -> {} (overlap {} blocks, score {:.2f})", req->request_id, chosen->last.instance_id,
@@ -214,7 +223,7 @@ void on_prefill(router_actor* self, transport::nats_message& m) {
   in.now_ms = now_ms(st);
   in.max_tokens = 1;
   in.prompt_tokens = static_cast<std::uint32_t>(req->token_ids.size());
-  in.hashes = kv::hash_blocks(req->token_ids, first.block_size,
+  in.hashes = kv::hash_blocks(req->token_ids, core->block_size(),
                               req->cache_salt ? std::optional<std::string_view>(*req->cache_salt) : std::nullopt);
   auto out = core->route(in);
   const worker_entry* chosen = nullptr;
@@ -265,6 +274,7 @@ caf::behavior router_behavior(router_actor* self, transport::nats_connection* co
       [=](prefill_atom, transport::nats_message& m) { on_prefill(self, m); },
       [=](status_atom, transport::nats_message& m) {
         self->state.liveness->on_status_reply(self->state.workers, m);
+        join_pool(self->state, subjects::last_token(m.subject));  // answered now: into its routing pool
         release_held(self);
       },
       [=](caf::get_atom) { return stats_of(self->state); },

@@ -74,6 +74,8 @@ struct router_stats {
   std::uint64_t sticky_breaks = 0;         // ... moved because that worker was overloaded or gone
   std::uint64_t sessions = 0;              // sessions held now
   std::uint64_t kv_events_queued = 0;      // block events received and not yet applied
+  std::uint64_t pools = 0;                 // routing pools (a router core each: models, and their prefill pools)
+  std::uint64_t foreign_kv_batches = 0;    // KV batches/snapshots ignored: not the stream their worker announces
 };
 
 }  // namespace yard::actors

@@ -15,6 +15,12 @@ namespace yard::actors::router_detail {
 kv::kv_router_core* core_for(router_state& st, const std::string& model, std::uint32_t block_size) {
   auto it = st.cores.find(model);
   if (it != st.cores.end()) return it->second.get();
+  // A core holds an index and load tables: heartbeats naming ever new models must not grow the router without end.
+  if (st.cores.size() >= router_state::max_pools) {
+    st.log->error("routing pool for '{}' refused: this router already routes {} pools (models x prefill)", model,
+                  st.cores.size());
+    return nullptr;
+  }
   kv::kv_router_options o;
   o.policy = st.cfg.policy;
   o.policy_cfg = st.cfg.policy_cfg;
@@ -34,17 +40,48 @@ kv::kv_router_core* core_for(router_state& st, const std::string& model, std::ui
 void drop_worker(router_state& st, const std::string& id) {
   st.last_loss = clock::now();
   st.snapshot_retries.erase(id);
+  st.block_size_mismatch.erase(id);
   auto m = st.model_of.find(id);
   if (m == st.model_of.end()) return;
-  if (auto c = st.cores.find(m->second); c != st.cores.end()) c->second->remove_worker(id);
+  if (auto c = st.cores.find(m->second); c != st.cores.end()) {
+    c->second->remove_worker(id);
+    if (c->second->num_workers() == 0) {  // its last worker left: the pool's index and tables go too
+      st.log->info("routing pool '{}' has no worker left: dropped", c->first);
+      st.cores.erase(c);
+    }
+  }
   st.model_of.erase(m);
 }
+
+// The KV stream `worker` announced in its heartbeat (0: none announced, or not a worker we hold).
+std::uint64_t announced_stream(const router_state& st, const std::string& worker) {
+  const auto& all = st.workers.all();
+  auto it = all.find(worker);
+  return it == all.end() ? 0 : it->second.last.kv_stream;
+}
+
+namespace {
+
+// A batch or snapshot of another stream than the one its worker announces: a forgery (or a dead incarnation's
+// straggler). Taken, a forged newer stream would make the worker's real batches look stale until it restarts.
+bool foreign_stream(router_state& st, const std::string& worker, std::uint64_t stream, const char* what) {
+  const std::uint64_t want = announced_stream(st, worker);
+  if (want == 0 || stream == want) return false;
+  st.foreign_kv_batches++;
+  if (st.foreign_kv_batches <= 10 || st.foreign_kv_batches % 1000 == 0)
+    st.log->warn("KV {} for worker {} on stream {}, not the announced {}: ignored ({} so far)", what, worker, stream,
+                 want, st.foreign_kv_batches);
+  return true;
+}
+
+}  // namespace
 
 void request_snapshot(router_state& st, const std::string& worker_id) {
   st.log->info("asking worker {} for a KV snapshot", worker_id);
   st.metrics->kv_resyncs++;
-  st.conn->publish(subjects::kv_snapshot(st.cfg.ns, worker_id), "{}", st.snapshot_inbox + "." + worker_id,
-                   "application/json");
+  // Asked in msgpack (an empty body): the snapshot comes back in the asker's format, and msgpack is the compact one.
+  st.conn->publish(subjects::kv_snapshot(st.cfg.ns, worker_id), "", st.snapshot_inbox + "." + worker_id,
+                   "application/msgpack");
 }
 
 void pump(router_state& st) {
@@ -93,10 +130,29 @@ void on_heartbeat(router_actor* self, transport::nats_message& m) {
     drop_worker(st, hb->instance_id);
   }
   check_tokenizer(st, *hb);
+  if (change != worker_registry::change::none) st.liveness->probe(st.workers, clock::now());
+  join_pool(st, hb->instance_id);
+}
+
+// A worker enters its routing pool once it answered its status probe on its own subject (a claim nobody answers
+// for costs the router no pool, index or snapshot); each heartbeat after that refreshes its load there.
+void join_pool(router_state& st, const std::string& id) {
+  auto e = st.workers.all().find(id);
+  if (e == st.workers.all().end()) return;
+  if (st.workers.limits().require_answer && !e->second.answered) return;
+  const msg::heartbeat* hb = &e->second.last;
   // Prefill-only workers form their own pool (KV-aware choice for remote prefill).
   auto pool = pool_key(hb->model, hb->role == msg::worker_role::prefill);
   auto* core = core_for(st, pool, hb->block_size);
   if (core == nullptr) return;
+  if (core->block_size() != hb->block_size) {
+    // Its blocks are hashed over other spans than the pool's: neither its events nor our overlap would mean
+    // anything. Left out of the pool (no traffic through it), said once per incarnation.
+    if (st.block_size_mismatch.insert(hb->instance_id).second)
+      st.log->error("worker {} announces KV blocks of {} tokens, pool '{}' routes blocks of {}: not routed", hb->instance_id,
+                    hb->block_size, pool, core->block_size());
+    return;
+  }
   if (!core->has_worker(hb->instance_id)) {
     core->add_worker(hb->instance_id);
     st.model_of[hb->instance_id] = pool;
@@ -109,7 +165,6 @@ void on_heartbeat(router_actor* self, transport::nats_message& m) {
     load.worker_id = hb->instance_id;
     core->on_load_report(load);
   }
-  if (change != worker_registry::change::none) st.liveness->probe(st.workers, clock::now());
 }
 
 void on_kv_events(router_actor* self, transport::nats_message& m) {
@@ -130,6 +185,7 @@ void on_kv_events(router_actor* self, transport::nats_message& m) {
     st.metrics->kv_event_lag_seconds.observe(std::max(0.0, now - static_cast<double>(batch->timestamp_ms)) / 1000.0);
   }
   if (st.mismatched.count(batch->worker_id)) return;  // another tokenizer: its hashes mean nothing here
+  if (foreign_stream(st, batch->worker_id, batch->stream, "events")) return;
   auto it = st.model_of.find(batch->worker_id);
   if (it == st.model_of.end()) return;  // not routable yet: its snapshot comes when it joins
   auto& core = st.cores.at(it->second);
@@ -166,6 +222,7 @@ void on_snapshot_reply(router_actor* self, transport::nats_message& m) {
   if (it == st.model_of.end()) return;
   st.snapshot_retries.erase(batch->worker_id);
   if (st.mismatched.count(batch->worker_id)) return;  // another tokenizer: see check_tokenizer
+  if (foreign_stream(st, batch->worker_id, batch->stream, "snapshot")) return;
   if (!st.cores.at(it->second)->on_snapshot(batch->worker_id, batch->seq, batch->events, batch->stream)) {
     st.log->info("worker {}: KV snapshot of an earlier stream ({}) ignored", batch->worker_id, batch->stream);
     return;
@@ -214,6 +271,8 @@ router_stats stats_of(const router_state& st) {
   s.routed = st.routed;
   s.tokenizer_mismatches = st.tokenizer_mismatches;
   s.workers = st.workers.size();
+  s.pools = st.cores.size();
+  s.foreign_kv_batches = st.foreign_kv_batches;
   return s;
 }
 

@@ -12,6 +12,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include <caf/atom.hpp>
@@ -52,6 +53,9 @@ struct router_state {
   std::uint64_t fingerprint = 0;                  // our tokenizer's (backends/tokenizer_fingerprint)
   std::map<std::string, std::uint64_t> mismatched;  // worker id -> incarnation that tokenizes differently
   std::uint64_t tokenizer_mismatches = 0;
+  std::set<std::string> block_size_mismatch;  // workers left out of their pool for their block size (logged once)
+  std::uint64_t foreign_kv_batches = 0;  // KV batches/snapshots of another stream than the worker announces
+  static constexpr std::size_t max_pools = 64;  // routing pools (a core each) this router creates at most
   std::shared_ptr<spdlog::logger> log;
   std::shared_ptr<router_metrics> metrics;  // from cfg (never null once the behaviour runs)
   static inline const char* name = "router";
@@ -65,9 +69,11 @@ inline std::string pool_key(const std::string& model, bool prefill) { return pre
 // router_kv_view.cpp
 kv::kv_router_core* core_for(router_state& st, const std::string& model, std::uint32_t block_size);
 void drop_worker(router_state& st, const std::string& id);
+std::uint64_t announced_stream(const router_state& st, const std::string& worker);
 void request_snapshot(router_state& st, const std::string& worker_id);
 void pump(router_state& st);
 void on_heartbeat(router_actor* self, transport::nats_message& m);
+void join_pool(router_state& st, const std::string& worker_id);
 void on_kv_events(router_actor* self, transport::nats_message& m);
 void on_snapshot_reply(router_actor* self, transport::nats_message& m);
 void on_route_notice(router_actor* self, transport::nats_message& m);

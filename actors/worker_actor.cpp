@@ -45,7 +45,9 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
   auto xfer = std::make_shared<std::unique_ptr<kv_transfer_agent>>();
   const bool disagg = cfg.role != msg::worker_role::both;
   if (disagg && engine->kv_block_bytes() > 0) {
-    auto a = kv_transfer_agent::create(cfg.transfer, engine->kv_block_bytes(), cfg.faults);
+    auto topts = cfg.transfer;
+    topts.page_lock = engine->kv_on_gpu();
+    auto a = kv_transfer_agent::create(topts, engine->kv_block_bytes(), cfg.faults);
     if (a) *xfer = std::move(*a);
     else component_logger("worker")->warn("{}: no KV transfer ({}): every prefill stays local", id, a.err().describe());
   } else if (disagg) {
@@ -54,7 +56,9 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
   auto publisher = spawn_heartbeat_publisher(sys, conn, {subjects::heartbeat(ns, id), cfg.heartbeat_ms});
   // The engine's KV tiers move to the kv_block_manager; blocks G1 evicts reach it through tiers.link.
   auto tiers = worker_detail::release_engine_tiers(*engine);
-  auto kv_manager = spawn_kv_block_manager(sys, conn, {id, subjects::kv_events(ns, id)}, tiers.store);
+  kv_block_manager_config mc{id, subjects::kv_events(ns, id)};
+  mc.stream = cfg.kv_stream = kv_stream_id_now();  // announced in heartbeats: routers take this stream only
+  auto kv_manager = spawn_kv_block_manager(sys, conn, std::move(mc), tiers.store);
   prefill_client_actor client;
   std::string inbox;
   if (cfg.role == msg::worker_role::decode && *xfer) {

@@ -59,6 +59,9 @@ struct worker_config {
   std::shared_ptr<const prefill_faults> faults;
   // Exported on --metrics-port; kept across restarts (null = the worker makes its own).
   std::shared_ptr<worker_metrics> metrics;
+  // Set by spawn_worker, not by callers: this incarnation's KV event stream id (the kv_block_manager's), which
+  // the engine actor announces in its heartbeats.
+  std::uint64_t kv_stream = 0;
 };
 
 // Spawns the worker and subscribes its subjects. The connection must outlive

@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 
 #include "backends/output_rules.hpp"
+#include "backends/sampling_checks.hpp"
 #include "backends/tokenizer_fingerprint.hpp"
 #include "kv/block_hash.hpp"
 #include "messages/subjects.hpp"
@@ -92,6 +93,8 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
   if (st.draining) return fail(error{errc::unavailable, "worker " + st.cfg.id + " is draining"});
   if (auto why = st.engine->unavailable_reason())
     return fail(error{errc::unavailable, "worker " + st.cfg.id + " cannot serve now: " + *why});
+  // The HTTP frontend checked these already; a body sent straight over NATS meets the same ranges here.
+  if (auto s = backends::check_sampling(req->sampling, req->max_tokens); !s) return fail(s.err());
   auto tokens = backends::request_tokens(*st.engine, *req);
   if (!tokens) return fail(tokens.err());
   auto key = attempt_key(req->request_id, req->attempt);
@@ -243,7 +246,7 @@ msg::heartbeat make_heartbeat(worker_state& st) {
   auto load = st.engine->load();
   load.worker_id = st.cfg.id;
   load.timestamp_ms = now_ms();
-  if (st.tiers.active()) backends::kv_tier_store::copy_load(st.tiers.load, load);  // the kv_block_manager's tiers
+  if (st.tiers.active()) load.tiers = st.tiers.load;  // the kv_block_manager's tiers
   hb.load = load;
   // An engine that cannot serve (an external engine's upstream is down) drains until it can again.
   auto why = st.engine->unavailable_reason();
@@ -255,6 +258,7 @@ msg::heartbeat make_heartbeat(worker_state& st) {
   hb.draining = st.draining || st.engine_unavailable;
   st.cfg.metrics->set_load(load, hb.draining);
   hb.incarnation = st.incarnation;
+  hb.kv_stream = st.cfg.kv_stream;
   hb.tokenizer_fingerprint = st.tokenizer_fingerprint;
   if (st.xfer) hb.leased_kv_blocks = static_cast<std::uint32_t>(st.xfer->leased_blocks());
   return hb;
@@ -363,7 +367,7 @@ caf::behavior engine_behavior(worker_actor* self, transport::nats_connection* co
       [=](heartbeat_atom) { return on_beat(self->state); },
       // From the kv_block_manager (it owns the tiers): bytes of hot G1 blocks, and the tiers' load.
       [=](export_atom, const std::vector<kv::block_hash>& hashes) { return copy_g1_blocks(self->state, hashes); },
-      [=](tier_load_atom, const msg::load_report& load) { self->state.tiers.load = load; },
+      [=](tier_load_atom, const msg::kv_tier_load& load) { self->state.tiers.load = load; },
       [=](drain_atom) {
         self->state.draining = true;
         self->state.log->info("{} draining: {} streams in flight", self->state.cfg.id, self->state.streams.size());

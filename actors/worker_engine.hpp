@@ -87,7 +87,7 @@ struct prefill_run_state {  // prefill side: a prefill_server job in the engine
 struct tier_link {
   std::shared_ptr<std::vector<kv_block_copy>> evicted;  // blocks G1 evicted since the last push to the manager
   bool counts_hits = false;  // the manager uses G1 prefix hits (write-through to G3 is on)
-  msg::load_report load;     // the tier fields of the load the manager last reported (for heartbeats)
+  msg::kv_tier_load load;    // the tier part of the load the manager last reported (for heartbeats)
   bool active() const { return static_cast<bool>(evicted); }
 };
 

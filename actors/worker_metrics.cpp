@@ -16,29 +16,29 @@ void render_worker_load(prom::exposition& out, const prom::labels& l, const msg:
   out.gauge("yard_worker_pending_prefill_tokens", "Prompt tokens not yet prefilled.", l, double(w.pending_prefill_tokens));
   out.gauge("yard_worker_kv_blocks_active", "G1 KV blocks referenced by live sequences.", l, w.active_kv_blocks);
   out.gauge("yard_worker_kv_blocks_capacity", "G1 KV pool capacity in blocks.", l, w.total_kv_blocks);
-  out.gauge("yard_worker_kv_blocks_g2", "KV blocks held in the host tier (G2).", l, double(w.g2_kv_blocks));
-  out.gauge("yard_worker_kv_blocks_g3", "KV blocks held in the disk tier (G3).", l, double(w.g3_kv_blocks));
+  out.gauge("yard_worker_kv_blocks_g2", "KV blocks held in the host tier (G2).", l, double(w.tiers.g2_kv_blocks));
+  out.gauge("yard_worker_kv_blocks_g3", "KV blocks held in the disk tier (G3).", l, double(w.tiers.g3_kv_blocks));
   const char* tiers_help = "KV blocks held now, by tier (g1: referenced by live sequences; g2 host; g3 disk).";
-  for (auto [tier, n] : {std::pair<const char*, double>{"g1", w.active_kv_blocks}, {"g2", double(w.g2_kv_blocks)},
-                         {"g3", double(w.g3_kv_blocks)}}) {
+  for (auto [tier, n] : {std::pair<const char*, double>{"g1", w.active_kv_blocks}, {"g2", double(w.tiers.g2_kv_blocks)},
+                         {"g3", double(w.tiers.g3_kv_blocks)}}) {
     auto lt = l;
     lt.emplace_back("tier", tier);
     out.gauge("yard_worker_kv_blocks", tiers_help, lt, n);
   }
   out.counter("yard_worker_kv_offloaded_blocks_total", "KV blocks copied down from G1 on eviction.", l,
-              double(w.kv_offloaded_blocks));
+              double(w.tiers.kv_offloaded_blocks));
   out.counter("yard_worker_kv_onboarded_blocks_total", "KV blocks brought back into G1 from G2/G3.", l,
-              double(w.kv_onboarded_blocks));
+              double(w.tiers.kv_onboarded_blocks));
   if (block_bytes) {
     out.counter("yard_worker_kv_offloaded_bytes_total", "Bytes of KV blocks copied down from G1 (0: an engine without block bytes).", l,
-                double(w.kv_offloaded_blocks) * double(*block_bytes));
+                double(w.tiers.kv_offloaded_blocks) * double(*block_bytes));
     out.counter("yard_worker_kv_onboarded_bytes_total", "Bytes of KV blocks brought back into G1 (0: an engine without block bytes).", l,
-                double(w.kv_onboarded_blocks) * double(*block_bytes));
+                double(w.tiers.kv_onboarded_blocks) * double(*block_bytes));
   }
   out.counter("yard_worker_g3_dropped_writes_total", "G3 writes refused because the disk fell behind.", l,
-              double(w.g3_dropped_writes));
+              double(w.tiers.g3_dropped_writes));
   out.gauge("yard_worker_g3_disabled", "1 when G3 failed (disk full, I/O error) and runs degraded.", l,
-            w.g3_disabled ? 1 : 0);
+            w.tiers.g3_disabled ? 1 : 0);
 }
 
 void worker_metrics::render(prom::exposition& out) const {

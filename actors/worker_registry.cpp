@@ -17,6 +17,9 @@ worker_registry::observation worker_registry::observe(const msg::heartbeat& hb, 
   if (hb.generate_subject != subjects::worker_generate(limits_.ns, hb.instance_id))
     return refuse("worker '" + hb.instance_id + "' announced generate subject '" + hb.generate_subject +
                   "', not its own");
+  if (hb.block_size == 0 || hb.block_size > max_block_size)
+    return refuse("worker '" + hb.instance_id + "' announced a KV block size of " + std::to_string(hb.block_size) +
+                  " tokens (1.." + std::to_string(max_block_size) + ")");
   auto it = workers_.find(hb.instance_id);
   if (it == workers_.end() && workers_.size() >= limits_.max_workers)
     return refuse("worker table full (" + std::to_string(limits_.max_workers) + "): '" + hb.instance_id + "' refused");
@@ -31,6 +34,12 @@ worker_registry::observation worker_registry::observe(const msg::heartbeat& hb, 
   if (restarted && now - w.last_seen < std::chrono::milliseconds(limits_.incarnation_grace_ms))
     return refuse("worker '" + hb.instance_id + "': incarnation " + std::to_string(hb.incarnation) +
                   " while incarnation " + std::to_string(w.last.incarnation) + " is still alive");
+  // What a process serves is fixed for its life: a change within one incarnation is a forgery (or a bug), and
+  // taking it would move the worker between routing pools on every heartbeat.
+  if (!restarted && (hb.model != w.last.model || hb.role != w.last.role || hb.block_size != w.last.block_size ||
+                     hb.kv_stream != w.last.kv_stream))
+    return refuse("worker '" + hb.instance_id + "' changed its model, role, block size or KV stream within incarnation " +
+                  std::to_string(hb.incarnation));
   w.last = std::move(clamped);
   w.last_seen = now;
   if (restarted) {
@@ -95,7 +104,8 @@ bool worker_registry::knows_model(const std::string& model) const {
 
 std::vector<std::string> worker_registry::models() const {
   std::set<std::string> s;
-  for (const auto& [id, w] : workers_) s.insert(w.last.model);
+  for (const auto& [id, w] : workers_)
+    if (w.answered || !limits_.require_answer) s.insert(w.last.model);  // an unverified claim is not advertised
   return {s.begin(), s.end()};
 }
 

@@ -13,7 +13,10 @@
 // max_lease_ms]. `draining` is therefore honoured only from the incarnation
 // already registered. With require_answer, a worker is eligible only after it
 // answered a status probe on its own subject (mark_answered): an announced
-// worker nobody can reach (a black hole) never gets work or counts for health.
+// worker nobody can reach (a black hole) never gets work or counts for health,
+// and its model is not listed by models(). A KV block size outside
+// 1..max_block_size is refused, and so is a heartbeat that changes the model,
+// role, block size or KV stream of the incarnation already registered.
 // Must not touch: NATS or actors (callers feed it heartbeats and the clock).
 // Thread-safety: not thread-safe; owned by one actor.
 #pragma once
@@ -73,8 +76,11 @@ class worker_registry {
   std::vector<const worker_entry*> eligible(const std::string& model) const;
   // Prefill-only workers for `model` ("" = any), excluding draining ones.
   std::vector<const worker_entry*> eligible_prefill(const std::string& model) const;
+  // Any registered worker's model, verified or not (a request for it waits rather than 404s).
   bool knows_model(const std::string& model) const;
+  // The models of workers that answered (all workers' without require_answer): what is advertised.
   std::vector<std::string> models() const;
+  static constexpr std::uint32_t max_block_size = 65536;
   bool alive(const std::string& id) const { return workers_.count(id) != 0; }
   std::size_t size() const { return workers_.size(); }
   const std::map<std::string, worker_entry>& all() const { return workers_; }

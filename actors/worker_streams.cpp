@@ -30,6 +30,7 @@ void append_chunk(msg::token_chunk& into, msg::token_chunk& more) {
 
 void reply_error(worker_state& st, const std::string& reply, msg::wire_format f, const std::string& request_id,
                  std::uint64_t seq, const error& err) {
+  st.log->info("request {} answered with an error: {}", request_id.empty() ? "(no id)" : request_id, err.describe());
   auto c = msg::error_chunk(request_id, seq, err.code, err.message);
   c.worker_id = st.cfg.id;
   st.conn->publish(reply, msg::encode(c, f), {}, msg::content_type_of(f));

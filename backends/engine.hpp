@@ -125,6 +125,9 @@ class engine : public prompt_tokenizer {
   // ---- KV block bytes (disaggregated prefill, tiers); see backends/kv_exchange.hpp ----
   // Bytes of one block in the engine's portable layout; 0 = nothing to move.
   virtual std::size_t kv_block_bytes() const { return 0; }
+  // The KV pool is in GPU memory: block copies to and from host buffers (KV staging, G2) are DMA, which
+  // wants those buffers page-locked. Default false (CPU engines, external servers).
+  virtual bool kv_on_gpu() const { return false; }
   // Leading blocks of `hashes` (full-block hashes of a prompt, this engine's
   // block size and salt) cached in the engine's pool now.
   virtual std::size_t cached_blocks(std::span<const kv::block_hash> hashes) const { return 0; }

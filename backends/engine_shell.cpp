@@ -6,6 +6,7 @@
 #include "backends/kv_exchange.hpp"
 #include "backends/sampling/logits_processor.hpp"
 #include "backends/tool_call_output.hpp"
+#include "common/log.hpp"
 
 namespace yard::backends {
 
@@ -112,7 +113,9 @@ std::optional<sequence_output> engine_shell::output_of(sequence_update& u) {
   out.new_tokens = std::move(u.new_tokens);
   std::optional<msg::finish_kind> reason = u.finish_reason;
   if (reason) text += st.utf8.flush();
-  const bool armed = reason != msg::finish_kind::cancelled && st.completion_tokens >= st.min_tokens;
+  // A constrained output (response_format, a forced tool call) ends when its value is complete: a stop string
+  // inside it would cut a value that must parse, so stop strings wait while a constraint runs.
+  const bool armed = reason != msg::finish_kind::cancelled && st.completion_tokens >= st.min_tokens && !st.constraint;
   auto cut = st.stops.feed(text, reason.has_value(), armed);
   // A constrained value that is complete ends the request as a stop string would.
   const bool value_done = !reason && !cut.matched && st.constraint && st.constraint->finished();
@@ -169,12 +172,45 @@ step_result engine_shell::step() {
   r.model_time_ms = step_time_ms(o, wall_ms);
   for (auto& u : o.updates)
     if (auto out = output_of(u)) r.outputs.push_back(std::move(*out));
+  if (!o.fault.empty()) end_faulted(o, r);
+  else if (fault_) {
+    if (o.ran) fault_.reset();  // a step ran clean again: serve again
+  }
   return r;
+}
+
+std::optional<std::string> engine_shell::unavailable_reason() const {
+  if (fault_ && std::chrono::steady_clock::now() - fault_at_ < fault_hold) return fault_;
+  return std::nullopt;
+}
+
+// The executor failed a step (a device fault): no garbage token reaches anyone. Each sequence of the step ends
+// `unavailable` (the client's frontend resumes it on another worker from the tokens it has), and the engine says
+// it cannot serve until a step runs clean, so its worker drains instead of taking new requests.
+void engine_shell::end_faulted(const step_outcome& o, step_result& r) {
+  fault_ = "the executor failed a step: " + o.fault;
+  fault_at_ = std::chrono::steady_clock::now();
+  component_logger("engine")->error("{}: ending the step's {} request(s) unavailable (they resume elsewhere); "
+                                    "not serving until a step runs clean", *fault_, o.faulted.size());
+  for (const auto& id : o.faulted) {
+    auto it = requests_.find(id);
+    if (it == requests_.end() || it->second.finished) continue;
+    sched_->finish(id, msg::finish_kind::error);
+    it->second.finished = true;  // the scheduler's own report of the end, a step later, is dropped
+    sequence_output out;
+    out.request_id = id;
+    out.finish_reason = msg::finish_kind::error;
+    out.error_code = errc::unavailable;
+    out.error_message = *fault_;
+    out.usage_info.prompt_tokens = it->second.prompt_tokens;
+    out.usage_info.completion_tokens = it->second.completion_tokens;
+    r.outputs.push_back(std::move(out));
+  }
 }
 
 msg::load_report engine_shell::load() const {
   auto l = sched_->load();
-  if (tiering_) tiering_->fill_load(l);
+  if (tiering_) l.tiers = tiering_->load();
   return l;
 }
 

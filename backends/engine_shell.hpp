@@ -13,10 +13,11 @@
 // their own executor: they differ only in the hooks below (what a token's
 // bytes are, per-request admission checks, what a step cost).
 // Must not touch: NATS, actors, clocks other than the step's wall time that
-// subclasses may measure.
+// subclasses may measure and the hold after an executor fault.
 // Thread-safety: not thread-safe (see engine).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -43,6 +44,11 @@ class engine_shell : public engine {
   void cancel(const std::string& request_id) override;
   bool has_work() const override;
   step_result step() override;
+  // Set for fault_hold after the executor failed a step (see end_faulted), and until a step runs clean: the
+  // worker drains meanwhile. After the hold new requests are taken again, so a transient fault heals by itself
+  // and a lasting one (a sticky CUDA error) costs one failed step per hold, whose requests resume elsewhere.
+  std::optional<std::string> unavailable_reason() const override;
+  static constexpr std::chrono::milliseconds fault_hold{5000};
   msg::load_report load() const override;
   std::vector<msg::kv_event> drain_kv_events() override;
   std::vector<msg::kv_event> kv_snapshot() const override;
@@ -106,11 +112,14 @@ class engine_shell : public engine {
     bool finished = false;                // ended by a stop string: the scheduler reports it a step later
   };
   std::optional<sequence_output> output_of(sequence_update& u);
+  void end_faulted(const step_outcome& o, step_result& r);
 
   std::unique_ptr<executor> exec_;
   std::unique_ptr<scheduler> sched_;
   std::unique_ptr<kv_tiering> tiering_;  // after exec_ and sched_: unhooks the pool first
   double pending_onboard_ms_ = 0;
+  std::optional<std::string> fault_;  // the executor's last step failed (cleared by a clean one)
+  std::chrono::steady_clock::time_point fault_at_{};
   mutable std::shared_ptr<const structured::token_vocabulary> vocab_;  // built on first use
   std::unordered_map<std::string, request_state> requests_;
 };

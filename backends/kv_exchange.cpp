@@ -19,7 +19,7 @@ std::size_t export_blocks(const kv::block_pool& pool, const executor& ex, std::s
   n = std::min(n, pool.match_prefix(hashes.first(n)));
   for (std::size_t i = 0; i < n; ++i) {
     auto b = pool.block_of(hashes[i]);
-    ex.read_block(*b, hashes[i], out.subspan(i * bb, bb));
+    if (!ex.read_block(*b, hashes[i], out.subspan(i * bb, bb))) return i;  // the blocks before it are good
   }
   return n;
 }
@@ -76,8 +76,7 @@ void forward_evictions(kv::block_pool& pool, const executor& ex,
   }
   pool.set_evict_callback([&ex, sink = std::move(sink), scratch = std::vector<std::byte>(bb)](
                               kv::block_id b, kv::block_hash h, std::optional<kv::block_hash>) mutable {
-    ex.read_block(b, h, scratch);
-    sink(h, scratch);
+    if (ex.read_block(b, h, scratch)) sink(h, scratch);  // an unreadable block is dropped, not offloaded as garbage
   });
 }
 

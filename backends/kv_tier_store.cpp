@@ -90,22 +90,15 @@ void kv_tier_store::write_through(kv::block_hash h, std::span<const std::byte> d
   if (data.size() == block_bytes_ && tm_->write_through(h, data)) ++stats_.written_through;
 }
 
-void kv_tier_store::fill_load(msg::load_report& load) const {
+msg::kv_tier_load kv_tier_store::load() const {
+  msg::kv_tier_load load;
   load.g2_kv_blocks = tm_->g2().size();
   load.g3_kv_blocks = tm_->g3() ? tm_->g3()->size() : 0;
   load.kv_offloaded_blocks = stats_.offloaded_blocks;
   load.kv_onboarded_blocks = stats_.g2_hit_blocks + stats_.g3_hit_blocks;
   load.g3_dropped_writes = tm_->g3() ? tm_->g3()->stats().dropped : 0;
   load.g3_disabled = tm_->g3() && tm_->g3()->disabled();
-}
-
-void kv_tier_store::copy_load(const msg::load_report& from, msg::load_report& to) {
-  to.g2_kv_blocks = from.g2_kv_blocks;
-  to.g3_kv_blocks = from.g3_kv_blocks;
-  to.kv_offloaded_blocks = from.kv_offloaded_blocks;
-  to.kv_onboarded_blocks = from.kv_onboarded_blocks;
-  to.g3_dropped_writes = from.g3_dropped_writes;
-  to.g3_disabled = from.g3_disabled;
+  return load;
 }
 
 double kv_tier_store::block_ms(std::uint8_t tier) const {

@@ -133,10 +133,8 @@ class kv_tier_store {
   std::vector<msg::kv_event> drain_events() { return tm_->drain_events(); }
   std::vector<msg::kv_event> snapshot() const { return tm_->snapshot(); }
   const kv_tiering_stats& stats() const { return stats_; }
-  // The tier fields of a worker's load report (blocks per tier, offload/onboard counters, G3 health).
-  void fill_load(msg::load_report& load) const;
-  // Copies those fields from one report to another.
-  static void copy_load(const msg::load_report& from, msg::load_report& to);
+  // The tier part of a worker's load report (blocks per tier, offload/onboard counters, G3 health).
+  msg::kv_tier_load load() const;
   kv::tiers::tier_manager& tiers() { return *tm_; }
   const kv::tiers::tier_manager& tiers() const { return *tm_; }
   // G1 prefix hits matter (note_hits can answer something): write-through to G3 is on.

@@ -30,8 +30,7 @@ onboard_outcome kv_tiering::onboard(std::span<const kv::block_hash> hashes, std:
   out.g1_blocks = ask.g1_blocks;
   for (auto h : store_->note_hits(std::span<const kv::block_hash>(ask.hashes).first(ask.g1_blocks))) {
     if (auto b = pool_.block_of(h); b && !scratch_.empty()) {
-      ex_.read_block(*b, h, scratch_);
-      store_->write_through(h, scratch_);
+      if (ex_.read_block(*b, h, scratch_)) store_->write_through(h, scratch_);
     }
   }
   const auto f = store_->fetch(ask);

@@ -65,7 +65,7 @@ class kv_tiering {
   std::vector<msg::kv_event> drain_events() { return store_->drain_events(); }
   std::vector<msg::kv_event> snapshot() const { return store_->snapshot(); }
   const kv_tiering_stats& stats() const { return store_->stats(); }
-  void fill_load(msg::load_report& load) const { store_->fill_load(load); }
+  msg::kv_tier_load load() const { return store_->load(); }
   kv::tiers::tier_manager& tiers() { return store_->tiers(); }
   const kv::tiers::tier_manager& tiers() const { return store_->tiers(); }
   double block_ms(std::uint8_t tier) const { return store_->block_ms(tier); }

@@ -71,7 +71,8 @@ bus_permissions permissions_for(bus_role role, const std::string& ns, const std:
   bus_permissions p;
   switch (role) {
     case bus_role::client:
-      p.publish = {subjects::router_generate(ns)};
+      // Ask the router; read every process's supervision tree (`yard tree` with the client's credentials).
+      p.publish = {subjects::router_generate(ns), subjects::node_tree_all(ns), subjects::node_tree(ns, "*")};
       p.subscribe = {inbox};
       break;
     case bus_role::frontend:
@@ -117,6 +118,7 @@ bus_permissions permissions_for(bus_role role, const std::string& ns, const std:
         append(p.publish, q.publish);
         append(p.subscribe, q.subscribe);
       }
+      append(p.publish, {subjects::node_tree_all(ns), subjects::node_tree(ns, "*")});  // `yard tree` as the node
       p.allow_responses = true;
       break;
   }

@@ -13,7 +13,7 @@ void add_http_flags(CLI::App& app, actors::http_options& http, http_flag_state& 
       ->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--http-max-connections", http.max_connections, "open HTTP connections; beyond it a 503 and close")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24))->capture_default_str();
-  app.add_option("--http-header-timeout-ms", http.header_timeout_ms, "a request's header and body must arrive within this")
+  app.add_option("--http-header-timeout-ms", http.header_timeout_ms, "a request's header must arrive within this (its body gets the idle timeout)")
       ->check(CLI::Range(1, 3600000))->capture_default_str();
   app.add_option("--http-idle-timeout-ms", http.idle_timeout_ms, "a keep-alive connection may idle this long between requests")
       ->check(CLI::Range(1, 86400000))->capture_default_str();

@@ -79,6 +79,8 @@ class kv_router_core {
   void remove_worker(const std::string& worker_id);
   bool has_worker(const std::string& worker_id) const { return ids_.count(worker_id) != 0; }
   std::size_t num_workers() const { return ids_.size(); }
+  // Tokens per block: what a prompt routed here is hashed with.
+  std::uint32_t block_size() const { return opts_.block_size; }
 
   // Picks a worker and records the dispatch (load, approximate index). The
   // caller sends the request; it reports completion via on_first_token/on_complete.

@@ -7,11 +7,14 @@ namespace yard::msg {
 wire_format detect_format(std::string_view content_type, std::string_view body) {
   if (content_type.find("json") != std::string_view::npos) return wire_format::json;
   if (content_type.find("msgpack") != std::string_view::npos) return wire_format::msgpack;
+  // Every message is a map: msgpack opens with 0x80..0x8f, 0xde or 0xdf, never with '{', '[' or white space. So
+  // a body opening with those is JSON (an array or blank text then gets JSON's error, not msgpack's).
+  bool blank = !body.empty();
   for (char c : body) {
     if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
-    return c == '{' ? wire_format::json : wire_format::msgpack;
+    return c == '{' || c == '[' ? wire_format::json : wire_format::msgpack;
   }
-  return wire_format::msgpack;
+  return blank ? wire_format::json : wire_format::msgpack;
 }
 
 std::string_view content_type_of(wire_format f) {

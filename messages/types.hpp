@@ -284,6 +284,27 @@ template <class V> void describe(V& v, cancel_request& x) {
 }
 
 // Periodic load report from a worker (also carried inside heartbeats).
+// A worker's KV tiers below G1 (all 0 when it runs none): blocks held in G2
+// (host) and G3 (disk) now; counters since start of blocks offloaded from G1,
+// blocks onboarded back from G2/G3, and G3 writes dropped by back-pressure.
+// On the wire its fields sit flat in load_report (no nested map).
+struct kv_tier_load {
+  std::uint64_t g2_kv_blocks = 0;
+  std::uint64_t g3_kv_blocks = 0;
+  std::uint64_t kv_offloaded_blocks = 0;
+  std::uint64_t kv_onboarded_blocks = 0;
+  std::uint64_t g3_dropped_writes = 0;
+  bool g3_disabled = false;                 // G3 failed (disk full, I/O error) and runs degraded
+};
+template <class V> void describe(V& v, kv_tier_load& x) {
+  v.opt("g2_kv_blocks", x.g2_kv_blocks);
+  v.opt("g3_kv_blocks", x.g3_kv_blocks);
+  v.opt("kv_offloaded_blocks", x.kv_offloaded_blocks);
+  v.opt("kv_onboarded_blocks", x.kv_onboarded_blocks);
+  v.opt("g3_dropped_writes", x.g3_dropped_writes);
+  v.opt("g3_disabled", x.g3_disabled);
+}
+
 struct load_report {
   std::string worker_id;
   std::uint32_t active_requests = 0;        // sequences being decoded
@@ -292,15 +313,7 @@ struct load_report {
   std::uint32_t active_kv_blocks = 0;       // blocks referenced by live sequences
   std::uint32_t total_kv_blocks = 0;        // pool capacity
   std::uint64_t timestamp_ms = 0;           // sender wall clock, ms since epoch
-  // KV tiers (0 when the worker runs none): blocks held in G2 (host) and G3
-  // (disk) now; counters since start of blocks offloaded from G1, blocks
-  // onboarded back from G2/G3, and G3 writes dropped by back-pressure.
-  std::uint64_t g2_kv_blocks = 0;
-  std::uint64_t g3_kv_blocks = 0;
-  std::uint64_t kv_offloaded_blocks = 0;
-  std::uint64_t kv_onboarded_blocks = 0;
-  std::uint64_t g3_dropped_writes = 0;
-  bool g3_disabled = false;                 // G3 failed (disk full, I/O error) and runs degraded
+  kv_tier_load tiers;                       // KV tiers below G1 (flat on the wire)
 };
 template <class V> void describe(V& v, load_report& x) {
   v.req("worker_id", x.worker_id);
@@ -310,12 +323,7 @@ template <class V> void describe(V& v, load_report& x) {
   v.opt("active_kv_blocks", x.active_kv_blocks);
   v.opt("total_kv_blocks", x.total_kv_blocks);
   v.opt("timestamp_ms", x.timestamp_ms);
-  v.opt("g2_kv_blocks", x.g2_kv_blocks);
-  v.opt("g3_kv_blocks", x.g3_kv_blocks);
-  v.opt("kv_offloaded_blocks", x.kv_offloaded_blocks);
-  v.opt("kv_onboarded_blocks", x.kv_onboarded_blocks);
-  v.opt("g3_dropped_writes", x.g3_dropped_writes);
-  v.opt("g3_disabled", x.g3_disabled);
+  describe(v, x.tiers);
 }
 
 // Liveness and discovery: every instance publishes one every interval_ms.
@@ -343,6 +351,9 @@ struct heartbeat {
   std::uint64_t incarnation = 0;  // random per process start: a restarted instance with the same id differs
   std::uint32_t leased_kv_blocks = 0;  // prefill workers: KV blocks staged for decode workers, not yet released
   std::uint64_t tokenizer_fingerprint = 0;  // workers: backends::tokenizer_fingerprint (0 = unknown)
+  // Workers: the id of this incarnation's KV event stream (kv_event_batch::stream); a router takes KV batches and
+  // snapshots of that stream only, so a forged batch cannot claim a newer stream (0 = not announced: any).
+  std::uint64_t kv_stream = 0;
 };
 template <class V> void describe(V& v, heartbeat& x) {
   v.req("instance_id", x.instance_id);
@@ -357,6 +368,7 @@ template <class V> void describe(V& v, heartbeat& x) {
   v.opt("incarnation", x.incarnation);
   v.opt("leased_kv_blocks", x.leased_kv_blocks);
   v.opt("tokenizer_fingerprint", x.tokenizer_fingerprint);
+  v.opt("kv_stream", x.kv_stream);
 }
 
 // KV events: the router's view of which blocks each worker holds.

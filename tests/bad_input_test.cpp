@@ -111,6 +111,44 @@ TEST_F(bad_input, oversize_body_on_a_subject_gets_413) {
   expect_still_serving();
 }
 
+// A 1 MB JSON prompt: as token ids and hashes the router's forward would be over 4 MiB of JSON, so it goes as
+// sent, and the answer is about the prompt's length, never a body size the client did not send.
+TEST_F(bad_input, a_large_json_prompt_is_judged_by_its_length_not_by_its_forwarded_size) {
+  json huge = {{"request_id", "huge"}, {"prompt", std::string(1000000, 'a')}, {"max_tokens", 2}};
+  auto r = first_reply(subjects::router_generate("default"), huge.dump(), "application/json");
+  ASSERT_TRUE(r.ok()) << r.err().describe();
+  ASSERT_TRUE(r->error.has_value());
+  EXPECT_EQ(r->error->code, 400) << r->error->message;
+  EXPECT_NE(r->error->message.find("context"), std::string::npos) << r->error->message;
+  expect_still_serving();
+}
+
+// The sampling ranges the HTTP parser enforces hold for a body sent straight over NATS too.
+TEST_F(bad_input, sampling_out_of_range_on_a_subject_is_400_naming_the_field) {
+  for (const char* sampling : {R"({"temperature":-1})", R"({"top_p":0})", R"({"top_logprobs":1000})",
+                               R"({"repetition_penalty":0})", R"({"logit_bias":[{"token":1,"bias":1e30}]})",
+                               R"({"min_tokens":100})"}) {
+    SCOPED_TRACE(sampling);
+    auto r = first_reply(subjects::router_generate("default"),
+                         std::string(R"({"request_id":"samp","prompt":"x","max_tokens":2,"sampling":)") + sampling + "}");
+    ASSERT_TRUE(r.ok()) << r.err().describe();
+    ASSERT_TRUE(r->error.has_value());
+    EXPECT_EQ(r->error->code, 400);
+    EXPECT_NE(r->error->message.find("sampling."), std::string::npos) << r->error->message;
+  }
+  expect_still_serving();
+}
+
+// A status probe or a KV snapshot request asked in JSON is answered in JSON.
+TEST_F(bad_input, json_questions_on_worker_subjects_get_json_answers) {
+  for (const auto& subject : {subjects::worker_status("default", "w0"), subjects::kv_snapshot("default", "w0")}) {
+    auto r = client_->request(subject, "{}", 3000, "application/json");
+    ASSERT_TRUE(r.ok()) << subject << ": " << r.err().describe();
+    EXPECT_EQ(r->content_type, "application/json") << subject;
+    EXPECT_FALSE(json::parse(r->data, nullptr, false).is_discarded()) << subject;
+  }
+}
+
 TEST_F(bad_input, unknown_subject_fails_fast_with_no_responders) {
   auto r = client_->request("yard.default.nothing.here", "{}", 3000);
   ASSERT_FALSE(r.ok());
@@ -140,6 +178,14 @@ TEST_F(bad_input, http_errors_use_openai_schema_and_status_codes) {
   auto model = cli.Post("/v1/completions", R"({"prompt":"x","model":"nope"})", "application/json");
   ASSERT_TRUE(model);
   EXPECT_EQ(model->status, 404);
+  auto model_err = json::parse(model->body)["error"];  // what OpenAI answers, and its clients branch on
+  EXPECT_EQ(model_err["code"], "model_not_found");
+  EXPECT_EQ(model_err["type"], "invalid_request_error");
+  EXPECT_EQ(model_err["param"], "model");
+  auto too_long = cli.Post("/v1/completions", R"({"prompt":"x","max_tokens":100000000})", "application/json");
+  ASSERT_TRUE(too_long);
+  EXPECT_EQ(too_long->status, 400);
+  EXPECT_EQ(json::parse(too_long->body)["error"]["code"], "context_length_exceeded") << too_long->body;
   auto route = cli.Get("/v1/nothing");
   ASSERT_TRUE(route);
   EXPECT_EQ(route->status, 404);

@@ -289,6 +289,66 @@ TEST_F(bus_trust, router_tables_are_empty_after_traffic_ends) {
   }));
 }
 
+// A non-streamed completion's usage.prompt_tokens_details.cached_tokens (-1 on any failure).
+int cached_tokens_of(int port, const std::string& prompt) {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(30, 0);
+  json body = {{"prompt", prompt}, {"max_tokens", 2}};
+  auto res = cli.Post("/v1/completions", body.dump(), "application/json");
+  if (!res || res->status != 200) return -1;
+  auto j = json::parse(res->body, nullptr, false);
+  if (j.is_discarded() || !j.contains("usage")) return -1;
+  return j["usage"].value("prompt_tokens_details", json::object()).value("cached_tokens", 0);
+}
+
+// What a worker-role connection can still publish (heartbeats, KV events) must not switch off KV-aware routing
+// or grow the router: a batch claiming a newer KV stream than its worker announces is ignored; a worker that
+// never answers its status probe, or one that changes its model every heartbeat, gets no routing pool (a core
+// each, were they taken); and no unanswered model is advertised.
+TEST_F(bus_trust, a_worker_role_connection_cannot_switch_off_kv_routing_or_grow_the_router) {
+  auto c = transport::nats_connection::connect(bus_->as("rogue"));
+  ASSERT_TRUE(c.ok()) << c.err().describe();
+  auto& rogue = **c;
+  for (const char* id : {"w0", "w1"}) {
+    msg::kv_event_batch b;
+    b.worker_id = id;
+    b.seq = 999;
+    b.stream = ~0ull;  // "newer" than any real stream: taken, every real batch would look stale
+    rogue.publish(subjects::kv_events(kNs, id), msg::encode(b));
+  }
+  auto beat = [&](const std::string& id, const std::string& model) {
+    msg::heartbeat hb;
+    hb.instance_id = id;
+    hb.component = msg::component_kind::worker;
+    hb.model = model;
+    hb.generate_subject = subjects::worker_generate(kNs, id);
+    hb.incarnation = 42;
+    rogue.publish(subjects::heartbeat(kNs, id), msg::encode(hb));
+  };
+  for (int i = 0; i < 30; ++i) beat("cycler", "cyc-" + std::to_string(i));
+  for (int i = 0; i < 40; ++i) beat("crowd-" + std::to_string(i), "crowd-model-" + std::to_string(i));
+  rogue.flush();
+  ASSERT_TRUE(ts::eventually([&] {
+    auto s = node_->router_stats();
+    return s && s->foreign_kv_batches >= 2 && s->workers >= 43;
+  })) << "the forgeries reached the router";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // probes went out and met no answer
+  auto s = node_->router_stats();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->pools, 1u) << "only the real workers' model has a routing pool";
+  httplib::Client cli("127.0.0.1", node_->http_port());
+  auto models = cli.Get("/v1/models");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(models->body.find("cyc-"), std::string::npos) << models->body;
+  EXPECT_EQ(models->body.find("crowd-model"), std::string::npos) << models->body;
+  // KV-aware routing still works: each prompt's repeat goes where its blocks are.
+  for (int k = 0; k < 6; ++k) {
+    const std::string prompt = "kv-after-forgery-" + std::to_string(k) + "-" + std::string(300, static_cast<char>('a' + k));
+    ASSERT_GE(cached_tokens_of(node_->http_port(), prompt), 0);
+    EXPECT_GE(cached_tokens_of(node_->http_port(), prompt), 256) << "repeat " << k << " missed its cached prefix";
+  }
+}
+
 // The router runs as its own process here so it can be SIGKILLed.
 TEST(router_restart, a_killed_router_costs_latency_not_errors) {
   auto nats = ts::start_nats();

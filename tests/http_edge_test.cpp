@@ -221,5 +221,52 @@ TEST(http_edge, keep_alive_connections_are_reused) {
   EXPECT_EQ(node->metrics()->requests_total.load(), 6u);
 }
 
+// What strict and large-body clients need of the edge: HEAD is GET without a body (the next response on the
+// connection is not read out of step); Expect: 100-continue is answered before the body is sent; and a body
+// slower than the header timeout (a big prompt on a slow link) is still read, under the idle timeout.
+TEST(http_edge, head_100_continue_and_a_slow_body) {
+  auto nats = test_support::start_nats();
+  ASSERT_TRUE(nats);
+  actors::http_options http;
+  http.header_timeout_ms = 400;
+  auto node = start_edge(nats->url(), http, 1.0);
+  ASSERT_TRUE(node);
+  {
+    raw_socket s(node->http_port());
+    ASSERT_TRUE(s.send("HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_TRUE(s.read_until("\r\n\r\n", 10000));
+    EXPECT_EQ(s.data.rfind("HTTP/1.1 200", 0), 0u) << s.data;
+    EXPECT_NE(s.data.find("Content-Length: "), std::string::npos);
+    const std::size_t after_head = s.data.find("\r\n\r\n") + 4;
+    ASSERT_TRUE(s.send(test_support::get_request("/v1/models")));
+    auto res = read_response(s, after_head);
+    EXPECT_EQ(res.rfind("HTTP/1.1 200", 0), 0u) << "the HEAD response carried a body: " << s.data;
+    EXPECT_NE(res.find("\"object\""), std::string::npos);
+  }
+  {
+    raw_socket s(node->http_port());
+    const std::string body = R"({"prompt":"hello","max_tokens":3})";
+    ASSERT_TRUE(s.send("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
+                       "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n"));
+    ASSERT_TRUE(s.read_until("HTTP/1.1 100 Continue\r\n\r\n", 5000)) << s.data;
+    const std::size_t from = s.data.size();
+    ASSERT_TRUE(s.send(body));
+    auto res = read_response(s, from);
+    EXPECT_EQ(res.rfind("HTTP/1.1 200", 0), 0u) << res;
+  }
+  {
+    raw_socket s(node->http_port());
+    const std::string body = R"({"prompt":"slow body","max_tokens":3})";
+    ASSERT_TRUE(s.send("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n"));
+    for (std::size_t i = 0; i < body.size(); i += 12) {  // ~1 s in all, over twice the header timeout
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      ASSERT_TRUE(s.send(body.substr(i, 12)));
+    }
+    auto res = read_response(s);
+    EXPECT_EQ(res.rfind("HTTP/1.1 200", 0), 0u) << res;
+  }
+}
+
 }  // namespace
 }  // namespace yard

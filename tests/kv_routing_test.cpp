@@ -265,6 +265,13 @@ TEST(kv_snapshot, an_unanswered_snapshot_ask_is_repeated) {
   ASSERT_NE(conn, nullptr);
   auto& c = *conn;
   auto hb = fake_worker_heartbeat("late", 42);
+  // It answers its status probe (as every worker does: the router pools only workers that answer), but its
+  // snapshot subscription is not up yet.
+  auto status = c.subscribe(subjects::worker_status("default", "late"), [&c, body = msg::encode(hb)](transport::nats_message m) {
+    if (!m.reply.empty()) c.publish(m.reply, body);
+  });
+  ASSERT_TRUE(status);
+  c.flush();
   ASSERT_TRUE(c.publish(subjects::heartbeat("default", "late"), msg::encode(hb)).ok());
   c.flush();
   std::this_thread::sleep_for(std::chrono::milliseconds(60));  // the first ask has met no responder by now

@@ -7,6 +7,7 @@
 #include <future>
 
 #include "backends/mock/mock_engine.hpp"
+#include "backends/native/cuda/cuda_device.hpp"
 #include "kv/block_hash.hpp"
 
 namespace yard::actors {
@@ -37,8 +38,9 @@ struct kv_transfer_agent_test : ::testing::Test {
     return eng;
   }
 
-  std::unique_ptr<kv_transfer_agent> agent(std::shared_ptr<const prefill_faults> faults = nullptr) {
-    auto a = kv_transfer_agent::create(kv_transfer_options{.staging_mb = 1}, mo.kv_block_bytes, std::move(faults));
+  std::unique_ptr<kv_transfer_agent> agent(std::shared_ptr<const prefill_faults> faults = nullptr, bool page_lock = false) {
+    auto a = kv_transfer_agent::create(kv_transfer_options{.staging_mb = 1, .page_lock = page_lock}, mo.kv_block_bytes,
+                                       std::move(faults));
     EXPECT_TRUE(a) << a.err().describe();
     return a ? std::move(*a) : nullptr;
   }
@@ -75,6 +77,21 @@ TEST_F(kv_transfer_agent_test, a_staged_prompt_is_pulled_verified_and_imported) 
   EXPECT_TRUE(pulled) << pulled.err().describe();
   EXPECT_EQ(imported, 2u);
   EXPECT_EQ(from->leased_blocks(), 0u);
+}
+
+// Staging is page-locked only for an engine whose KV is on a GPU (spawn_worker asks the engine), never just because
+// the host has one; asked for without a usable GPU it stays pageable and transfers work the same.
+TEST_F(kv_transfer_agent_test, staging_is_page_locked_only_when_asked_and_a_gpu_takes_it) {
+  EXPECT_FALSE(backends::mock_engine(mo).kv_on_gpu());
+  auto plain = agent();
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->page_locked());
+  auto locked = agent(nullptr, /*page_lock=*/true);
+  ASSERT_TRUE(locked);
+  EXPECT_EQ(locked->page_locked(), backends::native::cuda_available());
+  auto [pulled, imported] = transfer(*locked, *plain);
+  EXPECT_TRUE(pulled) << pulled.err().describe();
+  EXPECT_EQ(imported, 2u);
 }
 
 TEST_F(kv_transfer_agent_test, the_corrupt_block_fault_flips_the_first_staged_block_and_the_checksum_catches_it) {

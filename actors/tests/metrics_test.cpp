@@ -14,12 +14,12 @@ TEST(worker_metrics, one_line_per_worker_and_series_with_tier_fields) {
   worker_status a{"w-0", "both", "mock", false, {}};
   a.load.pending_prefill_tokens = 1234;
   a.load.total_kv_blocks = 64;
-  a.load.g2_kv_blocks = 7;
-  a.load.g3_kv_blocks = 9;
-  a.load.kv_offloaded_blocks = 16;
-  a.load.g3_dropped_writes = 2;
+  a.load.tiers.g2_kv_blocks = 7;
+  a.load.tiers.g3_kv_blocks = 9;
+  a.load.tiers.kv_offloaded_blocks = 16;
+  a.load.tiers.g3_dropped_writes = 2;
   worker_status b{"w-1", "decode", "mock", true, {}};
-  b.load.g3_disabled = true;
+  b.load.tiers.g3_disabled = true;
   std::string out;
   render_worker_metrics(out, {a, b});
   EXPECT_NE(out.find("# TYPE yard_worker_kv_blocks_g2 gauge\n"), std::string::npos);

@@ -219,6 +219,40 @@ TEST(openai_parse, tool_messages_and_assistant_tool_calls) {
                  "messages[0].tool_calls[0].function.name");
 }
 
+// A "type" that is not a string (null, a number, an array) where a tool, a tool_choice or an assistant's tool
+// call names its type: a 400 naming the field, never an exception out of the parser (it ended the process).
+TEST(openai_parse, a_type_that_is_not_a_string_is_a_400_not_a_crash) {
+  for (const char* bad_type : {"null", "5", "[]", "{}", "true"}) {
+    SCOPED_TRACE(bad_type);
+    const std::string t = bad_type;
+    expect_rejects(chat(R"("tools":[{"type":)" + t + R"(,"function":{"name":"f"}}])"), "tools[0].type");
+    expect_rejects(chat(std::string(weather_tool) + R"(,"tool_choice":{"type":)" + t + R"(,"function":{"name":"get_weather"}})"),
+                   "tool_choice");
+    expect_rejects(parse(R"({"messages":[{"role":"assistant","tool_calls":[{"id":"c","type":)" + t +
+                             R"(,"function":{"name":"f","arguments":"{}"}}]}]})",
+                         endpoint::chat, "r"),
+                   "messages[0].tool_calls[0].type");
+  }
+}
+
+// A prompt as one token-id list inside a batch of one (what SDKs send for token prompts) reads like the list.
+TEST(openai_parse, a_batch_of_one_token_prompt_is_the_prompt) {
+  auto r = parse(R"({"prompt":[[1,2,3]],"max_tokens":1})", endpoint::completions, "r");
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  ASSERT_TRUE(r->gen.token_ids);
+  EXPECT_EQ(*r->gen.token_ids, (std::vector<msg::token_id>{1, 2, 3}));
+  expect_rejects(parse(R"({"prompt":[["a"]],"max_tokens":1})", endpoint::completions, "r"), "prompt[0][0]");
+}
+
+// A body above the 4 MiB wire default parses when the HTTP layer let it in (--max-body-bytes): the size
+// limit is the server's, not the parser's.
+TEST(openai_parse, a_body_over_four_mib_is_not_refused_by_the_parser) {
+  std::string prompt(5u << 20, 'a');
+  auto r = parse(R"({"prompt":")" + prompt + R"(","max_tokens":1})", endpoint::completions, "r");
+  ASSERT_TRUE(r.ok()) << r.err().message;
+  EXPECT_EQ(r->gen.prompt->size(), prompt.size());
+}
+
 TEST(openai_parse, response_format) {
   auto obj = chat(R"("response_format":{"type":"json_object"})");
   ASSERT_TRUE(obj.ok()) << obj.err().message;

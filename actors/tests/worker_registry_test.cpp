@@ -119,5 +119,62 @@ TEST(worker_registry, the_table_is_bounded) {
   EXPECT_EQ(reg.size(), 3u);
 }
 
+TEST(worker_registry, a_block_size_out_of_range_is_refused) {
+  worker_registry reg;
+  auto t = clock::now();
+  for (std::uint32_t bs : {0u, worker_registry::max_block_size + 1}) {
+    auto hb = beat("w0");
+    hb.block_size = bs;
+    auto obs = reg.observe(hb, "w0", t);
+    EXPECT_EQ(obs.what, worker_registry::change::refused) << bs;
+    EXPECT_NE(obs.why.find("block size"), std::string::npos) << obs.why;
+  }
+  EXPECT_EQ(reg.size(), 0u);
+}
+
+// What a process serves is fixed for its life: an incarnation that "changes" model, role, block size or KV
+// stream is refused (each change would otherwise move it between routing pools); a new incarnation may.
+TEST(worker_registry, an_incarnation_cannot_change_what_it_serves) {
+  worker_registry reg;
+  auto t = clock::now();
+  auto hb = beat("w0", 7);
+  hb.kv_stream = 100;
+  ASSERT_EQ(reg.observe(hb, "w0", t).what, worker_registry::change::joined);
+  auto model = hb;
+  model.model = "other";
+  auto role = hb;
+  role.role = msg::worker_role::prefill;
+  auto bs = hb;
+  bs.block_size = 32;
+  auto stream = hb;
+  stream.kv_stream = 101;
+  for (const auto* forged : {&model, &role, &bs, &stream}) {
+    auto obs = reg.observe(*forged, "w0", t + 10ms);
+    EXPECT_EQ(obs.what, worker_registry::change::refused);
+    EXPECT_NE(obs.why.find("within incarnation 7"), std::string::npos) << obs.why;
+  }
+  EXPECT_EQ(reg.all().at("w0").last.model, "mock");
+  EXPECT_EQ(reg.observe(hb, "w0", t + 20ms).what, worker_registry::change::none);  // the same claim again is fine
+  auto next = model;  // a restart (after the grace) may serve another model
+  next.incarnation = 8;
+  EXPECT_EQ(reg.observe(next, "w0", t + 10s).what, worker_registry::change::restarted);
+  EXPECT_EQ(reg.all().at("w0").last.model, "other");
+}
+
+TEST(worker_registry, only_answered_workers_models_are_advertised) {
+  registry_limits lim;
+  lim.require_answer = true;
+  worker_registry reg(lim);
+  auto t = clock::now();
+  auto claim = beat("ghost");
+  claim.model = "evil";
+  reg.observe(claim, "ghost", t);
+  reg.observe(beat("w0", 3), "w0", t);
+  EXPECT_TRUE(reg.models().empty());
+  EXPECT_TRUE(reg.knows_model("evil"));  // a request for it waits for the answer instead of a 404
+  reg.mark_answered("w0", 3);
+  EXPECT_EQ(reg.models(), std::vector<std::string>{"mock"});
+}
+
 }  // namespace
 }  // namespace yard::actors

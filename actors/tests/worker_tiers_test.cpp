@@ -96,9 +96,9 @@ TEST_F(worker_tiers_test, evicted_blocks_go_down_and_a_prefix_in_g2_comes_back_t
 
   auto hb = beat();
   ASSERT_TRUE(hb.load);
-  EXPECT_GE(hb.load->kv_offloaded_blocks, 4u);  // the manager's counts reach the heartbeat
-  EXPECT_EQ(hb.load->kv_onboarded_blocks, 4u);
-  EXPECT_GT(hb.load->g2_kv_blocks, 0u);
+  EXPECT_GE(hb.load->tiers.kv_offloaded_blocks, 4u);  // the manager's counts reach the heartbeat
+  EXPECT_EQ(hb.load->tiers.kv_onboarded_blocks, 4u);
+  EXPECT_GT(hb.load->tiers.g2_kv_blocks, 0u);
 }
 
 TEST_F(worker_tiers_test, a_cancel_while_onboarding_ends_the_request_at_once) {

@@ -70,8 +70,9 @@ class mock_engine::mock_executor final : public executor {
     return r;
   }
   std::size_t kv_block_bytes() const override { return o_.kv_block_bytes; }
-  void read_block(kv::block_id, kv::block_hash hash, std::span<std::byte> out) const override {
+  bool read_block(kv::block_id, kv::block_hash hash, std::span<std::byte> out) const override {
     synthetic_block(hash, out);
+    return true;
   }
   // Checks a sample of the block's words (the first, the last and every 61st):
   // enough to catch a wrong or shifted block cheaply; transfers verify every

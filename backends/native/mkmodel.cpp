@@ -145,6 +145,7 @@ result<model_config> preset_config(const mkmodel_options& o) {
     return make_error(errc::bad_request, "unknown preset '" + o.preset + "' (tiny, small, 100m)");
   }
   if (o.tied >= 0) c.tie_word_embeddings = o.tied == 1;
+  if (o.intermediate_size > 0) c.intermediate_size = o.intermediate_size;
   if (!o.rope_scaling.empty()) {
     c.rope_scaling_type = o.rope_scaling;
     c.rope_factor = 8.0f;

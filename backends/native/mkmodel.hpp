@@ -26,6 +26,7 @@ struct mkmodel_options {
   std::string family = "llama";  // llama (Llama 3 tokens, tied per preset) | qwen2 (ChatML, q/k/v biases)
   int tied = -1;                 // -1 preset default, 0 untied, 1 tied
   std::string rope_scaling;      // "" | "llama3" | "linear" (default "")
+  int intermediate_size = 0;     // >0 replaces the preset's (tests: a width that is not a multiple of 8) (default 0)
 };
 
 // The config a preset produces (vocab_size filled from the tokenizer).

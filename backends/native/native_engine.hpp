@@ -68,6 +68,7 @@ class native_engine final : public engine_shell {
   std::vector<token_id> end_of_text_ids() const override { return eos_ids_; }
 
  public:
+  bool kv_on_gpu() const override { return opts_.device == "cuda"; }
   chat::tool_call_format default_tool_format() const override {
     return chat::default_tool_call_format(native::chat_family_name(family()));
   }

@@ -25,16 +25,17 @@ std::size_t native_executor::kv_block_bytes() const {
   return static_cast<std::size_t>(sh.n_layers) * 2 * sh.block_size * sh.n_kv_heads * sh.head_dim * sizeof(float);
 }
 
-void native_executor::read_block(kv::block_id b, kv::block_hash, std::span<std::byte> out) const {
+bool native_executor::read_block(kv::block_id b, kv::block_hash, std::span<std::byte> out) const {
   const auto& sh = cache_.shape();
   const std::size_t part = static_cast<std::size_t>(sh.block_size) * sh.n_kv_heads * sh.head_dim * sizeof(float);
-  if (out.size() < kv_block_bytes() || b >= static_cast<kv::block_id>(sh.n_blocks)) return;
+  if (out.size() < kv_block_bytes() || b >= static_cast<kv::block_id>(sh.n_blocks)) return false;
   std::byte* p = out.data();
   for (int l = 0; l < sh.n_layers; ++l) {
     std::memcpy(p, cache_.k(l, b, 0), part);
     std::memcpy(p + part, cache_.v(l, b, 0), part);
     p += 2 * part;
   }
+  return true;
 }
 
 status native_executor::write_block(kv::block_id b, kv::block_hash, std::span<const std::byte> in) {

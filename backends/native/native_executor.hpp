@@ -25,7 +25,7 @@ class native_executor final : public executor {
   // Block layout for transfers/tiers: for each layer, K then V, each
   // [block_size][n_kv_heads][head_dim] float32.
   std::size_t kv_block_bytes() const override;
-  void read_block(kv::block_id b, kv::block_hash hash, std::span<std::byte> out) const override;
+  bool read_block(kv::block_id b, kv::block_hash hash, std::span<std::byte> out) const override;
   status write_block(kv::block_id b, kv::block_hash hash, std::span<const std::byte> in) override;
 
   model& get_model() { return model_; }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -63,6 +64,9 @@ struct execution_result {
   // alternatives, most likely first; may be empty when none was requested.
   std::vector<std::vector<std::pair<token_id, float>>> top_logprobs;
   double model_time_ms = 0.0;      // emulated or measured duration of the step
+  // Non-empty: the step failed (a device fault, a failed kernel launch) and computed nothing; the other fields
+  // mean nothing then. The scheduler applies no token and reports the failure (step_outcome::fault).
+  std::string fault;
 };
 
 // Runs a plan. Implementations: backends/mock (timing model), backends/native.
@@ -77,8 +81,9 @@ class executor {
   // KV block bytes in a portable layout (disaggregated transfer, tier offload).
   // 0 = this executor has no block bytes to move (the defaults below do nothing).
   virtual std::size_t kv_block_bytes() const { return 0; }
-  // Copies block `b` (registered under `hash`) into `out` (kv_block_bytes() long).
-  virtual void read_block(kv::block_id b, kv::block_hash hash, std::span<std::byte> out) const {}
+  // Copies block `b` (registered under `hash`) into `out` (kv_block_bytes() long). False: `out` does not hold
+  // the block (a bad id or size, a failed device copy); callers then export, offload or write through nothing.
+  virtual bool read_block(kv::block_id b, kv::block_hash hash, std::span<std::byte> out) const { return false; }
   // Writes `in` (kv_block_bytes() long) into block `b`, which will hold `hash`.
   // An executor that can tell the bytes are not a valid block for `hash`
   // (the mock's synthetic blocks) says so with errc::corrupt.

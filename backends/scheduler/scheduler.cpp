@@ -27,6 +27,11 @@ result<std::uint64_t> scheduler::add(sequence_spec spec) {
                                              " tokens leaves no room in the context of " + std::to_string(cfg_.max_model_len));
   if (spec.max_output_tokens == 0) spec.max_output_tokens = cfg_.max_model_len - spec.num_prompt_tokens;
   std::uint64_t total = std::uint64_t(spec.num_prompt_tokens) + std::max<std::uint64_t>(spec.max_output_tokens, resume);
+  if (total > cfg_.max_model_len && resume > spec.max_output_tokens)
+    return make_error(errc::bad_request, "field 'resume_tokens' (" + std::to_string(resume) +
+                                             " tokens already delivered) plus the prompt of " +
+                                             std::to_string(spec.num_prompt_tokens) + " tokens exceeds the context of " +
+                                             std::to_string(cfg_.max_model_len) + " tokens");
   if (total > cfg_.max_model_len)
     return make_error(errc::bad_request, "field 'max_tokens' (" + std::to_string(spec.max_output_tokens) +
                                              ") plus the prompt of " + std::to_string(spec.num_prompt_tokens) +
@@ -35,8 +40,11 @@ result<std::uint64_t> scheduler::add(sequence_spec spec) {
                                              " fit)");
   auto watermark_blocks = static_cast<std::uint64_t>(cfg_.watermark * pool_.num_blocks());
   if (blocks_for(static_cast<std::uint32_t>(std::min<std::uint64_t>(total, 0xffffffffu))) + watermark_blocks > pool_.num_blocks())
-    return make_error(errc::resource_exhausted, "request needs " + std::to_string(total) + " tokens of KV; the pool holds " +
-                                                    std::to_string(std::uint64_t(pool_.num_blocks()) * block_size_));
+    // Never admissible here, however long it waits: a 400 (a retry cannot help), not a 429.
+    return make_error(errc::bad_request, "request needs " + std::to_string(total) +
+                                             " tokens of KV (prompt + max_tokens), over the context of " +
+                                             std::to_string(std::uint64_t(pool_.num_blocks()) * block_size_) +
+                                             " tokens this worker's KV pool holds");
   auto s = std::make_unique<sequence>();
   s->id = next_id_++;
   s->num_prompt = spec.num_prompt_tokens;
@@ -343,6 +351,13 @@ step_outcome scheduler::step(executor& ex) {
   auto plan = schedule();
   if (!plan.empty()) {
     auto res = ex.execute(plan);
+    if (!res.fault.empty()) {  // nothing computed: no token, no commit, the KV positions stay uncomputed
+      o.ran = true;
+      o.fault = std::move(res.fault);
+      for (const auto& e : plan.seqs) o.faulted.emplace_back(e.request_id);
+      freed_listener_ = nullptr;
+      return o;
+    }
     auto ups = update(plan, res);
     o.model_time_ms = res.model_time_ms;
     o.ran = true;

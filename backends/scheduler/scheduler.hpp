@@ -87,6 +87,10 @@ struct step_outcome {
   std::vector<sequence_update> updates;
   double model_time_ms = 0.0;
   bool ran = false;  // false when nothing was schedulable
+  // The executor failed the step (execution_result::fault): nothing was applied, and `faulted` names the
+  // request ids of the plan, which stay scheduled (the engine decides: end them, retry).
+  std::string fault;
+  std::vector<std::string> faulted;
 };
 
 struct scheduler_stats {

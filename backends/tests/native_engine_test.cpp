@@ -44,6 +44,7 @@ std::string native_engine_test::model_;
 
 TEST_F(native_engine_test, greedy_matches_dense_reference) {
   auto e = open();
+  EXPECT_FALSE(e->kv_on_gpu());  // a CPU engine: the worker's KV staging stays pageable
   auto p = prompt(21, 1);
   ASSERT_TRUE(e->add_request(req("r", p, 8)).ok());
   auto out = run_all(*e)["r"];

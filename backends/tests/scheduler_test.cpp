@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
+#include <utility>
 
 namespace yard::backends {
 namespace {
@@ -59,7 +61,7 @@ TEST(scheduler, rejects_bad_requests) {
   EXPECT_FALSE(s.add(spec("a", 0, 1)).ok());
   EXPECT_TRUE(s.add(spec("a", 4, 1)).ok());
   EXPECT_EQ(s.add(spec("a", 4, 1)).err().code, errc::conflict);
-  EXPECT_EQ(s.add(spec("big", 100, 1)).err().code, errc::resource_exhausted);  // > 16 blocks of 4
+  EXPECT_EQ(s.add(spec("big", 100, 1)).err().code, errc::bad_request);  // > 16 blocks of 4: never, so no retry
 }
 
 TEST(scheduler, max_num_seqs_limits_running) {
@@ -310,6 +312,54 @@ TEST(scheduler, load_report_counts_queue_and_blocks) {
   EXPECT_EQ(l.pending_prefill_tokens, 8u);
   EXPECT_EQ(l.total_kv_blocks, 100u);
   EXPECT_GE(l.active_kv_blocks, 2u);
+}
+
+// An executor that fails a step (a device fault): nothing of it is applied, the outcome names the plan's
+// requests, and the next clean step computes the same positions, so the tokens are those of a run without it.
+TEST(scheduler, a_failed_step_applies_nothing_and_names_its_requests) {
+  struct failing_once : recording_executor {
+    bool fail_next = false;
+    execution_result execute(const batch_plan& plan) override {
+      auto r = recording_executor::execute(plan);
+      if (std::exchange(fail_next, false)) {
+        r = execution_result{};
+        r.sampled.assign(plan.seqs.size(), 7);  // garbage that must not reach anyone
+        r.fault = "device fault";
+      }
+      return r;
+    }
+  };
+  recording_executor clean;
+  scheduler ref({}, pool(32));
+  ASSERT_TRUE(ref.add(spec("a", 6, 4)).ok());
+  ASSERT_TRUE(ref.add(spec("b", 5, 4, 50)).ok());
+  auto want = run_all(ref, clean);
+
+  failing_once ex;
+  scheduler s({}, pool(32));
+  ASSERT_TRUE(s.add(spec("a", 6, 4)).ok());
+  ASSERT_TRUE(s.add(spec("b", 5, 4, 50)).ok());
+  std::map<std::string, std::vector<token_id>> got;
+  auto collect = [&](step_outcome& o) {
+    for (auto& u : o.updates)
+      for (auto t : u.new_tokens) got[u.request_id].push_back(t);
+  };
+  auto o = s.step(ex);  // prefill of both, clean
+  collect(o);
+  ex.fail_next = true;
+  o = s.step(ex);  // a decode step that fails
+  EXPECT_EQ(o.fault, "device fault");
+  EXPECT_TRUE(o.ran);
+  EXPECT_TRUE(o.updates.empty());
+  std::sort(o.faulted.begin(), o.faulted.end());
+  EXPECT_EQ(o.faulted, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(s.num_running(), 2u);  // still scheduled: the engine decides what to do with them
+  for (int i = 0; i < 100 && s.has_work(); ++i) {
+    o = s.step(ex);
+    EXPECT_TRUE(o.fault.empty());
+    collect(o);
+  }
+  EXPECT_EQ(got, want);
 }
 
 }  // namespace

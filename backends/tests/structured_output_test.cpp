@@ -26,7 +26,8 @@ struct result_of_run {
 
 // Admits one request with its output rules and steps the engine until it ends.
 result_of_run run(engine& e, msg::generate_request g, std::vector<token_id> prompt, std::uint32_t max_tokens,
-                  chat::tool_call_format fmt, std::uint64_t seed, double temperature = 0.0) {
+                  chat::tool_call_format fmt, std::uint64_t seed, double temperature = 0.0,
+                  std::vector<std::string> stop = {}) {
   g.max_tokens = max_tokens;
   auto rules = output_rules_for(g, [&] { return e.vocabulary(); }, fmt);
   EXPECT_TRUE(rules.ok()) << rules.err().describe();
@@ -39,6 +40,7 @@ result_of_run run(engine& e, msg::generate_request g, std::vector<token_id> prom
   r.sampling.temperature = temperature;
   r.constraint = rules->constraint;
   r.tool_format = rules->tool_format;
+  r.stop = std::move(stop);
   EXPECT_TRUE(e.add_request(std::move(r)).ok());
   result_of_run out;
   for (int guard = 0; e.has_work() && guard < 5000; ++guard)
@@ -111,6 +113,17 @@ TEST(structured_output, mock_json_schema_output_always_validates) {
     const std::uint32_t budget = 81 + (i * 37) % 160;
     auto r = run(e, schema_request("s" + std::to_string(i)), {1, 2, 3, static_cast<token_id>(i)}, budget,
                  chat::tool_call_format::hermes, i);
+    EXPECT_EQ(r.finish, "stop") << r.text;
+    expect_city(r.text);
+  }
+}
+
+// Stop strings wait while a constraint runs: a '}' or '"' inside the value would cut JSON that must parse.
+TEST(structured_output, stop_strings_do_not_cut_a_constrained_value) {
+  mock_engine e;
+  for (std::uint32_t i = 0; i < 8; ++i) {
+    auto r = run(e, schema_request("stop" + std::to_string(i)), {1, 2, 3, static_cast<token_id>(i)}, 240,
+                 chat::tool_call_format::hermes, i, 0.0, {"}", "\"", ","});
     EXPECT_EQ(r.finish, "stop") << r.text;
     expect_city(r.text);
   }

@@ -24,8 +24,10 @@ bool has(const std::vector<std::string>& v, const std::string& s) {
 
 TEST(bus_permissions, a_client_may_only_ask_and_read_its_own_inbox) {
   auto p = permissions_for(bus_role::client, "default", "alice");
-  // It may ask the router, and discover services through the NATS services API.
-  EXPECT_EQ(p.publish, (std::vector<std::string>{"yard.default.router.generate", "$SRV.>"}));
+  // It may ask the router, read the supervision trees (`yard tree`), and discover services through the NATS
+  // services API.
+  EXPECT_EQ(p.publish, (std::vector<std::string>{"yard.default.router.generate", "yard.default.node.tree",
+                                                 "yard.default.node.*.tree", "$SRV.>"}));
   EXPECT_EQ(p.subscribe, std::vector<std::string>{"_INBOX_alice.>"});
   EXPECT_FALSE(p.allow_responses);
 }

@@ -250,6 +250,13 @@ TEST(codec, format_detection_prefers_header_then_body) {
   EXPECT_EQ(detect_format("", "  {\"a\":1}"), wire_format::json);
   EXPECT_EQ(detect_format("", "\x81\xa1" "a\x01"), wire_format::msgpack);
   EXPECT_EQ(detect_format("application/msgpack", "{"), wire_format::msgpack);
+  // No message is a msgpack array or blank: such a body is JSON and gets JSON's error, which names the problem.
+  EXPECT_EQ(detect_format("", "[1,2]"), wire_format::json);
+  EXPECT_EQ(detect_format("", " \n "), wire_format::json);
+  EXPECT_EQ(detect_format("", ""), wire_format::msgpack);
+  auto arr = decode<cancel_request>("[1,2]", detect_format("", "[1,2]"));
+  ASSERT_FALSE(arr);
+  EXPECT_EQ(arr.err().message.find("trailing bytes"), std::string::npos) << arr.err().message;
 }
 
 TEST(codec, unknown_fields_are_ignored) {

@@ -66,9 +66,13 @@ class cuda_executor final : public executor {
 
   // KV bytes for disaggregation and tiers: staged through host memory.
   std::size_t kv_block_bytes() const override { return model_->block_bytes(); }
-  void read_block(kv::block_id b, kv::block_hash, std::span<std::byte> out) const override {
-    if (out.size() < model_->block_bytes()) return;
-    if (auto err = model_->read_block(b, out.data()); !err.empty()) component_logger("cuda")->error("KV read: {}", err);
+  bool read_block(kv::block_id b, kv::block_hash, std::span<std::byte> out) const override {
+    if (out.size() < model_->block_bytes()) return false;
+    if (auto err = model_->read_block(b, out.data()); !err.empty()) {
+      component_logger("cuda")->error("KV read: {}", err);
+      return false;
+    }
+    return true;
   }
   status write_block(kv::block_id b, kv::block_hash, std::span<const std::byte> in) override {
     if (in.size() != model_->block_bytes()) return make_error(errc::bad_request, "KV block of the wrong size");
@@ -82,9 +86,8 @@ class cuda_executor final : public executor {
     r.sampled.assign(plan.seqs.size(), 0);
     r.logprobs.assign(plan.seqs.size(), 0.0f);
     if (auto err = model_->forward(batch_items(plan), logits_); !err.empty()) {
-      // The executor interface has no error channel: log loudly; the sampled
-      // tokens stay 0 for this step.
-      component_logger("cuda")->error("CUDA forward failed: {}", err);
+      // No token is sampled: the engine ends the step's requests unavailable and drains (engine_shell).
+      r.fault = "CUDA forward failed: " + err;
       return r;
     }
     sample_plan(plan, logits_.data(), vocab_, r);

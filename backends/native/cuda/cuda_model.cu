@@ -40,10 +40,15 @@ std::string cublas_err(const char* what, cublasStatus_t rc) {
   return std::string(what) + ": cuBLAS status " + std::to_string(static_cast<int>(rc));
 }
 
-#define YARD_CUDA_TRY(what, expr)                        \
-  do {                                                   \
-    cudaError_t rc_ = (expr);                            \
-    if (rc_ != cudaSuccess) return cuda_err(what, rc_);  \
+// A failed call also leaves its error in the thread's last-error slot; it is cleared here so a later, unrelated
+// cudaGetLastError() (the launch checks in forward) does not report it again as its own.
+#define YARD_CUDA_TRY(what, expr)      \
+  do {                                 \
+    cudaError_t rc_ = (expr);          \
+    if (rc_ != cudaSuccess) {          \
+      cudaGetLastError();              \
+      return cuda_err(what, rc_);      \
+    }                                  \
   } while (0)
 
 // Sum or max over the block; every thread gets the result. `red` holds 32 floats.
@@ -443,6 +448,7 @@ std::unique_ptr<cuda_model> cuda_model::create(const model_weights& w, const kv_
   p.cfg = c;
   p.shape = shape;
   auto fail = [&](std::string e) {
+    cudaGetLastError();  // a retry (a smaller cache) on this thread must not see this error as its own
     err = std::move(e);
     return nullptr;
   };
@@ -580,6 +586,7 @@ std::string cuda_model::forward(const std::vector<batch_item>& batch, std::vecto
   const int H = c.hidden_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.intermediate_size, hd = c.head_dim,
             V = c.vocab_size, nh = c.num_attention_heads, nkv = c.num_key_value_heads, bs = p.shape.block_size;
   const long long layer_cells = static_cast<long long>(p.shape.n_blocks) * bs;
+  cudaGetLastError();  // a stale error from other CUDA work on this thread is not this forward's launch failure
 
   // Host-side staging and validation: bad tables are an error, never a device fault.
   p.h_tok.clear();
