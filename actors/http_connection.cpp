@@ -1,4 +1,5 @@
-// actors/http_connection.cpp — reading, routing and writing on one connection (see http_connection.hpp).
+// actors/http_connection.cpp — reading and writing on one connection (see http_connection.hpp); the route
+// table is http_routes.cpp, generate requests http_generate.cpp.
 #include "actors/http_connection.hpp"
 #include "actors/http_wire.hpp"
 
@@ -207,60 +208,6 @@ void http_connection::reject_malformed(beast::error_code ec) {
   idle_ = false;
   keep_alive_ = false;
   respond_error(errc::bad_request, "malformed HTTP request: " + ec.message());
-}
-
-// --- routing -----------------------------------------------------------------
-
-void http_connection::route() {
-  auto& req = parser_->get();
-  keep_alive_ = req.keep_alive() && !ctx_->draining;
-  std::string target(req.target());
-  if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
-  auto method = req.method();
-  std::string method_name(req.method_string());
-  // HEAD is GET without the body (RFC 9110 9.3.2): same status and headers, Content-Length included.
-  head_only_ = method == bhttp::verb::head;
-  if (head_only_) method = bhttp::verb::get;
-  std::string api_key;
-  if (ctx_->opts.tenants) {
-    // OpenAI SDKs send "Authorization: Bearer KEY"; Azure-style clients "api-key: KEY".
-    auto auth = req[bhttp::field::authorization];
-    beast::string_view key;
-    if (auth.size() > 7 && beast::iequals(auth.substr(0, 7), "Bearer ")) key = auth.substr(7);
-    else if (auto k = req["api-key"]; !k.empty()) key = k;
-    else key = req["x-api-key"];
-    while (!key.empty() && (key.front() == ' ' || key.front() == '\t')) key.remove_prefix(1);
-    while (!key.empty() && (key.back() == ' ' || key.back() == '\t')) key.remove_suffix(1);
-    api_key.assign(key.data(), key.size());
-  }
-  auto header = [&](const char* name) {
-    auto v = req[name];
-    return std::string(v.data(), v.size());
-  };
-  hints_ = {header("x-priority"), header("x-latency-class"), header("x-session-id"), header("x-expected-output-tokens")};
-  body_ = std::move(req.body());
-  parser_.reset();  // an open stream keeps no parser
-  auto& view = *ctx_->view;
-  if (method == bhttp::verb::get && target == "/health") {
-    auto n = view.live_workers();
-    nlohmann::json body = {{"status", n > 0 ? "ok" : "unavailable"}, {"workers", n}, {"models", view.models()}};
-    return respond(n > 0 ? 200 : 503, "application/json", body.dump());
-  }
-  if (method == bhttp::verb::get && target == "/metrics") {
-    auto body = ctx_->metrics->render();
-    render_worker_metrics(body, view.workers());
-    return respond(200, "text/plain; version=0.0.4", body);
-  }
-  if (target.rfind("/v1/", 0) == 0 && !authenticate(api_key)) return;
-  if (method == bhttp::verb::get && target == "/v1/models") {
-    auto models = view.models();
-    if (tenant_) std::erase_if(models, [&](const std::string& m) { return !tenant_->allows(m); });
-    tenant_ = nullptr;
-    return respond(200, "application/json", openai::models_body(models, unix_now()));
-  }
-  if (method == bhttp::verb::post && target == "/v1/completions") return serve_generate(openai::endpoint::completions);
-  if (method == bhttp::verb::post && target == "/v1/chat/completions") return serve_generate(openai::endpoint::chat);
-  respond_error(errc::not_found, "no route for " + method_name + " " + target);
 }
 
 // --- writing -------------------------------------------------------------------

@@ -131,6 +131,7 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   bool keep_alive_ = true;      // of the current request
   bool response_done_ = false;  // the last bytes of the response are queued
   bool head_only_ = false;      // a HEAD request: the response's head without its body
+  bool http10_ = false;         // an HTTP/1.0 request: a stream is not chunked (the close ends it)
   bool writing_ = false;
   bool watching_ = false;          // the disconnect watch read is pending
   bool resume_after_watch_ = false;  // read the next request once the watch read returns

@@ -7,6 +7,7 @@
 #include "actors/http_connection.hpp"
 #include "actors/http_wire.hpp"
 
+#include <utility>
 #include <algorithm>
 #include <chrono>
 
@@ -129,8 +130,12 @@ void http_connection::handle_chunk(msg::token_chunk& c) {
       return respond_error(static_cast<errc>(c.error->code), c.error->message);
     }
     got_first_ = true;
-    if (stream_mode_)
-      write(response_head(200, "text/event-stream", keep_alive_) + "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n");
+    if (stream_mode_) {
+      // HTTP/1.0 has no chunked coding (RFC 9112 6.1): the events go as they are and the close ends the body.
+      if (http10_) keep_alive_ = false;
+      write(response_head(200, "text/event-stream", keep_alive_) + std::exchange(extra_headers_, {}) +
+            (http10_ ? "Cache-Control: no-cache\r\n\r\n" : "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    }
   }
   if (index == 0 && rest_) open_other_choices();
   if (!stream_mode_) {
@@ -161,9 +166,9 @@ void http_connection::handle_chunk(msg::token_chunk& c) {
     }
     event += "data: [DONE]\n\n";
   }
-  std::string framed = fmt::format("{:x}\r\n", event.size()) + event + "\r\n";
+  std::string framed = http10_ ? std::move(event) : fmt::format("{:x}\r\n", event.size()) + event + "\r\n";
   if (last) {
-    framed += "0\r\n\r\n";
+    if (!http10_) framed += "0\r\n\r\n";
     end_request();
     response_done_ = true;
   }

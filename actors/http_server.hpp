@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/actor.hpp>
 
@@ -42,6 +43,9 @@ struct http_options {
   // HTTPS (--tls-cert / --tls-key, PEM): both set = every connection is TLS.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // CORS (--http-cors-origins): origins browsers may call from ("*" = any); empty = no CORS headers, and a
+  // preflight (OPTIONS) is a 405. A listed Origin gets Access-Control-Allow-Origin on every response.
+  std::vector<std::string> cors_origins;
 };
 
 class http_server {

@@ -64,10 +64,18 @@ std::string error_body(errc code, const std::string& message) {
   return e.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+namespace {
+json model_object(const std::string& id, std::int64_t created) {
+  return {{"id", id}, {"object", "model"}, {"created", created}, {"owned_by", "switchyard"}};
+}
+}  // namespace
+
 std::string models_body(const std::vector<std::string>& models, std::int64_t created) {
   json data = json::array();
-  for (const auto& m : models) data.push_back({{"id", m}, {"object", "model"}, {"created", created}, {"owned_by", "switchyard"}});
+  for (const auto& m : models) data.push_back(model_object(m, created));
   return json{{"object", "list"}, {"data", data}}.dump();
 }
+
+std::string model_body(const std::string& id, std::int64_t created) { return model_object(id, created).dump(); }
 
 }  // namespace yard::actors::openai

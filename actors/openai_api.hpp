@@ -110,5 +110,7 @@ std::string full_response(endpoint ep, const std::string& id, const std::string&
                           const std::string& text, msg::finish_kind finish_reason, const msg::usage& u);
 
 std::string models_body(const std::vector<std::string>& models, std::int64_t created);
+// GET /v1/models/{id}: one model object.
+std::string model_body(const std::string& id, std::int64_t created);
 
 }  // namespace yard::actors::openai

@@ -90,6 +90,16 @@ void on_generate(worker_actor* self, transport::nats_message& m) {
     st.cfg.metrics->rejected++;
     reply_error(st, m.reply, fmt, req->request_id, 0, e);
   };
+  if (st.early_cancels.take(req->request_id, req->attempt, clock::now())) {  // its cancel came first
+    st.log->info("{} (attempt {}) was cancelled before it arrived: ended at once", req->request_id, req->attempt);
+    msg::token_chunk fin;
+    fin.request_id = req->request_id;
+    fin.worker_id = st.cfg.id;
+    fin.finish_reason = msg::finish_kind::cancelled;
+    fin.usage_info = msg::usage{};
+    st.conn->publish(m.reply, msg::encode(fin, fmt), {}, msg::content_type_of(fmt));
+    return;
+  }
   if (st.draining) return fail(error{errc::unavailable, "worker " + st.cfg.id + " is draining"});
   if (auto why = st.engine->unavailable_reason())
     return fail(error{errc::unavailable, "worker " + st.cfg.id + " cannot serve now: " + *why});
@@ -162,12 +172,14 @@ void on_cancel(worker_actor* self, transport::nats_message& m) {
     st.log->warn("bad cancel request: {}", c.err().describe());
     return;
   }
+  bool matched = false;
   for (auto it = st.streams.begin(); it != st.streams.end();) {
     auto& [key, stream] = *it;
     if (stream.request_id != c->request_id || (c->attempt && key != attempt_key(c->request_id, *c->attempt))) {
       ++it;
       continue;
     }
+    matched = true;
     st.log->info("cancelling {} ({})", key, c->reason);
     if (stream.phase == request_phase::running) {
       st.engine->cancel(key);
@@ -184,7 +196,12 @@ void on_cancel(worker_actor* self, transport::nats_message& m) {
   }
   // A remote prefill for it here is not useful any more either.
   for (const auto& [id, run] : st.prefill_runs)
-    if (run.request_id == c->request_id && (!c->attempt || run.attempt == *c->attempt)) st.engine->cancel(id);
+    if (run.request_id == c->request_id && (!c->attempt || run.attempt == *c->attempt)) {
+      st.engine->cancel(id);
+      matched = true;
+    }
+  // Nothing here yet: the request may still be on its way through a router (see recent_cancels).
+  if (!matched) st.early_cancels.remember(c->request_id, c->attempt, clock::now());
 }
 
 // After a step's outputs are out: the next step now, or idle.

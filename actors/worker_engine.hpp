@@ -31,6 +31,7 @@
 #include "actors/kv_transfer_agent.hpp"
 #include "actors/prefill_client.hpp"
 #include "actors/prefill_server.hpp"
+#include "actors/recent_cancels.hpp"
 #include "actors/worker_actor.hpp"
 #include "common/log.hpp"
 
@@ -102,6 +103,7 @@ struct worker_state {
   bool engine_unavailable = false;  // the engine's unavailable_reason() at the last heartbeat (logged on change)
   std::uint64_t incarnation = 0;
   std::uint64_t tokenizer_fingerprint = 0;  // announced in heartbeats: routers check they tokenize alike
+  recent_cancels early_cancels;  // cancels that matched nothing yet: their request may still be on its way
   clock::time_point last_heartbeat;
   std::shared_ptr<spdlog::logger> log;
   std::unique_ptr<kv_transfer_agent> xfer;  // null: this worker moves no KV (no block bytes or no UCX)

@@ -23,6 +23,9 @@ void add_http_flags(CLI::App& app, actors::http_options& http, http_flag_state& 
                  "API key file (TOML or JSON: sha256(key) -> tenant; tenants' models, rate limits, priority); "
                  "every /v1/ request then needs a key")
       ->check(CLI::ExistingFile);
+  app.add_option("--http-cors-origins", http.cors_origins,
+                 "origins browser clients may call from (comma-separated; * = any): CORS preflights and headers")
+      ->delimiter(',');
   app.add_option("--tls-cert", http.tls_cert_file, "serve HTTPS with this PEM certificate (chain) file")->check(CLI::ExistingFile);
   app.add_option("--tls-key", http.tls_key_file, "... and this PEM private key file")->check(CLI::ExistingFile);
 }

@@ -5,6 +5,9 @@
 
 #include <httplib.h>
 
+#include <chrono>
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "messages/codec.hpp"
@@ -147,6 +150,25 @@ TEST_F(bad_input, json_questions_on_worker_subjects_get_json_answers) {
     EXPECT_EQ(r->content_type, "application/json") << subject;
     EXPECT_FALSE(json::parse(r->data, nullptr, false).is_discarded()) << subject;
   }
+}
+
+// A cancel that overtakes its request (the cancel goes straight to the workers, the request through the router)
+// still ends it: the request arrives to a "cancelled" at once instead of running its 400 tokens. Another id, or
+// the same id's next attempt, is not touched.
+TEST_F(bad_input, a_cancel_that_overtakes_its_request_still_ends_it) {
+  client_->publish(subjects::worker_cancel("default"), R"({"request_id":"overtaken"})", {}, "application/json");
+  client_->publish(subjects::worker_cancel("default"), R"({"request_id":"moved","attempt":0})", {}, "application/json");
+  client_->flush();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  auto r = first_reply(subjects::router_generate("default"), R"({"request_id":"overtaken","prompt":"x","max_tokens":400})");
+  ASSERT_TRUE(r.ok()) << r.err().describe();
+  EXPECT_EQ(r->finish_reason, msg::finish_kind::cancelled);
+  EXPECT_FALSE(r->error.has_value());
+  auto next = first_reply(subjects::router_generate("default"),
+                          R"({"request_id":"moved","attempt":1,"prompt":"x","max_tokens":1})");
+  ASSERT_TRUE(next.ok()) << next.err().describe();
+  EXPECT_NE(next->finish_reason, msg::finish_kind::cancelled) << "only the cancelled attempt is ended";
+  expect_still_serving();
 }
 
 TEST_F(bad_input, unknown_subject_fails_fast_with_no_responders) {

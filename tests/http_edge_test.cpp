@@ -222,15 +222,34 @@ TEST(http_edge, keep_alive_connections_are_reused) {
 }
 
 // What strict and large-body clients need of the edge: HEAD is GET without a body (the next response on the
-// connection is not read out of step); Expect: 100-continue is answered before the body is sent; and a body
-// slower than the header timeout (a big prompt on a slow link) is still read, under the idle timeout.
+// connection is not read out of step); GET /v1/models/{id}; 405 with Allow on a known path; an HTTP/1.0 stream
+// without chunked coding; Expect: 100-continue answered before the body is sent; and a body slower than the
+// header timeout (a big prompt on a slow link) still read, under the idle timeout.
 TEST(http_edge, head_100_continue_and_a_slow_body) {
   auto nats = test_support::start_nats();
   ASSERT_TRUE(nats);
   actors::http_options http;
   http.header_timeout_ms = 400;
+  http.cors_origins = {"https://app.example"};
   auto node = start_edge(nats->url(), http, 1.0);
   ASSERT_TRUE(node);
+  {
+    raw_socket s(node->http_port());  // a browser's CORS preflight, then its request
+    ASSERT_TRUE(s.send("OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n"
+                       "Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: authorization, content-type\r\n\r\n"));
+    auto res = read_response(s);
+    EXPECT_EQ(res.rfind("HTTP/1.1 204", 0), 0u) << res;
+    EXPECT_NE(res.find("Access-Control-Allow-Origin: https://app.example"), std::string::npos) << res;
+    EXPECT_NE(res.find("Access-Control-Allow-Headers: authorization, content-type"), std::string::npos) << res;
+    std::size_t from = s.data.size();
+    ASSERT_TRUE(s.send("GET /v1/models HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n\r\n"));
+    res = read_response(s, from);
+    EXPECT_NE(res.find("Access-Control-Allow-Origin: https://app.example"), std::string::npos) << res;
+    from = s.data.size();
+    ASSERT_TRUE(s.send("GET /v1/models HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n\r\n"));
+    res = read_response(s, from);
+    EXPECT_EQ(res.find("Access-Control-Allow-Origin"), std::string::npos) << "an origin not listed gets no CORS header";
+  }
   {
     raw_socket s(node->http_port());
     ASSERT_TRUE(s.send("HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -242,6 +261,35 @@ TEST(http_edge, head_100_continue_and_a_slow_body) {
     auto res = read_response(s, after_head);
     EXPECT_EQ(res.rfind("HTTP/1.1 200", 0), 0u) << "the HEAD response carried a body: " << s.data;
     EXPECT_NE(res.find("\"object\""), std::string::npos);
+  }
+  {
+    raw_socket s(node->http_port());  // models.retrieve, and a known path with the wrong method
+    ASSERT_TRUE(s.send(test_support::get_request("/v1/models/mock")));
+    auto res = read_response(s);
+    EXPECT_EQ(res.rfind("HTTP/1.1 200", 0), 0u) << res;
+    EXPECT_NE(res.find("\"id\":\"mock\""), std::string::npos) << res;
+    std::size_t from = s.data.size();
+    ASSERT_TRUE(s.send(test_support::get_request("/v1/models/nope")));
+    res = read_response(s, from);
+    EXPECT_EQ(res.rfind("HTTP/1.1 404", 0), 0u) << res;
+    EXPECT_NE(res.find("model_not_found"), std::string::npos) << res;
+    from = s.data.size();
+    ASSERT_TRUE(s.send(test_support::get_request("/v1/chat/completions")));
+    res = read_response(s, from);
+    EXPECT_EQ(res.rfind("HTTP/1.1 405", 0), 0u) << res;
+    EXPECT_NE(res.find("Allow: POST"), std::string::npos) << res;
+  }
+  {
+    raw_socket s(node->http_port());  // HTTP/1.0 has no chunked coding: the events as they are, then the close
+    const std::string body = R"({"prompt":"old client","max_tokens":3,"stream":true})";
+    ASSERT_TRUE(s.send("POST /v1/completions HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body));
+    ASSERT_TRUE(s.wait_closed(10000));
+    EXPECT_EQ(s.data.find("Transfer-Encoding"), std::string::npos) << s.data;
+    auto head_end = s.data.find("\r\n\r\n");
+    ASSERT_NE(head_end, std::string::npos);
+    EXPECT_EQ(s.data.compare(head_end + 4, 6, "data: "), 0) << s.data;  // no chunk size before the first event
+    EXPECT_NE(s.data.find("data: [DONE]\n\n"), std::string::npos) << s.data;
   }
   {
     raw_socket s(node->http_port());
