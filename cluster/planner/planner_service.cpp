@@ -198,7 +198,19 @@ void planner_service::apply(const scale_decision& d, std::uint64_t now_ms) {
     log->warn("planner: no live agent runs role {}; cannot apply {} -> {}", role, d.from, d.to);
     return;
   }
-  std::int32_t left = d.delta();
+  // The decision's `from` is the last window's view, which may be older than the agents' latest status (an agent
+  // that reported after the window was read, a scale still in flight). Sending to - from on top of what agents run
+  // now would overshoot, so the change is what brings the agents' current count to `to`, in the decision's
+  // direction only.
+  std::int64_t running = 0;
+  for (const auto& s : slots) running += s.running;
+  std::int64_t want = static_cast<std::int64_t>(d.to) - running;
+  if ((d.delta() > 0 && want < 0) || (d.delta() < 0 && want > 0)) want = 0;
+  auto left = static_cast<std::int32_t>(want);
+  if (left == 0) {
+    log->info("planner: agents already run {} {} workers: nothing to send for {} -> {}", running, role, d.from, d.to);
+    return;
+  }
   while (left != 0) {
     slot* best = nullptr;
     for (auto& s : slots) {
