@@ -82,6 +82,19 @@ class openai_upstream_engine final : public engine {
     if (o_.model.empty() || o_.max_context == 0) {
       auto cli = client(o_.connect_timeout_ms, 5000);
       auto res = cli->Get(url_.prefix + "/v1/models", headers());
+      // A server that is up but lists no model yet (still loading it; a Switchyard whose workers have not answered
+      // their first probe) is waited for a little, rather than refused at once.
+      const auto lists_none = [](const httplib::Result& r) {
+        if (!r || r->status / 100 != 2) return false;
+        json j = json::parse(r->body, nullptr, false);
+        return !(j.is_object() && j.contains("data") && j["data"].is_array() && !j["data"].empty());
+      };
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      if (o_.model.empty() && lists_none(res)) log_->info("upstream {} lists no model yet: waiting up to 10 s", o_.upstream);
+      while (o_.model.empty() && lists_none(res) && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        res = cli->Get(url_.prefix + "/v1/models", headers());
+      }
       if (!res || res->status / 100 != 2) {
         std::string why = res ? "HTTP " + std::to_string(res->status) : httplib::to_string(res.error());
         if (res && (res->status == 401 || res->status == 403)) why += ", the API key was refused: check --upstream-api-key-file";
