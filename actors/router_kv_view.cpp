@@ -53,14 +53,14 @@ void drop_worker(router_state& st, const std::string& id) {
   st.model_of.erase(m);
 }
 
+namespace {
+
 // The KV stream `worker` announced in its heartbeat (0: none announced, or not a worker we hold).
 std::uint64_t announced_stream(const router_state& st, const std::string& worker) {
   const auto& all = st.workers.all();
   auto it = all.find(worker);
   return it == all.end() ? 0 : it->second.last.kv_stream;
 }
-
-namespace {
 
 // A batch or snapshot of another stream than the one its worker announces: a forgery (or a dead incarnation's
 // straggler). Taken, a forged newer stream would make the worker's real batches look stale until it restarts.
@@ -139,7 +139,7 @@ void on_heartbeat(router_actor* self, transport::nats_message& m) {
 void join_pool(router_state& st, const std::string& id) {
   auto e = st.workers.all().find(id);
   if (e == st.workers.all().end()) return;
-  if (st.workers.limits().require_answer && !e->second.answered) return;
+  if (!st.workers.verified(e->second)) return;
   const msg::heartbeat* hb = &e->second.last;
   // Prefill-only workers form their own pool (KV-aware choice for remote prefill).
   auto pool = pool_key(hb->model, hb->role == msg::worker_role::prefill);

@@ -69,7 +69,6 @@ inline std::string pool_key(const std::string& model, bool prefill) { return pre
 // router_kv_view.cpp
 kv::kv_router_core* core_for(router_state& st, const std::string& model, std::uint32_t block_size);
 void drop_worker(router_state& st, const std::string& id);
-std::uint64_t announced_stream(const router_state& st, const std::string& worker);
 void request_snapshot(router_state& st, const std::string& worker_id);
 void pump(router_state& st);
 void on_heartbeat(router_actor* self, transport::nats_message& m);

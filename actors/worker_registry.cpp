@@ -105,7 +105,7 @@ bool worker_registry::knows_model(const std::string& model) const {
 std::vector<std::string> worker_registry::models() const {
   std::set<std::string> s;
   for (const auto& [id, w] : workers_)
-    if (w.answered || !limits_.require_answer) s.insert(w.last.model);  // an unverified claim is not advertised
+    if (verified(w)) s.insert(w.last.model);  // an unverified claim is not advertised
   return {s.begin(), s.end()};
 }
 

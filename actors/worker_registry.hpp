@@ -84,9 +84,11 @@ class worker_registry {
   bool alive(const std::string& id) const { return workers_.count(id) != 0; }
   std::size_t size() const { return workers_.size(); }
   const std::map<std::string, worker_entry>& all() const { return workers_; }
+  // Its claim is checked: it answered a status probe (or answers are not required).
+  bool verified(const worker_entry& w) const { return w.answered || !limits_.require_answer; }
 
  private:
-  bool usable(const worker_entry& w) const { return !w.last.draining && (w.answered || !limits_.require_answer); }
+  bool usable(const worker_entry& w) const { return !w.last.draining && verified(w); }
   registry_limits limits_;
   std::map<std::string, worker_entry> workers_;  // ordered: deterministic choices
 };

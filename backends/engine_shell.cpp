@@ -173,9 +173,7 @@ step_result engine_shell::step() {
   for (auto& u : o.updates)
     if (auto out = output_of(u)) r.outputs.push_back(std::move(*out));
   if (!o.fault.empty()) end_faulted(o, r);
-  else if (fault_) {
-    if (o.ran) fault_.reset();  // a step ran clean again: serve again
-  }
+  else if (o.ran) fault_.reset();  // a step ran clean: serve again
   return r;
 }
 

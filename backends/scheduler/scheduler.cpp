@@ -351,17 +351,15 @@ step_outcome scheduler::step(executor& ex) {
   auto plan = schedule();
   if (!plan.empty()) {
     auto res = ex.execute(plan);
+    o.ran = true;
     if (!res.fault.empty()) {  // nothing computed: no token, no commit, the KV positions stay uncomputed
-      o.ran = true;
       o.fault = std::move(res.fault);
       for (const auto& e : plan.seqs) o.faulted.emplace_back(e.request_id);
-      freed_listener_ = nullptr;
-      return o;
+    } else {
+      auto ups = update(plan, res);
+      o.model_time_ms = res.model_time_ms;
+      for (auto& u : ups) o.updates.push_back(std::move(u));
     }
-    auto ups = update(plan, res);
-    o.model_time_ms = res.model_time_ms;
-    o.ran = true;
-    for (auto& u : ups) o.updates.push_back(std::move(u));
   }
   freed_listener_ = nullptr;
   return o;
