@@ -14,6 +14,7 @@
 
 #include "actors/openai_api.hpp"
 #include "actors/openai_parse_tools.hpp"
+#include "backends/sampling_checks.hpp"
 #include "messages/codec.hpp"
 
 namespace yard::actors::openai {
@@ -35,16 +36,6 @@ status read_opt(const json& body, const char* name, T& out) {
   if (!v) return status::success();
   std::string err;
   if (!msg::detail::json_read(*v, out, err, name)) return bad(err);
-  return status::success();
-}
-
-status in_range(const json& body, const char* name, double& out, double lo, double hi, bool lo_open = false) {
-  if (auto s = read_opt(body, name, out); !s) return s;
-  if (!find(body, name)) return status::success();
-  if (!std::isfinite(out) || out > hi || (lo_open ? out <= lo : out < lo)) {
-    std::string range = (lo_open ? "(" : "[") + nlohmann::json(lo).dump() + ", " + nlohmann::json(hi).dump() + "]";
-    return bad("field '" + std::string(name) + "' must be in " + range);
-  }
   return status::success();
 }
 
@@ -179,8 +170,7 @@ status parse_logit_bias(const json& j, msg::sampling_params& sp) {
     auto id = std::stoull(key);
     if (id > 0xffffffffULL) return bad("field 'logit_bias' key '" + key + "' is out of range");
     if (!it.value().is_number()) return bad("field 'logit_bias' values must be numbers (at '" + at + "')");
-    double b = it.value().get<double>();
-    if (!std::isfinite(b) || b < -100 || b > 100) return bad("field 'logit_bias' values must be in [-100, 100] (at '" + at + "')");
+    const double b = it.value().get<double>();  // its range: check_sampling
     sp.logit_bias.push_back(msg::logit_bias_entry{static_cast<msg::token_id>(id), static_cast<float>(b)});
   }
   return status::success();
@@ -188,15 +178,14 @@ status parse_logit_bias(const json& j, msg::sampling_params& sp) {
 
 status parse_sampling(const json& j, endpoint ep, msg::generate_request& r, render_options& ro) {
   auto& sp = r.sampling;
-  if (auto s = in_range(j, "temperature", sp.temperature, 0, 2); !s) return s;
-  if (auto s = in_range(j, "top_p", sp.top_p, 0, 1, true); !s) return s;
+  // Types here; the ranges are backends::check_sampling's (the worker applies the same), called by parse_body.
+  for (auto [name, field] : {std::pair{"temperature", &sp.temperature}, {"top_p", &sp.top_p},
+                             {"presence_penalty", &sp.presence_penalty}, {"frequency_penalty", &sp.frequency_penalty},
+                             {"repetition_penalty", &sp.repetition_penalty}})
+    if (auto s = read_opt(j, name, *field); !s) return s;
   if (auto s = read_opt(j, "top_k", sp.top_k); !s) return s;
-  if (sp.top_k < -1) return bad("field 'top_k' must be -1, 0 (off) or positive");
   if (sp.top_k == -1) sp.top_k = 0;
   if (auto s = read_opt(j, "seed", sp.seed); !s) return s;
-  if (auto s = in_range(j, "presence_penalty", sp.presence_penalty, -2, 2); !s) return s;
-  if (auto s = in_range(j, "frequency_penalty", sp.frequency_penalty, -2, 2); !s) return s;
-  if (auto s = in_range(j, "repetition_penalty", sp.repetition_penalty, 0, 2, true); !s) return s;
   if (auto s = parse_logit_bias(j, sp); !s) return s;
   if (auto s = read_opt(j, "min_tokens", sp.min_tokens); !s) return s;
   if (ep == endpoint::completions) {
@@ -218,7 +207,6 @@ status parse_sampling(const json& j, endpoint ep, msg::generate_request& r, rend
     }
     std::uint32_t k = 0;
     if (auto s = read_opt(j, "top_logprobs", k); !s) return s;
-    if (k > 20) return bad("field 'top_logprobs' must be in [0, 20]");
     if (find(j, "top_logprobs") && !want) return bad("field 'top_logprobs' needs 'logprobs': true");
     sp.logprobs = ro.logprobs = want;
     sp.top_logprobs = ro.top_logprobs = want ? k : 0;
@@ -274,9 +262,7 @@ result<parsed_request> parse_body(const std::string& body, endpoint ep, const st
       return bad("field 'stream_options.include_usage' must be a boolean");
   }
   if (auto s = parse_sampling(j, ep, r, ro); !s) return s.err();
-  if (r.max_tokens > 0 && r.sampling.min_tokens > r.max_tokens)
-    return bad("field 'min_tokens' (" + std::to_string(r.sampling.min_tokens) + ") must not exceed max_tokens (" +
-               std::to_string(r.max_tokens) + ")");
+  if (auto s = backends::check_sampling(r.sampling, r.max_tokens, ""); !s) return s.err();
   if (auto s = parse_stops(j, r); !s) return s.err();
   if (ep == endpoint::completions) {
     bool echo = false;

@@ -68,6 +68,8 @@ TEST(openai_parse, sampling_fields_and_their_ranges) {
   expect_rejects(chat(R"("repetition_penalty":2.5)"), "repetition_penalty");
   expect_rejects(chat(R"("temperature":2.5)"), "temperature");
   expect_rejects(chat(R"("top_p":0)"), "top_p");
+  expect_rejects(chat(R"("top_k":-2)"), "top_k");
+  expect_rejects(chat(R"("temperature":"hot")"), "temperature");
   expect_rejects(chat(R"("logit_bias":{"65":101})"), "logit_bias");
   expect_rejects(chat(R"("logit_bias":{"x":1})"), "logit_bias");
   expect_rejects(chat(R"("logit_bias":[1])"), "logit_bias");

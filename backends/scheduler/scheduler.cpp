@@ -25,7 +25,8 @@ result<std::uint64_t> scheduler::add(sequence_spec spec) {
   if (spec.num_prompt_tokens >= cfg_.max_model_len)
     return make_error(errc::bad_request, "prompt of " + std::to_string(spec.num_prompt_tokens) +
                                              " tokens leaves no room in the context of " + std::to_string(cfg_.max_model_len));
-  if (spec.max_output_tokens == 0) spec.max_output_tokens = cfg_.max_model_len - spec.num_prompt_tokens;
+  const bool until_context = spec.max_output_tokens == 0;
+  if (until_context) spec.max_output_tokens = cfg_.max_model_len - spec.num_prompt_tokens;
   std::uint64_t total = std::uint64_t(spec.num_prompt_tokens) + std::max<std::uint64_t>(spec.max_output_tokens, resume);
   if (total > cfg_.max_model_len && resume > spec.max_output_tokens)
     return make_error(errc::bad_request, "field 'resume_tokens' (" + std::to_string(resume) +
@@ -38,6 +39,14 @@ result<std::uint64_t> scheduler::add(sequence_spec spec) {
                                              " tokens exceeds the context of " + std::to_string(cfg_.max_model_len) +
                                              " tokens (at most " + std::to_string(cfg_.max_model_len - spec.num_prompt_tokens) +
                                              " fit)");
+  // min_tokens bans the stop tokens until that many outputs: one the context cannot hold would end at the context
+  // with 'length', never honoured.
+  if (spec.sampling.min_tokens > spec.max_output_tokens)
+    return make_error(errc::bad_request,
+                      "field 'min_tokens' (" + std::to_string(spec.sampling.min_tokens) + ") exceeds " +
+                          (until_context ? "the " + std::to_string(spec.max_output_tokens) + " tokens the context of " +
+                                               std::to_string(cfg_.max_model_len) + " leaves after the prompt"
+                                         : "'max_tokens' (" + std::to_string(spec.max_output_tokens) + ")"));
   auto watermark_blocks = static_cast<std::uint64_t>(cfg_.watermark * pool_.num_blocks());
   if (blocks_for(static_cast<std::uint32_t>(std::min<std::uint64_t>(total, 0xffffffffu))) + watermark_blocks > pool_.num_blocks())
     // Never admissible here, however long it waits: a 400 (a retry cannot help), not a 429.

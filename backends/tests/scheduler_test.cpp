@@ -64,6 +64,27 @@ TEST(scheduler, rejects_bad_requests) {
   EXPECT_EQ(s.add(spec("big", 100, 1)).err().code, errc::bad_request);  // > 16 blocks of 4: never, so no retry
 }
 
+
+// min_tokens the output budget cannot reach is refused, naming the field and the room left (it would end at
+// 'length' with the stop tokens banned throughout, so never as asked).
+TEST(scheduler, min_tokens_over_the_room_left_is_refused) {
+  scheduler_config cfg;
+  cfg.max_model_len = 32;
+  scheduler s(cfg, pool(64));
+  auto until_context = spec("a", 10, 0);  // 0: until the context ends, 22 outputs
+  until_context.sampling.min_tokens = 23;
+  auto r = s.add(until_context);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.err().code, errc::bad_request);
+  EXPECT_NE(r.err().message.find("min_tokens' (23) exceeds the 22 tokens"), std::string::npos) << r.err().message;
+  until_context.sampling.min_tokens = 22;
+  EXPECT_TRUE(s.add(until_context).ok());
+  auto explicit_max = spec("b", 4, 5);
+  explicit_max.sampling.min_tokens = 6;
+  r = s.add(explicit_max);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.err().message.find("exceeds 'max_tokens' (5)"), std::string::npos) << r.err().message;
+}
 TEST(scheduler, max_num_seqs_limits_running) {
   scheduler_config c;
   c.max_num_seqs = 2;
