@@ -140,17 +140,22 @@ TEST(sim_to_real, live_cluster_agrees_with_the_simulator_on_policy_ordering) {
   auto t = small_trace();
   ASSERT_GT(t.requests.size(), 20u);
   auto sim_rr = simulate(t, "round_robin"), sim_ttft = simulate(t, "ttft");
-  auto live_rr = run_live(t, "round_robin"), live_ttft = run_live(t, "ttft");
-  std::printf("sim_to_real: hit rate  sim rr=%.3f ttft=%.3f | live rr=%.3f ttft=%.3f\n", sim_rr.hit_rate, sim_ttft.hit_rate,
-              live_rr.hit_rate, live_ttft.hit_rate);
-  std::printf("sim_to_real: TTFT p50  sim rr=%.1f ttft=%.1f | live rr=%.1f ttft=%.1f (model ms)\n", sim_rr.ttft_p50_ms,
-              sim_ttft.ttft_p50_ms, live_rr.ttft_p50_ms, live_ttft.ttft_p50_ms);
-  // Same verdicts.
-  EXPECT_EQ(sim_ttft.hit_rate > sim_rr.hit_rate, live_ttft.hit_rate > live_rr.hit_rate);
-  EXPECT_EQ(sim_ttft.ttft_p50_ms < sim_rr.ttft_p50_ms, live_ttft.ttft_p50_ms < live_rr.ttft_p50_ms);
-  // Hit rates depend on routing and caching, not on timing noise: close.
-  EXPECT_NEAR(live_rr.hit_rate, sim_rr.hit_rate, 0.15);
-  EXPECT_NEAR(live_ttft.hit_rate, sim_ttft.hit_rate, 0.15);
+  // Hit rates depend on routing and caching, not on timing noise: every live run must agree. The live TTFT is wall
+  // clock on a shared machine: one stalled run (another test's burst on two cores) can invert a 30% gap, so a live
+  // pair whose TTFT ordering disagrees is run again, and the test fails when three pairs in a row disagree.
+  bool ttft_agrees = false;
+  for (int attempt = 1; attempt <= 3 && !ttft_agrees; ++attempt) {
+    auto live_rr = run_live(t, "round_robin"), live_ttft = run_live(t, "ttft");
+    std::printf("sim_to_real (live pair %d): hit rate  sim rr=%.3f ttft=%.3f | live rr=%.3f ttft=%.3f\n", attempt,
+                sim_rr.hit_rate, sim_ttft.hit_rate, live_rr.hit_rate, live_ttft.hit_rate);
+    std::printf("sim_to_real (live pair %d): TTFT p50  sim rr=%.1f ttft=%.1f | live rr=%.1f ttft=%.1f (model ms)\n",
+                attempt, sim_rr.ttft_p50_ms, sim_ttft.ttft_p50_ms, live_rr.ttft_p50_ms, live_ttft.ttft_p50_ms);
+    EXPECT_EQ(sim_ttft.hit_rate > sim_rr.hit_rate, live_ttft.hit_rate > live_rr.hit_rate);
+    EXPECT_NEAR(live_rr.hit_rate, sim_rr.hit_rate, 0.15);
+    EXPECT_NEAR(live_ttft.hit_rate, sim_ttft.hit_rate, 0.15);
+    ttft_agrees = (sim_ttft.ttft_p50_ms < sim_rr.ttft_p50_ms) == (live_ttft.ttft_p50_ms < live_rr.ttft_p50_ms);
+  }
+  EXPECT_TRUE(ttft_agrees) << "three live pairs in a row disagreed with the simulator on which policy has the lower TTFT p50";
 }
 
 }  // namespace
