@@ -80,6 +80,10 @@ void add_engine_flags(CLI::App& app, engine_options& o) {
   app.add_option("--upstream-poll-ms", u.poll_ms, "openai engine: health and metrics period")
       ->check(CLI::Range(50, 600000))
       ->capture_default_str();
+  app.add_option("--upstream-health-timeout-ms", u.health_timeout_ms,
+                 "openai engine: a health (or metrics) answer slower than this is a failed check")
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
   app.add_option("--kv-events-endpoint", u.kv_events_endpoint,
                  "openai engine: the server's ZeroMQ KV-event publisher, tcp://host:port (vLLM/SGLang; default none: "
                  "the router routes this worker approximately)");
@@ -189,6 +193,7 @@ result<std::unique_ptr<backends::engine>> make_upstream_engine(const engine_opti
   uo.metrics_path = u.metrics_path;
   uo.max_inflight = u.max_inflight;
   uo.poll_ms = u.poll_ms;
+  uo.health_timeout_ms = u.health_timeout_ms;
   uo.block_size = o.block_size;
   uo.max_context = o.max_context;
   uo.kv_events_endpoint = u.kv_events_endpoint;

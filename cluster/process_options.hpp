@@ -44,6 +44,7 @@ struct upstream_engine_options {
   std::string metrics_path = "/metrics";
   std::uint32_t max_inflight = 256;
   int poll_ms = 500;
+  int health_timeout_ms = 5000;    // --upstream-health-timeout-ms: a slower health answer is a failed check
   std::string kv_events_endpoint, kv_events_replay_endpoint, kv_events_topic;  // the server's ZeroMQ KV events
   std::string kv_events_source = "vllm";                                        // vllm | sglang
   std::string structured_output = "response_format";  // response_format | sglang | llama.cpp | none

@@ -16,6 +16,7 @@
 #include "backends/external/kv_event_subscriber.hpp"
 #include "backends/external/openai_upstream_wire.hpp"
 #include "backends/external/upstream_load.hpp"
+#include "backends/external/upstream_output_guard.hpp"
 #include "backends/tool_call_output.hpp"
 #include "common/log.hpp"
 
@@ -113,9 +114,16 @@ class openai_upstream_engine final : public engine {
           o_.model = (*first)["id"].get<std::string>();
         }
         // vLLM and SGLang list max_model_len; some OpenAI-style listings name it context_length.
-        for (const char* k : {"max_model_len", "context_length"})
-          if (o_.max_context == 0 && first && first->contains(k) && (*first)[k].is_number_unsigned())
-            o_.max_context = (*first)[k].get<std::uint32_t>();
+        for (const char* k : {"max_model_len", "context_length"}) {
+          if (o_.max_context != 0 || !first || !first->contains(k)) continue;
+          const json& v = (*first)[k];
+          // A context of one token, or past 2^31, is not a model's: say so and use the default (or --max-context).
+          if (v.is_number_unsigned() && v.get<std::uint64_t>() >= 2 && v.get<std::uint64_t>() <= (1ULL << 31))
+            o_.max_context = static_cast<std::uint32_t>(v.get<std::uint64_t>());
+          else
+            log_->warn("upstream {}: /v1/models {} = {} is not a usable context: ignored (set --max-context)",
+                       o_.upstream, k, v.dump(-1, ' ', false, json::error_handler_t::replace));
+        }
       }
     }
     context_known_ = o_.max_context > 0;
@@ -168,6 +176,8 @@ class openai_upstream_engine final : public engine {
     auto c = std::make_unique<call>();
     c->req = std::move(req);
     c->completion_tokens = static_cast<std::uint32_t>(c->req.resume_tokens.size());
+    c->guard.emplace(c->req, o_.max_context);
+    c->last_heard = clock::now();
     if (c->req.tool_format && *c->req.tool_format != chat::tool_call_format::none) {
       c->call_ids = std::make_unique<chat::id_source>(std::hash<std::string>{}(c->req.request_id));
       c->tool_calls = std::make_unique<chat::tool_call_stream_parser>(*c->req.tool_format, *c->call_ids);
@@ -197,10 +207,14 @@ class openai_upstream_engine final : public engine {
   bool has_work() const override { return !calls_.empty() || !ready_.empty(); }
 
   std::optional<std::string> unavailable_reason() const override {
+    if (clock::now() < hold_until_) return "upstream " + o_.upstream + " failed " + hold_why_;
     std::lock_guard lk(mu_);
     if (healthy_) return std::nullopt;
     return "upstream " + o_.upstream + " is down (" + health_error_ + ")";
   }
+  // How long a server that fails requests while its health check passes is kept out of routing.
+  static constexpr std::chrono::seconds failure_hold{5};
+  static constexpr int failures_before_hold = 3;
 
   step_result step() override {
     step_result r;
@@ -214,6 +228,7 @@ class openai_upstream_engine final : public engine {
       events.swap(events_);
     }
     for (auto& ev : events) on_event(ev, r.outputs);
+    end_silent_streams_while_down(r.outputs);
     start_waiting();
     return r;
   }
@@ -260,6 +275,8 @@ class openai_upstream_engine final : public engine {
     bool ended = false;
     std::optional<msg::finish_kind> finish;  // the server's finish reason, emitted when the stream closes
     std::optional<msg::usage> usage;
+    std::optional<upstream_output_guard> guard;  // max_tokens and stop strings, whatever the server does
+    clock::time_point last_heard{};              // the last event from its thread (silent streams end on a drain)
     std::unique_ptr<chat::id_source> call_ids;
     std::unique_ptr<chat::tool_call_stream_parser> tool_calls;
   };
@@ -321,7 +338,7 @@ class openai_upstream_engine final : public engine {
     int http_status = 0;
     std::string error_body;
     sse_splitter sse;
-    bool saw_finish = false, saw_done = false, failed = false;
+    bool saw_finish = false, failed = false;
     req.response_handler = [&](const httplib::Response& res) {
       http_status = res.status;
       return !c.cancelled.load();
@@ -332,8 +349,16 @@ class openai_upstream_engine final : public engine {
         if (error_body.size() < 65536) error_body.append(data, std::min<std::size_t>(n, 65536 - error_body.size()));
         return true;
       }
-      for (auto& payload : sse.feed(std::string_view(data, n))) {
-        auto d = parse_stream_payload(payload);
+      auto payloads = sse.feed(std::string_view(data, n));
+      if (sse.overflowed()) {
+        push(upstream_event{.id = id, .failure = error{errc::unavailable, "upstream sent a stream event over " +
+                                                                               std::to_string(sse.max_event_bytes()) +
+                                                                               " bytes"}});
+        failed = true;
+        return false;
+      }
+      for (auto& payload : payloads) {
+        auto d = parse_stream_payload(payload, c.req.sampling.logprobs ? c.req.sampling.top_logprobs : 0);
         if (!d) {
           push(upstream_event{.id = id, .failure = error{errc::unavailable, "upstream stream: " + d.err().message}});
           failed = true;
@@ -345,7 +370,6 @@ class openai_upstream_engine final : public engine {
           return false;
         }
         if (d->finish) saw_finish = true;
-        if (d->done) saw_done = true;
         push(upstream_event{.id = id, .delta = std::move(*d)});
       }
       return true;
@@ -357,7 +381,7 @@ class openai_upstream_engine final : public engine {
     if (c.cancelled) {
       end.cancelled = true;
     } else if (!failed) {
-      if (!sent && !(saw_finish && saw_done))
+      if (!sent && !saw_finish)  // cut after its finish (before usage or [DONE]): the output is whole
         end.failure = error{errc::unavailable, "upstream " + o_.upstream + " connection failed: " + httplib::to_string(err)};
       else if (http_status / 100 != 2)
         end.failure = http_error(http_status, error_body);
@@ -380,39 +404,63 @@ class openai_upstream_engine final : public engine {
     return out;
   }
 
+  static msg::finish_kind finish_with_tools(const call& c, msg::finish_kind why) {
+    if (why == msg::finish_kind::stop && c.tool_calls && c.tool_calls->saw_tool_call()) return msg::finish_kind::tool_calls;
+    return why;
+  }
+
   void on_event(upstream_event& ev, std::vector<sequence_output>& outs) {
     auto it = calls_.find(ev.id);
     if (it == calls_.end()) return;
     auto& c = *it->second;
+    c.last_heard = clock::now();
     if (ev.delta && !c.ended) {
       auto& d = *ev.delta;
       if (d.usage) c.usage = d.usage;
-      sequence_output out;
-      out.request_id = c.req.request_id;
+      std::vector<token_id> tokens;
+      const bool exact = d.token_ids.has_value();
       if (d.token_ids) {
-        out.new_tokens = std::move(*d.token_ids);
+        tokens = std::move(*d.token_ids);
       } else if (!d.text.empty()) {
         // A server that sends no ids: our tokenizer's reading of the text (counts can differ from the server's).
-        if (auto t = o_.tokenizer->tokenize(d.text)) out.new_tokens = std::move(*t);
+        if (auto t = o_.tokenizer->tokenize(d.text)) tokens = std::move(*t);
       }
+      auto v = c.guard->apply(std::move(tokens), std::move(d.text), d.finish.has_value(), exact, o_.detokenize);
+      sequence_output out;
+      out.request_id = c.req.request_id;
+      out.new_tokens = std::move(v.tokens);
       out.token_logprobs = std::move(d.logprobs);
+      if (v.end && out.token_logprobs.size() > out.new_tokens.size()) out.token_logprobs.resize(out.new_tokens.size());
       for (const auto& t : out.token_logprobs) out.logprobs.push_back(t.logprob);
       c.completion_tokens += static_cast<std::uint32_t>(out.new_tokens.size());
       if (!out.new_tokens.empty()) c.got_token = true;
+      const bool ends = d.finish.has_value() || v.end.has_value();
       if (c.tool_calls) {
-        emit_through_tool_parser(*c.tool_calls, d.text, d.finish.has_value(), out);
+        emit_through_tool_parser(*c.tool_calls, v.text, ends, out);
       } else {
-        out.text_delta = std::move(d.text);
+        out.text_delta = std::move(v.text);
       }
       if (d.finish && !c.finish) c.finish = d.finish;
+      if (v.end) c.finish = v.end;  // a stop string at the server's last token is still a stop
       if (!out.new_tokens.empty() || !out.text_delta.empty() || !out.tool_calls.empty()) outs.push_back(std::move(out));
+      if (v.end && !d.finish) {
+        // The budget or a stop string ends it here while the server goes on: end it for the client, close upstream.
+        log_->debug("request {}: ended here ({}), the upstream stream is closed", c.req.request_id,
+                    *v.end == msg::finish_kind::length ? "max_tokens" : "stop string");
+        c.ended = true;
+        stop_call(c);
+        outs.push_back(finished_output(c, finish_with_tools(c, *v.end)));
+      }
     }
     if (ev.failure && !c.ended) {
       c.ended = true;
       auto out = finished_output(c, msg::finish_kind::error);
       out.error_code = ev.failure->code;
       out.error_message = ev.failure->message;
-      if (ev.failure->code == errc::unavailable) log_->warn("request {}: {}", c.req.request_id, ev.failure->message);
+      if (ev.failure->code == errc::unavailable) {
+        log_->warn("request {}: {}", c.req.request_id, ev.failure->message);
+        count_failure(ev.failure->message);
+      }
       outs.push_back(std::move(out));
     }
     if (!ev.closed) return;
@@ -421,9 +469,8 @@ class openai_upstream_engine final : public engine {
       if (ev.cancelled) {
         outs.push_back(finished_output(c, msg::finish_kind::cancelled));
       } else {
-        auto why = c.finish.value_or(msg::finish_kind::stop);
-        if (why == msg::finish_kind::stop && c.tool_calls && c.tool_calls->saw_tool_call()) why = msg::finish_kind::tool_calls;
-        outs.push_back(finished_output(c, why));
+        failures_in_a_row_ = 0;
+        outs.push_back(finished_output(c, finish_with_tools(c, c.finish.value_or(msg::finish_kind::stop))));
       }
     }
     if (c.thread.joinable()) c.thread.join();
@@ -434,21 +481,62 @@ class openai_upstream_engine final : public engine {
     calls_.erase(it);
   }
 
+  // A request failed for the server's sake (unavailable). Enough in a row while the health check passes (a server
+  // answering 5xx, refusing the API key): hold the worker out of routing, so retries go to other workers.
+  void count_failure(const std::string& why) {
+    if (++failures_in_a_row_ < failures_before_hold) return;
+    failures_in_a_row_ = 0;
+    hold_until_ = clock::now() + failure_hold;
+    hold_why_ = std::to_string(failures_before_hold) + " requests in a row (last: " + why + ")";
+    log_->error("upstream {} failed {}: draining for {} s", o_.upstream, hold_why_, failure_hold.count());
+  }
+
+  // While the server is called down, a stream that has been silent for the health timeout (or two poll periods)
+  // ends with unavailable, so the client resumes it elsewhere; a hung server would otherwise hold it until the
+  // idle timeout.
+  void end_silent_streams_while_down(std::vector<sequence_output>& outs) {
+    if (calls_.empty()) return;
+    std::optional<std::string> why;
+    {
+      std::lock_guard lk(mu_);
+      if (healthy_) return;
+      why = "upstream " + o_.upstream + " is down (" + health_error_ + ")";
+    }
+    const auto silent = std::chrono::milliseconds(std::max(2 * o_.poll_ms, o_.health_timeout_ms));
+    const auto now = clock::now();
+    for (auto& [id, c] : calls_) {
+      if (c->ended || !c->thread.joinable() || now - c->last_heard < silent) continue;
+      c->ended = true;
+      stop_call(*c);
+      auto out = finished_output(*c, msg::finish_kind::error);
+      out.error_code = errc::unavailable;
+      out.error_message = *why + "; its stream was silent for " +
+                          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()) + " ms";
+      log_->warn("request {}: {}", id, *out.error_message);
+      outs.push_back(std::move(out));
+    }
+  }
+
   // ---- health and load ----
   // One health check (and, when healthy, a metrics read). `after_cut`: a stream was just cut, so one failure is
   // enough to call the server down; the poller's periodic checks need unhealthy_after in a row.
   void check_health(bool after_cut = false) {
-    auto cli = client(o_.connect_timeout_ms, std::max(1000, o_.poll_ms * 2));
+    auto cli = client(o_.connect_timeout_ms, o_.health_timeout_ms);
     auto path = url_.prefix + (o_.health_path.empty() ? "/v1/models" : o_.health_path);
+    const auto t0 = clock::now();
     auto res = cli->Get(path, headers());
     std::string why;
-    if (!res) why = "GET " + path + ": " + httplib::to_string(res.error());
-    else if (res->status / 100 != 2) why = "GET " + path + ": HTTP " + std::to_string(res->status);
-    std::optional<upstream_load> load;
-    if (why.empty() && !o_.metrics_path.empty()) {
-      auto m = cli->Get(url_.prefix + o_.metrics_path, headers());
-      if (m && m->status / 100 == 2) load = load_from_metrics(parse_prometheus_text(m->body));
+    if (!res) {
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - t0).count();
+      why = "GET " + path + ": " +
+            (res.error() == httplib::Error::Read && ms + 50 >= o_.health_timeout_ms
+                 ? "no answer within " + std::to_string(o_.health_timeout_ms) + " ms (--upstream-health-timeout-ms)"
+                 : httplib::to_string(res.error()));
+    } else if (res->status / 100 != 2) {
+      why = "GET " + path + ": HTTP " + std::to_string(res->status);
     }
+    std::optional<upstream_load> load;
+    if (why.empty() && !o_.metrics_path.empty()) load = read_metrics(*cli);
     std::lock_guard lk(mu_);
     if (why.empty()) {
       if (!healthy_) log_->info("upstream {} answers its health check again", o_.upstream);
@@ -466,6 +554,35 @@ class openai_upstream_engine final : public engine {
       healthy_ = false;
       log_->error("upstream {} is down: {}", o_.upstream, why);
     }
+  }
+
+  // The server's load from its metrics page, read up to max_metrics_bytes (a larger page is skipped, logged once).
+  static constexpr std::size_t max_metrics_bytes = 4u << 20;
+  std::optional<upstream_load> read_metrics(httplib::Client& cli) {
+    std::string body;
+    bool too_big = false;
+    auto m = cli.Get(url_.prefix + o_.metrics_path, headers(), [&](const char* d, std::size_t n) {
+      if (body.size() + n > max_metrics_bytes) {
+        too_big = true;
+        return false;
+      }
+      body.append(d, n);
+      return true;
+    });
+    if (too_big) {
+      if (!metrics_warned_) log_->warn("upstream {}{}: over {} bytes, not read (load from local counts)", o_.upstream,
+                                       o_.metrics_path, max_metrics_bytes);
+      metrics_warned_ = true;
+      return std::nullopt;
+    }
+    if (!m || m->status / 100 != 2) return std::nullopt;
+    auto sums = parse_prometheus_text(body);
+    if (sums.malformed_lines > 0 && !metrics_warned_) {
+      log_->warn("upstream {}{}: {} malformed lines skipped (logged once)", o_.upstream, o_.metrics_path,
+                 sums.malformed_lines);
+      metrics_warned_ = true;
+    }
+    return load_from_metrics(sums);
   }
 
   void poll_loop() {
@@ -500,6 +617,11 @@ class openai_upstream_engine final : public engine {
   upstream_load load_;
   clock::time_point load_at_{};
   std::thread poller_;
+  bool metrics_warned_ = false;  // poller / first check only
+  // Owner-thread state: requests failing while the health check passes.
+  int failures_in_a_row_ = 0;
+  clock::time_point hold_until_{};
+  std::string hold_why_;
   std::unique_ptr<kv_event_subscriber> kv_events_;  // the server's ZeroMQ KV events (may be null)
 };
 
@@ -510,6 +632,7 @@ result<std::unique_ptr<engine>> make_openai_upstream_engine(openai_upstream_opti
   if (o.block_size == 0) return make_error(errc::bad_request, "--block-size must be at least 1");
   if (o.max_inflight == 0) o.max_inflight = 1;
   if (o.poll_ms <= 0) o.poll_ms = 500;
+  if (o.health_timeout_ms <= 0) o.health_timeout_ms = 5000;
   auto url = split_url(o.upstream);
   if (!url) return url.err();
   if (!o.metrics_path.empty() && o.metrics_path.front() != '/') o.metrics_path = "/" + o.metrics_path;

@@ -15,10 +15,19 @@
 // Switchyard-hashed events for the router.
 // A dead upstream (a connection refused or cut mid-stream, then a failed
 // health check) makes unavailable_reason() say so: the worker refuses new
-// requests and announces itself draining, and every open stream ends with an
-// `unavailable` error, which the client's frontend answers by resuming the
-// request on another worker from the tokens already delivered. When the
-// health check passes again the worker serves again.
+// requests and announces itself draining; an open stream that is cut ends with
+// an `unavailable` error, and so does one that has been silent for the health
+// timeout (or two poll periods) while the server is called down (a hung
+// server); the client's frontend answers that error by resuming the request on
+// another worker from the tokens already delivered. Streams still flowing go
+// on. When the health check passes again the worker serves again. A server that
+// passes its health check but fails requests (3 `unavailable` failures in a
+// row: 5xx, a refused API key, cut streams) drains the worker for
+// `failure_hold`, so the client's retries go elsewhere.
+// What the worker streams keeps the request's max_tokens and stop strings
+// whatever the server does (upstream_output_guard.hpp); the server's numbers
+// are range-checked (openai_upstream_wire.hpp, upstream_load.hpp), its
+// metrics page is read up to 4 MiB.
 // The tokenizer is the model folder's (or the mock's byte tokenizer): the
 // router and this worker hash blocks alike, and prompts go upstream as ids.
 // Structured output is the server's to enforce: the worker turns response_format
@@ -54,6 +63,7 @@ struct openai_upstream_options {
   std::uint32_t max_context = 0;          // 0 = the server's max_model_len from /v1/models, else 8192
   std::uint32_t max_inflight = 256;       // streams open to the server at once
   int poll_ms = 500;                      // health and metrics period
+  int health_timeout_ms = 5000;           // a health (or metrics) answer slower than this counts as a failed check
   int connect_timeout_ms = 2000;
   int idle_timeout_ms = 300000;           // a stream silent this long fails (unavailable)
   int unhealthy_after = 2;                // failed health checks in a row before draining (1 after a cut stream)

@@ -68,20 +68,40 @@ msg::finish_kind finish_of(std::string_view reason) {
 
 namespace {
 
-std::vector<msg::token_logprob> logprobs_of(const json& lp, const std::optional<std::vector<msg::token_id>>& ids) {
+// A count or id a server sent: an unsigned JSON number that fits 32 bits, else nothing (get<uint32_t> would wrap).
+std::optional<std::uint32_t> u32_of(const json& v) {
+  if (!v.is_number_unsigned()) return std::nullopt;
+  const auto x = v.get<std::uint64_t>();
+  if (x > 0xffffffffULL) return std::nullopt;
+  return static_cast<std::uint32_t>(x);
+}
+
+// At most `n` bytes of `s`, not ending inside a UTF-8 character.
+std::string utf8_prefix(std::string_view s, std::size_t n) {
+  if (s.size() <= n) return std::string(s);
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return std::string(s.substr(0, n)) + "...";
+}
+
+constexpr std::size_t max_error_text = 2000;
+
+std::vector<msg::token_logprob> logprobs_of(const json& lp, const std::optional<std::vector<msg::token_id>>& ids,
+                                            std::uint32_t max_top) {
   std::vector<msg::token_logprob> out;
   if (!lp.is_object()) return out;
   auto toks = lp.find("tokens");
   auto lps = lp.find("token_logprobs");
   if (toks == lp.end() || lps == lp.end() || !toks->is_array() || !lps->is_array()) return out;
   auto tops = lp.find("top_logprobs");
-  for (std::size_t i = 0; i < toks->size() && i < lps->size(); ++i) {
+  std::size_t n = std::min(toks->size(), lps->size());
+  if (ids) n = std::min(n, ids->size());  // one entry per token sent, whatever else the server listed
+  for (std::size_t i = 0; i < n; ++i) {
     msg::token_logprob t;
     if ((*toks)[i].is_string()) t.text = (*toks)[i].get<std::string>();
     if ((*lps)[i].is_number()) t.logprob = (*lps)[i].get<float>();
     if (ids && i < ids->size()) t.token = (*ids)[i];
     if (tops != lp.end() && tops->is_array() && i < tops->size() && (*tops)[i].is_object())
-      for (auto it = (*tops)[i].begin(); it != (*tops)[i].end(); ++it)
+      for (auto it = (*tops)[i].begin(); it != (*tops)[i].end() && t.top.size() < max_top; ++it)
         if (it->is_number()) t.top.push_back(msg::top_logprob{0, it.key(), it->get<float>()});
     out.push_back(std::move(t));
   }
@@ -90,7 +110,7 @@ std::vector<msg::token_logprob> logprobs_of(const json& lp, const std::optional<
 
 }  // namespace
 
-result<upstream_delta> parse_stream_payload(std::string_view payload) {
+result<upstream_delta> parse_stream_payload(std::string_view payload, std::uint32_t max_top) {
   upstream_delta d;
   if (payload == "[DONE]") {
     d.done = true;
@@ -101,20 +121,17 @@ result<upstream_delta> parse_stream_payload(std::string_view payload) {
   if (auto e = j.find("error"); e != j.end() && !e->is_null()) {
     std::string message = e->is_object() && e->contains("message") && (*e)["message"].is_string()
                               ? (*e)["message"].get<std::string>()
-                              : e->dump();
+                              : e->dump(-1, ' ', false, json::error_handler_t::replace);
     int code = e->is_object() && e->contains("code") && (*e)["code"].is_number_integer() ? (*e)["code"].get<int>() : 500;
     d.server_error = http_error(code, message);
     return d;
   }
   if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
     msg::usage us;
-    if (u->contains("prompt_tokens") && (*u)["prompt_tokens"].is_number_unsigned())
-      us.prompt_tokens = (*u)["prompt_tokens"].get<std::uint32_t>();
-    if (u->contains("completion_tokens") && (*u)["completion_tokens"].is_number_unsigned())
-      us.completion_tokens = (*u)["completion_tokens"].get<std::uint32_t>();
-    if (auto det = u->find("prompt_tokens_details"); det != u->end() && det->is_object() && det->contains("cached_tokens") &&
-                                                    (*det)["cached_tokens"].is_number_unsigned())
-      us.cached_tokens = (*det)["cached_tokens"].get<std::uint32_t>();
+    if (auto v = u->find("prompt_tokens"); v != u->end()) us.prompt_tokens = u32_of(*v).value_or(0);
+    if (auto v = u->find("completion_tokens"); v != u->end()) us.completion_tokens = u32_of(*v).value_or(0);
+    if (auto det = u->find("prompt_tokens_details"); det != u->end() && det->is_object() && det->contains("cached_tokens"))
+      us.cached_tokens = u32_of((*det)["cached_tokens"]).value_or(0);
     d.usage = us;
   }
   auto choices = j.find("choices");
@@ -130,29 +147,43 @@ result<upstream_delta> parse_stream_payload(std::string_view payload) {
     std::vector<msg::token_id> v;
     v.reserve(ids->size());
     for (const auto& x : *ids) {
-      if (!x.is_number_unsigned()) return make_error(errc::corrupt, "upstream stream event: token_ids holds a non-id");
-      v.push_back(x.get<msg::token_id>());
+      auto id = u32_of(x);
+      if (!id) return make_error(errc::corrupt, "upstream stream event: token_ids holds a non-id (" + x.dump() + ")");
+      v.push_back(*id);
     }
     d.token_ids = std::move(v);
   }
-  if (auto lp = c.find("logprobs"); lp != c.end()) d.logprobs = logprobs_of(*lp, d.token_ids);
-  if (auto f = c.find("finish_reason"); f != c.end() && f->is_string()) d.finish = finish_of(f->get<std::string>());
+  if (auto lp = c.find("logprobs"); lp != c.end()) d.logprobs = logprobs_of(*lp, d.token_ids, max_top);
+  if (auto f = c.find("finish_reason"); f != c.end() && f->is_string()) {
+    const auto reason = f->get<std::string>();
+    if (reason == "abort")
+      d.server_error = error{errc::unavailable, "upstream aborted the request (finish_reason 'abort')"};
+    else
+      d.finish = finish_of(reason);
+  }
   return d;
 }
 
 std::vector<std::string> sse_splitter::feed(std::string_view bytes) {
-  buf_.append(bytes);
   std::vector<std::string> out;
+  if (overflowed_) return out;
+  buf_.append(bytes);
   std::size_t start = 0;
   while (true) {
-    // An event ends at an empty line: "\n\n" or "\r\n\r\n" (mixed ends normalised per line below).
+    // An event ends at an empty line: "\n\n" or "\r\n\r\n" (mixed ends normalised per line below). The search
+    // goes on from where the last feed stopped (less the two bytes an end may straddle).
     std::size_t end = std::string::npos, skip = 0;
-    for (std::size_t i = start; i + 1 < buf_.size(); ++i) {
+    std::size_t i = std::max(start, scanned_ > 2 ? scanned_ - 2 : 0);
+    for (; i + 1 < buf_.size(); ++i) {
       if (buf_[i] != '\n') continue;
       if (buf_[i + 1] == '\n') { end = i; skip = 2; break; }
       if (buf_[i + 1] == '\r' && i + 2 < buf_.size() && buf_[i + 2] == '\n') { end = i; skip = 3; break; }
     }
-    if (end == std::string::npos) break;
+    if (end == std::string::npos) {
+      scanned_ = buf_.size();
+      break;
+    }
+    if (end - start > max_event_) break;  // a whole over-long event arrived at once: refused below
     std::string_view ev(buf_.data() + start, end - start);
     std::string data;
     bool has_data = false;
@@ -170,13 +201,21 @@ std::vector<std::string> sse_splitter::feed(std::string_view bytes) {
     }
     if (has_data) out.push_back(std::move(data));
     start = end + skip;
+    scanned_ = start;
   }
   buf_.erase(0, start);
+  scanned_ = scanned_ >= start ? scanned_ - start : 0;
+  if (buf_.size() > max_event_) {
+    overflowed_ = true;
+    buf_.clear();
+    buf_.shrink_to_fit();
+    scanned_ = 0;
+  }
   return out;
 }
 
 error http_error(int status, std::string_view body) {
-  std::string text(body.substr(0, 2000));
+  std::string text = utf8_prefix(body, max_error_text);
   json j = json::parse(body, nullptr, false);
   if (!j.is_discarded() && j.is_object()) {
     // OpenAI: {"error": {"message": ...}}; FastAPI: {"detail": ...}; some servers: {"message": ...}.
@@ -185,8 +224,9 @@ error http_error(int status, std::string_view body) {
     else if (auto m = j.find("message"); m != j.end() && m->is_string())
       text = m->get<std::string>();
     else if (auto dt = j.find("detail"); dt != j.end())
-      text = dt->is_string() ? dt->get<std::string>() : dt->dump();
+      text = dt->is_string() ? dt->get<std::string>() : dt->dump(-1, ' ', false, json::error_handler_t::replace);
   }
+  text = utf8_prefix(text, max_error_text);
   std::string what = "upstream answered HTTP " + std::to_string(status) + (text.empty() ? "" : ": " + text);
   switch (status) {
     case 400:

@@ -55,31 +55,48 @@ struct upstream_delta {
 };
 
 // Reads one payload (choice 0; a usage-only chunk has no choices). Malformed
-// JSON is errc::corrupt naming what was wrong.
-result<upstream_delta> parse_stream_payload(std::string_view payload);
+// JSON, and token ids past 2^32 - 1, are errc::corrupt naming what was wrong;
+// usage counts out of range are left out. At most `max_top` alternatives per
+// token and one logprob entry per token id (when ids are sent) are kept: what
+// was asked for, not what a server sends. A finish reason of "abort" (vLLM:
+// the server gave the request up; we cancel by closing the connection, so it
+// was not us) is a server_error, unavailable: the request resumes elsewhere.
+result<upstream_delta> parse_stream_payload(std::string_view payload, std::uint32_t max_top = 20);
 
-// Maps a server finish reason to ours: stop/length; vLLM's "abort" is
-// cancelled; anything else (e.g. tool_calls, which we parse ourselves) is stop.
+// Maps a server finish reason to ours: stop/length; "abort"/"cancelled" are
+// cancelled (parse_stream_payload makes a server's abort an error first);
+// anything else (e.g. tool_calls, which we parse ourselves) is stop.
 msg::finish_kind finish_of(std::string_view reason);
 
 // Splits a byte stream of Server-Sent Events into `data:` payloads, across
 // arbitrary chunk boundaries (LF or CRLF line ends; multi-line data joined with
-// "\n"; comments and other fields skipped).
+// "\n"; comments and other fields skipped). Each byte is scanned once (a
+// large event arriving in small reads costs linear time), and an event longer
+// than `max_event_bytes` is not held: overflowed() turns true, the buffer is
+// dropped and feed() returns nothing more (the caller ends the stream).
 class sse_splitter {
  public:
+  static constexpr std::size_t default_max_event_bytes = 4u << 20;  // 4 MiB: a token event is a few KB
+  explicit sse_splitter(std::size_t max_event_bytes = default_max_event_bytes) : max_event_(max_event_bytes) {}
   // Feeds bytes; returns the payloads of the events completed by them.
   std::vector<std::string> feed(std::string_view bytes);
   // Bytes held while waiting for the end of an event.
   std::size_t pending() const { return buf_.size(); }
+  bool overflowed() const { return overflowed_; }
+  std::size_t max_event_bytes() const { return max_event_; }
 
  private:
   std::string buf_;
+  std::size_t scanned_ = 0;  // of buf_, the bytes already searched for an event's end
+  std::size_t max_event_;
+  bool overflowed_ = false;
 };
 
 // The error a non-2xx HTTP answer stands for: 400/404/413/422 are the
 // request's fault (bad_request and kin, passed to the client); 429 is
 // rate_limited; anything else (5xx, odd codes) is unavailable — the request
-// may be tried elsewhere. The message carries the server's error text.
+// may be tried elsewhere. The message carries the server's error text, cut to
+// its first 2000 bytes (on a UTF-8 character boundary).
 error http_error(int status, std::string_view body);
 
 }  // namespace yard::backends::external

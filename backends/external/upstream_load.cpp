@@ -121,6 +121,14 @@ upstream_load load_from_metrics(const metric_sums& m) {
     l.kv_used = sum("yard_worker_kv_blocks_active");
     l.kv_capacity = sum("yard_worker_kv_blocks_capacity");
   }
+  // Counts: a negative or NaN value is not one (dropped); a huge one is clamped to what a uint32 load field holds
+  // (an overloaded server must not look idle after a wrapping cast).
+  for (auto* v : {&l.running, &l.waiting, &l.kv_used, &l.kv_capacity}) {
+    if (!*v) continue;
+    if (!(**v >= 0.0)) v->reset();
+    else *v = std::min(**v, 4294967295.0);
+  }
+  if (l.kv_used && l.kv_capacity && *l.kv_used > *l.kv_capacity) l.kv_used = l.kv_capacity;
   return l;
 }
 

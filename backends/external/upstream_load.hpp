@@ -42,6 +42,7 @@ struct upstream_load {
   const char* dialect = "unknown";  // "vllm" | "sglang" | "llama.cpp" | "switchyard" | "unknown"
 };
 
+// Every count is >= 0 and <= 2^32 - 1 (negative or NaN: absent; larger: clamped), kv_used <= kv_capacity.
 upstream_load load_from_metrics(const metric_sums& m);
 
 }  // namespace yard::backends::external

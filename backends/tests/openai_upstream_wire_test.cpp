@@ -215,3 +215,71 @@ TEST(upstream_load, the_text_parser_skips_bad_lines_and_handles_quoted_labels_an
   EXPECT_FALSE(m.sum.count("d"));  // NaN samples are skipped, not counted as bad
   EXPECT_TRUE(std::isinf(m.sum.at("e")));
 }
+
+// What a hostile or broken server sends is bounded by what was asked and what fits: ids and counts past 32 bits,
+// more alternatives or logprob entries than asked, a vLLM abort, an error text of megabytes, an endless event.
+TEST(openai_upstream_wire, out_of_range_numbers_and_oversized_parts_are_bounded) {
+  auto wide = parse_stream_payload(R"({"choices":[{"index":0,"text":"a","token_ids":[4294967393]}]})");
+  ASSERT_FALSE(wide.ok());
+  EXPECT_NE(wide.err().message.find("4294967393"), std::string::npos);
+  auto usage = parse_stream_payload(
+      R"({"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":-3,"prompt_tokens_details":{"cached_tokens":1099511627779}}})");
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->usage->prompt_tokens, 4u);
+  EXPECT_EQ(usage->usage->completion_tokens, 0u);
+  EXPECT_EQ(usage->usage->cached_tokens, 0u) << "2^40 + 3 must not wrap to 3";
+  auto lp = parse_stream_payload(
+      R"({"choices":[{"index":0,"text":"a","token_ids":[97],"logprobs":{"tokens":["a","b","c"],)"
+      R"("token_logprobs":[-0.1,-0.2,-0.3],"top_logprobs":[{"a":-0.1,"b":-2,"c":-3,"d":-4}]}}]})",
+      /*max_top=*/2);
+  ASSERT_TRUE(lp.ok());
+  ASSERT_EQ(lp->logprobs.size(), 1u) << "one entry per token id";
+  EXPECT_EQ(lp->logprobs[0].top.size(), 2u);
+  auto abort = parse_stream_payload(R"({"choices":[{"index":0,"text":"","finish_reason":"abort"}]})");
+  ASSERT_TRUE(abort.ok());
+  ASSERT_TRUE(abort->server_error.has_value());
+  EXPECT_EQ(abort->server_error->code, errc::unavailable);
+  EXPECT_FALSE(abort->finish.has_value());
+  // An error text of 3 MB is cut to about 2000 bytes, not inside a UTF-8 character.
+  std::string big = R"({"error":{"message":")";
+  for (int i = 0; i < 1000000; ++i) big += "\xc3\xa9";  // é
+  big += R"("}})";
+  auto e = http_error(500, big);
+  EXPECT_LT(e.message.size(), 2100u);
+  EXPECT_EQ(e.message.substr(e.message.size() - 5), "\xc3\xa9...");
+}
+
+TEST(openai_upstream_wire, sse_events_over_the_limit_overflow_and_long_ones_under_it_arrive_whole) {
+  sse_splitter small(1000);
+  EXPECT_TRUE(small.feed("data: " + std::string(500, 'x')).empty());
+  EXPECT_FALSE(small.overflowed());
+  EXPECT_TRUE(small.feed(std::string(600, 'x')).empty());
+  EXPECT_TRUE(small.overflowed());
+  EXPECT_EQ(small.pending(), 0u) << "nothing held past the limit";
+  EXPECT_TRUE(small.feed("\n\ndata: 1\n\n").empty()) << "an overflowed stream yields nothing more";
+  sse_splitter whole_at_once(1000);
+  EXPECT_TRUE(whole_at_once.feed("data: " + std::string(2000, 'x') + "\n\ndata: 2\n\n").empty());
+  EXPECT_TRUE(whole_at_once.overflowed());
+  // A 1 MiB event fed 100 bytes at a time (each byte scanned once) comes out whole, then the next one.
+  sse_splitter big;
+  const std::string stream = "data: " + std::string(1u << 20, 'z') + "\r\n\r\ndata: next\n\n";
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < stream.size(); i += 100)
+    for (auto& p : big.feed(std::string_view(stream).substr(i, 100))) out.push_back(std::move(p));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].size(), 1u << 20);
+  EXPECT_EQ(out[1], "next");
+  EXPECT_FALSE(big.overflowed());
+}
+
+TEST(upstream_load, counts_are_clamped_not_wrapped) {
+  auto l = load_from_metrics(parse_prometheus_text(
+      "vllm:num_requests_running -5\nvllm:num_requests_waiting 1e308\nvllm:kv_cache_usage_perc 7\n"));
+  EXPECT_FALSE(l.running.has_value()) << "a negative count is not one";
+  ASSERT_TRUE(l.waiting.has_value());
+  EXPECT_EQ(*l.waiting, 4294967295.0) << "an overloaded server must not look idle";
+  EXPECT_DOUBLE_EQ(*l.kv_used, 1000.0);
+  auto y = load_from_metrics(parse_prometheus_text(
+      "yard_worker_active_requests 1\nyard_worker_kv_blocks_active 1e12\nyard_worker_kv_blocks_capacity 100\n"));
+  EXPECT_EQ(*y.kv_used, 100.0) << "used never above capacity";
+}
