@@ -100,7 +100,12 @@ void dispatch(frontend_state& st, open_stream& s) {
   req.attempt = s.attempts - 1;
   auto st_pub = st.conn->publish(subjects::router_generate(st.cfg.ns), msg::encode(req), st.inbox_prefix + "." + s.key,
                                  msg::content_type_of(msg::wire_format::msgpack));
-  if (!st_pub) {
+  if (!st_pub && st_pub.err().code == errc::payload_too_large) {
+    // A resumed request (prompt + delivered tokens) over the server's max_payload fails every time: end it.
+    st.log->warn("dispatch of {} failed: {}", s.req.request_id, st_pub.err().describe());
+    fail_stream(st, s, errc::payload_too_large, "the request is over the NATS server's max_payload: " + st_pub.err().message);
+    finish(st, s.req.request_id);
+  } else if (!st_pub) {
     st.log->warn("dispatch of {} failed: {}", s.req.request_id, st_pub.err().describe());
     // The tick will retry after the stream timeout; NATS buffers while reconnecting.
   }

@@ -73,10 +73,19 @@ void frontend_port::open(msg::generate_request req, chunk_queue_ptr sink) const 
   req.resume_tokens.clear();
   auto body = msg::encode(req);  // attempt 0, no resume tokens: as dispatch() would send it
   auto reply = b.inbox_prefix + "." + key;
-  caf::anon_send(b.actor, open_atom::value, std::move(req), std::move(sink), std::move(key));
+  const auto request_id = req.request_id;
+  caf::anon_send(b.actor, open_atom::value, std::move(req), sink, std::move(key));
   // A failed publish (closed connection) is the actor's to handle: no worker acknowledges,
-  // and its tick re-sends after the ack timeout.
-  (void)conn_->publish(subject_, body, reply, msg::content_type_of(msg::wire_format::msgpack));
+  // and its tick re-sends after the ack timeout. One over the NATS server's max_payload would fail
+  // the same way every time: the client hears 413 now, and the actor forgets the stream.
+  auto sent = conn_->publish(subject_, body, reply, msg::content_type_of(msg::wire_format::msgpack));
+  if (!sent && sent.err().code == errc::payload_too_large) {
+    sink->push(msg::error_chunk(request_id, 0, errc::payload_too_large,
+                                "the request (" + std::to_string(body.size()) +
+                                    " bytes on the bus) is over the NATS server's max_payload: send a smaller "
+                                    "prompt, or raise max_payload in nats-server's configuration"));
+    caf::anon_send(b.actor, cancel_atom::value, request_id);
+  }
 }
 
 void frontend_port::cancel(const std::string& request_id) const {

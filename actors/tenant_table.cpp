@@ -28,7 +28,7 @@ bool is_hex64(const std::string& s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
 }
 
-// Tenant names appear in metric labels and logs: keep them plain.
+// Tenant names appear in metric labels and logs: keep them plain (tenant_table::valid_name).
 bool plain_name(const std::string& s) {
   return !s.empty() && s.size() <= 128 && std::all_of(s.begin(), s.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
@@ -122,10 +122,16 @@ result<std::shared_ptr<tenant_table>> tenant_table::parse(std::string_view text,
       return make_error(errc::bad_request, source + ": keys." + it.key() + ": a tenant name is letters, digits, '_', '-', '.'");
     // A tenant named only by its keys has no limits and every model.
     if (!table->tenants_.count(name)) table->tenants_.emplace(name, tenant{name, {}, 0, 0, 0});
-    table->key_to_tenant_[lower(hash)] = name;
+    // "sha256:H" and "H" (or case variants) are one key: listed twice it would silently serve one tenant only.
+    auto [at, fresh] = table->key_to_tenant_.emplace(lower(hash), name);
+    if (!fresh)
+      return make_error(errc::bad_request, source + ": keys: the key hash " + lower(hash) + " is listed twice (tenants '" +
+                                               at->second + "' and '" + name + "')");
   }
   return table;
 }
+
+bool tenant_table::valid_name(const std::string& name) { return plain_name(name); }
 
 result<std::shared_ptr<tenant_table>> tenant_table::load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -63,6 +63,8 @@ class tenant_table {
   static std::string salt_for(const tenant& t, const std::optional<std::string>& client_salt);
   // Lower-case hex SHA-256 of a key: what the file stores.
   static std::string key_hash(std::string_view key);
+  // A tenant name as the file takes it (it lands in metric labels and logs): 1..128 of letters, digits, '_-.'.
+  static bool valid_name(const std::string& name);
 
   std::size_t keys() const { return key_to_tenant_.size(); }
   std::vector<std::string> tenant_names() const;

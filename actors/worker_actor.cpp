@@ -5,6 +5,7 @@
 
 #include "actors/service_face.hpp"
 #include "actors/worker_engine.hpp"
+#include "messages/subject_token.hpp"
 #include "messages/subjects.hpp"
 #include "transport/actor_bridge.hpp"
 
@@ -34,6 +35,15 @@ status expose_all(transport::nats_connection& conn, const caf::actor& owner,
 
 result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connection& conn,
                                 std::unique_ptr<backends::engine> engine, worker_config cfg) {
+  if (!subjects::valid_token(cfg.id))
+    return make_error(errc::bad_request, "worker id '" + cfg.id + "' must be 1 to 128 characters of [A-Za-z0-9_-] (it is "
+                                         "a subject token: '*', '>' or '.' would reach other workers)");
+  if (!subjects::valid_token(cfg.ns))
+    return make_error(errc::bad_request, "namespace '" + cfg.ns + "' must be 1 to 128 characters of [A-Za-z0-9_-]");
+  if (cfg.heartbeat_ms < 10 || cfg.lease_ms <= cfg.heartbeat_ms)
+    return make_error(errc::bad_request, "heartbeat period " + std::to_string(cfg.heartbeat_ms) + " ms and lease " +
+                                             std::to_string(cfg.lease_ms) +
+                                             " ms: the period must be at least 10 ms and the lease longer than it");
   auto ns = cfg.ns;
   auto id = cfg.id;
   if (!cfg.metrics) cfg.metrics = std::make_shared<worker_metrics>();

@@ -113,10 +113,11 @@ int run_bench_edge(int argc, char** argv) {
   int streams = 10000, iterations = 500, warmup = 50, clients = 64;
   double rps_seconds = 3.0;
   bool quick = false;
-  app.add_option("--streams", streams, "idle SSE streams to hold")->capture_default_str();
-  app.add_option("--iterations", iterations, "measured round trips per p50")->capture_default_str();
-  app.add_option("--clients", clients, "concurrent keep-alive clients for the RPS phase")->capture_default_str();
-  app.add_option("--rps-seconds", rps_seconds, "length of the RPS phase")->capture_default_str();
+  app.add_option("--streams", streams, "idle SSE streams to hold")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  app.add_option("--iterations", iterations, "measured round trips per p50")->check(CLI::Range(1, 1 << 24))->capture_default_str();
+  app.add_option("--clients", clients, "concurrent keep-alive clients for the RPS phase")
+      ->check(CLI::Range(1, 65536))->capture_default_str();
+  app.add_option("--rps-seconds", rps_seconds, "length of the RPS phase")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
   app.add_flag("--quick", quick, "smoke size: 200 streams, 50 iterations, 1 s of RPS");
   CLI11_PARSE(app, argc, argv);
   if (quick) {

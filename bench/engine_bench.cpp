@@ -259,11 +259,13 @@ int run_bench_engine(int argc, char** argv) {
   int decode_tokens = 32, prefill_tokens = 512, threads = 0;
   app.add_option("--model", model_dir, "model folder (default: generate --preset into a temp folder)");
   app.add_option("--preset", preset, "mkmodel preset when no --model (default 100m)");
-  app.add_option("--decode-tokens", decode_tokens, "decode steps per measurement (default 32)");
-  app.add_option("--prefill-tokens", prefill_tokens, "prompt length for the prefill measurement (default 512)");
+  app.add_option("--decode-tokens", decode_tokens, "decode steps per measurement (default 32)")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--prefill-tokens", prefill_tokens, "prompt length for the prefill measurement (default 512)")
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--device", device, "cpu (default) or cuda: decode on the GPU against its read bandwidth")
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--threads", threads, "engine threads: attention and BLAS, and the bandwidth probe (default: all cores)");
+  app.add_option("--threads", threads, "engine threads: attention and BLAS, and the bandwidth probe (default: all cores)")
+      ->check(CLI::Range(0, 1024));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

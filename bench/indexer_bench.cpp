@@ -415,7 +415,7 @@ int run_bench_indexer(int argc, char** argv) {
   app.add_option("--trace", trace, "Mooncake conversation trace (default $YARD_SHARED_DIR or ../shared, data/mooncake/conversation_trace.jsonl)");
   app.add_option("--block-size", block_size, "tokens per block for the trace replay (default 16; must divide 512)");
   app.add_option("--trace-requests", trace_requests, "max trace requests to replay (default all, 2000 with --quick)");
-  app.add_option("--shards", shards, "indexer shards (default 4)");
+  app.add_option("--shards", shards, "indexer shards (default 4)")->check(CLI::Range(1, 256));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -321,9 +321,10 @@ int run_bench_tiers(int argc, char** argv) {
   std::uint32_t io_threads = 4, block_tokens = 64;
   std::string dir_arg;
   int reps = 3;
-  app.add_option("--reps", reps, "disk passes (tier and sequential alternating); medians reported (default 3)");
-  app.add_option("--mib", mib, "disk block size in MiB (also the modelled KV block size) (default 2)");
-  app.add_option("--blocks", nblocks, "blocks written/read in the disk part (default 256)");
+  app.add_option("--reps", reps, "disk passes (tier and sequential alternating); medians reported (default 3)")
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--mib", mib, "disk block size in MiB (also the modelled KV block size) (default 2)")->check(CLI::Range(1, 1024));
+  app.add_option("--blocks", nblocks, "blocks written/read in the disk part (default 256)")->check(CLI::Range(1, 1 << 20));
   app.add_option("--dir", dir_arg, "scratch directory (default /tmp/yard_tiers_bench_<pid>, removed at the end)");
   app.add_option("--io-threads", io_threads, "disk_tier I/O threads (default 4)");
   app.add_option("--sessions", wl.sessions, "multi-turn sessions (default 32)");

@@ -18,7 +18,13 @@ int run_api_key(int argc, char** argv) {
   CLI::App app{"yard api-key: make an API key; prints the key (give it to the tenant) and its line for --api-keys"};
   std::string tenant;
   bool json = false;
-  app.add_option("--tenant", tenant, "the tenant the key belongs to")->required();
+  app.add_option("--tenant", tenant, "the tenant the key belongs to (letters, digits, '_', '-', '.')")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& t) {
+            return actors::tenant_table::valid_name(t) ? std::string() : "'" + t + "' is not a tenant name --api-keys takes";
+          },
+          "NAME"));
   app.add_flag("--json", json, "print the JSON form of the file line");
   CLI11_PARSE(app, argc, argv);
   auto secret = cluster::random_password();

@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cluster/bus_permissions.hpp"
+#include "messages/subject_token.hpp"
 #include "tools/commands.hpp"
 
 namespace yard::cmd {
@@ -35,6 +36,10 @@ int run_bus_config(int argc, char** argv) {
                  "USER:ROLE[:INSTANCE] (roles client|frontend|router|worker|agent|planner|node; INSTANCE = a worker id or "
                  "agent node); default one user per role, named after it");
   CLI11_PARSE(app, argc, argv);
+  if (!subjects::valid_token(ns)) {
+    std::fprintf(stderr, "yard bus-config: --namespace '%s' must be 1 to 128 characters of [A-Za-z0-9_-]\n", ns.c_str());
+    return 2;
+  }
   std::vector<cluster::bus_user> users;
   if (specs.empty())
     for (const char* r : {"client", "frontend", "router", "worker", "agent", "planner"}) specs.push_back(std::string(r) + ":" + r);
@@ -52,7 +57,14 @@ int run_bus_config(int argc, char** argv) {
       std::fprintf(stderr, "yard bus-config: --user %s: unknown role '%s'\n", spec.c_str(), role.c_str());
       return 2;
     }
-    users.push_back({name, "$" + env_name(name), *r, c2 == std::string::npos ? "" : spec.substr(c2 + 1)});
+    const std::string instance = c2 == std::string::npos ? "" : spec.substr(c2 + 1);
+    // The instance becomes a subject token of the user's permissions: '*' or '>' would let one worker speak for all.
+    if (!subjects::valid_token(name) || (c2 != std::string::npos && !subjects::valid_token(instance))) {
+      std::fprintf(stderr, "yard bus-config: --user %s: USER and INSTANCE must be 1 to 128 characters of [A-Za-z0-9_-]\n",
+                   spec.c_str());
+      return 2;
+    }
+    users.push_back({name, "$" + env_name(name), *r, instance});
   }
   std::printf("# nats-server config for Switchyard namespace '%s' (yard bus-config).\n", ns.c_str());
   std::printf("# No anonymous access. Each user's password comes from the server's environment\n");

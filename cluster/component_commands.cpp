@@ -11,6 +11,7 @@
 #include "cluster/http_flags.hpp"
 #include "cluster/metrics_flags.hpp"
 #include "cluster/node_runtime.hpp"
+#include "cluster/process_options.hpp"
 #include "kv/policy_flags.hpp"
 #include "tools/commands.hpp"
 
@@ -34,12 +35,14 @@ int run_worker(int argc, char** argv) {
   int drain_timeout_ms = 30000;
   cluster::add_process_flags(app, proc, true);
   cluster::add_engine_flags(app, eng);
-  app.add_option("--id", wc.id, "unique worker id")->required();
+  app.add_option("--id", wc.id, "unique worker id ([A-Za-z0-9_-], a subject token)")->required()->check(cluster::subject_token_check());
   app.add_option_function<std::string>(
          "--role", [&wc](const std::string& r) { msg::wire_enum_from(r, wc.role); }, "both | prefill | decode (default both)")
       ->check(CLI::IsMember({"both", "prefill", "decode"}));
-  app.add_option("--heartbeat-ms", wc.heartbeat_ms, "heartbeat period")->capture_default_str();
-  app.add_option("--lease-ms", wc.lease_ms, "lease: peers drop this worker after this silence")->capture_default_str();
+  app.add_option("--heartbeat-ms", wc.heartbeat_ms, "heartbeat period")->check(CLI::Range(10, 600000))->capture_default_str();
+  app.add_option("--lease-ms", wc.lease_ms, "lease: peers drop this worker after this silence (longer than the period)")
+      ->check(CLI::Range(20, 3600000))
+      ->capture_default_str();
   app.add_option("--drain-timeout-ms", drain_timeout_ms, "max wait for in-flight requests on SIGTERM")->capture_default_str();
   cluster::add_disagg_flags(app, wc);
   cluster::add_agent_flags(app, wc);
@@ -69,7 +72,7 @@ int run_router(int argc, char** argv) {
   actors::router_config rc;
   bool approximate = false;
   cluster::add_process_flags(app, proc, true);
-  app.add_option("--id", rc.id, "router instance id")->capture_default_str();
+  app.add_option("--id", rc.id, "router instance id")->check(cluster::subject_token_check())->capture_default_str();
   kv::add_router_policy_flags(app, rc.policy_cfg);
   app.add_option("--policy", rc.policy, "random|round_robin|least_loaded|approx|dynamo|ttft")->capture_default_str();
   app.add_flag("--approximate", approximate, "route without KV events (assume routed = cached)");
@@ -108,7 +111,7 @@ int run_frontend(int argc, char** argv) {
   actors::frontend_config fc;
   actors::http_options http;
   cluster::add_process_flags(app, proc, true);
-  app.add_option("--id", fc.id, "frontend instance id")->capture_default_str();
+  app.add_option("--id", fc.id, "frontend instance id")->check(cluster::subject_token_check())->capture_default_str();
   cluster::http_flag_state http_st;
   cluster::add_http_flags(app, http, http_st);
   app.add_option("--stream-timeout-ms", fc.stream_timeout_ms, "silence before a stream is migrated")->capture_default_str();

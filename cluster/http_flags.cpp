@@ -5,10 +5,12 @@
 namespace yard::cluster {
 
 void add_http_flags(CLI::App& app, actors::http_options& http, http_flag_state& st) {
-  app.add_option("--http-port", http.port, "OpenAI API port (0 = any free port)")->capture_default_str();
+  app.add_option("--http-port", http.port, "OpenAI API port (0 = any free port)")->check(CLI::Range(0, 65535))->capture_default_str();
   st.host = app.add_option("--http-host", http.host,
                            "OpenAI API listen address (default 127.0.0.1; 0.0.0.0 when --api-keys is given)");
-  app.add_option("--max-body-bytes", http.max_body_bytes, "larger request bodies get 413")->capture_default_str();
+  app.add_option("--max-body-bytes", http.max_body_bytes, "larger request bodies get 413")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30))
+      ->capture_default_str();
   app.add_option("--http-io-threads", http.io_threads, "I/O threads serving every HTTP connection")
       ->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--http-max-connections", http.max_connections, "open HTTP connections; beyond it a 503 and close")

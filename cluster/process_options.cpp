@@ -10,8 +10,11 @@
 #include <cstdlib>
 
 #include <filesystem>
+#include <new>
+#include <stdexcept>
 
 #include "backends/external/openai_upstream_engine.hpp"
+#include "messages/subject_token.hpp"
 #include "backends/mock/mock_engine.hpp"
 #include "backends/native/native_engine.hpp"
 #include "backends/native/native_prompt_tokenizer.hpp"
@@ -20,10 +23,21 @@
 
 namespace yard::cluster {
 
+CLI::Validator subject_token_check() {
+  return CLI::Validator(
+      [](std::string& v) {
+        return subjects::valid_token(v) ? std::string()
+                                        : "'" + v + "' must be 1 to 128 characters of [A-Za-z0-9_-] (a NATS subject token)";
+      },
+      "TOKEN");
+}
+
 void add_process_flags(CLI::App& app, process_options& o, bool nats_required) {
   auto* nats = app.add_option("--nats", o.nats_urls, "NATS server URL(s), comma-separated (nats://host:4222)");
   if (nats_required) nats->required();
-  app.add_option("--namespace", o.ns, "subject namespace: subjects are yard.<namespace>.*")->capture_default_str();
+  app.add_option("--namespace", o.ns, "subject namespace: subjects are yard.<namespace>.*")
+      ->check(subject_token_check())
+      ->capture_default_str();
   app.add_option("--nats-user", o.nats.user, "NATS user name");
   app.add_option("--nats-password", o.nats.password,
                  "NATS password (visible in /proc/<pid>/cmdline: prefer --nats-password-file or YARD_NATS_PASSWORD)");
@@ -115,7 +129,9 @@ void add_engine_flags(CLI::App& app, engine_options& o) {
       ->capture_default_str();
   app.add_option("--block-size", o.block_size, "mock and openai engines: KV block size in tokens (openai: the server's)")
       ->capture_default_str();
-  app.add_option("--num-blocks", o.num_blocks, "mock engine: KV pool capacity in blocks")->capture_default_str();
+  app.add_option("--num-blocks", o.num_blocks, "mock engine: KV pool capacity in blocks")
+      ->check(CLI::Range(1u, 1u << 28))
+      ->capture_default_str();
   app.add_option("--max-context", o.max_context,
                  "mock and openai engines: longest prompt + output in tokens; a request without max_tokens runs to it "
                  "(0 = mock: the profile's max_model_len, or 4096 in fixed-delay mode; openai: the server's max_model_len)")
@@ -263,7 +279,14 @@ result<std::unique_ptr<backends::engine>> make_engine(const engine_options& o) {
     auto q = backends::native::parse_weight_quant(o.quantize);
     if (!q) return q.err();
     no.quantize = *q;
-    return backends::make_native_engine(o.model, no);
+    try {
+      return backends::make_native_engine(o.model, no);
+    } catch (const std::bad_alloc&) {  // sizes that pass every check and still do not fit this machine
+      return make_error(errc::unavailable, "loading " + o.model + ": out of memory (the weights, the KV pool or a "
+                                           "buffer sized from config.json do not fit)");
+    } catch (const std::length_error& e) {
+      return make_error(errc::corrupt, "loading " + o.model + ": a size from its files is out of range (" + e.what() + ")");
+    }
   }
   if (o.engine == "openai") return make_upstream_engine(o);
   return make_error(errc::unsupported, "engine '" + o.engine + "' is not available in this build");

@@ -29,6 +29,9 @@ struct process_options {
 };
 
 void add_process_flags(CLI::App& app, process_options& o, bool nats_required);
+
+// A flag whose value becomes one subject token (a namespace, an id): messages/subject_token.hpp's rule.
+CLI::Validator subject_token_check();
 // Fills o.nats.servers from o.nats_urls and the auth fields from secret files
 // and the environment; exits 2 with a message naming the file when a secret
 // cannot be read (start-up only, before anything runs).

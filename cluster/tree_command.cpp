@@ -44,7 +44,7 @@ int run_tree(int argc, char** argv) {
   bool json = false;
   proc.log.level = "warn";  // the output is the tree; --log-level still overrides
   cluster::add_process_flags(app, proc, true);
-  app.add_option("--node", node, "ask only this node id");
+  app.add_option("--node", node, "ask only this node id")->check(cluster::subject_token_check());
   app.add_option("--timeout-ms", timeout_ms, "how long to gather answers")->capture_default_str();
   app.add_flag("--json", json, "print each node's tree as one JSON line");
   CLI11_PARSE(app, argc, argv);

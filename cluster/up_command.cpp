@@ -115,7 +115,9 @@ int run_up(int argc, char** argv) {
   cluster::add_agent_flags(app, wtemplate);
   kv::policy_config policy_cfg;
   kv::add_router_policy_flags(app, policy_cfg);
-  app.add_option("--nats-port", nats_port, "port for the embedded nats-server (0 = a free port)")->capture_default_str();
+  app.add_option("--nats-port", nats_port, "port for the embedded nats-server (0 = a free port)")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
   cluster::http_flag_state http_st;
   cluster::add_http_flags(app, http, http_st);
   app.add_option("--router-policy", policy, "random|round_robin|least_loaded|approx|dynamo|ttft")->capture_default_str();
@@ -136,6 +138,15 @@ int run_up(int argc, char** argv) {
     worker_ids.push_back(i >= workers ? "prefill-" + std::to_string(i - workers) : "worker-" + std::to_string(i));
   std::unique_ptr<transport::nats_server_process> server;
   embedded_auth auth;
+  // The client's password file and its private directory go on every way out, a failed start included.
+  struct remove_run_dir {
+    const embedded_auth& auth;
+    ~remove_run_dir() {
+      if (auth.client_password_file.empty()) return;
+      std::remove(auth.client_password_file.c_str());
+      ::rmdir(std::filesystem::path(auth.client_password_file).parent_path().c_str());
+    }
+  } run_dir_guard{auth};
   if (proc.nats_urls.empty()) {
     auto a = make_embedded_auth(proc, worker_ids);
     if (!a) {
@@ -242,10 +253,7 @@ int run_up(int argc, char** argv) {
   node.shutdown();
   rt->reset();
   server.reset();
-  if (!auth.client_password_file.empty()) {
-    std::remove(auth.client_password_file.c_str());
-    ::rmdir(std::filesystem::path(auth.client_password_file).parent_path().c_str());
-  }
+
   log->info("stopped");
   return 0;
 }

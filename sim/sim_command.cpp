@@ -191,8 +191,8 @@ int run_sim(int argc, char** argv) {
     }
     points.clear();
     for (double v : vals) {
-      if (v <= 0) {
-        std::cerr << "yard sim: sweep values must be positive\n";
+      if (!(v > 0) || (what == "workers" && (v > (1u << 20) || v != static_cast<double>(static_cast<std::uint32_t>(v))))) {
+        std::cerr << "yard sim: sweep values must be positive" << (what == "workers" ? " whole numbers up to 1048576 (as --workers)" : "") << "\n";
         return 2;
       }
       if (what == "rate") points.push_back({v, workers});

@@ -31,6 +31,8 @@ std::string check_line(const nlohmann::json& j, trace_request& out) {
   const auto& ts = j["timestamp"];
   if (!ts.is_number()) return "field 'timestamp' must be a number";
   if (ts.get<double>() < 0) return "negative timestamp";
+  // Milliseconds: a year of trace is 3.2e10; a timestamp past 1e13 (three centuries) is a broken line.
+  if (!(ts.get<double>() <= 1e13)) return "field 'timestamp' is implausibly large";
   for (const char* f : {"input_length", "output_length"}) {
     const auto& v = j[f];
     if (!v.is_number_integer()) return std::string("field '") + f + "' must be an integer";

@@ -6,6 +6,8 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -312,3 +314,69 @@ TEST(nats_outage, cluster_serves_again_after_the_nats_server_restarts) {
 }
 
 }  // namespace
+
+// Flag values that used to abort a process (bad_alloc, length_error: exit 134), flood the bus (a 0 ms period),
+// wrap (a port of 70000 served on 4464) or reach other workers (an id of '*' subscribed to every worker's
+// subject): each is refused at start with a plain non-zero exit, before anything is allocated or connected.
+TEST(bad_flags, values_out_of_range_are_refused_at_start_not_crashes) {
+  auto server = ts::start_nats();  // a flag taken by mistake starts a process that runs: the wait times out (-1)
+  ASSERT_NE(server, nullptr);
+  const std::string nats = server->url();
+  const std::string trace = ::testing::TempDir() + "bad_flags_trace.jsonl";
+  {
+    std::ofstream f(trace);
+    for (int i = 0; i < 3; ++i)
+      f << R"({"timestamp":)" << i * 100 << R"(,"input_length":600,"output_length":8,"hash_ids":[1,2]})" << "\n";
+  }
+  const std::vector<std::vector<std::string>> cases = {
+      {"worker", "--nats", nats, "--id", "*"},
+      {"worker", "--nats", nats, "--id", "a.b"},
+      {"worker", "--nats", nats, "--id", "w0", "--heartbeat-ms", "0"},
+      {"worker", "--nats", nats, "--id", "w0", "--namespace", ">"},
+      {"frontend", "--nats", nats, "--http-port", "70000"},
+      {"frontend", "--nats", nats, "--max-body-bytes", "-1"},
+      {"up", "--nats-port", "70000"},
+      {"planner", "--nats", nats, "--interval-ms", "0", "--dry-run"},
+      {"bus-config", "--user", "u:worker:*"},
+      {"bus-config", "--namespace", ">"},
+      {"sim", "--trace", trace, "--workers", "2", "--sweep", "workers=99999999999"},
+      {"bench", "engine", "--threads", "100000"},
+      {"bench", "engine", "--prefill-tokens", "-1"},
+      {"bench", "edge", "--quick", "--streams", "-1"},
+      {"bench", "tiers", "--mib", "-1"},
+  };
+  for (const auto& args : cases) {
+    std::string line;
+    for (const auto& a : args) line += a + " ";
+    ts::yard_process p(args);
+    const int code = p.wait_exit(10000);
+    EXPECT_GT(code, 0) << line << ": accepted (or timed out: -1)";
+    EXPECT_LT(code, 128) << line << ": ended by a signal";
+  }
+  // The same commands with good values are taken (the check above is not a refusal of everything).
+  EXPECT_EQ(ts::yard_process({"bus-config", "--user", "u:worker:w0"}).wait_exit(10000), 0);
+  ts::yard_process good({"worker", "--nats", nats, "--id", "w-0_ok", "--heartbeat-ms", "100"});
+  EXPECT_EQ(good.wait_exit(1500), -1) << "a worker with good flags runs";
+  std::remove(trace.c_str());
+}
+
+// A body the frontend takes (under --max-body-bytes) but a NATS server with the default max_payload (1 MiB)
+// refuses: a 413 at once, naming max_payload, not three dispatches and a 503 after the ack timeout (seen: 6 s).
+TEST(bad_flags, a_request_over_the_nats_max_payload_is_a_413_at_once) {
+  transport::nats_server_options so;
+  so.max_payload_bytes = 1u << 20;
+  auto server = transport::nats_server_process::start(so);
+  ASSERT_TRUE(server.ok()) << server.err().describe();
+  auto node = ts::start_cluster((*server)->url(), {.workers = 1, .token_delay_ms = 1});
+  ASSERT_NE(node, nullptr);
+  httplib::Client cli("127.0.0.1", node->http_port());
+  cli.set_read_timeout(20, 0);
+  json body = {{"model", "mock"}, {"prompt", std::string(2u << 20, 'a')}, {"max_tokens", 1}};
+  auto r = cli.Post("/v1/completions", body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 413) << r->body << " (it was a 503 after three dispatches)";
+  EXPECT_NE(r->body.find("max_payload"), std::string::npos) << r->body;
+  auto ok = cli.Post("/v1/completions", json({{"model", "mock"}, {"prompt", "hi"}, {"max_tokens", 2}}).dump(), "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+}

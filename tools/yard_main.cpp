@@ -5,6 +5,7 @@
 #include <malloc.h>
 
 #include <cstdio>
+#include <csignal>
 #include <cstring>
 #include <string>
 
@@ -55,6 +56,9 @@ int main(int argc, char** argv) {
   // reused; the heap gives memory back past 512 MiB free at its top.
   ::mallopt(M_MMAP_THRESHOLD, 64 << 20);
   ::mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  // A peer that closes its socket (HTTP clients, upstream servers, UCX's TCP transport) is an error value on the
+  // write, never the end of the process.
+  ::signal(SIGPIPE, SIG_IGN);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage();
     return argc < 2 ? 2 : 0;

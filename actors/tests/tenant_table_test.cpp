@@ -53,6 +53,15 @@ TEST(tenant_table, a_tenant_named_only_by_a_key_has_no_limits) {
   for (int i = 0; i < 1000; ++i) EXPECT_TRUE((*t)->admit(*solo, clock::now(), wait).ok());
 }
 
+// One key under two spellings ("sha256:H" and "H") for two tenants: one of them would never authenticate.
+TEST(tenant_table, a_key_listed_twice_is_refused) {
+  auto t = tenant_table::parse("{\"keys\": {\"sha256:" + kHashOfSecret + "\": \"acme\", \"" + kHashOfSecret +
+                                   "\": \"beta\"}}",
+                               true, "k");
+  ASSERT_FALSE(t);
+  EXPECT_NE(t.err().message.find("listed twice"), std::string::npos) << t.err().message;
+}
+
 TEST(tenant_table, bad_files_are_refused_with_the_place_named) {
   struct bad_case {
     std::string text;

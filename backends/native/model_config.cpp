@@ -47,6 +47,10 @@ result<model_config> parse_model_config(std::string_view text) {
                       {"intermediate_size", &c.intermediate_size}, {"num_hidden_layers", &c.num_hidden_layers},
                       {"num_attention_heads", &c.num_attention_heads}})
     if (auto st = req_int(f, *p); !st) return st.err();
+  // Per-layer state is sized from these before any tensor is read: a count no model has (the largest
+  // Llama-family models have a few hundred layers and heads) is a bad file, not a reason to allocate.
+  if (c.num_hidden_layers > 4096) return field_error("num_hidden_layers", "must be at most 4096");
+  if (c.num_attention_heads > 4096) return field_error("num_attention_heads", "must be at most 4096");
   c.num_key_value_heads = c.num_attention_heads;
   if (j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null())
     if (auto st = req_int("num_key_value_heads", c.num_key_value_heads); !st) return st.err();
@@ -65,6 +69,12 @@ result<model_config> parse_model_config(std::string_view text) {
     return status::success();
   };
   if (auto st = opt_float(j, "rms_norm_eps", c.rms_norm_eps); !st) return st.err();
+  if (!(c.rms_norm_eps > 0) || !std::isfinite(c.rms_norm_eps)) return field_error("rms_norm_eps", "must be a positive number");
+  // The MLP is SwiGLU: a config naming another activation describes a model this engine would run wrongly.
+  if (j.contains("hidden_act") && !j["hidden_act"].is_null() &&
+      !(j["hidden_act"].is_string() && (j["hidden_act"] == "silu" || j["hidden_act"] == "swish")))
+    return make_error(errc::unsupported, "config.json: field 'hidden_act' = " + j["hidden_act"].dump() +
+                                             " is not supported (the native engine runs SwiGLU: \"silu\")");
   if (auto st = opt_float(j, "rope_theta", c.rope_theta); !st) return st.err();
   if (c.rope_theta <= 0) return field_error("rope_theta", "must be positive");
   if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {

@@ -209,6 +209,18 @@ TEST_F(corrupt_test, unsupported_architecture_and_bad_fields) {
   write_all(cfg(), j.dump());
   EXPECT_NE(error_of(dir_).find("'num_key_value_heads'"), std::string::npos);
   j = orig;
+  j["num_hidden_layers"] = 1000000000;  // under the 2^30 field bound: was a bad_alloc that aborted the process
+  write_all(cfg(), j.dump());
+  EXPECT_NE(error_of(dir_).find("'num_hidden_layers' must be at most 4096"), std::string::npos) << error_of(dir_);
+  j = orig;
+  j["hidden_act"] = "relu9";  // was served with SiLU, silently
+  write_all(cfg(), j.dump());
+  EXPECT_NE(error_of(dir_).find("'hidden_act' = \"relu9\" is not supported"), std::string::npos) << error_of(dir_);
+  j = orig;
+  j["rms_norm_eps"] = -1;
+  write_all(cfg(), j.dump());
+  EXPECT_NE(error_of(dir_).find("'rms_norm_eps' must be a positive number"), std::string::npos) << error_of(dir_);
+  j = orig;
   j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}};
   write_all(cfg(), j.dump());
   EXPECT_NE(error_of(dir_).find("rope_scaling.rope_type"), std::string::npos);

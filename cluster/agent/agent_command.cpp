@@ -57,6 +57,19 @@ int run_agent(int argc, char** argv) {
     return 2;
   }
   if (check_only) {
+    // What the run would meet first: the files it reads and the program it starts (a run found them missing only
+    // as a child's "exit 127" or its own exit 2).
+    std::vector<std::string> problems;
+    const auto& au = cfg->auth;
+    for (const auto* f : {&au.password_file, &au.token_file, &au.creds, &au.tls_ca, &au.tls_cert, &au.tls_key,
+                          &au.worker_password_file, &au.worker_creds})
+      if (!f->empty() && ::access(f->c_str(), R_OK) != 0) problems.push_back("[auth] file " + *f + " cannot be read");
+    if (!cfg->worker_binary.empty() && ::access(cfg->worker_binary.c_str(), X_OK) != 0)
+      problems.push_back("agent.worker_binary " + cfg->worker_binary + " is not an executable file");
+    if (!problems.empty()) {
+      for (const auto& p : problems) std::fprintf(stderr, "yard agent: %s: %s\n", config_path.c_str(), p.c_str());
+      return 2;
+    }
     std::printf("%s: ok (node %s, namespace %s, %zu worker groups)\n", config_path.c_str(), cfg->node.c_str(),
                 cfg->ns.c_str(), cfg->workers.size());
     return 0;

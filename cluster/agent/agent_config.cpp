@@ -4,6 +4,8 @@
 // parse result is a value and nothing throws out of here.
 #include "cluster/agent/agent_config.hpp"
 
+#include "messages/subject_token.hpp"
+
 #define TOML_EXCEPTIONS 0
 #include <toml++/toml.h>
 
@@ -105,11 +107,7 @@ class checker {
   std::string err_;
 };
 
-bool valid_name(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-  });
-}
+bool valid_name(const std::string& s) { return subjects::valid_token(s); }
 
 bool parse_agent_table(checker& c, const toml::table& root, agent_config& cfg) {
   const toml::table* t = c.table(root, "agent");
@@ -236,6 +234,10 @@ bool parse_workers(checker& c, const toml::table& root, agent_config& cfg) {
       return c.fail(t.get("count") ? checker::line_of(*t.get("count")) : line, p + "count",
                     "must lie in [min_count, max_count] = [" + std::to_string(w.min_count) + ", " +
                         std::to_string(w.max_count) + "]");
+    if (w.metrics_port > 0 && w.metrics_port + std::max<std::uint32_t>(w.max_count, 1) - 1 > 65535)
+      return c.fail(checker::line_of(*t.get("metrics_port")), p + "metrics_port",
+                    "the group's workers take metrics_port + 0 .. max_count - 1: over 65535 at max_count " +
+                        std::to_string(w.max_count));
     if (!c.get_string_array(t, p, "args", w.args)) return false;
     for (const auto& prev : cfg.workers)
       if (prev.role == w.role)

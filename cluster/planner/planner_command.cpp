@@ -26,7 +26,7 @@ int run_planner(int argc, char** argv) {
   auto& p = so.planner;
   app.add_option("--ttft-p90-ms", p.ttft_p90_target_ms, "TTFT p90 target")->capture_default_str();
   app.add_option("--itl-p90-ms", p.itl_p90_target_ms, "inter-token latency p90 target")->capture_default_str();
-  app.add_option("--interval-ms", so.interval_ms, "observation window")->capture_default_str();
+  app.add_option("--interval-ms", so.interval_ms, "observation window")->check(CLI::Range(10, 3600000))->capture_default_str();
   app.add_option("--horizon-ms", p.horizon_ms, "load forecast horizon")->capture_default_str();
   app.add_option("--up-cooldown-ms", p.up_cooldown_ms, "wait after a change before adding")->capture_default_str();
   app.add_option("--down-cooldown-ms", p.down_cooldown_ms, "wait after a change before removing")->capture_default_str();
@@ -41,6 +41,15 @@ int run_planner(int argc, char** argv) {
   cluster::metrics_flags mf;
   cluster::add_metrics_flags(app, mf);
   CLI11_PARSE(app, argc, argv);
+  if (min_prefill > max_prefill || min_decode > max_decode) {
+    std::fprintf(stderr, "yard planner: a pool's minimum is over its maximum (--min-prefill %u --max-prefill %u, "
+                         "--min-decode %u --max-decode %u)\n", min_prefill, max_prefill, min_decode, max_decode);
+    return 2;
+  }
+  if (!(p.ttft_p90_target_ms > 0) || !(p.itl_p90_target_ms > 0)) {
+    std::fprintf(stderr, "yard planner: --ttft-p90-ms and --itl-p90-ms must be positive\n");
+    return 2;
+  }
   cluster::finish_process_options(proc, "yard-planner");
   so.ns = proc.ns;
   p.pools = cluster::default_pools(!aggregated);

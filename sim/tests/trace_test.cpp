@@ -70,6 +70,18 @@ TEST(trace, reports_each_bad_line_with_its_number_and_skips_it) {
   EXPECT_NE(r.err().message.find("line 2"), std::string::npos);
 }
 
+// A timestamp past any real trace (2^64 - 1, 1e308) was taken, and the run reported every request done at 0 ms.
+TEST(trace, an_implausible_timestamp_is_a_bad_line) {
+  auto t = parse_trace(
+      "{\"timestamp\": 1, \"input_length\": 10, \"output_length\": 5, \"hash_ids\": [1]}\n"
+      "{\"timestamp\": 18446744073709551615, \"input_length\": 10, \"output_length\": 5, \"hash_ids\": [1]}\n"
+      "{\"timestamp\": 1e308, \"input_length\": 10, \"output_length\": 5, \"hash_ids\": [1]}\n");
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->requests.size(), 1u);
+  ASSERT_EQ(t->issues.size(), 2u);
+  EXPECT_NE(t->issues[0].reason.find("implausibly large"), std::string::npos) << t->issues[0].reason;
+}
+
 TEST(trace, limit_and_missing_file) {
   trace_load_options o;
   o.limit = 1;
