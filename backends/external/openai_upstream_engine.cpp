@@ -336,11 +336,12 @@ class openai_upstream_engine final : public engine {
     req.body = body;
     req.set_header("Content-Type", "application/json");
     int http_status = 0;
-    std::string error_body;
+    std::string error_body, content_type;
     sse_splitter sse;
     bool saw_finish = false, failed = false;
     req.response_handler = [&](const httplib::Response& res) {
       http_status = res.status;
+      content_type = res.get_header_value("Content-Type");
       return !c.cancelled.load();
     };
     req.content_receiver = [&](const char* data, std::size_t n, std::uint64_t, std::uint64_t) {
@@ -385,6 +386,10 @@ class openai_upstream_engine final : public engine {
         end.failure = error{errc::unavailable, "upstream " + o_.upstream + " connection failed: " + httplib::to_string(err)};
       else if (http_status / 100 != 2)
         end.failure = http_error(http_status, error_body);
+      else if (!saw_finish && content_type.find("event-stream") == std::string::npos)
+        end.failure = error{errc::unavailable, "upstream " + o_.upstream + " answered " + std::to_string(http_status) +
+                                                   " with Content-Type '" + content_type.substr(0, 100) +
+                                                   "', not an event stream (is it an OpenAI-compatible server?)"};
       else if (!saw_finish)
         end.failure = error{errc::unavailable, "upstream " + o_.upstream + " ended the stream without a finish reason"};
       // The server may be gone: its health verdict comes before this stream's end reaches the worker, so the
@@ -570,18 +575,16 @@ class openai_upstream_engine final : public engine {
       return true;
     });
     if (too_big) {
-      if (!metrics_warned_) log_->warn("upstream {}{}: over {} bytes, not read (load from local counts)", o_.upstream,
-                                       o_.metrics_path, max_metrics_bytes);
-      metrics_warned_ = true;
+      if (!metrics_warned_.exchange(true))
+        log_->warn("upstream {}{}: over {} bytes, not read (load from local counts)", o_.upstream, o_.metrics_path,
+                   max_metrics_bytes);
       return std::nullopt;
     }
     if (!m || m->status / 100 != 2) return std::nullopt;
     auto sums = parse_prometheus_text(body);
-    if (sums.malformed_lines > 0 && !metrics_warned_) {
+    if (sums.malformed_lines > 0 && !metrics_warned_.exchange(true))
       log_->warn("upstream {}{}: {} malformed lines skipped (logged once)", o_.upstream, o_.metrics_path,
                  sums.malformed_lines);
-      metrics_warned_ = true;
-    }
     return load_from_metrics(sums);
   }
 
@@ -617,7 +620,7 @@ class openai_upstream_engine final : public engine {
   upstream_load load_;
   clock::time_point load_at_{};
   std::thread poller_;
-  bool metrics_warned_ = false;  // poller / first check only
+  std::atomic<bool> metrics_warned_{false};  // the poller's and a cut stream's checks may run at once
   // Owner-thread state: requests failing while the health check passes.
   int failures_in_a_row_ = 0;
   clock::time_point hold_until_{};

@@ -142,8 +142,12 @@ result<upstream_delta> parse_stream_payload(std::string_view payload, std::uint3
   if (choices->empty()) return d;
   const json& c = (*choices)[0];
   if (!c.is_object()) return make_error(errc::corrupt, "upstream stream event: choices[0] is not an object");
-  if (auto t = c.find("text"); t != c.end() && t->is_string()) d.text = t->get<std::string>();
-  if (auto ids = c.find("token_ids"); ids != c.end() && ids->is_array()) {
+  if (auto t = c.find("text"); t != c.end() && !t->is_null()) {
+    if (!t->is_string()) return make_error(errc::corrupt, "upstream stream event: choices[0].text is not a string");
+    d.text = t->get<std::string>();
+  }
+  if (auto ids = c.find("token_ids"); ids != c.end() && !ids->is_null()) {
+    if (!ids->is_array()) return make_error(errc::corrupt, "upstream stream event: choices[0].token_ids is not an array");
     std::vector<msg::token_id> v;
     v.reserve(ids->size());
     for (const auto& x : *ids) {

@@ -45,7 +45,7 @@ class scripted_server {
         res.set_content(R"({"error":{"message":"engine exploded"}})", "application/json");
         return;
       }
-      res.set_chunked_content_provider("text/event-stream", [this](std::size_t, httplib::DataSink& sink) {
+      res.set_chunked_content_provider(content_type, [this](std::size_t, httplib::DataSink& sink) {
         script s;
         {
           std::lock_guard lk(mu_);
@@ -70,6 +70,7 @@ class scripted_server {
   }
 
   int port = 0;
+  const char* content_type = "text/event-stream";  // set before the first request
   std::atomic<bool> healthy{true}, release{false}, client_left{false};
   std::atomic<int> status{200}, posts{0};
 
@@ -256,8 +257,24 @@ TEST(openai_upstream_hostile, broken_events_end_the_request_unavailable) {
     auto ev = event("a") + event("", "abort");
     return sink.write(ev.data(), ev.size());
   }, "abort");
-  // None of these was the server failing requests three in a row while healthy? They were: the worker holds.
+  // Three failures in a row while the health check passes: the worker holds itself out (see below).
   EXPECT_TRUE(e->unavailable_reason().has_value());
+}
+
+TEST(openai_upstream_hostile, a_page_that_is_not_an_event_stream_is_named_as_such) {
+  scripted_server srv;
+  srv.content_type = "text/html";
+  srv.set_stream([](httplib::DataSink& sink) {
+    std::string page = "<html><body>login</body></html>";
+    return sink.write(page.data(), page.size());
+  });
+  auto e = engine_for(srv);
+  ASSERT_NE(e, nullptr);
+  backends::engine_request r;
+  r.max_tokens = 4;
+  auto o = run(*e, r);
+  EXPECT_EQ(o.error, errc::unavailable);
+  EXPECT_NE(o.message.find("Content-Type 'text/html', not an event stream"), std::string::npos) << o.message;
 }
 
 TEST(openai_upstream_hostile, a_server_failing_requests_while_healthy_is_held_out) {

@@ -222,6 +222,8 @@ TEST(openai_upstream_wire, out_of_range_numbers_and_oversized_parts_are_bounded)
   auto wide = parse_stream_payload(R"({"choices":[{"index":0,"text":"a","token_ids":[4294967393]}]})");
   ASSERT_FALSE(wide.ok());
   EXPECT_NE(wide.err().message.find("4294967393"), std::string::npos);
+  for (const char* wrong_type : {R"({"choices":[{"index":0,"text":12345}]})", R"({"choices":[{"index":0,"text":"a","token_ids":"97"}]})"})
+    EXPECT_FALSE(parse_stream_payload(wrong_type).ok()) << wrong_type << ": was dropped without a word";
   auto usage = parse_stream_payload(
       R"({"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":-3,"prompt_tokens_details":{"cached_tokens":1099511627779}}})");
   ASSERT_TRUE(usage.ok());
