@@ -33,7 +33,9 @@ void reply_error(worker_state& st, const std::string& reply, msg::wire_format f,
   st.log->info("request {} answered with an error: {}", request_id.empty() ? "(no id)" : request_id, err.describe());
   auto c = msg::error_chunk(request_id, seq, err.code, err.message);
   c.worker_id = st.cfg.id;
-  st.conn->publish(reply, msg::encode(c, f), {}, msg::content_type_of(f));
+  if (auto sent = st.conn->publish(reply, msg::encode(c, f), {}, msg::content_type_of(f)); !sent)
+    st.log->warn("request {}: its error reply was not sent: {}", request_id.empty() ? "(no id)" : request_id,
+                 sent.err().describe());
 }
 
 void send_chunk(worker_state& st, stream_state& s, msg::token_chunk& c) {
@@ -42,7 +44,18 @@ void send_chunk(worker_state& st, stream_state& s, msg::token_chunk& c) {
   c.worker_id = st.cfg.id;
   s.sent_token = s.sent_token || !c.token_ids.empty();
   s.last_sent = clock::now();
-  st.conn->publish(s.reply, msg::encode(c, s.format), {}, msg::content_type_of(s.format));
+  auto body = msg::encode(c, s.format);
+  auto sent = st.conn->publish(s.reply, body, {}, msg::content_type_of(s.format));
+  if (sent) return;
+  st.log->warn("request {}: chunk {} ({} bytes) not sent: {}", s.request_id, c.seq, body.size(), sent.err().describe());
+  if (sent.err().code != errc::payload_too_large) return;  // a closed connection: the client's frontend migrates
+  // Too large for the bus every time: the client hears why in this chunk's place, not a gap in the stream.
+  auto e = msg::error_chunk(s.request_id, c.seq, errc::internal,
+                            "an output chunk of " + std::to_string(body.size()) +
+                                " bytes is over the NATS server's max_payload (" + sent.err().message + ")");
+  e.worker_id = st.cfg.id;
+  (void)st.conn->publish(s.reply, msg::encode(e, s.format), {}, msg::content_type_of(s.format));
+  st.engine->cancel(s.request_id);
 }
 
 // Streams one step's outputs to their clients. The step's KV events go out

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -94,7 +95,7 @@ int run_sim(int argc, char** argv) {
   app.add_option("--workers", workers, "simulated workers")->check(CLI::Range(1u, 1u << 20));
   app.add_option("--policy", policy, "random|round_robin|least_loaded|approx|dynamo|ttft|all (comma list allowed)");
   app.add_option("--limit", limit, "use only the first N requests");
-  app.add_option("--rate-scale", rate_scale, "divide trace timestamps by X (X>1 = more load)");
+  app.add_option("--rate-scale", rate_scale, "divide trace timestamps by X (X>1 = more load)")->check(CLI::Range(1e-6, 1e6));
   app.add_option("--csv", csv_path, "write one CSV row per policy (and sweep point)");
   app.add_option("--plot", plot_path, "write a PNG: TTFT CDF per policy and hit rate over time");
   app.add_option("--seed", seed, "seed for routing randomness and sampling");
@@ -131,6 +132,16 @@ int run_sim(int argc, char** argv) {
     return app.exit(e);
   }
   auto log = component_logger("sim");
+  // Output paths are opened now (an unwritable one failed only after the whole run). The file is then written at
+  // the end; an empty one stays if the run fails.
+  for (const auto* out : {&csv_path, &plot_path}) {
+    if (out->empty()) continue;
+    std::ofstream probe(*out, std::ios::app);
+    if (!probe) {
+      std::cerr << "yard sim: cannot write " << *out << "\n";
+      return 2;
+    }
+  }
 
   // Trace.
   sim::trace tr;

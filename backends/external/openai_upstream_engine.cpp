@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -112,6 +113,11 @@ class openai_upstream_engine final : public engine {
           if (!first || !first->contains("id") || !(*first)["id"].is_string())
             return make_error(errc::corrupt, "upstream " + o_.upstream + " /v1/models lists no model id: name it with --upstream-model");
           o_.model = (*first)["id"].get<std::string>();
+          // It goes into request bodies and log lines: a newline or NUL in it is a broken (or hostile) listing.
+          if (o_.model.empty() || o_.model.size() > 512 ||
+              std::any_of(o_.model.begin(), o_.model.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; }))
+            return make_error(errc::corrupt, "upstream " + o_.upstream + " /v1/models lists a model id that is empty, "
+                                             "over 512 bytes or holds control characters: name it with --upstream-model");
         }
         // vLLM and SGLang list max_model_len; some OpenAI-style listings name it context_length.
         for (const char* k : {"max_model_len", "context_length"}) {

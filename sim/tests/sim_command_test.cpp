@@ -72,6 +72,16 @@ TEST_F(sim_command, sweep_writes_one_row_per_point_and_policy) {
   EXPECT_EQ(std::count(s.begin(), s.end(), '\n'), 5);
   EXPECT_TRUE(fs::exists(dir_ / "s.png"));
   EXPECT_NE(run({"--trace", t, "--sweep", "speed=1,2"}), 0);
+  EXPECT_NE(run({"--trace", t, "--sweep", "workers=99999999999"}), 0);  // was a bad_alloc
+  EXPECT_NE(run({"--trace", t, "--sweep", "workers=2.5"}), 0);
+}
+
+// Output paths that cannot be written are refused before the run, not after it.
+TEST_F(sim_command, an_unwritable_output_is_refused_up_front) {
+  auto t = (dir_ / "t.jsonl").string();
+  EXPECT_EQ(run({"--trace", t, "--workers", "2", "--policy", "round_robin", "--csv", "/nonexistent-dir/x.csv"}), 2);
+  EXPECT_EQ(run({"--trace", t, "--workers", "2", "--policy", "round_robin", "--plot", dir_.string()}), 2);
+  EXPECT_NE(run({"--trace", t, "--rate-scale", "inf"}), 0);
 }
 
 TEST_F(sim_command, bad_lines_skip_by_default_and_fail_with_flag) {
