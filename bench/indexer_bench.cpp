@@ -418,6 +418,11 @@ int run_bench_indexer(int argc, char** argv) {
   app.add_option("--shards", shards, "indexer shards (default 4)")->check(CLI::Range(1, 256));
   try {
     app.parse(argc, argv);
+    // A trace named on the command line must be there (the default one is skipped when absent: CI has no data).
+    if (!trace.empty() && !std::filesystem::is_regular_file(trace)) {
+      std::fprintf(stderr, "yard bench indexer: --trace %s: no such file\n", trace.c_str());
+      return 2;
+    }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

@@ -104,6 +104,13 @@ result<model_config> parse_model_config(std::string_view text) {
         if (x.is_number_integer()) c.eos_token_ids.push_back(x.get<int>());
   }
   if (j.contains("torch_dtype") && j["torch_dtype"].is_string()) c.torch_dtype = j["torch_dtype"].get<std::string>();
+  // An end-of-text id outside the vocabulary can never be sampled: generation would never stop on it.
+  for (int id : c.eos_token_ids)
+    if (id < 0 || id >= c.vocab_size)
+      return field_error("eos_token_id", std::to_string(id) + " is outside the vocabulary (vocab_size " +
+                                             std::to_string(c.vocab_size) + ")");
+  if (c.bos_token_id >= c.vocab_size)
+    return field_error("bos_token_id", std::to_string(c.bos_token_id) + " is outside the vocabulary");
   return c;
 }
 

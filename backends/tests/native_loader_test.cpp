@@ -217,6 +217,10 @@ TEST_F(corrupt_test, unsupported_architecture_and_bad_fields) {
   write_all(cfg(), j.dump());
   EXPECT_NE(error_of(dir_).find("'hidden_act' = \"relu9\" is not supported"), std::string::npos) << error_of(dir_);
   j = orig;
+  j["eos_token_id"] = nlohmann::json::array({99999});  // could never be sampled: generation would never stop on it
+  write_all(cfg(), j.dump());
+  EXPECT_NE(error_of(dir_).find("'eos_token_id' 99999 is outside the vocabulary"), std::string::npos) << error_of(dir_);
+  j = orig;
   j["rms_norm_eps"] = -1;
   write_all(cfg(), j.dump());
   EXPECT_NE(error_of(dir_).find("'rms_norm_eps' must be a positive number"), std::string::npos) << error_of(dir_);
