@@ -33,7 +33,9 @@ CLI::Validator subject_token_check() {
 }
 
 void add_process_flags(CLI::App& app, process_options& o, bool nats_required) {
-  auto* nats = app.add_option("--nats", o.nats_urls, "NATS server URL(s), comma-separated (nats://host:4222)");
+  auto* nats = app.add_option("--nats", o.nats_urls, "NATS server URL(s), comma-separated (nats://host:4222)")
+                   ->check(CLI::Validator([](std::string& v) { return v.empty() ? std::string("must not be empty") : std::string(); },
+                                          "URL"));
   if (nats_required) nats->required();
   app.add_option("--namespace", o.ns, "subject namespace: subjects are yard.<namespace>.*")
       ->check(subject_token_check())

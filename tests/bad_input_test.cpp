@@ -344,6 +344,8 @@ TEST(bad_flags, values_out_of_range_are_refused_at_start_not_crashes) {
       {"bench", "engine", "--prefill-tokens", "-1"},
       {"bench", "edge", "--quick", "--streams", "-1"},
       {"bench", "tiers", "--mib", "-1"},
+      {"up", "--nats", ""},  // was read as no --nats: an embedded cluster started
+      {"mkmodel", "--preset", "tiny", "--out", ::testing::TempDir() + "bad_flags_model", "--rope-scaling", "bogus"},
   };
   for (const auto& args : cases) {
     std::string line;

@@ -17,7 +17,7 @@ int run_mkmodel(int argc, char** argv) {
   app.add_option("--dtype", dt, "f32 | f16 | bf16")->check(CLI::IsMember({"f32", "f16", "bf16"}));
   app.add_option("--shards", o.shards, "number of safetensors shards (default 1)")->check(CLI::Range(1, 64));
   app.add_option("--family", o.family, "llama | qwen2 (default llama)")->check(CLI::IsMember({"llama", "qwen2"}));
-  app.add_option("--rope-scaling", o.rope_scaling, "'' | llama3 | linear");
+  app.add_option("--rope-scaling", o.rope_scaling, "'' | llama3 | linear")->check(CLI::IsMember({"", "llama3", "linear"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
