@@ -37,7 +37,13 @@ class scripted_server {
   explicit scripted_server(std::string models = R"({"data":[{"id":"m","max_model_len":2048}]})")
       : models_(std::move(models)) {
     srv_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) { res.set_content(models_, "application/json"); });
-    srv_.Get("/health", [this](const httplib::Request&, httplib::Response& res) { res.status = healthy ? 200 : 503; });
+    srv_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(health_delay_ms.load()));
+      res.status = healthy ? 200 : 503;
+    });
+    srv_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics_body, "text/plain");
+    });
     srv_.Post("/v1/completions", [this](const httplib::Request&, httplib::Response& res) {
       posts++;
       if (status != 200) {
@@ -71,6 +77,8 @@ class scripted_server {
 
   int port = 0;
   const char* content_type = "text/event-stream";  // set before the first request
+  std::string metrics_body;                        // set before the engine starts
+  std::atomic<int> health_delay_ms{0};
   std::atomic<bool> healthy{true}, release{false}, client_left{false};
   std::atomic<int> status{200}, posts{0};
 
@@ -82,12 +90,13 @@ class scripted_server {
   script stream;
 };
 
-std::unique_ptr<backends::engine> engine_for(const scripted_server& s, int health_timeout_ms = 5000) {
+std::unique_ptr<backends::engine> engine_for(const scripted_server& s, int health_timeout_ms = 5000,
+                                             bool metrics = false) {
   backends::external::openai_upstream_options o;
   o.upstream = "http://127.0.0.1:" + std::to_string(s.port);
   o.poll_ms = 50;
   o.health_timeout_ms = health_timeout_ms;
-  o.metrics_path = "";
+  o.metrics_path = metrics ? "/metrics" : "";
   o.tokenizer = std::make_shared<backends::byte_tokenizer>();
   o.detokenize = [](const std::vector<msg::token_id>& ids) { return std::string(ids.begin(), ids.end()); };
   auto e = backends::external::make_openai_upstream_engine(std::move(o));
@@ -339,4 +348,21 @@ TEST(openai_upstream_hostile, a_context_that_is_not_a_models_is_ignored) {
   auto e = engine_for(srv);
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->max_context(), 8192u) << "2^32 + 5 must not wrap to a context of 5";
+}
+
+// A health answer slower than the timeout is a failed check that says so; a metrics page over 4 MiB is not read
+// (the worker's own counts stand), and a sane one is.
+TEST(openai_upstream_hostile, a_slow_health_check_and_a_huge_metrics_page_are_bounded) {
+  scripted_server srv;
+  srv.metrics_body = "vllm:num_requests_running 7\n" + std::string(5u << 20, '#') + "\n";
+  auto e = engine_for(srv, /*health_timeout_ms=*/200, /*metrics=*/true);
+  ASSERT_NE(e, nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a few polls
+  EXPECT_EQ(e->load().active_requests, 0u) << "a 5 MiB page was read";
+  srv.health_delay_ms = 400;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!e->unavailable_reason() && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(e->unavailable_reason().has_value()) << "health answers 400 ms late against a 200 ms timeout";
+  EXPECT_NE(e->unavailable_reason()->find("no answer within 200 ms"), std::string::npos) << *e->unavailable_reason();
 }
