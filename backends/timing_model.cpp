@@ -1,6 +1,8 @@
 // backends/timing_model.cpp — see timing_model.hpp.
 #include "backends/timing_model.hpp"
 
+#include <cmath>
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -67,6 +69,20 @@ result<engine_profile> parse_profile(const std::string& json_text) {
   if (p.max_model_len == 0) return make_error(errc::bad_request, "profile field 'max_model_len' must be > 0");
   if (p.num_blocks == 0) return make_error(errc::bad_request, "profile field 'num_blocks' must be > 0");
   if (p.watermark < 0 || p.watermark >= 1) return make_error(errc::bad_request, "profile field 'watermark' must be in [0, 1)");
+  if (p.max_num_seqs == 0) return make_error(errc::bad_request, "profile field 'max_num_seqs' must be > 0");
+  if (p.max_num_batched_tokens == 0) return make_error(errc::bad_request, "profile field 'max_num_batched_tokens' must be > 0");
+  // A coefficient may be negative (a fitted curve bends: the default decode_a is), but the times it gives may not:
+  // a negative or non-finite step time made the simulator report TTFTs under a millisecond.
+  const double len = p.max_model_len;
+  for (double n : {1.0, 16.0, 256.0, 4096.0, len})
+    for (double ctx : {0.0, len / 2})
+      if (n <= len && !(prefill_ms(p, n, ctx) >= 0.0 && std::isfinite(prefill_ms(p, n, ctx))))
+        return make_error(errc::bad_request, "profile: prefill.a/b/c/context_factor give a negative or non-finite time (" +
+                                                 std::to_string(n) + " new tokens after " + std::to_string(ctx) + ")");
+  for (double u : {0.0, 0.25, 0.5, 0.75, 1.0})
+    if (!(decode_ms(p, u) >= 0.0 && std::isfinite(decode_ms(p, u))))
+      return make_error(errc::bad_request, "profile: decode.a/b/c/min_ms give a negative or non-finite time (KV use " +
+                                               std::to_string(u) + ")");
   return p;
 }
 

@@ -213,6 +213,12 @@ TEST(timing_model, bad_profiles_name_the_field) {
   ASSERT_FALSE(r2.ok());
   EXPECT_NE(r2.err().message.find("block_size"), std::string::npos);
   EXPECT_FALSE(load_profile("/nonexistent/profile.json").ok());
+  // Times, not coefficients, must be non-negative (the default decode_a is negative).
+  for (const char* bad : {R"({"prefill": {"a": -1, "b": -1, "c": -1}})", R"({"decode": {"c": -100, "b": 0, "a": 0, "min_ms": -1}})",
+                          R"({"max_num_seqs": 0})", R"({"max_num_batched_tokens": 0})"}) {
+    auto b = parse_profile(bad);
+    EXPECT_FALSE(b.ok()) << bad;
+  }
   auto ok = parse_profile(R"({"decode": {"c": 3}})");
   ASSERT_TRUE(ok.ok());
   EXPECT_DOUBLE_EQ(ok->decode_c, 3.0);
