@@ -28,12 +28,6 @@ bool is_hex64(const std::string& s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
 }
 
-// Tenant names appear in metric labels and logs: keep them plain (tenant_table::valid_name).
-bool plain_name(const std::string& s) {
-  return !s.empty() && s.size() <= 128 && std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
-  });
-}
 
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -52,7 +46,7 @@ status read_number(const json& t, const std::string& where, const char* field, d
 
 result<tenant> read_tenant(const std::string& name, const json& t, const std::string& source) {
   std::string where = source + ": tenants." + name;
-  if (!plain_name(name)) return make_error(errc::bad_request, where + ": a tenant name is letters, digits, '_', '-', '.'");
+  if (!tenant_table::valid_name(name)) return make_error(errc::bad_request, where + ": a tenant name is letters, digits, '_', '-', '.'");
   if (!t.is_object()) return make_error(errc::bad_request, where + ": expected a table");
   static const std::set<std::string> known = {"models", "requests_per_s", "tokens_per_min", "priority"};
   for (auto it = t.begin(); it != t.end(); ++it)
@@ -118,7 +112,7 @@ result<std::shared_ptr<tenant_table>> tenant_table::parse(std::string_view text,
                                                "' is not a SHA-256 hex digest (store hashes, not keys: `yard api-key`)");
     if (!it->is_string()) return make_error(errc::bad_request, source + ": keys." + it.key() + ": expected a tenant name");
     auto name = it->get<std::string>();
-    if (!plain_name(name))
+    if (!valid_name(name))
       return make_error(errc::bad_request, source + ": keys." + it.key() + ": a tenant name is letters, digits, '_', '-', '.'");
     // A tenant named only by its keys has no limits and every model.
     if (!table->tenants_.count(name)) table->tenants_.emplace(name, tenant{name, {}, 0, 0, 0});
@@ -131,7 +125,12 @@ result<std::shared_ptr<tenant_table>> tenant_table::parse(std::string_view text,
   return table;
 }
 
-bool tenant_table::valid_name(const std::string& name) { return plain_name(name); }
+// Tenant names appear in metric labels and logs: keep them plain.
+bool tenant_table::valid_name(const std::string& name) {
+  return !name.empty() && name.size() <= 128 && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  });
+}
 
 result<std::shared_ptr<tenant_table>> tenant_table::load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

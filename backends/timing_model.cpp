@@ -74,13 +74,14 @@ result<engine_profile> parse_profile(const std::string& json_text) {
   // A coefficient may be negative (a fitted curve bends: the default decode_a is), but the times it gives may not:
   // a negative or non-finite step time made the simulator report TTFTs under a millisecond.
   const double len = p.max_model_len;
+  const auto usable = [](double ms) { return std::isfinite(ms) && ms >= 0.0; };
   for (double n : {1.0, 16.0, 256.0, 4096.0, len})
     for (double ctx : {0.0, len / 2})
-      if (n <= len && !(prefill_ms(p, n, ctx) >= 0.0 && std::isfinite(prefill_ms(p, n, ctx))))
+      if (n <= len && !usable(prefill_ms(p, n, ctx)))
         return make_error(errc::bad_request, "profile: prefill.a/b/c/context_factor give a negative or non-finite time (" +
                                                  std::to_string(n) + " new tokens after " + std::to_string(ctx) + ")");
   for (double u : {0.0, 0.25, 0.5, 0.75, 1.0})
-    if (!(decode_ms(p, u) >= 0.0 && std::isfinite(decode_ms(p, u))))
+    if (!usable(decode_ms(p, u)))
       return make_error(errc::bad_request, "profile: decode.a/b/c/min_ms give a negative or non-finite time (KV use " +
                                                std::to_string(u) + ")");
   return p;

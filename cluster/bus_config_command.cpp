@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cluster/bus_permissions.hpp"
+#include "cluster/process_options.hpp"
 #include "messages/subject_token.hpp"
 #include "tools/commands.hpp"
 
@@ -31,15 +32,11 @@ int run_bus_config(int argc, char** argv) {
   CLI::App app{"yard bus-config: print a nats-server config with Switchyard's per-role users and permissions"};
   std::string ns = "default";
   std::vector<std::string> specs;
-  app.add_option("--namespace", ns, "subject namespace")->capture_default_str();
+  app.add_option("--namespace", ns, "subject namespace")->check(cluster::subject_token_check())->capture_default_str();
   app.add_option("--user", specs,
                  "USER:ROLE[:INSTANCE] (roles client|frontend|router|worker|agent|planner|node; INSTANCE = a worker id or "
                  "agent node); default one user per role, named after it");
   CLI11_PARSE(app, argc, argv);
-  if (!subjects::valid_token(ns)) {
-    std::fprintf(stderr, "yard bus-config: --namespace '%s' must be 1 to 128 characters of [A-Za-z0-9_-]\n", ns.c_str());
-    return 2;
-  }
   std::vector<cluster::bus_user> users;
   if (specs.empty())
     for (const char* r : {"client", "frontend", "router", "worker", "agent", "planner"}) specs.push_back(std::string(r) + ":" + r);

@@ -253,7 +253,6 @@ int run_up(int argc, char** argv) {
   node.shutdown();
   rt->reset();
   server.reset();
-
   log->info("stopped");
   return 0;
 }

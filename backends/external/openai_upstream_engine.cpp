@@ -507,7 +507,7 @@ class openai_upstream_engine final : public engine {
   // idle timeout.
   void end_silent_streams_while_down(std::vector<sequence_output>& outs) {
     if (calls_.empty()) return;
-    std::optional<std::string> why;
+    std::string why;
     {
       std::lock_guard lk(mu_);
       if (healthy_) return;
@@ -521,7 +521,7 @@ class openai_upstream_engine final : public engine {
       stop_call(*c);
       auto out = finished_output(*c, msg::finish_kind::error);
       out.error_code = errc::unavailable;
-      out.error_message = *why + "; its stream was silent for " +
+      out.error_message = why + "; its stream was silent for " +
                           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()) + " ms";
       log_->warn("request {}: {}", id, *out.error_message);
       outs.push_back(std::move(out));

@@ -219,7 +219,7 @@ std::vector<std::string> sse_splitter::feed(std::string_view bytes) {
 }
 
 error http_error(int status, std::string_view body) {
-  std::string text = utf8_prefix(body, max_error_text);
+  std::string text(body);
   json j = json::parse(body, nullptr, false);
   if (!j.is_discarded() && j.is_object()) {
     // OpenAI: {"error": {"message": ...}}; FastAPI: {"detail": ...}; some servers: {"message": ...}.

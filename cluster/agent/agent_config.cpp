@@ -107,8 +107,6 @@ class checker {
   std::string err_;
 };
 
-bool valid_name(const std::string& s) { return subjects::valid_token(s); }
-
 bool parse_agent_table(checker& c, const toml::table& root, agent_config& cfg) {
   const toml::table* t = c.table(root, "agent");
   if (c.failed()) return false;
@@ -117,10 +115,10 @@ bool parse_agent_table(checker& c, const toml::table& root, agent_config& cfg) {
   if (!c.only_keys(*t, "agent.", {"node", "namespace", "nats", "worker_binary", "metrics_port"})) return false;
   if (!c.get_uint(*t, "agent.", "metrics_port", cfg.metrics_port, 0, 65535)) return false;
   if (!c.get_string(*t, "agent.", "node", cfg.node, true, line)) return false;
-  if (!valid_name(cfg.node))
+  if (!subjects::valid_token(cfg.node))
     return c.fail(checker::line_of(*t->get("node")), "agent.node", "must match [A-Za-z0-9_-]+ (got \"" + cfg.node + "\")");
   if (!c.get_string(*t, "agent.", "namespace", cfg.ns, false, line)) return false;
-  if (!valid_name(cfg.ns))
+  if (!subjects::valid_token(cfg.ns))
     return c.fail(checker::line_of(*t->get("namespace")), "agent.namespace", "must match [A-Za-z0-9_-]+");
   if (!c.get_string(*t, "agent.", "worker_binary", cfg.worker_binary, false, line)) return false;
   const toml::node* nats = t->get("nats");
