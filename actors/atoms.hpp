@@ -31,6 +31,7 @@ using tree_atom = caf::atom_constant<caf::atom("tree")>;           // supervisor
 using offload_atom = caf::atom_constant<caf::atom("offload")>;   // engine -> kv_block_manager: blocks G1 evicted
 using onboard_atom = caf::atom_constant<caf::atom("onboard")>;   // engine -> kv_block_manager: a request's prefix from the tiers
 using hits_atom = caf::atom_constant<caf::atom("kvhits")>;       // engine -> kv_block_manager: G1 prefix hits (write-through)
+using g1_atom = caf::atom_constant<caf::atom("g1call")>;      // engine -> kv_block_manager: a call on the G1 pool it owns
 using export_atom = caf::atom_constant<caf::atom("kvexport")>;   // kv_block_manager -> engine: bytes of G1 blocks
 using tier_load_atom = caf::atom_constant<caf::atom("tierload")>; // kv_block_manager -> engine: the tier fields of its load
 using latency_atom = caf::atom_constant<caf::atom("latency")>;     // router: a frontend latency report (observed TTFT)

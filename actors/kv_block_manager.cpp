@@ -24,6 +24,7 @@ struct manager_state {
   caf::actor engine_handle;  // for write-through bytes and tier loads; dropped as the engine ends
   bool engine_ended = false;
   std::shared_ptr<backends::kv_tier_store> tiers;  // G2/G3 (null: none)
+  std::unique_ptr<kv::block_pool> g1;              // G1, when the engine handed it over (null: the engine keeps it)
   // Keeps this actor alive until it has seen the engine's end: the engine holds the only
   // other strong handle and drops it as it dies, before its exit reaches us; without this
   // the manager could be destroyed unreachable with that exit still queued (and never
@@ -88,13 +89,33 @@ msg::kv_event_batch snapshot_of(const manager_state& st) {
   return b;
 }
 
+// A block call from the engine on the G1 pool owned here; the events a drain takes go out on the stream.
+kv::pool_answer serve_g1(manager_state& st, const kv::pool_call& call) {
+  if (!st.g1) {  // the engine ended (its pool with it), or it never handed one over: nothing is granted
+    st.log->error("{}: a G1 block call with no G1 pool here: refused", st.cfg.worker_id);
+    kv::pool_answer a;
+    a.ok = false;
+    a.refused = static_cast<std::uint32_t>(call.writes.size());
+    return a;
+  }
+  std::vector<msg::kv_event> drained;
+  auto a = kv::serve(*st.g1, call, drained);
+  if (a.refused)
+    st.log->error("{}: {} G1 block write(s) named a block the engine does not hold: skipped", st.cfg.worker_id,
+                  a.refused);
+  if (!drained.empty()) publish(st, std::move(drained));
+  return a;
+}
+
 kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::nats_connection* conn,
                                                        kv_block_manager_config cfg,
-                                                       std::shared_ptr<backends::kv_tier_store> tiers) {
+                                                       std::shared_ptr<backends::kv_tier_store> tiers,
+                                                       std::shared_ptr<std::unique_ptr<kv::block_pool>> g1) {
   auto& st = self->state;
   st.conn = conn;
   st.cfg = std::move(cfg);
   st.tiers = std::move(tiers);
+  st.g1 = std::move(*g1);
   st.log = component_logger("kv_block_manager");
   st.keep_alive = caf::actor_cast<caf::actor>(self);
   st.stream = st.cfg.stream != 0 ? st.cfg.stream : kv_stream_id_now();
@@ -108,6 +129,7 @@ kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::
     s.engine_ended = true;
     s.engine_handle = nullptr;
     s.tiers.reset();  // closes G3 now (pending writes land), before a restarted worker reopens its directory
+    s.g1.reset();     // the engine's block tables died with it: every G1 block is free again
     s.log->info("{}: engine actor ended ({}): its {} KV blocks are gone, cleared published", s.cfg.worker_id,
                 caf::to_string(reason), s.ledger.size());
     publish(s, cleared());  // empties the ledger too
@@ -131,6 +153,7 @@ kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::
       [=](kv_events_atom, std::vector<msg::kv_event>& events) {
         if (!events.empty()) publish(self->state, std::move(events));
       },
+      [=](g1_atom, const kv::pool_call& call) -> kv::pool_answer { return serve_g1(self->state, call); },
       [=](offload_atom, std::vector<kv_block_copy>& blocks) {
         auto& s = self->state;
         if (!s.tiers) return;
@@ -160,9 +183,13 @@ kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::
 
 kv_block_manager_actor spawn_kv_block_manager(caf::actor_system& sys, transport::nats_connection& conn,
                                               kv_block_manager_config cfg,
-                                              std::shared_ptr<backends::kv_tier_store> tiers) {
-  if (tiers && cfg.own_thread) return sys.spawn<caf::detached>(manager_behavior, &conn, std::move(cfg), std::move(tiers));
-  return sys.spawn(manager_behavior, &conn, std::move(cfg), std::move(tiers));
+                                              std::shared_ptr<backends::kv_tier_store> tiers,
+                                              std::unique_ptr<kv::block_pool> g1) {
+  // The engine waits for every G1 answer: a manager with G1 never shares the cooperative threads.
+  const bool detached = g1 || (tiers && cfg.own_thread);
+  auto pool = std::make_shared<std::unique_ptr<kv::block_pool>>(std::move(g1));
+  if (detached) return sys.spawn<caf::detached>(manager_behavior, &conn, std::move(cfg), std::move(tiers), pool);
+  return sys.spawn(manager_behavior, &conn, std::move(cfg), std::move(tiers), pool);
 }
 
 std::uint64_t kv_stream_id_now() {

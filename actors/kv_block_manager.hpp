@@ -18,10 +18,18 @@
 // prefixes are written through to G3 with bytes asked of the engine
 // (export_atom); the tier events go out on the same stream, and the tier
 // fields of the worker's load go back to the engine (tier_load_atom) for its
-// heartbeats. G1 itself stays in the engine's step (allocation cannot wait on
-// a mailbox per block): the engine drains its G1 events after each step and
-// sends them here (kv_events_atom), with the blocks it evicted (offload_atom).
-// Must not touch: the engine, its pool, streams, routing.
+// heartbeats. It owns G1 too — the worker's kv::block_pool, handed over by
+// the engine at spawn (engine::hand_over_g1): which block holds what, who
+// holds a block, what is evicted next, the tier-1 events. The engine keeps
+// only its block tables and the bytes; every block call of its step is a
+// message here (g1_atom, kv/pool_call.hpp, through actors/g1_pool_client),
+// answered at once: a manager with G1 runs on a thread of its own and never
+// waits on the engine. The answer names the blocks the call evicted; the
+// engine copies their bytes out before it writes them and sends them here
+// (offload_atom) after its step, before it asks the manager to publish the
+// step's G1 events (a block's lower tier is known as it leaves G1). When the
+// engine ends, its pool ends here with it.
+// Must not touch: the engine's bytes, its streams, routing.
 // Thread-safety: an event-based actor, linked to the engine actor and monitoring
 // it; it holds a handle to itself until the engine's end has reached it (the
 // engine holds the only other one and drops it as it dies).
@@ -37,6 +45,7 @@
 
 #include "actors/atoms.hpp"
 #include "backends/kv_tier_store.hpp"
+#include "kv/pool_call.hpp"
 #include "messages/types.hpp"
 #include "transport/actor_bridge.hpp"  // nats_message as a CAF message type
 #include "transport/nats_connection.hpp"
@@ -51,7 +60,8 @@ struct kv_block_copy {
 
 using kv_block_manager_actor = caf::typed_actor<
     caf::reacts_to<open_atom, caf::actor>,                        // the engine actor (sent once, first): monitored
-    caf::reacts_to<kv_events_atom, std::vector<msg::kv_event>>,   // the engine's events since its last push
+    caf::reacts_to<kv_events_atom, std::vector<msg::kv_event>>,   // the engine's events since its last push (G1 in the engine)
+    caf::replies_to<g1_atom, kv::pool_call>::with<kv::pool_answer>,  // a block call on the G1 pool owned here
     caf::reacts_to<offload_atom, std::vector<kv_block_copy>>,     // blocks G1 evicted: down a tier
     caf::replies_to<onboard_atom, backends::onboard_ask>::with<backends::onboard_fetch>,  // a prefix from the tiers
     caf::reacts_to<hits_atom, std::vector<kv::block_hash>>,       // G1 prefix hits of a request (write-through)
@@ -71,10 +81,14 @@ struct kv_block_manager_config {
 // A new KV stream id: wall-clock microseconds now (so a later incarnation's is larger).
 std::uint64_t kv_stream_id_now();
 
-// `tiers`: the KV tiers the engine released (null: none).
+// `tiers`: the KV tiers the engine released (null: none). `g1`: the engine's
+// block pool (null: it stays in the engine, as under CAF's test coordinator,
+// where a blocking call could never be answered); with it the manager always
+// runs on its own thread (own_thread is ignored).
 kv_block_manager_actor spawn_kv_block_manager(caf::actor_system& sys, transport::nats_connection& conn,
                                               kv_block_manager_config cfg,
-                                              std::shared_ptr<backends::kv_tier_store> tiers = nullptr);
+                                              std::shared_ptr<backends::kv_tier_store> tiers = nullptr,
+                                              std::unique_ptr<kv::block_pool> g1 = nullptr);
 
 }  // namespace yard::actors
 
@@ -84,3 +98,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<yard::actors::kv_block_copy>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::backends::onboard_ask)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::backends::onboard_fetch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::msg::kv_tier_load)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::kv::pool_call)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(yard::kv::pool_answer)

@@ -3,6 +3,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/g1_pool_client.hpp"
 #include "actors/service_face.hpp"
 #include "actors/worker_engine.hpp"
 #include "messages/subject_token.hpp"
@@ -68,7 +69,15 @@ result<caf::actor> spawn_worker(caf::actor_system& sys, transport::nats_connecti
   auto tiers = worker_detail::release_engine_tiers(*engine);
   kv_block_manager_config mc{id, subjects::kv_events(ns, id)};
   mc.stream = cfg.kv_stream = kv_stream_id_now();  // announced in heartbeats: routers take this stream only
-  auto kv_manager = spawn_kv_block_manager(sys, conn, std::move(mc), tiers.store);
+  // G1 moves there too: the manager owns the pool, the engine allocates through a client of it.
+  kv_block_manager_actor kv_manager;
+  engine->hand_over_g1([&](std::unique_ptr<kv::block_pool> pool) -> std::unique_ptr<kv::block_allocator> {
+    auto client = std::make_unique<g1_pool_client>(*pool);
+    kv_manager = spawn_kv_block_manager(sys, conn, mc, tiers.store, std::move(pool));
+    client->bind(kv_manager);
+    return client;
+  });
+  if (!kv_manager) kv_manager = spawn_kv_block_manager(sys, conn, std::move(mc), tiers.store);
   prefill_client_actor client;
   std::string inbox;
   if (cfg.role == msg::worker_role::decode && *xfer) {

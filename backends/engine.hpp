@@ -23,6 +23,7 @@
 
 #include "common/status.hpp"
 #include "kv/block_hash.hpp"
+#include "kv/block_pool.hpp"
 #include "backends/chat/tool_calls/tool_call_format.hpp"
 #include "backends/kv_tier_store.hpp"
 #include "backends/prompt_tokenizer.hpp"
@@ -149,6 +150,15 @@ class engine : public prompt_tokenizer {
   // then onboard_kv with what the tiers read). nullptr, and nothing changes,
   // when the engine has no tiers.
   virtual std::unique_ptr<kv_tier_store> release_tiers(evicted_block_sink evicted) { return nullptr; }
+  // Hands the engine's G1 block pool to another owner (a worker's
+  // kv_block_manager actor): `owner` gets the pool and returns the client the
+  // engine allocates through from then on (every block call becomes a message
+  // to the owner; the pool's eviction callback moves to the client). Call it
+  // after release_tiers. False, and `owner` is not called, when the engine has
+  // no pool (an external engine), has handed it over already, or still runs
+  // its tiers in-process.
+  using g1_owner = std::function<std::unique_ptr<kv::block_allocator>(std::unique_ptr<kv::block_pool>)>;
+  virtual bool hand_over_g1(const g1_owner& owner) { return false; }
   // What the tiers are asked when a request with these full-block hashes and
   // `prompt_tokens` tokens (prompt + resume) is admitted (see make_onboard_ask).
   virtual onboard_ask onboard_question(std::span<const kv::block_hash> hashes, std::size_t prompt_tokens) const {

@@ -154,6 +154,11 @@ std::unique_ptr<kv_tier_store> engine_shell::release_tiers(evicted_block_sink ev
   return store;
 }
 
+bool engine_shell::hand_over_g1(const g1_owner& owner) {
+  if (tiering_) return false;  // kv_tiering holds the pool: release_tiers first
+  return sched_->hand_over_pool(owner);
+}
+
 onboard_ask engine_shell::onboard_question(std::span<const kv::block_hash> hashes, std::size_t prompt_tokens) const {
   return make_onboard_ask(sched_->pool(), hashes, prompt_tokens);
 }

@@ -1,6 +1,7 @@
 // backends/engine_shell.hpp — what every scheduler-driven engine shares.
 //
-// Owns: the scheduler (and through it the kv::block_pool), the KV tiers and
+// Owns: the scheduler (and through it the G1 block pool, until a worker hands
+// it to its kv_block_manager actor: hand_over_g1), the KV tiers and
 // their admission hook, request admission (ids, empty prompts, duplicates,
 // optional precomputed block hashes), and the step loop that turns scheduler
 // updates into sequence_outputs: streamed text that never splits a UTF-8
@@ -60,6 +61,7 @@ class engine_shell : public engine {
   result<std::size_t> import_kv(std::span<const kv::block_hash> hashes, std::optional<kv::block_hash> parent,
                                 std::span<const std::byte> data) override;
   std::unique_ptr<kv_tier_store> release_tiers(evicted_block_sink evicted) override;
+  bool hand_over_g1(const g1_owner& owner) override;
   onboard_ask onboard_question(std::span<const kv::block_hash> hashes, std::size_t prompt_tokens) const override;
   result<std::size_t> onboard_kv(const onboard_ask& ask, const onboard_fetch& f) override;
 

@@ -7,11 +7,11 @@
 
 namespace yard::backends {
 
-std::size_t cached_blocks(const kv::block_pool& pool, std::span<const kv::block_hash> hashes) {
+std::size_t cached_blocks(const kv::block_allocator& pool, std::span<const kv::block_hash> hashes) {
   return pool.match_prefix(hashes);
 }
 
-std::size_t export_blocks(const kv::block_pool& pool, const executor& ex, std::span<const kv::block_hash> hashes,
+std::size_t export_blocks(const kv::block_allocator& pool, const executor& ex, std::span<const kv::block_hash> hashes,
                           std::span<std::byte> out) {
   const std::size_t bb = ex.kv_block_bytes();
   if (bb == 0) return 0;
@@ -28,7 +28,7 @@ namespace {
 
 // Imports hashes[i] from block_at(i) (each `bb` bytes): the loop import_blocks and import_onboarded share.
 template <class BlockAt>
-result<std::size_t> import_each(kv::block_pool& pool, executor& ex, std::span<const kv::block_hash> hashes,
+result<std::size_t> import_each(kv::block_allocator& pool, executor& ex, std::span<const kv::block_hash> hashes,
                                 std::optional<kv::block_hash> parent, std::size_t bb, BlockAt block_at) {
   std::size_t done = 0;
   std::vector<kv::block_id> got;
@@ -57,7 +57,7 @@ result<std::size_t> import_each(kv::block_pool& pool, executor& ex, std::span<co
 
 }  // namespace
 
-result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<const kv::block_hash> hashes,
+result<std::size_t> import_blocks(kv::block_allocator& pool, executor& ex, std::span<const kv::block_hash> hashes,
                                   std::optional<kv::block_hash> parent, std::span<const std::byte> data) {
   const std::size_t bb = ex.kv_block_bytes();
   if (bb == 0) return make_error(errc::bad_request, "this engine has no KV block bytes to import into");
@@ -67,7 +67,7 @@ result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<
   return import_each(pool, ex, hashes, parent, bb, [&](std::size_t i) { return data.subspan(i * bb, bb); });
 }
 
-void forward_evictions(kv::block_pool& pool, const executor& ex,
+void forward_evictions(kv::block_allocator& pool, const executor& ex,
                        std::function<void(kv::block_hash, std::span<const std::byte>)> sink) {
   const std::size_t bb = ex.kv_block_bytes();
   if (!sink || bb == 0) {
@@ -80,7 +80,7 @@ void forward_evictions(kv::block_pool& pool, const executor& ex,
   });
 }
 
-onboard_ask make_onboard_ask(const kv::block_pool& pool, std::span<const kv::block_hash> hashes, std::size_t prompt_tokens) {
+onboard_ask make_onboard_ask(const kv::block_allocator& pool, std::span<const kv::block_hash> hashes, std::size_t prompt_tokens) {
   onboard_ask a;
   a.prompt_tokens = prompt_tokens;
   if (prompt_tokens == 0 || pool.block_size() == 0) return a;
@@ -91,7 +91,7 @@ onboard_ask make_onboard_ask(const kv::block_pool& pool, std::span<const kv::blo
   return a;
 }
 
-result<std::size_t> import_onboarded(kv::block_pool& pool, executor& ex, const onboard_ask& ask, const onboard_fetch& f) {
+result<std::size_t> import_onboarded(kv::block_allocator& pool, executor& ex, const onboard_ask& ask, const onboard_fetch& f) {
   const std::size_t bb = ex.kv_block_bytes();
   const std::size_t n1 = std::min(ask.g1_blocks, ask.hashes.size());
   const auto all = std::span<const kv::block_hash>(ask.hashes);

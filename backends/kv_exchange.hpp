@@ -1,7 +1,8 @@
 // backends/kv_exchange.hpp — moves KV block bytes between an engine's pool and flat buffers.
 //
 // Owns: the one place that turns "these block hashes" into bytes (export) and
-// bytes into cached blocks of a kv::block_pool (import), through an executor's
+// bytes into cached blocks of a G1 pool (kv::block_allocator: the pool or its
+// owner's client) (import), through an executor's
 // read_block/write_block. Used by both engines for disaggregated prefill
 // (prefill worker exports, decode worker imports) and by KV tiers.
 // Must not touch: scheduling, I/O, transport (callers own the buffers).
@@ -21,13 +22,13 @@
 namespace yard::backends {
 
 // Leading blocks of `hashes` cached in `pool` now.
-std::size_t cached_blocks(const kv::block_pool& pool, std::span<const kv::block_hash> hashes);
+std::size_t cached_blocks(const kv::block_allocator& pool, std::span<const kv::block_hash> hashes);
 
 // Copies the cached blocks of the leading `hashes` into `out` (block i at
 // i * executor.kv_block_bytes()), stopping at the first hash that is not
 // cached or when `out` is full. Returns how many blocks were copied (0 when the
 // executor has no block bytes).
-std::size_t export_blocks(const kv::block_pool& pool, const executor& ex, std::span<const kv::block_hash> hashes,
+std::size_t export_blocks(const kv::block_allocator& pool, const executor& ex, std::span<const kv::block_hash> hashes,
                           std::span<std::byte> out);
 
 // Stores `data` (hashes.size() blocks of executor.kv_block_bytes()) as cached
@@ -38,7 +39,7 @@ std::size_t export_blocks(const kv::block_pool& pool, const executor& ex, std::s
 // count says where) when the pool has no free block. errc::corrupt when the
 // executor rejects a block's bytes; errc::bad_request on a size mismatch or an
 // executor without block bytes.
-result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<const kv::block_hash> hashes,
+result<std::size_t> import_blocks(kv::block_allocator& pool, executor& ex, std::span<const kv::block_hash> hashes,
                                   std::optional<kv::block_hash> parent, std::span<const std::byte> data);
 
 // From now on each block `pool` evicts goes to `sink` (its hash and its bytes,
@@ -46,14 +47,14 @@ result<std::size_t> import_blocks(kv::block_pool& pool, executor& ex, std::span<
 // their blocks, in-process (kv_tiering) or by message (a worker's
 // kv_block_manager). An empty sink, or an executor without block bytes,
 // unhooks. Replaces the pool's eviction callback.
-void forward_evictions(kv::block_pool& pool, const executor& ex,
+void forward_evictions(kv::block_allocator& pool, const executor& ex,
                        std::function<void(kv::block_hash, std::span<const std::byte>)> sink);
 
 // The question a request's admission puts to the tiers below `pool`: its usable
 // full blocks (like the scheduler, never the block holding the last prompt
 // token: that token is always computed), how many lead in the pool, and which
 // of the others are in the pool too.
-onboard_ask make_onboard_ask(const kv::block_pool& pool, std::span<const kv::block_hash> hashes, std::size_t prompt_tokens);
+onboard_ask make_onboard_ask(const kv::block_allocator& pool, std::span<const kv::block_hash> hashes, std::size_t prompt_tokens);
 
 // Imports the run the tiers read for `ask` (kv_tier_store::fetch) behind its
 // G1 prefix. The prefix's blocks (those still cached) and the run's G1 blocks
@@ -61,6 +62,6 @@ onboard_ask make_onboard_ask(const kv::block_pool& pool, std::span<const kv::blo
 // run block marked G1 that has left the pool since ends the run there (its
 // bytes were never read). Returns how many of the run's blocks are cached now;
 // errors as import_blocks.
-result<std::size_t> import_onboarded(kv::block_pool& pool, executor& ex, const onboard_ask& ask, const onboard_fetch& f);
+result<std::size_t> import_onboarded(kv::block_allocator& pool, executor& ex, const onboard_ask& ask, const onboard_fetch& f);
 
 }  // namespace yard::backends

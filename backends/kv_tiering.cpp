@@ -8,7 +8,7 @@ namespace yard::backends {
 
 kv_tiering::~kv_tiering() { pool_.set_evict_callback({}); }
 
-result<std::unique_ptr<kv_tiering>> kv_tiering::create(const kv_tier_options& opts, kv::block_pool& pool, executor& ex,
+result<std::unique_ptr<kv_tiering>> kv_tiering::create(const kv_tier_options& opts, kv::block_allocator& pool, executor& ex,
                                                        prefill_cost_fn prefill_cost, bool overlapped) {
   auto store = kv_tier_store::create(opts, ex.kv_block_bytes(), pool.block_size(), std::move(prefill_cost), overlapped);
   if (!store) return store.err();

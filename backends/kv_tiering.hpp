@@ -44,7 +44,7 @@ class kv_tiering {
   // Creates the store (recovering G3) and installs the eviction hook on
   // `pool`. `pool` and `ex` must outlive this. Errors: those of
   // kv_tier_store::create; nothing is hooked then.
-  static result<std::unique_ptr<kv_tiering>> create(const kv_tier_options& opts, kv::block_pool& pool, executor& ex,
+  static result<std::unique_ptr<kv_tiering>> create(const kv_tier_options& opts, kv::block_allocator& pool, executor& ex,
                                                     prefill_cost_fn prefill_cost, bool overlapped = true);
   ~kv_tiering();
   kv_tiering(const kv_tiering&) = delete;
@@ -71,9 +71,9 @@ class kv_tiering {
   double block_ms(std::uint8_t tier) const { return store_->block_ms(tier); }
 
  private:
-  kv_tiering(kv::block_pool& pool, executor& ex) : pool_(pool), ex_(ex) {}
+  kv_tiering(kv::block_allocator& pool, executor& ex) : pool_(pool), ex_(ex) {}
 
-  kv::block_pool& pool_;
+  kv::block_allocator& pool_;
   executor& ex_;
   std::unique_ptr<kv_tier_store> store_;
   std::vector<std::byte> scratch_;  // one block, for write-throughs (evictions: forward_evictions)

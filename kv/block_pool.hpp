@@ -7,7 +7,8 @@
 // an executor maps block ids to its own storage (the mock has none).
 // Must not touch: scheduling policy (who gets blocks is the scheduler's call),
 // I/O, clocks.
-// Thread-safety: not thread-safe; one owner (an engine's scheduler).
+// Thread-safety: not thread-safe; one owner (an engine's scheduler, or a
+// worker's kv_block_manager actor, which serves the engine by message).
 //
 // Life of a block: free (never hashed) -> allocated (ref 1, no hash) ->
 // committed (full, hash registered, "stored" event) -> released to ref 0: an
@@ -23,15 +24,14 @@
 #include <optional>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
+#include "kv/block_allocator.hpp"
 #include "kv/block_hash.hpp"
 #include "messages/types.hpp"
 
 namespace yard::kv {
-
-using block_id = std::uint32_t;
-inline constexpr block_id no_block = 0xffffffffu;
 
 struct block_pool_options {
   std::uint32_t num_blocks = 16384;   // pool capacity in blocks (default 16384)
@@ -48,64 +48,62 @@ struct block_pool_stats {
   std::uint64_t failed_allocations = 0;
 };
 
-class block_pool {
+class block_pool final : public block_allocator {
  public:
-  // Called right before a cached block is evicted (allocation reusing it, or
-  // evict_all_unreferenced), while its contents are still valid: the block,
-  // its hash and its parent (absent = chain root). KV tiers copy the bytes out
-  // here (offload on eviction). The callback must not call back into the pool.
-  using evict_fn = std::function<void(block_id, block_hash, std::optional<block_hash> parent)>;
-
+  // The eviction callback (block_allocator::evict_fn) runs when allocation
+  // reuses a cached block or evict_all_unreferenced drops one, while its
+  // contents are still valid: KV tiers copy the bytes out there.
   explicit block_pool(block_pool_options opts = {});
 
   // Replaces the eviction callback (empty = none, the default).
-  void set_evict_callback(evict_fn fn) { on_evict_ = std::move(fn); }
+  void set_evict_callback(evict_fn fn) override { on_evict_ = std::move(fn); }
+  evict_fn take_evict_callback() override { return std::exchange(on_evict_, {}); }
 
-  std::uint32_t num_blocks() const { return opts_.num_blocks; }
-  std::uint32_t block_size() const { return opts_.block_size; }
+  std::uint32_t num_blocks() const override { return opts_.num_blocks; }
+  std::uint32_t block_size() const override { return opts_.block_size; }
   // Blocks an allocation can get now: never-used + free + evictable cached.
-  std::uint32_t num_free() const { return opts_.num_blocks - num_referenced_; }
+  std::uint32_t num_free() const override { return opts_.num_blocks - num_referenced_; }
   // Blocks held by at least one sequence.
-  std::uint32_t num_referenced() const { return num_referenced_; }
+  std::uint32_t num_referenced() const override { return num_referenced_; }
   // Cached (hashed) blocks, referenced or not.
   std::size_t num_cached() const { return cache_.size(); }
   const block_pool_stats& stats() const { return stats_; }
 
   // Number of leading hashes of `hashes` that are cached now (no side effects).
-  std::size_t match_prefix(std::span<const block_hash> hashes) const;
+  std::size_t match_prefix(std::span<const block_hash> hashes) const override;
 
   // Takes a reference on the cached blocks of the first `n` hashes (all must
   // be cached: call match_prefix first) and appends their ids to `out`.
   // Counts `lookup` blocks asked / n hit in the stats (lookup >= n).
   void acquire_cached(std::span<const block_hash> hashes, std::size_t n, std::size_t lookup,
-                      std::vector<block_id>& out);
+                      std::vector<block_id>& out) override;
   // Like acquire_cached without touching the lookup/hit stats: holds blocks
   // (e.g. while importing more behind them) so allocation cannot evict them.
-  void pin_cached(std::span<const block_hash> hashes, std::size_t n, std::vector<block_id>& out);
+  void pin_cached(std::span<const block_hash> hashes, std::size_t n, std::vector<block_id>& out) override;
 
   // Appends `n` fresh blocks (ref 1, unhashed) to `out`, evicting LRU cached
   // blocks as needed. Returns false and changes nothing when fewer than `n`
   // blocks are free.
-  bool allocate(std::size_t n, std::vector<block_id>& out);
+  bool allocate(std::size_t n, std::vector<block_id>& out) override;
 
   // Registers a full block under `hash` (chained after `parent`, absent = the
   // chain root) and records a "stored" event. If another block already holds
   // `hash`, this block stays unhashed (it is freed on release) and nothing is
   // recorded. No-op when prefix caching is off.
-  void commit(block_id b, block_hash hash, std::optional<block_hash> parent);
+  void commit(block_id b, block_hash hash, std::optional<block_hash> parent) override;
 
   // Drops one reference. At zero a hashed block becomes evictable (LRU tail),
   // an unhashed one returns to the free list.
-  void release(block_id b);
-  void release_all(std::span<const block_id> blocks);
+  void release(block_id b) override;
+  void release_all(std::span<const block_id> blocks) override;
 
   // Events recorded since the last drain, in order; consecutive stores of one
   // chain and consecutive removals are merged into one event each.
-  std::vector<msg::kv_event> drain_events();
+  std::vector<msg::kv_event> drain_events() override;
 
   // Every cached hash with its parent, parents before children where known
   // (for answering an indexer's resync request).
-  std::vector<msg::kv_event> snapshot() const;
+  std::vector<msg::kv_event> snapshot() const override;
 
   // Evicts every unreferenced cached block (records "removed" events).
   void evict_all_unreferenced();
@@ -113,7 +111,7 @@ class block_pool {
   std::uint32_t ref_count(block_id b) const { return b < meta_.size() ? meta_[b].ref : 0; }
   std::optional<block_hash> hash_of(block_id b) const;
   // The block caching `h` now, if any (no side effects).
-  std::optional<block_id> block_of(block_hash h) const {
+  std::optional<block_id> block_of(block_hash h) const override {
     auto it = cache_.find(h);
     if (it == cache_.end()) return std::nullopt;
     return it->second;

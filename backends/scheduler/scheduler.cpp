@@ -9,9 +9,20 @@
 namespace yard::backends {
 
 scheduler::scheduler(scheduler_config cfg, kv::block_pool_options pool_opts)
-    : cfg_(cfg), pool_(pool_opts), block_size_(pool_.block_size()) {
+    : cfg_(cfg), local_pool_(std::make_unique<kv::block_pool>(pool_opts)), pool_(local_pool_.get()),
+      block_size_(pool_->block_size()) {
   if (cfg_.max_num_seqs == 0) cfg_.max_num_seqs = 1;
   if (cfg_.max_num_batched_tokens == 0) cfg_.max_num_batched_tokens = 1;
+}
+
+bool scheduler::hand_over_pool(const pool_owner& owner) {
+  if (!local_pool_) return false;
+  auto evict = local_pool_->take_evict_callback();
+  remote_pool_ = owner(std::move(local_pool_));
+  assert(remote_pool_ && "a pool owner must give a client back");
+  remote_pool_->set_evict_callback(std::move(evict));
+  pool_ = remote_pool_.get();
+  return true;
 }
 
 result<std::uint64_t> scheduler::add(sequence_spec spec) {
@@ -47,12 +58,12 @@ result<std::uint64_t> scheduler::add(sequence_spec spec) {
                           (until_context ? "the " + std::to_string(spec.max_output_tokens) + " tokens the context of " +
                                                std::to_string(cfg_.max_model_len) + " leaves after the prompt"
                                          : "'max_tokens' (" + std::to_string(spec.max_output_tokens) + ")"));
-  auto watermark_blocks = static_cast<std::uint64_t>(cfg_.watermark * pool_.num_blocks());
-  if (blocks_for(static_cast<std::uint32_t>(std::min<std::uint64_t>(total, 0xffffffffu))) + watermark_blocks > pool_.num_blocks())
+  auto watermark_blocks = static_cast<std::uint64_t>(cfg_.watermark * pool_->num_blocks());
+  if (blocks_for(static_cast<std::uint32_t>(std::min<std::uint64_t>(total, 0xffffffffu))) + watermark_blocks > pool_->num_blocks())
     // Never admissible here, however long it waits: a 400 (a retry cannot help), not a 429.
     return make_error(errc::bad_request, "request needs " + std::to_string(total) +
                                              " tokens of KV (prompt + max_tokens), over the context of " +
-                                             std::to_string(std::uint64_t(pool_.num_blocks()) * block_size_) +
+                                             std::to_string(std::uint64_t(pool_->num_blocks()) * block_size_) +
                                              " tokens this worker's KV pool holds");
   auto s = std::make_unique<sequence>();
   s->id = next_id_++;
@@ -96,7 +107,7 @@ void scheduler::ensure_hashes(sequence& s, std::size_t n_blocks) {
 }
 
 void scheduler::free_sequence(sequence& s) {
-  pool_.release_all(s.blocks);
+  pool_->release_all(s.blocks);
   s.blocks.clear();
   s.num_computed = 0;
   s.committed_blocks = 0;
@@ -160,9 +171,9 @@ bool scheduler::try_admit(sequence& s, std::uint32_t& budget, batch_plan& plan) 
   ensure_hashes(s, std::min<std::size_t>(full, s.spec.tokens.size() / block_size_));
   // Onboard only when the whole sequence fits the free pool: under block
   // pressure imported blocks would be evicted again before they are used.
-  if (admit_hook_ && pool_.num_free() >= blocks_for(total) + static_cast<std::uint32_t>(cfg_.watermark * pool_.num_blocks()))
+  if (admit_hook_ && pool_->num_free() >= blocks_for(total) + static_cast<std::uint32_t>(cfg_.watermark * pool_->num_blocks()))
     admit_hook_(std::span<const kv::block_hash>(s.hashes.data(), std::min(full, s.hashes.size())), total);
-  std::size_t matched = pool_.match_prefix(std::span<const kv::block_hash>(s.hashes.data(), full));
+  std::size_t matched = pool_->match_prefix(std::span<const kv::block_hash>(s.hashes.data(), full));
   std::uint32_t cached = static_cast<std::uint32_t>(matched) * block_size_;
   std::uint32_t n_new = total - cached;
   if (n_new > budget) {
@@ -173,10 +184,10 @@ bool scheduler::try_admit(sequence& s, std::uint32_t& budget, batch_plan& plan) 
   // Blocks taken from the evictable set by the prefix hit also reduce what is free.
   std::vector<kv::block_id> blocks;
   blocks.reserve(blocks_for(total));
-  pool_.acquire_cached(s.hashes, matched, s.admitted_once ? 0 : full, blocks);
-  auto watermark_blocks = static_cast<std::uint32_t>(cfg_.watermark * pool_.num_blocks());
-  if (pool_.num_free() < need + watermark_blocks || !pool_.allocate(need, blocks)) {
-    pool_.release_all(blocks);
+  pool_->acquire_cached(s.hashes, matched, s.admitted_once ? 0 : full, blocks);
+  auto watermark_blocks = static_cast<std::uint32_t>(cfg_.watermark * pool_->num_blocks());
+  if (pool_->num_free() < need + watermark_blocks || !pool_->allocate(need, blocks)) {
+    pool_->release_all(blocks);
     return false;
   }
   s.blocks = std::move(blocks);
@@ -209,7 +220,7 @@ bool scheduler::run_pass(const std::vector<sequence*>& seqs, std::uint32_t& budg
     if (n_new == 0) continue;
     std::uint32_t have = static_cast<std::uint32_t>(s.blocks.size());
     std::uint32_t want = blocks_for(s.num_computed + n_new);
-    while (want > have && !pool_.allocate(want - have, s.blocks)) {
+    while (want > have && !pool_->allocate(want - have, s.blocks)) {
       sequence* victim = nullptr;
       for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
         if ((*it)->planned == plans_) continue;
@@ -233,7 +244,7 @@ bool scheduler::run_pass(const std::vector<sequence*>& seqs, std::uint32_t& budg
 batch_plan scheduler::schedule() {
   batch_plan plan;
   plan.block_size = block_size_;
-  plan.num_blocks = pool_.num_blocks();
+  plan.num_blocks = pool_->num_blocks();
   std::uint32_t budget = cfg_.max_num_batched_tokens;
   bool preempted = false;
   // Passes: (1) running decodes and interactive prefills, in admission order;
@@ -302,7 +313,7 @@ std::vector<sequence_update> scheduler::update(const batch_plan& plan, const exe
     if (full > s.committed_blocks) {
       ensure_hashes(s, full);
       for (std::uint32_t b = s.committed_blocks; b < full; ++b)
-        pool_.commit(s.blocks[b], s.hashes[b], b == 0 ? std::optional<kv::block_hash>() : s.hashes[b - 1]);
+        pool_->commit(s.blocks[b], s.hashes[b], b == 0 ? std::optional<kv::block_hash>() : s.hashes[b - 1]);
       s.committed_blocks = full;
     }
     if (!e.sample || i >= res.sampled.size()) continue;
@@ -381,8 +392,8 @@ msg::load_report scheduler::load() const {
   for (const auto* s : waiting_) l.pending_prefill_tokens += s->spec.tokens.size() - s->num_computed;
   for (const auto* s : running_)
     if (s->num_computed < s->prefill_end) l.pending_prefill_tokens += s->prefill_end - s->num_computed;
-  l.active_kv_blocks = pool_.num_referenced();
-  l.total_kv_blocks = pool_.num_blocks();
+  l.active_kv_blocks = pool_->num_referenced();
+  l.total_kv_blocks = pool_->num_blocks();
   return l;
 }
 

@@ -1,7 +1,9 @@
-// backends/scheduler/scheduler.hpp — vLLM-style continuous batching over a kv::block_pool.
+// backends/scheduler/scheduler.hpp — vLLM-style continuous batching over a G1 block pool.
 //
 // Owns: the waiting and running queues, every sequence's tokens, block table
-// and block hashes, admission (max_num_seqs, max_num_batched_tokens, watermark,
+// and block hashes, the kv::block_pool it allocates from until it hands it
+// over to another owner (hand_over_pool: a worker's kv_block_manager actor;
+// from then on every block call goes through the owner's client), admission (max_num_seqs, max_num_batched_tokens, watermark,
 // prefix-cache hits), chunked prefill, and preemption by recompute when the
 // pool runs out of blocks. One implementation drives both executors (mock and
 // native): schedule() builds a batch_plan, an executor runs it, update() applies
@@ -139,8 +141,13 @@ class scheduler {
   std::size_t num_waiting() const { return waiting_.size(); }
   msg::load_report load() const;
   const scheduler_stats& stats() const { return stats_; }
-  kv::block_pool& pool() { return pool_; }
-  const kv::block_pool& pool() const { return pool_; }
+  kv::block_allocator& pool() { return *pool_; }
+  const kv::block_allocator& pool() const { return *pool_; }
+  // Gives the pool to `owner`, which returns the client to allocate through
+  // from now on; the pool's eviction callback moves to the client. False (and
+  // `owner` is not called) when the pool was handed over already.
+  using pool_owner = std::function<std::unique_ptr<kv::block_allocator>(std::unique_ptr<kv::block_pool>)>;
+  bool hand_over_pool(const pool_owner& owner);
   const scheduler_config& config() const { return cfg_; }
 
  private:
@@ -176,7 +183,9 @@ class scheduler {
   sequence_update make_finished(sequence& s, msg::finish_kind reason);
 
   scheduler_config cfg_;
-  kv::block_pool pool_;
+  std::unique_ptr<kv::block_pool> local_pool_;        // the pool, until handed over
+  std::unique_ptr<kv::block_allocator> remote_pool_;  // its owner's client, after
+  kv::block_allocator* pool_;                         // whichever of the two is set
   std::uint32_t block_size_;
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, std::unique_ptr<sequence>> seqs_;
