@@ -13,54 +13,48 @@ constexpr auto answer_timeout = std::chrono::seconds(30);
 }  // namespace
 
 g1_pool_client::g1_pool_client(const kv::block_pool& pool)
-    : num_blocks_(pool.num_blocks()),
-      block_size_(pool.block_size()),
-      num_free_(pool.num_free()),
-      num_referenced_(pool.num_referenced()),
-      rpc_(caf::duration(answer_timeout)),
-      log_(component_logger("g1_pool_client")) {}
+    : num_blocks_(pool.num_blocks()), block_size_(pool.block_size()), log_(component_logger("g1_pool_client")) {
+  // A pool is handed over before the engine serves anything: it holds no block.
+  if (pool.num_referenced() != 0)
+    log_->error("a G1 pool handed over with {} blocks held: they are not the engine's any more",
+                pool.num_referenced());
+}
 
 void g1_pool_client::bind(kv_block_manager_actor manager) { manager_ = std::move(manager); }
+
+std::uint32_t g1_pool_client::num_referenced() const {
+  return lost_ ? num_blocks_ : static_cast<std::uint32_t>(refs_.size());
+}
 
 kv::pool_answer g1_pool_client::ask(kv::pool_call call) const {
   call.writes = std::exchange(writes_, {});
   kv::pool_answer a;
   a.ok = false;
   if (lost_) return a;
-  // The blocking actor behind the view is made here, on the caller's (the engine's) thread.
-  if (!rpc_) rpc_.assign(manager_);
+  if (!self_) self_.emplace(manager_->home_system());
   ++calls_;
-  auto r = rpc_(g1_atom::value, std::move(call));
-  if (!r) {
-    lost_ = true;
-    num_free_ = 0;  // nothing can be granted: the worker reports its KV full, so routers send it nothing
-    num_referenced_ = num_blocks_;
+  dirty_ = true;  // an allocation may evict, a commit stores: either is an event the next drain publishes
+  caf::error err;
+  (*self_)
+      ->request(manager_, answer_timeout, g1_atom::value, std::move(call))
+      .receive([&](kv::pool_answer& x) { a = std::move(x); }, [&](caf::error& e) { err = std::move(e); });
+  if (err) {
+    lost_ = true;  // nothing can be granted: the worker reports its KV full, so routers send it nothing
     log_->error("the kv_block_manager owning this worker's G1 pool did not answer ({}): no block is granted from "
                 "now on (the worker is going down with it)",
-                caf::to_string(r.error()));
+                caf::to_string(err));
+    a = kv::pool_answer{};
+    a.ok = false;
     return a;
   }
-  a = std::move(*r);
-  num_free_ = a.num_free;
-  num_referenced_ = a.num_referenced;
   if (a.refused) log_->error("{} G1 block write(s) refused by the kv_block_manager", a.refused);
   if (on_evict_)
     for (const auto& e : a.evicted) on_evict_(e.block, e.hash, e.parent);
   return a;
 }
 
-void g1_pool_client::flush() const {
-  if (!writes_.empty()) ask(kv::pool_call{});
-}
-
-std::uint32_t g1_pool_client::num_free() const {
-  flush();
-  return num_free_;
-}
-
-std::uint32_t g1_pool_client::num_referenced() const {
-  flush();
-  return num_referenced_;
+void g1_pool_client::hold(const std::vector<kv::block_id>& blocks) {
+  for (auto b : blocks) ++refs_[b];
 }
 
 std::size_t g1_pool_client::match_prefix(std::span<const kv::block_hash> hashes) const {
@@ -89,6 +83,7 @@ void g1_pool_client::acquire_cached(std::span<const kv::block_hash> hashes, std:
   c.n = n;
   c.lookup = lookup;
   auto a = ask(std::move(c));
+  hold(a.blocks);
   out.insert(out.end(), a.blocks.begin(), a.blocks.end());
 }
 
@@ -99,16 +94,19 @@ void g1_pool_client::pin_cached(std::span<const kv::block_hash> hashes, std::siz
   c.hashes.assign(hashes.begin(), hashes.begin() + static_cast<std::ptrdiff_t>(std::min(n, hashes.size())));
   c.n = n;
   auto a = ask(std::move(c));
+  hold(a.blocks);
   out.insert(out.end(), a.blocks.begin(), a.blocks.end());
 }
 
 bool g1_pool_client::allocate(std::size_t n, std::vector<kv::block_id>& out) {
   if (n == 0) return true;
+  if (n > num_free()) return false;  // known here: no message
   kv::pool_call c;
   c.query = kv::pool_query::allocate;
   c.n = n;
   auto a = ask(std::move(c));
   if (!a.ok) return false;
+  hold(a.blocks);
   out.insert(out.end(), a.blocks.begin(), a.blocks.end());
   return true;
 }
@@ -119,6 +117,9 @@ void g1_pool_client::commit(kv::block_id b, kv::block_hash hash, std::optional<k
 
 void g1_pool_client::release(kv::block_id b) {
   writes_.push_back(kv::pool_write{kv::pool_write::kind::release, b, 0, std::nullopt});
+  auto it = refs_.find(b);
+  if (it == refs_.end()) return;  // not ours: the manager refuses it too
+  if (--it->second == 0) refs_.erase(it);
 }
 
 void g1_pool_client::release_all(std::span<const kv::block_id> blocks) {
@@ -127,9 +128,14 @@ void g1_pool_client::release_all(std::span<const kv::block_id> blocks) {
 }
 
 std::vector<msg::kv_event> g1_pool_client::drain_events() {
+  if (lost_ || (!dirty_ && writes_.empty())) return {};  // nothing can have happened since the last drain
+  dirty_ = false;
+  if (!self_) self_.emplace(manager_->home_system());
   kv::pool_call c;
+  c.writes = std::exchange(writes_, {});
   c.query = kv::pool_query::drain_events;
-  ask(std::move(c));
+  ++calls_;
+  (*self_)->send(manager_, kv_events_atom::value, std::move(c));  // no answer: the manager publishes them
   return {};
 }
 

@@ -1,22 +1,30 @@
 // actors/g1_pool_client.hpp — the engine's side of the G1 block pool its kv_block_manager owns.
 //
-// Owns: the queue of block writes (commit, release) not sent yet, the pool's
-// counts as of the last answer, and the eviction callback the engine's pool
-// had (the KV tiers' copy-out, moved here by scheduler::hand_over_pool). Every
-// call that needs an answer is one message to the manager (g1_atom with a
+// Owns: the queue of block writes (commit, release) not sent yet, the blocks
+// the engine holds and how often (so num_free/num_referenced are known here
+// exactly, without asking: only this engine takes or drops references), and
+// the eviction callback the engine's pool had (the KV tiers' copy-out, moved
+// here by scheduler::hand_over_pool). Every question (match, acquire, pin,
+// allocate, block_of, snapshot) is one message to the manager (g1_atom with a
 // kv::pool_call: the queued writes, then the question) and a wait for its
-// answer; the callback runs for each block the answer says was evicted, before
-// the call returns, while the engine has not written the block yet.
+// answer; the callback runs for each block the answer says was evicted,
+// before the call returns, while the engine has not written the block yet.
+// A drain is one message with no answer (kv_events_atom: the queued writes,
+// then "publish your pool's events"), sent from the same blocking actor, so
+// it stays in order with the questions.
 // Must not touch: the pool (the manager's), the engine's bytes.
 // Thread-safety: one caller, the engine actor's thread (it blocks on each
 // answer: the engine actor is detached and the manager never waits on it). If
 // the manager is gone (it ends with the engine, so only while both go down),
-// calls answer "nothing cached, nothing free" and an error is logged once.
+// questions answer "nothing cached, nothing free", the KV reads as full and
+// an error is logged once.
 #pragma once
 
-#include <caf/function_view.hpp>
+#include <caf/scoped_actor.hpp>
 
 #include <memory>
+#include <optional>
+#include <unordered_map>
 #include <vector>
 
 #include "actors/kv_block_manager.hpp"
@@ -34,7 +42,7 @@ class g1_pool_client final : public kv::block_allocator {
 
   std::uint32_t num_blocks() const override { return num_blocks_; }
   std::uint32_t block_size() const override { return block_size_; }
-  std::uint32_t num_free() const override;
+  std::uint32_t num_free() const override { return num_blocks_ - num_referenced(); }
   std::uint32_t num_referenced() const override;
   std::size_t match_prefix(std::span<const kv::block_hash> hashes) const override;
   std::optional<kv::block_id> block_of(kv::block_hash h) const override;
@@ -51,26 +59,25 @@ class g1_pool_client final : public kv::block_allocator {
   void set_evict_callback(evict_fn fn) override { on_evict_ = std::move(fn); }
   evict_fn take_evict_callback() override { return std::exchange(on_evict_, {}); }
 
-  // Calls answered (messages to the manager) so far.
+  // Messages sent to the manager so far (questions and drains).
   std::uint64_t calls() const { return calls_; }
 
  private:
   // Sends the queued writes and `call`'s question; runs the eviction callback
-  // for what the answer evicted and keeps its counts.
+  // for what the answer evicted.
   kv::pool_answer ask(kv::pool_call call) const;
-  // Sends the queued writes alone, when there are any.
-  void flush() const;
+  void hold(const std::vector<kv::block_id>& blocks);  // references the answer granted
 
   std::uint32_t num_blocks_;
   std::uint32_t block_size_;
-  mutable std::uint32_t num_free_;
-  mutable std::uint32_t num_referenced_;
+  std::unordered_map<kv::block_id, std::uint32_t> refs_;  // blocks the engine holds -> references
   mutable std::vector<kv::pool_write> writes_;
-  mutable caf::function_view<kv_block_manager_actor> rpc_;
+  mutable std::optional<caf::scoped_actor> self_;  // made on the first call, on the engine's thread
   kv_block_manager_actor manager_;
   evict_fn on_evict_;
   mutable std::uint64_t calls_ = 0;
   mutable bool lost_ = false;
+  mutable bool dirty_ = false;  // a message went to the manager since the last drain
   std::shared_ptr<spdlog::logger> log_;
 };
 

@@ -154,6 +154,12 @@ kv_block_manager_actor::behavior_type manager_behavior(manager self, transport::
         if (!events.empty()) publish(self->state, std::move(events));
       },
       [=](g1_atom, const kv::pool_call& call) -> kv::pool_answer { return serve_g1(self->state, call); },
+      [=](kv_events_atom, const kv::pool_call& call) {
+        // Writes and a drain only: nothing here can evict, so the engine needs no answer.
+        if (auto a = serve_g1(self->state, call); !a.evicted.empty())
+          self->state.log->error("{}: a one-way G1 call evicted {} blocks whose bytes are now lost", self->state.cfg.worker_id,
+                                 a.evicted.size());
+      },
       [=](offload_atom, std::vector<kv_block_copy>& blocks) {
         auto& s = self->state;
         if (!s.tiers) return;

@@ -61,7 +61,8 @@ struct kv_block_copy {
 using kv_block_manager_actor = caf::typed_actor<
     caf::reacts_to<open_atom, caf::actor>,                        // the engine actor (sent once, first): monitored
     caf::reacts_to<kv_events_atom, std::vector<msg::kv_event>>,   // the engine's events since its last push (G1 in the engine)
-    caf::replies_to<g1_atom, kv::pool_call>::with<kv::pool_answer>,  // a block call on the G1 pool owned here
+    caf::replies_to<g1_atom, kv::pool_call>::with<kv::pool_answer>,  // a block question on the G1 pool owned here
+    caf::reacts_to<kv_events_atom, kv::pool_call>,                // G1 writes, then publish the pool's events (no answer)
     caf::reacts_to<offload_atom, std::vector<kv_block_copy>>,     // blocks G1 evicted: down a tier
     caf::replies_to<onboard_atom, backends::onboard_ask>::with<backends::onboard_fetch>,  // a prefix from the tiers
     caf::reacts_to<hits_atom, std::vector<kv::block_hash>>,       // G1 prefix hits of a request (write-through)

@@ -49,4 +49,11 @@ TEST(bench_smoke, tiers_prints_its_summary) {
   EXPECT_NE(l.find("disk_write_ratio="), std::string::npos) << l;
 }
 
+// Also a behaviour check: both pools produce the same tokens in the same steps (the bench exits 1 otherwise).
+TEST(bench_smoke, g1_prints_its_summary) {
+  auto l = last_line("bench g1 --requests 8 --prompt 64 --shared 32 --output 8 --reps 1");
+  EXPECT_EQ(l.rfind("g1: local_us_per_step=", 0), 0u) << l;
+  EXPECT_NE(l.find("outputs=identical"), std::string::npos) << l;
+}
+
 }  // namespace

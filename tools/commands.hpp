@@ -33,6 +33,7 @@ int run_bench_transfer(int argc, char** argv);
 int run_bench_disagg(int argc, char** argv);
 // <decl-ucx>
 int run_bench_tiers(int argc, char** argv);
+int run_bench_g1(int argc, char** argv);
 // <decl-tiers>
 int run_agent(int argc, char** argv);
 int run_planner(int argc, char** argv);

@@ -33,6 +33,7 @@ const command commands[] = {
     {"bench disagg", yard::cmd::run_bench_disagg, "aggregated vs disaggregated prefill/decode: ITL p99, TTFT p50/p99"},
     // <cmd-ucx>
     {"bench tiers", yard::cmd::run_bench_tiers, "KV tiers: TTFT on vs off, G3 vs sequential disk"},
+    {"bench g1", yard::cmd::run_bench_g1, "G1 pool in the kv_block_manager actor vs in the engine's thread: overhead per step"},
     // <cmd-tiers>
     {"agent", yard::cmd::run_agent, "node agent: start and supervise this node's workers from a config file"},
     {"planner", yard::cmd::run_planner, "SLO planner: scale prefill/decode workers to meet TTFT/ITL targets"},

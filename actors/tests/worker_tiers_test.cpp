@@ -158,6 +158,7 @@ kv_block_manager_actor::behavior_type counting_manager(kv_block_manager_actor::p
       [](open_atom, caf::actor) {},
       [](kv_events_atom, std::vector<msg::kv_event>) {},
       [](g1_atom, kv::pool_call) { return kv::pool_answer{}; },
+      [](kv_events_atom, kv::pool_call) {},
       [](offload_atom, std::vector<kv_block_copy>) {},
       [](onboard_atom, backends::onboard_ask) { return backends::onboard_fetch{}; },
       [hits](hits_atom, std::vector<kv::block_hash>) { ++*hits; },
