@@ -1,6 +1,7 @@
 // actors/g1_pool_client.cpp — see g1_pool_client.hpp.
 #include "actors/g1_pool_client.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <caf/all.hpp>
@@ -13,7 +14,10 @@ constexpr auto answer_timeout = std::chrono::seconds(30);
 }  // namespace
 
 g1_pool_client::g1_pool_client(const kv::block_pool& pool)
-    : num_blocks_(pool.num_blocks()), block_size_(pool.block_size()), log_(component_logger("g1_pool_client")) {
+    : num_blocks_(pool.num_blocks()),
+      block_size_(pool.block_size()),
+      spare_target_(std::clamp<std::size_t>(pool.num_blocks() / 64, 1, 32)),
+      log_(component_logger("g1_pool_client")) {
   // A pool is handed over before the engine serves anything: it holds no block.
   if (pool.num_referenced() != 0)
     log_->error("a G1 pool handed over with {} blocks held: they are not the engine's any more",
@@ -100,14 +104,26 @@ void g1_pool_client::pin_cached(std::span<const kv::block_hash> hashes, std::siz
 
 bool g1_pool_client::allocate(std::size_t n, std::vector<kv::block_id>& out) {
   if (n == 0) return true;
-  if (n > num_free()) return false;  // known here: no message
-  kv::pool_call c;
-  c.query = kv::pool_query::allocate;
-  c.n = n;
-  auto a = ask(std::move(c));
-  if (!a.ok) return false;
-  hold(a.blocks);
-  out.insert(out.end(), a.blocks.begin(), a.blocks.end());
+  if (n > num_free()) return false;  // known here (spares count as free): no message
+  std::vector<kv::block_id> got;
+  if (n > spare_.size()) {
+    // The manager has the rest: num_free() = its free blocks + our spares.
+    const std::size_t need = n - spare_.size();
+    kv::pool_call c;
+    c.query = kv::pool_query::allocate;
+    c.n = need;
+    c.extra = spare_target_;
+    auto a = ask(std::move(c));
+    if (!a.ok || a.blocks.size() < need) return false;
+    got.assign(a.blocks.begin(), a.blocks.begin() + static_cast<std::ptrdiff_t>(need));
+    spare_.insert(spare_.end(), a.blocks.begin() + static_cast<std::ptrdiff_t>(need), a.blocks.end());
+  }
+  while (got.size() < n) {  // spent newest first: the grant's blocks stay together
+    got.push_back(spare_.back());
+    spare_.pop_back();
+  }
+  hold(got);
+  out.insert(out.end(), got.begin(), got.end());
   return true;
 }
 
@@ -127,6 +143,16 @@ void g1_pool_client::release_all(std::span<const kv::block_id> blocks) {
   for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) release(*it);
 }
 
+std::vector<kv::block_id> g1_pool_client::blocks_of(std::span<const kv::block_hash> hashes) const {
+  if (hashes.empty()) return {};
+  kv::pool_call c;
+  c.query = kv::pool_query::blocks_of;
+  c.hashes.assign(hashes.begin(), hashes.end());
+  auto a = ask(std::move(c));
+  if (a.blocks.size() != hashes.size()) a.blocks.assign(hashes.size(), kv::no_block);  // lost: nothing is here
+  return std::move(a.blocks);
+}
+
 std::vector<msg::kv_event> g1_pool_client::drain_events() {
   if (lost_ || (!dirty_ && writes_.empty())) return {};  // nothing can have happened since the last drain
   dirty_ = false;
@@ -134,7 +160,6 @@ std::vector<msg::kv_event> g1_pool_client::drain_events() {
   kv::pool_call c;
   c.writes = std::exchange(writes_, {});
   c.query = kv::pool_query::drain_events;
-  ++calls_;
   (*self_)->send(manager_, kv_events_atom::value, std::move(c));  // no answer: the manager publishes them
   return {};
 }

@@ -11,7 +11,11 @@
 // before the call returns, while the engine has not written the block yet.
 // A drain is one message with no answer (kv_events_atom: the queued writes,
 // then "publish your pool's events"), sent from the same blocking actor, so
-// it stays in order with the questions.
+// it stays in order with the questions. An allocation that has to ask also
+// takes a small grant of blocks that need no eviction (`spare_target`), kept
+// here and spent by later allocations without a message: a decode step that
+// only grows sequences by a block each asks nothing. Spares are only ever
+// clean blocks, so the manager evicts exactly what a local pool would.
 // Must not touch: the pool (the manager's), the engine's bytes.
 // Thread-safety: one caller, the engine actor's thread (it blocks on each
 // answer: the engine actor is detached and the manager never waits on it). If
@@ -46,6 +50,7 @@ class g1_pool_client final : public kv::block_allocator {
   std::uint32_t num_referenced() const override;
   std::size_t match_prefix(std::span<const kv::block_hash> hashes) const override;
   std::optional<kv::block_id> block_of(kv::block_hash h) const override;
+  std::vector<kv::block_id> blocks_of(std::span<const kv::block_hash> hashes) const override;
   void acquire_cached(std::span<const kv::block_hash> hashes, std::size_t n, std::size_t lookup,
                       std::vector<kv::block_id>& out) override;
   void pin_cached(std::span<const kv::block_hash> hashes, std::size_t n, std::vector<kv::block_id>& out) override;
@@ -59,8 +64,10 @@ class g1_pool_client final : public kv::block_allocator {
   void set_evict_callback(evict_fn fn) override { on_evict_ = std::move(fn); }
   evict_fn take_evict_callback() override { return std::exchange(on_evict_, {}); }
 
-  // Messages sent to the manager so far (questions and drains).
+  // Questions answered by the manager so far (blocking round trips; drains are not counted).
   std::uint64_t calls() const { return calls_; }
+  // Blocks granted and not used yet (held at the manager, free from here).
+  std::size_t spare_blocks() const { return spare_.size(); }
 
  private:
   // Sends the queued writes and `call`'s question; runs the eviction callback
@@ -71,6 +78,8 @@ class g1_pool_client final : public kv::block_allocator {
   std::uint32_t num_blocks_;
   std::uint32_t block_size_;
   std::unordered_map<kv::block_id, std::uint32_t> refs_;  // blocks the engine holds -> references
+  std::vector<kv::block_id> spare_;  // granted by the manager (held there), not used yet: free from here
+  std::size_t spare_target_;         // how many an asking allocation takes: 1/64 of the pool, 1..32
   mutable std::vector<kv::pool_write> writes_;
   mutable std::optional<caf::scoped_actor> self_;  // made on the first call, on the engine's thread
   kv_block_manager_actor manager_;

@@ -15,11 +15,11 @@ std::size_t export_blocks(const kv::block_allocator& pool, const executor& ex, s
                           std::span<std::byte> out) {
   const std::size_t bb = ex.kv_block_bytes();
   if (bb == 0) return 0;
-  std::size_t n = std::min(hashes.size(), out.size() / bb);
-  n = std::min(n, pool.match_prefix(hashes.first(n)));
+  const std::size_t n = std::min(hashes.size(), out.size() / bb);
+  const auto ids = pool.blocks_of(hashes.first(n));  // one question, however many blocks
   for (std::size_t i = 0; i < n; ++i) {
-    auto b = pool.block_of(hashes[i]);
-    if (!ex.read_block(*b, hashes[i], out.subspan(i * bb, bb))) return i;  // the blocks before it are good
+    if (ids[i] == kv::no_block) return i;  // the cached prefix ends here
+    if (!ex.read_block(ids[i], hashes[i], out.subspan(i * bb, bb))) return i;  // the blocks before it are good
   }
   return n;
 }
@@ -27,31 +27,55 @@ std::size_t export_blocks(const kv::block_allocator& pool, const executor& ex, s
 namespace {
 
 // Imports hashes[i] from block_at(i) (each `bb` bytes): the loop import_blocks and import_onboarded share.
+// The blocks already here are looked up at once and held while the missing ones are allocated together (so
+// that allocation cannot evict them); a pool with fewer free blocks than are missing imports what fits, in
+// order, and stops there.
 template <class BlockAt>
 result<std::size_t> import_each(kv::block_allocator& pool, executor& ex, std::span<const kv::block_hash> hashes,
                                 std::optional<kv::block_hash> parent, std::size_t bb, BlockAt block_at) {
-  std::size_t done = 0;
-  std::vector<kv::block_id> got;
+  const auto have = pool.blocks_of(hashes);
+  std::vector<kv::block_id> pins, fresh;
+  std::size_t missing = 0;
+  for (std::size_t i = 0; i < hashes.size();) {
+    if (have[i] == kv::no_block) {
+      ++missing;
+      ++i;
+      continue;
+    }
+    std::size_t j = i;
+    while (j < hashes.size() && have[j] != kv::no_block) ++j;
+    pool.pin_cached(hashes.subspan(i, j - i), j - i, pins);  // a run of blocks already here, held
+    i = j;
+  }
+  const std::size_t take = std::min<std::size_t>(missing, pool.num_free());
+  if (take > 0 && !pool.allocate(take, fresh)) fresh.clear();
+  std::size_t done = 0, used = 0;
+  status failed = status::success();
   for (std::size_t i = 0; i < hashes.size(); ++i) {
-    std::optional<kv::block_hash> par = i == 0 ? parent : std::optional<kv::block_hash>(hashes[i - 1]);
-    if (pool.block_of(hashes[i])) {  // already here (computed or imported before)
+    if (have[i] != kv::no_block) {  // already here (computed or imported before)
       ++done;
       continue;
     }
+    if (used == fresh.size()) break;  // no free block left: the rest is recomputed
     const std::span<const std::byte> bytes = block_at(i);
-    if (bytes.size() != bb) return make_error(errc::bad_request, "KV import: block " + std::to_string(i) + " has " +
-                                                                     std::to_string(bytes.size()) + " bytes, not " +
-                                                                     std::to_string(bb));
-    got.clear();
-    if (!pool.allocate(1, got)) break;
-    if (auto s = ex.write_block(got[0], hashes[i], bytes); !s) {
-      pool.release(got[0]);
-      return s.err();
+    if (bytes.size() != bb) {
+      failed = make_error(errc::bad_request, "KV import: block " + std::to_string(i) + " has " +
+                                                 std::to_string(bytes.size()) + " bytes, not " + std::to_string(bb));
+      break;
     }
-    pool.commit(got[0], hashes[i], par);
-    pool.release(got[0]);
+    const kv::block_id b = fresh[used++];
+    if (auto s = ex.write_block(b, hashes[i], bytes); !s) {
+      pool.release(b);
+      failed = s;
+      break;
+    }
+    pool.commit(b, hashes[i], i == 0 ? parent : std::optional<kv::block_hash>(hashes[i - 1]));
+    pool.release(b);
     ++done;
   }
+  for (std::size_t k = used; k < fresh.size(); ++k) pool.release(fresh[k]);  // allocated, never written
+  pool.release_all(pins);
+  if (!failed) return failed.err();
   return done;
 }
 
@@ -86,8 +110,9 @@ onboard_ask make_onboard_ask(const kv::block_allocator& pool, std::span<const kv
   if (prompt_tokens == 0 || pool.block_size() == 0) return a;
   const std::size_t usable = std::min(hashes.size(), (prompt_tokens - 1) / pool.block_size());
   a.hashes.assign(hashes.begin(), hashes.begin() + static_cast<std::ptrdiff_t>(usable));
-  a.g1_blocks = pool.match_prefix(a.hashes);
-  for (std::size_t j = a.g1_blocks; j < usable; ++j) a.in_g1.push_back(pool.block_of(a.hashes[j]).has_value());
+  const auto ids = pool.blocks_of(a.hashes);  // one question for the whole prefix
+  while (a.g1_blocks < usable && ids[a.g1_blocks] != kv::no_block) ++a.g1_blocks;
+  for (std::size_t j = a.g1_blocks; j < usable; ++j) a.in_g1.push_back(ids[j] != kv::no_block);
   return a;
 }
 

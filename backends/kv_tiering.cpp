@@ -28,10 +28,11 @@ onboard_outcome kv_tiering::onboard(std::span<const kv::block_hash> hashes, std:
   onboard_outcome out;
   const auto ask = make_onboard_ask(pool_, hashes, prompt_tokens);
   out.g1_blocks = ask.g1_blocks;
-  for (auto h : store_->note_hits(std::span<const kv::block_hash>(ask.hashes).first(ask.g1_blocks))) {
-    if (auto b = pool_.block_of(h); b && !scratch_.empty()) {
-      if (ex_.read_block(*b, h, scratch_)) store_->write_through(h, scratch_);
-    }
+  const auto hot = store_->note_hits(std::span<const kv::block_hash>(ask.hashes).first(ask.g1_blocks));
+  if (!hot.empty() && !scratch_.empty()) {
+    const auto ids = pool_.blocks_of(hot);
+    for (std::size_t i = 0; i < hot.size(); ++i)
+      if (ids[i] != kv::no_block && ex_.read_block(ids[i], hot[i], scratch_)) store_->write_through(hot[i], scratch_);
   }
   const auto f = store_->fetch(ask);
   if (f.blocks() == 0) return out;

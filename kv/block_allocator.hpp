@@ -43,6 +43,13 @@ class block_allocator {
   virtual std::size_t match_prefix(std::span<const block_hash> hashes) const = 0;
   // The block caching `h` now, if any (no side effects).
   virtual std::optional<block_id> block_of(block_hash h) const = 0;
+  // The block caching each of `hashes` now (no_block where none), in one call.
+  virtual std::vector<block_id> blocks_of(std::span<const block_hash> hashes) const {
+    std::vector<block_id> out;
+    out.reserve(hashes.size());
+    for (auto h : hashes) out.push_back(block_of(h).value_or(no_block));
+    return out;
+  }
 
   // Takes a reference on the cached blocks of the first `n` hashes (all must be
   // cached: call match_prefix first) and appends their ids to `out`; counts

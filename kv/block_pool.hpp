@@ -65,6 +65,10 @@ class block_pool final : public block_allocator {
   std::uint32_t num_free() const override { return opts_.num_blocks - num_referenced_; }
   // Blocks held by at least one sequence.
   std::uint32_t num_referenced() const override { return num_referenced_; }
+  // Of the free blocks, those an allocation takes without evicting a cached one.
+  std::uint32_t num_clean() const {
+    return opts_.num_blocks - static_cast<std::uint32_t>(meta_.size()) + static_cast<std::uint32_t>(free_.size());
+  }
   // Cached (hashed) blocks, referenced or not.
   std::size_t num_cached() const { return cache_.size(); }
   const block_pool_stats& stats() const { return stats_; }

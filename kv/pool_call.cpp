@@ -38,6 +38,9 @@ pool_answer serve(block_pool& pool, const pool_call& call, std::vector<msg::kv_e
       if (!hashes.empty())
         if (auto b = pool.block_of(hashes[0])) a.blocks.push_back(*b);
       break;
+    case pool_query::blocks_of:
+      a.blocks = pool.blocks_of(hashes);
+      break;
     case pool_query::acquire_cached:
       pool.acquire_cached(hashes, std::min(call.n, pool.match_prefix(hashes)), call.lookup, a.blocks);
       break;
@@ -46,6 +49,7 @@ pool_answer serve(block_pool& pool, const pool_call& call, std::vector<msg::kv_e
       break;
     case pool_query::allocate:
       a.ok = pool.allocate(call.n, a.blocks);
+      if (a.ok && call.extra > 0) pool.allocate(std::min<std::size_t>(call.extra, pool.num_clean()), a.blocks);
       break;
     case pool_query::drain_events:
       for (auto& e : pool.drain_events()) drained.push_back(std::move(e));

@@ -34,9 +34,11 @@ enum class pool_query : std::uint8_t {
   sync,            // nothing: apply the writes, report the counts
   match_prefix,    // count: leading `hashes` cached
   block_of,        // blocks: the block caching hashes[0], if any (0 or 1 id)
+  blocks_of,       // blocks: the block caching each of `hashes` (no_block where none)
   acquire_cached,  // blocks: references on the first `n` of `hashes` (a prefix hit of `lookup` asked)
   pin_cached,      // blocks: references on the first `n` of `hashes` (no stats)
-  allocate,        // ok, blocks: `n` fresh blocks, or none and ok = false
+  allocate,        // ok, blocks: `n` fresh blocks, or none and ok = false; then up to `extra` more that
+                   // need no eviction (a grant the caller keeps for later allocations)
   drain_events,    // the tier-1 events since the last drain go to the owner (it publishes them)
   snapshot,        // events: every cached hash with its parent
 };
@@ -47,6 +49,7 @@ struct pool_call {
   std::vector<block_hash> hashes;
   std::size_t n = 0;
   std::size_t lookup = 0;
+  std::size_t extra = 0;
 };
 
 struct evicted_block {

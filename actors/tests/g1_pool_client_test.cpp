@@ -133,9 +133,25 @@ TEST_F(g1_pool_client_test, an_engine_allocating_through_the_manager_serves_what
   const auto hashes = kv::hash_blocks(*remote.tokenize(prompt), 4);
   ASSERT_EQ(hashes.size(), 6u);
   EXPECT_EQ(ask_manager(kv::pool_query::match_prefix, hashes).count, 6u);
-  EXPECT_EQ(ask_manager(kv::pool_query::sync).num_referenced, 0u);  // both requests ended: nothing held
+  // Both requests ended: the manager holds only the grant the engine has not used yet.
+  EXPECT_EQ(ask_manager(kv::pool_query::sync).num_referenced, client->spare_blocks());
+  EXPECT_EQ(remote.load().active_kv_blocks, 0u);
   auto ledger = stream_ledger(2);  // batch 0 [cleared], then the stores
   for (auto h : hashes) EXPECT_TRUE(ledger.holds(1, h));
+}
+
+// A decode grows its sequence by a block every 4 tokens: the grant the client keeps pays for most of those
+// blocks, so the engine asks the manager far less often than once per block.
+TEST_F(g1_pool_client_test, a_growing_decode_spends_its_grant_without_asking) {
+  backends::mock_engine eng(options(2048));  // a grant of 32 blocks
+  hand_over(eng);
+  run(eng, "warm", "abcdefgh", 2);
+  const auto before = client->calls();
+  auto r = run(eng, "long", "abcdefgh", 200);  // 50 new blocks
+  EXPECT_EQ(r.tokens.size(), 200u);
+  const auto asked = client->calls() - before;
+  EXPECT_LT(asked, 10u) << "one question per new block would be 50";
+  EXPECT_GT(asked, 0u);
 }
 
 TEST_F(g1_pool_client_test, blocks_the_manager_evicts_reach_the_engines_sink_with_their_bytes_and_leave_the_stream) {
