@@ -2,16 +2,10 @@
 #include "actors/g1_pool_client.hpp"
 
 #include <algorithm>
-#include <chrono>
 
 #include <caf/all.hpp>
 
 namespace yard::actors {
-
-namespace {
-// A manager answers from memory at once; this long only if its thread is stuck behind a G3 read.
-constexpr auto answer_timeout = std::chrono::seconds(30);
-}  // namespace
 
 g1_pool_client::g1_pool_client(const kv::block_pool& pool)
     : num_blocks_(pool.num_blocks()),
@@ -40,7 +34,10 @@ kv::pool_answer g1_pool_client::ask(kv::pool_call call) const {
   dirty_ = true;  // an allocation may evict, a commit stores: either is an event the next drain publishes
   caf::error err;
   (*self_)
-      ->request(manager_, answer_timeout, g1_atom::value, std::move(call))
+      // No timeout: a manager that is gone bounces the request at once (an error below), and one that is slow
+      // (behind a G3 read) is waited for — a timeout would leave a stale timeout message in this actor's
+      // mailbox for every answered question, and a late answer's blocks held at the manager for good.
+      ->request(manager_, caf::infinite, g1_atom::value, std::move(call))
       .receive([&](kv::pool_answer& x) { a = std::move(x); }, [&](caf::error& e) { err = std::move(e); });
   if (err) {
     lost_ = true;  // nothing can be granted: the worker reports its KV full, so routers send it nothing
@@ -132,9 +129,13 @@ void g1_pool_client::commit(kv::block_id b, kv::block_hash hash, std::optional<k
 }
 
 void g1_pool_client::release(kv::block_id b) {
-  writes_.push_back(kv::pool_write{kv::pool_write::kind::release, b, 0, std::nullopt});
   auto it = refs_.find(b);
-  if (it == refs_.end()) return;  // not ours: the manager refuses it too
+  if (it == refs_.end()) {
+    // Not held by the engine (a double release): never sent, since the manager would apply it to a spare.
+    log_->error("release of G1 block {} that the engine does not hold: ignored", b);
+    return;
+  }
+  writes_.push_back(kv::pool_write{kv::pool_write::kind::release, b, 0, std::nullopt});
   if (--it->second == 0) refs_.erase(it);
 }
 

@@ -18,10 +18,11 @@
 // clean blocks, so the manager evicts exactly what a local pool would.
 // Must not touch: the pool (the manager's), the engine's bytes.
 // Thread-safety: one caller, the engine actor's thread (it blocks on each
-// answer: the engine actor is detached and the manager never waits on it). If
-// the manager is gone (it ends with the engine, so only while both go down),
-// questions answer "nothing cached, nothing free", the KV reads as full and
-// an error is logged once.
+// answer, with no timeout: the engine actor is detached and the manager never
+// waits on it). If the manager is gone (it ends with the engine, so only
+// while both go down), questions answer "nothing cached, nothing free", the
+// KV reads as full and an error is logged once. A release of a block the
+// engine does not hold is logged and never sent.
 #pragma once
 
 #include <caf/scoped_actor.hpp>
