@@ -29,11 +29,10 @@ kv::pool_answer g1_pool_client::ask(kv::pool_call call) const {
   kv::pool_answer a;
   a.ok = false;
   if (lost_) return a;
-  if (!self_) self_.emplace(manager_->home_system());
   ++calls_;
   dirty_ = true;  // an allocation may evict, a commit stores: either is an event the next drain publishes
   caf::error err;
-  (*self_)
+  self()
       // No timeout: a manager that is gone bounces the request at once (an error below), and one that is slow
       // (behind a G3 read) is waited for — a timeout would leave a stale timeout message in this actor's
       // mailbox for every answered question, and a late answer's blocks held at the manager for good.
@@ -52,6 +51,11 @@ kv::pool_answer g1_pool_client::ask(kv::pool_call call) const {
   if (on_evict_)
     for (const auto& e : a.evicted) on_evict_(e.block, e.hash, e.parent);
   return a;
+}
+
+caf::scoped_actor& g1_pool_client::self() const {
+  if (!self_) self_.emplace(manager_->home_system());  // on the first call, on the engine's thread
+  return *self_;
 }
 
 void g1_pool_client::hold(const std::vector<kv::block_id>& blocks) {
@@ -75,11 +79,10 @@ std::optional<kv::block_id> g1_pool_client::block_of(kv::block_hash h) const {
   return a.blocks[0];
 }
 
-void g1_pool_client::acquire_cached(std::span<const kv::block_hash> hashes, std::size_t n, std::size_t lookup,
-                                    std::vector<kv::block_id>& out) {
-  if (n == 0 && lookup == 0) return;
+void g1_pool_client::take_cached(kv::pool_query q, std::span<const kv::block_hash> hashes, std::size_t n,
+                                 std::size_t lookup, std::vector<kv::block_id>& out) {
   kv::pool_call c;
-  c.query = kv::pool_query::acquire_cached;
+  c.query = q;
   c.hashes.assign(hashes.begin(), hashes.begin() + static_cast<std::ptrdiff_t>(std::min(n, hashes.size())));
   c.n = n;
   c.lookup = lookup;
@@ -88,15 +91,13 @@ void g1_pool_client::acquire_cached(std::span<const kv::block_hash> hashes, std:
   out.insert(out.end(), a.blocks.begin(), a.blocks.end());
 }
 
+void g1_pool_client::acquire_cached(std::span<const kv::block_hash> hashes, std::size_t n, std::size_t lookup,
+                                    std::vector<kv::block_id>& out) {
+  if (n > 0 || lookup > 0) take_cached(kv::pool_query::acquire_cached, hashes, n, lookup, out);
+}
+
 void g1_pool_client::pin_cached(std::span<const kv::block_hash> hashes, std::size_t n, std::vector<kv::block_id>& out) {
-  if (n == 0) return;
-  kv::pool_call c;
-  c.query = kv::pool_query::pin_cached;
-  c.hashes.assign(hashes.begin(), hashes.begin() + static_cast<std::ptrdiff_t>(std::min(n, hashes.size())));
-  c.n = n;
-  auto a = ask(std::move(c));
-  hold(a.blocks);
-  out.insert(out.end(), a.blocks.begin(), a.blocks.end());
+  if (n > 0) take_cached(kv::pool_query::pin_cached, hashes, n, 0, out);
 }
 
 bool g1_pool_client::allocate(std::size_t n, std::vector<kv::block_id>& out) {
@@ -157,11 +158,10 @@ std::vector<kv::block_id> g1_pool_client::blocks_of(std::span<const kv::block_ha
 std::vector<msg::kv_event> g1_pool_client::drain_events() {
   if (lost_ || (!dirty_ && writes_.empty())) return {};  // nothing can have happened since the last drain
   dirty_ = false;
-  if (!self_) self_.emplace(manager_->home_system());
   kv::pool_call c;
   c.writes = std::exchange(writes_, {});
   c.query = kv::pool_query::drain_events;
-  (*self_)->send(manager_, kv_events_atom::value, std::move(c));  // no answer: the manager publishes them
+  self()->send(manager_, kv_events_atom::value, std::move(c));  // no answer: the manager publishes them
   return {};
 }
 

@@ -75,6 +75,10 @@ class g1_pool_client final : public kv::block_allocator {
   // for what the answer evicted.
   kv::pool_answer ask(kv::pool_call call) const;
   void hold(const std::vector<kv::block_id>& blocks);  // references the answer granted
+  // acquire_cached / pin_cached: references on the first `n` of `hashes`, one question.
+  void take_cached(kv::pool_query q, std::span<const kv::block_hash> hashes, std::size_t n, std::size_t lookup,
+                   std::vector<kv::block_id>& out);
+  caf::scoped_actor& self() const;  // the blocking actor questions and drains go from
 
   std::uint32_t num_blocks_;
   std::uint32_t block_size_;

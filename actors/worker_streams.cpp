@@ -50,11 +50,9 @@ void send_chunk(worker_state& st, stream_state& s, msg::token_chunk& c) {
   st.log->warn("request {}: chunk {} ({} bytes) not sent: {}", s.request_id, c.seq, body.size(), sent.err().describe());
   if (sent.err().code != errc::payload_too_large) return;  // a closed connection: the client's frontend migrates
   // Too large for the bus every time: the client hears why in this chunk's place, not a gap in the stream.
-  auto e = msg::error_chunk(s.request_id, c.seq, errc::internal,
-                            "an output chunk of " + std::to_string(body.size()) +
-                                " bytes is over the NATS server's max_payload (" + sent.err().message + ")");
-  e.worker_id = st.cfg.id;
-  (void)st.conn->publish(s.reply, msg::encode(e, s.format), {}, msg::content_type_of(s.format));
+  reply_error(st, s.reply, s.format, s.request_id, c.seq,
+              error{errc::internal, "an output chunk of " + std::to_string(body.size()) +
+                                        " bytes is over the NATS server's max_payload (" + sent.err().message + ")"});
   st.engine->cancel(s.request_id);
 }
 

@@ -27,13 +27,13 @@ std::size_t export_blocks(const kv::block_allocator& pool, const executor& ex, s
 namespace {
 
 // Imports hashes[i] from block_at(i) (each `bb` bytes): the loop import_blocks and import_onboarded share.
-// The blocks already here are looked up at once and held while the missing ones are allocated together (so
-// that allocation cannot evict them); a pool with fewer free blocks than are missing imports what fits, in
-// order, and stops there.
+// `have` is pool.blocks_of(hashes), looked up by the caller; the blocks already here are held while the
+// missing ones are allocated together (so that allocation cannot evict them); a pool with fewer free blocks
+// than are missing imports what fits, in order, and stops there.
 template <class BlockAt>
 result<std::size_t> import_each(kv::block_allocator& pool, executor& ex, std::span<const kv::block_hash> hashes,
-                                std::optional<kv::block_hash> parent, std::size_t bb, BlockAt block_at) {
-  const auto have = pool.blocks_of(hashes);
+                                std::span<const kv::block_id> have, std::optional<kv::block_hash> parent,
+                                std::size_t bb, BlockAt block_at) {
   std::vector<kv::block_id> pins, fresh;
   std::size_t missing = 0;
   for (std::size_t i = 0; i < hashes.size();) {
@@ -88,7 +88,8 @@ result<std::size_t> import_blocks(kv::block_allocator& pool, executor& ex, std::
   if (data.size() != hashes.size() * bb)
     return make_error(errc::bad_request, "KV import: " + std::to_string(data.size()) + " bytes for " +
                                              std::to_string(hashes.size()) + " blocks of " + std::to_string(bb));
-  return import_each(pool, ex, hashes, parent, bb, [&](std::size_t i) { return data.subspan(i * bb, bb); });
+  return import_each(pool, ex, hashes, pool.blocks_of(hashes), parent, bb,
+                     [&](std::size_t i) { return data.subspan(i * bb, bb); });
 }
 
 void forward_evictions(kv::block_allocator& pool, const executor& ex,
@@ -123,20 +124,23 @@ result<std::size_t> import_onboarded(kv::block_allocator& pool, executor& ex, co
   const auto rest = all.subspan(n1);
   std::size_t k = std::min(f.blocks(), rest.size());
   if (k == 0 || bb == 0) return std::size_t{0};
+  // One question for the prefix and the run: the prefix blocks still here are held; the run's blocks that
+  // are here are held by import_each while it allocates the others.
+  const auto ids = pool.blocks_of(all.first(n1 + k));
+  std::size_t held = 0;
+  while (held < n1 && ids[held] != kv::no_block) ++held;
   std::vector<kv::block_id> pins;
-  pool.pin_cached(all, pool.match_prefix(all.first(n1)), pins);
-  for (std::size_t j = 0; j < k; ++j) {
-    if (f.tier_of[j] != 1) continue;
-    if (!pool.block_of(rest[j])) {
+  pool.pin_cached(all, held, pins);
+  const auto have = std::span<const kv::block_id>(ids).subspan(n1);
+  for (std::size_t j = 0; j < k; ++j)
+    if (f.tier_of[j] == 1 && have[j] == kv::no_block) {  // left G1 since the ask: its bytes were never read
       k = j;
       break;
     }
-    pool.pin_cached(rest.subspan(j, 1), 1, pins);
-  }
   result<std::size_t> r = std::size_t{0};
   if (k > 0) {
     const std::optional<kv::block_hash> parent = n1 ? std::optional<kv::block_hash>(all[n1 - 1]) : std::nullopt;
-    r = import_each(pool, ex, rest.first(k), parent, bb, [&](std::size_t j) { return f.block(j, bb); });
+    r = import_each(pool, ex, rest.first(k), have.first(k), parent, bb, [&](std::size_t j) { return f.block(j, bb); });
   }
   pool.release_all(pins);
   return r;
